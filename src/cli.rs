@@ -1,0 +1,124 @@
+//! The command line: clap derive, one enum per level of subcommand.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about = "Bring-up toolkit for NVIDIA GPU nodes and racks", max_term_width = 80)]
+pub struct Cli {
+    /// Log more (-v info, -vv debug); logs go to stderr.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect this node: PCI tree, host parts, GPUs.
+    Inspect(InspectArgs),
+    /// Copy every file inspect reads (and an NVML dump) into DIR for replay.
+    Capture(CaptureArgs),
+    /// Inspect and judge this node against its platform spec.
+    Validate(ValidateArgs),
+    /// Show what the inventory holds for a node.
+    Report(ReportArgs),
+    /// Platform specs: list, check, derive from a golden capture.
+    #[command(subcommand)]
+    Spec(SpecCommand),
+}
+
+/// Where a node command reads the machine from.
+#[derive(Debug, Clone, Args)]
+pub struct SourceArgs {
+    /// Read sysfs/procfs (and the NVML dump) under DIR instead of the live machine.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Record the run in this SQLite inventory.
+    #[arg(long, value_name = "PATH", env = "KILN_DB")]
+    pub db: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Print the node as JSON (schema in docs/json-schema.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// Directory to write the capture into (created; must be empty).
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Platform spec name (`hgx-b200`); detected from PCI ids and DMI if absent.
+    #[arg(long, value_name = "NAME")]
+    pub platform: Option<String>,
+    /// A spec file to use instead of a named platform.
+    #[arg(long, value_name = "FILE", conflicts_with = "platform")]
+    pub spec: Option<PathBuf>,
+    /// Directory of platform specs (default: the ones built into kiln).
+    #[arg(long, value_name = "DIR", env = "KILN_CHECKS")]
+    pub checks_dir: Option<PathBuf>,
+    /// Print findings as JSON (schema in docs/json-schema.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Only this node (hostname).
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpecCommand {
+    /// List the platform specs kiln knows.
+    List {
+        #[arg(long, value_name = "DIR", env = "KILN_CHECKS")]
+        checks_dir: Option<PathBuf>,
+    },
+    /// Parse a spec file and report any error with its line and field.
+    Check { file: PathBuf },
+    /// Write a spec derived from a captured golden node.
+    FromCapture {
+        /// A directory written by `kiln capture`.
+        dir: PathBuf,
+        /// Name of the new platform.
+        #[arg(long, default_value = "golden")]
+        name: String,
+        /// Write here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}

@@ -1,0 +1,2 @@
+//! One free function per command; `main` matches on the CLI and calls these.
+//! Each returns the process exit code (see `crate::exit`).

@@ -1,0 +1,200 @@
+//! `SysTree`: every sysfs and procfs read goes through one root.
+//!
+//! The live machine is the tree at `/`; a capture (`kiln capture DIR`) or a
+//! hand-built fixture is the same tree under another directory. Paths passed
+//! in are relative (`sys/bus/pci/devices`), never absolute.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+
+/// Read access to a sysfs/procfs tree.
+pub trait SysTree: Send + Sync {
+    /// Reads a whole file as text.
+    fn read(&self, rel: &Path) -> io::Result<String>;
+    /// Lists the names in a directory, sorted.
+    fn list(&self, rel: &Path) -> io::Result<Vec<String>>;
+    /// Reads a symlink's target as stored (relative targets stay relative).
+    fn read_link(&self, rel: &Path) -> io::Result<PathBuf>;
+    /// Resolves every symlink in `rel` and returns the result relative to the
+    /// root (`sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0`).
+    fn resolve(&self, rel: &Path) -> io::Result<PathBuf>;
+    /// Whether a path exists (following symlinks).
+    fn exists(&self, rel: &Path) -> bool;
+    /// The root directory on disk, for messages and capture.
+    fn root(&self) -> &Path;
+}
+
+/// A tree rooted at a directory on disk: `/` for the live machine, a capture
+/// directory for replay. The two are the same code: replay is exact.
+#[derive(Debug, Clone)]
+pub struct FsTree {
+    root: PathBuf,
+}
+
+impl FsTree {
+    pub fn live() -> Self {
+        FsTree { root: PathBuf::from("/") }
+    }
+
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        FsTree { root: root.into() }
+    }
+
+    fn full(&self, rel: &Path) -> PathBuf {
+        self.root.join(strip_root(rel))
+    }
+}
+
+/// Drops a leading `/` so that a relative path cannot escape the root by join.
+fn strip_root(rel: &Path) -> PathBuf {
+    rel.components().filter(|c| !matches!(c, Component::RootDir | Component::Prefix(_))).collect()
+}
+
+impl SysTree for FsTree {
+    fn read(&self, rel: &Path) -> io::Result<String> {
+        std::fs::read_to_string(self.full(rel))
+    }
+
+    fn list(&self, rel: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(self.full(rel))? {
+            names.push(entry?.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn read_link(&self, rel: &Path) -> io::Result<PathBuf> {
+        std::fs::read_link(self.full(rel))
+    }
+
+    fn resolve(&self, rel: &Path) -> io::Result<PathBuf> {
+        // Resolve by hand, one component at a time, so that absolute link
+        // targets are re-rooted and nothing resolves outside the tree.
+        let mut out = PathBuf::new();
+        let mut pending: Vec<PathBuf> =
+            strip_root(rel).components().rev().map(|c| PathBuf::from(c.as_os_str())).collect();
+        let mut hops = 0;
+        while let Some(part) = pending.pop() {
+            match part.to_str() {
+                Some("..") => {
+                    out.pop();
+                    continue;
+                }
+                Some(".") => continue,
+                _ => {}
+            }
+            let candidate = out.join(&part);
+            let meta = std::fs::symlink_metadata(self.root.join(&candidate))?;
+            if meta.file_type().is_symlink() {
+                hops += 1;
+                if hops > 64 {
+                    return Err(io::Error::other("too many levels of symbolic links"));
+                }
+                let target = std::fs::read_link(self.root.join(&candidate))?;
+                if target.is_absolute() {
+                    out = PathBuf::new();
+                }
+                for c in strip_root(&target).components().rev() {
+                    pending.push(PathBuf::from(c.as_os_str()));
+                }
+            } else {
+                out = candidate;
+            }
+        }
+        Ok(out)
+    }
+
+    fn exists(&self, rel: &Path) -> bool {
+        self.full(rel).exists()
+    }
+
+    fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+/// Wraps a tree and remembers every path read, listed or resolved, so that
+/// `kiln capture` copies exactly what inspection used.
+pub struct Recording<T: SysTree> {
+    inner: T,
+    touched: Mutex<BTreeSet<PathBuf>>,
+}
+
+impl<T: SysTree> Recording<T> {
+    pub fn new(inner: T) -> Self {
+        Recording { inner, touched: Mutex::new(BTreeSet::new()) }
+    }
+
+    fn note(&self, rel: &Path) {
+        if let Ok(mut t) = self.touched.lock() {
+            t.insert(strip_root(rel));
+        }
+    }
+
+    /// Every path touched, relative to the root, sorted.
+    pub fn touched(&self) -> Vec<PathBuf> {
+        self.touched.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    pub fn inner(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T: SysTree> SysTree for Recording<T> {
+    fn read(&self, rel: &Path) -> io::Result<String> {
+        self.note(rel);
+        self.inner.read(rel)
+    }
+    fn list(&self, rel: &Path) -> io::Result<Vec<String>> {
+        self.note(rel);
+        self.inner.list(rel)
+    }
+    fn read_link(&self, rel: &Path) -> io::Result<PathBuf> {
+        self.note(rel);
+        self.inner.read_link(rel)
+    }
+    fn resolve(&self, rel: &Path) -> io::Result<PathBuf> {
+        self.note(rel);
+        self.inner.resolve(rel)
+    }
+    fn exists(&self, rel: &Path) -> bool {
+        self.note(rel);
+        self.inner.exists(rel)
+    }
+    fn root(&self) -> &Path {
+        self.inner.root()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_follows_relative_and_absolute_links_inside_the_root() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0")).expect("mkdir");
+        std::fs::create_dir_all(root.join("sys/bus/pci/devices")).expect("mkdir");
+        std::os::unix::fs::symlink(
+            "../../../devices/pci0000:00/0000:00:01.0/0000:01:00.0",
+            root.join("sys/bus/pci/devices/0000:01:00.0"),
+        )
+        .expect("symlink");
+        std::os::unix::fs::symlink("/sys/devices/pci0000:00", root.join("sys/abs")).expect("symlink");
+        let tree = FsTree::at(root);
+        assert_eq!(
+            tree.resolve(Path::new("sys/bus/pci/devices/0000:01:00.0")).expect("resolve"),
+            PathBuf::from("sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0")
+        );
+        assert_eq!(
+            tree.resolve(Path::new("/sys/abs/0000:00:01.0")).expect("resolve"),
+            PathBuf::from("sys/devices/pci0000:00/0000:00:01.0")
+        );
+        assert!(tree.resolve(Path::new("sys/missing")).is_err());
+    }
+}

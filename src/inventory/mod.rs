@@ -1,0 +1,1 @@
+//! The SQLite inventory: schema, migrations and all SQL. Nothing else writes SQL.

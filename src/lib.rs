@@ -1,0 +1,14 @@
+//! kiln: takes NVIDIA GPU nodes from crated hardware to nodes a cluster can trust.
+//!
+//! Data flows one way: `hw` reads the machine into the `model`, `checks`
+//! judges it against a platform spec into `Finding`s, `inventory` records it
+//! all in SQLite, `report` renders it. See ARCHITECTURE.md.
+
+pub mod checks;
+pub mod cli;
+pub mod cmd;
+pub mod exit;
+pub mod hw;
+pub mod inventory;
+pub mod model;
+pub mod report;

@@ -1,0 +1,16 @@
+//! The node model: what a node is made of, as plain serializable data.
+//!
+//! The same JSON crosses SSH from a node to the controller, is stored in the
+//! inventory, and is what `checks` judges. Nothing here touches the machine.
+
+mod gpu;
+mod host;
+mod node;
+mod pci;
+mod problem;
+
+pub use gpu::*;
+pub use host::*;
+pub use node::*;
+pub use pci::*;
+pub use problem::*;

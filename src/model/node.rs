@@ -1,0 +1,48 @@
+//! A whole node: identity, host parts, PCI tree, GPUs, and what could not be read.
+
+use serde::{Deserialize, Serialize};
+
+use super::{BlockDevice, Cpus, Dmi, GpuInventory, Memory, NetPort, PciDevice, ReadProblem};
+
+/// Version of the `Node` JSON. Bumped on any change a consumer could notice;
+/// documented in `docs/json-schema.md`.
+pub const NODE_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub schema_version: u32,
+    /// From `proc/sys/kernel/hostname` under the root.
+    pub hostname: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+    pub dmi: Dmi,
+    pub cpus: Cpus,
+    pub memory: Memory,
+    #[serde(default)]
+    pub disks: Vec<BlockDevice>,
+    #[serde(default)]
+    pub net: Vec<NetPort>,
+    /// Every PCI function, sorted by address.
+    #[serde(default)]
+    pub pci: Vec<PciDevice>,
+    pub gpus: GpuInventory,
+    /// Everything inspection could not read; the rest of the node is still valid.
+    #[serde(default)]
+    pub problems: Vec<ReadProblem>,
+}
+
+impl Node {
+    pub fn pci_device(&self, address: &str) -> Option<&PciDevice> {
+        self.pci.iter().find(|d| d.address == address)
+    }
+
+    /// The nearest upstream port of a device, when it has one.
+    pub fn upstream_port(&self, device: &PciDevice) -> Option<&PciDevice> {
+        device.upstream.first().and_then(|a| self.pci_device(a))
+    }
+
+    /// Problems recorded against one component (PCI address or `gpuN`).
+    pub fn problems_for<'a>(&'a self, component: &'a str) -> impl Iterator<Item = &'a ReadProblem> + 'a {
+        self.problems.iter().filter(move |p| p.component.as_deref() == Some(component))
+    }
+}

@@ -1,0 +1,1 @@
+//! Renders nodes, findings and inventory history as tables, JSON and CSV.
