@@ -1,5 +1,51 @@
-//! `cargo xtask`: workflows around kiln (bringup, test, bench).
+//! `cargo xtask`: the workflows around kiln. `bringup` runs the node job on
+//! this machine, `test` installs what the tests need and runs them all,
+//! `bench` measures kiln against the tools a user would otherwise run.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("not built yet")
+mod bench;
+mod bringup;
+mod sh;
+mod test;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  bringup [--db PATH] [--platform P] [--burnin-duration D]
+                     inspect, validate, burn in and report this machine as a
+                     one-node rack (database: inventory/kiln.db)
+  test [--no-install] [-- ARGS]
+                     install what the tests need (apt, pip) and run every test
+  bench [--no-install]
+                     run the benchmarks, write docs/benchmarks.md
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((cmd, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let result = match cmd.as_str() {
+        "bringup" => bringup::run(rest),
+        "test" => test::run(rest),
+        "bench" => bench::run(rest),
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(0)
+        }
+        other => {
+            eprintln!("xtask: unknown command {other:?}\n\n{USAGE}");
+            Ok(2)
+        }
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -1,0 +1,119 @@
+//! `cargo xtask bench`: kiln against the tools a user would otherwise run,
+//! side by side in one run, as ratios. Figures go into docs/benchmarks.md
+//! between markers, so each section is rewritten by its own benchmark.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::sh;
+
+const RUNS: usize = 15;
+
+pub fn run(args: &[String]) -> Result<u8> {
+    if !args.iter().any(|a| a == "--no-install") && sh::is_root() {
+        sh::apt_install(&["pciutils"])?;
+    }
+    let kiln = sh::build_kiln(true)?;
+    let root = sh::root();
+    let mut section = String::new();
+    section.push_str(&format!("Measured by `cargo xtask bench` on {} ({} cores).\n\n", host_line(), cores()));
+    section.push_str("| what | kiln (median) | reference (median) | ratio kiln/reference |\n|---|---|---|---|\n");
+
+    // 1. Inspecting this machine against lspci -vvv over the same devices.
+    if sh::have("lspci") {
+        let k = median_time(RUNS, || quiet(Command::new(&kiln).args(["inspect", "--json"])))?;
+        let l = median_time(RUNS, || quiet(Command::new("lspci").arg("-vvv")))?;
+        section.push_str(&format!(
+            "| inspect this machine (`kiln inspect --json` vs `lspci -vvv`) | {} | {} | {:.2} |\n",
+            ms(k),
+            ms(l),
+            k.as_secs_f64() / l.as_secs_f64()
+        ));
+    } else {
+        section.push_str("| inspect this machine | SKIPPED: lspci not installed | | |\n");
+    }
+
+    // 2. Validating the 8-GPU fixture.
+    let fixture = root.join("tests/fixtures/hgx-b200");
+    let fixture_arg = fixture.to_string_lossy().into_owned();
+    let v = median_time(RUNS, || {
+        quiet(Command::new(&kiln).args(["validate", "--json", "--platform", "hgx-b200", "--root", &fixture_arg]))
+    })?;
+    section.push_str(&format!("| validate the hgx-b200 fixture (8 GPUs) | {} | | |\n", ms(v)));
+
+    // 3. Recording 1,000 node inventories of that fixture into one database.
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir).context("could not create target/bench")?;
+    let db = dir.join("record.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let db_arg = db.to_string_lossy().into_owned();
+    let start = Instant::now();
+    let ok = quiet(Command::new(&kiln).args(["bench-record", "--root", &fixture_arg, "--count", "1000", "--db", &db_arg]))?;
+    let took = start.elapsed();
+    if !ok {
+        bail!("kiln bench-record failed");
+    }
+    section.push_str(&format!(
+        "| record 1,000 inventories of the hgx-b200 fixture into one database | {} ({:.2} ms each) | | |\n",
+        ms(took),
+        took.as_secs_f64() * 1000.0 / 1000.0
+    ));
+
+    println!("{section}");
+    write_section(&root.join("docs/benchmarks.md"), "node", &section)?;
+    Ok(0)
+}
+
+fn quiet(cmd: &mut Command) -> Result<bool> {
+    let st = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().with_context(|| sh::describe(cmd))?;
+    // Validate exits non-zero for a failing node; timing is what counts here,
+    // but a crash (no exit code) is not a measurement.
+    Ok(st.code().is_some_and(|c| c == 0 || c == 1 || c == 3))
+}
+
+fn median_time(runs: usize, mut f: impl FnMut() -> Result<bool>) -> Result<Duration> {
+    f()?; // warm the page cache
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        if !f()? {
+            bail!("benchmark command failed");
+        }
+        times.push(t.elapsed());
+    }
+    times.sort();
+    Ok(times[times.len() / 2])
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+fn host_line() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// Replaces the text between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`
+/// in the file, appending the section when the markers are absent.
+pub fn write_section(path: &Path, name: &str, body: &str) -> Result<()> {
+    let open = format!("<!-- bench:{name} -->");
+    let close = format!("<!-- /bench:{name} -->");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_string());
+    let new = match (text.find(&open), text.find(&close)) {
+        (Some(a), Some(b)) if a < b => format!("{}{open}\n{body}{}", &text[..a], &text[b..]),
+        _ => format!("{}\n{open}\n{body}{close}\n", text.trim_end()),
+    };
+    std::fs::write(path, new).with_context(|| format!("could not write {}", path.display()))
+}

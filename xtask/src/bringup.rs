@@ -1,0 +1,107 @@
+//! `cargo xtask bringup`: the node job on this machine, as a one-node rack.
+//!
+//! Inspect and validate against the detected platform, a short burn-in, all
+//! recorded in the SQLite inventory, then the report. The exit code is the
+//! verdict: 0 only when the node is fit to hand to a cluster.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::sh;
+
+/// The one place the bring-up burn-in length is set. Long enough to reach
+/// steady power and clocks on a GPU, short enough for a first look.
+pub const BRINGUP_BURNIN: &str = "60s";
+
+/// kiln's exit codes that bringup reads (docs/exit-codes.md).
+const EXIT_OK: i32 = 0;
+const EXIT_SKIPPED: i32 = 7;
+
+struct Options {
+    db: PathBuf,
+    platform: Option<String>,
+    burnin: String,
+}
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut opts = Options { db: sh::root().join("inventory/kiln.db"), platform: None, burnin: BRINGUP_BURNIN.into() };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "--db" => opts.db = PathBuf::from(value("--db")?),
+            "--platform" => opts.platform = Some(value("--platform")?),
+            "--burnin-duration" => opts.burnin = value("--burnin-duration")?,
+            other => bail!("unknown bringup option {other:?}"),
+        }
+    }
+    Ok(opts)
+}
+
+pub fn run(args: &[String]) -> Result<u8> {
+    let opts = parse(args)?;
+    let kiln = sh::build_kiln(true)?;
+    let db = opts.db.to_string_lossy().into_owned();
+    let out_dir = sh::root().join("target/bringup");
+    std::fs::create_dir_all(&out_dir).context("could not create target/bringup")?;
+
+    // 1. Inspect, validate and record; keep the JSON for the verdict.
+    eprintln!("== validate");
+    let mut validate = Command::new(&kiln);
+    validate.args(["validate", "--json", "--db", &db]);
+    if let Some(p) = &opts.platform {
+        validate.args(["--platform", p]);
+    }
+    let output = validate.output().context("could not run kiln validate")?;
+    std::io::Write::write_all(&mut std::io::stderr(), &output.stderr).ok();
+    let validate_code = output.status.code().unwrap_or(128);
+    std::fs::write(out_dir.join("validate.json"), &output.stdout).context("could not write validate.json")?;
+    let verdict = parse_validate(&output.stdout);
+
+    // 2. A short burn-in, recorded in the same inventory.
+    eprintln!("== burn-in ({})", opts.burnin);
+    let burnin_code = sh::status(Command::new(&kiln).args(["burnin", "--duration", &opts.burnin, "--db", &db]))?;
+
+    // 3. The report of what was recorded.
+    eprintln!("== report");
+    let report_code = sh::status(Command::new(&kiln).args(["report", "--db", &db, "--node", &verdict.node]))?;
+
+    // A host that is not expected to carry GPUs (the generic platform) and has
+    // no NVIDIA driver skips the GPU tests legitimately: say so and go on.
+    let burnin_ok = burnin_code == EXIT_OK
+        || (burnin_code == EXIT_SKIPPED && verdict.platform == "generic" && verdict.gpus_expected == 0);
+    if burnin_code == EXIT_SKIPPED && burnin_ok {
+        eprintln!("bringup: GPU burn-in skipped (no NVIDIA driver); platform 'generic' expects no GPUs");
+    }
+    eprintln!(
+        "bringup: node {} platform {}: validate exit {validate_code}, burn-in exit {burnin_code}, report exit {report_code}",
+        verdict.node, verdict.platform
+    );
+    let code = if validate_code != EXIT_OK {
+        validate_code
+    } else if !burnin_ok {
+        burnin_code
+    } else {
+        report_code
+    };
+    eprintln!("bringup: {}", if code == 0 { "PASS" } else { "NOT READY" });
+    Ok(u8::try_from(code).unwrap_or(1))
+}
+
+/// The few fields bringup reads from `kiln validate --json`.
+struct ValidateSummary {
+    node: String,
+    platform: String,
+    gpus_expected: u64,
+}
+
+fn parse_validate(bytes: &[u8]) -> ValidateSummary {
+    let v: serde_json::Value = serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null);
+    ValidateSummary {
+        node: v["node"].as_str().unwrap_or("localhost").to_string(),
+        platform: v["platform"].as_str().unwrap_or("unknown").to_string(),
+        gpus_expected: v["gpus_expected"].as_u64().unwrap_or(0),
+    }
+}

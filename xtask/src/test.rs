@@ -1,0 +1,58 @@
+//! `cargo xtask test`: install what the tests need, then run every test.
+//!
+//! CI calls exactly this on a fresh clone, so every install step lives here:
+//! Debian packages for the real peers (sshd, stress-ng, ipmi_sim, lspci) and a
+//! Python venv under `target/venv` with the Redfish emulator (sushy-tools).
+
+use std::process::Command;
+
+use anyhow::Result;
+
+use crate::sh;
+
+/// Debian packages the test suite uses as real peers or tools.
+pub const TEST_PACKAGES: &[&str] = &[
+    "pciutils",       // lspci, for comparing inspect with the tool users know
+    "stress-ng",      // host burn-in
+    "openssh-server", // sshd in the lab's network namespaces
+    "openssh-client", // ssh-keygen for lab keys
+    "iproute2",       // ip netns, bridges, veths
+    "python3-venv",   // the venv for sushy-tools
+    "ipmitool",       // IPMI fallback client
+    "openipmi",       // ipmi_sim, the IPMI peer
+];
+
+/// Python packages installed into `target/venv`.
+pub const VENV_PACKAGES: &[&str] = &["sushy-tools==2.2.0"];
+
+pub fn install() -> Result<()> {
+    if sh::is_root() {
+        sh::apt_install(TEST_PACKAGES)?;
+    } else {
+        eprintln!("xtask: not root: skipping apt installs; tests needing root will say SKIPPED");
+    }
+    let venv = sh::root().join("target/venv");
+    if !venv.join("bin/sushy-emulator").exists() {
+        sh::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        sh::run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check"]).args(VENV_PACKAGES))?;
+    }
+    Ok(())
+}
+
+pub fn run(args: &[String]) -> Result<u8> {
+    let (ours, passthrough): (Vec<&String>, Vec<&String>) = match args.iter().position(|a| a == "--") {
+        Some(i) => (args[..i].iter().collect(), args[i + 1..].iter().collect()),
+        None => (args.iter().collect(), Vec::new()),
+    };
+    if !ours.iter().any(|a| a.as_str() == "--no-install") {
+        install()?;
+    }
+    let venv = sh::root().join("target/venv");
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(sh::root()).args(["test", "--workspace", "--no-fail-fast"]).env("KILN_TEST_VENV", &venv);
+    if !passthrough.is_empty() {
+        cmd.arg("--").args(passthrough);
+    }
+    let code = sh::status(&mut cmd)?;
+    Ok(u8::try_from(code).unwrap_or(1))
+}
