@@ -65,7 +65,7 @@ fn read_gpu(session: &NvmlSession, index: u32) -> Gpu {
         board_part_number: reads.take("nvmlDeviceGetBoardPartNumber", device.board_part_number()),
         vbios_version: reads.take("nvmlDeviceGetVbiosVersion", device.vbios_version()),
         pci_address,
-        memory_total_bytes: reads.take("nvmlDeviceGetMemoryInfo", device.memory_info()).map(|m| m.total),
+        memory_total_bytes: reads.take("nvmlDeviceGetMemoryInfo_v2", device.memory_info()).map(|m| m.total),
         pcie: read_pcie(&device, &mut reads),
         nvlinks: read_nvlinks(&device, &mut reads),
         ecc: read_ecc(&device, &mut reads),
