@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use tracing::info;
+use tracing::debug;
 
 use super::dump::read_dump;
 use super::inspect::inspect_session;
@@ -40,7 +40,7 @@ impl GpuSource for NvmlSource {
         match NvmlSession::open_library(&self.library) {
             Ok(session) => inspect_session(&session),
             Err(error) => {
-                info!(reason = %error.reason(), "gpus not inspected");
+                debug!(reason = %error.reason(), "gpus not inspected");
                 GpuInventory::NotInspected { reason: error.reason() }
             }
         }
