@@ -2,4 +2,5 @@
 //! a live backend and a snapshot backend that reads a captured or hand-built tree.
 
 pub mod gpu;
+pub mod nvml;
 pub mod root;

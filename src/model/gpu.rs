@@ -55,6 +55,7 @@ pub struct Gpu {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vbios_version: Option<String>,
     /// PCI address in sysfs form, lowercase, 4-digit domain: `0000:1b:00.0`.
+    /// Empty when NVML could not give one (a problem in `problems` says why).
     pub pci_address: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_total_bytes: Option<u64>,
@@ -100,11 +101,13 @@ pub struct GpuPcieLink {
 pub struct NvLink {
     pub link: u32,
     pub active: bool,
+    /// NVLink generation: 4 on Hopper, 5 on Blackwell.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u32>,
     /// PCI address of the far end (an NVSwitch or a peer GPU).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_pci_address: Option<String>,
+    /// Link speed in megabytes per second, as NVML gives it (53125 on NVLink 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speed_mbps: Option<u64>,
     #[serde(default)]
