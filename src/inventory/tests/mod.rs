@@ -1,0 +1,1 @@
+//! Tests of the inventory against real database files in temporary directories.
