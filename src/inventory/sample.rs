@@ -26,9 +26,16 @@ pub fn nic_address(i: u8) -> String {
     format!("0000:{:02x}:00.0", root_bus(i) + 4)
 }
 
-/// Serial of GPU `i` on a node built with `hgx_b200_node`.
-pub fn gpu_serial(i: u8) -> String {
-    format!("16509240601{:02}", 20 + u32::from(i))
+/// A number from the hostname (FNV-1a), so that each sample node's parts
+/// have their own serials, as real nodes do.
+fn host_number(hostname: &str) -> u32 {
+    let hash = hostname.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    hash % 1_000_000
+}
+
+/// Serial of GPU `i` on the node `hgx_b200_node(hostname)` builds: 13 digits.
+pub fn gpu_serial(hostname: &str, i: u8) -> String {
+    format!("1650{:06}{:03}", host_number(hostname), 120 + u32::from(i))
 }
 
 fn pci(address: &str, class: u32, vendor: u16, device: u16, names: (&str, &str)) -> PciDevice {
@@ -63,6 +70,7 @@ fn gen5_x16() -> Option<LinkState> {
 /// An HGX B200 node named `hostname`, with every part present and healthy.
 pub fn hgx_b200_node(hostname: &str) -> Node {
     const BRIDGE: u32 = 0x060400;
+    let host = host_number(hostname);
     let mut pci_devices = vec![
         pci("0000:00:00.0", 0x060000, 0x8086, 0x09a2, ("Intel Corporation", "Ice Lake Memory Map/VT-d")),
         pci("0000:00:14.0", 0x0c0330, 0x8086, 0x1bcd, ("Intel Corporation", "USB 3.0 xHCI Controller")),
@@ -107,7 +115,7 @@ pub fn hgx_b200_node(hostname: &str) -> Node {
             index: u32::from(i),
             uuid: Some(format!("GPU-5a1f0c3e-7b2d-4e8a-9c61-0000000000{i:02}")),
             name: Some("NVIDIA B200".into()),
-            serial: Some(gpu_serial(i)),
+            serial: Some(gpu_serial(hostname, i)),
             board_part_number: Some("692-2G525-0200-000".into()),
             vbios_version: Some("97.00.6A.00.01".into()),
             pci_address: gpu_address(i),
@@ -131,7 +139,7 @@ pub fn hgx_b200_node(hostname: &str) -> Node {
         net.push(NetPort {
             name: format!("mlx5_{i}/1"),
             kind: PortKind::Infiniband,
-            address: Some(format!("a088:c203:00{i:02x}:1e5a")),
+            address: Some(format!("a088:c203:{:04x}:{i:02x}5a", host & 0xffff)),
             driver: Some("mlx5_core".into()),
             firmware: Some("28.43.1014".into()),
             pci_address: Some(nic_address(i)),
@@ -158,7 +166,7 @@ pub fn hgx_b200_node(hostname: &str) -> Node {
         net.push(NetPort {
             name: format!("ens{}f0np0", 6 + n),
             kind: PortKind::Ethernet,
-            address: Some(format!("58:a2:e1:4b:7c:{:02x}", 0x10 + n)),
+            address: Some(format!("58:a2:e1:{:02x}:{:02x}:{:02x}", (host >> 8) & 0xff, host & 0xff, 0x10 + n)),
             driver: Some("mlx5_core".into()),
             firmware: Some("32.43.1014".into()),
             pci_address: Some(address),
@@ -171,7 +179,7 @@ pub fn hgx_b200_node(hostname: &str) -> Node {
         .map(|n| BlockDevice {
             name: format!("nvme{n}n1"),
             model: Some("SAMSUNG MZQL23T8HCLS-00A07".into()),
-            serial: Some(format!("S64HNE0T50{n:04}")),
+            serial: Some(format!("S64HNE0T{host:06}{n}")),
             firmware: Some("GDC5902Q".into()),
             size_bytes: 3_840_755_982_336,
             rotational: false,
@@ -185,11 +193,11 @@ pub fn hgx_b200_node(hostname: &str) -> Node {
         dmi: Dmi {
             system_vendor: Some("NVIDIA".into()),
             product_name: Some("DGXB200".into()),
-            product_serial: Some(format!("1662{:09}", hostname.bytes().map(u32::from).sum::<u32>())),
+            product_serial: Some(format!("1662{host:09}")),
             product_uuid: None,
             board_vendor: Some("NVIDIA".into()),
             board_name: Some("DGXB200".into()),
-            board_serial: Some("1661224000123".into()),
+            board_serial: Some(format!("1661{host:09}")),
             chassis_serial: None,
             bios_vendor: Some("American Megatrends International, LLC.".into()),
             bios_version: Some("1.4.4".into()),
