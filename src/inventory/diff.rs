@@ -81,6 +81,9 @@ impl fmt::Display for ComponentChange {
 /// with the n-th in the other.
 type Key = (String, Option<String>, usize);
 
+/// A field compared between snapshots: its value before, after, and the change it makes.
+type Field<'a> = (&'a Option<String>, &'a Option<String>, fn(String, String) -> Change);
+
 fn keyed(snapshot: &[ComponentRecord]) -> Vec<(Key, &ComponentRecord)> {
     let mut seen: HashMap<(String, Option<String>), usize> = HashMap::new();
     snapshot
@@ -109,7 +112,7 @@ pub fn diff_components(before: &[ComponentRecord], after: &[ComponentRecord]) ->
             changes.push(change(key, Change::Added { model: now.model.clone(), serial: now.serial.clone() }));
             continue;
         };
-        let fields: [(&Option<String>, &Option<String>, fn(String, String) -> Change); 3] = [
+        let fields: [Field<'_>; 3] = [
             (&was.serial, &now.serial, |from, to| Change::SerialChanged { from, to }),
             (&was.firmware, &now.firmware, |from, to| Change::FirmwareChanged { from, to }),
             (&was.model, &now.model, |from, to| Change::ModelChanged { from, to }),

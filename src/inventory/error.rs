@@ -66,7 +66,7 @@ pub enum InventoryError {
         hostname: String,
         to: LifecycleState,
         #[source]
-        source: IllegalTransition,
+        source: Box<IllegalTransition>,
     },
     #[error("record lifecycle change of node {hostname}")]
     Transition {

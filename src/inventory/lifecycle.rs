@@ -150,7 +150,7 @@ impl Inventory {
                 Abort::Inventory(InventoryError::IllegalTransition {
                     hostname: hostname.to_string(),
                     to: to.clone(),
-                    source,
+                    source: Box::new(source),
                 })
             })?;
             if step == Move::Changed {

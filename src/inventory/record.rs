@@ -75,12 +75,12 @@ impl<'a> RunRecord<'a> {
     }
 }
 
-/// Points inside `record_run`'s transaction, so a test can stop there.
+/// The parts of a run `record_run` has just inserted, inside its transaction, so a test can stop there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RecordStage {
-    RunInserted,
-    ComponentsInserted,
-    FindingsInserted,
+    Run,
+    Components,
+    Findings,
 }
 
 /// Why a run's transaction stopped: SQLite refused a statement, or the run
@@ -138,7 +138,7 @@ impl Inventory {
             }
             Err(Abort::Sql(source)) => Err(InventoryError::RecordRun { hostname, kind: run.kind, source }),
             Err(Abort::Illegal(source)) => {
-                Err(InventoryError::IllegalTransition { to: source.to.clone(), hostname, source })
+                Err(InventoryError::IllegalTransition { to: source.to.clone(), hostname, source: Box::new(source) })
             }
         }
     }
@@ -201,7 +201,7 @@ fn write_run(
         run.actor,
     ])?;
     let run_id = tx.last_insert_rowid();
-    observe(RecordStage::RunInserted);
+    observe(RecordStage::Run);
 
     {
         let mut insert = tx.prepare_cached(
@@ -214,7 +214,7 @@ fn write_run(
             ])?;
         }
     }
-    observe(RecordStage::ComponentsInserted);
+    observe(RecordStage::Components);
 
     {
         let mut insert = tx.prepare_cached(
@@ -244,7 +244,7 @@ fn write_run(
             ])?;
         }
     }
-    observe(RecordStage::FindingsInserted);
+    observe(RecordStage::Findings);
 
     let mut current = read_state(tx, node_id)?;
     if created {

@@ -72,7 +72,7 @@ fn crash_child() {
         ..RunRecord::new(RunKind::Validate, &node, "tech-ana")
     };
     let _ = inv.record_run_observed(&run, &mut |stage| {
-        if stage == RecordStage::ComponentsInserted {
+        if stage == RecordStage::Components {
             println!("{REACHED}");
             std::process::abort();
         }
