@@ -13,7 +13,7 @@ pub mod sample;
 mod timestamp;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use bench::{record_inventories, BenchStats};
 pub use components::{components_of, ComponentRecord};
