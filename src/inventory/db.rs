@@ -80,6 +80,8 @@ impl Inventory {
         }
         conn.pragma_update(None, "foreign_keys", "ON").map_err(failed("foreign_keys"))?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(failed("synchronous"))?;
+        // record_run alone keeps eight statements; the report's queries more.
+        conn.set_prepared_statement_cache_capacity(64);
         migrate(&mut conn, path)?;
         Ok(Inventory { conn, path: path.to_path_buf() })
     }

@@ -52,6 +52,8 @@ pub enum InventoryError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("record {kind} run: the node has no hostname")]
+    NoHostname { kind: RunKind },
     #[error("record {kind} run of node {hostname}")]
     RecordRun {
         hostname: String,

@@ -1,6 +1,6 @@
 //! `record_run`: a node's run (node, components, findings, lifecycle) written in one transaction.
 
-use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -75,6 +75,9 @@ impl<'a> RunRecord<'a> {
     }
 }
 
+/// More writes of a run inside `record_run`'s transaction, given the run's id.
+pub(crate) type AlsoWrite<'a> = dyn FnMut(&Connection, RunId) -> rusqlite::Result<()> + 'a;
+
 /// The parts of a run `record_run` has just inserted, inside its transaction, so a test can stop there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RecordStage {
@@ -101,15 +104,30 @@ impl Inventory {
     /// snapshot of the node's components, its findings and any lifecycle
     /// change, all in one transaction. A crash or error leaves no part of it.
     pub fn record_run(&mut self, run: &RunRecord<'_>) -> Result<RunId, InventoryError> {
-        self.record_run_observed(run, &mut |_| {})
+        self.record_run_with(run, &mut |_, _| Ok(()))
+    }
+
+    /// `record_run`, plus `also` writing more rows of the run (burn-in
+    /// results, telemetry) inside the same transaction, after the findings:
+    /// if `also` fails, nothing of the run is recorded.
+    pub(crate) fn record_run_with(
+        &mut self,
+        run: &RunRecord<'_>,
+        also: &mut AlsoWrite<'_>,
+    ) -> Result<RunId, InventoryError> {
+        self.record_run_observed(run, also, &mut |_| {})
     }
 
     pub(crate) fn record_run_observed(
         &mut self,
         run: &RunRecord<'_>,
+        also: &mut AlsoWrite<'_>,
         observe: &mut dyn FnMut(RecordStage),
     ) -> Result<RunId, InventoryError> {
         let hostname = run.node.hostname.clone();
+        if hostname.trim().is_empty() {
+            return Err(InventoryError::NoHostname { kind: run.kind });
+        }
         let node_json = serde_json::to_string(run.node).map_err(|source| InventoryError::Encode {
             hostname: hostname.clone(),
             what: "node",
@@ -126,7 +144,7 @@ impl Inventory {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|source| InventoryError::RecordRun { hostname: hostname.clone(), kind: run.kind, source })?;
-        let result = write_run(&tx, run, &node_json, &components, &extras, observe)
+        let result = write_run(&tx, run, &node_json, &components, &extras, also, observe)
             .and_then(|written| tx.commit().map(|()| written).map_err(Abort::Sql));
         match result {
             Ok((id, change)) => {
@@ -152,6 +170,7 @@ fn write_run(
     node_json: &str,
     components: &[ComponentRecord],
     extras: &[Option<String>],
+    also: &mut AlsoWrite<'_>,
     observe: &mut dyn FnMut(RecordStage),
 ) -> Result<(RunId, Option<(LifecycleState, LifecycleState)>), Abort> {
     let started = format_timestamp(run.started_at);
@@ -245,6 +264,7 @@ fn write_run(
         }
     }
     observe(RecordStage::Findings);
+    also(tx, RunId(run_id))?;
 
     let mut current = read_state(tx, node_id)?;
     if created {

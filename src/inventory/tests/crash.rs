@@ -71,7 +71,7 @@ fn crash_child() {
         verdict: Some(Verdict::Fail),
         ..RunRecord::new(RunKind::Validate, &node, "tech-ana")
     };
-    let _ = inv.record_run_observed(&run, &mut |stage| {
+    let _ = inv.record_run_observed(&run, &mut |_, _| Ok(()), &mut |stage| {
         if stage == RecordStage::Components {
             println!("{REACHED}");
             std::process::abort();

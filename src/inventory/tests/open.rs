@@ -83,3 +83,33 @@ fn garbage_file_is_an_error_not_a_panic() {
     let err = Inventory::open(&path).expect_err("garbage must be refused");
     assert!(err.to_string().contains(&path.display().to_string()), "error names the file: {err}");
 }
+
+#[test]
+fn a_failing_migration_leaves_the_database_as_it_was() {
+    let (_dir, path) = temp_db();
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    // A table in the way makes migration 1 fail halfway through its SQL.
+    raw(&path).execute_batch("CREATE TABLE runs (something TEXT);").expect("create a conflicting table");
+    let err = Inventory::open(&path).expect_err("the migration must fail");
+    assert!(matches!(err, InventoryError::Migrate { version: 1, .. }), "{err:?}");
+    let conn = raw(&path);
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+    let tables: i64 =
+        conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0)).expect("tables");
+    assert_eq!((version, tables), (0, 1), "nothing of migration 1 was kept");
+}
+
+#[test]
+fn processes_opening_a_new_database_at_once_migrate_it_once() {
+    let (_dir, path) = temp_db();
+    let openers: Vec<_> = (0..4)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || Inventory::open(&path).map(|inv| inv.schema_version().ok()))
+        })
+        .collect();
+    for opener in openers {
+        let opened = opener.join().expect("thread").expect("every opener succeeds");
+        assert_eq!(opened, Some(latest_version()));
+    }
+}

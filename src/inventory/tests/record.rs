@@ -157,3 +157,40 @@ fn lifecycle_follows_run_outcomes() {
     assert!(events[3].cause.starts_with("burnin run ") && events[3].cause.ends_with(" passed"), "{}", events[3].cause);
     assert_eq!(inv.state("gpu-a01").expect("state"), LifecycleState::BurnedIn);
 }
+
+#[test]
+fn extra_writes_share_the_run_transaction() {
+    let (_dir, path) = temp_db();
+    let mut inv = Inventory::open(&path).expect("open");
+    raw(&path)
+        .execute_batch("CREATE TABLE test_results (run_id INTEGER NOT NULL REFERENCES runs(id), value REAL);")
+        .expect("create a results table");
+    let node = hgx_b200_node("gpu-a01");
+    let run = RunRecord::new(RunKind::Burnin, &node, "tech-ana");
+    let id = inv
+        .record_run_with(&run, &mut |conn, id| {
+            conn.execute("INSERT INTO test_results (run_id, value) VALUES (?1, 795.5)", [id.0]).map(|_| ())
+        })
+        .expect("record with results");
+    let stored: i64 = raw(&path).query_row("SELECT run_id FROM test_results", [], |r| r.get(0)).expect("result row");
+    assert_eq!(stored, id.0);
+
+    let err = inv
+        .record_run_with(&run, &mut |conn, id| {
+            conn.execute("INSERT INTO test_results (run_id, value) VALUES (?1, 1.0)", [id.0])?;
+            conn.execute("INSERT INTO no_such_table VALUES (1)", []).map(|_| ())
+        })
+        .expect_err("a failing extra write fails the run");
+    assert!(matches!(err, InventoryError::RecordRun { .. }), "{err:?}");
+    let conn = raw(&path);
+    assert_eq!((count(&conn, "runs"), count(&conn, "test_results")), (1, 1), "the second run left nothing");
+}
+
+#[test]
+fn a_node_without_hostname_is_refused() {
+    let (_dir, path) = temp_db();
+    let mut inv = Inventory::open(&path).expect("open");
+    let node = hgx_b200_node(" ");
+    let err = inv.record_run(&RunRecord::new(RunKind::Inspect, &node, "tech-ana")).expect_err("no hostname");
+    assert_eq!(err.to_string(), "record inspect run: the node has no hostname");
+}
