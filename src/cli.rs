@@ -39,7 +39,7 @@ pub struct SourceArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
-    /// Record the run in this SQLite inventory.
+    /// The SQLite inventory (default: inventory/kiln.db).
     #[arg(long, value_name = "PATH", env = "KILN_DB")]
     pub db: Option<PathBuf>,
 }
@@ -97,6 +97,7 @@ pub struct ReportArgs {
     /// Only this node (hostname).
     #[arg(long, value_name = "NAME")]
     pub node: Option<String>,
+    /// Output format (JSON and CSV described in docs/json-schema.md).
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
 }

@@ -10,5 +10,6 @@ pub mod cmd;
 pub mod exit;
 pub mod hw;
 pub mod inventory;
+pub mod lifecycle;
 pub mod model;
 pub mod report;

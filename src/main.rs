@@ -9,7 +9,8 @@ fn main() {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result: anyhow::Result<i32> = match cli.command {
-        Command::Inspect(_) | Command::Capture(_) | Command::Validate(_) | Command::Report(_) | Command::Spec(_) => {
+        Command::Report(args) => kiln::cmd::report::run(&args),
+        Command::Inspect(_) | Command::Capture(_) | Command::Validate(_) | Command::Spec(_) => {
             Err(anyhow::anyhow!("not built yet"))
         }
     };

@@ -1,1 +1,26 @@
 //! The SQLite inventory: schema, migrations and all SQL. Nothing else writes SQL.
+
+mod bench;
+mod components;
+mod db;
+mod diff;
+mod error;
+mod lifecycle;
+pub mod migrate;
+mod query;
+mod record;
+pub mod sample;
+mod timestamp;
+
+#[cfg(test)]
+pub(crate) mod tests;
+
+pub use bench::{record_inventories, BenchStats};
+pub use components::{components_of, ComponentRecord};
+pub use db::{db_path, Inventory, DEFAULT_BUSY_TIMEOUT, DEFAULT_DB_PATH};
+pub use diff::{diff_components, Change, ComponentChange};
+pub use error::InventoryError;
+pub use lifecycle::LifecycleEvent;
+pub use query::{NodeRow, RunChanges, RunRow, SerialSighting};
+pub use record::{NodeId, RunId, RunLifecycle, RunRecord};
+pub use timestamp::format_timestamp;

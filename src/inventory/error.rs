@@ -1,0 +1,91 @@
+//! `InventoryError`: one variant per inventory operation that can fail.
+
+use std::path::PathBuf;
+
+use crate::lifecycle::{IllegalTransition, LifecycleState, RunKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("create database directory {}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("open database {}: no such file (record a run first, or pass --db)", path.display())]
+    Missing { path: PathBuf },
+    #[error("open database {}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("set {setting} on database {}", path.display())]
+    Configure {
+        path: PathBuf,
+        setting: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("read the schema version of database {}", path.display())]
+    ReadVersion {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "open database {}: its schema version {found} is newer than this kiln knows ({known}); use a newer kiln",
+        path.display()
+    )]
+    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error("apply schema migration {version} to database {}", path.display())]
+    Migrate {
+        path: PathBuf,
+        version: i64,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("encode the {what} of node {hostname} as JSON")]
+    Encode {
+        hostname: String,
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("record {kind} run: the node has no hostname")]
+    NoHostname { kind: RunKind },
+    #[error("record {kind} run of node {hostname}")]
+    RecordRun {
+        hostname: String,
+        kind: RunKind,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("find node {hostname}: not in the inventory")]
+    UnknownNode { hostname: String },
+    #[error("move node {hostname} to {to}")]
+    IllegalTransition {
+        hostname: String,
+        to: LifecycleState,
+        #[source]
+        source: Box<IllegalTransition>,
+    },
+    #[error("record lifecycle change of node {hostname}")]
+    Transition {
+        hostname: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("query {what}")]
+    Query {
+        what: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("decode the node JSON stored with run {run_id}")]
+    DecodeNode {
+        run_id: i64,
+        #[source]
+        source: serde_json::Error,
+    },
+}

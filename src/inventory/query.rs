@@ -1,0 +1,316 @@
+//! Read-side queries for reports: nodes, their runs, component snapshots, findings, changes.
+
+use rusqlite::types::Type;
+use rusqlite::{OptionalExtension, Row};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::checks::{Component, Finding, Verdict};
+use crate::lifecycle::LifecycleState;
+use crate::model::Node;
+
+use super::diff::{diff_components, ComponentChange};
+use super::record::{NodeId, RunId};
+use super::{ComponentRecord, Inventory, InventoryError};
+
+/// A node as the inventory knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeRow {
+    pub id: NodeId,
+    pub hostname: String,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub rack: Option<String>,
+    pub platform: Option<String>,
+    /// DMI product serial.
+    pub serial: Option<String>,
+    pub state: LifecycleState,
+}
+
+/// One recorded run, without its node JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRow {
+    pub id: RunId,
+    pub node_id: NodeId,
+    /// `inspect`, `validate`, `burnin`; kept as text so a database written by
+    /// a newer kiln with more kinds still reads.
+    pub kind: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub kiln_version: String,
+    pub platform: Option<String>,
+    pub verdict: Option<Verdict>,
+    pub exit_code: i32,
+    pub actor: String,
+}
+
+/// What changed in a node's parts between two of its runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunChanges {
+    pub previous_run: RunId,
+    pub run: RunId,
+    pub changes: Vec<ComponentChange>,
+}
+
+/// Where a serial number was seen: which node, which run, which part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SerialSighting {
+    pub hostname: String,
+    pub run_id: RunId,
+    pub finished_at: String,
+    pub component: ComponentRecord,
+}
+
+/// Decode a column holding a serde enum's text (`pass`, `critical`), naming
+/// the column when the value is unknown.
+fn enum_column<T: DeserializeOwned>(row: &Row<'_>, column: usize) -> rusqlite::Result<T> {
+    let text: String = row.get(column)?;
+    serde_json::from_value(serde_json::Value::String(text))
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(e)))
+}
+
+fn json_object_column(row: &Row<'_>, column: usize) -> rusqlite::Result<serde_json::Map<String, serde_json::Value>> {
+    match row.get::<_, Option<String>>(column)? {
+        None => Ok(serde_json::Map::new()),
+        Some(text) => serde_json::from_str(&text)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(e))),
+    }
+}
+
+const NODE_COLUMNS: &str = "n.id, n.hostname, n.first_seen, n.last_seen, n.rack, n.platform, n.serial, n.state, \
+                            n.state_reason";
+
+fn node_row(row: &Row<'_>) -> rusqlite::Result<NodeRow> {
+    let state = LifecycleState::from_parts(&row.get::<_, String>(7)?, row.get(8)?)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(7, Type::Text, Box::new(e)))?;
+    Ok(NodeRow {
+        id: NodeId(row.get(0)?),
+        hostname: row.get(1)?,
+        first_seen: row.get(2)?,
+        last_seen: row.get(3)?,
+        rack: row.get(4)?,
+        platform: row.get(5)?,
+        serial: row.get(6)?,
+        state,
+    })
+}
+
+const RUN_COLUMNS: &str =
+    "r.id, r.node_id, r.kind, r.started_at, r.finished_at, r.kiln_version, r.platform, r.verdict, r.exit_code, r.actor";
+
+/// Reads a run from `RUN_COLUMNS` starting at column `at`.
+fn run_row(row: &Row<'_>, at: usize) -> rusqlite::Result<RunRow> {
+    let verdict = match row.get::<_, Option<String>>(at + 7)? {
+        None => None,
+        Some(_) => Some(enum_column(row, at + 7)?),
+    };
+    Ok(RunRow {
+        id: RunId(row.get(at)?),
+        node_id: NodeId(row.get(at + 1)?),
+        kind: row.get(at + 2)?,
+        started_at: row.get(at + 3)?,
+        finished_at: row.get(at + 4)?,
+        kiln_version: row.get(at + 5)?,
+        platform: row.get(at + 6)?,
+        verdict,
+        exit_code: row.get(at + 8)?,
+        actor: row.get(at + 9)?,
+    })
+}
+
+const COMPONENT_COLUMNS: &str = "c.kind, c.slot, c.address, c.vendor, c.model, c.serial, c.firmware, c.extra";
+
+fn component_row(row: &Row<'_>, at: usize) -> rusqlite::Result<ComponentRecord> {
+    Ok(ComponentRecord {
+        kind: row.get(at)?,
+        slot: row.get(at + 1)?,
+        address: row.get(at + 2)?,
+        vendor: row.get(at + 3)?,
+        model: row.get(at + 4)?,
+        serial: row.get(at + 5)?,
+        firmware: row.get(at + 6)?,
+        extra: json_object_column(row, at + 7)?,
+    })
+}
+
+/// Runs newest first: by start time, then by id for runs that started in
+/// the same millisecond.
+const NEWEST_FIRST: &str = "ORDER BY r.started_at DESC, r.id DESC";
+
+impl Inventory {
+    fn query_rows<T>(
+        &self,
+        what: impl Fn() -> String,
+        sql: &str,
+        params: impl rusqlite::Params,
+        map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, InventoryError> {
+        let failed = |source| InventoryError::Query { what: what(), source };
+        let mut stmt = self.conn.prepare_cached(sql).map_err(failed)?;
+        let rows = stmt.query_map(params, map).map_err(failed)?;
+        rows.collect::<Result<Vec<T>, _>>().map_err(failed)
+    }
+
+    /// Every node, by hostname.
+    pub fn nodes(&self) -> Result<Vec<NodeRow>, InventoryError> {
+        let sql = format!("SELECT {NODE_COLUMNS} FROM nodes n ORDER BY n.hostname");
+        self.query_rows(|| "nodes".to_string(), &sql, [], node_row)
+    }
+
+    /// One node by hostname, `None` when the inventory has never seen it.
+    pub fn node(&self, hostname: &str) -> Result<Option<NodeRow>, InventoryError> {
+        let sql = format!("SELECT {NODE_COLUMNS} FROM nodes n WHERE n.hostname = ?1");
+        let failed = |source| InventoryError::Query { what: format!("node {hostname}"), source };
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(failed)?;
+        stmt.query_row([hostname], node_row).optional().map_err(failed)
+    }
+
+    /// A node's runs, newest first.
+    pub fn runs(&self, node: NodeId) -> Result<Vec<RunRow>, InventoryError> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.node_id = ?1 {NEWEST_FIRST}");
+        self.query_rows(|| format!("runs of node {}", node.0), &sql, [node.0], |row| run_row(row, 0))
+    }
+
+    /// A node's newest run of any kind.
+    pub fn latest_run(&self, node: NodeId) -> Result<Option<RunRow>, InventoryError> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.node_id = ?1 {NEWEST_FIRST} LIMIT 1");
+        let mut rows =
+            self.query_rows(|| format!("latest run of node {}", node.0), &sql, [node.0], |row| run_row(row, 0))?;
+        Ok(rows.pop())
+    }
+
+    /// Every node with its newest run (`None` for a node enrolled but never
+    /// run), by hostname, in one query.
+    pub fn latest_runs(&self) -> Result<Vec<(NodeRow, Option<RunRow>)>, InventoryError> {
+        let sql = format!(
+            "SELECT {NODE_COLUMNS}, {RUN_COLUMNS} FROM nodes n
+             LEFT JOIN runs r ON r.id = (SELECT r.id FROM runs r WHERE r.node_id = n.id {NEWEST_FIRST} LIMIT 1)
+             ORDER BY n.hostname"
+        );
+        self.query_rows(
+            || "latest run of every node".to_string(),
+            &sql,
+            [],
+            |row| {
+                let node = node_row(row)?;
+                let run = match row.get::<_, Option<i64>>(9)? {
+                    Some(_) => Some(run_row(row, 9)?),
+                    None => None,
+                };
+                Ok((node, run))
+            },
+        )
+    }
+
+    /// The newest run of each kind that judged the node (has a verdict),
+    /// newest first: the latest validate and the latest burn-in, so a later
+    /// burn-in does not hide an earlier validate's failures.
+    pub fn latest_judged_runs(&self, node: NodeId) -> Result<Vec<RunRow>, InventoryError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs r
+             WHERE r.node_id = ?1 AND r.verdict IS NOT NULL
+               AND r.id = (SELECT k.id FROM runs k WHERE k.node_id = r.node_id AND k.kind = r.kind
+                           AND k.verdict IS NOT NULL ORDER BY k.started_at DESC, k.id DESC LIMIT 1)
+             {NEWEST_FIRST}"
+        );
+        self.query_rows(|| format!("latest judged runs of node {}", node.0), &sql, [node.0], |row| run_row(row, 0))
+    }
+
+    /// The run of the same node recorded just before `run`.
+    pub fn previous_run(&self, run: &RunRow) -> Result<Option<RunRow>, InventoryError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs r
+             WHERE r.node_id = ?1 AND (r.started_at < ?2 OR (r.started_at = ?2 AND r.id < ?3))
+             {NEWEST_FIRST} LIMIT 1"
+        );
+        let params = rusqlite::params![run.node_id.0, run.started_at, run.id.0];
+        let mut rows =
+            self.query_rows(|| format!("run before run {}", run.id.0), &sql, params, |row| run_row(row, 0))?;
+        Ok(rows.pop())
+    }
+
+    /// The component snapshot recorded with a run, in recorded order.
+    pub fn run_components(&self, run: RunId) -> Result<Vec<ComponentRecord>, InventoryError> {
+        let sql = format!("SELECT {COMPONENT_COLUMNS} FROM components c WHERE c.run_id = ?1 ORDER BY c.id");
+        self.query_rows(|| format!("components of run {}", run.0), &sql, [run.0], |row| component_row(row, 0))
+    }
+
+    /// The findings recorded with a run, in recorded order.
+    pub fn run_findings(&self, run: RunId) -> Result<Vec<Finding>, InventoryError> {
+        let sql = "SELECT \"check\", outcome, severity, component_kind, component_address, component_gpu_index,
+                          component_serial, component_slot, component_name, expected, actual, message, action
+                   FROM findings WHERE run_id = ?1 ORDER BY id";
+        self.query_rows(
+            || format!("findings of run {}", run.0),
+            sql,
+            [run.0],
+            |row| {
+                Ok(Finding {
+                    check: row.get(0)?,
+                    outcome: enum_column(row, 1)?,
+                    severity: enum_column(row, 2)?,
+                    component: Component {
+                        kind: row.get(3)?,
+                        address: row.get(4)?,
+                        gpu_index: row.get(5)?,
+                        serial: row.get(6)?,
+                        slot: row.get(7)?,
+                        name: row.get(8)?,
+                    },
+                    expected: row.get(9)?,
+                    actual: row.get(10)?,
+                    message: row.get(11)?,
+                    action: row.get(12)?,
+                })
+            },
+        )
+    }
+
+    /// The whole node as it was inspected for a run: what was in tray 7 then.
+    pub fn run_node(&self, run: RunId) -> Result<Node, InventoryError> {
+        let mut texts = self.query_rows(
+            || format!("node of run {}", run.0),
+            "SELECT node_json FROM runs WHERE id = ?1",
+            [run.0],
+            |row| row.get::<_, String>(0),
+        )?;
+        let text = texts.pop().ok_or_else(|| InventoryError::Query {
+            what: format!("node of run {}", run.0),
+            source: rusqlite::Error::QueryReturnedNoRows,
+        })?;
+        serde_json::from_str(&text).map_err(|source| InventoryError::DecodeNode { run_id: run.0, source })
+    }
+
+    /// What changed in a node's parts between its newest run and the one
+    /// before; `None` when it has fewer than two runs.
+    pub fn changes_since_previous_run(&self, node: NodeId) -> Result<Option<RunChanges>, InventoryError> {
+        let Some(latest) = self.latest_run(node)? else { return Ok(None) };
+        let Some(previous) = self.previous_run(&latest)? else { return Ok(None) };
+        let before = self.run_components(previous.id)?;
+        let after = self.run_components(latest.id)?;
+        Ok(Some(RunChanges { previous_run: previous.id, run: latest.id, changes: diff_components(&before, &after) }))
+    }
+
+    /// Every recorded part with this serial, newest first: where a GPU or
+    /// disk has been, and where it is now.
+    pub fn find_serial(&self, serial: &str) -> Result<Vec<SerialSighting>, InventoryError> {
+        let sql = format!(
+            "SELECT n.hostname, r.id, r.finished_at, {COMPONENT_COLUMNS}
+             FROM components c JOIN runs r ON r.id = c.run_id JOIN nodes n ON n.id = c.node_id
+             WHERE c.serial = ?1 {NEWEST_FIRST}"
+        );
+        self.query_rows(
+            || format!("parts with serial {serial}"),
+            &sql,
+            [serial],
+            |row| {
+                Ok(SerialSighting {
+                    hostname: row.get(0)?,
+                    run_id: RunId(row.get(1)?),
+                    finished_at: row.get(2)?,
+                    component: component_row(row, 3)?,
+                })
+            },
+        )
+    }
+}

@@ -1,0 +1,317 @@
+//! `record_run`: a node's run (node, components, findings, lifecycle) written in one transaction.
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::checks::{Finding, Verdict};
+use crate::lifecycle::{check_transition, state_after_run, LifecycleState, Move, RunKind};
+use crate::model::Node;
+
+use super::components::{components_of, ComponentRecord};
+use super::lifecycle::{append_event, read_state, set_state, EventRow};
+use super::timestamp::{format_timestamp, now};
+use super::{Inventory, InventoryError};
+
+/// Row id of a node in the inventory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NodeId(pub i64);
+
+/// Row id of a recorded run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(pub i64);
+
+/// What recording a run does to the node's lifecycle state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunLifecycle {
+    /// Leave the state alone.
+    Leave,
+    /// Move the node as the run's outcome implies (`lifecycle::state_after_run`).
+    FromOutcome,
+    /// Move the node to this state; an illegal move refuses the whole run.
+    To { state: LifecycleState, cause: String },
+}
+
+/// One run to record. `actor` is a person's or a tool's name; never a credential.
+#[derive(Debug, Clone)]
+pub struct RunRecord<'a> {
+    pub kind: RunKind,
+    pub node: &'a Node,
+    /// The platform spec the node was judged against, when one was.
+    pub platform: Option<&'a str>,
+    /// The rack the node stands in, when the caller knows it.
+    pub rack: Option<&'a str>,
+    pub findings: &'a [Finding],
+    /// `None` for a run that judges nothing (inspect).
+    pub verdict: Option<Verdict>,
+    pub exit_code: i32,
+    pub started_at: OffsetDateTime,
+    pub finished_at: OffsetDateTime,
+    pub actor: &'a str,
+    pub lifecycle: RunLifecycle,
+}
+
+impl<'a> RunRecord<'a> {
+    /// A run that started and finished now, with no findings, no verdict,
+    /// exit code 0 and the lifecycle moved by its outcome; set the rest with
+    /// struct update syntax.
+    pub fn new(kind: RunKind, node: &'a Node, actor: &'a str) -> Self {
+        let t = now();
+        RunRecord {
+            kind,
+            node,
+            platform: None,
+            rack: None,
+            findings: &[],
+            verdict: None,
+            exit_code: 0,
+            started_at: t,
+            finished_at: t,
+            actor,
+            lifecycle: RunLifecycle::FromOutcome,
+        }
+    }
+}
+
+/// More writes of a run inside `record_run`'s transaction, given the run's id.
+pub(crate) type AlsoWrite<'a> = dyn FnMut(&Connection, RunId) -> rusqlite::Result<()> + 'a;
+
+/// The parts of a run `record_run` has just inserted, inside its transaction, so a test can stop there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecordStage {
+    Run,
+    Components,
+    Findings,
+}
+
+/// Why a run's transaction stopped: SQLite refused a statement, or the run
+/// asked for an illegal lifecycle move.
+enum Abort {
+    Sql(rusqlite::Error),
+    Illegal(crate::lifecycle::IllegalTransition),
+}
+
+impl From<rusqlite::Error> for Abort {
+    fn from(e: rusqlite::Error) -> Self {
+        Abort::Sql(e)
+    }
+}
+
+impl Inventory {
+    /// Record one run: create or update its node, then add the run, a
+    /// snapshot of the node's components, its findings and any lifecycle
+    /// change, all in one transaction. A crash or error leaves no part of it.
+    pub fn record_run(&mut self, run: &RunRecord<'_>) -> Result<RunId, InventoryError> {
+        self.record_run_with(run, &mut |_, _| Ok(()))
+    }
+
+    /// `record_run`, plus `also` writing more rows of the run (burn-in
+    /// results, telemetry) inside the same transaction, after the findings:
+    /// if `also` fails, nothing of the run is recorded.
+    pub(crate) fn record_run_with(
+        &mut self,
+        run: &RunRecord<'_>,
+        also: &mut AlsoWrite<'_>,
+    ) -> Result<RunId, InventoryError> {
+        self.record_run_observed(run, also, &mut |_| {})
+    }
+
+    pub(crate) fn record_run_observed(
+        &mut self,
+        run: &RunRecord<'_>,
+        also: &mut AlsoWrite<'_>,
+        observe: &mut dyn FnMut(RecordStage),
+    ) -> Result<RunId, InventoryError> {
+        let hostname = run.node.hostname.clone();
+        if hostname.trim().is_empty() {
+            return Err(InventoryError::NoHostname { kind: run.kind });
+        }
+        let node_json = serde_json::to_string(run.node).map_err(|source| InventoryError::Encode {
+            hostname: hostname.clone(),
+            what: "node",
+            source,
+        })?;
+        let components = components_of(run.node);
+        let extras = components
+            .iter()
+            .map(|c| if c.extra.is_empty() { Ok(None) } else { serde_json::to_string(&c.extra).map(Some) })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| InventoryError::Encode { hostname: hostname.clone(), what: "components", source })?;
+
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|source| InventoryError::RecordRun { hostname: hostname.clone(), kind: run.kind, source })?;
+        let result = write_run(&tx, run, &node_json, &components, &extras, also, observe)
+            .and_then(|written| tx.commit().map(|()| written).map_err(Abort::Sql));
+        match result {
+            Ok((id, change)) => {
+                tracing::debug!(node = %hostname, run = id.0, kind = %run.kind, "recorded run");
+                if let Some((from, to)) = change {
+                    tracing::info!(node = %hostname, %from, %to, "lifecycle state changed");
+                }
+                Ok(id)
+            }
+            Err(Abort::Sql(source)) => Err(InventoryError::RecordRun { hostname, kind: run.kind, source }),
+            Err(Abort::Illegal(source)) => {
+                Err(InventoryError::IllegalTransition { to: source.to.clone(), hostname, source: Box::new(source) })
+            }
+        }
+    }
+}
+
+/// The statements of one run, inside the caller's transaction. Returns the
+/// run's id and the lifecycle change it made, if any.
+fn write_run(
+    tx: &Transaction<'_>,
+    run: &RunRecord<'_>,
+    node_json: &str,
+    components: &[ComponentRecord],
+    extras: &[Option<String>],
+    also: &mut AlsoWrite<'_>,
+    observe: &mut dyn FnMut(RecordStage),
+) -> Result<(RunId, Option<(LifecycleState, LifecycleState)>), Abort> {
+    let started = format_timestamp(run.started_at);
+    let finished = format_timestamp(run.finished_at);
+    let node = run.node;
+    let serial = node.dmi.product_serial.as_deref();
+
+    let existing: Option<i64> = tx
+        .prepare_cached("SELECT id FROM nodes WHERE hostname = ?1")?
+        .query_row([&node.hostname], |row| row.get(0))
+        .optional()?;
+    let (node_id, created) = match existing {
+        Some(id) => {
+            tx.prepare_cached(
+                "UPDATE nodes SET first_seen = min(first_seen, ?2), last_seen = max(last_seen, ?3),
+                     rack = coalesce(?4, rack), platform = coalesce(?5, platform), serial = coalesce(?6, serial)
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, started, finished, run.rack, run.platform, serial])?;
+            (id, false)
+        }
+        None => {
+            tx.prepare_cached(
+                "INSERT INTO nodes (hostname, first_seen, last_seen, rack, platform, serial, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'enrolled')",
+            )?
+            .execute(params![node.hostname, started, finished, run.rack, run.platform, serial])?;
+            (tx.last_insert_rowid(), true)
+        }
+    };
+
+    tx.prepare_cached(
+        "INSERT INTO runs (node_id, kind, started_at, finished_at, kiln_version, platform, verdict, exit_code,
+                           node_json, actor)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        node_id,
+        run.kind.as_str(),
+        started,
+        finished,
+        env!("CARGO_PKG_VERSION"),
+        run.platform,
+        run.verdict.map(Verdict::as_str),
+        run.exit_code,
+        node_json,
+        run.actor,
+    ])?;
+    let run_id = tx.last_insert_rowid();
+    observe(RecordStage::Run);
+
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO components (run_id, node_id, kind, slot, address, vendor, model, serial, firmware, extra)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for (c, extra) in components.iter().zip(extras) {
+            insert.execute(params![
+                run_id, node_id, c.kind, c.slot, c.address, c.vendor, c.model, c.serial, c.firmware, extra
+            ])?;
+        }
+    }
+    observe(RecordStage::Components);
+
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO findings (run_id, \"check\", outcome, severity, component_label, component_kind,
+                 component_address, component_gpu_index, component_serial, component_slot, component_name,
+                 expected, actual, message, action)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )?;
+        for f in run.findings {
+            let c = &f.component;
+            insert.execute(params![
+                run_id,
+                f.check,
+                f.outcome.as_str(),
+                f.severity.as_str(),
+                c.label(),
+                c.kind,
+                c.address,
+                c.gpu_index,
+                c.serial,
+                c.slot,
+                c.name,
+                f.expected,
+                f.actual,
+                f.message,
+                f.action,
+            ])?;
+        }
+    }
+    observe(RecordStage::Findings);
+    also(tx, RunId(run_id))?;
+
+    let mut current = read_state(tx, node_id)?;
+    if created {
+        append_event(
+            tx,
+            &EventRow {
+                node_id,
+                at: &started,
+                from: None,
+                to: &LifecycleState::Enrolled,
+                actor: run.actor,
+                cause: &format!("first recorded by {} run {run_id}", run.kind),
+                run_id: Some(run_id),
+            },
+        )?;
+        current = LifecycleState::Enrolled;
+    }
+    let target = match &run.lifecycle {
+        RunLifecycle::Leave => None,
+        RunLifecycle::FromOutcome => state_after_run(&current, run.kind, run.verdict, run.findings).map(|to| {
+            let outcome = run.verdict.map_or("completed", |v| match v {
+                Verdict::Pass => "passed",
+                Verdict::Fail => "failed",
+                Verdict::Error => "could not complete",
+            });
+            (to, format!("{} run {run_id} {outcome}", run.kind))
+        }),
+        RunLifecycle::To { state, cause } => Some((state.clone(), cause.clone())),
+    };
+    let mut change = None;
+    if let Some((to, cause)) = target {
+        if check_transition(&current, &to).map_err(Abort::Illegal)? == Move::Changed {
+            set_state(tx, node_id, &to)?;
+            append_event(
+                tx,
+                &EventRow {
+                    node_id,
+                    at: &finished,
+                    from: Some(&current),
+                    to: &to,
+                    actor: run.actor,
+                    cause: &cause,
+                    run_id: Some(run_id),
+                },
+            )?;
+            change = Some((current, to));
+        }
+    }
+    Ok((RunId(run_id), change))
+}

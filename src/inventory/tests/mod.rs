@@ -1,0 +1,11 @@
+//! Tests of the inventory against real database files in temporary directories.
+
+mod bench;
+mod busy;
+mod components;
+mod crash;
+mod diff;
+mod lifecycle;
+mod open;
+mod record;
+pub(crate) mod support;
