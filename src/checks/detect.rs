@@ -106,3 +106,55 @@ fn names(specs: &[LoadedSpec]) -> Vec<String> {
     v.sort();
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::spec_load::load_builtin;
+    use crate::checks::testnode;
+
+    fn detected(node: &Node) -> (String, Selection) {
+        let specs = load_builtin().expect("built-in specs parse");
+        let d = detect(&specs, node).expect("detects");
+        (d.spec.platform.name.clone(), d.selection)
+    }
+
+    #[test]
+    fn detects_each_shipped_platform() {
+        assert_eq!(detected(&testnode::hgx_b200()), ("hgx-b200".into(), Selection::Detected));
+        assert_eq!(detected(&testnode::hgx_h100()), ("h100-sxm".into(), Selection::Detected));
+        assert_eq!(detected(&testnode::gb200_tray()), ("gb200-nvl72-tray".into(), Selection::Detected));
+    }
+
+    #[test]
+    fn falls_back_to_generic() {
+        assert_eq!(detected(&testnode::vm()), ("generic".into(), Selection::Fallback));
+        // The wrong architecture is not a B200 HGX even with B200s on the bus.
+        let mut node = testnode::hgx_b200();
+        node.cpus.architecture = "aarch64".into();
+        assert_eq!(detected(&node).0, "generic");
+    }
+
+    #[test]
+    fn the_more_specific_spec_wins_and_dmi_narrows() {
+        let mut specs = load_builtin().expect("built-in specs parse");
+        let mut oem = specs.iter().find(|s| s.platform.name == "hgx-b200").expect("b200").clone();
+        oem.platform.name = "oem-b200".into();
+        oem.platform.detect.dmi_product_name = vec!["ACME G893".into()];
+        specs.push(oem);
+        let mut node = testnode::hgx_b200();
+        assert_eq!(detect(&specs, &node).expect("detects").spec.platform.name, "hgx-b200");
+        node.dmi.product_name = Some("acme g893-sd1".into());
+        assert_eq!(detect(&specs, &node).expect("detects").spec.platform.name, "oem-b200");
+    }
+
+    #[test]
+    fn unknown_name_lists_the_known_ones() {
+        let specs = load_builtin().expect("built-in specs parse");
+        let err = by_name(&specs, "dgx-a100").expect_err("unknown");
+        assert_eq!(
+            err.to_string(),
+            "unknown platform \"dgx-a100\"; known: gb200-nvl72-tray, generic, h100-sxm, hgx-b200"
+        );
+    }
+}

@@ -22,3 +22,79 @@ pub fn validate(node: &Node, spec: &Platform) -> Vec<Finding> {
     out.extend(rules::problems::check(&ctx, spec));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::testnode::{self, gpu, spec, with};
+    use crate::checks::{Outcome, Verdict};
+    use crate::model::{GpuInventory, LinkState};
+
+    fn assert_passes(node: &Node, name: &str) {
+        let f = validate(node, &spec(name));
+        let bad: Vec<String> = f
+            .iter()
+            .filter(|x| matches!(x.outcome, Outcome::Fail | Outcome::Error))
+            .map(|x| format!("{} {}: {}", x.check, x.component.label(), x.message))
+            .collect();
+        assert!(bad.is_empty(), "{name} on {}: {bad:#?}", node.hostname);
+        assert_eq!(Verdict::of(&f), Verdict::Pass);
+    }
+
+    #[test]
+    fn healthy_nodes_pass_their_platform() {
+        assert_passes(&testnode::hgx_b200(), "hgx-b200");
+        assert_passes(&testnode::hgx_h100(), "h100-sxm");
+        assert_passes(&testnode::gb200_tray(), "gb200-nvl72-tray");
+    }
+
+    #[test]
+    fn generic_passes_on_a_plain_vm_and_on_healthy_gpu_nodes() {
+        assert_passes(&testnode::vm(), "generic");
+        assert_passes(&testnode::hgx_b200(), "generic");
+        let f = validate(&testnode::vm(), &spec("generic"));
+        let passed: Vec<&str> = with(&f, Outcome::Pass).iter().map(|x| x.check.as_str()).collect();
+        assert_eq!(passed, ["inspect.read_error"]);
+        let skipped: Vec<&str> = with(&f, Outcome::Skipped).iter().map(|x| x.check.as_str()).collect();
+        assert_eq!(skipped, ["aer.fatal", "gpu.memory_health", "inspect.identity"]);
+    }
+
+    #[test]
+    fn generic_passes_on_a_single_gpu_lab_node() {
+        // One H100 on a PCIe root port, no NVLink peers, as in the lab.
+        let mut node = testnode::vm();
+        node.problems.clear();
+        let mut d = testnode::device("0000:00:05.0", 0x10de, 0x2330, 0x030200, &[], None);
+        d.link = Some(LinkState {
+            current_speed_gts: Some(2.5),
+            max_speed_gts: Some(32.0),
+            current_width: Some(16),
+            max_width: Some(16),
+        });
+        node.pci.push(d);
+        let mut g = gpu(0, "00000000:00:05.0", "NVIDIA H100 80GB HBM3", 0, false);
+        g.nvlinks = Some(Vec::new());
+        node.gpus = GpuInventory::Inspected {
+            driver_version: "550.90.07".into(),
+            nvml_version: None,
+            cuda_driver_version: None,
+            gpus: vec![g],
+        };
+        assert_passes(&node, "generic");
+        // The H100 HGX spec judges it, and fails it: one GPU, no NVSwitch.
+        assert_eq!(Verdict::of(&validate(&node, &spec("h100-sxm"))), Verdict::Fail);
+    }
+
+    #[test]
+    fn findings_are_deterministic() {
+        let node = testnode::hgx_b200();
+        assert_eq!(validate(&node, &spec("hgx-b200")), validate(&node, &spec("hgx-b200")));
+    }
+
+    #[test]
+    fn no_driver_on_an_nvlink_platform_is_not_a_pass() {
+        let mut node = testnode::hgx_b200();
+        node.gpus = GpuInventory::NotInspected { reason: "no NVIDIA driver".into() };
+        assert_eq!(Verdict::of(&validate(&node, &spec("hgx-b200"))), Verdict::Error);
+    }
+}

@@ -152,3 +152,57 @@ fn component(ctx: &Ctx<'_>, spec: &Platform, device: &PciDevice) -> Component {
     });
     ctx.device_component(device, kind, group.and_then(|g| g.label.as_deref()))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::checks::testnode::{self, hgx_gpu_address, hgx_nic_address, of, pci_mut, spec};
+    use crate::checks::{validate, Outcome};
+    use crate::model::ReadProblem;
+
+    #[test]
+    fn fatal_error_on_a_nic_fails_for_that_nic() {
+        let mut node = testnode::hgx_b200();
+        let aer = pci_mut(&mut node, &hgx_nic_address(4)).aer.as_mut().expect("aer");
+        aer.fatal.insert("SDES".into(), 1);
+        aer.fatal.insert("TOTAL_ERR_FATAL".into(), 1);
+        let f = validate(&node, &spec("hgx-b200"));
+        let a = of(&f, "aer.fatal");
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].outcome, Outcome::Fail);
+        assert_eq!(a[0].component.kind, "nic");
+        assert_eq!(a[0].component.address.as_deref(), Some(hgx_nic_address(4).as_str()));
+        assert!(a[0].message.contains("SDES 1"), "{}", a[0].message);
+        assert!(a[0].action.is_some());
+    }
+
+    #[test]
+    fn clean_node_passes_with_a_summary() {
+        let f = validate(&testnode::hgx_b200(), &spec("hgx-b200"));
+        let a = of(&f, "aer.fatal");
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].outcome, Outcome::Pass);
+        // Non-fatal and correctable are not judged by the shipped spec.
+        assert!(of(&f, "aer.nonfatal").is_empty());
+    }
+
+    #[test]
+    fn unreadable_aer_is_an_error_for_that_device() {
+        let mut node = testnode::hgx_b200();
+        let addr = hgx_gpu_address(7);
+        pci_mut(&mut node, &addr).aer = None;
+        node.problems.push(
+            ReadProblem::new("sysfs", format!("sys/bus/pci/devices/{addr}/aer_dev_fatal"), "permission denied")
+                .on(addr.clone()),
+        );
+        let f = validate(&node, &spec("hgx-b200"));
+        let a = of(&f, "aer.fatal");
+        assert_eq!(a.len(), 1);
+        assert_eq!((a[0].outcome, a[0].component.gpu_index), (Outcome::Error, Some(7)));
+    }
+
+    #[test]
+    fn vm_without_aer_is_skipped() {
+        let f = validate(&testnode::vm(), &spec("generic"));
+        assert_eq!(of(&f, "aer.fatal")[0].outcome, Outcome::Skipped);
+    }
+}

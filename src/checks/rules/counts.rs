@@ -143,3 +143,79 @@ fn nvml_visible(ctx: &Ctx<'_>, group: &DeviceGroup) -> Vec<Finding> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::checks::testnode::{self, hgx_gpu_address, hgx_gpu_port, of, spec};
+    use crate::checks::{validate, Outcome};
+    use crate::model::GpuInventory;
+
+    #[test]
+    fn healthy_b200_has_every_device() {
+        let f = validate(&testnode::hgx_b200(), &spec("hgx-b200"));
+        for check in ["gpu.count", "nic.count", "dpu.count", "gpu.nvml_visible"] {
+            let found = of(&f, check);
+            assert_eq!(found.len(), 1, "{check}");
+            assert_eq!(found[0].outcome, Outcome::Pass, "{check}: {}", found[0].message);
+        }
+        assert_eq!(of(&f, "gpu.count")[0].message, "8/8 B200 GPUs present");
+    }
+
+    #[test]
+    fn missing_gpu_fails_the_count_and_names_the_empty_port() {
+        let mut node = testnode::hgx_b200();
+        testnode::remove_pci(&mut node, &hgx_gpu_address(3));
+        let f = validate(&node, &spec("hgx-b200"));
+        let count = of(&f, "gpu.count");
+        assert_eq!(count.len(), 1);
+        assert_eq!(count[0].outcome, Outcome::Fail);
+        assert_eq!((count[0].expected.as_deref(), count[0].actual.as_deref()), (Some("8"), Some("7")));
+        assert!(
+            count[0].message.starts_with("expected 8 GPUs (10de:2901, 10de:2909), found 7"),
+            "{}",
+            count[0].message
+        );
+        let action = count[0].action.as_deref().expect("action");
+        assert!(action.contains(&format!("GPU absent below switch port {}?", hgx_gpu_port(3))), "{action}");
+        // The other GPUs are all still visible to NVML.
+        assert_eq!(of(&f, "gpu.nvml_visible")[0].outcome, Outcome::Pass);
+    }
+
+    #[test]
+    fn too_many_devices_fail_too() {
+        let mut node = testnode::hgx_b200();
+        let mut extra = node.pci.iter().find(|d| d.device_id == 0x1021).expect("a NIC").clone();
+        extra.address = "0000:f0:00.0".into();
+        extra.upstream.clear();
+        node.pci.push(extra);
+        let f = validate(&node, &spec("hgx-b200"));
+        let c = of(&f, "nic.count");
+        assert_eq!((c[0].outcome, c[0].actual.as_deref()), (Outcome::Fail, Some("9")));
+        assert!(c[0].action.as_deref().is_some_and(|a| a.contains("--platform")));
+    }
+
+    #[test]
+    fn gpu_on_the_bus_but_not_in_nvml_fails() {
+        let mut node = testnode::hgx_b200();
+        if let GpuInventory::Inspected { gpus, .. } = &mut node.gpus {
+            gpus.retain(|g| g.index != 5);
+        }
+        let f = validate(&node, &spec("hgx-b200"));
+        let v = of(&f, "gpu.nvml_visible");
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].outcome, Outcome::Fail);
+        assert_eq!(v[0].component.address.as_deref(), Some(hgx_gpu_address(5).as_str()));
+        assert_eq!(of(&f, "gpu.count")[0].outcome, Outcome::Pass);
+    }
+
+    #[test]
+    fn no_driver_still_counts_gpus_on_pci_but_nvml_checks_are_errors() {
+        let mut node = testnode::hgx_b200();
+        node.gpus = GpuInventory::NotInspected { reason: "no NVIDIA driver".into() };
+        let f = validate(&node, &spec("hgx-b200"));
+        assert_eq!(of(&f, "gpu.count")[0].outcome, Outcome::Pass);
+        let v = of(&f, "gpu.nvml_visible");
+        assert_eq!(v[0].outcome, Outcome::Error);
+        assert_eq!(v[0].action.as_deref(), Some("install the NVIDIA driver and re-run"));
+    }
+}

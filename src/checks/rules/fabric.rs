@@ -168,3 +168,56 @@ fn clique(ctx: &Ctx<'_>, reported: &[(&Gpu, &FabricInfo)], total: usize) -> Vec<
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::checks::testnode::{self, gpu_mut, of, spec};
+    use crate::checks::{validate, Outcome};
+    use crate::model::{FabricState, GpuInventory};
+
+    fn fabric_mut(node: &mut crate::model::Node, i: u32) -> &mut crate::model::FabricInfo {
+        gpu_mut(node, i).fabric.as_mut().expect("fabric info")
+    }
+
+    #[test]
+    fn registered_gpus_in_one_clique_pass() {
+        let f = validate(&testnode::gb200_tray(), &spec("gb200-nvl72-tray"));
+        assert_eq!(of(&f, "fabric.state")[0].outcome, Outcome::Pass);
+        assert_eq!(of(&f, "fabric.clique")[0].outcome, Outcome::Pass);
+    }
+
+    #[test]
+    fn fabric_in_progress_fails_with_the_fabric_manager_action() {
+        let mut node = testnode::hgx_b200();
+        fabric_mut(&mut node, 3).state = FabricState::InProgress;
+        let f = validate(&node, &spec("hgx-b200"));
+        let s = of(&f, "fabric.state");
+        assert_eq!(s.len(), 1);
+        assert_eq!((s[0].outcome, s[0].component.gpu_index), (Outcome::Fail, Some(3)));
+        assert_eq!(s[0].actual.as_deref(), Some("in_progress"));
+        assert!(s[0].action.as_deref().is_some_and(|a| a.contains("fabricmanager")));
+    }
+
+    #[test]
+    fn failed_status_and_odd_clique_fail_for_their_gpu() {
+        let mut node = testnode::gb200_tray();
+        fabric_mut(&mut node, 1).status = 12;
+        fabric_mut(&mut node, 2).clique_id = 9;
+        let f = validate(&node, &spec("gb200-nvl72-tray"));
+        let st = of(&f, "fabric.status");
+        assert_eq!((st.len(), st[0].component.gpu_index), (1, Some(1)));
+        let c = of(&f, "fabric.clique");
+        assert_eq!((c.len(), c[0].outcome, c[0].component.gpu_index), (1, Outcome::Fail, Some(2)));
+        // GB200 GPUs are located by tray, slot and module.
+        assert_eq!(c[0].component.slot.as_deref(), Some("tray 3 slot 7 module 4"));
+    }
+
+    #[test]
+    fn no_driver_is_an_error() {
+        let mut node = testnode::gb200_tray();
+        node.gpus = GpuInventory::NotInspected { reason: "no NVIDIA driver".into() };
+        let f = validate(&node, &spec("gb200-nvl72-tray"));
+        let s = of(&f, "fabric.state");
+        assert_eq!((s.len(), s[0].outcome), (1, Outcome::Error));
+    }
+}

@@ -178,3 +178,82 @@ fn judge(ctx: &Ctx<'_>, gpus: &[Gpu], rule: &Rule) -> Vec<Finding> {
     let note = if not_reported > 0 { format!(" ({not_reported} not reported by NVML)") } else { String::new() };
     vec![pass(rule.check, gpu_node(), format!("{ok}/{total} GPUs {}{note}", rule.healthy)).expected(&rule.expected)]
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::checks::testnode::{self, gpu_mut, of, spec};
+    use crate::checks::{validate, Outcome};
+    use crate::model::{ReadProblem, RetiredPages};
+
+    #[test]
+    fn healthy_gpus_pass_and_unsupported_retired_pages_are_skipped() {
+        let f = validate(&testnode::hgx_b200(), &spec("hgx-b200"));
+        for check in ["gpu.ecc_uncorrected", "gpu.remap_pending", "gpu.remap_failure"] {
+            assert_eq!(of(&f, check)[0].outcome, Outcome::Pass, "{check}");
+        }
+        assert_eq!(of(&f, "gpu.retired_pages")[0].outcome, Outcome::Skipped);
+    }
+
+    #[test]
+    fn remap_pending_fails_with_reset_action() {
+        let mut node = testnode::hgx_b200();
+        gpu_mut(&mut node, 6).remapped_rows.as_mut().expect("rows").pending = true;
+        let f = validate(&node, &spec("hgx-b200"));
+        let r = of(&f, "gpu.remap_pending");
+        assert_eq!((r.len(), r[0].outcome, r[0].component.gpu_index), (1, Outcome::Fail, Some(6)));
+        assert!(r[0].action.as_deref().is_some_and(|a| a.starts_with("reset GPU 6")));
+        assert_eq!(of(&f, "gpu.remap_failure")[0].outcome, Outcome::Pass);
+    }
+
+    #[test]
+    fn remap_failure_fails_with_rma_action() {
+        let mut node = testnode::hgx_b200();
+        gpu_mut(&mut node, 0).remapped_rows.as_mut().expect("rows").failure = true;
+        let f = validate(&node, &spec("hgx-b200"));
+        let r = of(&f, "gpu.remap_failure");
+        assert_eq!((r[0].outcome, r[0].component.gpu_index), (Outcome::Fail, Some(0)));
+        assert!(r[0].action.as_deref().is_some_and(|a| a.starts_with("RMA")));
+    }
+
+    #[test]
+    fn uncorrectable_ecc_and_too_many_retired_pages_fail() {
+        let mut node = testnode::hgx_b200();
+        gpu_mut(&mut node, 2).ecc.as_mut().expect("ecc").volatile_uncorrected = 1;
+        for i in 0..8 {
+            gpu_mut(&mut node, i).retired_pages = Some(RetiredPages { single_bit: 10, double_bit: 2, pending: false });
+        }
+        gpu_mut(&mut node, 3).retired_pages = Some(RetiredPages { single_bit: 60, double_bit: 3, pending: true });
+        let f = validate(&node, &spec("hgx-b200"));
+        let e = of(&f, "gpu.ecc_uncorrected");
+        assert_eq!((e.len(), e[0].outcome, e[0].component.gpu_index), (1, Outcome::Fail, Some(2)));
+        let r = of(&f, "gpu.retired_pages");
+        assert_eq!((r.len(), r[0].component.gpu_index, r[0].actual.as_deref()), (1, Some(3), Some("63")));
+        assert_eq!(of(&f, "gpu.retired_pending")[0].component.gpu_index, Some(3));
+    }
+
+    #[test]
+    fn unreadable_remap_state_is_an_error() {
+        let mut node = testnode::hgx_b200();
+        let g = gpu_mut(&mut node, 1);
+        g.remapped_rows = None;
+        g.problems.push(ReadProblem::new("nvml", "nvmlDeviceGetRemappedRows", "gpu is lost"));
+        let f = validate(&node, &spec("hgx-b200"));
+        let r = of(&f, "gpu.remap_pending");
+        assert_eq!((r.len(), r[0].outcome, r[0].component.gpu_index), (1, Outcome::Error, Some(1)));
+    }
+
+    #[test]
+    fn vm_without_gpus_is_skipped_not_errored() {
+        let f = validate(&testnode::vm(), &spec("generic"));
+        let m = of(&f, "gpu.memory_health");
+        assert_eq!((m.len(), m[0].outcome), (1, Outcome::Skipped));
+    }
+
+    #[test]
+    fn gpus_on_the_bus_without_a_driver_are_an_error_even_for_generic() {
+        let mut node = testnode::hgx_b200();
+        node.gpus = crate::model::GpuInventory::NotInspected { reason: "no NVIDIA driver".into() };
+        let f = validate(&node, &spec("generic"));
+        assert_eq!(of(&f, "gpu.memory_health")[0].outcome, Outcome::Error);
+    }
+}

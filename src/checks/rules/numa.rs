@@ -66,3 +66,42 @@ pub fn check(ctx: &Ctx<'_>, spec: &Platform) -> Vec<Finding> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::checks::testnode::{self, hgx_gpu_address, of, pci_mut, spec};
+    use crate::checks::{validate, Outcome};
+
+    #[test]
+    fn healthy_placement_passes() {
+        let f = validate(&testnode::hgx_b200(), &spec("hgx-b200"));
+        let n = of(&f, "numa.placement");
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].outcome, Outcome::Pass);
+        assert_eq!(n[0].expected.as_deref(), Some("[0, 0, 0, 0, 1, 1, 1, 1]"));
+    }
+
+    #[test]
+    fn gpu_on_the_wrong_node_fails() {
+        let mut node = testnode::hgx_b200();
+        pci_mut(&mut node, &hgx_gpu_address(5)).numa_node = Some(0);
+        pci_mut(&mut node, &hgx_gpu_address(1)).numa_node = None;
+        let f = validate(&node, &spec("hgx-b200"));
+        let n = of(&f, "numa.placement");
+        let got: Vec<_> = n.iter().map(|x| (x.outcome, x.component.gpu_index, x.actual.clone())).collect();
+        assert_eq!(
+            got,
+            [(Outcome::Fail, Some(1), Some("none (-1)".to_string())), (Outcome::Fail, Some(5), Some("0".to_string()))]
+        );
+    }
+
+    #[test]
+    fn placement_is_skipped_when_a_gpu_is_missing() {
+        let mut node = testnode::hgx_b200();
+        testnode::remove_pci(&mut node, &hgx_gpu_address(0));
+        let f = validate(&node, &spec("hgx-b200"));
+        let n = of(&f, "numa.placement");
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].outcome, Outcome::Skipped);
+    }
+}

@@ -174,3 +174,76 @@ fn errors(ctx: &Ctx<'_>, budget: &NvLinkErrorBudget, judged: &[(&Gpu, &[NvLink])
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::checks::testnode::{self, gpu_mut, of, spec};
+    use crate::checks::{validate, Outcome};
+    use crate::model::{GpuInventory, ReadProblem};
+
+    #[test]
+    fn all_links_active_passes() {
+        let f = validate(&testnode::hgx_b200(), &spec("hgx-b200"));
+        let a = of(&f, "nvlink.active");
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].outcome, Outcome::Pass);
+        assert_eq!(a[0].message, "8/8 GPUs with 18/18 NVLinks active");
+    }
+
+    #[test]
+    fn links_down_fail_for_that_gpu_naming_the_links() {
+        let mut node = testnode::hgx_b200();
+        let links = gpu_mut(&mut node, 4).nvlinks.as_mut().expect("links");
+        links[3].active = false;
+        links[11].active = false;
+        let f = validate(&node, &spec("hgx-b200"));
+        let a = of(&f, "nvlink.active");
+        assert_eq!(a.len(), 1);
+        assert_eq!((a[0].outcome, a[0].component.gpu_index), (Outcome::Fail, Some(4)));
+        assert!(a[0].message.contains("16/18 NVLinks active (down: 3, 11)"), "{}", a[0].message);
+        assert_eq!((a[0].expected.as_deref(), a[0].actual.as_deref()), (Some("18"), Some("16")));
+    }
+
+    #[test]
+    fn no_driver_is_an_error_never_a_pass() {
+        let mut node = testnode::hgx_b200();
+        node.gpus = GpuInventory::NotInspected { reason: "no NVIDIA driver".into() };
+        let f = validate(&node, &spec("hgx-b200"));
+        let a = of(&f, "nvlink.active");
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].outcome, Outcome::Error);
+        assert_eq!(a[0].message, "nvlink not inspected: no NVIDIA driver");
+        assert_eq!(a[0].action.as_deref(), Some("install the NVIDIA driver and re-run"));
+        assert!(f.iter().filter(|x| x.check.starts_with("nvlink")).all(|x| x.outcome != Outcome::Pass));
+    }
+
+    #[test]
+    fn gpu_without_nvlink_info_fails_or_errors() {
+        let mut node = testnode::hgx_b200();
+        gpu_mut(&mut node, 0).nvlinks = None;
+        gpu_mut(&mut node, 1).nvlinks = None;
+        gpu_mut(&mut node, 1).problems.push(ReadProblem::new("nvml", "nvmlDeviceGetNvLinkState", "unknown error"));
+        let f = validate(&node, &spec("hgx-b200"));
+        let got: Vec<_> = of(&f, "nvlink.active").iter().map(|x| (x.outcome, x.component.gpu_index)).collect();
+        assert_eq!(got, [(Outcome::Fail, Some(0)), (Outcome::Error, Some(1))]);
+    }
+
+    #[test]
+    fn error_budgets_and_speed_are_judged_when_the_spec_sets_them() {
+        let mut node = testnode::hgx_b200();
+        let links = gpu_mut(&mut node, 2).nvlinks.as_mut().expect("links");
+        links[0].errors.recovery = Some(3);
+        links[5].speed_mbps = Some(25000);
+        let mut s = spec("hgx-b200");
+        let nv = s.nvlink.as_mut().expect("nvlink section");
+        nv.errors.recovery_max = Some(0);
+        nv.min_speed_mbps = Some(50000);
+        let f = validate(&node, &s);
+        let e = of(&f, "nvlink.errors");
+        assert_eq!((e.len(), e[0].outcome, e[0].component.gpu_index), (1, Outcome::Fail, Some(2)));
+        assert_eq!(e[0].actual.as_deref(), Some("3"));
+        let sp = of(&f, "nvlink.speed");
+        assert_eq!((sp.len(), sp[0].outcome), (1, Outcome::Fail));
+        assert!(sp[0].message.contains("link 5 25000 MB/s"), "{}", sp[0].message);
+    }
+}

@@ -204,3 +204,93 @@ pub fn gts(speed: f64) -> String {
         None => format!("{num} GT/s"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::checks::testnode::{self, hgx_gpu_address, hgx_gpu_port, hgx_nic_address, of, pci_mut, spec};
+    use crate::checks::{validate, Outcome};
+    use crate::model::LinkState;
+
+    fn link_mut<'a>(node: &'a mut crate::model::Node, address: &str) -> &'a mut LinkState {
+        pci_mut(node, address).link.as_mut().expect("test device has a link")
+    }
+
+    #[test]
+    fn healthy_gpus_pass_width_and_speed_despite_idle_downtraining() {
+        let f = validate(&testnode::hgx_b200(), &spec("hgx-b200"));
+        let w = of(&f, "pcie.width");
+        let s = of(&f, "pcie.speed");
+        assert_eq!(w.len(), 2, "one summary per group (GPU, NIC)");
+        assert_eq!(s.len(), 2);
+        assert!(w.iter().chain(&s).all(|x| x.outcome == Outcome::Pass));
+        assert_eq!(w[0].message, "8/8 B200 GPUs at x16");
+        assert_eq!(s[0].message, "8/8 B200 GPUs capable of 32 GT/s (Gen5)");
+    }
+
+    #[test]
+    fn gpu_at_x8_is_exactly_one_width_fail_with_an_action() {
+        let mut node = testnode::hgx_b200();
+        link_mut(&mut node, &hgx_gpu_address(2)).current_width = Some(8);
+        let f = validate(&node, &spec("hgx-b200"));
+        let w = of(&f, "pcie.width");
+        let fails: Vec<_> = w.iter().filter(|x| x.outcome == Outcome::Fail).collect();
+        assert_eq!(fails.len(), 1);
+        let x = fails[0];
+        assert_eq!(x.component.address.as_deref(), Some(hgx_gpu_address(2).as_str()));
+        assert_eq!(x.component.gpu_index, Some(2));
+        assert_eq!(x.component.serial.as_deref(), Some("1652324000002"));
+        assert_eq!((x.expected.as_deref(), x.actual.as_deref()), (Some("x16"), Some("x8")));
+        assert_eq!(
+            x.action.as_deref(),
+            Some(format!("GPU at {} trained to x8: reseat the GPU or check riser", hgx_gpu_address(2)).as_str())
+        );
+        assert!(x.message.contains("capability x16"), "{}", x.message);
+        // The NIC group still passes; the GPU group has no pass summary.
+        assert_eq!(w.iter().filter(|x| x.outcome == Outcome::Pass).count(), 1);
+    }
+
+    #[test]
+    fn gen4_capable_gpu_fails_speed_and_says_which_end_limits_it() {
+        let mut node = testnode::hgx_b200();
+        link_mut(&mut node, &hgx_gpu_port(6)).max_speed_gts = Some(16.0);
+        let f = validate(&node, &spec("hgx-b200"));
+        let fails: Vec<_> = of(&f, "pcie.speed").into_iter().filter(|x| x.outcome == Outcome::Fail).collect();
+        assert_eq!(fails.len(), 1);
+        assert_eq!(fails[0].component.gpu_index, Some(6));
+        assert_eq!(fails[0].actual.as_deref(), Some("16 GT/s (Gen4)"));
+        assert!(
+            fails[0].message.contains(&format!("upstream port {} max 16 GT/s", hgx_gpu_port(6))),
+            "{}",
+            fails[0].message
+        );
+        assert!(fails[0].action.as_deref().is_some_and(|a| a.contains("upstream port")));
+    }
+
+    #[test]
+    fn nic_trained_at_gen4_fails_on_current_speed() {
+        let mut node = testnode::hgx_b200();
+        link_mut(&mut node, &hgx_nic_address(1)).current_speed_gts = Some(16.0);
+        let f = validate(&node, &spec("hgx-b200"));
+        let fails: Vec<_> = of(&f, "pcie.speed").into_iter().filter(|x| x.outcome == Outcome::Fail).collect();
+        assert_eq!(fails.len(), 1);
+        assert_eq!(fails[0].component.kind, "nic");
+        assert!(fails[0].message.contains("trained at 16 GT/s (Gen4)"), "{}", fails[0].message);
+    }
+
+    #[test]
+    fn unreadable_link_is_an_error_not_a_pass() {
+        let mut node = testnode::hgx_b200();
+        link_mut(&mut node, &hgx_gpu_address(0)).current_width = None;
+        let f = validate(&node, &spec("hgx-b200"));
+        let w: Vec<_> = of(&f, "pcie.width").into_iter().filter(|x| x.component.gpu_index == Some(0)).collect();
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].outcome, Outcome::Error);
+    }
+
+    #[test]
+    fn gb200_gpus_have_no_pcie_width_asserted() {
+        let f = validate(&testnode::gb200_tray(), &spec("gb200-nvl72-tray"));
+        assert!(of(&f, "pcie.width").is_empty());
+        assert!(of(&f, "pcie.speed").is_empty());
+    }
+}

@@ -23,8 +23,9 @@ pub fn check(ctx: &Ctx<'_>, spec: &Platform) -> Vec<Finding> {
             out.push(judge(ctx, spec, p, Some(ctx.gpu_component(gpu))));
         }
     }
-    if out.is_empty() {
-        out.push(pass(CHECK, Component::node(), "inspection read everything it looked for"));
+    if !out.iter().any(|f| f.check == CHECK) {
+        let note = if out.is_empty() { "" } else { " (identity fields aside)" };
+        out.push(pass(CHECK, Component::node(), format!("inspection read everything it looked for{note}")));
     }
     out
 }
@@ -58,4 +59,35 @@ fn component(ctx: &Ctx<'_>, spec: &Platform, name: Option<&str>) -> Component {
         return ctx.device_component(device, kind, group.and_then(|g| g.label.as_deref()));
     }
     Component { name: Some(name.to_string()), ..Component::node() }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::checks::testnode::{self, gpu_mut, hgx_nic_address, of, spec};
+    use crate::checks::{validate, Outcome};
+    use crate::model::ReadProblem;
+
+    #[test]
+    fn problems_become_errors_on_their_component() {
+        let mut node = testnode::hgx_b200();
+        let nic = hgx_nic_address(2);
+        node.problems.push(
+            ReadProblem::new("sysfs", format!("sys/bus/pci/devices/{nic}/numa_node"), "not an integer: \"x\"")
+                .on(nic.clone()),
+        );
+        gpu_mut(&mut node, 3).problems.push(ReadProblem::new("nvml", "nvmlDeviceGetSerial", "unknown error"));
+        let f = validate(&node, &spec("hgx-b200"));
+        let r = of(&f, "inspect.read_error");
+        let got: Vec<_> = r.iter().map(|x| (x.outcome, x.component.kind.as_str(), x.component.gpu_index)).collect();
+        assert_eq!(got, [(Outcome::Error, "nic", None), (Outcome::Error, "gpu", Some(3))]);
+        assert_eq!(r[0].component.address.as_deref(), Some(nic.as_str()));
+    }
+
+    #[test]
+    fn unreadable_dmi_identity_is_skipped_not_an_error() {
+        let f = validate(&testnode::vm(), &spec("generic"));
+        assert_eq!(of(&f, "inspect.identity")[0].outcome, Outcome::Skipped);
+        let r = of(&f, "inspect.read_error");
+        assert_eq!((r.len(), r[0].outcome), (1, Outcome::Pass));
+    }
 }
