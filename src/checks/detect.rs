@@ -10,7 +10,7 @@ use super::spec_load::LoadedSpec;
 use crate::model::Node;
 
 /// How the platform was chosen; reported beside the findings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Selection {
     /// Named with `--platform`.

@@ -28,7 +28,7 @@ mod tests {
     use super::*;
     use crate::checks::testnode::{self, gpu, spec, with};
     use crate::checks::{Outcome, Verdict};
-    use crate::model::{GpuInventory, LinkState};
+    use crate::model::GpuInventory;
 
     fn assert_passes(node: &Node, name: &str) {
         let f = validate(node, &spec(name));
@@ -61,28 +61,31 @@ mod tests {
 
     #[test]
     fn generic_passes_on_a_single_gpu_lab_node() {
-        // One H100 on a PCIe root port, no NVLink peers, as in the lab.
+        // Shaped like the lab machine as its sysfs and nvidia-smi read: one
+        // H100 passed through to a VM on the root bus (no upstream port),
+        // NUMA -1, no AER files, Gen5 x16, fabric and NVLink not reported.
         let mut node = testnode::vm();
-        node.problems.clear();
-        let mut d = testnode::device("0000:00:05.0", 0x10de, 0x2330, 0x030200, &[], None);
-        d.link = Some(LinkState {
-            current_speed_gts: Some(2.5),
-            max_speed_gts: Some(32.0),
-            current_width: Some(16),
-            max_width: Some(16),
-        });
+        let mut d = testnode::device("0000:00:06.0", 0x10de, 0x2330, 0x030200, &[], None);
+        d.aer = None;
         node.pci.push(d);
-        let mut g = gpu(0, "00000000:00:05.0", "NVIDIA H100 80GB HBM3", 0, false);
+        let mut g = gpu(0, "00000000:00:06.0", "NVIDIA H100 80GB HBM3", 0, false);
+        g.vbios_version = Some("96.00.DA.00.0C".into());
         g.nvlinks = Some(Vec::new());
         node.gpus = GpuInventory::Inspected {
-            driver_version: "550.90.07".into(),
+            driver_version: "580.159.04".into(),
             nvml_version: None,
             cuda_driver_version: None,
             gpus: vec![g],
         };
         assert_passes(&node, "generic");
+        let f = validate(&node, &spec("generic"));
+        assert_eq!(with(&f, Outcome::Pass).iter().filter(|x| x.check.starts_with("gpu.")).count(), 3);
         // The H100 HGX spec judges it, and fails it: one GPU, no NVSwitch.
         assert_eq!(Verdict::of(&validate(&node, &spec("h100-sxm"))), Verdict::Fail);
+        // Detection does not pick the HGX spec for it.
+        let specs = crate::checks::spec_load::load_builtin().expect("built-in specs parse");
+        let found = crate::checks::detect::detect(&specs, &node).expect("detects");
+        assert_eq!(found.spec.platform.name, "generic");
     }
 
     #[test]

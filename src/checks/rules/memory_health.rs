@@ -22,6 +22,8 @@ struct Rule {
     healthy: &'static str,
     /// Substring of the NVML call a read problem names.
     nvml: &'static str,
+    /// What is read, for messages: "retired pages".
+    subject: &'static str,
     expected: String,
     read: Box<dyn Fn(&Gpu) -> Reading>,
     message: fn(&Gpu, &str) -> String,
@@ -70,6 +72,7 @@ fn health_rules(rules: &GpuHealthRules) -> Vec<Rule> {
             check: "gpu.ecc_uncorrected",
             healthy: "without volatile uncorrectable ECC errors",
             nvml: "ecc",
+            subject: "volatile ECC counts",
             expected: format!("<= {ecc_max}"),
             read: Box::new(move |g| match &g.ecc {
                 Some(e) if e.enabled => {
@@ -90,6 +93,7 @@ fn health_rules(rules: &GpuHealthRules) -> Vec<Rule> {
             check: "gpu.remap_pending",
             healthy: "without a pending row remap",
             nvml: "remap",
+            subject: "row remap state",
             expected: "false".into(),
             read: Box::new(|g| match &g.remapped_rows {
                 Some(r) => Reading::Value { ok: !r.pending, actual: r.pending.to_string() },
@@ -104,6 +108,7 @@ fn health_rules(rules: &GpuHealthRules) -> Vec<Rule> {
             check: "gpu.remap_failure",
             healthy: "without a failed row remap",
             nvml: "remap",
+            subject: "row remap state",
             expected: "false".into(),
             read: Box::new(|g| match &g.remapped_rows {
                 Some(r) => Reading::Value { ok: !r.failure, actual: r.failure.to_string() },
@@ -116,6 +121,7 @@ fn health_rules(rules: &GpuHealthRules) -> Vec<Rule> {
             check: "gpu.retired_pending",
             healthy: "without a pending page retirement",
             nvml: "retired",
+            subject: "pending page retirement",
             expected: "false".into(),
             read: Box::new(|g| match &g.retired_pages {
                 Some(r) => Reading::Value { ok: !r.pending, actual: r.pending.to_string() },
@@ -130,6 +136,7 @@ fn health_rules(rules: &GpuHealthRules) -> Vec<Rule> {
             check: "gpu.retired_pages",
             healthy: "with retired pages within budget",
             nvml: "retired",
+            subject: "retired pages",
             expected: format!("<= {max}"),
             read: Box::new(move |g| match &g.retired_pages {
                 Some(r) => {
@@ -161,7 +168,7 @@ fn judge(ctx: &Ctx<'_>, gpus: &[Gpu], rule: &Rule) -> Vec<Finding> {
                 Some(p) => out.push(error(
                     rule.check,
                     ctx.gpu_component(gpu),
-                    format!("could not read {} of GPU {}: {}", rule.nvml, gpu.index, p.message),
+                    format!("could not read {} of GPU {}: {}", rule.subject, gpu.index, p.message),
                     REREAD,
                 )),
                 None => not_reported += 1,
@@ -173,7 +180,11 @@ fn judge(ctx: &Ctx<'_>, gpus: &[Gpu], rule: &Rule) -> Vec<Finding> {
     }
     let total = gpus.len();
     if ok == 0 {
-        return vec![skipped(rule.check, gpu_node(), format!("NVML does not report this on any of {total} GPUs"))];
+        return vec![skipped(
+            rule.check,
+            gpu_node(),
+            format!("NVML does not report {} on any of {total} GPUs", rule.subject),
+        )];
     }
     let note = if not_reported > 0 { format!(" ({not_reported} not reported by NVML)") } else { String::new() };
     vec![pass(rule.check, gpu_node(), format!("{ok}/{total} GPUs {}{note}", rule.healthy)).expected(&rule.expected)]
