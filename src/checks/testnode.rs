@@ -309,3 +309,35 @@ pub fn of<'a>(findings: &'a [crate::checks::Finding], check: &str) -> Vec<&'a cr
 pub fn with(findings: &[crate::checks::Finding], outcome: crate::checks::Outcome) -> Vec<&crate::checks::Finding> {
     findings.iter().filter(|f| f.outcome == outcome).collect()
 }
+
+/// The nodes written to `tests/fixtures/nodes/` for the CLI tests.
+pub fn fixtures() -> Vec<(&'static str, Node)> {
+    let mut x8 = hgx_b200();
+    pci_mut(&mut x8, &hgx_gpu_address(2)).link.as_mut().expect("link").current_width = Some(8);
+    let mut no_driver = hgx_b200();
+    no_driver.gpus = GpuInventory::NotInspected { reason: "no NVIDIA driver".into() };
+    vec![("hgx-b200-healthy", hgx_b200()), ("hgx-b200-gpu2-x8", x8), ("hgx-b200-no-driver", no_driver), ("vm", vm())]
+}
+
+#[cfg(test)]
+mod fixture_tests {
+    use std::path::Path;
+
+    /// The JSON fixtures must be what the builders make; run with
+    /// `KILN_UPDATE_FIXTURES=1` to rewrite them after changing a builder.
+    #[test]
+    fn node_fixtures_are_current() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nodes");
+        let update = std::env::var_os("KILN_UPDATE_FIXTURES").is_some();
+        for (name, node) in super::fixtures() {
+            let path = dir.join(format!("{name}.json"));
+            let json = serde_json::to_string_pretty(&node).expect("serializes") + "\n";
+            if update {
+                std::fs::create_dir_all(&dir).expect("mkdir");
+                std::fs::write(&path, &json).expect("write fixture");
+            }
+            let on_disk = std::fs::read_to_string(&path).expect("fixture exists (KILN_UPDATE_FIXTURES=1 writes it)");
+            assert!(on_disk == json, "{} is stale; rerun with KILN_UPDATE_FIXTURES=1", path.display());
+        }
+    }
+}

@@ -88,6 +88,62 @@ mod tests {
         assert_eq!(found.spec.platform.name, "generic");
     }
 
+    /// Many faults at once, on every platform: every fail and error must
+    /// carry an action, and every check id must be dotted lowercase.
+    #[test]
+    fn every_fail_and_error_has_an_action() {
+        use crate::checks::testnode::{gpu_mut, hgx_gpu_address, pci_mut, remove_pci};
+        use crate::model::{FabricState, ReadProblem};
+        let mut b200 = testnode::hgx_b200();
+        remove_pci(&mut b200, &hgx_gpu_address(7));
+        pci_mut(&mut b200, &hgx_gpu_address(1)).link.as_mut().expect("link").current_width = Some(4);
+        pci_mut(&mut b200, &hgx_gpu_address(3)).aer.as_mut().expect("aer").fatal.insert("TOTAL_ERR_FATAL".into(), 2);
+        gpu_mut(&mut b200, 0).nvlinks.as_mut().expect("links")[0].active = false;
+        gpu_mut(&mut b200, 4).fabric.as_mut().expect("fabric").state = FabricState::NotStarted;
+        gpu_mut(&mut b200, 5).remapped_rows.as_mut().expect("rows").failure = true;
+        gpu_mut(&mut b200, 6).problems.push(ReadProblem::new("nvml", "nvmlDeviceGetSerial", "timeout"));
+        let mut no_driver = testnode::gb200_tray();
+        no_driver.gpus = GpuInventory::NotInspected { reason: "no NVIDIA driver".into() };
+        // NUMA placement is judged only with every GPU present, so on its own node.
+        let mut numa = testnode::hgx_b200();
+        pci_mut(&mut numa, &hgx_gpu_address(2)).numa_node = Some(1);
+        let cases = [
+            (b200, "hgx-b200"),
+            (numa, "hgx-b200"),
+            (no_driver, "gb200-nvl72-tray"),
+            (testnode::hgx_b200(), "h100-sxm"),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for (node, name) in &cases {
+            for f in validate(node, &spec(name)) {
+                let dotted = f.check.split('.').count() >= 2
+                    && f.check
+                        .split('.')
+                        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+                assert!(dotted, "check id {:?}", f.check);
+                if matches!(f.outcome, Outcome::Fail | Outcome::Error) {
+                    assert!(f.action.as_deref().is_some_and(|a| !a.is_empty()), "{name}: {f:?}");
+                    seen.insert(f.check.clone());
+                }
+            }
+        }
+        // The faults above must each have been caught.
+        for check in [
+            "gpu.count",
+            "pcie.width",
+            "numa.placement",
+            "aer.fatal",
+            "nvlink.active",
+            "fabric.state",
+            "gpu.remap_failure",
+            "inspect.read_error",
+            "gpu.nvml_visible",
+            "nvswitch.count",
+        ] {
+            assert!(seen.contains(check), "{check} not reported; saw {seen:?}");
+        }
+    }
+
     #[test]
     fn findings_are_deterministic() {
         let node = testnode::hgx_b200();

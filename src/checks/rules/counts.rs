@@ -79,8 +79,7 @@ fn action_lead(found: usize, group: &DeviceGroup) -> String {
 /// than devices missing; otherwise the guess would mislead.
 fn empty_ports(ctx: &Ctx<'_>, present: &[&PciDevice], missing: usize) -> Vec<String> {
     let signature = |d: &PciDevice| (d.vendor_id, d.device_id, d.upstream.len());
-    let parent_sigs: BTreeSet<_> =
-        present.iter().filter_map(|d| ctx.node.upstream_port(d)).map(|p| signature(p)).collect();
+    let parent_sigs: BTreeSet<_> = present.iter().filter_map(|d| ctx.node.upstream_port(d)).map(signature).collect();
     if parent_sigs.is_empty() {
         return Vec::new();
     }

@@ -121,8 +121,7 @@ fn judge_speed(ctx: &Ctx<'_>, group: &DeviceGroup, rules: &LinkRules, device: &P
     let Some(link) = &device.link else {
         return unread(ctx, SPEED, comp, device, "link state");
     };
-    let cap =
-        capability(ctx, device, link.max_speed_gts, |p| p.link.as_ref().and_then(|l| l.max_speed_gts), |s| gts(s));
+    let cap = capability(ctx, device, link.max_speed_gts, |p| p.link.as_ref().and_then(|l| l.max_speed_gts), gts);
     let current = link.current_speed_gts.map(gts).unwrap_or_else(|| "unknown".into());
     match rules.speed_check(group.role) {
         SpeedCheck::Max => {
