@@ -105,7 +105,9 @@ pub fn normalize_address(address: &str) -> String {
     let lower = address.trim().to_lowercase();
     match lower.split_once(':') {
         Some((domain, rest)) if domain.len() > 4 && domain.chars().all(|c| c == '0') => format!("0000:{rest}"),
-        Some((domain, rest)) if domain.len() > 4 => format!("{}:{rest}", &domain[domain.len() - 4..]),
+        Some((domain, rest)) if domain.len() > 4 && domain.is_ascii() => {
+            format!("{}:{rest}", &domain[domain.len() - 4..])
+        }
         _ => lower,
     }
 }
@@ -151,5 +153,7 @@ mod tests {
         assert_eq!(normalize_address("00000000:1B:00.0"), "0000:1b:00.0");
         assert_eq!(normalize_address("00000008:01:00.0"), "0008:01:00.0");
         assert_eq!(normalize_address("0000:1b:00.0"), "0000:1b:00.0");
+        // Garbage stays garbage rather than panicking.
+        assert_eq!(normalize_address("ééééé:1b"), "ééééé:1b");
     }
 }
