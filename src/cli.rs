@@ -81,6 +81,9 @@ pub struct ValidateArgs {
     /// Print findings as JSON (schema in docs/json-schema.md).
     #[arg(long)]
     pub json: bool,
+    /// Judge a node JSON file (`kiln inspect --json`) instead of inspecting.
+    #[arg(long, value_name = "FILE", conflicts_with = "root")]
+    pub node: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

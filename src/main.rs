@@ -10,9 +10,9 @@ fn main() {
     init_logging(cli.verbose);
     let result: anyhow::Result<i32> = match cli.command {
         Command::Report(args) => kiln::cmd::report::run(&args),
-        Command::Inspect(_) | Command::Capture(_) | Command::Validate(_) | Command::Spec(_) => {
-            Err(anyhow::anyhow!("not built yet"))
-        }
+        Command::Validate(args) => kiln::cmd::validate::run(&args),
+        Command::Spec(command) => kiln::cmd::spec::run(&command),
+        Command::Inspect(_) | Command::Capture(_) => Err(anyhow::anyhow!("not built yet")),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -1,5 +1,21 @@
 //! Platform specs and the rules that judge a `Node` against them.
 
+pub mod builtin;
+pub mod derive;
+pub mod detect;
 pub mod finding;
+pub mod pci_id;
+pub mod platform;
+pub mod rules;
+pub mod spec_error;
+pub mod spec_load;
+pub mod spec_validate;
+#[cfg(test)]
+pub mod testnode;
+pub mod validate;
+pub mod version;
 
 pub use finding::{Component, Finding, Outcome, Severity, Verdict};
+pub use platform::Platform;
+pub use spec_error::SpecError;
+pub use validate::validate;

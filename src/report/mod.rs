@@ -2,6 +2,7 @@
 
 mod build;
 mod csv;
+pub mod findings;
 mod json;
 mod model;
 mod table;

@@ -53,7 +53,8 @@ pub fn run(args: &[String]) -> Result<u8> {
     }
     let db_arg = db.to_string_lossy().into_owned();
     let start = Instant::now();
-    let ok = quiet(Command::new(&kiln).args(["bench-record", "--root", &fixture_arg, "--count", "1000", "--db", &db_arg]))?;
+    let ok =
+        quiet(Command::new(&kiln).args(["bench-record", "--root", &fixture_arg, "--count", "1000", "--db", &db_arg]))?;
     let took = start.elapsed();
     if !ok {
         bail!("kiln bench-record failed");
@@ -101,7 +102,11 @@ fn cores() -> usize {
 fn host_line() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 

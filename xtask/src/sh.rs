@@ -73,7 +73,9 @@ pub fn apt_install(packages: &[&str]) -> Result<()> {
     }
     run(Command::new("apt-get").args(["update", "-qq"]))?;
     let mut cmd = Command::new("apt-get");
-    cmd.args(["install", "-y", "-qq", "--no-install-recommends"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive");
+    cmd.args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive");
     run(&mut cmd)
 }
 

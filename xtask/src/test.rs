@@ -34,7 +34,11 @@ pub fn install() -> Result<()> {
     let venv = sh::root().join("target/venv");
     if !venv.join("bin/sushy-emulator").exists() {
         sh::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-        sh::run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check"]).args(VENV_PACKAGES))?;
+        sh::run(
+            Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check"])
+                .args(VENV_PACKAGES),
+        )?;
     }
     Ok(())
 }

@@ -1,0 +1,12 @@
+//! The rules that judge a `Node` against a `Platform`, one file per area.
+
+pub mod aer;
+pub mod common;
+pub mod counts;
+pub mod fabric;
+pub mod firmware;
+pub mod memory_health;
+pub mod numa;
+pub mod nvlink;
+pub mod pcie_link;
+pub mod problems;

@@ -1,0 +1,255 @@
+//! Loading specs: parse one file, a directory of them, or the built-in set.
+
+use std::path::{Path, PathBuf};
+
+use super::builtin;
+use super::platform::Platform;
+use super::spec_error::{field_at, line_column, quoted_element, span_of, SpecError, SpecIssue};
+use super::spec_validate;
+
+/// A parsed spec and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedSpec {
+    pub platform: Platform,
+    /// The file it was read from; for built-in specs `built-in/<file>`.
+    pub origin: PathBuf,
+}
+
+/// Parses and checks one spec. `file` is only used to name it in errors.
+pub fn parse_spec(text: &str, file: &Path) -> Result<Platform, SpecError> {
+    let platform: Platform = toml::from_str(text).map_err(|e| {
+        let message = e.message().trim().to_string();
+        let mut offset = e.span().map(|s| s.start).unwrap_or(0);
+        let mut field = field_at(text, offset);
+        if let Some((element, span)) = quoted_element(text, &field, &message) {
+            (field, offset) = (element, span.start);
+        }
+        let (line, column) = line_column(text, offset);
+        SpecError::Parse { file: file.to_path_buf(), line, column, field: field.to_string(), message }
+    })?;
+    let issues: Vec<SpecIssue> = spec_validate::check(&platform)
+        .into_iter()
+        .map(|(path, message)| {
+            let (line, column) = span_of(text, &path).map(|s| line_column(text, s.start)).unwrap_or((0, 0));
+            SpecIssue { line, column, field: path.to_string(), message }
+        })
+        .collect();
+    if issues.is_empty() {
+        Ok(platform)
+    } else {
+        Err(SpecError::Invalid { file: file.to_path_buf(), issues })
+    }
+}
+
+/// Reads and parses one spec file.
+pub fn load_file(path: &Path) -> Result<LoadedSpec, SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read { file: path.to_path_buf(), source })?;
+    Ok(LoadedSpec { platform: parse_spec(&text, path)?, origin: path.to_path_buf() })
+}
+
+/// Every `platforms/*.toml` under a checks directory, sorted by file name.
+/// Fails on the first malformed file: a half-loaded set would silently detect
+/// the wrong platform.
+pub fn load_dir(checks_dir: &Path) -> Result<Vec<LoadedSpec>, SpecError> {
+    let dir = checks_dir.join("platforms");
+    let entries = std::fs::read_dir(&dir).map_err(|source| SpecError::ReadDir { dir: dir.clone(), source })?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| SpecError::ReadDir { dir: dir.clone(), source })?;
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(SpecError::EmptyDir { dir: checks_dir.to_path_buf() });
+    }
+    let specs = files.iter().map(|f| load_file(f)).collect::<Result<Vec<_>, _>>()?;
+    check_unique(&specs)?;
+    Ok(specs)
+}
+
+/// The specs built into the binary.
+pub fn load_builtin() -> Result<Vec<LoadedSpec>, SpecError> {
+    let specs = builtin::PLATFORMS
+        .iter()
+        .map(|(file, text)| {
+            let origin = Path::new("built-in").join(file);
+            Ok(LoadedSpec { platform: parse_spec(text, &origin)?, origin })
+        })
+        .collect::<Result<Vec<_>, SpecError>>()?;
+    check_unique(&specs)?;
+    Ok(specs)
+}
+
+/// The built-in specs, or those in `checks_dir` when given.
+pub fn load_set(checks_dir: Option<&Path>) -> Result<Vec<LoadedSpec>, SpecError> {
+    match checks_dir {
+        Some(dir) => load_dir(dir),
+        None => load_builtin(),
+    }
+}
+
+fn check_unique(specs: &[LoadedSpec]) -> Result<(), SpecError> {
+    for (i, a) in specs.iter().enumerate() {
+        if let Some(b) = specs[i + 1..].iter().find(|b| b.platform.name == a.platform.name) {
+            return Err(SpecError::DuplicateName {
+                name: a.platform.name.clone(),
+                first: a.origin.clone(),
+                second: b.origin.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"name = "t"
+description = "test"
+
+[[devices]]
+role = "gpu"
+ids = ["10de:2901"]
+count = 2
+numa = [0, 1]
+"#;
+
+    fn parse(text: &str) -> Result<Platform, SpecError> {
+        parse_spec(text, Path::new("specs/t.toml"))
+    }
+
+    /// (line, field, message) of a parse or validation error.
+    fn located(err: SpecError) -> (usize, String, String) {
+        match err {
+            SpecError::Parse { line, field, message, .. } => (line, field, message),
+            SpecError::Invalid { issues, .. } => {
+                let i = issues.into_iter().next().expect("at least one issue");
+                (i.line, i.field, i.message)
+            }
+            other => panic!("unexpected error {other}"),
+        }
+    }
+
+    #[test]
+    fn every_builtin_spec_parses() {
+        let specs = load_builtin().expect("built-in specs parse");
+        let names: Vec<&str> = specs.iter().map(|s| s.platform.name.as_str()).collect();
+        assert_eq!(names, ["gb200-nvl72-tray", "generic", "h100-sxm", "hgx-b200"]);
+    }
+
+    #[test]
+    fn every_file_in_checks_platforms_is_built_in() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("checks");
+        let from_dir = load_dir(&dir).expect("checks/platforms parses");
+        let builtin = load_builtin().expect("built-in specs parse");
+        let a: Vec<_> = from_dir.iter().map(|s| &s.platform).collect();
+        let b: Vec<_> = builtin.iter().map(|s| &s.platform).collect();
+        assert_eq!(a, b, "src/checks/builtin.rs must list every file in checks/platforms");
+    }
+
+    #[test]
+    fn a_sound_spec_parses() {
+        let p = parse(GOOD).expect("valid");
+        assert_eq!(p.devices[0].numa.as_deref(), Some(&[0, 1][..]));
+    }
+
+    #[test]
+    fn unknown_field_names_file_line_and_field() {
+        let text = GOOD.replace("count = 2", "count = 2\ncolour = \"green\"");
+        let err = parse(&text).expect_err("unknown field");
+        let shown = err.to_string();
+        assert!(shown.starts_with("specs/t.toml:8:1: field `devices[0].colour`"), "{shown}");
+        let (line, field, message) = located(err);
+        assert_eq!(line, 8);
+        assert_eq!(field, "devices[0].colour");
+        assert!(message.contains("unknown field `colour`"), "{message}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let text = GOOD.replace("count = 2", "count = \"two\"");
+        let (line, field, message) = located(parse(&text).expect_err("wrong type"));
+        assert_eq!((line, field.as_str()), (7, "devices[0].count"));
+        assert!(message.contains("invalid type"), "{message}");
+    }
+
+    #[test]
+    fn bad_pci_id_names_the_entry() {
+        let text = GOOD.replace("10de:2901", "10de:zzzz");
+        let (line, field, message) = located(parse(&text).expect_err("bad id"));
+        assert_eq!((line, field.as_str()), (6, "devices[0].ids[0]"));
+        assert!(message.contains("10de:zzzz"), "{message}");
+    }
+
+    #[test]
+    fn bad_pci_id_in_a_long_list_names_its_line() {
+        let text = GOOD.replace("ids = [\"10de:2901\"]", "ids = [\n  \"10de:2901\",\n  \"10de:29x1\",\n]");
+        let (line, field, _) = located(parse(&text).expect_err("bad id"));
+        assert_eq!((line, field.as_str()), (8, "devices[0].ids[1]"));
+    }
+
+    #[test]
+    fn negative_count_is_rejected() {
+        let text = GOOD.replace("count = 2", "count = -1");
+        let (line, field, _) = located(parse(&text).expect_err("negative"));
+        assert_eq!((line, field.as_str()), (7, "devices[0].count"));
+    }
+
+    #[test]
+    fn syntax_error_has_a_line() {
+        let text = GOOD.replace("role = \"gpu\"", "role = \"gpu");
+        let (line, _, _) = located(parse(&text).expect_err("unterminated string"));
+        assert_eq!(line, 5);
+    }
+
+    #[test]
+    fn missing_required_field_is_reported() {
+        let text = GOOD.replace("description = \"test\"\n", "");
+        let (_, _, message) = located(parse(&text).expect_err("no description"));
+        assert!(message.contains("description"), "{message}");
+    }
+
+    #[test]
+    fn numa_list_must_match_count() {
+        let text = GOOD.replace("numa = [0, 1]", "numa = [0, 1, 1]");
+        let (line, field, message) = located(parse(&text).expect_err("numa length"));
+        assert_eq!((line, field.as_str()), (8, "devices[0].numa"));
+        assert!(message.contains("3 nodes but count is 2"), "{message}");
+    }
+
+    #[test]
+    fn empty_name_and_bad_width_are_all_reported() {
+        let text = GOOD.replace("name = \"t\"", "name = \"\"") + "\n[devices.link]\nwidth = 3\n";
+        let err = parse(&text).expect_err("two issues");
+        let SpecError::Invalid { issues, .. } = err else { panic!("expected Invalid") };
+        let fields: Vec<(usize, &str)> = issues.iter().map(|i| (i.line, i.field.as_str())).collect();
+        assert_eq!(fields, [(1, "name"), (11, "devices[0].link.width")]);
+    }
+
+    #[test]
+    fn count_and_min_count_are_exclusive() {
+        let text = GOOD.replace("count = 2", "count = 2\nmin_count = 1");
+        let (_, field, _) = located(parse(&text).expect_err("both"));
+        assert_eq!(field, "devices[0].min_count");
+    }
+
+    #[test]
+    fn duplicate_names_in_a_directory_are_rejected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("platforms")).expect("mkdir");
+        for f in ["a.toml", "b.toml"] {
+            std::fs::write(dir.path().join("platforms").join(f), GOOD).expect("write");
+        }
+        assert!(matches!(load_dir(dir.path()), Err(SpecError::DuplicateName { .. })));
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_error_not_an_empty_set() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(matches!(load_dir(&dir.path().join("nope")), Err(SpecError::ReadDir { .. })));
+    }
+}

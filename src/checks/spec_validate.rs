@@ -1,0 +1,137 @@
+//! Semantic checks of a parsed spec: what TOML and serde cannot catch.
+
+use std::collections::BTreeMap;
+
+use super::platform::{DeviceGroup, Platform, Role};
+use super::spec_error::FieldPath;
+use super::version::{self, Radix};
+use crate::model::pcie_generation;
+
+/// Widths a PCIe link can train to.
+const PCIE_WIDTHS: [u32; 7] = [1, 2, 4, 8, 12, 16, 32];
+
+/// Every problem found, each with the field it is about. Empty when the spec
+/// is sound.
+pub fn check(spec: &Platform) -> Vec<(FieldPath, String)> {
+    let mut out = Vec::new();
+    let root = FieldPath::root();
+    if spec.name.is_empty() {
+        out.push((root.key("name"), "must not be empty".to_string()));
+    } else if !valid_name(&spec.name) {
+        out.push((root.key("name"), format!("{:?}: use lowercase letters, digits and '-'", spec.name)));
+    }
+    if spec.description.trim().is_empty() {
+        out.push((root.key("description"), "must not be empty".to_string()));
+    }
+    check_match(spec, &root.key("match"), &mut out);
+    let mut owner: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, group) in spec.devices.iter().enumerate() {
+        let path = root.key("devices").index(i);
+        check_group(group, &path, &mut out);
+        for (j, id) in group.ids.iter().enumerate() {
+            if let Some(first) = owner.insert(id.to_string(), i) {
+                out.push((
+                    path.key("ids").index(j),
+                    format!("{id} is already in devices[{first}]; a device counts once"),
+                ));
+            }
+        }
+    }
+    if let Some(nv) = &spec.nvlink {
+        if nv.links_per_gpu == 0 {
+            out.push((root.key("nvlink").key("links_per_gpu"), "must be at least 1; drop [nvlink] if none".into()));
+        }
+    }
+    if let Some(fw) = &spec.firmware {
+        let path = root.key("firmware");
+        for (key, value) in [("bios_min", &fw.bios_min), ("driver_min", &fw.driver_min)] {
+            if let Some(v) = value {
+                if version::segments(v, Radix::Decimal).is_none() {
+                    out.push((path.key(key), format!("{v:?} is not a dotted decimal version")));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn valid_name(name: &str) -> bool {
+    name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
+fn check_match(spec: &Platform, path: &FieldPath, out: &mut Vec<(FieldPath, String)>) {
+    let m = &spec.detect;
+    if let Some(arch) = &m.architecture {
+        if arch != "x86_64" && arch != "aarch64" {
+            out.push((path.key("architecture"), format!("{arch:?}: expected \"x86_64\" or \"aarch64\"")));
+        }
+    }
+    for (i, p) in m.pci.iter().enumerate() {
+        if p.ids.is_empty() {
+            out.push((path.key("pci").index(i).key("ids"), "must list at least one id".into()));
+        }
+        if p.min_count == 0 {
+            out.push((path.key("pci").index(i).key("min_count"), "must be at least 1".into()));
+        }
+    }
+    for key in ["dmi_product_name", "dmi_board_name"] {
+        let list = if key == "dmi_product_name" { &m.dmi_product_name } else { &m.dmi_board_name };
+        for (i, s) in list.iter().enumerate() {
+            if s.trim().is_empty() {
+                out.push((path.key(key).index(i), "must not be empty (it would match anything)".into()));
+            }
+        }
+    }
+}
+
+fn check_group(group: &DeviceGroup, path: &FieldPath, out: &mut Vec<(FieldPath, String)>) {
+    if group.ids.is_empty() {
+        out.push((path.key("ids"), "must list at least one id".into()));
+    }
+    if group.label.as_deref().is_some_and(|l| l.trim().is_empty()) {
+        out.push((path.key("label"), "must not be empty".into()));
+    }
+    match (group.count, group.min_count) {
+        (Some(_), Some(_)) => out.push((path.key("min_count"), "give either count or min_count, not both".into())),
+        (None, None) => out.push((path.key("count"), "give count (exact) or min_count (at least)".into())),
+        _ => {}
+    }
+    if let Some(numa) = &group.numa {
+        match group.count {
+            Some(c) if c as usize == numa.len() => {}
+            Some(c) => out.push((path.key("numa"), format!("lists {} nodes but count is {c}", numa.len()))),
+            None => out.push((path.key("numa"), "needs an exact count to line devices up with nodes".into())),
+        }
+    }
+    if let Some(link) = &group.link {
+        let lpath = path.key("link");
+        if let Some(s) = link.speed_gts {
+            if pcie_generation(s).is_none() {
+                out.push((lpath.key("speed_gts"), format!("{s} is not a PCIe speed (2.5, 5, 8, 16, 32, 64)")));
+            }
+        }
+        if let Some(w) = link.width {
+            if !PCIE_WIDTHS.contains(&w) {
+                out.push((lpath.key("width"), format!("x{w} is not a PCIe width (1, 2, 4, 8, 12, 16, 32)")));
+            }
+        }
+    }
+    if let Some(fw) = &group.firmware_min {
+        let radix = match group.role {
+            Role::Gpu => Some(Radix::Hex),
+            Role::Nic | Role::Dpu | Role::Nvme => Some(Radix::Decimal),
+            Role::Nvswitch | Role::PcieSwitch => None,
+        };
+        match radix {
+            None => out.push((
+                path.key("firmware_min"),
+                format!("kiln does not read firmware of {} functions", group.role.as_str()),
+            )),
+            Some(r) if version::segments(fw, r).is_none() => {
+                out.push((path.key("firmware_min"), format!("{fw:?} is not a dotted version")))
+            }
+            Some(_) => {}
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! `kiln validate`: choose the platform spec, judge the node, print the
+//! findings, and exit with the verdict's code.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::checks::detect::{self, DetectError, Selection};
+use crate::checks::spec_load::{self, LoadedSpec};
+use crate::checks::{validate, SpecError, Verdict};
+use crate::cli::ValidateArgs;
+use crate::exit;
+use crate::model::Node;
+use crate::report::findings::{render_json, render_table, ValidateReport};
+
+/// Why no spec could be chosen: all are bad input (exit 4).
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Detect(#[from] DetectError),
+}
+
+/// The spec to judge a node against: `--spec FILE`, else `--platform NAME`,
+/// else detection, from the built-in specs or `--checks-dir`. The third
+/// value names other specs that matched as well as the chosen one.
+pub fn select_spec(node: &Node, args: &ValidateArgs) -> Result<(LoadedSpec, Selection, Vec<String>), SelectError> {
+    if let Some(file) = &args.spec {
+        return Ok((spec_load::load_file(file)?, Selection::File, Vec::new()));
+    }
+    let specs = spec_load::load_set(args.checks_dir.as_deref())?;
+    if let Some(name) = &args.platform {
+        return Ok((detect::by_name(&specs, name)?.clone(), Selection::Named, Vec::new()));
+    }
+    let found = detect::detect(&specs, node)?;
+    Ok((found.spec.clone(), found.selection, found.also_matched))
+}
+
+/// Judges a node and returns the report, for callers that record it (the
+/// inventory, the rack path) as well as print it.
+pub fn judge(node: &Node, args: &ValidateArgs) -> Result<ValidateReport, SelectError> {
+    let (spec, selection, also) = select_spec(node, args)?;
+    if !also.is_empty() {
+        tracing::warn!(chosen = %spec.platform.name, also = %also.join(", "), "several platform specs match this node");
+    }
+    let findings = validate(node, &spec.platform);
+    Ok(ValidateReport::new(
+        &node.hostname,
+        &spec.platform.name,
+        &spec.origin.display().to_string(),
+        selection,
+        findings,
+    ))
+}
+
+/// The exit code of a verdict.
+pub fn exit_code(verdict: Verdict) -> i32 {
+    match verdict {
+        Verdict::Pass => exit::OK,
+        Verdict::Fail => exit::CHECK_FAILED,
+        Verdict::Error => exit::CHECK_ERROR,
+    }
+}
+
+/// Judges `node` and prints the report to `out` (JSON with `--json`, else a
+/// table, coloured when `color`). Bad specs and unknown platform names are
+/// printed to stderr and give `exit::BAD_INPUT`.
+pub fn run_with_node(node: &Node, args: &ValidateArgs, out: &mut dyn Write, color: bool) -> anyhow::Result<i32> {
+    let report = match judge(node, args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kiln: error: {e}");
+            return Ok(exit::BAD_INPUT);
+        }
+    };
+    let text = if args.json { render_json(&report)? + "\n" } else { render_table(&report, color) };
+    out.write_all(text.as_bytes()).context("cannot write the report")?;
+    Ok(exit_code(report.verdict))
+}
+
+/// `kiln validate` from the command line.
+pub fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
+    let node = match &args.node {
+        Some(file) => match read_node(file) {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("kiln: error: {e:#}");
+                return Ok(exit::BAD_INPUT);
+            }
+        },
+        // lead: wire: inspect the live machine or `--root` with
+        // `crate::hw::inspect::inspect(tree, gpus)` and pass the Node on.
+        None => anyhow::bail!("inspection is not wired into `kiln validate` yet; use --node FILE"),
+    };
+    let stdout = std::io::stdout();
+    let color = !args.json && stdout.is_terminal();
+    run_with_node(&node, args, &mut stdout.lock(), color)
+}
+
+/// A node JSON document as `kiln inspect --json` prints it.
+pub fn read_node(file: &Path) -> anyhow::Result<Node> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read node file {}", file.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a kiln node document", file.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::testnode::{self, gpu_mut};
+    use crate::cli::{DbArgs, SourceArgs};
+
+    fn args() -> ValidateArgs {
+        ValidateArgs {
+            source: SourceArgs { root: None },
+            db: DbArgs { db: None },
+            platform: None,
+            spec: None,
+            checks_dir: None,
+            json: true,
+            node: None,
+        }
+    }
+
+    fn run_json(node: &Node, a: &ValidateArgs) -> (i32, serde_json::Value) {
+        let mut out = Vec::new();
+        let code = run_with_node(node, a, &mut out, false).expect("runs");
+        let v = if out.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&out).expect("json") };
+        (code, v)
+    }
+
+    #[test]
+    fn exit_codes_follow_the_verdict() {
+        let (code, v) = run_json(&testnode::hgx_b200(), &args());
+        assert_eq!((code, v["verdict"].as_str()), (exit::OK, Some("pass")));
+        let mut node = testnode::hgx_b200();
+        gpu_mut(&mut node, 1).remapped_rows.as_mut().expect("rows").pending = true;
+        assert_eq!(run_json(&node, &args()).0, exit::CHECK_FAILED);
+        node = testnode::hgx_b200();
+        node.gpus = crate::model::GpuInventory::NotInspected { reason: "no NVIDIA driver".into() };
+        let (code, v) = run_json(&node, &args());
+        assert_eq!((code, v["verdict"].as_str()), (exit::CHECK_ERROR, Some("error")));
+    }
+
+    #[test]
+    fn unknown_platform_is_bad_input() {
+        let a = ValidateArgs { platform: Some("dgx-a100".into()), ..args() };
+        assert_eq!(run_json(&testnode::hgx_b200(), &a), (exit::BAD_INPUT, serde_json::Value::Null));
+    }
+
+    #[test]
+    fn named_platform_overrides_detection() {
+        let a = ValidateArgs { platform: Some("generic".into()), ..args() };
+        let (code, v) = run_json(&testnode::hgx_b200(), &a);
+        assert_eq!(
+            (code, v["platform"].as_str(), v["platform_selection"].as_str()),
+            (0, Some("generic"), Some("named"))
+        );
+    }
+
+    #[test]
+    fn a_checks_dir_replaces_the_built_in_specs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("platforms")).expect("mkdir");
+        let spec = "name = \"site-b200\"\ndescription = \"site\"\n[match]\narchitecture = \"x86_64\"\n\
+                    [[devices]]\nrole = \"gpu\"\nids = [\"10de:2901\"]\ncount = 9\n";
+        std::fs::write(dir.path().join("platforms/site.toml"), spec).expect("write");
+        let a = ValidateArgs { checks_dir: Some(dir.path().to_path_buf()), ..args() };
+        let (code, v) = run_json(&testnode::hgx_b200(), &a);
+        assert_eq!((code, v["platform"].as_str()), (exit::CHECK_FAILED, Some("site-b200")));
+        // A malformed file in the directory is bad input, not a silent skip.
+        std::fs::write(dir.path().join("platforms/bad.toml"), "name = 3\n").expect("write");
+        assert_eq!(run_json(&testnode::hgx_b200(), &a).0, exit::BAD_INPUT);
+    }
+
+    #[test]
+    fn a_node_file_is_read_and_a_malformed_one_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = dir.path().join("node.json");
+        std::fs::write(&good, serde_json::to_string(&testnode::vm()).expect("json")).expect("write");
+        assert_eq!(read_node(&good).expect("reads").hostname, "vm-1");
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, "{\"schema_version\": 1,\n \"hostname\": 7}").expect("write");
+        let err = format!("{:#}", read_node(&bad).expect_err("malformed"));
+        assert!(err.contains("bad.json") && err.contains("line 2"), "{err}");
+    }
+}
