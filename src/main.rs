@@ -9,9 +9,9 @@ fn main() {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result: anyhow::Result<i32> = match cli.command {
-        Command::Inspect(_) | Command::Capture(_) | Command::Validate(_) | Command::Report(_) | Command::Spec(_) => {
-            Err(anyhow::anyhow!("not built yet"))
-        }
+        Command::Inspect(args) => kiln::cmd::inspect::run(&args),
+        Command::Capture(args) => kiln::cmd::capture::run(&args),
+        Command::Validate(_) | Command::Report(_) | Command::Spec(_) => Err(anyhow::anyhow!("not built yet")),
     };
     match result {
         Ok(code) => std::process::exit(code),
