@@ -125,7 +125,7 @@ fn nics(out: &mut String, node: &Node) {
         let speed = p.speed_mbps.map(|s| format!("{}G", s / 1000)).unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
-            "  {:<14}{:<6}{:<24}{:<14}{:<7}{:<8}fw {}",
+            "  {:<16}{:<6}{:<24}{:<14}{:<7}{:<8}fw {}",
             p.name,
             kind,
             or_dash(p.address.as_deref()),
