@@ -102,6 +102,46 @@ fn arch_from_cpuinfo(text: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hw::fixture::FixtureTree;
+    use crate::hw::replay::{Operation, RecordedError, ReplayTree, UnreadableList, UNREADABLE_PATH};
+
+    #[test]
+    fn dmi_permission_denied_is_quiet_and_io_errors_are_problems() {
+        let mut tree = FixtureTree::new();
+        tree.link_to("sys/class/dmi/id", "sys/devices/virtual/dmi/id");
+        for (name, value) in
+            [("sys_vendor", "Supermicro"), ("product_serial", ""), ("board_serial", ""), ("bios_date", " ")]
+        {
+            tree.attr(format!("sys/devices/virtual/dmi/id/{name}"), value);
+        }
+        let denied = std::io::Error::from_raw_os_error(13);
+        let eio = std::io::Error::from_raw_os_error(5);
+        let list = UnreadableList {
+            errors: vec![
+                RecordedError::new(Operation::Read, Path::new("sys/class/dmi/id/product_serial"), &denied),
+                RecordedError::new(Operation::Read, Path::new("sys/class/dmi/id/board_serial"), &eio),
+            ],
+        };
+        tree.file(UNREADABLE_PATH, serde_json::to_string(&list).expect("json"));
+        tree.file("proc/meminfo", "MemFree: 12 kB\n");
+        let dir = tempfile::tempdir().expect("tempdir");
+        tree.write(&dir.path().join("t")).expect("write");
+        let replay = ReplayTree::open(&dir.path().join("t")).expect("open");
+        let mut probe = Probe::new(&replay);
+        let dmi = read_dmi(&mut probe);
+        assert_eq!(dmi.system_vendor.as_deref(), Some("Supermicro"));
+        assert_eq!((dmi.product_serial, dmi.board_serial, dmi.bios_date), (None, None, None));
+        assert_eq!(read_memory(&mut probe).total_kib, 0);
+        assert_eq!(read_hostname(&mut probe), "");
+        assert_eq!(read_architecture(&mut probe), "unknown");
+        let problems: Vec<(String, String)> = probe.into_problems().into_iter().map(|p| (p.path, p.message)).collect();
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert_eq!(problems[0].0, "sys/class/dmi/id/board_serial");
+        assert!(problems[0].1.contains("os error 5"), "{}", problems[0].1);
+        assert_eq!(problems[1], ("proc/meminfo".to_string(), "no MemTotal line".to_string()));
+        assert_eq!(problems[2], ("proc/sys/kernel/hostname".to_string(), "missing".to_string()));
+        assert_eq!(problems[3].0, "kiln/arch");
+    }
 
     #[test]
     fn cpuinfo_tells_arm_from_x86() {

@@ -137,6 +137,59 @@ fn gid_interface_id(text: &str) -> Result<String, parse::ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hw::fixture::{FixtureTree, LinkFiles, NetDev, PciFunction};
+    use crate::hw::replay::{Operation, RecordedError, ReplayTree, UnreadableList, UNREADABLE_PATH};
+
+    #[test]
+    fn down_links_virtual_interfaces_and_einval() {
+        let mut tree = FixtureTree::new();
+        for (i, bus) in [(0u8, "01"), (1, "02")] {
+            tree.pci(&PciFunction {
+                chain: vec![format!("0000:00:0{}.0", i + 1), format!("0000:{bus}:00.0")],
+                class: 0x020000,
+                vendor: 0x8086,
+                device: 0x1572,
+                subsystem: (0x8086, 0x0000),
+                driver: Some("i40e"),
+                numa: None,
+                link: Some(LinkFiles::trained("8.0", 8)),
+                aer: false,
+            });
+        }
+        let port = |name: &str, pci: &str, speed: &str, state: &str| NetDev {
+            name: name.into(),
+            pci_address: pci.into(),
+            arp_type: 1,
+            mac: "3c:fd:fe:00:00:01".into(),
+            driver: "i40e",
+            speed: speed.into(),
+            operstate: state.into(),
+        };
+        tree.netdev(&port("eno1", "0000:01:00.0", "-1", "down"));
+        tree.netdev(&port("eno2", "0000:02:00.0", "", "down"));
+        // Virtual interfaces have no `device` link.
+        tree.attr("sys/devices/virtual/net/lo/address", "00:00:00:00:00:00");
+        tree.link_to("sys/class/net/lo", "sys/devices/virtual/net/lo");
+        tree.attr("sys/devices/virtual/net/br0/address", "aa:bb:cc:dd:ee:ff");
+        tree.link_to("sys/class/net/br0", "sys/devices/virtual/net/br0");
+        let einval = std::io::Error::from_raw_os_error(22);
+        let list = UnreadableList {
+            errors: vec![RecordedError::new(Operation::Read, Path::new("sys/class/net/eno2/speed"), &einval)],
+        };
+        tree.file(UNREADABLE_PATH, serde_json::to_string(&list).expect("json"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        tree.write(&dir.path().join("t")).expect("write");
+        let replay = ReplayTree::open(&dir.path().join("t")).expect("open");
+        let mut probe = Probe::new(&replay);
+        let ports = read_net_ports(&mut probe);
+        assert_eq!(probe.into_problems(), vec![], "EINVAL on a down link's speed is not a problem");
+        let names: Vec<&str> = ports.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["eno1", "eno2"]);
+        assert!(ports.iter().all(|p| p.speed_mbps.is_none() && p.state.as_deref() == Some("down")));
+        assert_eq!(ports[0].pci_address.as_deref(), Some("0000:01:00.0"));
+        assert_eq!(ports[0].driver.as_deref(), Some("i40e"));
+        assert_eq!(ports[0].firmware, None, "no RDMA device, no firmware");
+    }
 
     #[test]
     fn infiniband_values() {

@@ -190,3 +190,98 @@ fn names(class: u32, vendor_id: u16, device_id: u16) -> (Option<String>, Option<
         .or_else(|| pci_ids::Class::from_id(base).map(|c| c.name().to_string()));
     (vendor, device, class_name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hw::fixture::{FixtureTree, LinkFiles, PciFunction};
+    use crate::hw::root::FsTree;
+
+    fn function(chain: &[&str]) -> PciFunction {
+        PciFunction {
+            chain: chain.iter().map(|s| s.to_string()).collect(),
+            class: 0x030200,
+            vendor: 0x10de,
+            device: 0x2330,
+            subsystem: (0x10de, 0x16c1),
+            driver: Some("nvidia"),
+            numa: Some(1),
+            link: Some(LinkFiles::trained("32.0", 16)),
+            aer: true,
+        }
+    }
+
+    fn read(tree: &FixtureTree) -> (Vec<PciDevice>, Vec<crate::model::ReadProblem>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        tree.write(&dir.path().join("t")).expect("write");
+        let fs = FsTree::at(dir.path().join("t"));
+        let mut probe = Probe::new(&fs);
+        let devices = read_pci_devices(&mut probe);
+        (devices, probe.into_problems())
+    }
+
+    #[test]
+    fn reads_identity_driver_numa_link_chain_aer_and_slot() {
+        let mut tree = FixtureTree::new();
+        tree.pci(&function(&["0000:00:01.0", "0000:01:00.0"]));
+        let dev = "sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0";
+        tree.attr(format!("{dev}/current_link_speed"), "16 GT/s").slot("7", "0000:01:00.0");
+        let (devices, problems) = read(&tree);
+        assert_eq!(problems, vec![]);
+        assert_eq!(devices.len(), 1, "only functions listed in sys/bus/pci/devices");
+        let d = &devices[0];
+        assert_eq!((d.address.as_str(), d.class, d.vendor_id, d.device_id), ("0000:01:00.0", 0x030200, 0x10de, 0x2330));
+        assert_eq!((d.subsystem_vendor_id, d.subsystem_device_id), (Some(0x10de), Some(0x16c1)));
+        assert_eq!(d.driver.as_deref(), Some("nvidia"));
+        assert_eq!(d.numa_node, Some(1));
+        assert_eq!(d.device_name.as_deref(), Some("GH100 [H100 SXM5 80GB]"));
+        assert_eq!(d.class_name.as_deref(), Some("3D controller"));
+        let link = d.link.as_ref().expect("link");
+        assert_eq!(
+            (link.current_speed_gts, link.max_speed_gts, link.current_width),
+            (Some(16.0), Some(32.0), Some(16))
+        );
+        assert_eq!(d.upstream, ["0000:00:01.0"]);
+        assert_eq!(d.aer.as_ref().map(|a| a.correctable.len()), Some(9));
+        assert_eq!(d.slot.as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn garbage_values_are_problems_not_panics() {
+        let mut tree = FixtureTree::new();
+        tree.pci(&function(&["0000:00:01.0", "0000:01:00.0"]));
+        tree.pci(&function(&["0000:00:02.0", "0000:02:00.0"]));
+        let a = "sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0";
+        let b = "sys/devices/pci0000:00/0000:00:02.0/0000:02:00.0";
+        tree.attr(format!("{a}/numa_node"), "minus one")
+            .attr(format!("{a}/max_link_speed"), "Unknown")
+            .attr(format!("{a}/current_link_speed"), "fast")
+            .file(format!("{a}/aer_dev_nonfatal"), "DLP\n")
+            .attr(format!("{b}/vendor"), "0xNVDA");
+        let (devices, problems) = read(&tree);
+        let addresses: Vec<&str> = devices.iter().map(|d| d.address.as_str()).collect();
+        assert_eq!(addresses, ["0000:01:00.0"], "the device without a vendor is left out");
+        let a = devices.iter().find(|d| d.address == "0000:01:00.0").expect("a");
+        assert_eq!(a.numa_node, None);
+        let link = a.link.as_ref().expect("link");
+        assert_eq!((link.current_speed_gts, link.max_speed_gts, link.current_width), (None, None, Some(16)));
+        assert_eq!(a.aer, None, "a garbled AER file is not zero errors");
+        let found: Vec<(&str, &str)> = problems
+            .iter()
+            .map(|p| (p.path.rsplit('/').next().unwrap_or(""), p.component.as_deref().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("numa_node", "0000:01:00.0"),
+                ("current_link_speed", "0000:01:00.0"),
+                ("aer_dev_nonfatal", "0000:01:00.0"),
+                ("vendor", "0000:02:00.0"),
+                ("0000:02:00.0", "0000:02:00.0"),
+            ],
+            "{problems:?}"
+        );
+        assert!(problems.iter().all(|p| p.source == "sysfs"));
+        assert!(problems[0].message.contains("minus one"), "{}", problems[0].message);
+    }
+}

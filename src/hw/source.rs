@@ -26,10 +26,13 @@ pub enum OpenError {
     Gpus(#[source] SnapshotGpuError),
 }
 
+/// What a node command reads: its sysfs/procfs tree and its GPU source.
+pub type NodeSource = (Box<dyn SysTree>, Box<dyn GpuSource>);
+
 /// The tree and GPU source for a node command: the live machine when `root`
 /// is `None`, else the capture or fixture at `root` (its sysfs/procfs files,
 /// recorded read errors and NVML dump).
-pub fn open(root: Option<&Path>) -> Result<(Box<dyn SysTree>, Box<dyn GpuSource>), OpenError> {
+pub fn open(root: Option<&Path>) -> Result<NodeSource, OpenError> {
     let Some(root) = root else {
         // lead: the live GPU source becomes hw::nvml::NvmlSource once merged.
         return Ok((Box::new(FsTree::live()), Box::new(NoDriverGpuSource)));
