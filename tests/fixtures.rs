@@ -268,3 +268,24 @@ fn malformed_file_is_a_problem_naming_file_and_device() {
     assert_eq!((link.current_width, link.max_width, link.current_speed_gts), (None, Some(16), Some(32.0)));
     assert_eq!(gpus_in_pci(&node).len(), 8, "one bad file does not lose the device");
 }
+
+/// A tree recorded from a real machine: a VM with one H100 passed through.
+#[test]
+fn recorded_h100_vm_reads_cleanly() {
+    let node = inspect_fixture("h100-vm-recorded");
+    assert_eq!(node.problems, vec![], "real kernel output parses without problems");
+    assert_eq!(node.cpus.architecture, "x86_64");
+    assert_eq!(node.cpus.threads, 16);
+    let gpus = gpus_in_pci(&node);
+    assert_eq!(gpus.len(), 1);
+    let gpu = gpus[0];
+    assert_eq!((gpu.address.as_str(), gpu.device_id, gpu.driver.as_deref()), ("0000:00:06.0", 0x2330, Some("nvidia")));
+    assert_eq!(gpu.numa_node, None, "the VM gives no NUMA affinity (-1)");
+    assert_eq!(gpu.aer, None, "no AER files in the VM");
+    assert!(gpu.upstream.is_empty(), "on the root bus");
+    let link = gpu.link.as_ref().expect("link files");
+    assert_eq!((link.current_speed_gts, link.current_width), (Some(32.0), Some(16)));
+    let eth: Vec<&str> = node.net.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(eth, ["eth0"], "lo and ifb are virtual");
+    assert_eq!(node.disks.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["vda", "vdb"]);
+}
