@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use crate::model::{GpuInventory, LinkState, Node, PciDevice, PortKind};
 
 /// Renders identity, CPUs, memory, GPUs, NICs, disks, the PCIe links of
-/// GPUs, NICs and NVMe drives, and every problem, as plain text.
+/// GPUs, NICs and NVMe drives, bridges whose link runs below its maximum,
+/// and every problem, as plain text.
 pub fn render_node(node: &Node) -> String {
     let mut out = String::new();
     identity(&mut out, node);
@@ -13,6 +14,7 @@ pub fn render_node(node: &Node) -> String {
     nics(&mut out, node);
     disks(&mut out, node);
     links(&mut out, node);
+    degraded_bridges(&mut out, node);
     problems(&mut out, node);
     out
 }
@@ -188,6 +190,35 @@ fn links(out: &mut String, node: &Node) {
             d.upstream.len(),
             root
         );
+    }
+}
+
+/// Whether a link runs below its maximum, or reports no speed at all.
+fn degraded(link: &LinkState) -> bool {
+    let slower = matches!((link.current_speed_gts, link.max_speed_gts), (Some(c), Some(m)) if c < m);
+    let narrower = matches!((link.current_width, link.max_width), (Some(c), Some(m)) if c < m);
+    slower || narrower || link.current_speed_gts.is_none()
+}
+
+fn degraded_bridges(out: &mut String, node: &Node) {
+    let bridges: Vec<&PciDevice> =
+        node.pci.iter().filter(|d| d.is_bridge() && d.link.as_ref().is_some_and(degraded)).collect();
+    if bridges.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "bridges below their maximum link");
+    for d in bridges {
+        if let Some(l) = &d.link {
+            let _ = writeln!(
+                out,
+                "  {:<14}{:04x}:{:04x} {} (max {})",
+                d.address,
+                d.vendor_id,
+                d.device_id,
+                speed_width(l, true),
+                speed_width(l, false)
+            );
+        }
     }
 }
 
