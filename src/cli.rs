@@ -27,6 +27,20 @@ pub enum Command {
     /// Platform specs: list, check, derive from a golden capture.
     #[command(subcommand)]
     Spec(SpecCommand),
+    /// Record N inventories of a captured node into a database (benchmark).
+    #[command(hide = true)]
+    BenchRecord(BenchRecordArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchRecordArgs {
+    /// A capture or fixture tree to inspect once.
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+    #[arg(long, default_value_t = 1000)]
+    pub count: usize,
+    #[arg(long, value_name = "PATH")]
+    pub db: PathBuf,
 }
 
 /// Where a node command reads the machine from.

@@ -9,10 +9,12 @@ fn main() {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result: anyhow::Result<i32> = match cli.command {
+        Command::Inspect(args) => kiln::cmd::inspect::run(&args),
+        Command::Capture(args) => kiln::cmd::capture::run(&args),
         Command::Report(args) => kiln::cmd::report::run(&args),
         Command::Validate(args) => kiln::cmd::validate::run(&args),
         Command::Spec(command) => kiln::cmd::spec::run(&command),
-        Command::Inspect(_) | Command::Capture(_) => Err(anyhow::anyhow!("not built yet")),
+        Command::BenchRecord(args) => kiln::cmd::bench_record::run(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),

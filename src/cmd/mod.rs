@@ -1,5 +1,9 @@
 //! One free function per command; `main` matches on the CLI and calls these.
 //! Each returns the process exit code (see `crate::exit`).
+pub mod bench_record;
+pub mod capture;
+pub mod inspect;
+pub mod node;
 pub mod report;
 pub mod spec;
 pub mod validate;

@@ -19,11 +19,10 @@ pub fn run(command: &SpecCommand) -> anyhow::Result<i32> {
     match command {
         SpecCommand::List { checks_dir } => list(checks_dir.as_deref(), &mut out),
         SpecCommand::Check { file } => check(file, &mut out),
-        SpecCommand::FromCapture { dir, name: _, out: _ } => {
-            // lead: wire: inspect the capture with
-            // `crate::hw::inspect::inspect(tree, gpus)` and call `from_node`.
-            anyhow::bail!("`kiln spec from-capture` is not wired to inspection yet (capture {})", dir.display())
-        }
+        SpecCommand::FromCapture { dir, name, out: dest } => match crate::cmd::node::inspect(Some(dir)) {
+            Ok(node) => from_node(&node, dir, name, dest.as_ref(), &mut out),
+            Err(code) => Ok(code),
+        },
     }
 }
 

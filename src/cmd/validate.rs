@@ -10,7 +10,10 @@ use crate::checks::detect::{self, DetectError, Selection};
 use crate::checks::spec_load::{self, LoadedSpec};
 use crate::checks::{validate, SpecError, Verdict};
 use crate::cli::ValidateArgs;
+use crate::cmd::node;
 use crate::exit;
+use crate::inventory::{now, RunRecord};
+use crate::lifecycle::RunKind;
 use crate::model::Node;
 use crate::report::findings::{render_json, render_table, ValidateReport};
 
@@ -75,13 +78,13 @@ pub fn run_with_node(node: &Node, args: &ValidateArgs, out: &mut dyn Write, colo
             return Ok(exit::BAD_INPUT);
         }
     };
-    let text = if args.json { render_json(&report)? + "\n" } else { render_table(&report, color) };
-    out.write_all(text.as_bytes()).context("cannot write the report")?;
+    print_report(&report, args.json, out, color)?;
     Ok(exit_code(report.verdict))
 }
 
 /// `kiln validate` from the command line.
 pub fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
+    let started = now();
     let node = match &args.node {
         Some(file) => match read_node(file) {
             Ok(n) => n,
@@ -90,13 +93,42 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
                 return Ok(exit::BAD_INPUT);
             }
         },
-        // lead: wire: inspect the live machine or `--root` with
-        // `crate::hw::inspect::inspect(tree, gpus)` and pass the Node on.
-        None => anyhow::bail!("inspection is not wired into `kiln validate` yet; use --node FILE"),
+        None => match node::inspect(args.source.root.as_deref()) {
+            Ok(n) => n,
+            Err(code) => return Ok(code),
+        },
     };
     let stdout = std::io::stdout();
     let color = !args.json && stdout.is_terminal();
-    run_with_node(&node, args, &mut stdout.lock(), color)
+    let report = match judge(&node, args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kiln: error: {e}");
+            return Ok(exit::BAD_INPUT);
+        }
+    };
+    print_report(&report, args.json, &mut stdout.lock(), color)?;
+    let code = exit_code(report.verdict);
+    if let Some(db) = &args.db.db {
+        let run = RunRecord {
+            platform: Some(&report.platform),
+            findings: &report.findings,
+            verdict: Some(report.verdict),
+            exit_code: code,
+            started_at: started,
+            finished_at: now(),
+            ..RunRecord::new(RunKind::Validate, &node, "kiln validate")
+        };
+        if let Err(db_code) = node::record(db, &run) {
+            return Ok(db_code);
+        }
+    }
+    Ok(code)
+}
+
+fn print_report(report: &ValidateReport, json: bool, out: &mut dyn Write, color: bool) -> anyhow::Result<()> {
+    let text = if json { render_json(report)? + "\n" } else { render_table(report, color) };
+    out.write_all(text.as_bytes()).context("cannot write the report")
 }
 
 /// A node JSON document as `kiln inspect --json` prints it.

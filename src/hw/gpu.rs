@@ -3,9 +3,6 @@
 //! The live backend talks to NVML; the snapshot backend reads the NVML dump
 //! that `kiln capture` writes at `NVML_DUMP_PATH` under the capture root.
 
-use std::path::Path;
-
-use crate::hw::nvml::{NvmlSource, SnapshotGpuSource};
 use crate::model::GpuInventory;
 
 /// Where a capture keeps its NVML dump, relative to the capture root.
@@ -18,13 +15,4 @@ pub trait GpuSource {
     /// Inspects every GPU. Never fails as a whole: a missing driver is
     /// `GpuInventory::NotInspected`, a failed query is a problem on that GPU.
     fn inspect(&self) -> GpuInventory;
-}
-
-/// The GPU source for a root: live NVML when `None`, the capture's NVML dump
-/// under `root` otherwise (the same `--root` that replays sysfs).
-pub fn gpu_source(root: Option<&Path>) -> Box<dyn GpuSource> {
-    match root {
-        None => Box::new(NvmlSource::new()),
-        Some(root) => Box::new(SnapshotGpuSource::new(root)),
-    }
 }

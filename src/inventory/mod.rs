@@ -23,4 +23,4 @@ pub use error::InventoryError;
 pub use lifecycle::LifecycleEvent;
 pub use query::{NodeRow, RunChanges, RunRow, SerialSighting};
 pub use record::{NodeId, RunId, RunLifecycle, RunRecord};
-pub use timestamp::format_timestamp;
+pub use timestamp::{format_timestamp, now};

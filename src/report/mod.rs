@@ -5,6 +5,7 @@ mod csv;
 pub mod findings;
 mod json;
 mod model;
+pub mod node_summary;
 mod table;
 
 #[cfg(test)]

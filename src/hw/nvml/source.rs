@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use tracing::debug;
 
-use super::dump::read_dump;
+use super::dump::{read_dump, DumpError};
 use super::inspect::inspect_session;
 use super::session::{NvmlSession, NVML_LIBRARY};
 use crate::hw::gpu::{GpuSource, NO_DRIVER};
@@ -58,6 +58,17 @@ pub struct SnapshotGpuSource {
 impl SnapshotGpuSource {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         SnapshotGpuSource { root: root.into() }
+    }
+
+    /// Like `new`, but a dump that is present and cannot be read or parsed is
+    /// an error (bad input), not a node that merely shows no GPUs.
+    pub fn load(root: impl Into<PathBuf>) -> Result<Self, DumpError> {
+        let source = SnapshotGpuSource::new(root);
+        match read_dump(&source.root) {
+            Ok(_) => Ok(source),
+            Err(error) if error.is_missing() => Ok(source),
+            Err(error) => Err(error),
+        }
     }
 }
 

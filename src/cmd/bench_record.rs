@@ -1,0 +1,35 @@
+//! `kiln bench-record` (hidden): records N inventories of one node into a
+//! database, the figure `cargo xtask bench` reports for the inventory.
+
+use crate::checks::validate;
+use crate::cli::BenchRecordArgs;
+use crate::cmd::node;
+use crate::exit;
+use crate::inventory::{record_inventories, Inventory};
+
+pub fn run(args: &BenchRecordArgs) -> anyhow::Result<i32> {
+    let node = match node::inspect(Some(&args.root)) {
+        Ok(n) => n,
+        Err(code) => return Ok(code),
+    };
+    let specs = crate::checks::spec_load::load_set(None)?;
+    let spec = crate::checks::detect::detect(&specs, &node)?;
+    let findings = validate(&node, &spec.spec.platform);
+    let mut inv = match Inventory::open(&args.db) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("kiln: error: {:#}", anyhow::Error::from(e));
+            return Ok(exit::DATABASE);
+        }
+    };
+    let stats = record_inventories(&mut inv, &node, &findings, args.count, args.count)?;
+    println!(
+        "recorded {} runs ({} components, {} findings) in {:.3} s: {:.0} runs/s",
+        stats.runs,
+        stats.components,
+        stats.findings,
+        stats.elapsed.as_secs_f64(),
+        stats.runs_per_second()
+    );
+    Ok(exit::OK)
+}

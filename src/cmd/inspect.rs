@@ -1,0 +1,32 @@
+//! `kiln inspect`: read this node (or a capture) and print it.
+
+use crate::cli::InspectArgs;
+use crate::cmd::node;
+use crate::exit;
+use crate::inventory::{now, RunRecord};
+use crate::lifecycle::RunKind;
+use crate::report::node_summary::render_node;
+
+pub fn run(args: &InspectArgs) -> anyhow::Result<i32> {
+    let started = now();
+    let node = match node::inspect(args.source.root.as_deref()) {
+        Ok(n) => n,
+        Err(code) => return Ok(code),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&node)?);
+    } else {
+        print!("{}", render_node(&node));
+    }
+    if let Some(db) = &args.db.db {
+        let run = RunRecord {
+            started_at: started,
+            finished_at: now(),
+            ..RunRecord::new(RunKind::Inspect, &node, "kiln inspect")
+        };
+        if let Err(code) = node::record(db, &run) {
+            return Ok(code);
+        }
+    }
+    Ok(exit::OK)
+}
