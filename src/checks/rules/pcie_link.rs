@@ -4,8 +4,10 @@
 //! so the capability of a link is the lower of the device's max and its
 //! upstream port's max; every finding says which end set it. Width is judged
 //! on the trained (current) width. Speed is judged per the spec's
-//! `check_speed`: `max` (the capability must reach the expected speed; the
-//! default for GPUs, which downtrain when idle) or `current`.
+//! `check_speed`: `max` (the capability must reach the expected speed, and a
+//! current speed between the idle Gen1 and the expected one is a link that
+//! trained down; the default for GPUs, which drop to Gen1 when idle) or
+//! `current`.
 
 use super::common::{error, fail, pass, ratio, skipped, Ctx, REREAD};
 use crate::checks::finding::{Component, Finding, Outcome};
@@ -13,6 +15,9 @@ use crate::checks::platform::{DeviceGroup, LinkRules, Platform, SpeedCheck};
 use crate::model::{pcie_generation, PciDevice};
 
 const WIDTH: &str = "pcie.width";
+/// The speed an idle GPU link drops to for power saving (Gen1). A link below
+/// its capability but above this did not drop for power: it trained down.
+const IDLE_SPEED_GTS: f64 = 2.5;
 const SPEED: &str = "pcie.speed";
 
 pub fn check(ctx: &Ctx<'_>, spec: &Platform) -> Vec<Finding> {
@@ -134,7 +139,26 @@ fn judge_speed(ctx: &Ctx<'_>, group: &DeviceGroup, rules: &LinkRules, device: &P
                 gts(cap.value),
                 cap.limited_by
             );
-            if cap.value + 0.01 >= speed {
+            let trained_down = link.current_speed_gts.filter(|now| *now > IDLE_SPEED_GTS + 0.01 && *now + 0.01 < speed);
+            if let (Some(now), true) = (trained_down, cap.value + 0.01 >= speed) {
+                // Capable of the expected speed, yet running at an intermediate
+                // generation: idle power saving drops a GPU link to Gen1, not to
+                // Gen4, so this link trained down (signal integrity, riser).
+                fail(
+                    SPEED,
+                    comp,
+                    format!("{message}; trained at {} although capable of {}", gts(now), gts(speed)),
+                    format!(
+                        "{noun} at {} trained at {} instead of {}: reseat the {noun} or check the riser/cable, \
+                         then re-run under load",
+                        device.address,
+                        gts(now),
+                        gts(speed)
+                    ),
+                )
+                .expected(format!(">= {}", gts(speed)))
+                .actual(gts(now))
+            } else if cap.value + 0.01 >= speed {
                 pass(SPEED, comp, message).expected(format!(">= {}", gts(speed))).actual(gts(cap.value))
             } else {
                 fail(
