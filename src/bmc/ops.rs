@@ -130,6 +130,9 @@ pub struct Identity {
     pub uuid: Option<String>,
     /// The BMC's own firmware version (Manager `FirmwareVersion`).
     pub bmc_firmware: Option<String>,
+    /// Linked resources that could not be read (the fields they would fill stay empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// The operations kiln needs from a BMC. Each call is one complete exchange

@@ -391,16 +391,25 @@ impl Bmc for RedfishBmc {
     fn identity(&self) -> Result<Identity, BmcError> {
         let (path, reply) = self.system()?;
         let sys = &reply.body;
-        let chassis_path = link_list(sys, "/Links/Chassis").into_iter().next();
-        let chassis = match &chassis_path {
-            Some(p) => Some(self.client.get(p)?.body),
-            None => None,
+        // The chassis and the manager add to the answer; if one cannot be
+        // read the rest still counts, and the reason is kept beside it.
+        let mut problems = Vec::new();
+        let mut read_linked = |pointer: &str| -> (Option<String>, Option<Value>) {
+            let Some(p) = link_list(sys, pointer).into_iter().next() else {
+                return (None, None);
+            };
+            match self.client.get(&p) {
+                Ok(r) => (Some(p), Some(r.body)),
+                Err(e) => {
+                    problems.push(e.to_string());
+                    (Some(p), None)
+                }
+            }
         };
+        let (chassis_path, chassis) = read_linked("/Links/Chassis");
+        let (_, manager) = read_linked("/Links/ManagedBy");
         let from_chassis = |k: &str| chassis.as_ref().and_then(|c| text(c, k));
-        let bmc_firmware = match link_list(sys, "/Links/ManagedBy").into_iter().next() {
-            Some(m) => text(&self.client.get(&m)?.body, "FirmwareVersion"),
-            None => None,
-        };
+        let bmc_firmware = manager.as_ref().and_then(|m| text(m, "FirmwareVersion"));
         Ok(Identity {
             system: Some(path),
             system_serial: text(sys, "SerialNumber"),
@@ -412,6 +421,7 @@ impl Bmc for RedfishBmc {
             part_number: text(sys, "PartNumber").or_else(|| from_chassis("PartNumber")),
             uuid: text(sys, "UUID"),
             bmc_firmware,
+            problems,
         })
     }
 }
@@ -434,9 +444,17 @@ fn link_list(v: &Value, pointer: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The members of a Redfish collection.
+/// The members of a Redfish collection, each once. (A recorded GH200 BMC
+/// lists one firmware member twice; counting it twice would record a
+/// component that does not exist.)
 fn members(collection: &Value) -> Vec<String> {
-    link_list(collection, "/Members")
+    let mut seen = Vec::new();
+    for m in link_list(collection, "/Members") {
+        if !seen.contains(&m) {
+            seen.push(m);
+        }
+    }
+    seen
 }
 
 #[cfg(test)]
