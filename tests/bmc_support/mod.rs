@@ -2,6 +2,7 @@
 //! the sushy-tools emulator, ipmi_sim, and target builders.
 #![allow(dead_code)]
 
+pub mod ipmisim;
 pub mod server;
 pub mod sushy;
 
