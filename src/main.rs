@@ -12,6 +12,7 @@ fn main() {
         Command::Inspect(_) | Command::Capture(_) | Command::Validate(_) | Command::Report(_) | Command::Spec(_) => {
             Err(anyhow::anyhow!("not built yet"))
         }
+        Command::Bmc(args) => kiln::cmd::bmc::run(args),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -30,5 +31,11 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("KILN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // ureq logs raw wire bytes (Authorization headers included) at trace
+    // level: never let BMC credentials reach the log, whatever KILN_LOG says.
+    let filter = ["ureq=debug", "ureq_proto=debug"]
+        .iter()
+        .filter_map(|d| d.parse().ok())
+        .fold(filter, |f, d| f.add_directive(d));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

@@ -52,6 +52,8 @@ fn https_server(pki: &Pki) -> RecordedServer {
     RecordedServer::start(Options { root: Some(root), auth: None, etags: false, tls: Some(Arc::new(config)) })
 }
 
+// The error is returned whole so the tests can print its chain.
+#[allow(clippy::result_large_err)]
 fn power_with(server: &RecordedServer, tls: TlsPolicy) -> Result<PowerState, BmcError> {
     let bmc = RedfishBmc::with_policy(&target(&server.url(), "admin", "pw", tls), quick_policy())?;
     bmc.power_state()

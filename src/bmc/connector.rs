@@ -48,7 +48,7 @@ impl<In: Transport> Connector<In> for TlsConnector {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let name =
             ServerName::try_from(bare.to_string()).map_err(|_| ureq::Error::Tls("host is not a valid server name"))?;
-        let conn = ClientConnection::new(self.config.clone(), name).map_err(|e| io::Error::other(e))?;
+        let conn = ClientConnection::new(self.config.clone(), name).map_err(io::Error::other)?;
         let mut sock = TransportAdapter::new(transport.boxed(), details.current_time.clone());
         sock.set_timeout(details.timeout);
         let mut stream = StreamOwned { conn, sock };
