@@ -33,9 +33,8 @@ fn init_logging(verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // ureq logs raw wire bytes (Authorization headers included) at trace
     // level: never let BMC credentials reach the log, whatever KILN_LOG says.
-    let filter = ["ureq=debug", "ureq_proto=debug"]
-        .iter()
-        .filter_map(|d| d.parse().ok())
-        .fold(filter, |f, d| f.add_directive(d));
+    // kiln's own debug lines already name each BMC request and its status.
+    let filter =
+        ["ureq=warn", "ureq_proto=warn"].iter().filter_map(|d| d.parse().ok()).fold(filter, |f, d| f.add_directive(d));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
