@@ -165,3 +165,42 @@ fn power_on_and_wait_against_the_emulator() {
     assert_eq!(v["power"], "on");
     assert_eq!(emulator.get(&emulator.system_path())["PowerState"], "On");
 }
+
+#[test]
+fn power_over_ipmi_through_the_manifest() {
+    use bmc_support::ipmisim::{self, IpmiSim};
+    let sim = match IpmiSim::start() {
+        Ok(s) => s,
+        Err(why) => return skip(&format!("ipmi_sim unavailable: {why}")),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("lab.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[credentials]\nbmc_user = \"{}\"\nbmc_password_env = \"IPMI_LAB_PW\"\n\n\
+             [[nodes]]\nname = \"node07\"\nbmc = \"https://127.0.0.1:1\"\nipmi = \"127.0.0.1:{}\"\n",
+            ipmisim::USER,
+            sim.port
+        ),
+    )
+    .expect("write manifest");
+    let m = manifest.to_str().expect("utf-8 path");
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["bmc", "power", "on", "--via", "ipmi", "--rack", m, "--node", "node07", "--json"])
+        .env("IPMI_LAB_PW", ipmisim::PASSWORD)
+        .output()
+        .expect("kiln runs");
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["power"], "on");
+    assert_eq!(sim.host_power(), "1");
+    // IPMI cannot list firmware: a clear refusal, exit PEER.
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["bmc", "firmware", "--via", "ipmi", "--rack", m, "--node", "node07"])
+        .env("IPMI_LAB_PW", ipmisim::PASSWORD)
+        .output()
+        .expect("kiln runs");
+    assert_eq!(out.status.code(), Some(kiln::exit::PEER));
+    assert!(text(&out).1.contains("firmware inventory is not supported over IPMI"), "{:?}", text(&out));
+}

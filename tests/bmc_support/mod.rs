@@ -38,5 +38,8 @@ pub fn skip(why: &str) {
     if std::env::var("KILN_REQUIRE_PEERS").is_ok_and(|v| v == "1") {
         panic!("required peer unavailable: {why}");
     }
-    eprintln!("SKIPPED: {why}");
+    // Written to the process's stderr directly: libtest captures `eprintln!`
+    // of passing tests, and a skip must be seen.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
 }
