@@ -27,6 +27,8 @@ pub enum Command {
     /// Platform specs: list, check, derive from a golden capture.
     #[command(subcommand)]
     Spec(SpecCommand),
+    /// A node's BMC: power, boot device, virtual media, firmware, identity.
+    Bmc(BmcArgs),
     /// Record N inventories of a captured node into a database (benchmark).
     #[command(hide = true)]
     BenchRecord(BenchRecordArgs),
@@ -139,4 +141,117 @@ pub enum SpecCommand {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+}
+
+/// Which BMC to talk to: a rack manifest node, or a URL with credentials.
+#[derive(Debug, Clone, Args)]
+pub struct BmcTargetArgs {
+    /// Rack manifest that lists the node and where its credentials are.
+    #[arg(long, value_name = "FILE", global = true, requires = "node", conflicts_with = "bmc")]
+    pub rack: Option<PathBuf>,
+    /// Node name in the rack manifest.
+    #[arg(long, value_name = "NAME", global = true, requires = "rack")]
+    pub node: Option<String>,
+    /// BMC URL: https://host[:port] (http:// only for an emulator).
+    #[arg(long, value_name = "URL", global = true)]
+    pub bmc: Option<String>,
+    /// BMC user name (with --bmc).
+    #[arg(long, value_name = "USER", global = true, env = "KILN_BMC_USER")]
+    pub bmc_user: Option<String>,
+    /// Environment variable holding the BMC password (with --bmc).
+    #[arg(long, value_name = "VAR", global = true, default_value = "KILN_BMC_PASSWORD")]
+    pub bmc_password_env: String,
+    /// File holding the BMC password (instead of the variable).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub bmc_password_file: Option<PathBuf>,
+    /// Redfish ComputerSystem to act on, when the BMC lists several.
+    #[arg(long, value_name = "PATH", global = true)]
+    pub bmc_system: Option<String>,
+    /// IPMI address host[:port] for --via ipmi.
+    #[arg(long, value_name = "HOST:PORT", global = true)]
+    pub ipmi: Option<String>,
+    /// Trust BMC certificates signed by the CA certificates in this PEM file.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
+    /// Trust exactly the BMC certificate with this fingerprint (sha256:...).
+    #[arg(long, value_name = "SHA256", global = true)]
+    pub fingerprint: Option<String>,
+    /// Do not verify the BMC's certificate at all (logged as a warning).
+    #[arg(long, global = true)]
+    pub insecure: bool,
+    /// Talk Redfish (default) or IPMI (power and boot device only).
+    #[arg(long, value_enum, default_value_t = BmcVia::Redfish, global = true)]
+    pub via: BmcVia,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BmcVia {
+    Redfish,
+    Ipmi,
+}
+
+#[derive(Debug, Args)]
+pub struct BmcArgs {
+    #[command(flatten)]
+    pub target: BmcTargetArgs,
+    /// Print the result as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: BmcCommand,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PowerWord {
+    Status,
+    On,
+    /// Ask the OS to shut down.
+    Off,
+    /// Cut power now.
+    ForceOff,
+    /// Hard reset now.
+    Reset,
+    /// Ask the OS to restart.
+    GracefulRestart,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BootWord {
+    Pxe,
+    Cd,
+    Hdd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BmcCommand {
+    /// Show or change the host's power.
+    Power {
+        #[arg(value_enum)]
+        action: PowerWord,
+        /// After a change, wait up to SECS for the BMC to report it.
+        #[arg(long, value_name = "SECS")]
+        wait: Option<u64>,
+    },
+    /// Boot from this device on the next boot only.
+    Boot {
+        #[arg(value_enum)]
+        target: BootWord,
+    },
+    /// Virtual CD/DVD: insert an image by URL, eject, or show.
+    #[command(subcommand)]
+    Media(MediaCommand),
+    /// List the BMC's firmware inventory.
+    Firmware,
+    /// Show the node's identity, power, boot override and media.
+    Info,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MediaCommand {
+    /// Attach the image at URL to the virtual CD/DVD drive.
+    Insert { url: String },
+    /// Detach the image.
+    Eject,
+    /// Show what the drive holds.
+    Status,
 }

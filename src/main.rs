@@ -15,6 +15,7 @@ fn main() {
         Command::Validate(args) => kiln::cmd::validate::run(&args),
         Command::Spec(command) => kiln::cmd::spec::run(&command),
         Command::BenchRecord(args) => kiln::cmd::bench_record::run(&args),
+        Command::Bmc(args) => kiln::cmd::bmc::run(args),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -33,5 +34,10 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("KILN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // ureq logs raw wire bytes (Authorization headers included) at trace
+    // level: never let BMC credentials reach the log, whatever KILN_LOG says.
+    // kiln's own debug lines already name each BMC request and its status.
+    let filter =
+        ["ureq=warn", "ureq_proto=warn"].iter().filter_map(|d| d.parse().ok()).fold(filter, |f, d| f.add_directive(d));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

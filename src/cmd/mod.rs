@@ -1,6 +1,7 @@
 //! One free function per command; `main` matches on the CLI and calls these.
 //! Each returns the process exit code (see `crate::exit`).
 pub mod bench_record;
+pub mod bmc;
 pub mod capture;
 pub mod inspect;
 pub mod node;

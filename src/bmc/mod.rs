@@ -1,0 +1,29 @@
+//! BMC control: Redfish over HTTPS with an IPMI fallback, behind the `Bmc` trait.
+
+mod connector;
+mod error;
+mod firmware;
+mod http;
+mod ipmi;
+mod ops;
+pub mod rack_manifest_interim;
+mod redfish;
+mod retry;
+mod secret;
+mod target;
+mod tls;
+mod wait;
+
+pub use error::BmcError;
+pub use firmware::{FirmwareComponent, FirmwareItem};
+pub use http::{redfish_message, RedfishClient, Reply};
+pub use ipmi::IpmiBmc;
+pub use ops::{Bmc, BootTarget, Identity, PowerAction, PowerState};
+pub use redfish::{BootOverride, MediaSlot, RedfishBmc};
+pub use retry::{with_retries, Attempt, RetryPolicy, Tries};
+pub use secret::Secret;
+pub use target::{
+    parse_bmc_url, parse_system_path, read_password, BmcTarget, IpmiAddress, PasswordSource, TargetError, TlsOptions,
+};
+pub use tls::{client_config, Fingerprint, TlsError, TlsPolicy};
+pub use wait::wait_for_power;

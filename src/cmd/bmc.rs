@@ -1,0 +1,271 @@
+//! `kiln bmc ...`: resolve the target, run one BMC operation, print it, return the exit code.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::bmc::{
+    parse_bmc_url, parse_system_path, rack_manifest_interim, read_password, wait_for_power, Bmc, BmcError, BmcTarget,
+    BootTarget, IpmiAddress, IpmiBmc, PasswordSource, PowerAction, PowerState, RedfishBmc, TargetError, TlsOptions,
+};
+use crate::cli::{BmcArgs, BmcCommand, BmcTargetArgs, BmcVia, BootWord, MediaCommand, PowerWord};
+use crate::exit;
+
+/// Run a `kiln bmc` command. BMC and target errors are printed here and turned
+/// into exit codes (PEER, BAD_INPUT); `Err` is left for kiln's own failures.
+pub fn run(args: BmcArgs) -> anyhow::Result<i32> {
+    let target = match resolve_target(&args.target) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("kiln: error: {:#}", anyhow::Error::from(e));
+            return Ok(exit::BAD_INPUT);
+        }
+    };
+    match execute(&args, &target) {
+        Ok(output) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&output.json)?);
+            } else {
+                for line in &output.lines {
+                    println!("{line}");
+                }
+            }
+            Ok(output.code)
+        }
+        Err(e) => {
+            let code = if e.is_bad_input() { exit::BAD_INPUT } else { exit::PEER };
+            eprintln!("kiln: error: {:#}", anyhow::Error::from(e));
+            Ok(code)
+        }
+    }
+}
+
+/// What a command printed, in both forms, and its exit code.
+struct Output {
+    lines: Vec<String>,
+    json: Value,
+    code: i32,
+}
+
+impl Output {
+    fn ok(lines: Vec<String>, json: Value) -> Self {
+        Output { lines, json, code: exit::OK }
+    }
+}
+
+/// Build the target from `--rack/--node` or `--bmc ...`, then apply any
+/// explicit overrides (TLS choice, system, IPMI address) given as flags.
+pub fn resolve_target(a: &BmcTargetArgs) -> Result<BmcTarget, TargetError> {
+    let flag_tls = TlsOptions { ca_file: a.ca_file.clone(), fingerprint: a.fingerprint.clone(), insecure: a.insecure };
+    let tls_given = flag_tls.ca_file.is_some() || flag_tls.fingerprint.is_some() || flag_tls.insecure;
+    let mut target = match (&a.rack, &a.node, &a.bmc) {
+        (Some(rack), Some(node), _) => rack_manifest_interim::load_target(rack, node)?,
+        (None, _, Some(url)) => {
+            let username = a.bmc_user.clone().ok_or(TargetError::MissingFlag { what: "--bmc-user" })?;
+            let source = match &a.bmc_password_file {
+                Some(file) => PasswordSource::File(file.clone()),
+                None => PasswordSource::Env(a.bmc_password_env.clone()),
+            };
+            BmcTarget {
+                node: None,
+                url: parse_bmc_url(url)?,
+                system_path: None,
+                username,
+                password: read_password(&source)?,
+                tls: flag_tls.policy()?,
+                ipmi: None,
+            }
+        }
+        _ => return Err(TargetError::NoTarget),
+    };
+    if tls_given {
+        target.tls = flag_tls.policy()?;
+    }
+    if let Some(system) = &a.bmc_system {
+        target.system_path = Some(parse_system_path(system)?);
+    }
+    if let Some(ipmi) = &a.ipmi {
+        target.ipmi = Some(IpmiAddress::parse(ipmi)?);
+    }
+    if a.via == BmcVia::Ipmi && target.ipmi.is_none() {
+        return Err(TargetError::BadIpmiAddress {
+            value: String::new(),
+            why: "--via ipmi needs an IPMI address (--ipmi HOST:PORT or ipmi= in the manifest)".into(),
+        });
+    }
+    Ok(target)
+}
+
+fn execute(args: &BmcArgs, target: &BmcTarget) -> Result<Output, BmcError> {
+    match args.target.via {
+        BmcVia::Redfish => {
+            let bmc = RedfishBmc::connect(target)?;
+            run_command(&args.command, &bmc, Some(&bmc), target)
+        }
+        BmcVia::Ipmi => {
+            // resolve_target made sure there is an address.
+            let bmc = IpmiBmc::from_target(target).ok_or_else(|| BmcError::NotSupported {
+                bmc: target.label(),
+                operation: "ipmi",
+                why: "without an IPMI address".into(),
+            })?;
+            run_command(&args.command, &bmc, None, target)
+        }
+    }
+}
+
+fn power_action(word: PowerWord) -> Option<PowerAction> {
+    match word {
+        PowerWord::Status => None,
+        PowerWord::On => Some(PowerAction::On),
+        PowerWord::Off => Some(PowerAction::Off),
+        PowerWord::ForceOff => Some(PowerAction::ForceOff),
+        PowerWord::Reset => Some(PowerAction::Reset),
+        PowerWord::GracefulRestart => Some(PowerAction::GracefulRestart),
+    }
+}
+
+/// The power state an action should end in, for `--wait`.
+fn expected_state(action: PowerAction) -> PowerState {
+    match action {
+        PowerAction::Off | PowerAction::ForceOff => PowerState::Off,
+        PowerAction::On | PowerAction::Reset | PowerAction::GracefulRestart => PowerState::On,
+    }
+}
+
+fn run_command(
+    command: &BmcCommand,
+    bmc: &dyn Bmc,
+    redfish: Option<&RedfishBmc>,
+    target: &BmcTarget,
+) -> Result<Output, BmcError> {
+    let who = target.node.clone().unwrap_or_else(|| target.url.clone());
+    let base = || json!({"bmc": bmc.label(), "node": target.node});
+    match command {
+        BmcCommand::Power { action, wait } => {
+            if let Some(act) = power_action(*action) {
+                bmc.power(act)?;
+                if let Some(secs) = wait {
+                    wait_for_power(bmc, &expected_state(act), Duration::from_secs(*secs), Duration::from_secs(1))?;
+                }
+            }
+            let state = bmc.power_state()?;
+            let mut json = base();
+            json["power"] = json!(state);
+            if let Some(act) = power_action(*action) {
+                json["action"] = json!(act.as_str());
+            }
+            let line = match power_action(*action) {
+                Some(act) => format!("{who}: power {} accepted; power is now {state}", act.as_str()),
+                None => format!("{who}: power {state}"),
+            };
+            Ok(Output::ok(vec![line], json))
+        }
+        BmcCommand::Boot { target: word } => {
+            let boot = match word {
+                BootWord::Pxe => BootTarget::Pxe,
+                BootWord::Cd => BootTarget::Cd,
+                BootWord::Hdd => BootTarget::Hdd,
+            };
+            bmc.set_boot_once(boot)?;
+            let mut json = base();
+            json["boot_once"] = json!(boot);
+            Ok(Output::ok(vec![format!("{who}: next boot from {}", boot.as_str())], json))
+        }
+        BmcCommand::Media(MediaCommand::Insert { url }) => {
+            bmc.insert_media(url)?;
+            let mut json = base();
+            json["media"] = json!({"inserted": true, "image": url});
+            Ok(Output::ok(vec![format!("{who}: virtual CD holds {url}")], json))
+        }
+        BmcCommand::Media(MediaCommand::Eject) => {
+            bmc.eject_media()?;
+            let mut json = base();
+            json["media"] = json!({"inserted": false});
+            Ok(Output::ok(vec![format!("{who}: virtual CD ejected")], json))
+        }
+        BmcCommand::Media(MediaCommand::Status) => {
+            let Some(rf) = redfish else {
+                return Err(BmcError::NotSupported {
+                    bmc: bmc.label().to_string(),
+                    operation: "virtual media",
+                    why: "over IPMI (use the Redfish BMC)".into(),
+                });
+            };
+            let (slot, _) = rf.media_slot()?;
+            let line = match (&slot.image, slot.inserted) {
+                (Some(image), true) => format!("{who}: virtual CD {} holds {image}", slot.path),
+                _ => format!("{who}: virtual CD {} is empty", slot.path),
+            };
+            let mut json = base();
+            json["media"] = json!(slot);
+            Ok(Output::ok(vec![line], json))
+        }
+        BmcCommand::Firmware => {
+            let items = bmc.firmware_inventory()?;
+            let mut lines = vec![format!("{:<28} {:<36} {:<10} SERIAL", "ID", "VERSION", "UPDATEABLE")];
+            for item in &items {
+                let updateable = match item.updateable {
+                    Some(true) => "yes",
+                    Some(false) => "no",
+                    None => "-",
+                };
+                let version = match (&item.version, &item.problem) {
+                    (_, Some(problem)) => format!("UNREADABLE: {problem}"),
+                    (Some(v), None) => v.clone(),
+                    (None, None) => "-".into(),
+                };
+                lines.push(format!(
+                    "{:<28} {:<36} {:<10} {}",
+                    item.id,
+                    version,
+                    updateable,
+                    item.serial.as_deref().unwrap_or("-")
+                ));
+            }
+            let unreadable = items.iter().filter(|i| i.problem.is_some()).count();
+            let mut json = base();
+            json["firmware"] = json!(items);
+            json["components"] = json!(items.iter().map(|i| i.inventory_component()).collect::<Vec<_>>());
+            // An unreadable member is not a healthy one: say so in the exit code.
+            let code = if unreadable > 0 { exit::PEER } else { exit::OK };
+            if unreadable > 0 {
+                eprintln!("kiln: error: {unreadable} firmware item(s) could not be read");
+            }
+            Ok(Output { lines, json, code })
+        }
+        BmcCommand::Info => {
+            let identity = bmc.identity()?;
+            let power = bmc.power_state()?;
+            let mut json = base();
+            let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+            let mut lines = vec![
+                format!("bmc:            {}", bmc.label()),
+                format!("power:          {power}"),
+                format!("system:         {}", show(&identity.system)),
+                format!("system serial:  {}", show(&identity.system_serial)),
+                format!("chassis:        {}", show(&identity.chassis)),
+                format!("chassis serial: {}", show(&identity.chassis_serial)),
+                format!("manufacturer:   {}", show(&identity.manufacturer)),
+                format!("model:          {}", show(&identity.model)),
+                format!("part number:    {}", show(&identity.part_number)),
+                format!("bmc firmware:   {}", show(&identity.bmc_firmware)),
+            ];
+            if let Some(rf) = redfish {
+                let boot = rf.boot_override()?;
+                lines.push(format!(
+                    "boot override:  {} ({})",
+                    show(&boot.target),
+                    boot.enabled.clone().unwrap_or_else(|| "-".into())
+                ));
+                json["boot_override"] = json!(boot);
+            }
+            for p in &identity.problems {
+                lines.push(format!("could not read: {p}"));
+            }
+            json["power"] = json!(power);
+            json["identity"] = json!(identity);
+            Ok(Output::ok(lines, json))
+        }
+    }
+}

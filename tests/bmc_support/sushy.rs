@@ -1,0 +1,171 @@
+//! Starts a private sushy-tools Redfish emulator (fake driver, basic auth) for one test.
+//!
+//! The emulator is installed once into `target/sushy-venv` (python3 -m venv,
+//! pip install sushy-tools). Each instance gets its own state directory, its
+//! own htpasswd file with a bcrypt line made by the venv's `bcrypt`, and a free
+//! port on 127.0.0.1. Dropping the handle kills the process.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub const USER: &str = "admin";
+pub const PASSWORD: &str = "kiln-lab-pw";
+
+static INSTALL: Mutex<()> = Mutex::new(());
+
+pub struct Sushy {
+    child: Child,
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Sushy {
+    fn drop(&mut self) {
+        // Our own child, by its handle; ignore the error if it already exited.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn venv_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/sushy-venv")
+}
+
+/// Create the venv and install sushy-tools, once. `Err` says why not.
+fn ensure_installed() -> Result<PathBuf, String> {
+    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let venv = venv_dir();
+    let emulator = venv.join("bin/sushy-emulator");
+    if emulator.is_file() {
+        return Ok(venv);
+    }
+    let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
+        let out = cmd.output().map_err(|e| format!("{what}: cannot run: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = err.lines().rev().take(3).collect();
+            Err(format!("{what} failed ({}): {}", out.status, tail.into_iter().rev().collect::<Vec<_>>().join(" / ")))
+        }
+    };
+    run(
+        Command::new("python3").args(["-m", "venv"]).arg(&venv),
+        "python3 -m venv (Debian: apt-get install python3-venv)",
+    )?;
+    run(
+        Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", "sushy-tools"]),
+        "pip install sushy-tools (needs PyPI)",
+    )?;
+    if !emulator.is_file() {
+        return Err(format!("pip installed sushy-tools but {} is missing", emulator.display()));
+    }
+    Ok(venv)
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    l.local_addr().map(|a| a.port()).map_err(|e| format!("no free port: {e}"))
+}
+
+fn bcrypt_line(venv: &Path, user: &str, password: &str) -> Result<String, String> {
+    let out = Command::new(venv.join("bin/python"))
+        .args([
+            "-c",
+            "import bcrypt,sys; print(bcrypt.hashpw(sys.argv[1].encode(), bcrypt.gensalt(rounds=4)).decode())",
+        ])
+        .arg(password)
+        .output()
+        .map_err(|e| format!("cannot run the venv's python: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("bcrypt hash failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(format!("{user}:{}\n", String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+impl Sushy {
+    /// Start an emulator, or say why it cannot run here.
+    pub fn start() -> Result<Sushy, String> {
+        let venv = ensure_installed()?;
+        let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).map_err(|e| format!("state dir: {e}"))?;
+        let htpasswd = dir.path().join("htpasswd");
+        std::fs::write(&htpasswd, bcrypt_line(&venv, USER, PASSWORD)?).map_err(|e| format!("htpasswd: {e}"))?;
+        let port = free_port()?;
+        let config = dir.path().join("emulator.conf");
+        let text = format!(
+            "SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'\nSUSHY_EMULATOR_LISTEN_PORT = {port}\n\
+             SUSHY_EMULATOR_FAKE_DRIVER = True\nSUSHY_EMULATOR_STATE_DIR = '{}'\nSUSHY_EMULATOR_AUTH_FILE = '{}'\n",
+            state.display(),
+            htpasswd.display()
+        );
+        std::fs::write(&config, text).map_err(|e| format!("config: {e}"))?;
+        let log = std::fs::File::create(dir.path().join("emulator.log")).map_err(|e| format!("log: {e}"))?;
+        let log2 = log.try_clone().map_err(|e| format!("log: {e}"))?;
+        let child = Command::new(venv.join("bin/sushy-emulator"))
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .map_err(|e| format!("cannot start sushy-emulator: {e}"))?;
+        let mut sushy = Sushy { child, url: format!("http://127.0.0.1:{port}"), _dir: dir };
+        sushy.wait_ready()?;
+        Ok(sushy)
+    }
+
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let mut log = String::new();
+                let _ =
+                    std::fs::File::open(self._dir.path().join("emulator.log")).map(|mut f| f.read_to_string(&mut log));
+                return Err(format!("sushy-emulator exited ({status}): {}", log.lines().last().unwrap_or("")));
+            }
+            if self.get_status("/redfish/v1").is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err("sushy-emulator did not answer within 30 s".into())
+    }
+
+    fn get_status(&self, path: &str) -> Option<u16> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(2)))
+            .build()
+            .into();
+        agent.get(&format!("{}{path}", self.url)).call().ok().map(|r| r.status().as_u16())
+    }
+
+    /// Read a resource straight from the emulator, independently of kiln's client.
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .into();
+        let auth = format!(
+            "Basic {}",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{USER}:{PASSWORD}"))
+        );
+        let mut resp =
+            agent.get(&format!("{}{path}", self.url)).header("Authorization", &auth).call().expect("emulator answers");
+        let text = resp.body_mut().read_to_string().expect("body");
+        serde_json::from_str(&text).expect("emulator answers JSON")
+    }
+
+    /// The path of the emulator's single system.
+    pub fn system_path(&self) -> String {
+        let systems = self.get("/redfish/v1/Systems");
+        systems["Members"][0]["@odata.id"].as_str().expect("one system").to_string()
+    }
+}
