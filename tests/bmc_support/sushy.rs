@@ -1,6 +1,6 @@
 //! Starts a private sushy-tools Redfish emulator (fake driver, basic auth) for one test.
 //!
-//! The emulator is installed once into `target/sushy-venv` (python3 -m venv,
+//! The emulator is installed once into `target/venv` (or `KILN_TEST_VENV`) (python3 -m venv,
 //! pip install sushy-tools). Each instance gets its own state directory, its
 //! own htpasswd file with a bcrypt line made by the venv's `bcrypt`, and a free
 //! port on 127.0.0.1. Dropping the handle kills the process.
@@ -31,8 +31,13 @@ impl Drop for Sushy {
     }
 }
 
+/// `cargo xtask test` installs the emulator into one venv for every test
+/// (`KILN_TEST_VENV`); a plain `cargo test` makes its own under target/.
 fn venv_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/sushy-venv")
+    match std::env::var_os("KILN_TEST_VENV") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/venv"),
+    }
 }
 
 /// Create the venv and install sushy-tools, once. `Err` says why not.

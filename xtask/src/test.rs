@@ -54,6 +54,11 @@ pub fn run(args: &[String]) -> Result<u8> {
     let venv = sh::root().join("target/venv");
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(sh::root()).args(["test", "--workspace", "--no-fail-fast"]).env("KILN_TEST_VENV", &venv);
+    // As root every peer was installed above, so a test that cannot find its
+    // peer (sshd, the Redfish emulator, ipmi_sim) fails instead of skipping.
+    if sh::is_root() {
+        cmd.env("KILN_REQUIRE_PEERS", "1");
+    }
     if !passthrough.is_empty() {
         cmd.arg("--").args(passthrough);
     }
