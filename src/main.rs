@@ -12,6 +12,7 @@ fn main() {
         Command::Inspect(_) | Command::Capture(_) | Command::Validate(_) | Command::Report(_) | Command::Spec(_) => {
             Err(anyhow::anyhow!("not built yet"))
         }
+        Command::Rack(cmd) => kiln::cmd::rack::run(cmd),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -1,2 +1,4 @@
 //! One free function per command; `main` matches on the CLI and calls these.
 //! Each returns the process exit code (see `crate::exit`).
+
+pub mod rack;
