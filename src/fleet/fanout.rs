@@ -137,7 +137,7 @@ fn run_node(
         return o;
     }
     let peer_error = |e: TransportError, binary: Option<BinaryState>| {
-        tracing::warn!(node = %node.name, error = %e, "node failed");
+        tracing::info!(node = %node.name, error = %e, "node failed");
         let mut o = clock.outcome(node, plan.step, NodeStatus::PeerError);
         o.failure = Some(e.kind());
         o.reason = Some(e.to_string());
