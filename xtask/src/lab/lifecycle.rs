@@ -273,6 +273,20 @@ impl Lab {
         self.restart_sshd(node)
     }
 
+    /// The processes running in a node's namespace, with their command lines.
+    pub fn node_processes(&self, node: &str) -> anyhow::Result<Vec<(u32, String)>> {
+        let n = self.state.node(node)?;
+        Ok(net::netns_pids(&n.netns)
+            .into_iter()
+            .map(|pid| {
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
+                    .unwrap_or_default();
+                (pid, cmd)
+            })
+            .collect())
+    }
+
     /// Pulls (`false`) or plugs (`true`) a node's network cable.
     pub fn set_link(&self, node: &str, up: bool) -> anyhow::Result<()> {
         net::set_link(&self.state.node(node)?.veth, up)
