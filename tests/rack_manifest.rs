@@ -182,7 +182,8 @@ fn the_cli_refuses_a_bad_manifest_with_exit_4() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[rack]\nid = \"r\"\n\n[[nodes]]\nname = \"a\"\naddres = \"x\"\n").expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln")).args(["rack", "status", "--rack"]).arg(&path).output().expect("run");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_kiln")).args(["rack", "status", "--rack"]).arg(&path).output().expect("run");
     assert_eq!(out.status.code(), Some(kiln::exit::BAD_INPUT));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("{}:6: field `nodes[0].addres`", path.display())), "{stderr}");
