@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::outcome::{BinaryState, FailureKind, NodeOutcome, NodeStatus, Step};
 use super::pool::map_bounded;
-use super::push::{ensure, RemoteBinary};
+use super::push::{ensure, guarded, stopped_by_guard, RemoteBinary};
 use super::transport::{CommandOutput, Connector, NodeTransport, RemoteExit, TransportError};
 use crate::exit;
 use crate::rack::RackNode;
@@ -88,8 +88,12 @@ pub fn run_step(
     progress: &(dyn Fn(&str, Phase<'_>) + Sync),
 ) -> Vec<NodeOutcome> {
     map_bounded(nodes, opts.parallel, |node| {
-        let outcome = run_node(node, plan, opts, connector, skip, progress);
-        progress(&node.name, Phase::Done(&outcome));
+        let phase = |name: &str, p: Phase<'_>| {
+            tracing::debug!(node = name, phase = ?p, "fan-out phase");
+            progress(name, p)
+        };
+        let outcome = run_node(node, plan, opts, connector, skip, &phase);
+        phase(&node.name, Phase::Done(&outcome));
         outcome
     })
 }
@@ -149,16 +153,10 @@ fn run_node(
         Ok(t) => t,
         Err(e) => return peer_error(e, None),
     };
-    progress(&node.name, Phase::CheckingBinary);
-    let binary = match ensure(transport.as_mut(), &opts.binary, plan.push, opts.command_timeout) {
-        Ok(b) => b,
-        Err(e) => return peer_error(e, None),
-    };
     let argv = plan.argv(node, &opts.binary.remote_path);
-    progress(&node.name, Phase::Running);
-    let out = match transport.run(&argv, opts.command_timeout) {
-        Ok(out) => out,
-        Err(e) => return peer_error(e, Some(binary)),
+    let (binary, out) = match binary_then_run(transport.as_mut(), plan, opts, &argv, &|p| progress(&node.name, p)) {
+        Ok(r) => r,
+        Err((e, binary)) => return peer_error(e, binary),
     };
     let mut o = if plan.step == Step::Status {
         status_outcome(&clock, node, &out, binary, &opts.binary)
@@ -169,6 +167,45 @@ fn run_node(
     o.finished = OffsetDateTime::now_utc();
     o.duration_ms = clock.t0.elapsed().as_millis() as u64;
     o
+}
+
+/// Makes sure the node runs this kiln, then runs `argv`. With `push` the
+/// command first goes out guarded by the binary check (one round trip when
+/// the binary is current); only a node whose binary is missing or differs
+/// gets the push and a second command.
+fn binary_then_run(
+    t: &mut dyn NodeTransport,
+    plan: &Plan,
+    opts: &FanoutOptions,
+    argv: &[String],
+    progress: &dyn Fn(Phase<'_>),
+) -> Result<(BinaryState, CommandOutput), (TransportError, Option<BinaryState>)> {
+    let timeout = opts.command_timeout;
+    if plan.push {
+        let local = opts.binary.sha256().map_err(|detail| {
+            let e = TransportError::Checksum {
+                node: t.node().to_string(),
+                path: opts.binary.local.display().to_string(),
+                detail,
+            };
+            (e, None)
+        })?;
+        progress(Phase::Running);
+        let out = t.run(&guarded(&opts.binary.remote_path, local, argv), timeout).map_err(|e| (e, None))?;
+        if !stopped_by_guard(&out) {
+            return Ok((BinaryState::Current, out));
+        }
+        progress(Phase::CheckingBinary);
+        let binary = ensure(t, &opts.binary, true, timeout).map_err(|e| (e, None))?;
+        progress(Phase::Running);
+        let out = t.run(argv, timeout).map_err(|e| (e, Some(binary)))?;
+        return Ok((binary, out));
+    }
+    progress(Phase::CheckingBinary);
+    let binary = ensure(t, &opts.binary, false, timeout).map_err(|e| (e, None))?;
+    progress(Phase::Running);
+    let out = t.run(argv, timeout).map_err(|e| (e, Some(binary)))?;
+    Ok((binary, out))
 }
 
 /// `status`: the node answered; say what it calls itself and whether its kiln is current.

@@ -65,7 +65,7 @@ pub fn default_kiln(repo: &Path) -> anyhow::Result<PathBuf> {
 /// Brings up a lab of `nodes` nodes (its own names and subnet, no BMCs),
 /// times both tools `rounds` times, takes the lab down, returns the medians.
 pub fn run(repo: &Path, nodes: usize) -> anyhow::Result<FleetBench> {
-    run_with(repo, &default_kiln(repo)?, nodes, 3)
+    run_with(repo, &default_kiln(repo)?, nodes, 5)
 }
 
 pub fn run_with(repo: &Path, kiln: &Path, nodes: usize, rounds: usize) -> anyhow::Result<FleetBench> {
