@@ -37,9 +37,18 @@ pub fn ensure_system_tools(bmc: bool) -> anyhow::Result<()> {
     ];
     if bmc {
         wanted.push(("openssl", "openssl"));
-        wanted.push(("python3", "python3-venv"));
     }
     let mut missing: Vec<&str> = wanted.iter().filter(|(p, _)| !have(p)).map(|(_, pkg)| *pkg).collect();
+    // Debian splits venv and ensurepip out of python3 itself.
+    let venv_works = Command::new("python3")
+        .args(["-c", "import venv, ensurepip"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if bmc && !venv_works {
+        missing.push("python3-venv");
+    }
     missing.sort();
     missing.dedup();
     if missing.is_empty() {
