@@ -81,12 +81,17 @@ pub fn up(cfg: &LabConfig) -> anyhow::Result<Lab> {
         let address = cfg.node_address(i);
         let config = sshd::write_config(&node_dir, &address, &authorized)?;
         net::create_node(&cfg.netns(i), &cfg.veth(i), &state.bridge, &address, &cfg.node_mac(i))?;
+        // Every `up` gives fresh nodes: nothing pushed yet.
+        let var_lib = node_dir.join("var-lib-kiln");
+        if var_lib.exists() {
+            std::fs::remove_dir_all(&var_lib).with_context(|| format!("clear {}", var_lib.display()))?;
+        }
         let launch = SshdLaunch {
             netns: cfg.netns(i),
             hostname: name.clone(),
             config,
             fixture: fixture.path.clone(),
-            var_lib: node_dir.join("var-lib-kiln"),
+            var_lib,
             log: node_dir.join("sshd.log"),
         };
         // Recorded before starting, so that `down` finds the namespace even
