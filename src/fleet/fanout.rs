@@ -75,6 +75,17 @@ pub enum Phase<'a> {
     Done(&'a NodeOutcome),
 }
 
+impl Phase<'_> {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Connecting => "connecting",
+            Phase::CheckingBinary => "checking_binary",
+            Phase::Running => "running",
+            Phase::Done(_) => "done",
+        }
+    }
+}
+
 /// Runs `plan` on `nodes`, at most `opts.parallel` at once, and returns one
 /// outcome per node in the order given. `skip` names nodes not to run (their
 /// step already passed); `progress` is told of each node's phases from the
@@ -89,7 +100,7 @@ pub fn run_step(
 ) -> Vec<NodeOutcome> {
     map_bounded(nodes, opts.parallel, |node| {
         let phase = |name: &str, p: Phase<'_>| {
-            tracing::debug!(node = name, phase = ?p, "fan-out phase");
+            tracing::debug!(node = name, phase = p.name(), "fan-out phase");
             progress(name, p)
         };
         let outcome = run_node(node, plan, opts, connector, skip, &phase);

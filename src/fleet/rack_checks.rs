@@ -155,7 +155,7 @@ fn majority<'v>(values: &[(&str, &'v str)]) -> Option<(&'v str, usize)> {
         *counts.entry(*v).or_default() += 1;
     }
     let mut sorted: Vec<(&'v str, usize)> = counts.into_iter().collect();
-    sorted.sort_by(|a, b| b.1.cmp(&a.1));
+    sorted.sort_by_key(|e| std::cmp::Reverse(e.1));
     match sorted.as_slice() {
         [(v, n)] => Some((*v, *n)),
         [(v, n), (_, m), ..] if n > m => Some((*v, *n)),
