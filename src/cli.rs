@@ -27,6 +27,9 @@ pub enum Command {
     /// Platform specs: list, check, derive from a golden capture.
     #[command(subcommand)]
     Spec(SpecCommand),
+    /// Run node commands on every node of a rack over SSH.
+    #[command(subcommand)]
+    Rack(RackCommand),
     /// A node's BMC: power, boot device, virtual media, firmware, identity.
     Bmc(BmcArgs),
     /// Record N inventories of a captured node into a database (benchmark).
@@ -254,4 +257,71 @@ pub enum MediaCommand {
     Eject,
     /// Show what the drive holds.
     Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RackCommand {
+    /// Inspect every node of the rack.
+    Inspect(RackRunArgs),
+    /// Validate every node against its platform spec, then check the rack.
+    Validate(RackRunArgs),
+    /// Burn in every node.
+    Burnin(RackRunArgs),
+    /// Show which nodes answer and whether their kiln is current.
+    Status(RackRunArgs),
+    /// Record the nodes' SSH host keys (first contact; shows fingerprints).
+    Trust(RackTrustArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RackRunArgs {
+    /// The rack manifest (inventory/racks/NAME.toml).
+    #[arg(long, value_name = "FILE", env = "KILN_RACK")]
+    pub rack: PathBuf,
+    /// Run on at most N nodes at once.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub parallel: usize,
+    /// Run the step again on nodes where it already passed.
+    #[arg(long)]
+    pub force: bool,
+    /// Only these nodes (comma-separated names from the manifest).
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    /// Seconds a node command may run before it is killed.
+    #[arg(long, value_name = "SECS", default_value_t = 900)]
+    pub timeout: u64,
+    /// Seconds to wait for a node to accept the connection.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub connect_timeout: u64,
+    /// Where kiln lives on the nodes (pushed there when missing or different).
+    #[arg(long, value_name = "PATH", default_value = "/var/lib/kiln/bin/kiln")]
+    pub remote_path: String,
+    /// Push this binary instead of the running kiln (another architecture).
+    #[arg(long, value_name = "FILE")]
+    pub node_binary: Option<PathBuf>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Print the rack outcome as JSON (schema in docs/fleet.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Extra arguments for the node command, after `--`.
+    #[arg(last = true, value_name = "ARGS")]
+    pub node_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RackTrustArgs {
+    /// The rack manifest (inventory/racks/NAME.toml).
+    #[arg(long, value_name = "FILE", env = "KILN_RACK")]
+    pub rack: PathBuf,
+    /// Only these nodes (comma-separated names from the manifest).
+    #[arg(long = "node", visible_alias = "nodes", value_name = "A,B", value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    /// Replace a recorded key that changed (a reinstalled node); check its
+    /// fingerprint on the console first.
+    #[arg(long)]
+    pub replace: bool,
+    /// Seconds to wait for a node to accept the connection.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub connect_timeout: u64,
 }

@@ -5,6 +5,7 @@ pub mod bmc;
 pub mod capture;
 pub mod inspect;
 pub mod node;
+pub mod rack;
 pub mod report;
 pub mod spec;
 pub mod validate;

@@ -67,7 +67,38 @@ pub fn run(args: &[String]) -> Result<u8> {
 
     println!("{section}");
     write_section(&root.join("docs/benchmarks.md"), "node", &section)?;
+
+    // 4. Rack fan-out over the lab against pdsh (needs root for namespaces).
+    if sh::is_root() {
+        let nodes = flag_value(args, "--fleet-nodes").unwrap_or(32);
+        fleet(nodes)?;
+    } else {
+        eprintln!("xtask: SKIPPED: rack fan-out benchmark needs root (network namespaces)");
+    }
     Ok(0)
+}
+
+/// `cargo xtask bench-fleet [NODES]`: only the rack fan-out benchmark.
+pub fn fleet_only(args: &[String]) -> Result<u8> {
+    let nodes = match args.first() {
+        Some(n) => n.parse().with_context(|| format!("node count {n:?}"))?,
+        None => 32,
+    };
+    sh::build_kiln(true)?;
+    fleet(nodes)?;
+    Ok(0)
+}
+
+fn fleet(nodes: usize) -> Result<()> {
+    let root = sh::root();
+    let report = xtask::bench_fleet::run(&root, nodes)?;
+    let body = report.markdown();
+    println!("{body}");
+    write_section(&root.join("docs/benchmarks.md"), "fleet", &format!("{body}\n"))
+}
+
+fn flag_value(args: &[String], name: &str) -> Option<usize> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok())
 }
 
 fn quiet(cmd: &mut Command) -> Result<bool> {

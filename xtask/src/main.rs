@@ -18,8 +18,13 @@ commands:
                      one-node rack (database: inventory/kiln.db)
   test [--no-install] [-- ARGS]
                      install what the tests need (apt, pip) and run every test
-  bench [--no-install]
+  bench [--no-install] [--fleet-nodes N]
                      run the benchmarks, write docs/benchmarks.md
+  lab up [--nodes N] [--fixtures A,B,..] [--no-bmc] [--no-trust] | down | status
+                     an emulated rack on this machine (network namespaces,
+                     sshd, Redfish emulators); writes inventory/racks/lab.toml
+  bench-fleet [NODES]
+                     only the rack fan-out benchmark (kiln vs pdsh)
 ";
 
 fn main() -> ExitCode {
@@ -32,6 +37,8 @@ fn main() -> ExitCode {
         "bringup" => bringup::run(rest),
         "test" => test::run(rest),
         "bench" => bench::run(rest),
+        "lab" => xtask::lab::cli(rest).map(|()| 0),
+        "bench-fleet" => bench::fleet_only(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(0)

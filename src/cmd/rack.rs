@@ -1,0 +1,187 @@
+//! `kiln rack ...`: load the manifest, fan the node command out over SSH, print the table or JSON.
+
+use std::collections::BTreeSet;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::cli::{RackCommand, RackRunArgs, RackTrustArgs};
+use crate::exit;
+use crate::fleet::rack_checks::{nodes_from_outcomes, rack_findings, RackMember};
+use crate::fleet::{
+    run_step, summary_table, trust_nodes, FanoutOptions, Phase, Plan, RackOutcome, RemoteBinary, SshConnector, Step,
+    TrustOptions, TrustResult,
+};
+use crate::rack::RackManifest;
+
+pub fn run(cmd: RackCommand) -> anyhow::Result<i32> {
+    match cmd {
+        RackCommand::Inspect(a) => step(&a, Step::Inspect),
+        RackCommand::Validate(a) => step(&a, Step::Validate),
+        RackCommand::Burnin(a) => step(&a, Step::Burnin),
+        RackCommand::Status(a) => step(&a, Step::Status),
+        RackCommand::Trust(a) => trust(&a),
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<RackManifest, i32> {
+    RackManifest::load(path).map_err(|e| {
+        eprintln!("kiln: error: {e}");
+        exit::BAD_INPUT
+    })
+}
+
+/// Runs one step over the rack and prints the outcome; returns the exit code.
+pub fn step(args: &RackRunArgs, step: Step) -> anyhow::Result<i32> {
+    let manifest = match load(&args.rack) {
+        Ok(m) => m,
+        Err(code) => return Ok(code),
+    };
+    let nodes = match manifest.select(&args.nodes) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("kiln: error: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    let binary = RemoteBinary::new(args.node_binary.as_deref(), &args.remote_path)
+        .context("read the kiln binary to push to the nodes")?;
+    let opts = FanoutOptions {
+        parallel: args.parallel.max(1),
+        command_timeout: Duration::from_secs(args.timeout.max(1)),
+        binary,
+    };
+    let connector = SshConnector {
+        credentials: manifest.credentials.clone(),
+        connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
+    };
+    let plan = Plan::for_step(step, &args.node_args);
+    // Without an inventory there is nothing to say a step already passed, so
+    // every selected node runs; the inventory supplies `skip` (and honours --force).
+    let skip: Option<&(dyn Fn(&str) -> bool + Sync)> = None;
+    let progress = TerminalProgress::new(nodes.len(), step);
+    let outcomes = run_step(&nodes, &plan, &opts, &connector, skip, &|node, phase| progress.event(node, phase));
+    progress.finish();
+
+    let collected = nodes_from_outcomes(&outcomes, manifest.rack.platform.as_deref());
+    let members: Vec<RackMember<'_>> = collected
+        .iter()
+        .map(|(name, platform, node)| RackMember { name, platform: platform.as_deref(), node })
+        .collect();
+    let findings = if matches!(step, Step::Inspect | Step::Validate) { rack_findings(&members) } else { Vec::new() };
+    let outcome = RackOutcome::new(&manifest.rack.id, step, outcomes, findings);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome).context("serialize the rack outcome")?);
+    } else {
+        print!("{}", summary_table(&outcome.nodes));
+        for f in outcome.rack_findings.iter().filter(|f| f.outcome != crate::checks::Outcome::Pass) {
+            println!("rack {} {}: {}", f.outcome.as_str(), f.check, f.message);
+            if let Some(a) = &f.action {
+                println!("    action: {a}");
+            }
+        }
+    }
+    Ok(outcome.exit_code)
+}
+
+fn trust(args: &RackTrustArgs) -> anyhow::Result<i32> {
+    let manifest = match load(&args.rack) {
+        Ok(m) => m,
+        Err(code) => return Ok(code),
+    };
+    let nodes = match manifest.select(&args.nodes) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("kiln: error: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    let opts = TrustOptions {
+        connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
+        replace: args.replace,
+        parallel: 16,
+    };
+    let outcomes = trust_nodes(&manifest.credentials, &nodes, &opts)?;
+    let mut code = exit::OK;
+    for o in &outcomes {
+        let line = match &o.result {
+            TrustResult::Recorded { fingerprint } => format!("recorded        {fingerprint}"),
+            TrustResult::AlreadyTrusted { fingerprint } => format!("already trusted {fingerprint}"),
+            TrustResult::Replaced { fingerprint } => format!("REPLACED        {fingerprint}"),
+            TrustResult::Changed { fingerprint } => {
+                code = code.max(exit::CHECK_FAILED);
+                format!("KEY CHANGED     {fingerprint} (not recorded; check on the console, then --replace)")
+            }
+            TrustResult::Failed { reason } => {
+                code = exit::PEER;
+                format!("failed          {reason}")
+            }
+        };
+        println!("{:<12} {line}", o.node);
+    }
+    println!("known hosts: {}", manifest.credentials.known_hosts.display());
+    Ok(code)
+}
+
+/// One status line on a terminal, rewritten as nodes progress; silent in a pipe.
+struct TerminalProgress {
+    enabled: bool,
+    total: usize,
+    step: Step,
+    state: Mutex<(usize, BTreeSet<String>)>,
+}
+
+impl TerminalProgress {
+    fn new(total: usize, step: Step) -> Self {
+        TerminalProgress {
+            enabled: std::io::stderr().is_terminal(),
+            total,
+            step,
+            state: Mutex::new((0, BTreeSet::new())),
+        }
+    }
+
+    fn event(&self, node: &str, phase: Phase<'_>) {
+        if !self.enabled {
+            return;
+        }
+        let Ok(mut state) = self.state.lock() else { return };
+        let mut err = std::io::stderr().lock();
+        match phase {
+            Phase::Connecting => {
+                state.1.insert(node.to_string());
+            }
+            Phase::Done(o) => {
+                state.0 += 1;
+                state.1.remove(node);
+                let _ = writeln!(
+                    err,
+                    "\r\x1b[K{node}: {}{}",
+                    o.status.as_str(),
+                    o.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
+                );
+            }
+            Phase::CheckingBinary | Phase::Running => {}
+        }
+        let running: Vec<&str> = state.1.iter().map(String::as_str).take(6).collect();
+        let more = state.1.len().saturating_sub(running.len());
+        let _ = write!(
+            err,
+            "\r\x1b[K{} {}/{} done, running: {}{}",
+            self.step.as_str(),
+            state.0,
+            self.total,
+            running.join(" "),
+            if more > 0 { format!(" +{more}") } else { String::new() }
+        );
+        let _ = err.flush();
+    }
+
+    fn finish(&self) {
+        if self.enabled {
+            let _ = write!(std::io::stderr(), "\r\x1b[K");
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! The controller side of a rack: SSH to the nodes, run the node commands on all of them at once,
+//! collect their JSON, and judge what only shows across nodes.
+
+mod fanout;
+mod fingerprint;
+mod local;
+mod outcome;
+mod pool;
+mod push;
+pub mod rack_checks;
+mod ssh;
+mod table;
+mod transport;
+mod trust;
+
+pub use fanout::{run_step, FanoutOptions, Phase, Plan};
+pub use fingerprint::sha256_base64;
+pub use local::{LocalConnector, LocalTransport};
+pub use outcome::{exit_code, BinaryState, FailureKind, NodeOutcome, NodeStatus, RackOutcome, Step};
+pub use push::{local_sha256, RemoteBinary, DEFAULT_REMOTE_PATH};
+pub use ssh::{SshConnector, SshTransport};
+pub use table::summary_table;
+pub use transport::{shell_quote, CommandOutput, Connector, NodeTransport, RemoteExit, TransportError};
+pub use trust::{trust_nodes, TrustOptions, TrustOutcome, TrustResult};

@@ -1,0 +1,55 @@
+//! The summary table printed at the end of a rack step: one row per node.
+
+use super::outcome::NodeOutcome;
+
+/// Node, step, status, verdict, duration, reason; columns padded to fit.
+pub fn summary_table(outcomes: &[NodeOutcome]) -> String {
+    let header = ["NODE", "STEP", "STATUS", "VERDICT", "TIME", "REASON"];
+    let rows: Vec<[String; 6]> = outcomes
+        .iter()
+        .map(|o| {
+            [
+                o.node.clone(),
+                o.step.as_str().to_string(),
+                o.status.as_str().to_string(),
+                o.verdict.clone().unwrap_or_else(|| "-".into()),
+                format!("{:.1}s", o.duration_ms as f64 / 1000.0),
+                o.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &[String]| {
+        let mut l = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(cell);
+            } else {
+                l.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(&header.map(str::to_string));
+    for row in &rows {
+        line(row);
+    }
+    let count = |s: &str| outcomes.iter().filter(|o| o.status.as_str() == s).count();
+    out.push_str(&format!(
+        "{} nodes: {} pass, {} fail, {} error, {} skipped, {} peer_error\n",
+        outcomes.len(),
+        count("pass"),
+        count("fail"),
+        count("error"),
+        count("skipped"),
+        count("peer_error")
+    ));
+    out
+}

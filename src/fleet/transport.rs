@@ -1,0 +1,188 @@
+//! `NodeTransport`: the narrow surface the fan-out needs from a node (run, upload, checksum), and its errors.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::rack::RackNode;
+
+/// How a remote command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteExit {
+    Code(i32),
+    /// Killed by a signal (`KILL`, `SEGV`), as the peer reported it.
+    Signal(String),
+}
+
+/// What a command printed and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandOutput {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub exit: RemoteExit,
+}
+
+impl CommandOutput {
+    /// The last non-empty line of stderr, for a one-line reason.
+    pub fn stderr_tail(&self) -> Option<String> {
+        String::from_utf8_lossy(&self.stderr)
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(|l| l.chars().take(300).collect())
+    }
+}
+
+/// One open connection to one node. A backend runs the command for real:
+/// over SSH ([`crate::fleet::SshTransport`]) or on this machine
+/// ([`crate::fleet::LocalTransport`]).
+pub trait NodeTransport {
+    /// Runs `argv` (the program and its arguments, no shell) and waits for it,
+    /// at most `timeout`; a command still running then is killed.
+    fn run(&mut self, argv: &[String], timeout: Duration) -> Result<CommandOutput, TransportError>;
+
+    /// Writes the local file `local` to `remote` on the node (created or
+    /// replaced whole; a reader never sees a half-written file) with `mode`.
+    fn upload(&mut self, local: &Path, remote: &str, mode: u32, timeout: Duration) -> Result<(), TransportError>;
+
+    /// The node's name, for error messages.
+    fn node(&self) -> &str;
+
+    /// SHA-256 of a file on the node, lowercase hex, by running `sha256sum`
+    /// there; `None` when the file does not exist.
+    fn sha256(&mut self, remote: &str, timeout: Duration) -> Result<Option<String>, TransportError> {
+        let script = format!("if [ -e {p} ]; then sha256sum -- {p}; else echo missing; fi", p = shell_quote(remote));
+        let out = self.run(&["sh".into(), "-c".into(), script], timeout)?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if out.exit == RemoteExit::Code(0) && text.trim() == "missing" {
+            return Ok(None);
+        }
+        match (&out.exit, text.split_whitespace().next()) {
+            (RemoteExit::Code(0), Some(hex)) if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) => {
+                Ok(Some(hex.to_ascii_lowercase()))
+            }
+            _ => Err(TransportError::Checksum {
+                node: self.node().to_string(),
+                path: remote.to_string(),
+                detail: out.stderr_tail().unwrap_or_else(|| format!("{:?}", out.exit)),
+            }),
+        }
+    }
+}
+
+/// Opens transports to nodes; shared by the fan-out's worker threads.
+pub trait Connector: Sync {
+    fn connect(&self, node: &RackNode) -> Result<Box<dyn NodeTransport>, TransportError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("{node}: resolve address {address}")]
+    Resolve {
+        node: String,
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{node}: connect to {address} (unreachable)")]
+    Connect {
+        node: String,
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{node}: ssh handshake with {address}")]
+    Handshake {
+        node: String,
+        address: String,
+        #[source]
+        source: ssh2::Error,
+    },
+    #[error("{node}: host key not trusted; run `kiln rack trust` (known hosts: {})", known_hosts.display())]
+    HostKeyUnknown { node: String, known_hosts: PathBuf },
+    #[error(
+        "{node}: HOST KEY CHANGED (now {fingerprint}); refusing to connect: this may be a man-in-the-middle, \
+         or the node was reinstalled; check on its console, then `kiln rack trust --replace --node {node}` \
+         (known hosts: {})",
+        known_hosts.display()
+    )]
+    HostKeyChanged { node: String, fingerprint: String, known_hosts: PathBuf },
+    #[error("{node}: read known hosts {}", known_hosts.display())]
+    KnownHosts {
+        node: String,
+        known_hosts: PathBuf,
+        #[source]
+        source: ssh2::Error,
+    },
+    #[error("{node}: authenticate as {user} with {method}")]
+    Auth {
+        node: String,
+        user: String,
+        method: String,
+        #[source]
+        source: ssh2::Error,
+    },
+    #[error("{node}: start {what}")]
+    Channel {
+        node: String,
+        what: String,
+        #[source]
+        source: ssh2::Error,
+    },
+    #[error("{node}: {what} timed out after {} s", after.as_secs())]
+    Timeout { node: String, what: String, after: Duration },
+    #[error("{node}: connection lost during {what}: {detail}")]
+    Disconnected { node: String, what: String, detail: String },
+    #[error("{node}: upload {local} to {remote}")]
+    Upload {
+        node: String,
+        local: String,
+        remote: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{node}: checksum {path}: {detail}")]
+    Checksum { node: String, path: String, detail: String },
+    #[error("{node}: push kiln: the node is {remote_arch} and this kiln is built for {local_arch}; install kiln on the node or pass --node-binary")]
+    WrongArch { node: String, remote_arch: String, local_arch: String },
+    #[error("{node}: run {program} locally")]
+    Spawn {
+        node: String,
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A name beside `remote` for writing a file before renaming it into place,
+/// unique within this process so that concurrent uploads never share one.
+pub(crate) fn upload_tmp_name(remote: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{remote}.upload-{}-{n}", std::process::id())
+}
+
+/// Quotes one argument for a POSIX shell (the remote side of SSH runs a
+/// shell): plain words stay as they are, anything else is single-quoted.
+pub fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_only_what_needs_it() {
+        assert_eq!(shell_quote("/var/lib/kiln/bin/kiln"), "/var/lib/kiln/bin/kiln");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("$(reboot)"), "'$(reboot)'");
+    }
+}

@@ -1,0 +1,369 @@
+//! Reads and checks a rack manifest (`inventory/racks/*.toml`); the format is documented in docs/fleet.md.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use super::credentials::{BmcTls, Credentials, PasswordSource};
+use super::location::{field_at, line_of};
+
+/// A parsed, checked rack manifest. Relative paths in it are already resolved
+/// against the manifest's directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RackManifest {
+    /// The file it was read from.
+    pub path: PathBuf,
+    pub rack: Rack,
+    pub credentials: Credentials,
+    pub nodes: Vec<RackNode>,
+}
+
+/// Where the rack stands and what it is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rack {
+    pub id: String,
+    pub site: Option<String>,
+    pub row: Option<String>,
+    pub position: Option<u32>,
+    /// Platform spec name (`hgx-b200`); when absent each node's is detected.
+    pub platform: Option<String>,
+}
+
+/// One node of the rack: how to reach it over SSH and through its BMC.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RackNode {
+    pub name: String,
+    /// SSH address (IP or DNS name).
+    pub address: String,
+    pub ssh_port: u16,
+    /// BMC base URL for Redfish, `https://10.77.0.111`.
+    pub bmc: Option<String>,
+    /// Redfish system path, `/redfish/v1/Systems/<id>`, when the BMC has several.
+    pub bmc_system: Option<String>,
+    /// IPMI fallback address, `host:port`.
+    pub ipmi: Option<String>,
+    pub macs: Vec<String>,
+    pub slot: Option<String>,
+    pub tray: Option<u32>,
+    /// Node-side `--root` for the node commands (a snapshot tree, used by the lab).
+    pub kiln_root: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("read rack manifest {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: field `{field}`: {message}", at(path, *line))]
+    Syntax { path: PathBuf, line: usize, field: String, message: String },
+    #[error("{}: field `{field}`: {message}", at(path, *line))]
+    Invalid { path: PathBuf, line: usize, field: String, message: String },
+    #[error("{}: no node named {name:?} (the rack has {known})", path.display())]
+    UnknownNode { path: PathBuf, name: String, known: String },
+}
+
+/// `file:line`, or just `file` when the line is not known (0).
+fn at(path: &Path, line: usize) -> String {
+    if line == 0 {
+        path.display().to_string()
+    } else {
+        format!("{}:{line}", path.display())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    rack: RawRack,
+    #[serde(default)]
+    credentials: RawCredentials,
+    #[serde(default)]
+    nodes: Vec<RawNode>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRack {
+    id: Spanned<String>,
+    site: Option<String>,
+    row: Option<String>,
+    position: Option<u32>,
+    platform: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCredentials {
+    ssh_user: Option<String>,
+    ssh_key: Option<String>,
+    known_hosts: Option<String>,
+    bmc_user: Option<String>,
+    bmc_password_env: Option<Spanned<String>>,
+    bmc_password_file: Option<Spanned<String>>,
+    bmc_ca_file: Option<String>,
+    bmc_fingerprint: Option<Spanned<String>>,
+    bmc_insecure: Option<Spanned<bool>>,
+    // Accepted by the parser only so that the refusal can say why, with its line.
+    bmc_password: Option<Spanned<toml::Value>>,
+    ssh_password: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    name: Spanned<String>,
+    address: Spanned<String>,
+    #[serde(default = "default_ssh_port")]
+    ssh_port: u16,
+    bmc: Option<Spanned<String>>,
+    bmc_system: Option<String>,
+    ipmi: Option<String>,
+    #[serde(default)]
+    macs: Vec<Spanned<String>>,
+    slot: Option<Spanned<String>>,
+    tray: Option<u32>,
+    kiln_root: Option<String>,
+}
+
+fn default_ssh_port() -> u16 {
+    22
+}
+
+impl RackManifest {
+    /// Reads and checks the manifest at `path`.
+    pub fn load(path: &Path) -> Result<RackManifest, ManifestError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.to_path_buf(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses manifest text as if read from `path` (relative paths in it
+    /// resolve against `path`'s directory).
+    pub fn parse(text: &str, path: &Path) -> Result<RackManifest, ManifestError> {
+        let raw: RawManifest = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            let message = e.message().trim().to_string();
+            ManifestError::Syntax {
+                path: path.to_path_buf(),
+                line: if e.span().is_some() { line_of(text, offset) } else { 0 },
+                field: field_at(text, offset, &message),
+                message,
+            }
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let invalid = |span: Option<std::ops::Range<usize>>, field: &str, message: String| ManifestError::Invalid {
+            path: path.to_path_buf(),
+            line: span.map(|s| line_of(text, s.start)).unwrap_or(0),
+            field: field.to_string(),
+            message,
+        };
+        let resolve = |p: &str| -> PathBuf {
+            let p = Path::new(p);
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+
+        if raw.rack.id.get_ref().trim().is_empty() {
+            return Err(invalid(Some(raw.rack.id.span()), "rack.id", "must not be empty".into()));
+        }
+        let rack = Rack {
+            id: raw.rack.id.into_inner(),
+            site: raw.rack.site,
+            row: raw.rack.row,
+            position: raw.rack.position,
+            platform: raw.rack.platform,
+        };
+
+        let c = raw.credentials;
+        for (field, literal) in
+            [("credentials.bmc_password", &c.bmc_password), ("credentials.ssh_password", &c.ssh_password)]
+        {
+            if let Some(v) = literal {
+                return Err(invalid(
+                    Some(v.span()),
+                    field,
+                    "a password must never be written in the manifest; name where it comes from with \
+                     bmc_password_env (an environment variable) or bmc_password_file (a file outside the repository)"
+                        .into(),
+                ));
+            }
+        }
+        let bmc_password = match (c.bmc_password_env, c.bmc_password_file) {
+            (Some(_), Some(file)) => {
+                return Err(invalid(
+                    Some(file.span()),
+                    "credentials.bmc_password_file",
+                    "give exactly one of bmc_password_env and bmc_password_file, not both".into(),
+                ))
+            }
+            (Some(env), None) => {
+                if env.get_ref().trim().is_empty() {
+                    return Err(invalid(Some(env.span()), "credentials.bmc_password_env", "must not be empty".into()));
+                }
+                Some(PasswordSource::Env(env.into_inner()))
+            }
+            (None, Some(file)) => Some(PasswordSource::File(resolve(file.get_ref()))),
+            (None, None) => None,
+        };
+        let insecure = c.bmc_insecure.as_ref().is_some_and(|b| *b.get_ref());
+        let insecure_span = c.bmc_insecure.as_ref().map(|b| b.span());
+        let bmc_tls = match (c.bmc_ca_file, c.bmc_fingerprint, insecure) {
+            (None, None, false) => BmcTls::System,
+            (Some(ca), None, false) => BmcTls::CaFile(resolve(&ca)),
+            (None, Some(fp), false) => match normalize_fingerprint(fp.get_ref()) {
+                Some(hex) => BmcTls::Fingerprint(hex),
+                None => {
+                    return Err(invalid(
+                        Some(fp.span()),
+                        "credentials.bmc_fingerprint",
+                        format!("{:?} is not a SHA-256 fingerprint (`sha256:AB:CD:...`, 32 bytes)", fp.get_ref()),
+                    ))
+                }
+            },
+            (None, None, true) => BmcTls::Insecure,
+            _ => {
+                return Err(invalid(
+                    insecure_span,
+                    "credentials.bmc_insecure",
+                    "give at most one of bmc_ca_file, bmc_fingerprint and bmc_insecure = true".into(),
+                ))
+            }
+        };
+        let known_hosts = match c.known_hosts {
+            Some(k) => resolve(&k),
+            None => {
+                let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "rack".into());
+                base.join(format!("{stem}.known_hosts"))
+            }
+        };
+        let credentials = Credentials {
+            ssh_user: c.ssh_user.unwrap_or_else(|| "root".into()),
+            ssh_key: c.ssh_key.as_deref().map(resolve),
+            known_hosts,
+            bmc_user: c.bmc_user,
+            bmc_password,
+            bmc_tls,
+        };
+
+        if raw.nodes.is_empty() {
+            return Err(invalid(None, "nodes", "the rack lists no node ([[nodes]] tables)".into()));
+        }
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut nodes = Vec::with_capacity(raw.nodes.len());
+        for (i, n) in raw.nodes.into_iter().enumerate() {
+            let name = n.name.get_ref();
+            if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)) {
+                return Err(invalid(
+                    Some(n.name.span()),
+                    &format!("nodes[{i}].name"),
+                    format!("{name:?} is not a node name (letters, digits, '-', '_', '.')"),
+                ));
+            }
+            if let Some(first) = seen.insert(name.clone(), line_of(text, n.name.span().start)) {
+                return Err(invalid(
+                    Some(n.name.span()),
+                    &format!("nodes[{i}].name"),
+                    format!("node {name:?} is listed twice (first at line {first})"),
+                ));
+            }
+            if n.address.get_ref().trim().is_empty() {
+                return Err(invalid(
+                    Some(n.address.span()),
+                    &format!("nodes[{i}].address"),
+                    "must not be empty".into(),
+                ));
+            }
+            if let Some(bmc) = &n.bmc {
+                if !(bmc.get_ref().starts_with("https://") || bmc.get_ref().starts_with("http://")) {
+                    return Err(invalid(
+                        Some(bmc.span()),
+                        &format!("nodes[{i}].bmc"),
+                        format!("{:?} is not a BMC base URL (https://host[:port])", bmc.get_ref()),
+                    ));
+                }
+            }
+            for mac in &n.macs {
+                if !is_mac(mac.get_ref()) {
+                    return Err(invalid(
+                        Some(mac.span()),
+                        &format!("nodes[{i}].macs"),
+                        format!("{:?} is not a MAC address (aa:bb:cc:dd:ee:ff)", mac.get_ref()),
+                    ));
+                }
+            }
+            if let (Some(slot), Some(_)) = (&n.slot, n.tray) {
+                return Err(invalid(
+                    Some(slot.span()),
+                    &format!("nodes[{i}].slot"),
+                    "give slot or tray, not both".into(),
+                ));
+            }
+            nodes.push(RackNode {
+                name: n.name.into_inner(),
+                address: n.address.into_inner(),
+                ssh_port: n.ssh_port,
+                bmc: n.bmc.map(Spanned::into_inner),
+                bmc_system: n.bmc_system,
+                ipmi: n.ipmi,
+                macs: n.macs.into_iter().map(|m| m.into_inner().to_ascii_lowercase()).collect(),
+                slot: n.slot.map(Spanned::into_inner),
+                tray: n.tray,
+                kiln_root: n.kiln_root,
+            });
+        }
+        let has_bmc = nodes.iter().any(|n| n.bmc.is_some() || n.ipmi.is_some());
+        if has_bmc && credentials.bmc_password.is_none() {
+            return Err(invalid(
+                None,
+                "credentials.bmc_password_env",
+                "nodes have a BMC but no password source is given: set bmc_password_env or bmc_password_file".into(),
+            ));
+        }
+        Ok(RackManifest { path: path.to_path_buf(), rack, credentials, nodes })
+    }
+
+    pub fn node(&self, name: &str) -> Option<&RackNode> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The nodes named in `names` (in manifest order), or every node when
+    /// `names` is empty. An unknown name is an error, not silently dropped.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&RackNode>, ManifestError> {
+        for name in names {
+            if self.node(name).is_none() {
+                return Err(ManifestError::UnknownNode {
+                    path: self.path.clone(),
+                    name: name.clone(),
+                    known: self.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", "),
+                });
+            }
+        }
+        Ok(self.nodes.iter().filter(|n| names.is_empty() || names.contains(&n.name)).collect())
+    }
+}
+
+fn is_mac(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// `sha256:AB:CD:...` or plain hex (any case, colons optional) to uppercase
+/// colon-separated hex; `None` unless it is exactly 32 bytes.
+fn normalize_fingerprint(s: &str) -> Option<String> {
+    let body = s.strip_prefix("sha256:").or_else(|| s.strip_prefix("SHA256:")).unwrap_or(s);
+    let hex: String = body.chars().filter(|&c| c != ':').collect();
+    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let upper = hex.to_ascii_uppercase();
+    let pairs: Vec<&str> = (0..32).map(|i| &upper[i * 2..i * 2 + 2]).collect();
+    Some(pairs.join(":"))
+}

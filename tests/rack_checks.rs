@@ -1,0 +1,129 @@
+//! Rack-wide checks over collected nodes: firmware and count drift within a platform, and the
+//! NVLink domain of an NVL72 rack.
+
+use kiln::checks::Outcome;
+use kiln::fleet::rack_checks::{rack_findings, RackMember};
+use kiln::model::Node;
+use serde_json::json;
+
+/// A node as `kiln inspect --json` would print it, with `gpus` GPUs.
+fn node(host: &str, bios: &str, vbios: &[&str], fabric: Option<(&str, u32)>) -> Node {
+    let gpus: Vec<serde_json::Value> = vbios
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let mut g = json!({"index": i, "pci_address": format!("0000:{:02x}:00.0", 0x10 + i), "vbios_version": v});
+            if let Some((uuid, clique)) = fabric {
+                g["fabric"] = json!({"state": "completed", "status": 0, "cluster_uuid": uuid, "clique_id": clique, "health_mask": 0});
+            }
+            g
+        })
+        .collect();
+    serde_json::from_value(json!({
+        "schema_version": 1,
+        "hostname": host,
+        "dmi": {"product_name": "B200", "bios_version": bios},
+        "cpus": {"architecture": "x86_64", "sockets": 2, "cores": 112, "threads": 224},
+        "memory": {"total_kib": 2113929216u64},
+        "net": [{"name": "ibp0", "kind": "infiniband", "firmware": "28.43.1014"}],
+        "gpus": {"status": "inspected", "driver_version": "570.133.20", "gpus": gpus},
+    }))
+    .expect("node json")
+}
+
+fn failing<'a>(findings: &'a [kiln::checks::Finding], check: &str) -> Vec<&'a kiln::checks::Finding> {
+    findings.iter().filter(|f| f.check == check && f.outcome == Outcome::Fail).collect()
+}
+
+#[test]
+fn consistent_nodes_pass() {
+    let nodes: Vec<Node> = (0..3).map(|i| node(&format!("n{i}"), "1.2", &["97.00.01"; 8], None)).collect();
+    let names = ["n0", "n1", "n2"];
+    let members: Vec<RackMember> =
+        nodes.iter().zip(names).map(|(node, name)| RackMember { name, platform: Some("hgx-b200"), node }).collect();
+    let findings = rack_findings(&members);
+    assert!(findings.iter().all(|f| f.outcome != Outcome::Fail), "{findings:#?}");
+    assert!(findings.iter().any(|f| f.check == "rack.firmware.vbios" && f.outcome == Outcome::Pass));
+}
+
+#[test]
+fn the_odd_node_out_is_named_with_expected_and_actual() {
+    let mut vbios_odd = vec!["97.00.01"; 8];
+    vbios_odd[3] = "96.00.99";
+    let nodes = [
+        node("n0", "1.2", &["97.00.01"; 8], None),
+        node("n1", "1.2", &["97.00.01"; 8], None),
+        node("n2", "1.1", &vbios_odd, None),
+        node("n3", "1.2", &["97.00.01"; 7], None),
+    ];
+    let names = ["n0", "n1", "n2", "n3"];
+    let members: Vec<RackMember> =
+        nodes.iter().zip(names).map(|(node, name)| RackMember { name, platform: None, node }).collect();
+    let findings = rack_findings(&members);
+
+    let bios = failing(&findings, "rack.firmware.bios");
+    assert_eq!(bios.len(), 1, "{findings:#?}");
+    assert_eq!(bios[0].component.name.as_deref(), Some("n2"));
+    assert_eq!(bios[0].expected.as_deref(), Some("1.2"));
+    assert_eq!(bios[0].actual.as_deref(), Some("1.1"));
+    assert!(bios[0].action.is_some());
+
+    let vbios = failing(&findings, "rack.firmware.vbios");
+    assert_eq!(vbios.len(), 1);
+    assert_eq!(vbios[0].actual.as_deref(), Some("96.00.99, 97.00.01"));
+
+    let count = failing(&findings, "rack.count.gpu");
+    assert_eq!(count.len(), 1);
+    assert_eq!((count[0].component.name.as_deref(), count[0].actual.as_deref()), (Some("n3"), Some("7")));
+}
+
+#[test]
+fn an_even_split_has_no_majority_and_still_fails() {
+    let nodes = [node("n0", "1.1", &["a"], None), node("n1", "1.2", &["a"], None)];
+    let members: Vec<RackMember> =
+        nodes.iter().zip(["n0", "n1"]).map(|(node, name)| RackMember { name, platform: None, node }).collect();
+    let bios: Vec<_> = rack_findings(&members).into_iter().filter(|f| f.check == "rack.firmware.bios").collect();
+    assert_eq!(bios.len(), 1);
+    assert_eq!(bios[0].outcome, Outcome::Fail);
+    assert!(bios[0].message.contains("n0=1.1; n1=1.2"), "{}", bios[0].message);
+}
+
+#[test]
+fn nvl72_gpus_must_share_cluster_and_clique() {
+    let uuid = "6b1f0000-0000-4000-8000-000000000001";
+    let other = "6b1f0000-0000-4000-8000-000000000002";
+    let nodes = [
+        node("t0", "1", &["x"; 4], Some((uuid, 7))),
+        node("t1", "1", &["x"; 4], Some((uuid, 7))),
+        node("t2", "1", &["x"; 4], Some((other, 7))),
+        node("t3", "1", &["x"; 4], Some((uuid, 9))),
+    ];
+    let names = ["t0", "t1", "t2", "t3"];
+    let members: Vec<RackMember> =
+        nodes.iter().zip(names).map(|(node, name)| RackMember { name, platform: Some("gb200-nvl72"), node }).collect();
+    let findings = rack_findings(&members);
+    let cluster = failing(&findings, "rack.fabric.cluster");
+    assert_eq!(cluster.len(), 4, "every GPU of t2: {findings:#?}");
+    assert!(cluster.iter().all(|f| f.component.name.as_deref().unwrap_or("").starts_with("t2 gpu")));
+    assert_eq!(cluster[0].expected.as_deref(), Some(uuid));
+    let clique = failing(&findings, "rack.fabric.clique");
+    assert_eq!(clique.len(), 4);
+    assert!(clique.iter().all(|f| f.actual.as_deref() == Some("9")));
+}
+
+#[test]
+fn nvl72_gpu_without_fabric_is_an_error_not_a_pass() {
+    let nodes = [
+        node("t0", "1", &["x"; 4], Some(("6b1f0000-0000-4000-8000-000000000001", 1))),
+        node("t1", "1", &["x"; 4], None),
+    ];
+    let members: Vec<RackMember> = nodes
+        .iter()
+        .zip(["t0", "t1"])
+        .map(|(node, name)| RackMember { name, platform: Some("gb200-nvl72"), node })
+        .collect();
+    let findings = rack_findings(&members);
+    let errors: Vec<_> =
+        findings.iter().filter(|f| f.check == "rack.fabric.state" && f.outcome == Outcome::Error).collect();
+    assert_eq!(errors.len(), 4);
+}

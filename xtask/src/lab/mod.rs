@@ -1,0 +1,20 @@
+//! The lab: an emulated rack on this machine with real peers. Each node is a network namespace on
+//! a bridge running OpenSSH's sshd against a snapshot tree; each BMC a sushy-tools Redfish emulator.
+
+mod bmc;
+mod cli;
+mod config;
+mod deps;
+mod fixtures;
+mod lifecycle;
+mod manifest;
+mod net;
+mod process;
+mod sshd;
+mod state;
+
+pub use cli::cli;
+pub use config::{repo_root, LabConfig};
+pub use deps::{install_packages, is_root};
+pub use lifecycle::{down, status, up, Lab, NodeHealth};
+pub use state::{LabNode, LabState};

@@ -1,0 +1,4 @@
+//! Workflows around kiln, as a library so that integration tests can drive them too.
+
+pub mod bench_fleet;
+pub mod lab;
