@@ -103,6 +103,9 @@ pub struct ValidateArgs {
     /// Judge a node JSON file (`kiln inspect --json`) instead of inspecting.
     #[arg(long, value_name = "FILE", conflicts_with = "root")]
     pub node: Option<PathBuf>,
+    /// With --json: include the inspected node (`inspected`), for `kiln rack`.
+    #[arg(long, requires = "json")]
+    pub with_node: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -9,11 +9,11 @@ use anyhow::Context;
 
 use crate::cli::{RackCommand, RackRunArgs, RackTrustArgs};
 use crate::exit;
-use crate::fleet::rack_checks::{nodes_from_outcomes, rack_findings, RackMember};
 use crate::fleet::{
-    run_step, summary_table, trust_nodes, FanoutOptions, Phase, Plan, RackOutcome, RemoteBinary, SshConnector, Step,
+    run_rack_step, summary_table, trust_nodes, FanoutOptions, Phase, Plan, RackStep, RemoteBinary, SshConnector, Step,
     TrustOptions, TrustResult,
 };
+use crate::inventory::{db_path, Inventory};
 use crate::rack::RackManifest;
 
 pub fn run(cmd: RackCommand) -> anyhow::Result<i32> {
@@ -33,7 +33,9 @@ fn load(path: &std::path::Path) -> Result<RackManifest, i32> {
     })
 }
 
-/// Runs one step over the rack and prints the outcome; returns the exit code.
+/// Runs one step over the rack, records it in the inventory (`--db`, default
+/// `inventory/kiln.db`; `status` records nothing) and prints the outcome;
+/// returns the exit code.
 pub fn step(args: &RackRunArgs, step: Step) -> anyhow::Result<i32> {
     let manifest = match load(&args.rack) {
         Ok(m) => m,
@@ -44,6 +46,20 @@ pub fn step(args: &RackRunArgs, step: Step) -> anyhow::Result<i32> {
         Err(e) => {
             eprintln!("kiln: error: {e}");
             return Ok(exit::USAGE);
+        }
+    };
+    // The database is opened before any node is touched: a run that could
+    // not be recorded is refused rather than done and forgotten.
+    let db = db_path(args.db.db.as_deref());
+    let mut inventory = if step == Step::Status {
+        None
+    } else {
+        match Inventory::open(&db) {
+            Ok(inv) => Some(inv),
+            Err(e) => {
+                eprintln!("kiln: error: {:#}", anyhow::Error::from(e));
+                return Ok(exit::DATABASE);
+            }
         }
     };
     let binary = RemoteBinary::new(args.node_binary.as_deref(), &args.remote_path)
@@ -58,20 +74,24 @@ pub fn step(args: &RackRunArgs, step: Step) -> anyhow::Result<i32> {
         connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
     };
     let plan = Plan::for_step(step, &args.node_args);
-    // Without an inventory there is nothing to say a step already passed, so
-    // every selected node runs; the inventory supplies `skip` (and honours --force).
-    let skip: Option<&(dyn Fn(&str) -> bool + Sync)> = None;
+    let rack_step = RackStep {
+        rack: &manifest.rack.id,
+        rack_platform: manifest.rack.platform.as_deref(),
+        nodes: &nodes,
+        plan: &plan,
+        opts: &opts,
+        force: args.force,
+    };
     let progress = TerminalProgress::new(nodes.len(), step);
-    let outcomes = run_step(&nodes, &plan, &opts, &connector, skip, &|node, phase| progress.event(node, phase));
+    let result = run_rack_step(&rack_step, &connector, inventory.as_mut(), &|node, phase| progress.event(node, phase));
     progress.finish();
-
-    let collected = nodes_from_outcomes(&outcomes, manifest.rack.platform.as_deref());
-    let members: Vec<RackMember<'_>> = collected
-        .iter()
-        .map(|(name, platform, node)| RackMember { name, platform: platform.as_deref(), node })
-        .collect();
-    let findings = if matches!(step, Step::Inspect | Step::Validate) { rack_findings(&members) } else { Vec::new() };
-    let outcome = RackOutcome::new(&manifest.rack.id, step, outcomes, findings);
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("kiln: error: {:#}", anyhow::Error::from(e));
+            return Ok(exit::DATABASE);
+        }
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome).context("serialize the rack outcome")?);
     } else {
@@ -82,6 +102,16 @@ pub fn step(args: &RackRunArgs, step: Step) -> anyhow::Result<i32> {
                 println!("    action: {a}");
             }
         }
+        let checked = outcome.rack_findings.iter().filter(|f| f.outcome == crate::checks::Outcome::Pass).count();
+        if checked > 0 {
+            println!("rack checks: {checked} passed");
+        }
+        if let Some(id) = outcome.rack_run_id {
+            println!("recorded in {} (rack run {id})", db.display());
+        }
+    }
+    if let Some(e) = &outcome.record_error {
+        eprintln!("kiln: error: the rack run could not be recorded in {}: {e}", db.display());
     }
     Ok(outcome.exit_code)
 }

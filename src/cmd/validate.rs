@@ -100,13 +100,16 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
     };
     let stdout = std::io::stdout();
     let color = !args.json && stdout.is_terminal();
-    let report = match judge(&node, args) {
+    let mut report = match judge(&node, args) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("kiln: error: {e}");
             return Ok(exit::BAD_INPUT);
         }
     };
+    if args.with_node {
+        report.inspected = Some(node.clone());
+    }
     print_report(&report, args.json, &mut stdout.lock(), color)?;
     let code = exit_code(report.verdict);
     if let Some(db) = &args.db.db {
@@ -152,6 +155,7 @@ mod tests {
             checks_dir: None,
             json: true,
             node: None,
+            with_node: false,
         }
     }
 

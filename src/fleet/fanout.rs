@@ -26,12 +26,17 @@ pub struct Plan {
 
 impl Plan {
     /// `kiln <step> --json [--root R] [extra...]`; for `status`, `uname -n`.
+    /// `validate` also asks for the inspected node (`--with-node`), which the
+    /// controller records with the run and compares across the rack.
     pub fn for_step(step: Step, extra_args: &[String]) -> Plan {
         let command = match step {
             Step::Status => vec!["uname".to_string(), "-n".to_string()],
             _ => {
-                let mut c =
-                    vec!["{kiln}".to_string(), step.as_str().to_string(), "--json".into(), "{root_args}".into()];
+                let mut c = vec!["{kiln}".to_string(), step.as_str().to_string(), "--json".into()];
+                if step == Step::Validate {
+                    c.push("--with-node".into());
+                }
+                c.push("{root_args}".into());
                 c.extend(extra_args.iter().cloned());
                 c
             }
@@ -87,15 +92,15 @@ impl Phase<'_> {
 }
 
 /// Runs `plan` on `nodes`, at most `opts.parallel` at once, and returns one
-/// outcome per node in the order given. `skip` names nodes not to run (their
-/// step already passed); `progress` is told of each node's phases from the
-/// worker threads.
+/// outcome per node in the order given. `skip` says which nodes not to run
+/// (their step already passed) by returning the reason shown for them;
+/// `progress` is told of each node's phases from the worker threads.
 pub fn run_step(
     nodes: &[&RackNode],
     plan: &Plan,
     opts: &FanoutOptions,
     connector: &dyn Connector,
-    skip: Option<&(dyn Fn(&str) -> bool + Sync)>,
+    skip: Option<&(dyn Fn(&str) -> Option<String> + Sync)>,
     progress: &(dyn Fn(&str, Phase<'_>) + Sync),
 ) -> Vec<NodeOutcome> {
     map_bounded(nodes, opts.parallel, |node| {
@@ -133,6 +138,7 @@ impl Clock {
             reason: None,
             binary: None,
             report: None,
+            recorded: None,
         }
     }
 }
@@ -142,13 +148,13 @@ fn run_node(
     plan: &Plan,
     opts: &FanoutOptions,
     connector: &dyn Connector,
-    skip: Option<&(dyn Fn(&str) -> bool + Sync)>,
+    skip: Option<&(dyn Fn(&str) -> Option<String> + Sync)>,
     progress: &(dyn Fn(&str, Phase<'_>) + Sync),
 ) -> NodeOutcome {
     let clock = Clock::start();
-    if skip.is_some_and(|s| s(&node.name)) {
+    if let Some(reason) = skip.and_then(|s| s(&node.name)) {
         let mut o = clock.outcome(node, plan.step, NodeStatus::Skipped);
-        o.reason = Some(format!("{} already passed on this node; --force runs it again", plan.step.as_str()));
+        o.reason = Some(reason);
         return o;
     }
     let peer_error = |e: TransportError, binary: Option<BinaryState>| {
@@ -407,10 +413,11 @@ esac
         let opts = FanoutOptions { parallel: 2, command_timeout: Duration::from_secs(5), binary };
         let nodes = [node("a", Some("/bad")), node("b", Some("/good"))];
         let refs: Vec<&RackNode> = nodes.iter().collect();
-        let skip = |n: &str| n == "a";
+        let skip = |n: &str| (n == "a").then(|| "validate already passed".to_string());
         let out =
             run_step(&refs, &Plan::for_step(Step::Validate, &[]), &opts, &LocalConnector, Some(&skip), &|_, _| {});
         assert_eq!(out[0].status, NodeStatus::Skipped);
+        assert_eq!(out[0].reason.as_deref(), Some("validate already passed"));
         assert_eq!(out[0].remote_exit, None);
         assert_eq!(out[1].status, NodeStatus::Pass);
         assert_eq!(crate::fleet::exit_code(&out, &[]), exit::OK);

@@ -74,6 +74,22 @@ pub enum FailureKind {
     Remote,
 }
 
+impl FailureKind {
+    /// The word as the JSON and the database show it: `host_key_changed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Unreachable => "unreachable",
+            FailureKind::HostKeyUnknown => "host_key_unknown",
+            FailureKind::HostKeyChanged => "host_key_changed",
+            FailureKind::Auth => "auth",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Disconnected => "disconnected",
+            FailureKind::Transfer => "transfer",
+            FailureKind::Remote => "remote",
+        }
+    }
+}
+
 impl TransportError {
     pub fn kind(&self) -> FailureKind {
         match self {
@@ -134,6 +150,30 @@ pub struct NodeOutcome {
     /// The node command's JSON output, as it printed it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<serde_json::Value>,
+    /// What the inventory made of this outcome, when the step was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<Recorded>,
+}
+
+/// How a node's outcome went into the inventory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Recorded {
+    /// The run recorded for the node (none for a node that could not be run,
+    /// or one skipped because its step had already passed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<i64>,
+    /// The node's lifecycle state after recording (`validated`, `failed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_reason: Option<String>,
+    /// The hostname the node reported, when it differs from its manifest
+    /// name (the inventory keys rack nodes by manifest name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reported_hostname: Option<String>,
+    /// Why the outcome could not be written to the database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Version of the rack outcome JSON (`kiln rack ... --json`).
@@ -150,6 +190,12 @@ pub struct RackOutcome {
     pub nodes: Vec<NodeOutcome>,
     /// Findings only visible across nodes (firmware drift, NVLink domain).
     pub rack_findings: Vec<Finding>,
+    /// The inventory's id of this rack run, when it was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rack_run_id: Option<i64>,
+    /// Why the rack run could not be recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_error: Option<String>,
 }
 
 impl RackOutcome {
@@ -163,6 +209,8 @@ impl RackOutcome {
             exit_code,
             nodes,
             rack_findings,
+            rack_run_id: None,
+            record_error: None,
         }
     }
 }
@@ -170,9 +218,10 @@ impl RackOutcome {
 /// The rack's exit code, first match wins:
 /// 1. any node `fail` or any failed rack finding: `CHECK_FAILED` (1);
 /// 2. any node `peer_error`: `PEER` (6);
-/// 3. any node `error` or rack finding `error`: `CHECK_ERROR` (3);
-/// 4. any node skipped by the node command itself (exit 7): `SKIPPED` (7);
-/// 5. otherwise `OK` (0). A node skipped because its step had already
+/// 3. any node whose outcome could not be written to the inventory: `DATABASE` (5);
+/// 4. any node `error` or rack finding `error`: `CHECK_ERROR` (3);
+/// 5. any node skipped by the node command itself (exit 7): `SKIPPED` (7);
+/// 6. otherwise `OK` (0). A node skipped because its step had already
 ///    passed counts as passed.
 pub fn exit_code(nodes: &[NodeOutcome], rack_findings: &[Finding]) -> i32 {
     let any = |s: NodeStatus| nodes.iter().any(|n| n.status == s);
@@ -180,6 +229,8 @@ pub fn exit_code(nodes: &[NodeOutcome], rack_findings: &[Finding]) -> i32 {
         exit::CHECK_FAILED
     } else if any(NodeStatus::PeerError) {
         exit::PEER
+    } else if nodes.iter().any(|n| n.recorded.as_ref().is_some_and(|r| r.error.is_some())) {
+        exit::DATABASE
     } else if any(NodeStatus::Error) || rack_findings.iter().any(|f| f.outcome == Outcome::Error) {
         exit::CHECK_ERROR
     } else if nodes.iter().any(|n| n.status == NodeStatus::Skipped && n.remote_exit == Some(exit::SKIPPED)) {
@@ -214,6 +265,7 @@ mod tests {
             reason: None,
             binary: None,
             report: None,
+            recorded: None,
         }
     }
 
@@ -228,5 +280,9 @@ mod tests {
         assert_eq!(exit_code(&[outcome(Fail, Some(1)), outcome(PeerError, None)], &[]), exit::CHECK_FAILED);
         let drift = Finding::new("rack.firmware.vbios", Outcome::Fail, Severity::Warning, Component::node(), "x");
         assert_eq!(exit_code(&[outcome(Pass, Some(0))], &[drift]), exit::CHECK_FAILED);
+        let mut unrecorded = outcome(Pass, Some(0));
+        unrecorded.recorded = Some(Recorded { error: Some("database is locked".into()), ..Default::default() });
+        assert_eq!(exit_code(&[unrecorded.clone(), outcome(Error, Some(3))], &[]), exit::DATABASE);
+        assert_eq!(exit_code(&[unrecorded, outcome(PeerError, None)], &[]), exit::PEER);
     }
 }

@@ -17,7 +17,7 @@ pub struct RackMember<'a> {
 }
 
 /// The node models carried by `inspect` outcomes (the report is a `Node`)
-/// and `validate` outcomes (the report's `node`), with the platform the
+/// and `validate` outcomes (the report's `inspected`), with the platform the
 /// validate report names, else `rack_platform`. Reports that do not parse
 /// as a `Node` are left out: their node already has its own outcome.
 pub fn nodes_from_outcomes(
@@ -31,7 +31,7 @@ pub fn nodes_from_outcomes(
             let (value, platform) = match o.step {
                 Step::Inspect => (report.clone(), None),
                 Step::Validate => (
-                    report.get("node")?.clone(),
+                    report.get("inspected")?.clone(),
                     report.get("platform").and_then(|p| {
                         p.as_str().map(str::to_string).or_else(|| p.get("name")?.as_str().map(str::to_string))
                     }),

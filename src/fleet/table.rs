@@ -2,19 +2,26 @@
 
 use super::outcome::NodeOutcome;
 
-/// Node, step, status, verdict, duration, reason; columns padded to fit.
+/// Node, step, status, verdict, duration, lifecycle state after recording
+/// (`-` when nothing was recorded), reason; columns padded to fit.
 pub fn summary_table(outcomes: &[NodeOutcome]) -> String {
-    let header = ["NODE", "STEP", "STATUS", "VERDICT", "TIME", "REASON"];
-    let rows: Vec<[String; 6]> = outcomes
+    let header = ["NODE", "STEP", "STATUS", "VERDICT", "TIME", "STATE", "REASON"];
+    let rows: Vec<[String; 7]> = outcomes
         .iter()
         .map(|o| {
+            let state = o.recorded.as_ref().and_then(|r| r.state.clone()).unwrap_or_else(|| "-".into());
+            let mut reason = o.reason.clone().unwrap_or_default();
+            if let Some(e) = o.recorded.as_ref().and_then(|r| r.error.as_ref()) {
+                reason = format!("{reason}{}NOT RECORDED: {e}", if reason.is_empty() { "" } else { "; " });
+            }
             [
                 o.node.clone(),
                 o.step.as_str().to_string(),
                 o.status.as_str().to_string(),
                 o.verdict.clone().unwrap_or_else(|| "-".into()),
                 format!("{:.1}s", o.duration_ms as f64 / 1000.0),
-                o.reason.clone().unwrap_or_default(),
+                state,
+                reason,
             ]
         })
         .collect();

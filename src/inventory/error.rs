@@ -76,6 +76,25 @@ pub enum InventoryError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("record rack run of rack {rack}")]
+    RecordRackRun {
+        rack: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("log event {action} on {target}")]
+    LogEvent {
+        target: String,
+        action: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("record BMC firmware of node {hostname}")]
+    RecordFirmware {
+        hostname: String,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("query {what}")]
     Query {
         what: String,

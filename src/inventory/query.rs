@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::checks::{Component, Finding, Verdict};
-use crate::lifecycle::LifecycleState;
+use crate::lifecycle::{LifecycleState, RunKind};
 use crate::model::Node;
 
 use super::diff::{diff_components, ComponentChange};
@@ -63,7 +63,7 @@ pub struct SerialSighting {
 
 /// Decode a column holding a serde enum's text (`pass`, `critical`), naming
 /// the column when the value is unknown.
-fn enum_column<T: DeserializeOwned>(row: &Row<'_>, column: usize) -> rusqlite::Result<T> {
+pub(crate) fn enum_column<T: DeserializeOwned>(row: &Row<'_>, column: usize) -> rusqlite::Result<T> {
     let text: String = row.get(column)?;
     serde_json::from_value(serde_json::Value::String(text))
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(e)))
@@ -137,6 +137,10 @@ fn component_row(row: &Row<'_>, at: usize) -> rusqlite::Result<ComponentRecord> 
 /// the same millisecond.
 const NEWEST_FIRST: &str = "ORDER BY r.started_at DESC, r.id DESC";
 
+/// Runs that read the node itself: not BMC firmware readings, whose
+/// component list holds only firmware (see `inventory::firmware`).
+const NODE_RUN: &str = "r.kind <> 'bmc_firmware'";
+
 impl Inventory {
     fn query_rows<T>(
         &self,
@@ -171,20 +175,23 @@ impl Inventory {
         self.query_rows(|| format!("runs of node {}", node.0), &sql, [node.0], |row| run_row(row, 0))
     }
 
-    /// A node's newest run of any kind.
+    /// A node's newest run of the node itself (inspect, validate, burn-in;
+    /// not a BMC firmware reading).
     pub fn latest_run(&self, node: NodeId) -> Result<Option<RunRow>, InventoryError> {
-        let sql = format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.node_id = ?1 {NEWEST_FIRST} LIMIT 1");
+        let sql =
+            format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.node_id = ?1 AND {NODE_RUN} {NEWEST_FIRST} LIMIT 1");
         let mut rows =
             self.query_rows(|| format!("latest run of node {}", node.0), &sql, [node.0], |row| run_row(row, 0))?;
         Ok(rows.pop())
     }
 
-    /// Every node with its newest run (`None` for a node enrolled but never
-    /// run), by hostname, in one query.
+    /// Every node with its newest node run (`None` for a node enrolled but
+    /// never run), by hostname, in one query.
     pub fn latest_runs(&self) -> Result<Vec<(NodeRow, Option<RunRow>)>, InventoryError> {
         let sql = format!(
             "SELECT {NODE_COLUMNS}, {RUN_COLUMNS} FROM nodes n
-             LEFT JOIN runs r ON r.id = (SELECT r.id FROM runs r WHERE r.node_id = n.id {NEWEST_FIRST} LIMIT 1)
+             LEFT JOIN runs r ON r.id = (SELECT r.id FROM runs r WHERE r.node_id = n.id AND {NODE_RUN}
+                                         {NEWEST_FIRST} LIMIT 1)
              ORDER BY n.hostname"
         );
         self.query_rows(
@@ -202,6 +209,19 @@ impl Inventory {
         )
     }
 
+    /// A node's newest run of `kind`.
+    pub fn latest_run_of_kind(&self, node: NodeId, kind: RunKind) -> Result<Option<RunRow>, InventoryError> {
+        let sql =
+            format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.node_id = ?1 AND r.kind = ?2 {NEWEST_FIRST} LIMIT 1");
+        let mut rows = self.query_rows(
+            || format!("latest {kind} run of node {}", node.0),
+            &sql,
+            rusqlite::params![node.0, kind.as_str()],
+            |row| run_row(row, 0),
+        )?;
+        Ok(rows.pop())
+    }
+
     /// The newest run of each kind that judged the node (has a verdict),
     /// newest first: the latest validate and the latest burn-in, so a later
     /// burn-in does not hide an earlier validate's failures.
@@ -216,11 +236,11 @@ impl Inventory {
         self.query_rows(|| format!("latest judged runs of node {}", node.0), &sql, [node.0], |row| run_row(row, 0))
     }
 
-    /// The run of the same node recorded just before `run`.
+    /// The node run of the same node recorded just before `run`.
     pub fn previous_run(&self, run: &RunRow) -> Result<Option<RunRow>, InventoryError> {
         let sql = format!(
             "SELECT {RUN_COLUMNS} FROM runs r
-             WHERE r.node_id = ?1 AND (r.started_at < ?2 OR (r.started_at = ?2 AND r.id < ?3))
+             WHERE r.node_id = ?1 AND (r.started_at < ?2 OR (r.started_at = ?2 AND r.id < ?3)) AND {NODE_RUN}
              {NEWEST_FIRST} LIMIT 1"
         );
         let params = rusqlite::params![run.node_id.0, run.started_at, run.id.0];

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checks::detect::Selection;
 use crate::checks::{Finding, Outcome, Verdict};
+use crate::model::Node;
 
 /// Version of the validate JSON; bumped on any change a consumer could notice.
 pub const VALIDATE_SCHEMA_VERSION: u32 = 1;
@@ -51,6 +52,11 @@ pub struct ValidateReport {
     pub summary: Summary,
     /// In the order the rules produced them (see `checks::validate`).
     pub findings: Vec<Finding>,
+    /// The node as inspected for this judgement (`kiln validate --with-node`),
+    /// so that a controller can record the run and compare nodes without a
+    /// second inspection. Absent unless asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inspected: Option<Node>,
 }
 
 impl ValidateReport {
@@ -65,6 +71,7 @@ impl ValidateReport {
             verdict: Verdict::of(&findings),
             summary: Summary::of(&findings),
             findings,
+            inspected: None,
         }
     }
 }

@@ -1,0 +1,140 @@
+//! A rack step end to end: skip nodes whose step already passed, fan out, record each node as it
+//! finishes, then judge the rack as a whole and record that too.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use super::fanout::{run_step, FanoutOptions, Phase, Plan};
+use super::outcome::{NodeOutcome, NodeStatus, RackOutcome, Step};
+use super::rack_checks::{nodes_from_outcomes, rack_findings, RackMember};
+use super::record::{already_passed, apply, record_outcome, run_kind, RecordResult};
+use super::transport::Connector;
+use crate::exit;
+use crate::inventory::{now, Inventory, InventoryError, RackRunRecord};
+use crate::model::Node;
+use crate::rack::RackNode;
+
+/// One step over (part of) a rack.
+#[derive(Debug, Clone, Copy)]
+pub struct RackStep<'a> {
+    /// The manifest's rack id, recorded with every run.
+    pub rack: &'a str,
+    /// The manifest's platform, for nodes whose report names none.
+    pub rack_platform: Option<&'a str>,
+    pub nodes: &'a [&'a RackNode],
+    pub plan: &'a Plan,
+    pub opts: &'a FanoutOptions,
+    /// Run nodes whose step already passed as well.
+    pub force: bool,
+}
+
+/// Runs `step` and, with an inventory, records it: each node's outcome as it
+/// finishes (one transaction per node, so an interrupted rack keeps what
+/// finished), then the rack run with its findings. Nodes whose step already
+/// passed are skipped unless `force`. Rack checks run after `inspect` and
+/// `validate`, over the nodes that ran and the skipped nodes' recorded models.
+///
+/// `Err` only when the inventory cannot be read before any node runs; a
+/// write that fails later shows in the outcome (`recorded.error`,
+/// `record_error`) and its exit code (`DATABASE`).
+pub fn run_rack_step(
+    step: &RackStep<'_>,
+    connector: &dyn Connector,
+    inventory: Option<&mut Inventory>,
+    progress: &(dyn Fn(&str, Phase<'_>) + Sync),
+) -> Result<RackOutcome, InventoryError> {
+    let started = now();
+    let kind = step.plan.step;
+    let mut skips: HashMap<String, String> = HashMap::new();
+    if let (Some(inv), false) = (inventory.as_deref(), step.force) {
+        for n in step.nodes {
+            if let Some(reason) = already_passed(inv, &n.name, kind)? {
+                skips.insert(n.name.clone(), reason);
+            }
+        }
+    }
+    let skip = |name: &str| skips.get(name).cloned();
+    let recording = inventory.filter(|_| run_kind(kind).is_some()).map(Mutex::new);
+    let results: Mutex<HashMap<String, RecordResult>> = Mutex::new(HashMap::new());
+    let on_phase = |name: &str, phase: Phase<'_>| {
+        if let (Phase::Done(o), Some(inv)) = (phase, recording.as_ref()) {
+            // A poisoned lock means another worker panicked mid-write; SQLite
+            // rolled that transaction back, so the connection is still sound.
+            let mut guard = inv.lock().unwrap_or_else(|p| p.into_inner());
+            let result = record_outcome(&mut guard, step.rack, o);
+            drop(guard);
+            results.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), result);
+        }
+        progress(name, phase);
+    };
+    let mut outcomes = run_step(step.nodes, step.plan, step.opts, connector, Some(&skip), &on_phase);
+    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    for o in &mut outcomes {
+        if let Some(r) = results.remove(&o.node) {
+            apply(o, r);
+        }
+    }
+    let mut inventory = recording.map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()));
+
+    let findings = if matches!(kind, Step::Inspect | Step::Validate) {
+        let mut collected = nodes_from_outcomes(&outcomes, step.rack_platform);
+        if let Some(inv) = inventory.as_deref() {
+            collected.extend(skipped_members(inv, &outcomes, kind, step.rack_platform));
+        }
+        let members: Vec<RackMember<'_>> = collected
+            .iter()
+            .map(|(name, platform, node)| RackMember { name, platform: platform.as_deref(), node })
+            .collect();
+        rack_findings(&members)
+    } else {
+        Vec::new()
+    };
+    let mut outcome = RackOutcome::new(step.rack, kind, outcomes, findings);
+    if let Some(inv) = inventory.as_deref_mut() {
+        let node_status: BTreeMap<String, String> =
+            outcome.nodes.iter().map(|o| (o.node.clone(), o.status.as_str().to_string())).collect();
+        let actor = format!("kiln rack {}", kind.as_str());
+        let record = RackRunRecord {
+            rack: step.rack,
+            kind: kind.as_str(),
+            started_at: started,
+            finished_at: now(),
+            findings: &outcome.rack_findings,
+            exit_code: outcome.exit_code,
+            node_status: &node_status,
+            actor: &actor,
+        };
+        match inv.record_rack_run(&record) {
+            Ok(id) => outcome.rack_run_id = Some(id.0),
+            Err(e) => {
+                tracing::warn!(rack = step.rack, error = %e, "rack run not recorded");
+                outcome.record_error = Some(e.to_string());
+                if matches!(outcome.exit_code, exit::OK | exit::CHECK_ERROR | exit::SKIPPED) {
+                    outcome.exit_code = exit::DATABASE;
+                }
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+/// The recorded models of nodes skipped because their step already passed,
+/// so that rack checks on a rerun still compare the whole rack.
+fn skipped_members(
+    inv: &Inventory,
+    outcomes: &[NodeOutcome],
+    kind: Step,
+    rack_platform: Option<&str>,
+) -> Vec<(String, Option<String>, Node)> {
+    let Some(run_kind) = run_kind(kind) else { return Vec::new() };
+    outcomes
+        .iter()
+        .filter(|o| o.status == NodeStatus::Skipped && o.remote_exit.is_none())
+        .filter_map(|o| {
+            let row = inv.node(&o.node).ok()??;
+            let run = inv.latest_run_of_kind(row.id, run_kind).ok()??;
+            let node = inv.run_node(run.id).ok()?;
+            Some((o.node.clone(), run.platform.or_else(|| rack_platform.map(str::to_string)), node))
+        })
+        .collect()
+}

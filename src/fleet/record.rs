@@ -1,0 +1,231 @@
+//! What the inventory makes of a rack step: each node's outcome becomes its run, or a move to
+//! `failed` when the node could not be run; and which nodes a rerun may skip.
+
+use serde::Deserialize;
+
+use super::outcome::{NodeOutcome, NodeStatus, Recorded, Step};
+use crate::checks::{Finding, Verdict};
+use crate::inventory::{format_timestamp, Inventory, InventoryError, RunLifecycle, RunRecord};
+use crate::lifecycle::{LifecycleState, RunKind};
+use crate::model::Node;
+use crate::report::findings::ValidateReport;
+
+/// The run kind a rack step records; `status` records nothing.
+pub fn run_kind(step: Step) -> Option<RunKind> {
+    match step {
+        Step::Inspect => Some(RunKind::Inspect),
+        Step::Validate => Some(RunKind::Validate),
+        Step::Burnin => Some(RunKind::Burnin),
+        Step::Status => None,
+    }
+}
+
+/// The lifecycle state a passed step leaves a node in, as a position in
+/// bring-up order (see `LifecycleState::step`).
+fn step_position(kind: RunKind) -> u8 {
+    match kind {
+        RunKind::Inspect => 1,
+        RunKind::Validate => 2,
+        RunKind::Burnin => 3,
+    }
+}
+
+/// Why `node` need not run `step` again, or `None` when it must: its newest
+/// run of that kind passed (exit 0; verdict pass, or none for inspect) and
+/// its lifecycle state is at or after the state that step leads to. A node
+/// failed or quarantined since, or sent back to an earlier step, runs again.
+pub fn already_passed(inv: &Inventory, node: &str, step: Step) -> Result<Option<String>, InventoryError> {
+    let Some(kind) = run_kind(step) else { return Ok(None) };
+    let Some(row) = inv.node(node)? else { return Ok(None) };
+    let Some(run) = inv.latest_run_of_kind(row.id, kind)? else { return Ok(None) };
+    let verdict_ok = match kind {
+        RunKind::Inspect => matches!(run.verdict, None | Some(Verdict::Pass)),
+        RunKind::Validate | RunKind::Burnin => run.verdict == Some(Verdict::Pass),
+    };
+    let state_ok = row.state.step().is_some_and(|s| s >= step_position(kind));
+    if run.exit_code == 0 && verdict_ok && state_ok {
+        Ok(Some(format!("already passed at {}; --force to rerun", run.finished_at)))
+    } else {
+        Ok(None)
+    }
+}
+
+/// What a node command's JSON gives the inventory.
+struct Parsed {
+    node: Node,
+    platform: Option<String>,
+    verdict: Option<Verdict>,
+    findings: Vec<Finding>,
+}
+
+/// The parts of a burn-in document the inventory needs. The burn-in command
+/// prints more (results, telemetry); those are its own to record.
+#[derive(Deserialize)]
+struct BurninDoc {
+    verdict: Verdict,
+    #[serde(default)]
+    findings: Vec<Finding>,
+    #[serde(default)]
+    platform: Option<String>,
+    #[serde(default)]
+    inspected: Option<Node>,
+}
+
+/// Reads the node command's JSON for `step`. A burn-in document without
+/// its node is recorded against the node as last inspected.
+fn parse(inv: &Inventory, name: &str, step: Step, report: &serde_json::Value) -> Result<Parsed, String> {
+    match step {
+        Step::Inspect => {
+            let node = Node::deserialize(report).map_err(|e| format!("the inspect JSON is not a node: {e}"))?;
+            Ok(Parsed { node, platform: None, verdict: None, findings: Vec::new() })
+        }
+        Step::Validate => {
+            let r =
+                ValidateReport::deserialize(report).map_err(|e| format!("the validate JSON is not a report: {e}"))?;
+            let node = r
+                .inspected
+                .ok_or("the validate JSON carries no inspected node (kiln on the node predates --with-node)")?;
+            Ok(Parsed { node, platform: Some(r.platform), verdict: Some(r.verdict), findings: r.findings })
+        }
+        Step::Burnin => {
+            let doc = BurninDoc::deserialize(report).map_err(|e| format!("the burn-in JSON has no verdict: {e}"))?;
+            let node = match doc.inspected {
+                Some(n) => n,
+                None => last_inspected(inv, name)
+                    .map_err(|e| format!("read the node's last inspection: {e}"))?
+                    .ok_or("the burn-in JSON carries no node and the inventory has none; run `kiln rack inspect`")?,
+            };
+            Ok(Parsed { node, platform: doc.platform, verdict: Some(doc.verdict), findings: doc.findings })
+        }
+        Step::Status => Err("status records nothing".into()),
+    }
+}
+
+/// The node as its newest node run recorded it.
+fn last_inspected(inv: &Inventory, name: &str) -> Result<Option<Node>, InventoryError> {
+    let Some(row) = inv.node(name)? else { return Ok(None) };
+    match inv.latest_run(row.id)? {
+        Some(run) => inv.run_node(run.id).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// How recording one outcome ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordResult {
+    /// Written: the run and the node's new state, or nothing to write (a
+    /// node skipped because its step had already passed).
+    Recorded(Recorded),
+    /// The node answered with JSON this kiln cannot record: the outcome
+    /// becomes an `error` with this reason; the node's state is left alone.
+    Unreadable(String),
+    /// The database refused the write.
+    Database(String),
+}
+
+/// Records one node's outcome of `step` in rack `rack`, in one transaction
+/// per write:
+/// - a node command that ran to its end (pass, fail, error, exit 7 with
+///   JSON) is recorded as a run with its findings, the lifecycle moved by its
+///   outcome (`RunLifecycle::FromOutcome`);
+/// - a node that could not be run (unreachable, host key, timeout, lost
+///   connection) or whose kiln died (killed, crashed, no JSON) is enrolled if
+///   unknown and moved to `failed` with the reason (a quarantined node stays
+///   quarantined);
+/// - a node skipped because its step already passed, or whose kiln refused
+///   the command as asked (exit 2 or 4), writes nothing.
+///
+/// The inventory keys rack nodes by their manifest name: the node's JSON is
+/// recorded under that name, whatever hostname the node reported.
+pub fn record_outcome(inv: &mut Inventory, rack: &str, o: &NodeOutcome) -> RecordResult {
+    let Some(kind) = run_kind(o.step) else { return RecordResult::Recorded(Recorded::default()) };
+    let actor = format!("kiln rack {}", o.step.as_str());
+    let ran = o.failure.is_none() && o.report.is_some();
+    let result = if ran {
+        let Some(report) = o.report.as_ref() else { return RecordResult::Recorded(Recorded::default()) };
+        let mut parsed = match parse(inv, &o.node, o.step, report) {
+            Ok(p) => p,
+            Err(why) => return RecordResult::Unreadable(format!("kiln on the node answered, but {why}")),
+        };
+        let reported = std::mem::replace(&mut parsed.node.hostname, o.node.clone());
+        let run = RunRecord {
+            kind,
+            node: &parsed.node,
+            platform: parsed.platform.as_deref(),
+            rack: Some(rack),
+            findings: &parsed.findings,
+            verdict: parsed.verdict,
+            exit_code: o.remote_exit.unwrap_or(crate::exit::INTERNAL),
+            started_at: o.started,
+            finished_at: o.finished,
+            actor: &actor,
+            lifecycle: RunLifecycle::FromOutcome,
+        };
+        inv.record_run(&run).map(|id| Recorded {
+            run_id: Some(id.0),
+            reported_hostname: (reported != o.node && !reported.is_empty()).then_some(reported),
+            ..Recorded::default()
+        })
+    } else if o.status == NodeStatus::PeerError || (o.status == NodeStatus::Error && !operator_error(o)) {
+        fail_node(inv, rack, o, &actor)
+    } else {
+        // Skipped because the step already passed, or refused for how it was
+        // asked: nothing happened to the node to record.
+        Ok(Recorded::default())
+    };
+    match result.and_then(|mut r| {
+        let state = inv.state(&o.node)?;
+        r.state = Some(state.name().to_string());
+        r.state_reason = state.reason().map(str::to_string);
+        Ok(r)
+    }) {
+        Ok(r) => RecordResult::Recorded(r),
+        Err(e) => RecordResult::Database(error_chain(&e)),
+    }
+}
+
+/// kiln on the node refused the command as asked (usage, bad input such as
+/// an unknown `--platform`): the operator's mistake, not the node's fault.
+fn operator_error(o: &NodeOutcome) -> bool {
+    matches!(o.remote_exit, Some(crate::exit::USAGE | crate::exit::BAD_INPUT))
+}
+
+/// Moves a node that could not be run to `failed`, enrolling it first.
+fn fail_node(inv: &mut Inventory, rack: &str, o: &NodeOutcome, actor: &str) -> Result<Recorded, InventoryError> {
+    inv.enroll(&o.node, Some(rack), actor)?;
+    let what = o.failure.map_or("error", |f| f.as_str());
+    let reason =
+        format!("{} could not run ({what}): {}", o.step.as_str(), o.reason.as_deref().unwrap_or("no reason given"));
+    let cause = format!("{actor} at {}", format_timestamp(o.finished));
+    match inv.transition(&o.node, &LifecycleState::Failed { reason }, actor, &cause) {
+        Ok(_) => Ok(Recorded::default()),
+        // A quarantined node stays held: a person's hold outranks a run.
+        Err(InventoryError::IllegalTransition { .. }) => Ok(Recorded::default()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Applies what recording made of an outcome to the outcome itself.
+pub fn apply(o: &mut NodeOutcome, result: RecordResult) {
+    match result {
+        RecordResult::Recorded(r) => o.recorded = Some(r),
+        RecordResult::Unreadable(why) => {
+            o.status = NodeStatus::Error;
+            o.failure = Some(super::outcome::FailureKind::Remote);
+            o.reason = Some(why);
+        }
+        RecordResult::Database(e) => o.recorded = Some(Recorded { error: Some(e), ..Recorded::default() }),
+    }
+}
+
+/// An error and its causes on one line, `a: b: c`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
