@@ -7,5 +7,6 @@ mod crash;
 mod diff;
 mod lifecycle;
 mod open;
+mod rack;
 mod record;
 pub(crate) mod support;
