@@ -203,6 +203,9 @@ pub struct BmcArgs {
     /// Print the result as JSON.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The SQLite inventory where changes are logged (default: inventory/kiln.db).
+    #[arg(long, value_name = "PATH", env = "KILN_DB", global = true)]
+    pub db: Option<PathBuf>,
     #[command(subcommand)]
     pub command: BmcCommand,
 }

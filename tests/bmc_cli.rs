@@ -3,6 +3,7 @@
 
 mod bmc_support;
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use bmc_support::server::RecordedServer;
@@ -12,8 +13,16 @@ use serde_json::Value;
 
 const PW: &str = "cli-secret-pw-42";
 
+/// The kiln binary, its changes logged to a database under the test's
+/// target directory (not the repository's inventory/kiln.db).
+fn kiln_cmd() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    c.env("KILN_DB", PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bmc_cli.db"));
+    c
+}
+
 fn kiln(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kiln"))
+    kiln_cmd()
         .args(args)
         .env("KILN_BMC_PASSWORD", PW)
         .env_remove("KILN_BMC_USER")
@@ -50,7 +59,7 @@ fn firmware_json_lists_components() {
 fn trace_logs_carry_no_credentials() {
     use base64::Engine;
     let server = RecordedServer::recorded("gh200", Some(("admin", PW)));
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+    let out = kiln_cmd()
         .args(["bmc", "info", "--bmc", &server.url(), "--bmc-user", "admin"])
         .env("KILN_BMC_PASSWORD", PW)
         .env("KILN_LOG", "trace")
@@ -63,32 +72,147 @@ fn trace_logs_carry_no_credentials() {
     assert!(!stderr.contains(PW) && !stderr.contains(&basic), "credentials in the log");
 }
 
-#[test]
-fn power_reset_through_a_rack_manifest() {
-    let server = RecordedServer::recorded("gh200", Some(("admin", PW)));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let manifest = dir.path().join("lab.toml");
+/// A one-node rack manifest in `dir` whose node01's BMC is `url`.
+fn write_manifest(dir: &Path, url: &str) -> PathBuf {
+    let manifest = dir.join("lab.toml");
     std::fs::write(
         &manifest,
         format!(
             "[rack]\nid = \"lab\"\n\n[credentials]\nbmc_user = \"admin\"\nbmc_password_env = \"KILN_BMC_PASSWORD\"\n\n\
-             [[nodes]]\nname = \"node01\"\nbmc = \"{}\"\nbmc_system = \"/redfish/v1/Systems/System_0\"\n",
-            server.url()
+             [[nodes]]\nname = \"node01\"\naddress = \"10.77.0.11\"\nbmc = \"{url}\"\n\
+             bmc_system = \"/redfish/v1/Systems/System_0\"\n"
         ),
     )
     .expect("write manifest");
+    manifest
+}
+
+/// The (action, outcome, detail) of each event logged for `node`.
+fn events(db: &Path, node: &str) -> Vec<(String, String, String)> {
+    let inv = kiln::inventory::Inventory::open_existing(db).expect("the database exists");
+    inv.events(node)
+        .expect("events")
+        .into_iter()
+        .map(|e| (e.action, e.outcome.as_str().to_string(), e.detail.unwrap_or_default()))
+        .collect()
+}
+
+#[test]
+fn power_reset_through_a_rack_manifest() {
+    let server = RecordedServer::recorded("gh200", Some(("admin", PW)));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = write_manifest(dir.path(), &server.url());
     let m = manifest.to_str().expect("utf-8 path");
-    let out = kiln(&["bmc", "power", "reset", "--rack", m, "--node", "node01"]);
+    let db = dir.path().join("kiln.db");
+    let db_arg = db.to_str().expect("utf-8 path");
+    let out = kiln(&["bmc", "power", "reset", "--rack", m, "--node", "node01", "--db", db_arg]);
     assert_no_password(&out);
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
     assert!(text(&out).0.contains("node01: power reset accepted; power is now on"), "{:?}", text(&out));
     assert_eq!(server.count("POST", "/redfish/v1/Systems/System_0/Actions/ComputerSystem.Reset"), 1);
+    // The destructive action is on record before and after, under the node.
+    assert_eq!(
+        events(&db, "node01"),
+        vec![
+            ("power.reset".into(), "requested".into(), String::new()),
+            ("power.reset".into(), "done".into(), "node01: power reset accepted; power is now on".into()),
+        ]
+    );
+    let inv = kiln::inventory::Inventory::open_existing(&db).expect("db");
+    let node = inv.node("node01").expect("query").expect("enrolled by the event");
+    assert_eq!(node.rack.as_deref(), Some("lab"));
+    let stored = std::fs::read(&db).expect("read db");
+    assert!(!String::from_utf8_lossy(&stored).contains(PW), "no password in the database");
 
-    let out = kiln(&["bmc", "info", "--rack", m, "--node", "node01"]);
+    let out = kiln(&["bmc", "info", "--rack", m, "--node", "node01", "--db", db_arg]);
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
     let (stdout, _) = text(&out);
     assert!(stdout.contains("chassis serial: 1580624650610"), "{stdout}");
     assert!(stdout.contains("boot override:"), "{stdout}");
+    assert_eq!(events(&db, "node01").len(), 2, "a read logs nothing");
+}
+
+#[test]
+fn a_refused_change_is_logged_as_failed() {
+    let server = RecordedServer::recorded("gh200", Some(("admin", PW)));
+    server.fail(Some("POST"), "ComputerSystem.Reset", 500, "The BMC is busy updating firmware.", None);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = write_manifest(dir.path(), &server.url());
+    let db = dir.path().join("kiln.db");
+    let out = kiln(&[
+        "bmc",
+        "power",
+        "force-off",
+        "--rack",
+        manifest.to_str().expect("utf-8"),
+        "--node",
+        "node01",
+        "--db",
+        db.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(kiln::exit::PEER), "{:?}", text(&out));
+    assert_eq!(server.count("POST", "/redfish/v1/Systems/System_0/Actions/ComputerSystem.Reset"), 4, "retried");
+    let logged = events(&db, "node01");
+    assert_eq!(logged.len(), 2, "{logged:?}");
+    assert_eq!((logged[1].0.as_str(), logged[1].1.as_str()), ("power.force-off", "failed"));
+    assert!(logged[1].2.contains("answered 500 after 4 tries: The BMC is busy updating firmware."), "{logged:?}");
+}
+
+#[test]
+fn a_change_that_cannot_be_logged_is_not_sent() {
+    let server = RecordedServer::recorded("gh200", Some(("admin", PW)));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = write_manifest(dir.path(), &server.url());
+    // A directory where the database file should be: SQLite cannot open it.
+    let db = dir.path().join("db-is-a-dir");
+    std::fs::create_dir(&db).expect("mkdir");
+    let out = kiln(&[
+        "bmc",
+        "power",
+        "reset",
+        "--rack",
+        manifest.to_str().expect("utf-8"),
+        "--node",
+        "node01",
+        "--db",
+        db.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(kiln::exit::DATABASE), "{:?}", text(&out));
+    assert!(text(&out).1.contains("not sending power.reset"), "{:?}", text(&out));
+    assert_eq!(
+        server.count("POST", "/redfish/v1/Systems/System_0/Actions/ComputerSystem.Reset"),
+        0,
+        "fail closed: nothing sent"
+    );
+}
+
+#[test]
+fn firmware_of_a_manifest_node_is_recorded() {
+    let server = RecordedServer::recorded("gh200", Some(("admin", PW)));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = write_manifest(dir.path(), &server.url());
+    let db = dir.path().join("kiln.db");
+    let out = kiln(&[
+        "bmc",
+        "firmware",
+        "--rack",
+        manifest.to_str().expect("utf-8"),
+        "--node",
+        "node01",
+        "--db",
+        db.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let inv = kiln::inventory::Inventory::open_existing(&db).expect("db");
+    let node = inv.node("node01").expect("query").expect("node");
+    let run = inv.latest_bmc_firmware(node.id).expect("query").expect("a reading");
+    assert_eq!((run.kind.as_str(), run.actor.as_str(), run.exit_code), ("bmc_firmware", "kiln bmc", 0));
+    let parts = inv.run_components(run.id).expect("components");
+    assert_eq!(parts.len(), 19);
+    assert!(parts.iter().all(|c| c.kind == "firmware"));
+    let gpu = parts.iter().find(|c| c.address.as_deref() == Some("HGX_FW_GPU_0")).expect("GPU firmware");
+    assert_eq!(gpu.firmware.as_deref(), Some("96.00.A6.00.01"));
+    assert!(inv.latest_run(node.id).expect("query").is_none(), "not a node run");
 }
 
 #[test]
@@ -125,7 +249,7 @@ fn bad_target_exits_bad_input() {
     let out = kiln(&["bmc", "power", "status", "--rack", "/nonexistent/rack.toml", "--node", "n1"]);
     assert_eq!(out.status.code(), Some(kiln::exit::BAD_INPUT));
     assert!(text(&out).1.contains("/nonexistent/rack.toml"));
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+    let out = kiln_cmd()
         .args(["bmc", "power", "status", "--bmc", "https://10.0.0.1", "--bmc-user", "admin"])
         .env_remove("KILN_BMC_PASSWORD")
         .output()
@@ -139,7 +263,7 @@ fn insecure_is_announced_in_the_log() {
     // Nothing listens on this port; the warning must come before any attempt.
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let url = format!("https://127.0.0.1:{port}");
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+    let out = kiln_cmd()
         .args(["bmc", "power", "status", "--bmc", &url, "--bmc-user", "admin", "--insecure"])
         .env("KILN_BMC_PASSWORD", PW)
         .output()
@@ -155,7 +279,7 @@ fn power_on_and_wait_against_the_emulator() {
         Ok(s) => s,
         Err(why) => return skip(&format!("sushy-tools emulator unavailable: {why}")),
     };
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+    let out = kiln_cmd()
         .args(["bmc", "power", "on", "--wait", "20", "--json", "--bmc", &emulator.url, "--bmc-user", sushy::USER])
         .env("KILN_BMC_PASSWORD", sushy::PASSWORD)
         .output()
@@ -178,15 +302,16 @@ fn power_over_ipmi_through_the_manifest() {
     std::fs::write(
         &manifest,
         format!(
-            "[credentials]\nbmc_user = \"{}\"\nbmc_password_env = \"IPMI_LAB_PW\"\n\n\
-             [[nodes]]\nname = \"node07\"\nbmc = \"https://127.0.0.1:1\"\nipmi = \"127.0.0.1:{}\"\n",
+            "[rack]\nid = \"lab\"\n\n[credentials]\nbmc_user = \"{}\"\nbmc_password_env = \"IPMI_LAB_PW\"\n\n\
+             [[nodes]]\nname = \"node07\"\naddress = \"10.77.0.17\"\nbmc = \"https://127.0.0.1:1\"\n\
+             ipmi = \"127.0.0.1:{}\"\n",
             ipmisim::USER,
             sim.port
         ),
     )
     .expect("write manifest");
     let m = manifest.to_str().expect("utf-8 path");
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+    let out = kiln_cmd()
         .args(["bmc", "power", "on", "--via", "ipmi", "--rack", m, "--node", "node07", "--json"])
         .env("IPMI_LAB_PW", ipmisim::PASSWORD)
         .output()
@@ -196,7 +321,7 @@ fn power_over_ipmi_through_the_manifest() {
     assert_eq!(v["power"], "on");
     assert_eq!(sim.host_power(), "1");
     // IPMI cannot list firmware: a clear refusal, exit PEER.
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+    let out = kiln_cmd()
         .args(["bmc", "firmware", "--via", "ipmi", "--rack", m, "--node", "node07"])
         .env("IPMI_LAB_PW", ipmisim::PASSWORD)
         .output()

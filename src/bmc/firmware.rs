@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::checks::Component;
+use crate::inventory::ComponentRecord;
 
 /// One member of `UpdateService/FirmwareInventory` (a Redfish SoftwareInventory).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -50,6 +51,34 @@ impl FirmwareItem {
         }
     }
 
+    /// The inventory's component record of this item: kind `firmware`, the
+    /// item's `Id` as its place (`address`), its version as `firmware`
+    /// (none when it could not be read: an unread value is never a change),
+    /// the serial of the part it runs on, and the rest in `extra`.
+    pub fn component_record(&self) -> ComponentRecord {
+        let mut extra = serde_json::Map::new();
+        extra.insert("name".into(), self.name.clone().into());
+        if let Some(r) = &self.related {
+            extra.insert("related".into(), r.clone().into());
+        }
+        if let Some(u) = self.updateable {
+            extra.insert("updateable".into(), u.into());
+        }
+        if let Some(p) = &self.problem {
+            extra.insert("problem".into(), p.clone().into());
+        }
+        ComponentRecord {
+            kind: "firmware".into(),
+            slot: None,
+            address: Some(self.id.clone()),
+            vendor: None,
+            model: None,
+            serial: self.serial.clone(),
+            firmware: self.version.clone(),
+            extra,
+        }
+    }
+
     /// The `Component` a finding about this firmware points at.
     pub fn component(&self) -> Component {
         Component {
@@ -90,6 +119,17 @@ mod tests {
     #[test]
     fn missing_version_is_unknown_not_empty() {
         assert_eq!(item(None).inventory_component().version, "unknown");
+    }
+
+    #[test]
+    fn component_record_places_the_item_by_id() {
+        let r = item(Some("96.00.A6.00.01")).component_record();
+        assert_eq!((r.kind.as_str(), r.address.as_deref()), ("firmware", Some("HGX_FW_GPU_0")));
+        assert_eq!((r.firmware.as_deref(), r.serial.as_deref()), (Some("96.00.A6.00.01"), Some("1654123456789")));
+        assert_eq!(r.extra["related"], "/redfish/v1/Chassis/HGX_GPU_0");
+        let unread = FirmwareItem { problem: Some("GET answered 500".into()), ..item(None) }.component_record();
+        assert_eq!(unread.firmware, None);
+        assert_eq!(unread.extra["problem"], "GET answered 500");
     }
 
     #[test]

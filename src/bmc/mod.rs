@@ -6,7 +6,7 @@ mod firmware;
 mod http;
 mod ipmi;
 mod ops;
-pub mod rack_manifest_interim;
+pub mod rack_target;
 mod redfish;
 mod retry;
 mod secret;

@@ -5,7 +5,7 @@
 //! the backends never see a half-specified BMC.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -160,14 +160,17 @@ pub enum TargetError {
     NoTarget,
     #[error("{what} is required with --bmc")]
     MissingFlag { what: &'static str },
-    #[error("cannot read rack manifest {}", path.display())]
-    ReadManifest {
-        path: PathBuf,
+    #[error("load the rack manifest")]
+    Manifest {
         #[source]
-        source: std::io::Error,
+        source: crate::rack::ManifestError,
     },
-    #[error("rack manifest {}: {message}", path.display())]
-    ParseManifest { path: PathBuf, message: String },
+    #[error("read the BMC password of node {node}")]
+    Credential {
+        node: String,
+        #[source]
+        source: crate::rack::CredentialError,
+    },
     #[error("rack manifest {}: no node named {node:?} (nodes: {known})", path.display())]
     NoSuchNode { path: PathBuf, node: String, known: String },
     #[error("rack manifest {}: {field}: {why}", path.display())]
@@ -219,14 +222,6 @@ pub fn read_password(source: &PasswordSource) -> Result<Secret, TargetError> {
             Ok(Secret::new(pw))
         }
     }
-}
-
-/// Resolve a path written in a manifest relative to the manifest's folder.
-pub fn relative_to(manifest: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() {
-        return path.to_path_buf();
-    }
-    manifest.parent().map(|dir| dir.join(path)).unwrap_or_else(|| path.to_path_buf())
 }
 
 #[cfg(test)]

@@ -1,27 +1,61 @@
 //! `kiln bmc ...`: resolve the target, run one BMC operation, print it, return the exit code.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::bmc::{
-    parse_bmc_url, parse_system_path, rack_manifest_interim, read_password, wait_for_power, Bmc, BmcError, BmcTarget,
-    BootTarget, IpmiAddress, IpmiBmc, PasswordSource, PowerAction, PowerState, RedfishBmc, TargetError, TlsOptions,
+    parse_bmc_url, parse_system_path, rack_target, read_password, wait_for_power, Bmc, BmcError, BmcTarget, BootTarget,
+    FirmwareItem, IpmiAddress, IpmiBmc, PasswordSource, PowerAction, PowerState, RedfishBmc, TargetError, TlsOptions,
 };
 use crate::cli::{BmcArgs, BmcCommand, BmcTargetArgs, BmcVia, BootWord, MediaCommand, PowerWord};
 use crate::exit;
+use crate::inventory::{
+    db_path, now, ComponentRecord, EventOutcome, FirmwareReading, Inventory, InventoryError, NodeEvent,
+};
+use crate::rack::RackManifest;
 
 /// Run a `kiln bmc` command. BMC and target errors are printed here and turned
 /// into exit codes (PEER, BAD_INPUT); `Err` is left for kiln's own failures.
+///
+/// Changes (power, boot device, virtual media) are logged in the inventory's
+/// event log (`--db`, default `inventory/kiln.db`): `requested` before the
+/// request goes out, then `done` or `failed`. A change that cannot be logged
+/// is not sent (exit 5). A firmware listing of a manifest node is recorded
+/// as a BMC firmware reading. Reads (status, info, media status) record nothing.
 pub fn run(args: BmcArgs) -> anyhow::Result<i32> {
-    let target = match resolve_target(&args.target) {
+    let (target, rack) = match resolve(&args.target) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("kiln: error: {:#}", anyhow::Error::from(e));
             return Ok(exit::BAD_INPUT);
         }
     };
-    match execute(&args, &target) {
+    let db = db_path(args.db.as_deref());
+    let change = change_of(&args.command);
+    let mut journal = None;
+    if let Some((action, detail)) = &change {
+        let opened = Journal::open(&db, &target, rack.as_deref())
+            .and_then(|mut j| j.log(action, EventOutcome::Requested, detail.as_deref()).map(|()| j));
+        match opened {
+            Ok(j) => journal = Some(j),
+            Err(e) => {
+                eprintln!("kiln: error: not sending {action} to {}: {:#}", target.label(), anyhow::Error::from(e));
+                return Ok(exit::DATABASE);
+            }
+        }
+    }
+    let started = now();
+    let result = execute(&args, &target);
+    let mut logged = Ok(());
+    if let (Some(j), Some((action, _))) = (journal.as_mut(), &change) {
+        logged = match &result {
+            Ok(output) => j.log(action, EventOutcome::Done, Some(&output.lines.join("; "))),
+            Err(e) => j.log(action, EventOutcome::Failed, Some(&error_chain(e))),
+        };
+    }
+    let code = match result {
         Ok(output) => {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&output.json)?);
@@ -30,13 +64,138 @@ pub fn run(args: BmcArgs) -> anyhow::Result<i32> {
                     println!("{line}");
                 }
             }
-            Ok(output.code)
+            if let (Some(items), Some(node)) = (&output.firmware, &target.node) {
+                if let Err(code) = record_firmware(&db, node, rack.as_deref(), items, output.code, started) {
+                    return Ok(code);
+                }
+            }
+            output.code
         }
         Err(e) => {
             let code = if e.is_bad_input() { exit::BAD_INPUT } else { exit::PEER };
             eprintln!("kiln: error: {:#}", anyhow::Error::from(e));
-            Ok(code)
+            code
         }
+    };
+    if let Err(e) = logged {
+        eprintln!("kiln: error: the outcome was not logged in {}: {:#}", db.display(), anyhow::Error::from(e));
+        if code == exit::OK {
+            return Ok(exit::DATABASE);
+        }
+    }
+    Ok(code)
+}
+
+/// Records a firmware listing as the node's BMC firmware reading; a failed
+/// write is printed and gives `exit::DATABASE`.
+fn record_firmware(
+    db: &Path,
+    node: &str,
+    rack: Option<&str>,
+    items: &[FirmwareItem],
+    code: i32,
+    started: time::OffsetDateTime,
+) -> Result<(), i32> {
+    let components: Vec<ComponentRecord> = items.iter().map(FirmwareItem::component_record).collect();
+    let reading = FirmwareReading {
+        node,
+        rack,
+        components: &components,
+        exit_code: code,
+        started_at: started,
+        finished_at: now(),
+        actor: ACTOR,
+    };
+    match Inventory::open(db).and_then(|mut inv| inv.record_bmc_firmware(&reading)) {
+        Ok(id) => {
+            tracing::info!(node, run = id.0, items = items.len(), "BMC firmware recorded");
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!(
+                "kiln: error: could not record the firmware of {node} in {}: {:#}",
+                db.display(),
+                anyhow::Error::from(e)
+            );
+            Err(exit::DATABASE)
+        }
+    }
+}
+
+/// Who the event log names for BMC actions.
+const ACTOR: &str = "kiln bmc";
+
+/// The change a command makes, as the event log names it
+/// (`power.force-off`, `boot.pxe`, `media.insert`), with a detail; `None`
+/// for commands that only read.
+fn change_of(command: &BmcCommand) -> Option<(String, Option<String>)> {
+    match command {
+        BmcCommand::Power { action, .. } => power_action(*action).map(|a| (format!("power.{}", a.as_str()), None)),
+        BmcCommand::Boot { target } => {
+            let word = match target {
+                BootWord::Pxe => "pxe",
+                BootWord::Cd => "cd",
+                BootWord::Hdd => "hdd",
+            };
+            Some((format!("boot.{word}"), Some("next boot only".into())))
+        }
+        BmcCommand::Media(MediaCommand::Insert { url }) => Some(("media.insert".into(), Some(without_userinfo(url)))),
+        BmcCommand::Media(MediaCommand::Eject) => Some(("media.eject".into(), None)),
+        BmcCommand::Media(MediaCommand::Status) | BmcCommand::Firmware | BmcCommand::Info => None,
+    }
+}
+
+/// An image URL without any `user:password@` in it, for the event log.
+fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..host_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+/// An error and its causes on one line, `a: b: c`, for the event log.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// The event log of one BMC command: the inventory, and the node and BMC it names.
+struct Journal {
+    inv: Inventory,
+    node: Option<String>,
+    rack: Option<String>,
+    target: String,
+}
+
+impl Journal {
+    fn open(db: &Path, target: &BmcTarget, rack: Option<&str>) -> Result<Journal, InventoryError> {
+        Ok(Journal {
+            inv: Inventory::open(db)?,
+            node: target.node.clone(),
+            rack: rack.map(str::to_string),
+            target: target.url.clone(),
+        })
+    }
+
+    fn log(&mut self, action: &str, outcome: EventOutcome, detail: Option<&str>) -> Result<(), InventoryError> {
+        let event = NodeEvent {
+            node: self.node.as_deref(),
+            rack: self.rack.as_deref(),
+            target: &self.target,
+            actor: ACTOR,
+            action,
+            outcome,
+            detail,
+        };
+        self.inv.log_event(&event).map(|_| ())
     }
 }
 
@@ -45,21 +204,33 @@ struct Output {
     lines: Vec<String>,
     json: Value,
     code: i32,
+    /// The firmware items listed, for the inventory.
+    firmware: Option<Vec<FirmwareItem>>,
 }
 
 impl Output {
     fn ok(lines: Vec<String>, json: Value) -> Self {
-        Output { lines, json, code: exit::OK }
+        Output { lines, json, code: exit::OK, firmware: None }
     }
 }
 
 /// Build the target from `--rack/--node` or `--bmc ...`, then apply any
 /// explicit overrides (TLS choice, system, IPMI address) given as flags.
 pub fn resolve_target(a: &BmcTargetArgs) -> Result<BmcTarget, TargetError> {
+    resolve(a).map(|(t, _)| t)
+}
+
+/// `resolve_target`, with the rack id when the target came from a manifest.
+fn resolve(a: &BmcTargetArgs) -> Result<(BmcTarget, Option<String>), TargetError> {
     let flag_tls = TlsOptions { ca_file: a.ca_file.clone(), fingerprint: a.fingerprint.clone(), insecure: a.insecure };
     let tls_given = flag_tls.ca_file.is_some() || flag_tls.fingerprint.is_some() || flag_tls.insecure;
+    let mut rack_id = None;
     let mut target = match (&a.rack, &a.node, &a.bmc) {
-        (Some(rack), Some(node), _) => rack_manifest_interim::load_target(rack, node)?,
+        (Some(rack), Some(node), _) => {
+            let manifest = RackManifest::load(rack).map_err(|source| TargetError::Manifest { source })?;
+            rack_id = Some(manifest.rack.id.clone());
+            rack_target::target_from_manifest(&manifest, node)?
+        }
         (None, _, Some(url)) => {
             let username = a.bmc_user.clone().ok_or(TargetError::MissingFlag { what: "--bmc-user" })?;
             let source = match &a.bmc_password_file {
@@ -93,7 +264,7 @@ pub fn resolve_target(a: &BmcTargetArgs) -> Result<BmcTarget, TargetError> {
             why: "--via ipmi needs an IPMI address (--ipmi HOST:PORT or ipmi= in the manifest)".into(),
         });
     }
-    Ok(target)
+    Ok((target, rack_id))
 }
 
 fn execute(args: &BmcArgs, target: &BmcTarget) -> Result<Output, BmcError> {
@@ -232,7 +403,7 @@ fn run_command(
             if unreadable > 0 {
                 eprintln!("kiln: error: {unreadable} firmware item(s) could not be read");
             }
-            Ok(Output { lines, json, code })
+            Ok(Output { lines, json, code, firmware: Some(items) })
         }
         BmcCommand::Info => {
             let identity = bmc.identity()?;
