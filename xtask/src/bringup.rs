@@ -2,7 +2,8 @@
 //!
 //! Inspect and validate against the detected platform, a short burn-in, all
 //! recorded in the SQLite inventory, then the report. The exit code is the
-//! verdict: 0 only when the node is fit to hand to a cluster.
+//! verdict: 0 only when the node is fit to hand to a cluster. With
+//! `--rack FILE` it runs the rack pipeline instead (`xtask::bringup_rack`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -23,10 +24,19 @@ struct Options {
     db: PathBuf,
     platform: Option<String>,
     burnin: String,
+    /// A rack manifest: run the rack pipeline over its nodes.
+    rack: Option<PathBuf>,
+    parallel: usize,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
-    let mut opts = Options { db: sh::root().join("inventory/kiln.db"), platform: None, burnin: BRINGUP_BURNIN.into() };
+    let mut opts = Options {
+        db: sh::root().join("inventory/kiln.db"),
+        platform: None,
+        burnin: BRINGUP_BURNIN.into(),
+        rack: None,
+        parallel: 16,
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value"));
@@ -34,6 +44,10 @@ fn parse(args: &[String]) -> Result<Options> {
             "--db" => opts.db = PathBuf::from(value("--db")?),
             "--platform" => opts.platform = Some(value("--platform")?),
             "--burnin-duration" => opts.burnin = value("--burnin-duration")?,
+            "--rack" => opts.rack = Some(PathBuf::from(value("--rack")?)),
+            "--parallel" => {
+                opts.parallel = value("--parallel")?.parse().context("--parallel needs a number of nodes")?;
+            }
             other => bail!("unknown bringup option {other:?}"),
         }
     }
@@ -43,6 +57,9 @@ fn parse(args: &[String]) -> Result<Options> {
 pub fn run(args: &[String]) -> Result<u8> {
     let opts = parse(args)?;
     let kiln = sh::build_kiln(true)?;
+    if let Some(rack) = &opts.rack {
+        return run_rack(&opts, kiln, rack);
+    }
     let db = opts.db.to_string_lossy().into_owned();
     let out_dir = sh::root().join("target/bringup");
     std::fs::create_dir_all(&out_dir).context("could not create target/bringup")?;
@@ -104,4 +121,39 @@ fn parse_validate(bytes: &[u8]) -> ValidateSummary {
         platform: v["platform"].as_str().unwrap_or("unknown").to_string(),
         gpus_expected: v["gpus_expected"].as_u64().unwrap_or(0),
     }
+}
+
+/// `--rack FILE`: validate then burn in every node of the rack with the
+/// release kiln, recorded in the inventory, then the status table.
+fn run_rack(opts: &Options, kiln: PathBuf, rack: &std::path::Path) -> Result<u8> {
+    if opts.platform.is_some() {
+        bail!("--platform does not apply to --rack: the manifest names the platform");
+    }
+    let b = xtask::bringup_rack::RackBringup {
+        kiln,
+        rack: rack.to_path_buf(),
+        db: opts.db.clone(),
+        parallel: opts.parallel,
+        burnin_duration: opts.burnin.clone(),
+        rack_args: Vec::new(),
+    };
+    let outcome = xtask::bringup_rack::run(&b)?;
+    print!("{}", outcome.table());
+    if let Some(why) = &outcome.burnin_skipped {
+        eprintln!("bringup: burn-in SKIPPED: {why}");
+    }
+    eprintln!(
+        "bringup: rack {}: validate exit {}, burn-in {}; recorded in {}",
+        rack.display(),
+        outcome.validate_exit,
+        outcome.burnin_exit.map_or_else(|| "not run".to_string(), |c| format!("exit {c}")),
+        opts.db.display()
+    );
+    let verdict = match outcome.exit_code {
+        0 => "PASS: every node validated and burned in",
+        EXIT_SKIPPED => "NOT READY: validated, not burned in",
+        _ => "NOT READY",
+    };
+    eprintln!("bringup: {verdict}");
+    Ok(u8::try_from(outcome.exit_code).unwrap_or(1))
 }

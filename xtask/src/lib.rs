@@ -1,4 +1,5 @@
 //! Workflows around kiln, as a library so that integration tests can drive them too.
 
 pub mod bench_fleet;
+pub mod bringup_rack;
 pub mod lab;

@@ -16,6 +16,9 @@ commands:
   bringup [--db PATH] [--platform P] [--burnin-duration D]
                      inspect, validate, burn in and report this machine as a
                      one-node rack (database: inventory/kiln.db)
+  bringup --rack FILE [--db PATH] [--parallel N] [--burnin-duration D]
+                     the rack pipeline: kiln rack validate, kiln rack burnin
+                     on the nodes that passed, a status table
   test [--no-install] [-- ARGS]
                      install what the tests need (apt, pip) and run every test
   bench [--no-install] [--fleet-nodes N]
