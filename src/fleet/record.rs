@@ -229,3 +229,129 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::FailureKind;
+    use crate::inventory::now;
+    use crate::inventory::sample::hgx_b200_node;
+
+    fn outcome(step: Step, status: NodeStatus) -> NodeOutcome {
+        NodeOutcome {
+            node: "node07".into(),
+            step,
+            status,
+            started: now(),
+            finished: now(),
+            duration_ms: 1,
+            remote_exit: None,
+            verdict: None,
+            failure: None,
+            reason: None,
+            binary: None,
+            report: None,
+            recorded: None,
+        }
+    }
+
+    fn open() -> (tempfile::TempDir, Inventory) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inv = Inventory::open(dir.path().join("kiln.db")).expect("open");
+        (dir, inv)
+    }
+
+    fn burnin(report: serde_json::Value) -> NodeOutcome {
+        NodeOutcome { remote_exit: Some(0), report: Some(report), ..outcome(Step::Burnin, NodeStatus::Pass) }
+    }
+
+    #[test]
+    fn a_burnin_without_its_node_is_recorded_against_the_last_inspection() {
+        let (_dir, mut inv) = open();
+        let doc = serde_json::json!({"verdict": "pass", "findings": [], "results": [{"name": "gemm"}]});
+        // No node in the document and none recorded: nothing to record it against.
+        match record_outcome(&mut inv, "r1", &burnin(doc.clone())) {
+            RecordResult::Unreadable(why) => assert!(why.contains("run `kiln rack inspect`"), "{why}"),
+            other => panic!("expected unreadable, got {other:?}"),
+        }
+        assert!(inv.node("node07").expect("query").is_none(), "nothing written");
+
+        let validated = NodeOutcome {
+            report: Some(serde_json::json!({
+                "schema_version": 1, "kind": "kiln.validate", "node": "hgx-b200-01", "platform": "hgx-b200",
+                "platform_origin": "built-in", "platform_selection": "detected", "verdict": "pass",
+                "summary": {"pass": 0, "fail": 0, "skipped": 0, "error": 0}, "findings": [],
+                "inspected": hgx_b200_node("hgx-b200-01"),
+            })),
+            remote_exit: Some(0),
+            ..outcome(Step::Validate, NodeStatus::Pass)
+        };
+        let RecordResult::Recorded(r) = record_outcome(&mut inv, "r1", &validated) else { panic!("recorded") };
+        assert_eq!((r.state.as_deref(), r.reported_hostname.as_deref()), (Some("validated"), Some("hgx-b200-01")));
+        let RecordResult::Recorded(r) = record_outcome(&mut inv, "r1", &burnin(doc)) else { panic!("recorded") };
+        assert_eq!(r.state.as_deref(), Some("burned_in"));
+        let id = inv.node("node07").expect("query").expect("node").id;
+        let run = inv.latest_run_of_kind(id, RunKind::Burnin).expect("query").expect("burn-in run");
+        assert_eq!(inv.run_node(run.id).expect("node").gpus.gpus().len(), 8, "the validated node's model");
+        assert_eq!(run.platform, None);
+        assert_eq!(
+            already_passed(&inv, "node07", Step::Burnin).expect("query").map(|r| r.starts_with("already passed at")),
+            Some(true)
+        );
+        assert_eq!(already_passed(&inv, "node07", Step::Validate).expect("query").is_some(), true);
+        assert_eq!(already_passed(&inv, "node07", Step::Status).expect("query"), None);
+    }
+
+    #[test]
+    fn a_node_that_could_not_run_fails_unless_held_or_refused_as_asked() {
+        let (_dir, mut inv) = open();
+        let lost = NodeOutcome {
+            failure: Some(FailureKind::Timeout),
+            reason: Some("node07: command timed out after 900 s".into()),
+            ..outcome(Step::Validate, NodeStatus::PeerError)
+        };
+        let RecordResult::Recorded(r) = record_outcome(&mut inv, "r1", &lost) else { panic!("recorded") };
+        assert_eq!(r.state.as_deref(), Some("failed"));
+        assert_eq!(
+            r.state_reason.as_deref(),
+            Some("validate could not run (timeout): node07: command timed out after 900 s")
+        );
+        assert_eq!(inv.node("node07").expect("query").expect("node").rack.as_deref(), Some("r1"));
+
+        let held = LifecycleState::Quarantined { reason: "smoke".into() };
+        inv.transition("node07", &held, "tech", "hold").expect("quarantine");
+        let RecordResult::Recorded(r) = record_outcome(&mut inv, "r1", &lost) else { panic!("recorded") };
+        assert_eq!(r.state.as_deref(), Some("quarantined"), "a person's hold outranks a run");
+
+        inv.transition("node07", &LifecycleState::Enrolled, "lead", "released").expect("release");
+        let refused = NodeOutcome {
+            remote_exit: Some(crate::exit::BAD_INPUT),
+            failure: Some(FailureKind::Remote),
+            reason: Some("kiln on the node exited 4 (bad input)".into()),
+            ..outcome(Step::Validate, NodeStatus::Error)
+        };
+        let RecordResult::Recorded(r) = record_outcome(&mut inv, "r1", &refused) else { panic!("recorded") };
+        assert_eq!(r.state.as_deref(), Some("enrolled"), "an unknown --platform is not the node's fault");
+    }
+
+    #[test]
+    fn a_validate_report_without_its_node_is_unreadable() {
+        let (_dir, mut inv) = open();
+        let old = NodeOutcome {
+            report: Some(serde_json::json!({
+                "schema_version": 1, "kind": "kiln.validate", "node": "n", "platform": "hgx-b200",
+                "platform_origin": "built-in", "platform_selection": "detected", "verdict": "pass",
+                "summary": {"pass": 0, "fail": 0, "skipped": 0, "error": 0}, "findings": []
+            })),
+            remote_exit: Some(0),
+            ..outcome(Step::Validate, NodeStatus::Pass)
+        };
+        let result = record_outcome(&mut inv, "r1", &old);
+        let RecordResult::Unreadable(why) = result.clone() else { panic!("unreadable: {result:?}") };
+        assert!(why.contains("predates --with-node"), "{why}");
+        let mut o = old;
+        apply(&mut o, result);
+        assert_eq!((o.status, o.failure), (NodeStatus::Error, Some(FailureKind::Remote)));
+        assert!(inv.node("node07").expect("query").is_none());
+    }
+}
