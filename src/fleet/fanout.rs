@@ -62,6 +62,9 @@ impl Plan {
     }
 }
 
+/// Which nodes not to run: the reason shown for a node to skip, `None` to run it.
+pub type Skip<'a> = dyn Fn(&str) -> Option<String> + Sync + 'a;
+
 #[derive(Debug, Clone)]
 pub struct FanoutOptions {
     /// At most this many nodes in flight.
@@ -100,7 +103,7 @@ pub fn run_step(
     plan: &Plan,
     opts: &FanoutOptions,
     connector: &dyn Connector,
-    skip: Option<&(dyn Fn(&str) -> Option<String> + Sync)>,
+    skip: Option<&Skip<'_>>,
     progress: &(dyn Fn(&str, Phase<'_>) + Sync),
 ) -> Vec<NodeOutcome> {
     map_bounded(nodes, opts.parallel, |node| {
@@ -148,7 +151,7 @@ fn run_node(
     plan: &Plan,
     opts: &FanoutOptions,
     connector: &dyn Connector,
-    skip: Option<&(dyn Fn(&str) -> Option<String> + Sync)>,
+    skip: Option<&Skip<'_>>,
     progress: &(dyn Fn(&str, Phase<'_>) + Sync),
 ) -> NodeOutcome {
     let clock = Clock::start();

@@ -15,7 +15,7 @@ mod table;
 mod transport;
 mod trust;
 
-pub use fanout::{run_step, FanoutOptions, Phase, Plan};
+pub use fanout::{run_step, FanoutOptions, Phase, Plan, Skip};
 pub use fingerprint::sha256_base64;
 pub use local::{LocalConnector, LocalTransport};
 pub use outcome::{exit_code, BinaryState, FailureKind, NodeOutcome, NodeStatus, RackOutcome, Recorded, Step};

@@ -74,7 +74,7 @@ pub fn run_rack_step(
             apply(o, r);
         }
     }
-    let mut inventory = recording.map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()));
+    let inventory = recording.map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()));
 
     let findings = if matches!(kind, Step::Inspect | Step::Validate) {
         let mut collected = nodes_from_outcomes(&outcomes, step.rack_platform);
@@ -90,7 +90,7 @@ pub fn run_rack_step(
         Vec::new()
     };
     let mut outcome = RackOutcome::new(step.rack, kind, outcomes, findings);
-    if let Some(inv) = inventory.as_deref_mut() {
+    if let Some(inv) = inventory {
         let node_status: BTreeMap<String, String> =
             outcome.nodes.iter().map(|o| (o.node.clone(), o.status.as_str().to_string())).collect();
         let actor = format!("kiln rack {}", kind.as_str());

@@ -298,7 +298,7 @@ mod tests {
             already_passed(&inv, "node07", Step::Burnin).expect("query").map(|r| r.starts_with("already passed at")),
             Some(true)
         );
-        assert_eq!(already_passed(&inv, "node07", Step::Validate).expect("query").is_some(), true);
+        assert!(already_passed(&inv, "node07", Step::Validate).expect("query").is_some());
         assert_eq!(already_passed(&inv, "node07", Step::Status).expect("query"), None);
     }
 
