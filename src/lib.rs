@@ -4,6 +4,7 @@
 //! judges it against a platform spec into `Finding`s, `inventory` records it
 //! all in SQLite, `report` renders it. See ARCHITECTURE.md.
 
+pub mod burnin;
 pub mod checks;
 pub mod cli;
 pub mod cmd;
