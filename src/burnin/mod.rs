@@ -1,9 +1,14 @@
 //! Burn-in: GPU stress and bandwidth tests with NVML telemetry, host stress, verdicts as findings.
 
 pub mod cuda;
+pub mod gemm;
+pub mod hbm;
 pub mod host;
+pub mod host_link;
+pub mod memtest;
 pub mod numa;
 pub mod options;
+pub mod p2p;
 pub mod pattern;
 pub mod report;
 pub mod stress_ng;

@@ -168,6 +168,9 @@ pub struct TestResult {
     pub gpu: Option<GpuIdentity>,
     #[serde(flatten)]
     pub status: TestStatus,
+    /// When the test started, milliseconds since the Unix epoch (0 if it never started).
+    #[serde(default)]
+    pub started_unix_ms: i64,
     /// Seconds the test took.
     pub seconds: f64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -189,6 +192,7 @@ impl TestResult {
             test,
             gpu,
             status: TestStatus::Ran,
+            started_unix_ms: 0,
             seconds: 0.0,
             figures: Vec::new(),
             data_error_count: 0,
@@ -319,4 +323,21 @@ pub struct BurninReport {
     /// True when a requested test could not run (no driver, no GPU, no
     /// stress-ng): the run was incomplete and must not read as a pass.
     pub incomplete: bool,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// An error and its causes on one line: `outer: inner: root`.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
