@@ -9,6 +9,7 @@ fn main() {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result: anyhow::Result<i32> = match cli.command {
+        Command::Burnin(args) => kiln::cmd::burnin::burnin(args),
         Command::Inspect(_) | Command::Capture(_) | Command::Validate(_) | Command::Report(_) | Command::Spec(_) => {
             Err(anyhow::anyhow!("not built yet"))
         }
