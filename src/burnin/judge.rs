@@ -3,7 +3,7 @@
 //! Pure functions over plain data: everything here is tested without a GPU.
 
 use super::options::{GemmDtype, TestKind};
-use super::report::{Figure, GpuIdentity, GpuTelemetry, TestResult, TestStatus, Watch};
+use super::report::{Figure, GpuTelemetry, TestResult, TestStatus, Watch};
 use super::thresholds::{BurninThresholds, Limit};
 use super::xid::XidCatalog;
 use crate::checks::{Component, Finding, Outcome, Severity};
@@ -581,7 +581,7 @@ pub fn judge_telemetry(tel: &[GpuTelemetry], t: &BurninThresholds, xids: &XidCat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::burnin::report::{DataError, HealthCounters, Sample, XidEvent};
+    use crate::burnin::report::{DataError, GpuIdentity, HealthCounters, Sample, XidEvent};
     use crate::checks::Verdict;
 
     fn gpu(i: u32) -> GpuIdentity {
