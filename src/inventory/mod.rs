@@ -1,1 +1,2 @@
 //! The SQLite inventory: schema, migrations and all SQL. Nothing else writes SQL.
+pub mod burnin;
