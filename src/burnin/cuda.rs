@@ -373,13 +373,10 @@ unsafe impl Send for Event {}
 impl Event {
     /// Records the event on the GPU's stream.
     pub fn record(&self) -> Result<(), CudaError> {
-        self.record_on(self.gpu.stream)
-    }
-
-    pub fn record_on(&self, stream: sys::CUstream) -> Result<(), CudaError> {
         self.gpu.bind()?;
-        // SAFETY: both belong to this context.
-        unsafe { cu::event::record(self.ev, stream) }.ctx(|| format!("recording an event on GPU {}", self.gpu.ordinal))
+        // SAFETY: the event and the stream belong to this context.
+        unsafe { cu::event::record(self.ev, self.gpu.stream) }
+            .ctx(|| format!("recording an event on GPU {}", self.gpu.ordinal))
     }
 
     /// Milliseconds from `self` to `end`, waiting for both.
@@ -502,9 +499,12 @@ pub fn human_bytes(b: u64) -> String {
     }
 }
 
+/// The recorded mismatches of an error record: (index, expected, actual).
+pub type Mismatches = Vec<(u64, u64, u64)>;
+
 /// Reads the error record a kernel wrote (`kernels/common.cuh`): the total
 /// count and up to 16 (index, expected, actual) triples.
-pub fn read_error_record(buf: &DeviceBuffer) -> Result<(u64, Vec<(u64, u64, u64)>), CudaError> {
+pub fn read_error_record(buf: &DeviceBuffer) -> Result<(u64, Mismatches), CudaError> {
     let mut raw = [0u64; ERROR_RECORD_WORDS];
     buf.read(0, &mut raw)?;
     let count = raw[0];

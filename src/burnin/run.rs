@@ -333,10 +333,7 @@ fn run_gpus(
     } else if !libraries.nvrtc {
         Some("libnvrtc (CUDA runtime compiler) not found: install it or add it to LD_LIBRARY_PATH".to_string())
     } else {
-        match cuda_driver_version_ok() {
-            Ok(()) => None,
-            Err(e) => Some(e),
-        }
+        cuda_driver_version_ok().err()
     };
     let mut workers: Vec<Worker> = Vec::new();
     if let Some(problem) = &cuda_problem {
