@@ -153,7 +153,7 @@ pub fn run(
 
     let (thresholds, platform_source) = match thresholds {
         Some(t) => t,
-        None => (BurninThresholds::builtin(FALLBACK)?, "no table matched the GPUs".to_string()),
+        None => (BurninThresholds::builtin(FALLBACK)?, "default: no platform named or detected".to_string()),
     };
     add_power_figures(&mut results, &telemetry_out, &thresholds);
     judge::annotate(&mut results, &thresholds, opts.gemm_dtype);
