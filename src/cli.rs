@@ -24,6 +24,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show what the inventory holds for a node.
     Report(ReportArgs),
+    /// Burn in this node: GPU stress and bandwidth with telemetry, host stress.
+    Burnin(BurninArgs),
     /// Platform specs: list, check, derive from a golden capture.
     #[command(subcommand)]
     Spec(SpecCommand),
@@ -324,4 +326,43 @@ pub struct RackTrustArgs {
     /// Seconds to wait for a node to accept the connection.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub connect_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct BurninArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// How long each stress test (gemm, memtest, host) runs: 30s, 10m, 1h.
+    #[arg(long, default_value = "5m", value_name = "D")]
+    pub duration: String,
+    /// GPUs by NVML index (0,1,3) or all.
+    #[arg(long, default_value = "all", value_name = "LIST")]
+    pub gpus: String,
+    /// Tests: gemm, memtest, hbm, host-link, p2p, host, or all.
+    #[arg(long, default_value = "all", value_name = "LIST")]
+    pub tests: String,
+    /// Element type of the GEMM stress.
+    #[arg(long, value_enum, default_value_t = crate::burnin::options::GemmDtype::Bf16)]
+    pub gemm_dtype: crate::burnin::options::GemmDtype,
+    /// Threshold table (h100-sxm, hgx-b200, gb200-nvl72-tray, generic);
+    /// detected from the GPUs' PCI ids if absent.
+    #[arg(long, value_name = "NAME")]
+    pub platform: Option<String>,
+    /// Share of available host memory the stress-ng vm workers cover.
+    #[arg(long, default_value_t = 25, value_name = "PERCENT")]
+    pub host_memory: u32,
+    /// Print the report as JSON (schema in docs/burnin.md).
+    #[arg(long)]
+    pub json: bool,
+    /// TEST ONLY: plant a fault (gemm-bitflip, memtest-corrupt) to prove it is caught.
+    #[arg(long, hide = true, env = "KILN_INJECT_FAULT", value_name = "FAULT")]
+    pub inject_fault: Option<String>,
+    /// GEMM implementation: auto (cuBLASLt if present), cublaslt, kernel.
+    #[arg(long, hide = true, value_enum, default_value_t = crate::burnin::options::GemmEngine::Auto)]
+    pub gemm_engine: crate::burnin::options::GemmEngine,
+    /// GEMM matrix size (m = n = k).
+    #[arg(long, hide = true, value_name = "N")]
+    pub gemm_size: Option<usize>,
 }

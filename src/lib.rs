@@ -5,6 +5,7 @@
 //! all in SQLite, `report` renders it. See ARCHITECTURE.md.
 
 pub mod bmc;
+pub mod burnin;
 pub mod checks;
 pub mod cli;
 pub mod cmd;

@@ -2,6 +2,7 @@
 //! Each returns the process exit code (see `crate::exit`).
 pub mod bench_record;
 pub mod bmc;
+pub mod burnin;
 pub mod capture;
 pub mod inspect;
 pub mod node;

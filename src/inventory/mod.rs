@@ -1,6 +1,7 @@
 //! The SQLite inventory: schema, migrations and all SQL. Nothing else writes SQL.
 
 mod bench;
+pub mod burnin;
 mod components;
 mod db;
 mod diff;
