@@ -9,6 +9,8 @@ use crate::checks::Verdict;
 use crate::cli::BurninArgs;
 use crate::exit;
 use crate::hw::root::{FsTree, SysTree};
+use crate::inventory::{Inventory, RunLifecycle, RunRecord};
+use crate::lifecycle::RunKind;
 
 /// Runs `kiln burnin` and returns the process exit code:
 /// any fail => CHECK_FAILED; else any error => CHECK_ERROR; else a requested
@@ -22,13 +24,7 @@ pub fn burnin(args: BurninArgs) -> anyhow::Result<i32> {
             return Ok(exit::USAGE);
         }
     };
-    if let Some(db) = &args.db.db {
-        // The inventory records burn-ins in the run transaction (see
-        // src/inventory/burnin.rs); until that is wired, refuse rather than
-        // run and silently not record.
-        eprintln!("kiln: error: recording burn-ins in {} is not wired into the inventory yet", db.display());
-        return Ok(exit::DATABASE);
-    }
+    let started = crate::inventory::now();
     let tree: Box<dyn SysTree> = match &args.source.root {
         Some(root) => Box::new(FsTree::at(root)),
         None => Box::new(FsTree::live()),
@@ -56,7 +52,47 @@ pub fn burnin(args: BurninArgs) -> anyhow::Result<i32> {
     } else {
         print!("{}", render::text(&report));
     }
-    Ok(exit_code(report.verdict, report.incomplete))
+    let code = exit_code(report.verdict, report.incomplete);
+    if let Some(db) = &args.db.db {
+        if let Err(db_code) = record(db, &args, &report, code, started) {
+            return Ok(db_code);
+        }
+    }
+    Ok(code)
+}
+
+/// Records the burn-in with the node it ran on. An incomplete run (a
+/// requested test could not run) is kept but does not move the node's
+/// lifecycle: a burn-in that did not burn in is not `burned_in`.
+fn record(
+    db: &std::path::Path,
+    args: &BurninArgs,
+    report: &crate::burnin::report::BurninReport,
+    code: i32,
+    started: time::OffsetDateTime,
+) -> Result<(), i32> {
+    let node = crate::cmd::node::inspect(args.source.root.as_deref())?;
+    let run = RunRecord {
+        platform: Some(&report.platform),
+        findings: &report.findings,
+        verdict: Some(report.verdict),
+        exit_code: code,
+        started_at: started,
+        finished_at: crate::inventory::now(),
+        lifecycle: if report.incomplete { RunLifecycle::Leave } else { RunLifecycle::FromOutcome },
+        ..RunRecord::new(RunKind::Burnin, &node, "kiln burnin")
+    };
+    let result = Inventory::open(db).and_then(|mut inv| inv.record_burnin_run(&run, report));
+    match result {
+        Ok(id) => {
+            tracing::info!(db = %db.display(), run = id.0, "burn-in recorded");
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("kiln: error: could not record the burn-in in {}: {:#}", db.display(), anyhow::Error::from(e));
+            Err(exit::DATABASE)
+        }
+    }
 }
 
 /// The exit code of a judged run.

@@ -1,12 +1,22 @@
 //! Recording a burn-in report in the inventory (tables of migration 0002).
 
-use rusqlite::{params, Transaction};
+use rusqlite::{params, Connection};
+
+use super::{Inventory, InventoryError, RunId, RunRecord};
 
 use crate::burnin::report::{BurninReport, GpuAccess, HealthCounters, TestStatus, Watch};
 
+impl Inventory {
+    /// Records a burn-in run: the node, its components, the report's
+    /// findings, and the burn-in results and telemetry, in one transaction.
+    pub fn record_burnin_run(&mut self, run: &RunRecord<'_>, report: &BurninReport) -> Result<RunId, InventoryError> {
+        self.record_run_with(run, &mut |conn, id| record_burnin(conn, id.0, report))
+    }
+}
+
 /// Writes one burn-in report under `run_id` (a row of `runs`). The caller
 /// owns the transaction: the whole run lands or none of it does.
-pub fn record_burnin(tx: &Transaction, run_id: i64, report: &BurninReport) -> rusqlite::Result<()> {
+pub fn record_burnin(tx: &Connection, run_id: i64, report: &BurninReport) -> rusqlite::Result<()> {
     let (access, reason, driver) = match &report.gpu_access {
         GpuAccess::Available { driver_version, .. } => ("available", None, Some(driver_version.as_str())),
         GpuAccess::Unavailable { reason } => ("unavailable", Some(reason.as_str()), None),
