@@ -24,6 +24,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
         ReportFormat::Table => render_table(&report),
         ReportFormat::Json => render_json(&report)?,
         ReportFormat::Csv => render_csv(&report),
+        ReportFormat::Html | ReportFormat::Prometheus => anyhow::bail!("not yet"),
     };
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
