@@ -60,6 +60,13 @@ pub fn record(
                 moves.push((LifecycleState::HandedOff, format!("handed off to {cluster}: {did}{run_text}")));
             }
         }
+        // Signed off all the same: it passed; only the cluster side waits for someone else.
+        (Disposition::LeftAlone, Health::Pass { sign_off: true, .. }, LifecycleState::BurnedIn) => {
+            moves.push((
+                LifecycleState::Ready,
+                format!("signed off by hand-off{run_text}; left out of {cluster} (someone else holds it): {did}"),
+            ));
+        }
         // A person's hold outranks kiln's: a quarantined node keeps its reason.
         (Disposition::Quarantined, Health::Fail { reason, .. }, s)
             if !matches!(s, LifecycleState::Quarantined { .. }) =>
