@@ -35,7 +35,6 @@ pub struct SlurmNodeSpec {
 }
 
 pub struct SlurmCluster {
-    pub dir: PathBuf,
     pub conf: PathBuf,
     children: Vec<(String, Child)>,
 }
@@ -88,7 +87,7 @@ impl SlurmCluster {
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o400)).expect("chmod key");
         let socket = munge.join("munge.socket");
 
-        let mut cluster = SlurmCluster { dir: dir.to_path_buf(), conf: dir.join("slurm.conf"), children: Vec::new() };
+        let mut cluster = SlurmCluster { conf: dir.join("slurm.conf"), children: Vec::new() };
         let munged = Command::new("runuser")
             .args(["-u", "munge", "--", "munged", "-F", "--force"])
             .arg(format!("--socket={}", socket.display()))
@@ -188,11 +187,6 @@ impl SlurmCluster {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-    }
-
-    /// Every process this cluster started: name and pid.
-    pub fn pids(&self) -> Vec<(String, u32)> {
-        self.children.iter().map(|(n, c)| (n.clone(), c.id())).collect()
     }
 
     /// Sets SLURM_CONF for a command that runs scontrol (kiln).
