@@ -8,7 +8,11 @@ use std::process::Command;
 use kiln::inventory::Inventory;
 use kiln::rack::RackManifest;
 use kiln::report::{build_rack_report, render_html, render_prometheus};
-use report_support::{build, burnin, path_str, Scenario};
+use report_support::{build, burnin, Scenario};
+
+fn path_str(p: &std::path::Path) -> String {
+    p.to_string_lossy().into_owned()
+}
 
 fn kiln(s: &Scenario, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_kiln"))

@@ -62,7 +62,7 @@ fn overview(report: &RackReport, out: &mut String) {
     );
     for n in &report.nodes {
         let (why, run, changes) = match &n.record {
-            None => ("not in the inventory".to_string(), "-".to_string(), "-".to_string()),
+            None => ("not in the inventory: no run recorded".to_string(), "-".to_string(), "-".to_string()),
             Some(r) => {
                 let failing: Vec<&str> = r
                     .findings
@@ -224,11 +224,11 @@ pub fn render_html(report: &RackReport) -> String {
     rack_drawing(report, &mut out);
     out.push_str("</section><section class=\"card\"><h2>Nodes</h2>");
     overview(report, &mut out);
-    out.push_str("<h3>Parts to return (RMA)</h3>");
+    out.push_str("</section></div><section class=\"card\"><h2>Parts to return (RMA)</h2>");
     parts(report, &mut out);
-    out.push_str("<h3>Rack consistency</h3>");
+    out.push_str("</section><section class=\"card\"><h2>Rack consistency</h2>");
     consistency(report, &mut out);
-    out.push_str("</section></div>");
+    out.push_str("</section>");
     for n in &report.nodes {
         node_section(n, &mut out);
     }

@@ -32,6 +32,8 @@ h3{font-size:14px;margin:14px 0 6px;color:#37474F;text-transform:uppercase;lette
 section.card{background:#fff;border:1px solid #DDE1E6;border-radius:6px;margin:14px 24px;padding:14px 18px}
 .top{display:flex;gap:0;align-items:flex-start}
 .top>section.card{margin-right:0}
+.top>section.card:first-child{flex:0 0 352px}
+td a,td.nowrap{white-space:nowrap}
 .top>section.card:last-child{flex:1;margin-right:24px}
 .chip{display:inline-block;padding:2px 9px;border-radius:11px;margin:2px 4px 2px 0;font-weight:600;font-size:13px}
 .badge{display:inline-block;padding:1px 8px;border-radius:4px;font-weight:600;font-size:12px;white-space:nowrap}

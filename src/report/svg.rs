@@ -133,10 +133,10 @@ pub fn line_chart(title: &str, y_unit: &str, series: &[Series], threshold: Optio
         let y = sy(t);
         let _ = write!(
             out,
-            r#"<line x1="{left}" x2="{}" y1="{y:.1}" y2="{y:.1}" class="threshold"/><text x="{}" y="{:.1}" class="tick fail">min {}</text>"#,
+            r#"<line x1="{left}" x2="{}" y1="{y:.1}" y2="{y:.1}" class="threshold"/><text x="{}" y="{:.1}" class="tick fail" text-anchor="end">min {}</text>"#,
             left + pw,
-            left + pw + 4.0,
-            y + 4.0,
+            left + pw - 4.0,
+            y + 13.0,
             num(t)
         );
     }
@@ -157,8 +157,8 @@ pub fn line_chart(title: &str, y_unit: &str, series: &[Series], threshold: Optio
             );
         }
         let ly = top + 6.0 + i as f64 * 15.0;
-        if threshold.is_none() || i < 8 {
-            let lx = left + pw + (if threshold.is_some() { 44.0 } else { 10.0 });
+        if i < 12 {
+            let lx = left + pw + 10.0;
             let _ = write!(
                 out,
                 r#"<rect x="{lx}" y="{:.1}" width="10" height="3" fill="{color}"/><text x="{}" y="{:.1}" class="tick">{}</text>"#,

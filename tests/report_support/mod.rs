@@ -2,7 +2,7 @@
 //! (one failed with findings, one with a swapped GPU and a reflashed VBIOS, one quarantined, one
 //! never run) and synthetic burn-in data of the shape `kiln burnin` records.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use kiln::checks::{Component, Finding, Outcome, Severity, Verdict};
 use kiln::inventory::sample::{gpu_address, gpu_serial, hgx_b200_node, nic_address};
@@ -226,8 +226,4 @@ pub fn burnin(_inv: &Inventory, row: &NodeRow) -> Result<BurninView, kiln::inven
         host_links,
         figures,
     })
-}
-
-pub fn path_str(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
 }
