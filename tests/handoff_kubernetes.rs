@@ -70,8 +70,8 @@ fn setup(cluster_nodes: Vec<Value>) -> Setup {
     std::fs::write(dir.path().join("rack.toml"), manifest).expect("manifest");
     std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).expect("token");
     let fake = FakeKube::start(TOKEN, cluster_nodes);
-    std::fs::write(dir.path().join("ca.pem"), &fake.ca_pem).expect("ca");
-    let mut inv = Inventory::open(&dir.path().join("kiln.db")).expect("open");
+    std::fs::write(dir.path().join("ca.pem"), fake.ca_pem.as_bytes()).expect("ca");
+    let mut inv = Inventory::open(dir.path().join("kiln.db")).expect("open");
     for (n, pass) in [("k01", true), ("k02", false), ("k03", true), ("k04", true)] {
         record(&mut inv, n, pass);
     }

@@ -34,12 +34,14 @@ fn median(values: &mut [f64]) -> Option<f64> {
     Some(if values.len() % 2 == 0 { (values[mid - 1] + values[mid]) / 2.0 } else { values[mid] })
 }
 
+/// A figure's unit, whether higher is better, and each node's worst value.
+type FigureValues<'a> = (&'a str, bool, Vec<(&'a str, f64)>);
+
 /// Per figure name, each node's worst value (lowest where higher is better,
 /// highest otherwise) against the median of those worst values; a node more
 /// than `OUTLIER_PCT` worse is an outlier.
 pub fn outliers(nodes: &[RackNodeReport]) -> Vec<Outlier> {
-    // figure -> (unit, higher_is_better, [(node, worst value)])
-    let mut by_figure: BTreeMap<&str, (&str, bool, Vec<(&str, f64)>)> = BTreeMap::new();
+    let mut by_figure: BTreeMap<&str, FigureValues<'_>> = BTreeMap::new();
     for n in nodes {
         let mut worst: BTreeMap<&str, (&str, bool, f64)> = BTreeMap::new();
         for f in n.burnin.figures.iter().filter(|f| f.value.is_finite()) {

@@ -232,9 +232,9 @@ pub fn render_html(report: &RackReport) -> String {
     for n in &report.nodes {
         node_section(n, &mut out);
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<footer>kiln {} · rack report schema {} · one file, no scripts</footer></body></html>\n",
+        "<footer>kiln {} · rack report schema {} · one file, no scripts</footer></body></html>",
         env!("CARGO_PKG_VERSION"),
         report.schema_version
     );
