@@ -114,8 +114,11 @@ fn resume(ctl: &dyn SlurmControl, node: &SlurmNode, dry_run: bool) -> (Vec<Actio
     let reason = node.reason.clone().unwrap_or_else(|| "no reason given".into());
     if node.drained() || node.down() {
         if !node.reason_is_kiln() {
-            let how = if node.drained() { "drained" } else { "down" };
-            let why = format!("not resuming: {how} by someone else ({reason})");
+            let why = if node.drained() {
+                format!("not resuming: drained by someone else ({reason})")
+            } else {
+                format!("not resuming: down, and not by kiln ({reason})")
+            };
             return (vec![Action::new(what, ActionResult::Refused { why })], Disposition::LeftAlone);
         }
         if dry_run {
