@@ -87,6 +87,16 @@ pub struct BurninFigure {
 
 /// The latest burn-in of `node`. Returns an empty view until the burn-in
 /// tables exist in the inventory (see the module comment).
+///
+/// How the burn-in schema (migration 0002) maps onto the view, for whoever
+/// connects it: `run` and `verdict` from the node's newest `burnin` run;
+/// `gpus[].samples` from `burnin_samples` (`t_s` = `at_unix_ms` minus the
+/// run's start, `temperature_c`, `power_w`), with `tflops` from the GEMM
+/// result's figure `samples` spread evenly over that result's
+/// `started_unix_ms` .. `+ seconds`; `p2p` from the `p2p` test's figures,
+/// row `gpu_index`, column `peer_gpu_index`, threshold `min_value`;
+/// `host_links` from the `host-link` test's `h2d` and `d2h` figures;
+/// `figures` from every figure, `threshold` = `min_value`.
 pub fn load_burnin_view(_inventory: &Inventory, _node: &NodeRow) -> Result<BurninView, InventoryError> {
     Ok(BurninView::default())
 }
