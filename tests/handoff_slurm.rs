@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use kiln::checks::Verdict;
 use kiln::cli::{DbArgs, SourceArgs, ValidateArgs};
+use kiln::handoff::{Resumed, Scontrol, SlurmControl};
 use kiln::inventory::{Inventory, RunRecord};
 use kiln::lifecycle::{LifecycleState, RunKind};
 use serde_json::Value;
@@ -234,6 +235,20 @@ fn second_run_changes_nothing(cluster: &SlurmCluster, manifest: &Path, db: &Path
     }
     let inv = Inventory::open_existing(db).expect("open");
     assert_eq!(inv.state("node01").expect("state"), LifecycleState::HandedOff);
+    // Slurm itself refuses RESUME of an idle node (exit 1); the backend reads that as done.
+    let mut scontrol = Command::new("scontrol");
+    cluster.configure(&mut scontrol);
+    let refused = scontrol.args(["update", "NodeName=node02", "State=RESUME"]).output().expect("scontrol");
+    assert_eq!(refused.status.code(), Some(1), "slurm refuses to resume an idle node");
+    let wrapper = std::env::temp_dir().join(format!("kiln-scontrol-{}", std::process::id()));
+    std::fs::write(&wrapper, format!("#!/bin/sh\nSLURM_CONF='{}' exec scontrol \"$@\"\n", cluster.conf.display()))
+        .expect("write wrapper");
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let backend = Scontrol::new(&wrapper);
+    assert_eq!(backend.resume("node02").expect("resume"), Resumed::AlreadyUp);
+    assert!(matches!(backend.show_node("node99"), Err(kiln::handoff::SlurmError::UnknownNode { .. })));
+    assert!(matches!(backend.drain("node99", "kiln: x"), Err(kiln::handoff::SlurmError::UnknownNode { .. })));
+    let _ = std::fs::remove_file(&wrapper);
     // The refusal is recorded again, as a note: the node stays ready.
     let h4 = inv.history("node04").expect("history");
     let last = h4.last().expect("events");

@@ -114,3 +114,48 @@ pub fn record(
     }
     (Some(after), lines)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::tests::support::temp_db;
+    use crate::inventory::RunId;
+
+    #[test]
+    fn an_illegal_move_is_refused_and_reported_not_forced() {
+        let (_dir, path) = temp_db();
+        let mut inv = Inventory::open(&path).expect("open");
+        inv.enroll("n1", None, "test").expect("enroll");
+        inv.transition("n1", &LifecycleState::Validated, "test", "validated").expect("validated");
+        // A pass decided elsewhere for a node that never burned in: handed_off is not reachable.
+        let decision = Decision {
+            node: "n1".into(),
+            state: Some(LifecycleState::Validated),
+            health: Health::Pass { run: Some(RunId(1)), sign_off: false },
+        };
+        let actions = [Action::new("scontrol update NodeName=n1 State=RESUME", ActionResult::Done)];
+        let (after, lines) = record(&mut inv, "slurm", &decision, &actions, Disposition::HandedOff);
+        assert_eq!(after, Some(LifecycleState::Validated));
+        assert!(lines[0].starts_with("refused by the lifecycle"), "{lines:?}");
+        assert_eq!(inv.state("n1").expect("state"), LifecycleState::Validated);
+    }
+
+    #[test]
+    fn a_persons_quarantine_keeps_its_reason() {
+        let (_dir, path) = temp_db();
+        let mut inv = Inventory::open(&path).expect("open");
+        inv.enroll("n1", None, "test").expect("enroll");
+        let held = LifecycleState::Quarantined { reason: "suspect tray".into() };
+        inv.transition("n1", &held, "tech", "hold").expect("quarantine");
+        let decision = Decision {
+            node: "n1".into(),
+            state: Some(held.clone()),
+            health: Health::Fail { checks: vec![], run: None, reason: "quarantined (suspect tray)".into() },
+        };
+        let actions = [Action::new("drain", ActionResult::Done)];
+        let (after, lines) = record(&mut inv, "slurm", &decision, &actions, Disposition::Quarantined);
+        assert_eq!(after, Some(held.clone()));
+        assert!(lines[0].starts_with("note: kept out of slurm"), "{lines:?}");
+        assert_eq!(inv.state("n1").expect("state"), held);
+    }
+}

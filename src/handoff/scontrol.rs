@@ -39,8 +39,9 @@ impl Scontrol {
         let name = format!("NodeName={node}");
         let mut args = vec!["update", name.as_str()];
         args.extend_from_slice(fields);
-        let (code, _, stderr) = self.run(&args)?;
-        Ok((code, stderr))
+        let (code, stdout, stderr) = self.run(&args)?;
+        // Slurm's messages go to stderr; keep stdout too in case a version prints there.
+        Ok((code, format!("{stderr}{stdout}")))
     }
 }
 
@@ -53,13 +54,14 @@ impl SlurmControl for Scontrol {
     fn show_node(&self, name: &str) -> Result<SlurmNode, SlurmError> {
         let (code, stdout, stderr) = self.run(&["show", "node", name])?;
         if code != 0 {
-            if stderr.contains("not found") {
+            // scontrol 22.05 prints "Node X not found" on stdout, not stderr.
+            if stderr.contains("not found") || stdout.contains("not found") {
                 return Err(SlurmError::UnknownNode { node: name.to_string() });
             }
             return Err(SlurmError::Command {
                 command: format!("scontrol show node {name}"),
                 code,
-                message: first_line(&stderr),
+                message: first_line(if stderr.trim().is_empty() { &stdout } else { &stderr }),
             });
         }
         parse_show_node(name, &stdout)
