@@ -34,6 +34,9 @@ pub enum Command {
     Rack(RackCommand),
     /// A node's BMC: power, boot device, virtual media, firmware, identity.
     Bmc(BmcArgs),
+    /// Fast read-only check of this node (inspect + validate), for Slurm's
+    /// HealthCheckProgram; --drain drains this node on failure.
+    Healthcheck(HealthcheckArgs),
     /// Record N inventories of a captured node into a database (benchmark).
     #[command(hide = true)]
     BenchRecord(BenchRecordArgs),
@@ -112,6 +115,10 @@ pub enum ReportFormat {
     Table,
     Json,
     Csv,
+    /// One self-contained HTML file (needs --rack).
+    Html,
+    /// Prometheus text format for node_exporter's textfile collector.
+    Prometheus,
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +131,15 @@ pub struct ReportArgs {
     /// Output format (JSON and CSV described in docs/json-schema.md).
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
+    /// Report on the nodes of this rack manifest (docs/reports.md).
+    #[arg(long, value_name = "FILE", conflicts_with = "node")]
+    pub rack: Option<PathBuf>,
+    /// With --rack --format csv: the RMA parts list instead.
+    #[arg(long, requires = "rack")]
+    pub parts: bool,
+    /// Write the report to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -273,6 +289,72 @@ pub enum RackCommand {
     Status(RackRunArgs),
     /// Record the nodes' SSH host keys (first contact; shows fingerprints).
     Trust(RackTrustArgs),
+    /// Put passing nodes into Slurm or Kubernetes, keep failing ones out.
+    Handoff(HandoffArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HandoffTarget {
+    Slurm,
+    Kubernetes,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HandoffArgs {
+    /// The rack manifest (inventory/racks/NAME.toml).
+    #[arg(long, value_name = "FILE", env = "KILN_RACK")]
+    pub rack: PathBuf,
+    /// The cluster to hand the nodes to.
+    #[arg(long, value_enum)]
+    pub to: HandoffTarget,
+    /// Print each action and change nothing (cluster and inventory).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only these nodes (comma-separated names from the manifest).
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Print the outcome as JSON (schema in docs/handoff.md).
+    #[arg(long)]
+    pub json: bool,
+    /// The `scontrol` program (Slurm).
+    #[arg(long, value_name = "PATH", default_value = "scontrol")]
+    pub scontrol: PathBuf,
+    /// Kubernetes API server URL, https://host:6443.
+    #[arg(long, value_name = "URL", required_if_eq("to", "kubernetes"))]
+    pub kube_api: Option<String>,
+    /// File holding the bearer token for the API server.
+    #[arg(long, value_name = "FILE", required_if_eq("to", "kubernetes"))]
+    pub kube_token_file: Option<PathBuf>,
+    /// CA certificates (PEM) that signed the API server's certificate
+    /// (default: the system roots).
+    #[arg(long, value_name = "FILE")]
+    pub kube_ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Platform spec name; detected from PCI ids and DMI if absent.
+    #[arg(long, value_name = "NAME")]
+    pub platform: Option<String>,
+    /// Directory of platform specs (default: the ones built into kiln).
+    #[arg(long, value_name = "DIR", env = "KILN_CHECKS")]
+    pub checks_dir: Option<PathBuf>,
+    /// On failure, drain this node in Slurm with a `kiln:` reason.
+    #[arg(long)]
+    pub drain: bool,
+    /// The Slurm node name to drain (default: the short hostname).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// The `scontrol` program.
+    #[arg(long, value_name = "PATH", default_value = "scontrol")]
+    pub scontrol: PathBuf,
+    /// Print the findings as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

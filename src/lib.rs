@@ -11,6 +11,7 @@ pub mod cli;
 pub mod cmd;
 pub mod exit;
 pub mod fleet;
+pub mod handoff;
 pub mod hw;
 pub mod inventory;
 pub mod lifecycle;

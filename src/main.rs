@@ -18,6 +18,7 @@ fn main() {
         Command::Bmc(args) => kiln::cmd::bmc::run(args),
         Command::Rack(cmd) => kiln::cmd::rack::run(cmd),
         Command::Burnin(args) => kiln::cmd::burnin::burnin(args),
+        Command::Healthcheck(args) => kiln::cmd::healthcheck::run(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),

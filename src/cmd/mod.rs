@@ -4,6 +4,8 @@ pub mod bench_record;
 pub mod bmc;
 pub mod burnin;
 pub mod capture;
+pub mod handoff;
+pub mod healthcheck;
 pub mod inspect;
 pub mod node;
 pub mod rack;

@@ -8,6 +8,7 @@ mod diff;
 mod error;
 mod lifecycle;
 pub mod migrate;
+mod note;
 mod query;
 mod record;
 pub mod sample;
