@@ -24,6 +24,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show what the inventory holds for a node.
     Report(ReportArgs),
+    /// Burn in this node: GPU stress and bandwidth with telemetry, host stress.
+    Burnin(BurninArgs),
     /// Platform specs: list, check, derive from a golden capture.
     #[command(subcommand)]
     Spec(SpecCommand),
@@ -32,6 +34,9 @@ pub enum Command {
     Rack(RackCommand),
     /// A node's BMC: power, boot device, virtual media, firmware, identity.
     Bmc(BmcArgs),
+    /// Fast read-only check of this node (inspect + validate), for Slurm's
+    /// HealthCheckProgram; --drain drains this node on failure.
+    Healthcheck(HealthcheckArgs),
     /// Record N inventories of a captured node into a database (benchmark).
     #[command(hide = true)]
     BenchRecord(BenchRecordArgs),
@@ -113,6 +118,10 @@ pub enum ReportFormat {
     Table,
     Json,
     Csv,
+    /// One self-contained HTML file (needs --rack).
+    Html,
+    /// Prometheus text format for node_exporter's textfile collector.
+    Prometheus,
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +134,15 @@ pub struct ReportArgs {
     /// Output format (JSON and CSV described in docs/json-schema.md).
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
+    /// Report on the nodes of this rack manifest (docs/reports.md).
+    #[arg(long, value_name = "FILE", conflicts_with = "node")]
+    pub rack: Option<PathBuf>,
+    /// With --rack --format csv: the RMA parts list instead.
+    #[arg(long, requires = "rack")]
+    pub parts: bool,
+    /// Write the report to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,8 +173,9 @@ pub struct BmcTargetArgs {
     /// Rack manifest that lists the node and where its credentials are.
     #[arg(long, value_name = "FILE", global = true, requires = "node", conflicts_with = "bmc")]
     pub rack: Option<PathBuf>,
-    /// Node name in the rack manifest.
-    #[arg(long, value_name = "NAME", global = true, requires = "rack")]
+    /// Node name in the rack manifest (with --bmc: the node's name in the
+    /// inventory, where changes are logged).
+    #[arg(long, value_name = "NAME", global = true)]
     pub node: Option<String>,
     /// BMC URL: https://host[:port] (http:// only for an emulator).
     #[arg(long, value_name = "URL", global = true)]
@@ -277,6 +296,72 @@ pub enum RackCommand {
     Status(RackRunArgs),
     /// Record the nodes' SSH host keys (first contact; shows fingerprints).
     Trust(RackTrustArgs),
+    /// Put passing nodes into Slurm or Kubernetes, keep failing ones out.
+    Handoff(HandoffArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HandoffTarget {
+    Slurm,
+    Kubernetes,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HandoffArgs {
+    /// The rack manifest (inventory/racks/NAME.toml).
+    #[arg(long, value_name = "FILE", env = "KILN_RACK")]
+    pub rack: PathBuf,
+    /// The cluster to hand the nodes to.
+    #[arg(long, value_enum)]
+    pub to: HandoffTarget,
+    /// Print each action and change nothing (cluster and inventory).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only these nodes (comma-separated names from the manifest).
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Print the outcome as JSON (schema in docs/handoff.md).
+    #[arg(long)]
+    pub json: bool,
+    /// The `scontrol` program (Slurm).
+    #[arg(long, value_name = "PATH", default_value = "scontrol")]
+    pub scontrol: PathBuf,
+    /// Kubernetes API server URL, https://host:6443.
+    #[arg(long, value_name = "URL", required_if_eq("to", "kubernetes"))]
+    pub kube_api: Option<String>,
+    /// File holding the bearer token for the API server.
+    #[arg(long, value_name = "FILE", required_if_eq("to", "kubernetes"))]
+    pub kube_token_file: Option<PathBuf>,
+    /// CA certificates (PEM) that signed the API server's certificate
+    /// (default: the system roots).
+    #[arg(long, value_name = "FILE")]
+    pub kube_ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Platform spec name; detected from PCI ids and DMI if absent.
+    #[arg(long, value_name = "NAME")]
+    pub platform: Option<String>,
+    /// Directory of platform specs (default: the ones built into kiln).
+    #[arg(long, value_name = "DIR", env = "KILN_CHECKS")]
+    pub checks_dir: Option<PathBuf>,
+    /// On failure, drain this node in Slurm with a `kiln:` reason.
+    #[arg(long)]
+    pub drain: bool,
+    /// The Slurm node name to drain (default: the short hostname).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// The `scontrol` program.
+    #[arg(long, value_name = "PATH", default_value = "scontrol")]
+    pub scontrol: PathBuf,
+    /// Print the findings as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -330,4 +415,43 @@ pub struct RackTrustArgs {
     /// Seconds to wait for a node to accept the connection.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub connect_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct BurninArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// How long each stress test (gemm, memtest, host) runs: 30s, 10m, 1h.
+    #[arg(long, default_value = "5m", value_name = "D")]
+    pub duration: String,
+    /// GPUs by NVML index (0,1,3) or all.
+    #[arg(long, default_value = "all", value_name = "LIST")]
+    pub gpus: String,
+    /// Tests: gemm, memtest, hbm, host-link, p2p, host, or all.
+    #[arg(long, default_value = "all", value_name = "LIST")]
+    pub tests: String,
+    /// Element type of the GEMM stress.
+    #[arg(long, value_enum, default_value_t = crate::burnin::options::GemmDtype::Bf16)]
+    pub gemm_dtype: crate::burnin::options::GemmDtype,
+    /// Threshold table (h100-sxm, hgx-b200, gb200-nvl72-tray, generic);
+    /// detected from the GPUs' PCI ids if absent.
+    #[arg(long, value_name = "NAME")]
+    pub platform: Option<String>,
+    /// Share of available host memory the stress-ng vm workers cover.
+    #[arg(long, default_value_t = 25, value_name = "PERCENT")]
+    pub host_memory: u32,
+    /// Print the report as JSON (schema in docs/burnin.md).
+    #[arg(long)]
+    pub json: bool,
+    /// TEST ONLY: plant a fault (gemm-bitflip, memtest-corrupt) to prove it is caught.
+    #[arg(long, hide = true, env = "KILN_INJECT_FAULT", value_name = "FAULT")]
+    pub inject_fault: Option<String>,
+    /// GEMM implementation: auto (cuBLASLt if present), cublaslt, kernel.
+    #[arg(long, hide = true, value_enum, default_value_t = crate::burnin::options::GemmEngine::Auto)]
+    pub gemm_engine: crate::burnin::options::GemmEngine,
+    /// GEMM matrix size (m = n = k).
+    #[arg(long, hide = true, value_name = "N")]
+    pub gemm_size: Option<usize>,
 }

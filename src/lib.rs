@@ -5,11 +5,13 @@
 //! all in SQLite, `report` renders it. See ARCHITECTURE.md.
 
 pub mod bmc;
+pub mod burnin;
 pub mod checks;
 pub mod cli;
 pub mod cmd;
 pub mod exit;
 pub mod fleet;
+pub mod handoff;
 pub mod hw;
 pub mod inventory;
 pub mod lifecycle;

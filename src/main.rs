@@ -17,6 +17,8 @@ fn main() {
         Command::BenchRecord(args) => kiln::cmd::bench_record::run(&args),
         Command::Bmc(args) => kiln::cmd::bmc::run(args),
         Command::Rack(cmd) => kiln::cmd::rack::run(cmd),
+        Command::Burnin(args) => kiln::cmd::burnin::burnin(args),
+        Command::Healthcheck(args) => kiln::cmd::healthcheck::run(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),

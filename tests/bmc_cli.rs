@@ -87,13 +87,15 @@ fn write_manifest(dir: &Path, url: &str) -> PathBuf {
     manifest
 }
 
-/// The (action, outcome, detail) of each event logged for `node`.
-fn events(db: &Path, node: &str) -> Vec<(String, String, String)> {
+/// The causes of the BMC notes in `node`'s lifecycle history (events by
+/// `kiln bmc` that keep the node's state).
+fn bmc_notes(db: &Path, node: &str) -> Vec<String> {
     let inv = kiln::inventory::Inventory::open_existing(db).expect("the database exists");
-    inv.events(node)
-        .expect("events")
+    inv.history(node)
+        .expect("history")
         .into_iter()
-        .map(|e| (e.action, e.outcome.as_str().to_string(), e.detail.unwrap_or_default()))
+        .filter(|e| e.actor == "kiln bmc" && e.from.as_ref() == Some(&e.to))
+        .map(|e| e.cause)
         .collect()
 }
 
@@ -110,12 +112,13 @@ fn power_reset_through_a_rack_manifest() {
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
     assert!(text(&out).0.contains("node01: power reset accepted; power is now on"), "{:?}", text(&out));
     assert_eq!(server.count("POST", "/redfish/v1/Systems/System_0/Actions/ComputerSystem.Reset"), 1);
-    // The destructive action is on record before and after, under the node.
+    // The destructive action is on record before and after, in the node's history.
+    let url = server.url();
     assert_eq!(
-        events(&db, "node01"),
+        bmc_notes(&db, "node01"),
         vec![
-            ("power.reset".into(), "requested".into(), String::new()),
-            ("power.reset".into(), "done".into(), "node01: power reset accepted; power is now on".into()),
+            format!("bmc power.reset requested ({url})"),
+            format!("bmc power.reset done ({url}): node01: power reset accepted; power is now on"),
         ]
     );
     let inv = kiln::inventory::Inventory::open_existing(&db).expect("db");
@@ -129,7 +132,7 @@ fn power_reset_through_a_rack_manifest() {
     let (stdout, _) = text(&out);
     assert!(stdout.contains("chassis serial: 1580624650610"), "{stdout}");
     assert!(stdout.contains("boot override:"), "{stdout}");
-    assert_eq!(events(&db, "node01").len(), 2, "a read logs nothing");
+    assert_eq!(bmc_notes(&db, "node01").len(), 2, "a read logs nothing");
 }
 
 #[test]
@@ -152,10 +155,11 @@ fn a_refused_change_is_logged_as_failed() {
     ]);
     assert_eq!(out.status.code(), Some(kiln::exit::PEER), "{:?}", text(&out));
     assert_eq!(server.count("POST", "/redfish/v1/Systems/System_0/Actions/ComputerSystem.Reset"), 4, "retried");
-    let logged = events(&db, "node01");
+    let logged = bmc_notes(&db, "node01");
     assert_eq!(logged.len(), 2, "{logged:?}");
-    assert_eq!((logged[1].0.as_str(), logged[1].1.as_str()), ("power.force-off", "failed"));
-    assert!(logged[1].2.contains("answered 500 after 4 tries: The BMC is busy updating firmware."), "{logged:?}");
+    assert!(logged[0].starts_with("bmc power.force-off requested"), "{logged:?}");
+    assert!(logged[1].starts_with("bmc power.force-off failed"), "{logged:?}");
+    assert!(logged[1].contains("answered 500 after 4 tries: The BMC is busy updating firmware."), "{logged:?}");
 }
 
 #[test]
@@ -184,6 +188,28 @@ fn a_change_that_cannot_be_logged_is_not_sent() {
         0,
         "fail closed: nothing sent"
     );
+}
+
+#[test]
+fn a_power_change_by_url_needs_a_node_to_log_it_against() {
+    let server = RecordedServer::recorded("gh200", Some(("admin", PW)));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("kiln.db");
+    let reset = "/redfish/v1/Systems/System_0/Actions/ComputerSystem.Reset";
+    let base =
+        ["bmc", "power", "reset", "--bmc", &server.url(), "--bmc-user", "admin", "--db", db.to_str().expect("utf-8")];
+    let out = kiln(&base);
+    assert_eq!(out.status.code(), Some(kiln::exit::USAGE), "{:?}", text(&out));
+    assert!(text(&out).1.contains("name the node (--node N)"), "{:?}", text(&out));
+    assert_eq!(server.count("POST", reset), 0, "refused before anything was sent");
+    let mut named = base.to_vec();
+    named.extend(["--node", "node09"]);
+    let out = kiln(&named);
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    assert_eq!(server.count("POST", reset), 1);
+    let notes = bmc_notes(&db, "node09");
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes[1].starts_with(&format!("bmc power.reset done ({})", server.url())), "{notes:?}");
 }
 
 #[test]

@@ -288,4 +288,16 @@ fn recorded_h100_vm_reads_cleanly() {
     let eth: Vec<&str> = node.net.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(eth, ["eth0"], "lo and ifb are virtual");
     assert_eq!(node.disks.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["vda", "vdb"]);
+
+    // The NVML side, as the real driver answered it.
+    let nvml = node.gpus.gpus();
+    assert_eq!(nvml.len(), 1, "{:?}", node.gpus);
+    let g = &nvml[0];
+    assert_eq!(g.pci_address, "0000:00:06.0", "NVML's bus id normalized to the sysfs form");
+    assert_eq!(g.name.as_deref(), Some("NVIDIA H100 80GB HBM3"));
+    assert!(g.serial.as_deref().is_some_and(|s| !s.is_empty()));
+    assert_eq!(g.nvlinks, None, "a lone passed-through H100 reports no NVLink");
+    assert_eq!(g.fabric.as_ref().map(|f| f.state), Some(kiln::model::FabricState::NotSupported));
+    assert_eq!(g.remapped_rows.as_ref().map(|r| (r.pending, r.failure)), Some((false, false)));
+    assert!(g.problems.is_empty(), "{:?}", g.problems);
 }

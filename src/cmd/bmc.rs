@@ -11,19 +11,19 @@ use crate::bmc::{
 };
 use crate::cli::{BmcArgs, BmcCommand, BmcTargetArgs, BmcVia, BootWord, MediaCommand, PowerWord};
 use crate::exit;
-use crate::inventory::{
-    db_path, now, ComponentRecord, EventOutcome, FirmwareReading, Inventory, InventoryError, NodeEvent,
-};
+use crate::inventory::{db_path, now, ComponentRecord, FirmwareReading, Inventory, InventoryError};
 use crate::rack::RackManifest;
 
 /// Run a `kiln bmc` command. BMC and target errors are printed here and turned
 /// into exit codes (PEER, BAD_INPUT); `Err` is left for kiln's own failures.
 ///
-/// Changes (power, boot device, virtual media) are logged in the inventory's
-/// event log (`--db`, default `inventory/kiln.db`): `requested` before the
-/// request goes out, then `done` or `failed`. A change that cannot be logged
-/// is not sent (exit 5). A firmware listing of a manifest node is recorded
-/// as a BMC firmware reading. Reads (status, info, media status) record nothing.
+/// Changes (power, boot device, virtual media) are logged in the node's
+/// lifecycle history as notes (`--db`, default `inventory/kiln.db`):
+/// `requested` before the request goes out, then `done` or `failed`. A change
+/// that cannot be logged is not sent (exit 5); a power change of a BMC given
+/// by URL without `--node` is refused (exit 2), since it would go unlogged. A
+/// firmware listing of a named node is recorded as a BMC firmware reading.
+/// Reads (status, info, media status) record nothing.
 pub fn run(args: BmcArgs) -> anyhow::Result<i32> {
     let (target, rack) = match resolve(&args.target) {
         Ok(t) => t,
@@ -35,24 +35,48 @@ pub fn run(args: BmcArgs) -> anyhow::Result<i32> {
     let db = db_path(args.db.as_deref());
     let change = change_of(&args.command);
     let mut journal = None;
-    if let Some((action, detail)) = &change {
-        let opened = Journal::open(&db, &target, rack.as_deref())
-            .and_then(|mut j| j.log(action, EventOutcome::Requested, detail.as_deref()).map(|()| j));
+    if let Some(c) = &change {
+        let Some(node) = &target.node else {
+            if c.destructive {
+                eprintln!(
+                    "kiln: error: not sending {} to {}: name the node (--node N) so that it is logged",
+                    c.action, target.url
+                );
+                return Ok(exit::USAGE);
+            }
+            eprintln!("kiln: warning: {} on {} is not logged: no node named (--node N)", c.action, target.url);
+            return finish(&args, &target, rack.as_deref(), &db, None, None);
+        };
+        let opened = Journal::open(&db, node, rack.as_deref(), &target.url)
+            .and_then(|mut j| j.log(&c.action, "requested", c.detail.as_deref()).map(|()| j));
         match opened {
             Ok(j) => journal = Some(j),
             Err(e) => {
-                eprintln!("kiln: error: not sending {action} to {}: {:#}", target.label(), anyhow::Error::from(e));
+                eprintln!("kiln: error: not sending {} to {}: {:#}", c.action, target.label(), anyhow::Error::from(e));
                 return Ok(exit::DATABASE);
             }
         }
     }
+    finish(&args, &target, rack.as_deref(), &db, journal.as_mut(), change.as_ref())
+}
+
+/// Runs the command, logs its outcome in `journal`, prints, records a
+/// firmware listing; returns the exit code.
+fn finish(
+    args: &BmcArgs,
+    target: &BmcTarget,
+    rack: Option<&str>,
+    db: &Path,
+    journal: Option<&mut Journal>,
+    change: Option<&Change>,
+) -> anyhow::Result<i32> {
     let started = now();
-    let result = execute(&args, &target);
+    let result = execute(args, target);
     let mut logged = Ok(());
-    if let (Some(j), Some((action, _))) = (journal.as_mut(), &change) {
+    if let (Some(j), Some(c)) = (journal, change) {
         logged = match &result {
-            Ok(output) => j.log(action, EventOutcome::Done, Some(&output.lines.join("; "))),
-            Err(e) => j.log(action, EventOutcome::Failed, Some(&error_chain(e))),
+            Ok(output) => j.log(&c.action, "done", Some(&output.lines.join("; "))),
+            Err(e) => j.log(&c.action, "failed", Some(&error_chain(e))),
         };
     }
     let code = match result {
@@ -65,7 +89,7 @@ pub fn run(args: BmcArgs) -> anyhow::Result<i32> {
                 }
             }
             if let (Some(items), Some(node)) = (&output.firmware, &target.node) {
-                if let Err(code) = record_firmware(&db, node, rack.as_deref(), items, output.code, started) {
+                if let Err(code) = record_firmware(db, node, rack, items, output.code, started) {
                     return Ok(code);
                 }
             }
@@ -125,22 +149,34 @@ fn record_firmware(
 /// Who the event log names for BMC actions.
 const ACTOR: &str = "kiln bmc";
 
-/// The change a command makes, as the event log names it
-/// (`power.force-off`, `boot.pxe`, `media.insert`), with a detail; `None`
-/// for commands that only read.
-fn change_of(command: &BmcCommand) -> Option<(String, Option<String>)> {
+/// A change a command makes to the node, as the log names it.
+struct Change {
+    /// `power.force-off`, `boot.pxe`, `media.insert`.
+    action: String,
+    detail: Option<String>,
+    /// Takes the host down or restarts it: never sent unlogged.
+    destructive: bool,
+}
+
+/// The change a command makes; `None` for commands that only read.
+fn change_of(command: &BmcCommand) -> Option<Change> {
+    let change = |action: String, detail: Option<String>, destructive| Change { action, detail, destructive };
     match command {
-        BmcCommand::Power { action, .. } => power_action(*action).map(|a| (format!("power.{}", a.as_str()), None)),
+        BmcCommand::Power { action, .. } => {
+            power_action(*action).map(|a| change(format!("power.{}", a.as_str()), None, !matches!(a, PowerAction::On)))
+        }
         BmcCommand::Boot { target } => {
             let word = match target {
                 BootWord::Pxe => "pxe",
                 BootWord::Cd => "cd",
                 BootWord::Hdd => "hdd",
             };
-            Some((format!("boot.{word}"), Some("next boot only".into())))
+            Some(change(format!("boot.{word}"), Some("next boot only".into()), false))
         }
-        BmcCommand::Media(MediaCommand::Insert { url }) => Some(("media.insert".into(), Some(without_userinfo(url)))),
-        BmcCommand::Media(MediaCommand::Eject) => Some(("media.eject".into(), None)),
+        BmcCommand::Media(MediaCommand::Insert { url }) => {
+            Some(change("media.insert".into(), Some(without_userinfo(url)), false))
+        }
+        BmcCommand::Media(MediaCommand::Eject) => Some(change("media.eject".into(), None, false)),
         BmcCommand::Media(MediaCommand::Status) | BmcCommand::Firmware | BmcCommand::Info => None,
     }
 }
@@ -167,35 +203,30 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// The event log of one BMC command: the inventory, and the node and BMC it names.
+/// Where one BMC command's change is logged: notes in the node's lifecycle
+/// history, which record an action without moving the node.
 struct Journal {
     inv: Inventory,
-    node: Option<String>,
-    rack: Option<String>,
+    node: String,
+    /// The BMC URL (never with credentials).
     target: String,
 }
 
 impl Journal {
-    fn open(db: &Path, target: &BmcTarget, rack: Option<&str>) -> Result<Journal, InventoryError> {
-        Ok(Journal {
-            inv: Inventory::open(db)?,
-            node: target.node.clone(),
-            rack: rack.map(str::to_string),
-            target: target.url.clone(),
-        })
+    /// Opens the inventory and enrolls the node when it is not known yet.
+    fn open(db: &Path, node: &str, rack: Option<&str>, target: &str) -> Result<Journal, InventoryError> {
+        let mut inv = Inventory::open(db)?;
+        inv.enroll(node, rack, ACTOR)?;
+        Ok(Journal { inv, node: node.to_string(), target: target.to_string() })
     }
 
-    fn log(&mut self, action: &str, outcome: EventOutcome, detail: Option<&str>) -> Result<(), InventoryError> {
-        let event = NodeEvent {
-            node: self.node.as_deref(),
-            rack: self.rack.as_deref(),
-            target: &self.target,
-            actor: ACTOR,
-            action,
-            outcome,
-            detail,
+    /// Appends `bmc <action> <stage> (<bmc url>)[: detail]` to the node's history.
+    fn log(&mut self, action: &str, stage: &str, detail: Option<&str>) -> Result<(), InventoryError> {
+        let cause = match detail {
+            Some(d) if !d.is_empty() => format!("bmc {action} {stage} ({}): {d}", self.target),
+            _ => format!("bmc {action} {stage} ({})", self.target),
         };
-        self.inv.log_event(&event).map(|_| ())
+        self.inv.note(&self.node, ACTOR, &cause, None)
     }
 }
 
@@ -231,14 +262,14 @@ fn resolve(a: &BmcTargetArgs) -> Result<(BmcTarget, Option<String>), TargetError
             rack_id = Some(manifest.rack.id.clone());
             rack_target::target_from_manifest(&manifest, node)?
         }
-        (None, _, Some(url)) => {
+        (None, node, Some(url)) => {
             let username = a.bmc_user.clone().ok_or(TargetError::MissingFlag { what: "--bmc-user" })?;
             let source = match &a.bmc_password_file {
                 Some(file) => PasswordSource::File(file.clone()),
                 None => PasswordSource::Env(a.bmc_password_env.clone()),
             };
             BmcTarget {
-                node: None,
+                node: node.clone(),
                 url: parse_bmc_url(url)?,
                 system_path: None,
                 username,

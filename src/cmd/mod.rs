@@ -2,7 +2,10 @@
 //! Each returns the process exit code (see `crate::exit`).
 pub mod bench_record;
 pub mod bmc;
+pub mod burnin;
 pub mod capture;
+pub mod handoff;
+pub mod healthcheck;
 pub mod inspect;
 pub mod node;
 pub mod rack;

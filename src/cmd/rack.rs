@@ -23,6 +23,7 @@ pub fn run(cmd: RackCommand) -> anyhow::Result<i32> {
         RackCommand::Burnin(a) => step(&a, Step::Burnin),
         RackCommand::Status(a) => step(&a, Step::Status),
         RackCommand::Trust(a) => trust(&a),
+        RackCommand::Handoff(a) => crate::cmd::handoff::run(&a),
     }
 }
 

@@ -1,30 +1,79 @@
-//! `kiln report`: show what the inventory holds, as a table, JSON or CSV.
+//! `kiln report`: show what the inventory holds, per node (table, JSON, CSV) or per rack (also
+//! HTML, Prometheus and the RMA parts list).
 
 use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
 
 use crate::cli::{ReportArgs, ReportFormat};
 use crate::exit;
 use crate::inventory::{db_path, Inventory, InventoryError};
-use crate::report::{build_report, render_csv, render_json, render_table};
+use crate::rack::RackManifest;
+use crate::report::{
+    build_rack_report, build_report, load_burnin_view, render_csv, render_html, render_json, render_parts_csv,
+    render_prometheus, render_rack_csv, render_rack_table, render_table,
+};
 
-/// Print the report on stdout. A missing or unreadable database exits with
-/// `exit::DATABASE`, a node the inventory does not know with `exit::USAGE`.
+/// Print the report on stdout (or write it to `--out`). A missing or
+/// unreadable database exits with `exit::DATABASE`, a node the inventory
+/// does not know or a flag that does not fit the format with `exit::USAGE`,
+/// a bad manifest with `exit::BAD_INPUT`.
 pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
+    let rack_view = args.rack.is_some() || matches!(args.format, ReportFormat::Html | ReportFormat::Prometheus);
+    if args.format == ReportFormat::Html && args.rack.is_none() {
+        eprintln!("kiln: error: --format html needs --rack FILE (the rack drawing comes from the manifest)");
+        return Ok(exit::USAGE);
+    }
+    if args.parts && args.format != ReportFormat::Csv {
+        eprintln!("kiln: error: --parts is a CSV list: use it with --format csv");
+        return Ok(exit::USAGE);
+    }
+    let manifest = match &args.rack {
+        Some(path) => match RackManifest::load(path) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                eprintln!("kiln: error: {e}");
+                return Ok(exit::BAD_INPUT);
+            }
+        },
+        None => None,
+    };
     let path = db_path(args.db.db.as_deref());
     let inventory = match Inventory::open_existing(&path) {
         Ok(inventory) => inventory,
         Err(e) => return Ok(fail(e, exit::DATABASE)),
     };
-    let report = match build_report(&inventory, args.node.as_deref(), time::OffsetDateTime::now_utc()) {
-        Ok(report) => report,
-        Err(e @ InventoryError::UnknownNode { .. }) => return Ok(fail(e, exit::USAGE)),
-        Err(e) => return Ok(fail(e, exit::DATABASE)),
+    let now = time::OffsetDateTime::now_utc();
+    let text = if rack_view {
+        let report = match build_rack_report(&inventory, manifest.as_ref(), now, &load_burnin_view) {
+            Ok(r) => r,
+            Err(e) => return Ok(fail(e, exit::DATABASE)),
+        };
+        match args.format {
+            ReportFormat::Table => render_rack_table(&report),
+            ReportFormat::Json => serde_json::to_string_pretty(&report).context("serialize the rack report")? + "\n",
+            ReportFormat::Csv if args.parts => render_parts_csv(&report.parts),
+            ReportFormat::Csv => render_rack_csv(&report),
+            ReportFormat::Html => render_html(&report),
+            ReportFormat::Prometheus => render_prometheus(&report),
+        }
+    } else {
+        let report = match build_report(&inventory, args.node.as_deref(), now) {
+            Ok(report) => report,
+            Err(e @ InventoryError::UnknownNode { .. }) => return Ok(fail(e, exit::USAGE)),
+            Err(e) => return Ok(fail(e, exit::DATABASE)),
+        };
+        match args.format {
+            ReportFormat::Json => render_json(&report)?,
+            ReportFormat::Csv => render_csv(&report),
+            _ => render_table(&report),
+        }
     };
-    let text = match args.format {
-        ReportFormat::Table => render_table(&report),
-        ReportFormat::Json => render_json(&report)?,
-        ReportFormat::Csv => render_csv(&report),
-    };
+    if let Some(out) = &args.out {
+        write_atomically(out, &text)?;
+        return Ok(exit::OK);
+    }
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
         Ok(()) => Ok(exit::OK),
@@ -32,6 +81,15 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(exit::OK),
         Err(e) => Err(anyhow::Error::new(e).context("write the report to stdout")),
     }
+}
+
+/// Write beside the target and rename over it, so a reader (node_exporter's
+/// textfile collector, a web server) never sees half a file.
+fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "report".into());
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).with_context(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("rename {} to {}", tmp.display(), path.display()))
 }
 
 fn fail(error: InventoryError, code: i32) -> i32 {

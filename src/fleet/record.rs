@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use super::outcome::{NodeOutcome, NodeStatus, Recorded, Step};
+use crate::burnin::report::BurninReport;
 use crate::checks::{Finding, Verdict};
 use crate::inventory::{format_timestamp, Inventory, InventoryError, RunLifecycle, RunRecord};
 use crate::lifecycle::{LifecycleState, RunKind};
@@ -56,28 +57,18 @@ struct Parsed {
     platform: Option<String>,
     verdict: Option<Verdict>,
     findings: Vec<Finding>,
+    /// The burn-in report, whose results and telemetry are recorded with the run.
+    burnin: Option<BurninReport>,
 }
 
-/// The parts of a burn-in document the inventory needs. The burn-in command
-/// prints more (results, telemetry); those are its own to record.
-#[derive(Deserialize)]
-struct BurninDoc {
-    verdict: Verdict,
-    #[serde(default)]
-    findings: Vec<Finding>,
-    #[serde(default)]
-    platform: Option<String>,
-    #[serde(default)]
-    inspected: Option<Node>,
-}
-
-/// Reads the node command's JSON for `step`. A burn-in document without
-/// its node is recorded against the node as last inspected.
+/// Reads the node command's JSON for `step`. A burn-in report carries no
+/// node model: it is recorded against the node as last recorded (the
+/// validate run just before it, in a bring-up).
 fn parse(inv: &Inventory, name: &str, step: Step, report: &serde_json::Value) -> Result<Parsed, String> {
     match step {
         Step::Inspect => {
             let node = Node::deserialize(report).map_err(|e| format!("the inspect JSON is not a node: {e}"))?;
-            Ok(Parsed { node, platform: None, verdict: None, findings: Vec::new() })
+            Ok(Parsed { node, platform: None, verdict: None, findings: Vec::new(), burnin: None })
         }
         Step::Validate => {
             let r =
@@ -85,17 +76,27 @@ fn parse(inv: &Inventory, name: &str, step: Step, report: &serde_json::Value) ->
             let node = r
                 .inspected
                 .ok_or("the validate JSON carries no inspected node (kiln on the node predates --with-node)")?;
-            Ok(Parsed { node, platform: Some(r.platform), verdict: Some(r.verdict), findings: r.findings })
+            Ok(Parsed {
+                node,
+                platform: Some(r.platform),
+                verdict: Some(r.verdict),
+                findings: r.findings,
+                burnin: None,
+            })
         }
         Step::Burnin => {
-            let doc = BurninDoc::deserialize(report).map_err(|e| format!("the burn-in JSON has no verdict: {e}"))?;
-            let node = match doc.inspected {
-                Some(n) => n,
-                None => last_inspected(inv, name)
-                    .map_err(|e| format!("read the node's last inspection: {e}"))?
-                    .ok_or("the burn-in JSON carries no node and the inventory has none; run `kiln rack inspect`")?,
-            };
-            Ok(Parsed { node, platform: doc.platform, verdict: Some(doc.verdict), findings: doc.findings })
+            let b = BurninReport::deserialize(report).map_err(|e| format!("the burn-in JSON is not a report: {e}"))?;
+            let node =
+                last_inspected(inv, name).map_err(|e| format!("read the node's last recorded model: {e}"))?.ok_or(
+                    "the inventory has no model of the node to record the burn-in against; run `kiln rack inspect`",
+                )?;
+            Ok(Parsed {
+                node,
+                platform: Some(b.platform.clone()),
+                verdict: Some(b.verdict),
+                findings: b.findings.clone(),
+                burnin: Some(b),
+            })
         }
         Step::Status => Err("status records nothing".into()),
     }
@@ -148,6 +149,9 @@ pub fn record_outcome(inv: &mut Inventory, rack: &str, o: &NodeOutcome) -> Recor
             Err(why) => return RecordResult::Unreadable(format!("kiln on the node answered, but {why}")),
         };
         let reported = std::mem::replace(&mut parsed.node.hostname, o.node.clone());
+        // A burn-in that could not run a requested test did not burn the node
+        // in: it is kept, but moves nothing (as `kiln burnin --db` does).
+        let incomplete = parsed.burnin.as_ref().is_some_and(|b| b.incomplete);
         let run = RunRecord {
             kind,
             node: &parsed.node,
@@ -159,9 +163,13 @@ pub fn record_outcome(inv: &mut Inventory, rack: &str, o: &NodeOutcome) -> Recor
             started_at: o.started,
             finished_at: o.finished,
             actor: &actor,
-            lifecycle: RunLifecycle::FromOutcome,
+            lifecycle: if incomplete { RunLifecycle::Leave } else { RunLifecycle::FromOutcome },
         };
-        inv.record_run(&run).map(|id| Recorded {
+        let written = match &parsed.burnin {
+            Some(b) => inv.record_burnin_run(&run, b),
+            None => inv.record_run(&run),
+        };
+        written.map(|id| Recorded {
             run_id: Some(id.0),
             reported_hostname: (reported != o.node && !reported.is_empty()).then_some(reported),
             ..Recorded::default()
@@ -266,12 +274,18 @@ mod tests {
     }
 
     #[test]
-    fn a_burnin_without_its_node_is_recorded_against_the_last_inspection() {
+    fn a_burnin_is_recorded_against_the_last_recorded_model() {
         let (_dir, mut inv) = open();
-        let doc = serde_json::json!({"verdict": "pass", "findings": [], "results": [{"name": "gemm"}]});
+        let doc = serde_json::json!({
+            "kind": "kiln.burnin", "version": 1, "kiln_version": "0.1.0", "hostname": "hgx-b200-01",
+            "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:00:05Z", "duration_s": 5.0,
+            "tests_requested": ["host"], "gemm_dtype": "bf16", "platform": "hgx-b200",
+            "platform_source": "detected", "gpu_access": {"status": "not_requested"},
+            "results": [], "telemetry": [], "findings": [], "verdict": "pass", "incomplete": false
+        });
         // No node in the document and none recorded: nothing to record it against.
         match record_outcome(&mut inv, "r1", &burnin(doc.clone())) {
-            RecordResult::Unreadable(why) => assert!(why.contains("run `kiln rack inspect`"), "{why}"),
+            RecordResult::Unreadable(why) => assert!(why.contains("no model of the node"), "{why}"),
             other => panic!("expected unreadable, got {other:?}"),
         }
         assert!(inv.node("node07").expect("query").is_none(), "nothing written");
@@ -288,12 +302,21 @@ mod tests {
         };
         let RecordResult::Recorded(r) = record_outcome(&mut inv, "r1", &validated) else { panic!("recorded") };
         assert_eq!((r.state.as_deref(), r.reported_hostname.as_deref()), (Some("validated"), Some("hgx-b200-01")));
+        // A burn-in that could not run a requested test (exit 7) is kept but moves nothing.
+        let mut incomplete = doc.clone();
+        incomplete["incomplete"] = serde_json::json!(true);
+        let skipped = NodeOutcome { remote_exit: Some(7), ..burnin(incomplete) };
+        let RecordResult::Recorded(r) = record_outcome(&mut inv, "r1", &skipped) else { panic!("recorded") };
+        assert_eq!(r.state.as_deref(), Some("validated"));
         let RecordResult::Recorded(r) = record_outcome(&mut inv, "r1", &burnin(doc)) else { panic!("recorded") };
         assert_eq!(r.state.as_deref(), Some("burned_in"));
+        let rows: i64 =
+            inv.conn.query_row("SELECT COUNT(*) FROM burnin_runs", [], |row| row.get(0)).expect("count burn-in rows");
+        assert_eq!(rows, 2, "the burn-in report itself is recorded with each run");
         let id = inv.node("node07").expect("query").expect("node").id;
         let run = inv.latest_run_of_kind(id, RunKind::Burnin).expect("query").expect("burn-in run");
         assert_eq!(inv.run_node(run.id).expect("node").gpus.gpus().len(), 8, "the validated node's model");
-        assert_eq!(run.platform, None);
+        assert_eq!(run.platform.as_deref(), Some("hgx-b200"));
         assert_eq!(
             already_passed(&inv, "node07", Step::Burnin).expect("query").map(|r| r.starts_with("already passed at")),
             Some(true)

@@ -82,13 +82,6 @@ pub enum InventoryError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("log event {action} on {target}")]
-    LogEvent {
-        target: String,
-        action: String,
-        #[source]
-        source: rusqlite::Error,
-    },
     #[error("record BMC firmware of node {hostname}")]
     RecordFirmware {
         hostname: String,

@@ -1,14 +1,15 @@
 //! The SQLite inventory: schema, migrations and all SQL. Nothing else writes SQL.
 
 mod bench;
+pub mod burnin;
 mod components;
 mod db;
 mod diff;
 mod error;
-mod events;
 mod firmware;
 mod lifecycle;
 pub mod migrate;
+mod note;
 mod query;
 mod rack;
 mod record;
@@ -23,7 +24,6 @@ pub use components::{components_of, ComponentRecord};
 pub use db::{db_path, Inventory, DEFAULT_BUSY_TIMEOUT, DEFAULT_DB_PATH};
 pub use diff::{diff_components, Change, ComponentChange};
 pub use error::InventoryError;
-pub use events::{EventOutcome, EventRow, NodeEvent};
 pub use firmware::{FirmwareReading, BMC_FIRMWARE_RUN};
 pub use lifecycle::LifecycleEvent;
 pub use query::{NodeRow, RunChanges, RunRow, SerialSighting};

@@ -87,10 +87,9 @@ pub fn run(args: &[String]) -> Result<u8> {
 
     // A host that is not expected to carry GPUs (the generic platform) and has
     // no NVIDIA driver skips the GPU tests legitimately: say so and go on.
-    let burnin_ok = burnin_code == EXIT_OK
-        || (burnin_code == EXIT_SKIPPED && verdict.platform == "generic" && verdict.gpus_expected == 0);
+    let burnin_ok = burnin_code == EXIT_OK || (burnin_code == EXIT_SKIPPED && !verdict.gpus_present);
     if burnin_code == EXIT_SKIPPED && burnin_ok {
-        eprintln!("bringup: GPU burn-in skipped (no NVIDIA driver); platform 'generic' expects no GPUs");
+        eprintln!("bringup: GPU burn-in skipped: this node has no NVIDIA GPU and its platform expects none");
     }
     eprintln!(
         "bringup: node {} platform {}: validate exit {validate_code}, burn-in exit {burnin_code}, report exit {report_code}",
@@ -107,19 +106,32 @@ pub fn run(args: &[String]) -> Result<u8> {
     Ok(u8::try_from(code).unwrap_or(1))
 }
 
-/// The few fields bringup reads from `kiln validate --json`.
+/// The few things bringup reads from `kiln validate --json`.
 struct ValidateSummary {
     node: String,
     platform: String,
-    gpus_expected: u64,
+    /// Whether any GPU check judged something (pass, fail or error): a node
+    /// with GPUs, or whose platform expects them. Only GPU checks that were
+    /// all skipped ("no NVIDIA GPU on the PCI bus") make this false.
+    gpus_present: bool,
 }
 
 fn parse_validate(bytes: &[u8]) -> ValidateSummary {
     let v: serde_json::Value = serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null);
+    let gpus_present = match v["findings"].as_array() {
+        Some(findings) => findings.iter().any(|f| {
+            f["check"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("gpu.") || c.starts_with("nvlink.") || c.starts_with("fabric."))
+                && f["outcome"].as_str() != Some("skipped")
+        }),
+        // No readable verdict: assume the worst, a skipped burn-in is not ok.
+        None => true,
+    };
     ValidateSummary {
         node: v["node"].as_str().unwrap_or("localhost").to_string(),
         platform: v["platform"].as_str().unwrap_or("unknown").to_string(),
-        gpus_expected: v["gpus_expected"].as_u64().unwrap_or(0),
+        gpus_present,
     }
 }
 

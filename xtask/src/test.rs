@@ -20,6 +20,9 @@ pub const TEST_PACKAGES: &[&str] = &[
     "python3-venv",   // the venv for sushy-tools
     "ipmitool",       // IPMI fallback client
     "openipmi",       // ipmi_sim, the IPMI peer
+    "slurm-wlm",      // slurmctld and slurmd for the Slurm hand-off test
+    "munge",          // Slurm's authentication
+    "chromium",       // headless screenshots of the HTML report
 ];
 
 /// Python packages installed into `target/venv`.

@@ -12,7 +12,7 @@ fn transitions_are_recorded_and_illegal_ones_refused() {
     inv.enroll("gpu-a01", Some("r07"), "manifest").expect("enroll");
     assert_eq!(
         inv.enroll("gpu-a01", None, "manifest").expect("enroll again"),
-        inv.node("gpu-a01").unwrap().unwrap().id
+        inv.node("gpu-a01").expect("query").expect("enrolled").id
     );
 
     let err = inv.transition("gpu-a01", &LifecycleState::BurnedIn, "tech-ana", "try").expect_err("skips steps");

@@ -2,12 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use super::support::{at, count, raw, record, temp_db, validate_findings};
+use super::support::{at, record, temp_db, validate_findings};
 use crate::checks::{Component, Finding, Outcome, Severity, Verdict};
 use crate::inventory::sample::hgx_b200_node;
-use crate::inventory::{
-    ComponentRecord, EventOutcome, FirmwareReading, Inventory, NodeEvent, RackRunRecord, BMC_FIRMWARE_RUN,
-};
+use crate::inventory::{ComponentRecord, FirmwareReading, Inventory, RackRunRecord, BMC_FIRMWARE_RUN};
 use crate::lifecycle::{LifecycleState, RunKind};
 
 #[test]
@@ -44,47 +42,6 @@ fn a_rack_run_keeps_its_findings_and_node_statuses() {
     assert_eq!(runs[1].started_at, "2025-03-01T08:00:00.000Z");
     assert_eq!(inv.rack_run_findings(first).expect("findings"), vec![pass, drift]);
     assert!(inv.rack_runs("r08").expect("other rack").is_empty());
-}
-
-#[test]
-fn events_are_appended_with_their_node_and_never_rewritten() {
-    let (_dir, path) = temp_db();
-    let mut inv = Inventory::open(&path).expect("open");
-    let event = NodeEvent {
-        node: Some("node01"),
-        rack: Some("r07"),
-        target: "https://10.77.0.1:8101",
-        actor: "kiln bmc",
-        action: "power.force-off",
-        outcome: EventOutcome::Requested,
-        detail: None,
-    };
-    inv.log_event(&event).expect("requested");
-    inv.log_event(&NodeEvent { outcome: EventOutcome::Done, detail: Some("power is now off"), ..event.clone() })
-        .expect("done");
-    inv.log_event(&NodeEvent { node: None, rack: None, target: "https://bmc-x", ..event.clone() }).expect("by url");
-
-    // Logging enrolled the unknown node, and moved nothing else.
-    let node = inv.node("node01").expect("query").expect("enrolled");
-    assert_eq!((node.state, node.rack.as_deref()), (LifecycleState::Enrolled, Some("r07")));
-    let events = inv.events("node01").expect("events");
-    let seen: Vec<(&str, EventOutcome, Option<&str>)> =
-        events.iter().map(|e| (e.action.as_str(), e.outcome, e.detail.as_deref())).collect();
-    assert_eq!(
-        seen,
-        vec![
-            ("power.force-off", EventOutcome::Requested, None),
-            ("power.force-off", EventOutcome::Done, Some("power is now off"))
-        ]
-    );
-    assert_eq!(events[0].node.as_deref(), Some("node01"));
-    let by_url = inv.target_events("https://bmc-x").expect("by url");
-    assert_eq!((by_url.len(), by_url[0].node.as_deref()), (1, None));
-
-    let conn = raw(&path);
-    assert!(conn.execute("UPDATE events SET outcome = 'done'", []).is_err(), "append-only");
-    assert!(conn.execute("DELETE FROM events", []).is_err(), "append-only");
-    assert_eq!(count(&conn, "events"), 3);
 }
 
 fn firmware(id: &str, version: &str) -> ComponentRecord {

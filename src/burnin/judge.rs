@@ -1,0 +1,767 @@
+//! Judging a burn-in: results and telemetry against the platform's thresholds, into `Finding`s.
+//!
+//! Pure functions over plain data: everything here is tested without a GPU.
+
+use super::options::{GemmDtype, TestKind};
+use super::report::{Figure, GpuTelemetry, TestResult, TestStatus, Watch};
+use super::thresholds::{BurninThresholds, Limit};
+use super::xid::XidCatalog;
+use crate::checks::{Component, Finding, Outcome, Severity};
+
+/// Throttle reasons that fail a burn-in (NVML clocks-event reason bits).
+pub const HW_SLOWDOWN: u64 = 0x8;
+pub const SW_THERMAL_SLOWDOWN: u64 = 0x20;
+pub const HW_THERMAL_SLOWDOWN: u64 = 0x40;
+pub const HW_POWER_BRAKE_SLOWDOWN: u64 = 0x80;
+pub const SW_POWER_CAP: u64 = 0x4;
+
+const FAILING_THROTTLE: [(u64, &str); 4] = [
+    (HW_SLOWDOWN, "hardware slowdown"),
+    (HW_THERMAL_SLOWDOWN, "hardware thermal slowdown"),
+    (HW_POWER_BRAKE_SLOWDOWN, "hardware power-brake slowdown"),
+    (SW_THERMAL_SLOWDOWN, "software thermal slowdown"),
+];
+
+const ACTION_DATA: &str = "the GPU returned wrong data: re-run once; if wrong values repeat, RMA the GPU";
+const ACTION_RERUN: &str = "read the message, fix the cause and re-run the burn-in";
+
+/// Writes the platform's thresholds into the figures they judge, so that the
+/// report shows each number beside its limit and reason.
+pub fn annotate(results: &mut [TestResult], t: &BurninThresholds, dtype: GemmDtype) {
+    for r in results.iter_mut() {
+        for f in r.figures.iter_mut() {
+            if let Some(l) = limit_for(t, r.test, &f.name, dtype) {
+                f.min = l.min;
+                f.expected = l.expected;
+                f.threshold_reason = Some(l.reason.clone());
+            }
+        }
+    }
+}
+
+fn limit_for<'t>(t: &'t BurninThresholds, test: TestKind, figure: &str, dtype: GemmDtype) -> Option<&'t Limit> {
+    match (test, figure) {
+        (TestKind::Gemm, "tflops") => t.gemm.for_dtype(dtype),
+        (TestKind::Hbm, "copy_kernel") => t.hbm.copy_kernel.as_ref(),
+        (TestKind::Hbm, "copy_engine") => t.hbm.copy_engine.as_ref(),
+        (TestKind::HostLink, "h2d") => t.host_link.h2d.as_ref(),
+        (TestKind::HostLink, "d2h") => t.host_link.d2h.as_ref(),
+        (TestKind::HostLink, "h2d_together") => t.host_link.h2d_together.as_ref(),
+        (TestKind::HostLink, "d2h_together") => t.host_link.d2h_together.as_ref(),
+        (TestKind::P2p, "p2p") => t.p2p.pair.as_ref(),
+        _ => None,
+    }
+}
+
+fn component(r: &TestResult) -> Component {
+    match &r.gpu {
+        Some(g) => g.component(),
+        None if r.test == TestKind::Host => Component { kind: "cpu".into(), ..Component::node() },
+        None => Component::node(),
+    }
+}
+
+fn who(r: &TestResult) -> String {
+    match &r.gpu {
+        Some(g) => g.describe(),
+        None if r.test == TestKind::Host => "the host".into(),
+        None => "this node".into(),
+    }
+}
+
+/// Findings for every test result.
+pub fn judge_results(results: &[TestResult], t: &BurninThresholds, dtype: GemmDtype) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for r in results {
+        let test = r.test.as_str();
+        match &r.status {
+            TestStatus::Skipped { reason, applicable } => {
+                let msg = if *applicable {
+                    format!("{test} on {} did not run: {reason}", who(r))
+                } else {
+                    format!("{test} does not apply here: {reason}")
+                };
+                out.push(Finding::new(
+                    &format!("burnin.{}", check_name(r.test)),
+                    Outcome::Skipped,
+                    Severity::Info,
+                    component(r),
+                    msg,
+                ));
+                continue;
+            }
+            TestStatus::Error { message } => {
+                out.push(
+                    Finding::new(
+                        &format!("burnin.{}", check_name(r.test)),
+                        Outcome::Error,
+                        Severity::Critical,
+                        component(r),
+                        format!("{test} on {} could not finish: {message}", who(r)),
+                    )
+                    .action(ACTION_RERUN),
+                );
+                continue;
+            }
+            TestStatus::Ran => {}
+        }
+        out.push(data_finding(r));
+        match r.test {
+            TestKind::Memtest => out.push(coverage_finding(r, t)),
+            TestKind::P2p if r.figure("p2p").is_none() => out.push(
+                Finding::new(
+                    "burnin.p2p.access",
+                    Outcome::Fail,
+                    Severity::Critical,
+                    component(r),
+                    format!("{}: {}", who(r), r.notes.join("; ")),
+                )
+                .action("check NVLink state (nvidia-smi nvlink -s) and that the fabric manager runs; reset the GPUs and re-run"),
+            ),
+            TestKind::Host => {}
+            _ => {}
+        }
+        for f in &r.figures {
+            if let Some(finding) = rate_finding(r, f, t, dtype) {
+                out.push(finding);
+            }
+        }
+    }
+    out.extend(outliers(results, t));
+    out
+}
+
+fn check_name(t: TestKind) -> &'static str {
+    match t {
+        TestKind::HostLink => "host_link",
+        other => other.as_str(),
+    }
+}
+
+fn data_finding(r: &TestResult) -> Finding {
+    let check = format!("burnin.{}.data", check_name(r.test));
+    if r.data_error_count == 0 {
+        let what = match r.test {
+            TestKind::Host => "stress-ng reported no failure".to_string(),
+            _ => "every value verified".to_string(),
+        };
+        return Finding::new(
+            &check,
+            Outcome::Pass,
+            Severity::Info,
+            component(r),
+            format!("{} {}: {what}", r.test, who(r)),
+        );
+    }
+    let first = r
+        .data_errors
+        .first()
+        .map(|e| {
+            let addr = e.device_address.as_deref().map(|a| format!(" (address {a})")).unwrap_or_default();
+            format!("; first in {}: {}{addr}, expected {}, read {}", e.phase, e.location, e.expected, e.actual)
+        })
+        .unwrap_or_default();
+    let action = match r.test {
+        TestKind::Memtest => {
+            "HBM returned wrong data at the listed addresses: reset the GPU (to remap rows) and re-run; RMA if errors repeat"
+        }
+        TestKind::Host => "the host failed stress-ng verification: run a full memory test (memtest86+) and check DIMMs and CPU; replace the failing part",
+        TestKind::HostLink => "data was corrupted crossing the host link: check the PCIe/C2C link (kiln validate) and re-run; RMA if it repeats",
+        TestKind::P2p => "data was corrupted crossing NVLink: check the NVLink fabric, reset the GPUs and re-run; RMA if it repeats",
+        _ => ACTION_DATA,
+    };
+    Finding::new(
+        &check,
+        Outcome::Fail,
+        Severity::Critical,
+        component(r),
+        format!("{} found {} wrong value(s) in {}{first}", who(r), r.data_error_count, r.test),
+    )
+    .expected("0 wrong values")
+    .actual(r.data_error_count)
+    .action(action)
+}
+
+fn coverage_finding(r: &TestResult, t: &BurninThresholds) -> Finding {
+    let min = 100.0 * t.memtest.min_coverage;
+    match r.figure("coverage") {
+        Some(c) if c.value >= min => Finding::new(
+            "burnin.memtest.coverage",
+            Outcome::Pass,
+            Severity::Info,
+            component(r),
+            format!("memtest on {} covered {:.1}% of free memory", who(r), c.value),
+        ),
+        Some(c) => Finding::new(
+            "burnin.memtest.coverage",
+            Outcome::Error,
+            Severity::Warning,
+            component(r),
+            format!("memtest on {} covered only {:.1}% of free memory (needs {min:.0}%)", who(r), c.value),
+        )
+        .expected(format!(">= {min:.0}%"))
+        .actual(format!("{:.1}%", c.value))
+        .action("stop other programs using the GPU (nvidia-smi) and re-run"),
+        None => Finding::new(
+            "burnin.memtest.coverage",
+            Outcome::Error,
+            Severity::Warning,
+            component(r),
+            format!("memtest on {} reported no coverage", who(r)),
+        )
+        .action(ACTION_RERUN),
+    }
+}
+
+fn rate_action(test: TestKind) -> &'static str {
+    match test {
+        TestKind::Gemm => "check cooling, power cables and the power limit (nvidia-smi -q -d POWER,PERFORMANCE); re-run; RMA if it repeats",
+        TestKind::Hbm => "reset the GPU and re-run; a GPU whose memory bandwidth stays low needs RMA",
+        TestKind::HostLink => "check the PCIe link speed and width (kiln validate), the riser or cable seating and BIOS PCIe settings; re-run",
+        TestKind::P2p => "check NVLink state (nvidia-smi nvlink -s), the NVSwitches and the fabric manager; re-run; RMA the baseboard or GPU if it repeats",
+        _ => ACTION_RERUN,
+    }
+}
+
+/// A rate against its threshold: pass, fail, or skipped when the platform
+/// has no threshold for it (never a silent pass).
+fn rate_finding(r: &TestResult, f: &Figure, t: &BurninThresholds, dtype: GemmDtype) -> Option<Finding> {
+    let what = match (r.test, f.name.as_str()) {
+        (TestKind::Gemm, "tflops") => format!("{} gemm", dtype.as_str()),
+        (TestKind::Hbm, "copy_kernel") => "HBM copy (kernel)".into(),
+        (TestKind::Hbm, "copy_engine") => "HBM copy (copy engine)".into(),
+        (TestKind::HostLink, n) if n.starts_with("h2d") || n.starts_with("d2h") => {
+            let dir = if n.starts_with("h2d") { "host-to-device" } else { "device-to-host" };
+            if n.ends_with("_together") {
+                format!("{dir} copy with every GPU copying")
+            } else {
+                format!("{dir} copy")
+            }
+        }
+        (TestKind::P2p, "p2p") => format!("peer copy to GPU {}", f.peer_gpu.map(|p| p.to_string()).unwrap_or_default()),
+        _ => return None,
+    };
+    let check = format!("burnin.{}.{}", check_name(r.test), f.name);
+    let value = format!("{:.2} {}", f.value, f.unit);
+    let limit = limit_for(t, r.test, &f.name, dtype);
+    let Some(min) = limit.and_then(|l| l.min) else {
+        return Some(Finding::new(
+            &check,
+            Outcome::Skipped,
+            Severity::Info,
+            component(r),
+            format!("{} ran {what} at {value}; platform {} has no threshold for it", who(r), t.name),
+        ));
+    };
+    let reason = limit.map(|l| l.reason.as_str()).unwrap_or_default();
+    if f.value >= min {
+        Some(
+            Finding::new(
+                &check,
+                Outcome::Pass,
+                Severity::Info,
+                component(r),
+                format!("{} ran {what} at {value}", who(r)),
+            )
+            .expected(format!(">= {min} {} ({reason})", f.unit))
+            .actual(value),
+        )
+    } else {
+        Some(
+            Finding::new(
+                &check,
+                Outcome::Fail,
+                Severity::Critical,
+                component(r),
+                format!("{} ran {what} at {value}, under the minimum {min} {}", who(r), f.unit),
+            )
+            .expected(format!(">= {min} {} ({reason})", f.unit))
+            .actual(value)
+            .action(rate_action(r.test)),
+        )
+    }
+}
+
+/// A GPU more than `1 - outlier_fraction` under the node's best GEMM rate.
+fn outliers(results: &[TestResult], t: &BurninThresholds) -> Vec<Finding> {
+    let rates: Vec<(&TestResult, f64)> = results
+        .iter()
+        .filter(|r| r.test == TestKind::Gemm && r.status == TestStatus::Ran)
+        .filter_map(|r| r.figure("tflops").map(|f| (r, f.value)))
+        .collect();
+    if rates.len() < 2 {
+        return Vec::new();
+    }
+    let best = rates.iter().map(|(_, v)| *v).fold(f64::MIN, f64::max);
+    let floor = best * t.gemm.outlier_fraction;
+    rates
+        .into_iter()
+        .map(|(r, v)| {
+            let below = if best > 0.0 { 100.0 * (1.0 - v / best) } else { 0.0 };
+            if v >= floor {
+                Finding::new(
+                    "burnin.gemm.outlier",
+                    Outcome::Pass,
+                    Severity::Info,
+                    component(r),
+                    format!("{} ran gemm at {v:.0} TFLOP/s, {below:.0}% below the best GPU", who(r)),
+                )
+            } else {
+                Finding::new(
+                    "burnin.gemm.outlier",
+                    Outcome::Fail,
+                    Severity::Warning,
+                    component(r),
+                    format!("{} ran gemm at {v:.0} TFLOP/s, {below:.0}% below its siblings (best {best:.0})", who(r)),
+                )
+                .expected(format!(">= {floor:.0} TFLOP/s ({:.0}% of the best GPU)", 100.0 * t.gemm.outlier_fraction))
+                .actual(format!("{v:.0} TFLOP/s"))
+                .action("check cooling and power cables; re-run; RMA if it repeats")
+            }
+        })
+        .collect()
+}
+
+/// Findings from NVML telemetry, per GPU. `minutes` is the run's length.
+pub fn judge_telemetry(tel: &[GpuTelemetry], t: &BurninThresholds, xids: &XidCatalog, minutes: f64) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for g in tel {
+        let comp = g.gpu.component();
+        let who = g.gpu.describe();
+        // Throttling.
+        let seen: u64 = g.samples.iter().filter_map(|s| s.throttle_reasons).fold(0, |a, b| a | b);
+        let read_any = g.samples.iter().any(|s| s.throttle_reasons.is_some());
+        let bad: Vec<&str> = FAILING_THROTTLE.iter().filter(|(b, _)| seen & b != 0).map(|(_, n)| *n).collect();
+        if !read_any {
+            out.push(Finding::new(
+                "burnin.telemetry.throttle",
+                Outcome::Skipped,
+                Severity::Info,
+                comp.clone(),
+                format!("{who}: NVML gave no clocks-event reasons"),
+            ));
+        } else if !bad.is_empty() {
+            let n = g
+                .samples
+                .iter()
+                .filter(|s| s.throttle_reasons.is_some_and(|r| FAILING_THROTTLE.iter().any(|(b, _)| r & b != 0)))
+                .count();
+            out.push(
+                Finding::new(
+                    "burnin.telemetry.throttle",
+                    Outcome::Fail,
+                    Severity::Critical,
+                    comp.clone(),
+                    format!("{who} throttled under load: {} in {n} of {} samples", bad.join(", "), g.samples.len()),
+                )
+                .expected("no hardware, thermal or power-brake slowdown")
+                .actual(bad.join(", "))
+                .action("check airflow, fans, heatsink contact and the power supply/power-brake signal; re-run; RMA if it repeats"),
+            );
+        } else {
+            let capped = g.samples.iter().filter(|s| s.throttle_reasons.is_some_and(|r| r & SW_POWER_CAP != 0)).count();
+            // Reaching the power cap under a full-power GEMM is the expected
+            // state: the firmware holds the board at its power limit. It says
+            // nothing is wrong; hardware or thermal slowdowns would.
+            let note = if capped > 0 {
+                format!(
+                    "; at its software power cap in {capped} of {} samples (expected at full load)",
+                    g.samples.len()
+                )
+            } else {
+                String::new()
+            };
+            out.push(Finding::new(
+                "burnin.telemetry.throttle",
+                Outcome::Pass,
+                Severity::Info,
+                comp.clone(),
+                format!("{who}: no hardware or thermal slowdown{note}"),
+            ));
+        }
+        // ECC.
+        let after_unc =
+            [g.after.ecc_volatile_uncorrected, g.samples.iter().filter_map(|s| s.ecc_volatile_uncorrected).max()]
+                .into_iter()
+                .flatten()
+                .max();
+        out.push(match (g.before.ecc_volatile_uncorrected, after_unc) {
+            (Some(b), Some(a)) if a > b => Finding::new(
+                "burnin.telemetry.ecc",
+                Outcome::Fail,
+                Severity::Critical,
+                comp.clone(),
+                format!("{who}: {} new uncorrectable ECC error(s) during the burn-in", a - b),
+            )
+            .expected("no new uncorrectable ECC error")
+            .actual(a - b)
+            .action("reset the GPU (to remap rows) and re-run; RMA if uncorrectable errors repeat"),
+            (Some(_), Some(_)) => Finding::new(
+                "burnin.telemetry.ecc",
+                Outcome::Pass,
+                Severity::Info,
+                comp.clone(),
+                format!("{who}: no new uncorrectable ECC error"),
+            ),
+            _ => Finding::new(
+                "burnin.telemetry.ecc",
+                Outcome::Skipped,
+                Severity::Info,
+                comp.clone(),
+                format!("{who}: ECC counters not available (ECC off or not supported)"),
+            ),
+        });
+        // Row remapping.
+        out.push(match (g.before.remap_pending, g.after.remap_pending, g.after.remap_failure) {
+            (_, _, Some(true)) => Finding::new(
+                "burnin.telemetry.row_remap",
+                Outcome::Fail,
+                Severity::Critical,
+                comp.clone(),
+                format!("{who}: row remapping failed"),
+            )
+            .action("the GPU ran out of spare rows: RMA the GPU"),
+            (Some(false), Some(true), _) => Finding::new(
+                "burnin.telemetry.row_remap",
+                Outcome::Fail,
+                Severity::Critical,
+                comp.clone(),
+                format!("{who}: a row remap became pending during the burn-in"),
+            )
+            .action("reset the GPU to apply the remap, then re-run the burn-in; RMA if it repeats"),
+            (Some(true), Some(true), _) => Finding::new(
+                "burnin.telemetry.row_remap",
+                Outcome::Fail,
+                Severity::Critical,
+                comp.clone(),
+                format!("{who}: a row remap was already pending before the burn-in"),
+            )
+            .action("reset the GPU to apply the pending remap, then re-run the burn-in"),
+            (_, Some(false), _) => Finding::new(
+                "burnin.telemetry.row_remap",
+                Outcome::Pass,
+                Severity::Info,
+                comp.clone(),
+                format!("{who}: no pending row remap"),
+            ),
+            _ => Finding::new(
+                "burnin.telemetry.row_remap",
+                Outcome::Skipped,
+                Severity::Info,
+                comp.clone(),
+                format!("{who}: row remapping not reported by NVML"),
+            ),
+        });
+        // Xids.
+        match &g.xid_watch {
+            Watch::Watched => {
+                let fatal: Vec<String> = g
+                    .xids
+                    .iter()
+                    .filter(|x| xids.is_fatal(x.xid))
+                    .map(|x| match xids.get(x.xid) {
+                        Some(e) => format!("Xid {} ({}): {}", x.xid, e.name, e.action),
+                        None => format!("Xid {} (not in kiln's catalog)", x.xid),
+                    })
+                    .collect();
+                let other: Vec<String> =
+                    g.xids.iter().filter(|x| !xids.is_fatal(x.xid)).map(|x| format!("Xid {}", x.xid)).collect();
+                if fatal.is_empty() {
+                    let extra = if other.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (seen, not fatal: {})", other.join(", "))
+                    };
+                    out.push(Finding::new(
+                        "burnin.telemetry.xid",
+                        Outcome::Pass,
+                        Severity::Info,
+                        comp.clone(),
+                        format!("{who}: no fatal Xid{extra}"),
+                    ));
+                } else {
+                    out.push(
+                        Finding::new(
+                            "burnin.telemetry.xid",
+                            Outcome::Fail,
+                            Severity::Critical,
+                            comp.clone(),
+                            format!("{who} reported {}", fatal.join("; ")),
+                        )
+                        .action("follow the action of each Xid listed; collect nvidia-bug-report.sh output before resetting"),
+                    );
+                }
+            }
+            Watch::NotSupported { reason } => out.push(Finding::new(
+                "burnin.telemetry.xid",
+                Outcome::Skipped,
+                Severity::Info,
+                comp.clone(),
+                format!("{who}: Xid events not watched: {reason}"),
+            )),
+            Watch::Failed { reason } => out.push(
+                Finding::new(
+                    "burnin.telemetry.xid",
+                    Outcome::Error,
+                    Severity::Warning,
+                    comp.clone(),
+                    format!("{who}: Xid events could not be watched: {reason}"),
+                )
+                .action("check the kernel log (dmesg | grep -i xid) for the run's time window"),
+            ),
+        }
+        // NVLink errors.
+        if let (Some(b), Some(a)) = (g.before.nvlink_errors, g.after.nvlink_errors) {
+            let new = a.saturating_sub(b);
+            let budget = t.telemetry.nvlink_error_budget;
+            let f = if new > budget {
+                Finding::new(
+                    "burnin.telemetry.nvlink_errors",
+                    Outcome::Fail,
+                    Severity::Critical,
+                    comp.clone(),
+                    format!("{who}: {new} new NVLink error count(s) over {} links (budget {budget})", g.after.nvlink_links.unwrap_or(0)),
+                )
+                .expected(format!("<= {budget} ({})", t.telemetry.reason))
+                .actual(new)
+                .action("check the NVLink path (nvidia-smi nvlink -e), reseat the GPU or cable cartridge; RMA if it repeats")
+            } else {
+                Finding::new(
+                    "burnin.telemetry.nvlink_errors",
+                    Outcome::Pass,
+                    Severity::Info,
+                    comp.clone(),
+                    format!("{who}: {new} new NVLink error count(s) (budget {budget})"),
+                )
+            };
+            out.push(f);
+        }
+        // PCIe replays.
+        if let (Some(b), Some(a)) = (g.before.pcie_replay, g.after.pcie_replay) {
+            let new = a.saturating_sub(b);
+            let budget = (t.telemetry.pcie_replays_per_minute * minutes.max(1.0)).ceil() as u64;
+            out.push(if new > budget {
+                Finding::new(
+                    "burnin.telemetry.pcie_replay",
+                    Outcome::Fail,
+                    Severity::Warning,
+                    comp.clone(),
+                    format!("{who}: {new} PCIe replays during the run (budget {budget})"),
+                )
+                .expected(format!("<= {budget} ({})", t.telemetry.reason))
+                .actual(new)
+                .action("check the PCIe link (riser, cable, slot) and re-run; a link that keeps replaying needs its riser or GPU replaced")
+            } else {
+                Finding::new(
+                    "burnin.telemetry.pcie_replay",
+                    Outcome::Pass,
+                    Severity::Info,
+                    comp.clone(),
+                    format!("{who}: {new} PCIe replays (budget {budget})"),
+                )
+            });
+        }
+        // What could not be read is not healthy: say so.
+        if !g.problems.is_empty() {
+            out.push(
+                Finding::new(
+                    "burnin.telemetry.read",
+                    Outcome::Error,
+                    Severity::Warning,
+                    comp.clone(),
+                    format!("{who}: NVML queries failed: {}", g.problems.join("; ")),
+                )
+                .action("check the driver (nvidia-smi -q) and re-run"),
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::burnin::report::{DataError, GpuIdentity, HealthCounters, Sample, XidEvent};
+    use crate::checks::Verdict;
+
+    fn gpu(i: u32) -> GpuIdentity {
+        GpuIdentity {
+            index: i,
+            pci_address: format!("0000:{:02x}:00.0", 0x1b + i),
+            serial: Some(format!("165{i}")),
+            uuid: None,
+            name: Some("NVIDIA H100 80GB HBM3".into()),
+            numa_node: Some(0),
+        }
+    }
+
+    fn gemm(i: u32, tflops: f64) -> TestResult {
+        let mut r = TestResult::ran(TestKind::Gemm, Some(gpu(i)));
+        r.figures.push(Figure::new("tflops", tflops, "TFLOP/s"));
+        r
+    }
+
+    fn h100() -> BurninThresholds {
+        BurninThresholds::builtin("h100-sxm").expect("h100 table")
+    }
+
+    fn find<'a>(f: &'a [Finding], check: &str, gpu: u32) -> &'a Finding {
+        f.iter()
+            .find(|x| x.check == check && x.component.gpu_index == Some(gpu))
+            .unwrap_or_else(|| panic!("no {check} for gpu {gpu} in {f:#?}"))
+    }
+
+    #[test]
+    fn a_gpu_far_under_its_siblings_is_an_outlier_with_an_action() {
+        let results = vec![gemm(0, 790.0), gemm(1, 785.0), gemm(2, 612.0)];
+        let f = judge_results(&results, &h100(), GemmDtype::Bf16);
+        let o = find(&f, "burnin.gemm.outlier", 2);
+        assert_eq!(o.outcome, Outcome::Fail);
+        assert!(
+            o.message.contains("GPU 2 (serial 1652) at 0000:1d:00.0 ran gemm at 612 TFLOP/s, 23% below its siblings"),
+            "{}",
+            o.message
+        );
+        assert!(o.action.as_deref().is_some_and(|a| a.contains("cooling")));
+        assert_eq!(find(&f, "burnin.gemm.outlier", 1).outcome, Outcome::Pass);
+        // 612 is above the H100 minimum (596): only the outlier check fails.
+        assert_eq!(find(&f, "burnin.gemm.tflops", 2).outcome, Outcome::Pass);
+        assert_eq!(Verdict::of(&f), Verdict::Fail);
+    }
+
+    #[test]
+    fn rates_under_the_minimum_fail_and_missing_thresholds_are_skipped_not_passed() {
+        let results = vec![gemm(0, 500.0)];
+        let f = judge_results(&results, &h100(), GemmDtype::Bf16);
+        let r = find(&f, "burnin.gemm.tflops", 0);
+        assert_eq!(r.outcome, Outcome::Fail);
+        assert!(r.expected.as_deref().is_some_and(|e| e.contains("596")), "{r:?}");
+        let generic = BurninThresholds::builtin("generic").expect("generic");
+        let f = judge_results(&results, &generic, GemmDtype::Bf16);
+        assert_eq!(find(&f, "burnin.gemm.tflops", 0).outcome, Outcome::Skipped);
+        assert!(!f.iter().any(|x| x.check == "burnin.gemm.outlier"), "one GPU has no siblings");
+    }
+
+    #[test]
+    fn wrong_data_fails_with_the_location() {
+        let mut r = gemm(3, 790.0);
+        r.data_error_count = 1;
+        r.data_errors.push(DataError {
+            phase: "iteration 3".into(),
+            location: "element 16385 (row 1, col 2) of the output".into(),
+            device_address: Some("0x7f0000010004".into()),
+            offset: 65540,
+            expected: "0x41f00000 (30)".into(),
+            actual: "0x41f01000 (30.0078)".into(),
+        });
+        let f = judge_results(&[r], &h100(), GemmDtype::Bf16);
+        let d = find(&f, "burnin.gemm.data", 3);
+        assert_eq!(d.outcome, Outcome::Fail);
+        assert!(
+            d.message.contains("GPU 3") && d.message.contains("row 1, col 2") && d.message.contains("0x7f0000010004"),
+            "{}",
+            d.message
+        );
+    }
+
+    #[test]
+    fn skipped_and_error_results_become_findings() {
+        let results = vec![
+            TestResult::skipped(TestKind::Gemm, None, "no NVIDIA driver", true),
+            TestResult::error(TestKind::Hbm, Some(gpu(0)), "launching copy_u4 on GPU 0: CUDA_ERROR_ILLEGAL_ADDRESS"),
+        ];
+        let f = judge_results(&results, &h100(), GemmDtype::Bf16);
+        assert!(f.iter().any(|x| x.outcome == Outcome::Skipped && x.message.contains("no NVIDIA driver")));
+        assert!(f.iter().any(|x| x.outcome == Outcome::Error && x.action.is_some()));
+        assert_eq!(Verdict::of(&f), Verdict::Error);
+    }
+
+    #[test]
+    fn memtest_coverage_under_ninety_percent_is_an_error() {
+        let mut r = TestResult::ran(TestKind::Memtest, Some(gpu(0)));
+        r.figures.push(Figure::new("coverage", 80.0, "% of free"));
+        let f = judge_results(&[r], &h100(), GemmDtype::Bf16);
+        assert_eq!(find(&f, "burnin.memtest.coverage", 0).outcome, Outcome::Error);
+    }
+
+    fn telemetry(samples: Vec<Sample>, before: HealthCounters, after: HealthCounters, xids: Vec<u64>) -> GpuTelemetry {
+        GpuTelemetry {
+            gpu: gpu(0),
+            before,
+            after,
+            samples,
+            xids: xids.into_iter().map(|x| XidEvent { at_unix_ms: 1, xid: x }).collect(),
+            xid_watch: Watch::Watched,
+            power_limit_w: Some(700.0),
+            problems: vec![],
+        }
+    }
+
+    fn clean() -> HealthCounters {
+        HealthCounters {
+            ecc_volatile_uncorrected: Some(0),
+            ecc_volatile_corrected: Some(0),
+            remap_pending: Some(false),
+            remap_failure: Some(false),
+            pcie_replay: Some(0),
+            nvlink_errors: Some(0),
+            nvlink_links: Some(18),
+        }
+    }
+
+    fn sample(reasons: u64) -> Sample {
+        Sample { throttle_reasons: Some(reasons), ..Default::default() }
+    }
+
+    #[test]
+    fn power_cap_passes_and_hardware_slowdown_fails() {
+        let catalog = XidCatalog::builtin().expect("catalog");
+        let t = telemetry(vec![sample(SW_POWER_CAP), sample(0)], clean(), clean(), vec![]);
+        let f = judge_telemetry(&[t], &h100(), &catalog, 1.0);
+        let th = find(&f, "burnin.telemetry.throttle", 0);
+        assert_eq!(th.outcome, Outcome::Pass);
+        assert!(th.message.contains("power cap in 1 of 2"), "{}", th.message);
+        assert_eq!(Verdict::of(&f), Verdict::Pass);
+        let t = telemetry(vec![sample(SW_POWER_CAP | HW_POWER_BRAKE_SLOWDOWN)], clean(), clean(), vec![]);
+        let f = judge_telemetry(&[t], &h100(), &catalog, 1.0);
+        assert_eq!(find(&f, "burnin.telemetry.throttle", 0).outcome, Outcome::Fail);
+    }
+
+    #[test]
+    fn new_ecc_pending_remap_fatal_xid_and_nvlink_errors_fail() {
+        let catalog = XidCatalog::builtin().expect("catalog");
+        let mut after = clean();
+        after.ecc_volatile_uncorrected = Some(2);
+        after.remap_pending = Some(true);
+        after.nvlink_errors = Some(5);
+        after.pcie_replay = Some(1000);
+        let t = telemetry(vec![sample(0)], clean(), after, vec![79, 13]);
+        let f = judge_telemetry(&[t], &h100(), &catalog, 1.0);
+        for check in [
+            "burnin.telemetry.ecc",
+            "burnin.telemetry.row_remap",
+            "burnin.telemetry.xid",
+            "burnin.telemetry.nvlink_errors",
+            "burnin.telemetry.pcie_replay",
+        ] {
+            assert_eq!(find(&f, check, 0).outcome, Outcome::Fail, "{check}");
+        }
+        let x = find(&f, "burnin.telemetry.xid", 0);
+        assert!(
+            x.message.contains("Xid 79") && x.message.contains("reboot") && !x.message.contains("Xid 13"),
+            "{}",
+            x.message
+        );
+    }
+
+    #[test]
+    fn unreadable_counters_are_skipped_and_failed_reads_are_errors() {
+        let catalog = XidCatalog::builtin().expect("catalog");
+        let mut t = telemetry(vec![Sample::default()], HealthCounters::default(), HealthCounters::default(), vec![]);
+        t.problems.push("power: Unknown".into());
+        let f = judge_telemetry(&[t], &h100(), &catalog, 1.0);
+        assert_eq!(find(&f, "burnin.telemetry.ecc", 0).outcome, Outcome::Skipped);
+        assert_eq!(find(&f, "burnin.telemetry.throttle", 0).outcome, Outcome::Skipped);
+        assert_eq!(find(&f, "burnin.telemetry.read", 0).outcome, Outcome::Error);
+    }
+}

@@ -1,0 +1,109 @@
+//! The burn-in report as text for a terminal: figures beside their limits, then what needs attention.
+
+use std::fmt::Write;
+
+use super::report::{BurninReport, GpuAccess, TestStatus};
+use crate::checks::{Outcome, Verdict};
+
+/// The one-word verdict a technician reads last: pass, fail, error or skipped.
+pub fn verdict_word(r: &BurninReport) -> &'static str {
+    match r.verdict {
+        Verdict::Fail => "fail",
+        Verdict::Error => "error",
+        Verdict::Pass if r.incomplete => "skipped",
+        Verdict::Pass => "pass",
+    }
+}
+
+pub fn text(r: &BurninReport) -> String {
+    let mut s = String::new();
+    let gpus = match &r.gpu_access {
+        GpuAccess::Available { gpus, driver_version, .. } => {
+            let name = gpus.first().and_then(|g| g.name.clone()).unwrap_or_else(|| "GPU".into());
+            format!("{} x {name}, driver {driver_version}", gpus.len())
+        }
+        GpuAccess::Unavailable { reason } => format!("GPU tests not run: {reason}"),
+        GpuAccess::NotRequested => "no GPU test requested".into(),
+    };
+    let _ = writeln!(
+        s,
+        "kiln burnin: {gpus}; platform {} ({}); {:.0}s per stress test; gemm {}",
+        r.platform,
+        r.platform_source,
+        r.duration_s,
+        r.gemm_dtype.as_str()
+    );
+    if let Some(f) = &r.inject_fault {
+        let _ = writeln!(s, "TEST-ONLY FAULT INJECTED: {f}");
+    }
+    let _ = writeln!(s);
+    let _ =
+        writeln!(s, "{:<10} {:<4} {:<16} {:>14} {:>10} {:>10}", "TEST", "GPU", "FIGURE", "VALUE", "MIN", "EXPECTED");
+    for res in &r.results {
+        let gpu = res.gpu.as_ref().map(|g| g.index.to_string()).unwrap_or_else(|| "-".into());
+        match &res.status {
+            TestStatus::Skipped { reason, .. } => {
+                let _ = writeln!(s, "{:<10} {:<4} skipped: {reason}", res.test.as_str(), gpu);
+            }
+            TestStatus::Error { message } => {
+                let _ = writeln!(s, "{:<10} {:<4} error: {message}", res.test.as_str(), gpu);
+            }
+            TestStatus::Ran => {
+                if res.figures.is_empty() {
+                    let _ = writeln!(s, "{:<10} {:<4} ran ({:.0}s)", res.test.as_str(), gpu, res.seconds);
+                }
+                for f in &res.figures {
+                    let name = match f.peer_gpu {
+                        Some(p) => format!("{} ->{p}", f.name),
+                        None => f.name.clone(),
+                    };
+                    let num = |v: Option<f64>| v.map(|v| format!("{v}")).unwrap_or_else(|| "-".into());
+                    let _ = writeln!(
+                        s,
+                        "{:<10} {:<4} {:<16} {:>14} {:>10} {:>10}",
+                        res.test.as_str(),
+                        gpu,
+                        name,
+                        format!("{} {}", fmt_value(f.value), f.unit),
+                        num(f.min),
+                        num(f.expected)
+                    );
+                }
+            }
+        }
+    }
+    let attention: Vec<_> = r.findings.iter().filter(|f| f.outcome != Outcome::Pass).collect();
+    if !attention.is_empty() {
+        let _ = writeln!(s);
+        let _ = writeln!(s, "FINDINGS (not pass)");
+        for f in attention {
+            let _ = writeln!(s, "  {:<7} {:<32} {}", f.outcome.as_str().to_uppercase(), f.check, f.message);
+            if let Some(e) = &f.expected {
+                let _ = writeln!(s, "          expected {e}; actual {}", f.actual.as_deref().unwrap_or("-"));
+            }
+            if let Some(a) = &f.action {
+                let _ = writeln!(s, "          action: {a}");
+            }
+        }
+    }
+    let passed = r.findings.iter().filter(|f| f.outcome == Outcome::Pass).count();
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "verdict: {} ({} findings: {passed} pass){}",
+        verdict_word(r),
+        r.findings.len(),
+        if r.incomplete { "; incomplete: a requested test did not run" } else { "" }
+    );
+    s
+}
+
+fn fmt_value(v: f64) -> String {
+    if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}

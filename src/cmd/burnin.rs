@@ -1,0 +1,136 @@
+//! `kiln burnin`: run the burn-in on this node and report it; the exit code is the verdict.
+
+use std::io::IsTerminal;
+
+use crate::burnin::options::{self, BurninOptions, InjectFault};
+use crate::burnin::render;
+use crate::burnin::run::{self, BurninError, RunContext};
+use crate::checks::Verdict;
+use crate::cli::BurninArgs;
+use crate::exit;
+use crate::hw::root::{FsTree, SysTree};
+use crate::inventory::{Inventory, RunLifecycle, RunRecord};
+use crate::lifecycle::RunKind;
+
+/// Runs `kiln burnin` and returns the process exit code:
+/// any fail => CHECK_FAILED; else any error => CHECK_ERROR; else a requested
+/// test that could not run (no driver, no GPU, no stress-ng) => SKIPPED;
+/// else OK. A run that did not run never exits 0.
+pub fn burnin(args: BurninArgs) -> anyhow::Result<i32> {
+    let opts = match parse(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("kiln: error: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    let started = crate::inventory::now();
+    let tree: Box<dyn SysTree> = match &args.source.root {
+        Some(root) => Box::new(FsTree::at(root)),
+        None => Box::new(FsTree::live()),
+    };
+    let show = !args.json && std::io::stderr().is_terminal();
+    let progress = move |line: &str| {
+        if show {
+            eprintln!("kiln burnin: {line}");
+        }
+    };
+    let ctx = RunContext { host_memory_percent: args.host_memory };
+    let report = match run::run(&opts, &ctx, tree.as_ref(), &progress) {
+        Ok(r) => r,
+        Err(e @ (BurninError::Thresholds(_) | BurninError::Xid(_))) => {
+            eprintln!("kiln: error: {}", crate::burnin::report::chain(&e));
+            return Ok(exit::BAD_INPUT);
+        }
+        Err(e @ BurninError::NoSuchGpu { .. }) => {
+            eprintln!("kiln: error: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render::text(&report));
+    }
+    let code = exit_code(report.verdict, report.incomplete);
+    if let Some(db) = &args.db.db {
+        if let Err(db_code) = record(db, &args, &report, code, started) {
+            return Ok(db_code);
+        }
+    }
+    Ok(code)
+}
+
+/// Records the burn-in with the node it ran on. An incomplete run (a
+/// requested test could not run) is kept but does not move the node's
+/// lifecycle: a burn-in that did not burn in is not `burned_in`.
+fn record(
+    db: &std::path::Path,
+    args: &BurninArgs,
+    report: &crate::burnin::report::BurninReport,
+    code: i32,
+    started: time::OffsetDateTime,
+) -> Result<(), i32> {
+    let node = crate::cmd::node::inspect(args.source.root.as_deref())?;
+    let run = RunRecord {
+        platform: Some(&report.platform),
+        findings: &report.findings,
+        verdict: Some(report.verdict),
+        exit_code: code,
+        started_at: started,
+        finished_at: crate::inventory::now(),
+        lifecycle: if report.incomplete { RunLifecycle::Leave } else { RunLifecycle::FromOutcome },
+        ..RunRecord::new(RunKind::Burnin, &node, "kiln burnin")
+    };
+    let result = Inventory::open(db).and_then(|mut inv| inv.record_burnin_run(&run, report));
+    match result {
+        Ok(id) => {
+            tracing::info!(db = %db.display(), run = id.0, "burn-in recorded");
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("kiln: error: could not record the burn-in in {}: {:#}", db.display(), anyhow::Error::from(e));
+            Err(exit::DATABASE)
+        }
+    }
+}
+
+/// The exit code of a judged run.
+pub fn exit_code(verdict: Verdict, incomplete: bool) -> i32 {
+    match verdict {
+        Verdict::Fail => exit::CHECK_FAILED,
+        Verdict::Error => exit::CHECK_ERROR,
+        Verdict::Pass if incomplete => exit::SKIPPED,
+        Verdict::Pass => exit::OK,
+    }
+}
+
+fn parse(args: &BurninArgs) -> Result<BurninOptions, options::OptionsError> {
+    Ok(BurninOptions {
+        duration: options::parse_duration(&args.duration)?,
+        tests: options::parse_tests(&args.tests)?,
+        gpus: options::parse_gpus(&args.gpus)?,
+        gemm_dtype: args.gemm_dtype,
+        gemm_engine: args.gemm_engine,
+        gemm_size: args.gemm_size,
+        platform: args.platform.clone(),
+        sample_period: std::time::Duration::from_secs(1),
+        inject_fault: match &args.inject_fault {
+            Some(s) => Some(InjectFault::parse(s).ok_or_else(|| options::OptionsError::Fault(s.clone()))?),
+            None => None,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_never_say_ok_for_a_run_that_did_not_run() {
+        assert_eq!(exit_code(Verdict::Pass, false), exit::OK);
+        assert_eq!(exit_code(Verdict::Pass, true), exit::SKIPPED);
+        assert_eq!(exit_code(Verdict::Fail, true), exit::CHECK_FAILED);
+        assert_eq!(exit_code(Verdict::Error, false), exit::CHECK_ERROR);
+    }
+}

@@ -1,0 +1,72 @@
+//! `build_rack_report`: gather a rack report from the inventory and the rack manifest.
+
+use time::OffsetDateTime;
+
+use super::burnin_view::BurninView;
+use super::consistency::{outliers, rack_consistency};
+use super::parts::parts_of;
+use super::rack_model::{RackNodeReport, RackReport, RACK_REPORT_KIND, RACK_REPORT_SCHEMA_VERSION};
+use super::{build_report, NodeReport};
+use crate::inventory::{format_timestamp, Inventory, InventoryError, NodeRow};
+use crate::model::Node;
+use crate::rack::RackManifest;
+
+/// How many lifecycle events per node the report shows.
+const EVENTS_SHOWN: usize = 6;
+
+/// Reads a node's latest burn-in; `report::load_burnin_view` in production,
+/// synthetic views in tests.
+pub type BurninLoader<'a> = dyn Fn(&Inventory, &NodeRow) -> Result<BurninView, InventoryError> + 'a;
+
+/// A report on the nodes of `manifest` (in its order; a node the inventory
+/// does not know is listed as such), or on every node of the inventory when
+/// there is no manifest.
+pub fn build_rack_report(
+    inventory: &Inventory,
+    manifest: Option<&RackManifest>,
+    generated_at: OffsetDateTime,
+    burnin: &BurninLoader<'_>,
+) -> Result<RackReport, InventoryError> {
+    let all = build_report(inventory, None, generated_at)?;
+    let mut by_name: std::collections::HashMap<String, NodeReport> =
+        all.nodes.into_iter().map(|n| (n.hostname.clone(), n)).collect();
+    let places: Vec<(String, Option<String>, Option<u32>)> = match manifest {
+        Some(m) => m.nodes.iter().map(|n| (n.name.clone(), n.slot.clone(), n.tray)).collect(),
+        None => {
+            let mut names: Vec<String> = by_name.keys().cloned().collect();
+            names.sort();
+            names.into_iter().map(|n| (n, None, None)).collect()
+        }
+    };
+    let mut nodes = Vec::with_capacity(places.len());
+    let mut models: Vec<(String, Option<String>, Node)> = Vec::new();
+    for (name, slot, tray) in places {
+        let record = by_name.remove(&name);
+        let (events, view) = match (&record, inventory.node(&name)?) {
+            (Some(_), Some(row)) => {
+                let history = inventory.history(&name)?;
+                let skip = history.len().saturating_sub(EVENTS_SHOWN);
+                (history.into_iter().skip(skip).collect(), burnin(inventory, &row)?)
+            }
+            _ => (Vec::new(), BurninView::default()),
+        };
+        if let Some(run) = record.as_ref().and_then(|r| r.last_run.as_ref()) {
+            models.push((name.clone(), run.platform.clone(), inventory.run_node(run.id)?));
+        }
+        let rack = manifest.map(|m| m.rack.id.clone()).or_else(|| record.as_ref().and_then(|r| r.rack.clone()));
+        nodes.push(RackNodeReport { name, rack, slot, tray, record, events, burnin: view });
+    }
+    let consistency = rack_consistency(&models, manifest.and_then(|m| m.rack.platform.as_deref()));
+    let outliers = outliers(&nodes);
+    let parts = nodes.iter().flat_map(parts_of).collect();
+    Ok(RackReport {
+        schema_version: RACK_REPORT_SCHEMA_VERSION,
+        kind: RACK_REPORT_KIND.into(),
+        generated_at: format_timestamp(generated_at),
+        rack: manifest.map(|m| m.rack.clone()),
+        nodes,
+        consistency,
+        outliers,
+        parts,
+    })
+}
