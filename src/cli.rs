@@ -29,6 +29,9 @@ pub enum Command {
     Spec(SpecCommand),
     /// A node's BMC: power, boot device, virtual media, firmware, identity.
     Bmc(BmcArgs),
+    /// OS images: build from a recipe, write to a disk (verified, fail-closed).
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Record N inventories of a captured node into a database (benchmark).
     #[command(hide = true)]
     BenchRecord(BenchRecordArgs),
@@ -254,4 +257,68 @@ pub enum MediaCommand {
     Eject,
     /// Show what the drive holds.
     Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build a recipe (images/*.toml) into a raw image, block map, seed and manifest.
+    Build {
+        /// The recipe file.
+        recipe: PathBuf,
+        /// Directory for the artifact (created).
+        #[arg(long, value_name = "DIR", default_value = "out")]
+        out: PathBuf,
+        /// Render the cloud-init seed for this node (its hostname).
+        #[arg(long, value_name = "NAME")]
+        node: Option<String>,
+        /// Print the manifest as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write an image to a block device or file, verify it, fail closed.
+    Write(ImageWriteArgs),
+    /// Zero the partition tables of a disk (first and last MiB).
+    Wipe {
+        /// The block device or file.
+        target: PathBuf,
+    },
+    /// Write a synthetic sparse test image (deterministic bytes).
+    #[command(hide = true)]
+    Synth {
+        path: PathBuf,
+        /// Size in MiB.
+        #[arg(long, default_value_t = 32)]
+        size_mib: u64,
+        /// Mapped part in thousandths (100 = 10%).
+        #[arg(long, default_value_t = 100)]
+        mapped_permille: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ImageWriteArgs {
+    /// A raw image, an artifact's NAME.manifest.json, or - for standard input.
+    pub image: PathBuf,
+    /// The block device or file to write.
+    pub target: PathBuf,
+    /// Block map (NAME.bmap.json); default: the image's own holes.
+    #[arg(long, value_name = "FILE")]
+    pub bmap: Option<PathBuf>,
+    /// On failure leave the target as it is instead of wiping it.
+    #[arg(long)]
+    pub preserve_on_error: bool,
+    /// Write through the page cache instead of O_DIRECT.
+    #[arg(long)]
+    pub no_direct: bool,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Record the write in this inventory database.
+    #[arg(long, value_name = "PATH", env = "KILN_DB")]
+    pub db: Option<PathBuf>,
+    /// The node whose disk this is (must be in the inventory).
+    #[arg(long, value_name = "NAME", requires = "db")]
+    pub node: Option<String>,
 }

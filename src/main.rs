@@ -16,6 +16,7 @@ fn main() {
         Command::Spec(command) => kiln::cmd::spec::run(&command),
         Command::BenchRecord(args) => kiln::cmd::bench_record::run(&args),
         Command::Bmc(args) => kiln::cmd::bmc::run(args),
+        Command::Image(command) => kiln::cmd::image::run(&command),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -14,6 +14,7 @@ mod target;
 mod tls;
 mod wait;
 
+pub use connector::TlsConnector;
 pub use error::BmcError;
 pub use firmware::{FirmwareComponent, FirmwareItem};
 pub use http::{redfish_message, RedfishClient, Reply};
