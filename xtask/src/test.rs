@@ -20,6 +20,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "python3-venv",   // the venv for sushy-tools
     "ipmitool",       // IPMI fallback client
     "openipmi",       // ipmi_sim, the IPMI peer
+    "qemu-utils",     // qemu-img: image conversion and `qemu-img compare` in the image tests
 ];
 
 /// Python packages installed into `target/venv`.
