@@ -294,6 +294,9 @@ pub enum ImageCommand {
         mapped_permille: u32,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Also write its block map (with digests) here.
+        #[arg(long, value_name = "FILE")]
+        bmap: Option<PathBuf>,
     },
 }
 

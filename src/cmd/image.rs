@@ -21,9 +21,13 @@ pub fn run(command: &ImageCommand) -> anyhow::Result<i32> {
         ImageCommand::Build { recipe, out, node, json } => build_cmd(recipe, out, node.as_deref(), *json),
         ImageCommand::Write(args) => write_cmd(args),
         ImageCommand::Wipe { target } => wipe_cmd(target),
-        ImageCommand::Synth { path, size_mib, mapped_permille, seed } => {
+        ImageCommand::Synth { path, size_mib, mapped_permille, seed, bmap } => {
             synth::generate(path, size_mib << 20, *mapped_permille, *seed)
                 .with_context(|| format!("write synthetic image {}", path.display()))?;
+            if let Some(out) = bmap {
+                let file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+                BlockMap::create(&file, path)?.save(out)?;
+            }
             Ok(exit::OK)
         }
     }

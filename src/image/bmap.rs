@@ -227,6 +227,7 @@ fn feed_zeros(h: &mut Sha256, zeros: &[u8], mut n: u64) {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
     use std::io::Write;

@@ -82,6 +82,7 @@ pub fn gaps(mapped: &[Range<u64>], len: u64) -> Vec<Range<u64>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
     use std::io::{Seek, SeekFrom, Write};

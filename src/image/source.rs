@@ -17,7 +17,7 @@ pub trait ImageSource: Send {
     /// What to call the source in messages: a path or "standard input".
     fn name(&self) -> String;
     /// The image's length when known before reading (a file's size).
-    fn len(&self) -> Option<u64>;
+    fn size(&self) -> Option<u64>;
     /// Fill `buf` with the bytes at `offset`. Offsets never go backwards.
     /// A source that ends early answers `UnexpectedEof`.
     fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
@@ -53,7 +53,7 @@ impl ImageSource for FileSource {
         self.path.display().to_string()
     }
 
-    fn len(&self) -> Option<u64> {
+    fn size(&self) -> Option<u64> {
         Some(self.len)
     }
 
@@ -81,7 +81,7 @@ impl<R: Read + Send> ImageSource for StreamSource<R> {
         self.name.clone()
     }
 
-    fn len(&self) -> Option<u64> {
+    fn size(&self) -> Option<u64> {
         None
     }
 

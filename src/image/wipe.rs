@@ -47,6 +47,7 @@ pub fn wipe(target: &Target, image_size: u64) -> io::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
 

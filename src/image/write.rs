@@ -145,7 +145,7 @@ fn run(
     let zero_method = prepare(target, map, &gaps, &tables)?;
     flush(target)?;
 
-    if let Some(len) = source.len() {
+    if let Some(len) = source.size() {
         if len < map.image_size {
             return Err(WriteError::Truncated { name, needed: len + 1, image_size: map.image_size });
         }
