@@ -25,6 +25,10 @@ pub const FORMAT: &str = "kiln-bmap";
 pub const VERSION: u32 = 1;
 /// Ranges are aligned to this many bytes (the end of the image excepted).
 pub const BLOCK_SIZE: u64 = 4096;
+/// The longest range a block map holds. Longer extents are split, so each
+/// range is one writer buffer and ranges hash independently on several
+/// cores; a corrupt image is also caught within 4 MiB of the damage.
+pub const MAX_RANGE: u64 = 4 << 20;
 
 /// One mapped range `[start, end)` of the image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,8 +109,16 @@ pub enum BmapError {
 impl BlockMap {
     /// A map from ranges alone (no digests).
     pub fn from_ranges(image_size: u64, ranges: Vec<Range<u64>>) -> Self {
-        let ranges: Vec<MappedRange> =
-            ranges.into_iter().map(|r| MappedRange { start: r.start, end: r.end, sha256: None }).collect();
+        let mut split = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            let mut at = r.start;
+            while at < r.end {
+                let end = (at + MAX_RANGE).min(r.end);
+                split.push(MappedRange { start: at, end, sha256: None });
+                at = end;
+            }
+        }
+        let ranges = split;
         BlockMap {
             format: FORMAT.to_string(),
             version: VERSION,
@@ -192,6 +204,9 @@ impl BlockMap {
             let field = format!("ranges[{i}]");
             if r.start >= r.end {
                 return fail(&field, format!("empty or reversed range {}..{}", r.start, r.end));
+            }
+            if r.len() > MAX_RANGE {
+                return fail(&field, format!("{} bytes long; ranges are at most {MAX_RANGE} bytes", r.len()));
             }
             if r.start < prev_end {
                 return fail(&field, format!("starts at {} inside or before the previous range", r.start));
@@ -286,6 +301,10 @@ mod tests {
         let map = BlockMap { mapped_bytes: 1, ..BlockMap::from_ranges(1 << 20, vec![0..4096]) };
         assert_eq!(map.check().map_err(|e| e.0), Err("mapped_bytes".to_string()));
         let map = BlockMap::from_ranges(1 << 20, vec![100..4096]);
+        assert_eq!(map.check().map_err(|e| e.0), Err("ranges[0]".to_string()));
+        let mut map = BlockMap::from_ranges(64 << 20, vec![0..(64 << 20)]);
+        assert_eq!(map.ranges.len(), 16, "long extents are split");
+        map.ranges = vec![MappedRange { start: 0, end: 64 << 20, sha256: None }];
         assert_eq!(map.check().map_err(|e| e.0), Err("ranges[0]".to_string()));
     }
 }

@@ -10,6 +10,7 @@ pub mod extents;
 pub mod fetch;
 mod ioctl;
 pub mod manifest;
+mod pipeline;
 pub mod plan;
 pub mod progress;
 pub mod recipe;

@@ -8,21 +8,20 @@
 //! byte for byte with the copy kept in memory.
 
 use std::ops::Range;
-use std::sync::mpsc;
-
-use sha2::{Digest as _, Sha256};
 
 use super::aligned::AlignedBuf;
 use super::bmap::BlockMap;
 use super::digest::Digest;
 use super::error::WriteError;
-use super::plan::{pieces, Piece};
+use super::pipeline;
+use super::plan::pieces;
 use super::progress::Progress;
 use super::target::Target;
-use super::write::{Deferred, DEPTH};
+use super::write::Deferred;
 
 /// Read back every mapped range (deferred pieces taken from memory, since
-/// they are not on the target yet) and compare digests with `expected`.
+/// they are not on the target yet) and compare digests with the block map's,
+/// or with `expected` (computed while writing) where the map has none.
 /// Answers the number of ranges verified.
 pub fn ranges(
     target: &Target,
@@ -33,72 +32,43 @@ pub fn ranges(
     chunk: usize,
     progress: &mut dyn Progress,
 ) -> Result<usize, WriteError> {
-    let (free_tx, free_rx) = mpsc::sync_channel::<AlignedBuf>(DEPTH);
-    for _ in 0..DEPTH {
-        let _ = free_tx.send(AlignedBuf::new(chunk));
-    }
-    let (full_tx, full_rx) = mpsc::sync_channel::<(AlignedBuf, Piece)>(DEPTH);
-    let all: Vec<Vec<Piece>> = map.ranges.iter().map(|r| pieces(r.range(), tables, chunk)).collect();
-    let all_ref = &all;
-    std::thread::scope(|s| {
-        let reader = s.spawn(move || -> Result<(), WriteError> {
-            for piece in all_ref.iter().flatten() {
-                let Ok(mut buf) = free_rx.recv() else { return Ok(()) };
-                let dest = &mut buf.as_mut_slice()[..piece.len];
-                match deferred.get(&piece.offset).filter(|_| piece.deferred) {
-                    Some(kept) if kept.len() == piece.len => dest.copy_from_slice(kept),
-                    _ => target.read_back(dest, piece.offset).map_err(|source| WriteError::ReadBack {
-                        path: target.path.clone(),
-                        offset: piece.offset,
-                        source,
-                    })?,
-                }
-                if full_tx.send((buf, *piece)).is_err() {
-                    return Ok(());
-                }
+    let mut done = 0u64;
+    let mut fill = |i: usize, buf: &mut [u8]| -> Result<usize, WriteError> {
+        let r = &map.ranges[i];
+        for piece in pieces(r.range(), tables, chunk) {
+            let at = (piece.offset - r.start) as usize;
+            let dest = &mut buf[at..at + piece.len];
+            match deferred.get(&piece.offset).filter(|_| piece.deferred) {
+                Some(kept) if kept.len() == piece.len => dest.copy_from_slice(kept),
+                _ => target.read_back(dest, piece.offset).map_err(|source| WriteError::ReadBack {
+                    path: target.path.clone(),
+                    offset: piece.offset,
+                    source,
+                })?,
             }
-            Ok(())
-        });
-        let mut done = 0u64;
-        let mut outcome = Ok(0);
-        'ranges: for (i, range) in map.ranges.iter().enumerate() {
-            let mut hasher = Sha256::new();
-            for _ in &all[i] {
-                let Ok((buf, piece)) = full_rx.recv() else {
-                    // The reader stopped early; its error says why.
-                    break 'ranges;
-                };
-                hasher.update(&buf.as_slice()[..piece.len]);
-                done += piece.len as u64;
-                progress.update(done);
-                let _ = free_tx.send(buf);
-            }
-            let actual = Digest::from_hasher(hasher);
-            let want = range.sha256.or_else(|| expected.get(i).copied());
-            if let Some(want) = want {
-                if want != actual {
-                    outcome = Err(WriteError::VerifyMismatch {
-                        path: target.path.clone(),
-                        start: range.start,
-                        end: range.end,
-                        expected: want,
-                        actual,
-                    });
-                    break;
-                }
-            }
-            outcome = Ok(i + 1);
         }
-        drop(full_rx);
-        drop(free_tx);
-        let read = reader.join().unwrap_or(Err(WriteError::WriterLost));
-        read?;
-        let verified = outcome?;
-        if verified < map.ranges.len() {
-            return Err(WriteError::WriterLost);
+        done += r.len();
+        progress.update(done);
+        Ok(r.len() as usize)
+    };
+    let check = |i: usize, bytes: &[u8]| -> Result<(), WriteError> {
+        let r = &map.ranges[i];
+        let actual = Digest::of(bytes);
+        match r.sha256.or_else(|| expected.get(i).copied()) {
+            Some(want) if want != actual => Err(WriteError::VerifyMismatch {
+                path: target.path.clone(),
+                start: r.start,
+                end: r.end,
+                expected: want,
+                actual,
+            }),
+            Some(_) => Ok(()),
+            // Nothing to compare with is a bug in the caller, never a pass.
+            None => Err(WriteError::WriterLost),
         }
-        Ok(verified)
-    })
+    };
+    pipeline::run(map.ranges.len(), chunk, &mut fill, &check, &mut |_, _| Ok(()))?;
+    Ok(map.ranges.len())
 }
 
 /// Read back the pieces written last and compare them byte for byte.

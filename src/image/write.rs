@@ -19,27 +19,24 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::Mutex;
 use std::time::Instant;
-
-use serde::Serialize;
-use sha2::{Digest as _, Sha256};
 
 use super::aligned::AlignedBuf;
 use super::bmap::BlockMap;
 use super::digest::Digest;
 use super::error::{TargetState, WriteError, WriteFailure};
-use super::plan::{pieces, Piece};
+use super::pipeline;
+use super::plan::pieces;
 use super::progress::Progress;
 use super::source::ImageSource;
 use super::target::{Target, TargetKind, ZeroMethod};
 use super::verify;
 use super::wipe;
+use serde::Serialize;
 
-/// Bytes moved per read and per write.
-pub const CHUNK: usize = 4 << 20;
-/// Buffers in flight between the reading and the writing thread.
-pub const DEPTH: usize = 4;
+/// Bytes moved per read and per write: the longest range a block map holds.
+pub const CHUNK: usize = super::bmap::MAX_RANGE as usize;
 
 #[derive(Debug, Clone)]
 pub struct WriteOptions {
@@ -232,23 +229,10 @@ fn prepare(
     Ok(method)
 }
 
-/// A buffer on its way from the reader to the writer.
-struct Chunk {
-    buf: AlignedBuf,
-    piece: Piece,
-}
-
-/// Why the reading side stopped.
-enum ReadStop {
-    /// It failed itself.
-    Failed(WriteError),
-    /// The writer went away (it failed; its own error says why).
-    WriterGone,
-}
-
-/// Stream the mapped pieces: this thread reads and hashes, a second thread
-/// writes. Answers each range's digest, the deferred pieces and the bytes
-/// written.
+/// Stream the mapped ranges through the pipeline: read here, hash on the
+/// pool (a range whose digest differs from the map is never written), write
+/// on one thread. Answers each range's digest, the deferred pieces and the
+/// bytes written.
 fn write_bulk(
     target: &Target,
     source: &mut dyn ImageSource,
@@ -257,91 +241,65 @@ fn write_bulk(
     chunk: usize,
     progress: &mut dyn Progress,
 ) -> Result<(Vec<Digest>, Deferred, u64), WriteError> {
-    let written = AtomicU64::new(0);
-    let written_ref = &written;
-    let (free_tx, free_rx) = mpsc::sync_channel::<AlignedBuf>(DEPTH);
-    for _ in 0..DEPTH {
-        let _ = free_tx.send(AlignedBuf::new(chunk));
-    }
-    let (work_tx, work_rx) = mpsc::sync_channel::<Chunk>(DEPTH);
-    std::thread::scope(|s| {
-        let writer = s.spawn(move || -> Result<Deferred, WriteError> {
-            let mut deferred = Deferred::new();
-            for c in work_rx.iter() {
-                let data = &c.buf.as_slice()[..c.piece.len];
-                if c.piece.deferred {
-                    deferred.insert(c.piece.offset, data.to_vec());
-                } else {
-                    target.write_at(data, c.piece.offset).map_err(|source| WriteError::WriteTarget {
-                        path: target.path.clone(),
-                        offset: c.piece.offset,
-                        source,
-                    })?;
-                    written_ref.fetch_add(c.piece.len as u64, Ordering::Relaxed);
-                }
-                // The reader may already have stopped; then the buffer is dropped.
-                let _ = free_tx.send(c.buf);
-            }
-            Ok(deferred)
-        });
-        let read = read_and_hash(source, map, tables, chunk, &free_rx, &work_tx, written_ref, progress);
-        drop(work_tx);
-        let wrote = writer.join().unwrap_or(Err(WriteError::WriterLost));
-        match (read, wrote) {
-            (Ok(digests), Ok(deferred)) => Ok((digests, deferred, written.load(Ordering::Relaxed))),
-            (Err(ReadStop::Failed(e)), _) => Err(e),
-            (_, Err(e)) => Err(e),
-            (Err(ReadStop::WriterGone), Ok(_)) => Err(WriteError::WriterLost),
-        }
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn read_and_hash(
-    source: &mut dyn ImageSource,
-    map: &BlockMap,
-    tables: &[Range<u64>],
-    chunk: usize,
-    free: &mpsc::Receiver<AlignedBuf>,
-    work: &mpsc::SyncSender<Chunk>,
-    written: &AtomicU64,
-    progress: &mut dyn Progress,
-) -> Result<Vec<Digest>, ReadStop> {
     let name = source.name();
-    let mut digests = Vec::with_capacity(map.ranges.len());
-    for range in &map.ranges {
-        let mut hasher = Sha256::new();
-        for piece in pieces(range.range(), tables, chunk) {
-            let mut buf = free.recv().map_err(|_| ReadStop::WriterGone)?;
-            let dest = &mut buf.as_mut_slice()[..piece.len];
-            source.read_exact_at(piece.offset, dest).map_err(|e| {
-                ReadStop::Failed(if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                    WriteError::Truncated {
-                        name: name.clone(),
-                        needed: piece.offset + piece.len as u64,
-                        image_size: map.image_size,
-                    }
-                } else {
-                    WriteError::ReadSource { name: name.clone(), offset: piece.offset, source: e }
-                })
-            })?;
-            hasher.update(&*dest);
-            work.send(Chunk { buf, piece }).map_err(|_| ReadStop::WriterGone)?;
-            progress.update(written.load(Ordering::Relaxed));
-        }
-        let actual = Digest::from_hasher(hasher);
-        if let Some(expected) = range.sha256 {
+    let written = AtomicU64::new(0);
+    let digests: Mutex<Vec<Option<Digest>>> = Mutex::new(vec![None; map.ranges.len()]);
+    let mut deferred = Deferred::new();
+    let mut fill = |i: usize, buf: &mut [u8]| -> Result<usize, WriteError> {
+        let r = &map.ranges[i];
+        let n = r.len() as usize;
+        source.read_exact_at(r.start, &mut buf[..n]).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                WriteError::Truncated { name: name.clone(), needed: r.end, image_size: map.image_size }
+            } else {
+                WriteError::ReadSource { name: name.clone(), offset: r.start, source: e }
+            }
+        })?;
+        progress.update(written.load(Ordering::Relaxed));
+        Ok(n)
+    };
+    let check = |i: usize, bytes: &[u8]| -> Result<(), WriteError> {
+        let r = &map.ranges[i];
+        let actual = Digest::of(bytes);
+        if let Some(expected) = r.sha256 {
             if expected != actual {
-                return Err(ReadStop::Failed(WriteError::ChecksumMismatch {
+                return Err(WriteError::ChecksumMismatch {
                     name: name.clone(),
-                    start: range.start,
-                    end: range.end,
+                    start: r.start,
+                    end: r.end,
                     expected,
                     actual,
-                }));
+                });
             }
         }
-        digests.push(actual);
-    }
-    Ok(digests)
+        if let Ok(mut d) = digests.lock() {
+            d[i] = Some(actual);
+        }
+        Ok(())
+    };
+    let mut consume = |i: usize, bytes: &[u8]| -> Result<(), WriteError> {
+        let r = &map.ranges[i];
+        for piece in pieces(r.range(), tables, chunk) {
+            let at = (piece.offset - r.start) as usize;
+            let part = &bytes[at..at + piece.len];
+            if piece.deferred {
+                deferred.insert(piece.offset, part.to_vec());
+            } else {
+                target.write_at(part, piece.offset).map_err(|source| WriteError::WriteTarget {
+                    path: target.path.clone(),
+                    offset: piece.offset,
+                    source,
+                })?;
+                written.fetch_add(piece.len as u64, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    };
+    pipeline::run(map.ranges.len(), chunk, &mut fill, &check, &mut consume)?;
+    let digests = digests.into_inner().unwrap_or_default();
+    // Every range passed `check` when the run succeeded; a missing digest
+    // would mean a range was skipped, which is a bug, not a good write.
+    let digests: Option<Vec<Digest>> = digests.into_iter().collect();
+    let digests = digests.ok_or(WriteError::WriterLost)?;
+    Ok((digests, deferred, written.load(Ordering::Relaxed)))
 }

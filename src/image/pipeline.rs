@@ -1,0 +1,179 @@
+//! The three-stage pipeline under both the write and the verify pass:
+//! this thread fills buffers in order, a pool of threads hashes them, one
+//! thread consumes them (writes to the target, or nothing).
+//!
+//! SHA-256 runs at about the speed of a fast disk on one core, so hashing on
+//! one thread would make the hash, not the disk, the limit. Block map ranges
+//! are at most one buffer long, so each buffer is one whole range and the
+//! ranges hash independently on as many cores as there are.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex};
+
+use super::aligned::AlignedBuf;
+
+/// A filled buffer: job `index`, `len` bytes.
+pub struct Filled {
+    pub index: usize,
+    pub buf: AlignedBuf,
+    pub len: usize,
+}
+
+/// How many hashing threads: every core, at least one, at most four (more
+/// would only queue behind the disk).
+pub fn hash_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4)
+}
+
+/// Run jobs `0..count`. `fill(i, buf)` runs here, in order, and answers how
+/// many bytes it put in `buf`; `check(i, bytes)` runs on the pool; `consume(i,
+/// bytes)` runs on one thread after `check` passed. The first error stops
+/// everything and is returned.
+pub fn run<E: Send>(
+    count: usize,
+    buf_size: usize,
+    fill: &mut dyn FnMut(usize, &mut [u8]) -> Result<usize, E>,
+    check: &(dyn Fn(usize, &[u8]) -> Result<(), E> + Sync),
+    consume: &mut (dyn FnMut(usize, &[u8]) -> Result<(), E> + Send),
+) -> Result<(), E> {
+    let workers = hash_threads();
+    let depth = 2 * workers + 2;
+    let stop = AtomicBool::new(false);
+    let first_error: Mutex<Option<E>> = Mutex::new(None);
+    let fail = |e: E| {
+        stop.store(true, Ordering::SeqCst);
+        if let Ok(mut slot) = first_error.lock() {
+            slot.get_or_insert(e);
+        }
+    };
+    let (free_tx, free_rx) = mpsc::sync_channel::<AlignedBuf>(depth);
+    for _ in 0..depth {
+        let _ = free_tx.send(AlignedBuf::new(buf_size));
+    }
+    let (work_tx, work_rx) = mpsc::sync_channel::<Filled>(depth);
+    let work_rx = Mutex::new(work_rx);
+    let (done_tx, done_rx) = mpsc::sync_channel::<Filled>(depth);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let done_tx = done_tx.clone();
+            let (work_rx, stop, fail) = (&work_rx, &stop, &fail);
+            s.spawn(move || loop {
+                let job = match work_rx.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => return,
+                };
+                let Ok(job) = job else { return };
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                match check(job.index, &job.buf.as_slice()[..job.len]) {
+                    Ok(()) => {
+                        if done_tx.send(job).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => return fail(e),
+                }
+            });
+        }
+        drop(done_tx);
+        let (stop_ref, fail_ref) = (&stop, &fail);
+        s.spawn(move || {
+            let free_tx = free_tx;
+            for job in done_rx.iter() {
+                if stop_ref.load(Ordering::SeqCst) {
+                    return;
+                }
+                if let Err(e) = consume(job.index, &job.buf.as_slice()[..job.len]) {
+                    return fail_ref(e);
+                }
+                let _ = free_tx.send(job.buf);
+            }
+        });
+        for index in 0..count {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let Ok(mut buf) = free_rx.recv() else { break };
+            match fill(index, buf.as_mut_slice()) {
+                Ok(len) => {
+                    if work_tx.send(Filled { index, buf, len }).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    fail(e);
+                    break;
+                }
+            }
+        }
+        drop(work_tx);
+    });
+    match first_error.into_inner() {
+        Ok(Some(e)) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn every_job_is_filled_checked_and_consumed_once() {
+        let checked = AtomicUsize::new(0);
+        let mut consumed = Vec::new();
+        let r: Result<(), String> = run(
+            100,
+            4096,
+            &mut |i, buf| {
+                buf[0] = i as u8;
+                Ok(1)
+            },
+            &|i, bytes| {
+                assert_eq!(bytes, [i as u8]);
+                checked.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            },
+            &mut |i, _| {
+                consumed.push(i);
+                Ok(())
+            },
+        );
+        assert!(r.is_ok());
+        assert_eq!(checked.load(Ordering::SeqCst), 100);
+        consumed.sort_unstable();
+        assert_eq!(consumed, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_first_error_of_any_stage_stops_the_run() {
+        let r: Result<(), String> = run(
+            1000,
+            4096,
+            &mut |_, _| Ok(1),
+            &|i, _| if i == 17 { Err(format!("bad {i}")) } else { Ok(()) },
+            &mut |_, _| Ok(()),
+        );
+        assert_eq!(r, Err("bad 17".to_string()));
+        let r: Result<(), String> = run(
+            1000,
+            4096,
+            &mut |i, _| if i == 5 { Err("read".into()) } else { Ok(1) },
+            &|_, _| Ok(()),
+            &mut |_, _| Ok(()),
+        );
+        assert_eq!(r, Err("read".to_string()));
+        let mut n = 0;
+        let r: Result<(), String> = run(1000, 4096, &mut |_, _| Ok(1), &|_, _| Ok(()), &mut |_, _| {
+            n += 1;
+            if n == 3 {
+                Err("write".into())
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(r, Err("write".to_string()));
+    }
+}
