@@ -46,6 +46,22 @@ fn a_built_artifact_writes_to_a_file_that_compares_equal() {
 }
 
 #[test]
+fn through_the_page_cache_the_target_is_read_back_after_the_flush() {
+    if !have_qemu_img() {
+        return skip("qemu-img not installed (Debian package qemu-utils)");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (manifest, raw, _) = artifact(dir.path());
+    let disk = dir.path().join("disk.img");
+    let out = kiln(&["image", "write", s(&manifest), s(&disk), "--no-direct", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(qemu_compare(&raw, &disk));
+    let v = json_of(&out);
+    assert_eq!(v["direct_io"], false);
+    assert!(v["verify_seconds"].as_f64().is_some_and(|t| t > 0.0));
+}
+
+#[test]
 fn a_sparse_image_writes_only_its_mapped_ranges_and_reads_back_equal() {
     if !have_qemu_img() {
         return skip("qemu-img not installed (Debian package qemu-utils)");

@@ -1,6 +1,7 @@
-//! The three-stage pipeline under both the write and the verify pass:
-//! this thread fills buffers in order, a pool of threads hashes them, one
-//! thread consumes them (writes to the target, or nothing).
+//! The pipeline under both the write and the verify pass: this thread fills
+//! buffers in order, a pool of threads hashes them, one thread consumes them
+//! (writes them to the target, or nothing), and optionally a second pool
+//! looks at them once more after that (reads the written range back).
 //!
 //! SHA-256 runs at about the speed of a fast disk on one core, so hashing on
 //! one thread would make the hash, not the disk, the limit. Block map ranges
@@ -25,9 +26,13 @@ pub fn hash_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4)
 }
 
+/// A stage that runs on a pool after `consume`, with a scratch buffer of its own.
+pub type After<'a, E> = &'a (dyn Fn(usize, &[u8], &mut [u8]) -> Result<(), E> + Sync);
+
 /// Run jobs `0..count`. `fill(i, buf)` runs here, in order, and answers how
 /// many bytes it put in `buf`; `check(i, bytes)` runs on the pool; `consume(i,
-/// bytes)` runs on one thread after `check` passed. The first error stops
+/// bytes)` runs on one thread after `check` passed; `after(i, bytes, scratch)`,
+/// when given, runs on a second pool after `consume`. The first error stops
 /// everything and is returned.
 pub fn run<E: Send>(
     count: usize,
@@ -35,9 +40,10 @@ pub fn run<E: Send>(
     fill: &mut dyn FnMut(usize, &mut [u8]) -> Result<usize, E>,
     check: &(dyn Fn(usize, &[u8]) -> Result<(), E> + Sync),
     consume: &mut (dyn FnMut(usize, &[u8]) -> Result<(), E> + Send),
+    after: Option<After<'_, E>>,
 ) -> Result<(), E> {
     let workers = hash_threads();
-    let depth = 2 * workers + 2;
+    let depth = 3 * workers + 2;
     let stop = AtomicBool::new(false);
     let first_error: Mutex<Option<E>> = Mutex::new(None);
     let fail = |e: E| {
@@ -53,6 +59,8 @@ pub fn run<E: Send>(
     let (work_tx, work_rx) = mpsc::sync_channel::<Filled>(depth);
     let work_rx = Mutex::new(work_rx);
     let (done_tx, done_rx) = mpsc::sync_channel::<Filled>(depth);
+    let (after_tx, after_rx) = mpsc::sync_channel::<Filled>(depth);
+    let after_rx = Mutex::new(after_rx);
     std::thread::scope(|s| {
         for _ in 0..workers {
             let done_tx = done_tx.clone();
@@ -77,9 +85,36 @@ pub fn run<E: Send>(
             });
         }
         drop(done_tx);
+        // After `consume`, buffers go to the `after` pool when there is one,
+        // else straight back to the free list.
+        if let Some(after) = after {
+            for _ in 0..workers {
+                let free_tx = free_tx.clone();
+                let (after_rx, stop, fail) = (&after_rx, &stop, &fail);
+                s.spawn(move || {
+                    let mut scratch = AlignedBuf::new(buf_size);
+                    loop {
+                        let job = match after_rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = job else { return };
+                        if stop.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        if let Err(e) = after(job.index, &job.buf.as_slice()[..job.len], scratch.as_mut_slice()) {
+                            return fail(e);
+                        }
+                        let _ = free_tx.send(job.buf);
+                    }
+                });
+            }
+        }
         let (stop_ref, fail_ref) = (&stop, &fail);
+        let has_after = after.is_some();
         s.spawn(move || {
             let free_tx = free_tx;
+            let after_tx = after_tx;
             for job in done_rx.iter() {
                 if stop_ref.load(Ordering::SeqCst) {
                     return;
@@ -87,7 +122,11 @@ pub fn run<E: Send>(
                 if let Err(e) = consume(job.index, &job.buf.as_slice()[..job.len]) {
                     return fail_ref(e);
                 }
-                let _ = free_tx.send(job.buf);
+                let next =
+                    if has_after { after_tx.send(job).map_err(|_| ()) } else { free_tx.send(job.buf).map_err(|_| ()) };
+                if next.is_err() {
+                    return;
+                }
             }
         });
         for index in 0..count {
@@ -120,10 +159,21 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
+    fn ok_fill(_: usize, _: &mut [u8]) -> Result<usize, String> {
+        Ok(1)
+    }
+
     #[test]
-    fn every_job_is_filled_checked_and_consumed_once() {
+    fn every_job_is_filled_checked_consumed_and_looked_at_after_once() {
         let checked = AtomicUsize::new(0);
+        let after_seen = AtomicUsize::new(0);
         let mut consumed = Vec::new();
+        let after = |i: usize, bytes: &[u8], scratch: &mut [u8]| {
+            scratch[0] = bytes[0];
+            assert_eq!(scratch[0], i as u8);
+            after_seen.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        };
         let r: Result<(), String> = run(
             100,
             4096,
@@ -140,40 +190,39 @@ mod tests {
                 consumed.push(i);
                 Ok(())
             },
+            Some(&after),
         );
         assert!(r.is_ok());
         assert_eq!(checked.load(Ordering::SeqCst), 100);
+        assert_eq!(after_seen.load(Ordering::SeqCst), 100);
         consumed.sort_unstable();
         assert_eq!(consumed, (0..100).collect::<Vec<_>>());
     }
 
     #[test]
     fn the_first_error_of_any_stage_stops_the_run() {
-        let r: Result<(), String> = run(
-            1000,
-            4096,
-            &mut |_, _| Ok(1),
-            &|i, _| if i == 17 { Err(format!("bad {i}")) } else { Ok(()) },
-            &mut |_, _| Ok(()),
-        );
+        let bad_check = |i: usize, _: &[u8]| if i == 17 { Err(format!("bad {i}")) } else { Ok(()) };
+        let r = run(1000, 4096, &mut ok_fill, &bad_check, &mut |_, _| Ok(()), None);
         assert_eq!(r, Err("bad 17".to_string()));
-        let r: Result<(), String> = run(
-            1000,
-            4096,
-            &mut |i, _| if i == 5 { Err("read".into()) } else { Ok(1) },
-            &|_, _| Ok(()),
-            &mut |_, _| Ok(()),
-        );
+
+        let mut bad_fill = |i: usize, _: &mut [u8]| if i == 5 { Err("read".to_string()) } else { Ok(1) };
+        let r = run(1000, 4096, &mut bad_fill, &|_, _| Ok(()), &mut |_, _| Ok(()), None);
         assert_eq!(r, Err("read".to_string()));
+
         let mut n = 0;
-        let r: Result<(), String> = run(1000, 4096, &mut |_, _| Ok(1), &|_, _| Ok(()), &mut |_, _| {
+        let mut bad_consume = |_: usize, _: &[u8]| {
             n += 1;
             if n == 3 {
-                Err("write".into())
+                Err("write".to_string())
             } else {
                 Ok(())
             }
-        });
+        };
+        let r = run(1000, 4096, &mut ok_fill, &|_, _| Ok(()), &mut bad_consume, None);
         assert_eq!(r, Err("write".to_string()));
+
+        let bad_after = |i: usize, _: &[u8], _: &mut [u8]| if i == 40 { Err("after".to_string()) } else { Ok(()) };
+        let r = run(1000, 4096, &mut ok_fill, &|_, _| Ok(()), &mut |_, _| Ok(()), Some(&bad_after));
+        assert_eq!(r, Err("after".to_string()));
     }
 }

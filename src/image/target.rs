@@ -56,6 +56,9 @@ pub struct Target {
     buffered: File,
     direct: Option<File>,
     direct_ok: AtomicBool,
+    /// Set once any write went through the page cache: a read-back right
+    /// after such a write would see the cache, not the device.
+    wrote_buffered: AtomicBool,
     notes: Mutex<Vec<String>>,
 }
 
@@ -136,6 +139,7 @@ impl Target {
             buffered,
             direct,
             direct_ok,
+            wrote_buffered: AtomicBool::new(false),
             notes: Mutex::new(notes),
         })
     }
@@ -177,7 +181,13 @@ impl Target {
                 }
             }
         }
+        self.wrote_buffered.store(true, Ordering::Relaxed);
         self.buffered.write_all_at(buf, offset)
+    }
+
+    /// Whether any write so far went through the page cache.
+    pub fn wrote_buffered(&self) -> bool {
+        self.wrote_buffered.load(Ordering::Relaxed)
     }
 
     /// Read `buf.len()` bytes at `offset` from the device, not from the page

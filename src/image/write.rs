@@ -151,16 +151,23 @@ fn run(
         }
     }
 
-    // Step 3.
-    progress.phase("write", map.mapped_bytes);
-    let (digests, deferred, written) = write_bulk(target, source, map, &tables, opts.chunk, progress)?;
+    // Steps 3 and 4. With O_DIRECT each range is read back from the device
+    // as soon as it is written, while later ranges are still being written.
+    let inline = target.is_direct();
+    progress.phase(if inline { "write+verify" } else { "write" }, map.mapped_bytes);
+    let (digests, deferred, written) = write_bulk(target, source, map, &tables, opts.chunk, inline, progress)?;
     flush(target)?;
     let write_seconds = started.elapsed().as_secs_f64();
 
-    // Step 4.
     let verify_start = Instant::now();
-    progress.phase("verify", map.mapped_bytes);
-    let verified = verify::ranges(target, map, &digests, &tables, &deferred, opts.chunk, progress)?;
+    // Through the page cache (asked for, or a fallback happened), reading
+    // back before the flush would only see the cache: read everything back
+    // now, cached pages dropped, and hash it.
+    if !inline || target.wrote_buffered() {
+        progress.phase("verify", map.mapped_bytes);
+        verify::ranges(target, map, &digests, &tables, &deferred, opts.chunk, progress)?;
+    }
+    let verified = map.ranges.len();
 
     // Step 5.
     for (offset, bytes) in &deferred {
@@ -239,6 +246,7 @@ fn write_bulk(
     map: &BlockMap,
     tables: &[Range<u64>],
     chunk: usize,
+    verify_inline: bool,
     progress: &mut dyn Progress,
 ) -> Result<(Vec<Digest>, Deferred, u64), WriteError> {
     let name = source.name();
@@ -295,7 +303,11 @@ fn write_bulk(
         }
         Ok(())
     };
-    pipeline::run(map.ranges.len(), chunk, &mut fill, &check, &mut consume)?;
+    let read_back = |i: usize, bytes: &[u8], scratch: &mut [u8]| {
+        verify::range_inline(target, &map.ranges[i], bytes, tables, chunk, scratch)
+    };
+    let after: Option<pipeline::After<'_, WriteError>> = if verify_inline { Some(&read_back) } else { None };
+    pipeline::run(map.ranges.len(), chunk, &mut fill, &check, &mut consume, after)?;
     let digests = digests.into_inner().unwrap_or_default();
     // Every range passed `check` when the run succeeded; a missing digest
     // would mean a range was skipped, which is a bug, not a good write.
