@@ -26,6 +26,12 @@ pub fn hash_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4)
 }
 
+/// Fills job `i`'s buffer (on the calling thread, in order); answers the length.
+pub type Fill<'a, E> = &'a mut dyn FnMut(usize, &mut [u8]) -> Result<usize, E>;
+/// Checks job `i`'s bytes (on the pool).
+pub type Check<'a, E> = &'a (dyn Fn(usize, &[u8]) -> Result<(), E> + Sync);
+/// Consumes job `i`'s bytes (on one thread).
+pub type Consume<'a, E> = &'a mut (dyn FnMut(usize, &[u8]) -> Result<(), E> + Send);
 /// A stage that runs on a pool after `consume`, with a scratch buffer of its own.
 pub type After<'a, E> = &'a (dyn Fn(usize, &[u8], &mut [u8]) -> Result<(), E> + Sync);
 
@@ -37,9 +43,9 @@ pub type After<'a, E> = &'a (dyn Fn(usize, &[u8], &mut [u8]) -> Result<(), E> + 
 pub fn run<E: Send>(
     count: usize,
     buf_size: usize,
-    fill: &mut dyn FnMut(usize, &mut [u8]) -> Result<usize, E>,
-    check: &(dyn Fn(usize, &[u8]) -> Result<(), E> + Sync),
-    consume: &mut (dyn FnMut(usize, &[u8]) -> Result<(), E> + Send),
+    fill: Fill<'_, E>,
+    check: Check<'_, E>,
+    consume: Consume<'_, E>,
     after: Option<After<'_, E>>,
 ) -> Result<(), E> {
     let workers = hash_threads();

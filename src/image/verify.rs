@@ -130,6 +130,7 @@ pub fn deferred(target: &Target, kept: &Deferred) -> Result<(), WriteError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
     use crate::image::progress::NoProgress;
