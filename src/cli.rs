@@ -277,6 +277,18 @@ pub enum ImageCommand {
     },
     /// Write an image to a block device or file, verify it, fail closed.
     Write(ImageWriteArgs),
+    /// Write the iPXE script that boots a kernel and initrd from kiln's server.
+    PxeConfig(PxeConfigArgs),
+    /// Write a dnsmasq configuration: DHCP and TFTP handing out iPXE.
+    Dnsmasq(DnsmasqArgs),
+    /// Serve a directory of boot artifacts over HTTP (GET, HEAD, ranges).
+    Serve {
+        /// The directory to serve.
+        dir: PathBuf,
+        /// Address to listen on (port 0: any free port, printed at start).
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+        listen: std::net::SocketAddr,
+    },
     /// Zero the partition tables of a disk (first and last MiB).
     Wipe {
         /// The block device or file.
@@ -302,11 +314,12 @@ pub enum ImageCommand {
 
 #[derive(Debug, Args)]
 pub struct ImageWriteArgs {
-    /// A raw image, an artifact's NAME.manifest.json, or - for standard input.
+    /// A raw image, an artifact's NAME.manifest.json, an http(s) URL, or -
+    /// for standard input (URL and - need --bmap).
     pub image: PathBuf,
     /// The block device or file to write.
     pub target: PathBuf,
-    /// Block map (NAME.bmap.json); default: the image's own holes.
+    /// Block map (NAME.bmap.json, a file or URL); default: the image's holes.
     #[arg(long, value_name = "FILE")]
     pub bmap: Option<PathBuf>,
     /// On failure leave the target as it is instead of wiping it.
@@ -324,4 +337,53 @@ pub struct ImageWriteArgs {
     /// The node whose disk this is (must be in the inventory).
     #[arg(long, value_name = "NAME", requires = "db")]
     pub node: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PxeConfigArgs {
+    /// Base URL of kiln's HTTP server (http://10.0.0.1:8080).
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+    /// Kernel path under the server.
+    #[arg(long, value_name = "PATH", default_value = "boot/vmlinuz")]
+    pub kernel: String,
+    /// Initrd path under the server.
+    #[arg(long, value_name = "PATH", default_value = "boot/initrd.img")]
+    pub initrd: String,
+    /// Take the kernel command line from this artifact manifest.
+    #[arg(long, value_name = "FILE", conflicts_with = "cmdline")]
+    pub manifest: Option<PathBuf>,
+    /// The kernel command line.
+    #[arg(long, value_name = "ARGS")]
+    pub cmdline: Option<String>,
+    /// Extra kernel arguments after the command line.
+    #[arg(long, value_name = "ARGS")]
+    pub append: Option<String>,
+    /// Write here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DnsmasqArgs {
+    /// The boot network's interface.
+    #[arg(long, value_name = "IF")]
+    pub interface: String,
+    /// DHCP pool: first,last address.
+    #[arg(long, value_name = "A,B")]
+    pub range: String,
+    #[arg(long, value_name = "MASK", default_value = "255.255.255.0")]
+    pub netmask: std::net::Ipv4Addr,
+    /// Directory holding undionly.kpxe, ipxe.efi and ipxe-arm64.efi.
+    #[arg(long, value_name = "DIR")]
+    pub tftp_root: String,
+    /// URL of the iPXE script (kiln image serve).
+    #[arg(long, value_name = "URL")]
+    pub script_url: String,
+    /// A fixed address: MAC,IP,NAME (repeatable).
+    #[arg(long, value_name = "MAC,IP,NAME")]
+    pub host: Vec<String>,
+    /// Write here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }

@@ -1,7 +1,7 @@
 //! `kiln image`: build an artifact from a recipe, write an image to a disk,
 //! wipe a disk's partition tables.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -21,6 +21,9 @@ pub fn run(command: &ImageCommand) -> anyhow::Result<i32> {
         ImageCommand::Build { recipe, out, node, json } => build_cmd(recipe, out, node.as_deref(), *json),
         ImageCommand::Write(args) => write_cmd(args),
         ImageCommand::Wipe { target } => wipe_cmd(target),
+        ImageCommand::PxeConfig(args) => crate::cmd::image_boot::pxe_config(args),
+        ImageCommand::Dnsmasq(args) => crate::cmd::image_boot::dnsmasq(args),
+        ImageCommand::Serve { dir, listen } => crate::cmd::image_boot::serve(dir, *listen),
         ImageCommand::Synth { path, size_mib, mapped_permille, seed, bmap } => {
             synth::generate(path, size_mib << 20, *mapped_permille, *seed)
                 .with_context(|| format!("write synthetic image {}", path.display()))?;
@@ -111,6 +114,15 @@ fn open_image(args: &ImageWriteArgs) -> Result<(Box<dyn ImageSource>, BlockMap),
         (args.image.clone(), args.bmap.clone(), None)
     };
     let map = match &bmap_path {
+        Some(p) if is_url(p) => {
+            let url = p.to_string_lossy();
+            let mut text = String::new();
+            fetch::get(&url)
+                .map_err(|e| (exit::PEER, chain(&e)))?
+                .read_to_string(&mut text)
+                .map_err(|e| (exit::PEER, format!("read block map {url}: {e}")))?;
+            Some(BlockMap::parse(&text, p).map_err(|e| bad(chain(&e)))?)
+        }
         Some(p) => {
             if let Some(want) = expect_bmap_sha {
                 let got = fetch::hash_file(p).map_err(|e| bad(format!("read block map {}: {e}", p.display())))?;
@@ -122,6 +134,14 @@ fn open_image(args: &ImageWriteArgs) -> Result<(Box<dyn ImageSource>, BlockMap),
         }
         None => None,
     };
+    if is_url(&image_path) {
+        let Some(map) = map else {
+            return Err((exit::USAGE, "writing from a URL needs --bmap (its size and ranges)".into()));
+        };
+        let url = image_path.to_string_lossy().into_owned();
+        let body = fetch::get(&url).map_err(|e| (exit::PEER, chain(&e)))?;
+        return Ok((Box::new(StreamSource::new(body, url)), map));
+    }
     if image_path == Path::new("-") {
         let Some(map) = map else {
             return Err((exit::USAGE, "writing from standard input needs --bmap (its size and ranges)".into()));
@@ -135,6 +155,11 @@ fn open_image(args: &ImageWriteArgs) -> Result<(Box<dyn ImageSource>, BlockMap),
         None => BlockMap::scan(source.file(), source.path()).map_err(|e| bad(chain(&e)))?,
     };
     Ok((Box::new(source), map))
+}
+
+fn is_url(p: &Path) -> bool {
+    let s = p.to_string_lossy();
+    s.starts_with("http://") || s.starts_with("https://")
 }
 
 fn write_cmd(args: &ImageWriteArgs) -> anyhow::Result<i32> {

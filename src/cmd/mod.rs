@@ -4,6 +4,7 @@ pub mod bench_record;
 pub mod bmc;
 pub mod capture;
 pub mod image;
+pub mod image_boot;
 pub mod inspect;
 pub mod node;
 pub mod report;

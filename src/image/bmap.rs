@@ -174,8 +174,13 @@ impl BlockMap {
         File::open(path)
             .and_then(|mut f| f.read_to_string(&mut text))
             .map_err(|source| BmapError::Read { path: path.to_path_buf(), source })?;
+        BlockMap::parse(&text, path)
+    }
+
+    /// Parse and check block map text; `path` (a file or URL) names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, BmapError> {
         let map: BlockMap =
-            serde_json::from_str(&text).map_err(|source| BmapError::Parse { path: path.to_path_buf(), source })?;
+            serde_json::from_str(text).map_err(|source| BmapError::Parse { path: path.to_path_buf(), source })?;
         map.check().map_err(|(field, why)| BmapError::Invalid { path: path.to_path_buf(), field, why })?;
         Ok(map)
     }

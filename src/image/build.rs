@@ -45,13 +45,7 @@ pub enum BuildError {
         recipe: String,
         url: String,
         #[source]
-        source: ureq::Error,
-    },
-    #[error("set up TLS to fetch {url}")]
-    Tls {
-        url: String,
-        #[source]
-        source: crate::bmc::TlsError,
+        source: super::fetch::FetchError,
     },
     #[error("run {tool} (is it installed? Debian package qemu-utils)")]
     ToolMissing {

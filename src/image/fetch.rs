@@ -43,14 +43,25 @@ pub fn verify_file(recipe: &str, path: &Path, want: &Digest) -> Result<(), Build
     Ok(())
 }
 
-/// Download `url` to `dest`, hashing while it arrives; a file already there
-/// with the right digest is reused. The download lands in `dest.partial` and
-/// is renamed only once its digest matched.
-pub fn download(recipe: &str, url: &str, dest: &Path, want: &Digest) -> Result<(), BuildError> {
-    if dest.is_file() && hash_file(dest).ok().as_ref() == Some(want) {
-        tracing::debug!(file = %dest.display(), "base image already downloaded");
-        return Ok(());
-    }
+/// Why an HTTP GET failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("set up TLS to fetch {url}")]
+    Tls {
+        url: String,
+        #[source]
+        source: crate::bmc::TlsError,
+    },
+    #[error("GET {url}")]
+    Get {
+        url: String,
+        #[source]
+        source: ureq::Error,
+    },
+}
+
+/// Start a GET of `url` (http or https, system roots) and answer its body.
+pub fn get(url: &str) -> Result<Box<dyn Read + Send>, FetchError> {
     let https = url.starts_with("https://");
     let config = Agent::config_builder()
         .https_only(https)
@@ -59,7 +70,7 @@ pub fn download(recipe: &str, url: &str, dest: &Path, want: &Digest) -> Result<(
         .build();
     let agent = if https {
         let tls = crate::bmc::client_config(&crate::bmc::TlsPolicy::SystemRoots)
-            .map_err(|source| BuildError::Tls { url: url.to_string(), source })?;
+            .map_err(|source| FetchError::Tls { url: url.to_string(), source })?;
         Agent::with_parts(
             config,
             ().chain(TcpConnector::default()).chain(crate::bmc::TlsConnector::new(tls)),
@@ -68,16 +79,29 @@ pub fn download(recipe: &str, url: &str, dest: &Path, want: &Digest) -> Result<(
     } else {
         Agent::with_parts(config, ().chain(TcpConnector::default()), DefaultResolver::default())
     };
+    let response = agent.get(url).call().map_err(|source| FetchError::Get { url: url.to_string(), source })?;
+    Ok(Box::new(response.into_body().into_reader()))
+}
+
+/// Download `url` to `dest`, hashing while it arrives; a file already there
+/// with the right digest is reused. The download lands in `dest.partial` and
+/// is renamed only once its digest matched.
+pub fn download(recipe: &str, url: &str, dest: &Path, want: &Digest) -> Result<(), BuildError> {
+    if dest.is_file() && hash_file(dest).ok().as_ref() == Some(want) {
+        tracing::debug!(file = %dest.display(), "base image already downloaded");
+        return Ok(());
+    }
     let fetch_err = |source| BuildError::Fetch { recipe: recipe.to_string(), url: url.to_string(), source };
-    let response = agent.get(url).call().map_err(fetch_err)?;
-    let mut body = response.into_body().into_reader();
+    let mut body = get(url).map_err(fetch_err)?;
     let partial = PathBuf::from(format!("{}.partial", dest.display()));
     let write_err = |source| BuildError::WriteFile { path: partial.clone(), source };
     let mut out = File::create(&partial).map_err(write_err)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = body.read(&mut buf).map_err(|e| fetch_err(ureq::Error::Io(e)))?;
+        let n = body
+            .read(&mut buf)
+            .map_err(|e| fetch_err(FetchError::Get { url: url.to_string(), source: ureq::Error::Io(e) }))?;
         if n == 0 {
             break;
         }

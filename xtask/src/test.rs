@@ -21,6 +21,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "ipmitool",       // IPMI fallback client
     "openipmi",       // ipmi_sim, the IPMI peer
     "qemu-utils",     // qemu-img: image conversion and `qemu-img compare` in the image tests
+    "dnsmasq-base",   // dnsmasq --test checks the DHCP/TFTP configuration kiln writes
 ];
 
 /// Python packages installed into `target/venv`.
