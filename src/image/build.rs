@@ -45,7 +45,7 @@ pub enum BuildError {
         recipe: String,
         url: String,
         #[source]
-        source: super::fetch::FetchError,
+        source: Box<super::fetch::FetchError>,
     },
     #[error("run {tool} (is it installed? Debian package qemu-utils)")]
     ToolMissing {

@@ -55,8 +55,9 @@ pub enum FetchError {
     #[error("GET {url}")]
     Get {
         url: String,
+        // Boxed: ureq's error is large, and this travels inside other errors.
         #[source]
-        source: ureq::Error,
+        source: Box<ureq::Error>,
     },
 }
 
@@ -79,7 +80,8 @@ pub fn get(url: &str) -> Result<Box<dyn Read + Send>, FetchError> {
     } else {
         Agent::with_parts(config, ().chain(TcpConnector::default()), DefaultResolver::default())
     };
-    let response = agent.get(url).call().map_err(|source| FetchError::Get { url: url.to_string(), source })?;
+    let response =
+        agent.get(url).call().map_err(|source| FetchError::Get { url: url.to_string(), source: Box::new(source) })?;
     Ok(Box::new(response.into_body().into_reader()))
 }
 
@@ -91,7 +93,8 @@ pub fn download(recipe: &str, url: &str, dest: &Path, want: &Digest) -> Result<(
         tracing::debug!(file = %dest.display(), "base image already downloaded");
         return Ok(());
     }
-    let fetch_err = |source| BuildError::Fetch { recipe: recipe.to_string(), url: url.to_string(), source };
+    let fetch_err =
+        |source| BuildError::Fetch { recipe: recipe.to_string(), url: url.to_string(), source: Box::new(source) };
     let mut body = get(url).map_err(fetch_err)?;
     let partial = PathBuf::from(format!("{}.partial", dest.display()));
     let write_err = |source| BuildError::WriteFile { path: partial.clone(), source };
@@ -101,7 +104,7 @@ pub fn download(recipe: &str, url: &str, dest: &Path, want: &Digest) -> Result<(
     loop {
         let n = body
             .read(&mut buf)
-            .map_err(|e| fetch_err(FetchError::Get { url: url.to_string(), source: ureq::Error::Io(e) }))?;
+            .map_err(|e| fetch_err(FetchError::Get { url: url.to_string(), source: Box::new(ureq::Error::Io(e)) }))?;
         if n == 0 {
             break;
         }
