@@ -297,6 +297,20 @@ fn a_loop_device_is_written_with_direct_io_and_reads_back_equal() {
 }
 
 #[test]
+fn an_image_is_never_written_onto_itself() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let image = dir.path().join("i.raw");
+    synth(&image, 4, 500, 2);
+    let before = std::fs::read(&image).expect("image");
+    let link = dir.path().join("link.raw");
+    std::os::unix::fs::symlink(&image, &link).expect("symlink");
+    let out = kiln(&["image", "write", s(&image), s(&link)]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("are the same file"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&image).expect("image"), before);
+}
+
+#[test]
 fn the_wipe_command_zeroes_both_ends() {
     let dir = tempfile::tempdir().expect("tempdir");
     let disk = dir.path().join("d.img");

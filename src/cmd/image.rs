@@ -148,6 +148,13 @@ fn open_image(args: &ImageWriteArgs) -> Result<(Box<dyn ImageSource>, BlockMap),
         };
         return Ok((Box::new(StreamSource::new(std::io::stdin(), "standard input")), map));
     }
+    if same_file(&image_path, &args.target) {
+        return Err(bad(format!(
+            "image {} and target {} are the same file",
+            image_path.display(),
+            args.target.display()
+        )));
+    }
     let source = FileSource::open(&image_path)
         .map_err(|e| bad(chain(&WriteError::OpenSource { name: image_path.display().to_string(), source: e })))?;
     let map = match map {
@@ -155,6 +162,16 @@ fn open_image(args: &ImageWriteArgs) -> Result<(Box<dyn ImageSource>, BlockMap),
         None => BlockMap::scan(source.file(), source.path()).map_err(|e| bad(chain(&e)))?,
     };
     Ok((Box::new(source), map))
+}
+
+/// True when both paths exist and are one file (writing an image onto
+/// itself would cut it to nothing before reading it).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
 }
 
 fn is_url(p: &Path) -> bool {
