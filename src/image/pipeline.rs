@@ -20,10 +20,10 @@ pub struct Filled {
     pub len: usize,
 }
 
-/// How many hashing threads: every core, at least one, at most four (more
-/// would only queue behind the disk).
+/// How many hashing threads: every core, at least one, at most eight (enough
+/// to keep up with a fast NVMe disk; more would only queue behind it).
 pub fn hash_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4)
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8)
 }
 
 /// Fills job `i`'s buffer (on the calling thread, in order); answers the length.
