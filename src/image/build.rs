@@ -68,12 +68,20 @@ pub enum BuildError {
     },
     #[error("render the cloud-init seed: {why}")]
     Seed { why: String },
+    #[error("recipe {recipe} names no base image (give base.path or base.url)")]
+    NoBase { recipe: String },
 }
 
 impl BuildError {
     /// True when the recipe or its base image is at fault.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, BuildError::BaseChecksum { .. } | BuildError::ReadBase { .. } | BuildError::Seed { .. })
+        matches!(
+            self,
+            BuildError::BaseChecksum { .. }
+                | BuildError::ReadBase { .. }
+                | BuildError::Seed { .. }
+                | BuildError::NoBase { .. }
+        )
     }
 
     /// True when a peer (the download server) is at fault.
@@ -110,8 +118,8 @@ pub fn build(loaded: &LoadedRecipe, out_dir: &Path, node: Option<&str>) -> Resul
             fetch::download(&r.name, url, &dest, &r.base.sha256)?;
             (dest, url.clone())
         }
-        // `recipe::check` refuses a recipe with neither.
-        (None, None) => return Err(BuildError::Seed { why: "the recipe names no base image".into() }),
+        // `recipe::check` refuses such a recipe; a caller that skipped it gets this.
+        (None, None) => return Err(BuildError::NoBase { recipe: r.name.clone() }),
     };
     tracing::info!(recipe = %r.name, base = %base_path.display(), "base image verified");
 
@@ -131,7 +139,12 @@ pub fn build(loaded: &LoadedRecipe, out_dir: &Path, node: Option<&str>) -> Resul
     let bmap_name = format!("{}.bmap.json", r.name);
     let bmap_path = out_dir.join(&bmap_name);
     map.save(&bmap_path).map_err(|source| BuildError::Bmap { source })?;
-    let image_sha256 = map.image_sha256.unwrap_or(Digest([0; 32]));
+    // `create` always sets the whole-image digest; compute it here otherwise.
+    let image_sha256 = match map.image_sha256 {
+        Some(d) => d,
+        None => fetch::hash_file(&image_path)
+            .map_err(|source| BuildError::WriteFile { path: image_path.clone(), source })?,
+    };
 
     // 4. NoCloud seed.
     let identity = ImageIdentity {
