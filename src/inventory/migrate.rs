@@ -13,8 +13,11 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::InventoryError;
 
 /// Every migration, in order: (the `user_version` it brings the database to, its SQL).
-pub static MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("migrations/0001_init.sql")), (2, include_str!("migrations/0002_burnin.sql"))];
+pub static MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_burnin.sql")),
+    (3, include_str!("migrations/0003_images_written.sql")),
+];
 
 /// The schema version this binary writes: the last migration's number.
 pub fn latest_version() -> i64 {
