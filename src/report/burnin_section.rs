@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::burnin_view::counts_wrong_data;
 use crate::checks::Verdict;
 use crate::inventory::{BurninRecord, BurninResultStatus, RunId, RunRow};
 
@@ -44,7 +45,8 @@ pub struct BurninRow {
 }
 
 /// How a row reads: a figure at or above its minimum passes, one below
-/// fails, one without a minimum is reported only; a test that did not run
+/// fails, a count of wrong values passes only at zero, any other figure
+/// without a minimum is reported only; a test that did not run
 /// is skipped, one that broke is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -88,6 +90,9 @@ pub fn burnin_section(record: &BurninRecord) -> BurninSection {
             let status = match f.min_value {
                 Some(min) if f.value >= min => RowStatus::Pass,
                 Some(_) => RowStatus::Fail,
+                // The burn-in fails its data check on any wrong value.
+                None if counts_wrong_data(&f.name) && f.value == 0.0 => RowStatus::Pass,
+                None if counts_wrong_data(&f.name) => RowStatus::Fail,
                 None => RowStatus::NotJudged,
             };
             rows.push(BurninRow {

@@ -227,10 +227,16 @@ pub fn figure_name(test: &str, figure: &str) -> String {
     }
 }
 
+/// Whether a figure counts wrong values found (GEMM `mismatches`, memtest
+/// `errors`): any but zero fails the burn-in's data check.
+pub fn counts_wrong_data(figure: &str) -> bool {
+    matches!(figure, "mismatches" | "errors")
+}
+
 /// Counts of wrong data are better low; every other figure (rates,
 /// coverage, power reached) better high.
 fn higher_is_better(figure: &str) -> bool {
-    !matches!(figure, "mismatches" | "errors")
+    !counts_wrong_data(figure)
 }
 
 fn figures(record: &BurninRecord) -> Vec<BurninFigure> {
