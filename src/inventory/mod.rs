@@ -2,6 +2,7 @@
 
 mod bench;
 pub mod burnin;
+mod burnin_query;
 mod components;
 mod db;
 mod diff;
@@ -19,6 +20,7 @@ mod timestamp;
 pub(crate) mod tests;
 
 pub use bench::{record_inventories, BenchStats};
+pub use burnin_query::{BurninFigureRecord, BurninRecord, BurninResultRecord, BurninResultStatus, BurninSampleRecord};
 pub use components::{components_of, ComponentRecord};
 pub use db::{db_path, Inventory, DEFAULT_BUSY_TIMEOUT, DEFAULT_DB_PATH};
 pub use diff::{diff_components, Change, ComponentChange};

@@ -63,7 +63,7 @@ pub struct SerialSighting {
 
 /// Decode a column holding a serde enum's text (`pass`, `critical`), naming
 /// the column when the value is unknown.
-fn enum_column<T: DeserializeOwned>(row: &Row<'_>, column: usize) -> rusqlite::Result<T> {
+pub(super) fn enum_column<T: DeserializeOwned>(row: &Row<'_>, column: usize) -> rusqlite::Result<T> {
     let text: String = row.get(column)?;
     serde_json::from_value(serde_json::Value::String(text))
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(e)))
@@ -138,7 +138,7 @@ fn component_row(row: &Row<'_>, at: usize) -> rusqlite::Result<ComponentRecord> 
 const NEWEST_FIRST: &str = "ORDER BY r.started_at DESC, r.id DESC";
 
 impl Inventory {
-    fn query_rows<T>(
+    pub(super) fn query_rows<T>(
         &self,
         what: impl Fn() -> String,
         sql: &str,
