@@ -37,6 +37,9 @@ pub enum Command {
     /// Fast read-only check of this node (inspect + validate), for Slurm's
     /// HealthCheckProgram; --drain drains this node on failure.
     Healthcheck(HealthcheckArgs),
+    /// OS images: build from a recipe, write to a disk (verified, fail-closed).
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Record N inventories of a captured node into a database (benchmark).
     #[command(hide = true)]
     BenchRecord(BenchRecordArgs),
@@ -454,4 +457,133 @@ pub struct BurninArgs {
     /// GEMM matrix size (m = n = k).
     #[arg(long, hide = true, value_name = "N")]
     pub gemm_size: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build a recipe (images/*.toml) into a raw image, block map, seed and manifest.
+    Build {
+        /// The recipe file.
+        recipe: PathBuf,
+        /// Directory for the artifact (created).
+        #[arg(long, value_name = "DIR", default_value = "out")]
+        out: PathBuf,
+        /// Render the cloud-init seed for this node (its hostname).
+        #[arg(long, value_name = "NAME")]
+        node: Option<String>,
+        /// Print the manifest as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write an image to a block device or file, verify it, fail closed.
+    Write(ImageWriteArgs),
+    /// Write the iPXE script that boots a kernel and initrd from kiln's server.
+    PxeConfig(PxeConfigArgs),
+    /// Write a dnsmasq configuration: DHCP and TFTP handing out iPXE.
+    Dnsmasq(DnsmasqArgs),
+    /// Serve a directory of boot artifacts over HTTP (GET, HEAD, ranges).
+    Serve {
+        /// The directory to serve.
+        dir: PathBuf,
+        /// Address to listen on (port 0: any free port, printed at start).
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+        listen: std::net::SocketAddr,
+    },
+    /// Zero the partition tables of a disk (first and last MiB).
+    Wipe {
+        /// The block device or file.
+        target: PathBuf,
+    },
+    /// Write a synthetic sparse test image (deterministic bytes).
+    #[command(hide = true)]
+    Synth {
+        path: PathBuf,
+        /// Size in MiB.
+        #[arg(long, default_value_t = 32)]
+        size_mib: u64,
+        /// Mapped part in thousandths (100 = 10%).
+        #[arg(long, default_value_t = 100)]
+        mapped_permille: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Also write its block map (with digests) here.
+        #[arg(long, value_name = "FILE")]
+        bmap: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ImageWriteArgs {
+    /// A raw image, an artifact's NAME.manifest.json, an http(s) URL, or -
+    /// for standard input (URL and - need --bmap).
+    pub image: PathBuf,
+    /// The block device or file to write.
+    pub target: PathBuf,
+    /// Block map (NAME.bmap.json, a file or URL); default: the image's holes.
+    #[arg(long, value_name = "FILE")]
+    pub bmap: Option<PathBuf>,
+    /// On failure leave the target as it is instead of wiping it.
+    #[arg(long)]
+    pub preserve_on_error: bool,
+    /// Write through the page cache instead of O_DIRECT.
+    #[arg(long)]
+    pub no_direct: bool,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Record the write in this inventory database.
+    #[arg(long, value_name = "PATH", env = "KILN_DB")]
+    pub db: Option<PathBuf>,
+    /// The node whose disk this is (must be in the inventory).
+    #[arg(long, value_name = "NAME", requires = "db")]
+    pub node: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PxeConfigArgs {
+    /// Base URL of kiln's HTTP server (http://10.0.0.1:8080).
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+    /// Kernel path under the server.
+    #[arg(long, value_name = "PATH", default_value = "boot/vmlinuz")]
+    pub kernel: String,
+    /// Initrd path under the server.
+    #[arg(long, value_name = "PATH", default_value = "boot/initrd.img")]
+    pub initrd: String,
+    /// Take the kernel command line from this artifact manifest.
+    #[arg(long, value_name = "FILE", conflicts_with = "cmdline")]
+    pub manifest: Option<PathBuf>,
+    /// The kernel command line.
+    #[arg(long, value_name = "ARGS")]
+    pub cmdline: Option<String>,
+    /// Extra kernel arguments after the command line.
+    #[arg(long, value_name = "ARGS")]
+    pub append: Option<String>,
+    /// Write here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DnsmasqArgs {
+    /// The boot network's interface.
+    #[arg(long, value_name = "IF")]
+    pub interface: String,
+    /// DHCP pool: first,last address.
+    #[arg(long, value_name = "A,B")]
+    pub range: String,
+    #[arg(long, value_name = "MASK", default_value = "255.255.255.0")]
+    pub netmask: std::net::Ipv4Addr,
+    /// Directory holding undionly.kpxe, ipxe.efi and ipxe-arm64.efi.
+    #[arg(long, value_name = "DIR")]
+    pub tftp_root: String,
+    /// URL of the iPXE script (kiln image serve).
+    #[arg(long, value_name = "URL")]
+    pub script_url: String,
+    /// A fixed address: MAC,IP,NAME (repeatable).
+    #[arg(long, value_name = "MAC,IP,NAME")]
+    pub host: Vec<String>,
+    /// Write here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }

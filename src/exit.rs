@@ -17,5 +17,8 @@ pub const PEER: i32 = 6;
 /// The command's main work was skipped: no NVIDIA driver or no GPU, so a GPU
 /// command did nothing. Not a pass: a pipeline must not treat it as healthy.
 pub const SKIPPED: i32 = 7;
+/// Writing an image failed at the target (I/O error, or it read back
+/// wrong); the target was wiped unless `--preserve-on-error`.
+pub const TARGET_FAILED: i32 = 8;
 /// Any other failure of kiln itself (I/O on its own files, a bug).
 pub const INTERNAL: i32 = 10;

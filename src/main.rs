@@ -19,6 +19,7 @@ fn main() {
         Command::Rack(cmd) => kiln::cmd::rack::run(cmd),
         Command::Burnin(args) => kiln::cmd::burnin::burnin(args),
         Command::Healthcheck(args) => kiln::cmd::healthcheck::run(&args),
+        Command::Image(command) => kiln::cmd::image::run(&command),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 
 use super::builtin;
 use super::platform::Platform;
-use super::spec_error::{field_at, line_column, quoted_element, span_of, SpecError, SpecIssue};
+use super::spec_error::{line_column, span_of, SpecError, SpecIssue};
 use super::spec_validate;
+use crate::toml_error::{locate, Located};
 
 /// A parsed spec and where it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,14 +19,8 @@ pub struct LoadedSpec {
 /// Parses and checks one spec. `file` is only used to name it in errors.
 pub fn parse_spec(text: &str, file: &Path) -> Result<Platform, SpecError> {
     let platform: Platform = toml::from_str(text).map_err(|e| {
-        let message = e.message().trim().to_string();
-        let mut offset = e.span().map(|s| s.start).unwrap_or(0);
-        let mut field = field_at(text, offset);
-        if let Some((element, span)) = quoted_element(text, &field, &message) {
-            (field, offset) = (element, span.start);
-        }
-        let (line, column) = line_column(text, offset);
-        SpecError::Parse { file: file.to_path_buf(), line, column, field: field.to_string(), message }
+        let Located { line, column, field, message } = locate(text, &e);
+        SpecError::Parse { file: file.to_path_buf(), line, column, field, message }
     })?;
     let issues: Vec<SpecIssue> = spec_validate::check(&platform)
         .into_iter()

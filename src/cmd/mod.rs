@@ -6,6 +6,8 @@ pub mod burnin;
 pub mod capture;
 pub mod handoff;
 pub mod healthcheck;
+pub mod image;
+pub mod image_boot;
 pub mod inspect;
 pub mod node;
 pub mod rack;

@@ -16,7 +16,8 @@ use super::InventoryError;
 pub static MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_burnin.sql")),
-    (3, include_str!("migrations/0003_rack_runs.sql")),
+    (3, include_str!("migrations/0003_images_written.sql")),
+    (4, include_str!("migrations/0004_rack_runs.sql")),
 ];
 
 /// The schema version this binary writes: the last migration's number.

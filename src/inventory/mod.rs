@@ -2,11 +2,13 @@
 
 mod bench;
 pub mod burnin;
+mod burnin_query;
 mod components;
 mod db;
 mod diff;
 mod error;
 mod firmware;
+mod images;
 mod lifecycle;
 pub mod migrate;
 mod note;
@@ -20,11 +22,13 @@ mod timestamp;
 pub(crate) mod tests;
 
 pub use bench::{record_inventories, BenchStats};
+pub use burnin_query::{BurninFigureRecord, BurninRecord, BurninResultRecord, BurninResultStatus, BurninSampleRecord};
 pub use components::{components_of, ComponentRecord};
 pub use db::{db_path, Inventory, DEFAULT_BUSY_TIMEOUT, DEFAULT_DB_PATH};
 pub use diff::{diff_components, Change, ComponentChange};
 pub use error::InventoryError;
 pub use firmware::{FirmwareReading, BMC_FIRMWARE_RUN};
+pub use images::{ImageWrite, ImageWriteRow};
 pub use lifecycle::LifecycleEvent;
 pub use query::{NodeRow, RunChanges, RunRow, SerialSighting};
 pub use rack::{RackRunId, RackRunRecord, RackRunRow};

@@ -63,7 +63,7 @@ pub struct SerialSighting {
 
 /// Decode a column holding a serde enum's text (`pass`, `critical`), naming
 /// the column when the value is unknown.
-pub(crate) fn enum_column<T: DeserializeOwned>(row: &Row<'_>, column: usize) -> rusqlite::Result<T> {
+pub(super) fn enum_column<T: DeserializeOwned>(row: &Row<'_>, column: usize) -> rusqlite::Result<T> {
     let text: String = row.get(column)?;
     serde_json::from_value(serde_json::Value::String(text))
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(e)))
@@ -142,7 +142,7 @@ const NEWEST_FIRST: &str = "ORDER BY r.started_at DESC, r.id DESC";
 const NODE_RUN: &str = "r.kind <> 'bmc_firmware'";
 
 impl Inventory {
-    fn query_rows<T>(
+    pub(super) fn query_rows<T>(
         &self,
         what: impl Fn() -> String,
         sql: &str,

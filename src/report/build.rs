@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 use crate::checks::Outcome;
 use crate::inventory::{format_timestamp, Inventory, InventoryError, NodeRow, RunRow};
 
+use super::burnin_section::burnin_section;
 use super::model::{FindingsReport, NodeReport, Report, StoredFinding, REPORT_KIND, REPORT_SCHEMA_VERSION};
 
 /// A report on every node (by hostname), or on the one named. A name the
@@ -47,6 +48,7 @@ fn node_report(inventory: &Inventory, node: NodeRow, last_run: Option<RunRow>) -
         }
     }
     let changes = inventory.changes_since_previous_run(node.id)?;
+    let burnin = inventory.latest_burnin(node.id)?.map(|r| burnin_section(&r));
     Ok(NodeReport {
         hostname: node.hostname,
         rack: node.rack,
@@ -59,5 +61,6 @@ fn node_report(inventory: &Inventory, node: NodeRow, last_run: Option<RunRow>) -
         components,
         findings,
         changes,
+        burnin,
     })
 }

@@ -92,6 +92,7 @@ mod tests {
             .map(|(i, v)| BurninFigure {
                 name: "gemm_tflops".into(),
                 gpu: Some(i as u32),
+                peer_gpu: None,
                 value: *v,
                 unit: "TFLOP/s".into(),
                 threshold: Some(700.0),
@@ -101,6 +102,7 @@ mod tests {
         figures.push(BurninFigure {
             name: "max_temperature_c".into(),
             gpu: None,
+            peer_gpu: None,
             value: temp,
             unit: "C".into(),
             threshold: None,

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use super::burnin_section::run_verdict;
 use super::html_node::node_section;
 use super::html_style::{state_colors, CSS, STATES};
 use super::rack_model::{RackNodeReport, RackReport};
@@ -76,7 +77,7 @@ fn overview(report: &RackReport, out: &mut String) {
                     why = format!("failing: {}", failing.join(", "));
                 }
                 let run = r.last_run.as_ref().map_or("-".to_string(), |run| {
-                    format!("{} {} ({})", run.kind, run.id.0, run.verdict.map_or("no verdict", |v| v.as_str()))
+                    format!("{} {} ({})", run.kind, run.id.0, run_verdict(run, r.burnin.as_ref()))
                 });
                 let changes = match &r.changes {
                     Some(c) if !c.changes.is_empty() => format!("{} since run {}", c.changes.len(), c.previous_run.0),

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::fmt::Write;
 
+use super::burnin_section::{run_verdict, BurninSection};
 use super::burnin_view::{BurninView, TelemetrySample};
 use super::html::{anchor, badge};
 use super::rack_model::RackNodeReport;
@@ -28,7 +29,7 @@ fn findings(r: &NodeReport, out: &mut String) {
         .findings
         .runs
         .iter()
-        .map(|run| format!("{} run {} ({})", run.kind, run.id.0, run.verdict.map_or("-", |v| v.as_str())))
+        .map(|run| format!("{} run {} ({})", run.kind, run.id.0, run_verdict(run, r.burnin.as_ref())))
         .collect();
     let _ = write!(
         out,
@@ -112,14 +113,19 @@ fn components(r: &NodeReport, out: &mut String) {
     out.push_str("</table></details>");
 }
 
-/// The burn-in charts, or a line saying there is none.
-pub fn burnin_charts(view: &BurninView, out: &mut String) {
+/// The burn-in charts, or a line saying there is none. `section`, the same
+/// run as the per-node report has it, says whether the run was incomplete.
+pub fn burnin_charts(view: &BurninView, section: Option<&BurninSection>, out: &mut String) {
     if view.is_empty() {
         out.push_str(r#"<p class="muted">No burn-in recorded.</p>"#);
         return;
     }
     if let (Some(run), Some(v)) = (view.run, view.verdict) {
-        let _ = write!(out, r#"<p class="muted">burn-in run {}: {}</p>"#, run.0, v.as_str());
+        let mut verdict = v.as_str().to_string();
+        if let Some(b) = section.filter(|b| b.run_id == run && b.incomplete) {
+            verdict.push_str(&format!(" (incomplete: {})", b.not_run.join("; ")));
+        }
+        let _ = write!(out, r#"<p class="muted">burn-in run {}: {}</p>"#, run.0, esc(&verdict));
     }
     out.push_str(r#"<div class="charts">"#);
     let series = |pick: fn(&TelemetrySample) -> Option<f64>| -> Vec<Series> {
@@ -208,7 +214,7 @@ pub fn node_section(n: &RackNodeReport, out: &mut String) {
     out.push_str("</div><div><h3>Changed since the previous run</h3>");
     changes(r, out);
     out.push_str("</div></div><h3>Burn-in</h3>");
-    burnin_charts(&n.burnin, out);
+    burnin_charts(&n.burnin, r.burnin.as_ref(), out);
     components(r, out);
     history(n, out);
     out.push_str("</section>");

@@ -1,6 +1,7 @@
 //! Renders nodes, findings and inventory history as tables, JSON and CSV.
 
 mod build;
+pub mod burnin_section;
 pub mod burnin_view;
 mod consistency;
 mod csv;
@@ -28,7 +29,8 @@ pub use json::render_json;
 pub use model::{FindingsReport, NodeReport, Report, StoredFinding, REPORT_KIND, REPORT_SCHEMA_VERSION};
 pub use table::render_table;
 
-pub use burnin_view::{load_burnin_view, BurninView};
+pub use burnin_section::{burnin_section, run_verdict, BurninRow, BurninSection, RowStatus};
+pub use burnin_view::{burnin_view, load_burnin_view, BurninView};
 pub use consistency::{OUTLIER_MIN_NODES, OUTLIER_PCT};
 pub use html::render_html;
 pub use parts::{render_parts_csv, PARTS_CSV_COLUMNS};

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::burnin_section::BurninSection;
 use crate::checks::Finding;
 use crate::inventory::{ComponentRecord, RunChanges, RunId, RunRow};
 use crate::lifecycle::LifecycleState;
@@ -39,6 +40,9 @@ pub struct NodeReport {
     pub findings: FindingsReport,
     /// `None` when the node has fewer than two runs.
     pub changes: Option<RunChanges>,
+    /// The node's latest burn-in; absent when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burnin: Option<BurninSection>,
 }
 
 /// Findings of the newest run of each kind that judged the node.

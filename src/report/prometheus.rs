@@ -174,6 +174,9 @@ pub fn render_prometheus(report: &RackReport) -> String {
             if let Some(g) = f.gpu {
                 l.push(("gpu", g.to_string()));
             }
+            if let Some(p) = f.peer_gpu {
+                l.push(("peer_gpu", p.to_string()));
+            }
             figure.add(l.clone(), f.value);
             if let Some(t) = f.threshold {
                 threshold.add(l, t);

@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use crate::inventory::RunRow;
 
+use super::burnin_section::{run_verdict, BurninSection, RowStatus};
 use super::{NodeReport, Report};
 
 /// Lay out rows under headers, columns padded to their widest cell; the last
@@ -38,10 +39,60 @@ fn or_dash(value: Option<&str>) -> String {
     value.unwrap_or("-").to_string()
 }
 
-/// `validate run 3: fail, 2025-03-01T08:01:00.000Z (exit 1, by tech-ana)`
-fn describe_run(run: &RunRow) -> String {
-    let verdict = run.verdict.map_or("no verdict", |v| v.as_str());
+/// `validate run 3: fail, 2025-03-01T08:01:00.000Z (exit 1, by tech-ana)`; an
+/// incomplete burn-in says so after its verdict.
+fn describe_run(run: &RunRow, burnin: Option<&BurninSection>) -> String {
+    let verdict = run_verdict(run, burnin);
     format!("{} run {}: {verdict}, {} (exit {}, by {})", run.kind, run.id.0, run.finished_at, run.exit_code, run.actor)
+}
+
+/// A figure as read: whole numbers without decimals, others to two places.
+fn number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+fn burnin_block(b: &BurninSection, out: &mut String) {
+    let verdict = if b.incomplete {
+        format!("{} (incomplete: {})", b.verdict.as_str(), b.not_run.join("; "))
+    } else {
+        b.verdict.as_str().to_string()
+    };
+    let _ = writeln!(out, "\n  Burn-in (run {}): {verdict}", b.run_id.0);
+    if b.rows.is_empty() {
+        let _ = writeln!(out, "    no test result recorded");
+        return;
+    }
+    let rows: Vec<Vec<String>> = b
+        .rows
+        .iter()
+        .map(|r| {
+            let gpu = match (r.gpu, r.peer_gpu) {
+                (Some(g), Some(p)) => format!("{g} -> {p}"),
+                (Some(g), None) => g.to_string(),
+                (None, _) => "-".to_string(),
+            };
+            let status = match (&r.reason, r.status) {
+                (Some(why), RowStatus::Skipped | RowStatus::Error) => format!("{}: {why}", r.status.as_str()),
+                _ => r.status.as_str().to_string(),
+            };
+            vec![
+                r.test.clone(),
+                gpu,
+                or_dash(r.figure.as_deref()),
+                r.value.map_or("-".to_string(), number),
+                or_dash(r.unit.as_deref()),
+                r.min.map_or("-".to_string(), number),
+                r.expected.map_or("-".to_string(), number),
+                status,
+            ]
+        })
+        .collect();
+    let headers = ["TEST", "GPU", "FIGURE", "VALUE", "UNIT", "MIN", "EXPECTED", "STATUS"];
+    indent(&columns(&headers, &rows), out);
 }
 
 fn node_block(node: &NodeReport, out: &mut String) {
@@ -55,7 +106,7 @@ fn node_block(node: &NodeReport, out: &mut String) {
     let _ = writeln!(out, "  state: {}", node.state);
     match &node.last_run {
         Some(run) => {
-            let _ = writeln!(out, "  last run: {}", describe_run(run));
+            let _ = writeln!(out, "  last run: {}", describe_run(run, node.burnin.as_ref()));
         }
         None => {
             let _ = writeln!(out, "  last run: none (enrolled {})", node.first_seen);
@@ -112,6 +163,10 @@ fn node_block(node: &NodeReport, out: &mut String) {
             let headers = ["OUTCOME", "SEVERITY", "CHECK", "COMPONENT", "EXPECTED", "ACTUAL", "MESSAGE"];
             indent(&columns(&headers, &rows), out);
         }
+    }
+
+    if let Some(b) = &node.burnin {
+        burnin_block(b, out);
     }
 
     if let Some(changes) = &node.changes {

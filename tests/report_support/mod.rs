@@ -211,6 +211,7 @@ pub fn burnin(_inv: &Inventory, row: &NodeRow) -> Result<BurninView, kiln::inven
             BurninFigure {
                 name: "gemm_tflops".into(),
                 gpu: Some(g.gpu),
+                peer_gpu: None,
                 value: tail.iter().sum::<f64>() / tail.len() as f64,
                 unit: "TFLOP/s".into(),
                 threshold: Some(700.0),

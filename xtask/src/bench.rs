@@ -18,6 +18,11 @@ pub fn run(args: &[String]) -> Result<u8> {
     }
     let kiln = sh::build_kiln(true)?;
     let root = sh::root();
+    let install = !args.iter().any(|a| a == "--no-install");
+    if args.iter().any(|a| a == "--only=image") {
+        crate::bench_image::run(&kiln, &root, install)?;
+        return Ok(0);
+    }
     let mut section = String::new();
     section.push_str(&format!("Measured by `cargo xtask bench` on {} ({} cores).\n\n", host_line(), cores()));
     section.push_str("| what | kiln (median) | reference (median) | ratio kiln/reference |\n|---|---|---|---|\n");
@@ -67,6 +72,7 @@ pub fn run(args: &[String]) -> Result<u8> {
 
     println!("{section}");
     write_section(&root.join("docs/benchmarks.md"), "node", &section)?;
+    crate::bench_image::run(&kiln, &root, install)?;
 
     // 4. Rack fan-out over the lab against pdsh (needs root for namespaces).
     if sh::is_root() {

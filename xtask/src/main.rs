@@ -3,6 +3,7 @@
 //! `bench` measures kiln against the tools a user would otherwise run.
 
 mod bench;
+mod bench_image;
 mod bringup;
 mod sh;
 mod test;
@@ -21,7 +22,7 @@ commands:
                      on the nodes that passed, a status table
   test [--no-install] [-- ARGS]
                      install what the tests need (apt, pip) and run every test
-  bench [--no-install] [--fleet-nodes N]
+  bench [--no-install] [--fleet-nodes N] [--only=image]
                      run the benchmarks, write docs/benchmarks.md
   lab up [--nodes N] [--fixtures A,B,..] [--no-bmc] [--no-trust] | down | status
                      an emulated rack on this machine (network namespaces,

@@ -23,6 +23,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "slurm-wlm",      // slurmctld and slurmd for the Slurm hand-off test
     "munge",          // Slurm's authentication
     "chromium",       // headless screenshots of the HTML report
+    "qemu-utils",     // qemu-img: image conversion and `qemu-img compare` in the image tests
+    "dnsmasq-base",   // dnsmasq --test checks the DHCP/TFTP configuration kiln writes
 ];
 
 /// Python packages installed into `target/venv`.

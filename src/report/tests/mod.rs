@@ -1,5 +1,7 @@
 //! Snapshot tests of the report in all three formats, from a real database file.
 
+mod burnin;
+
 use crate::checks::{Component, Finding, Outcome, Severity};
 use crate::inventory::sample::hgx_b200_node;
 use crate::inventory::tests::support::{at, record, temp_db, validate_findings};

@@ -1,4 +1,4 @@
--- kiln inventory schema, version 3: rack-level runs with their findings.
+-- kiln inventory schema, version 4: rack-level runs with their findings.
 
 -- One row per `kiln rack inspect|validate|burnin`: the rack step as a whole. Each node's own run
 -- is in `runs`; this holds what only shows across nodes (rack checks) and how each node ended.
