@@ -4,10 +4,8 @@
 //! hand-built fixture is the same tree under another directory. Paths passed
 //! in are relative (`sys/bus/pci/devices`), never absolute.
 
-use std::collections::BTreeSet;
 use std::io;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Mutex;
 
 /// Read access to a sysfs/procfs tree.
 pub trait SysTree: Send + Sync {
@@ -113,60 +111,6 @@ impl SysTree for FsTree {
 
     fn root(&self) -> &Path {
         &self.root
-    }
-}
-
-/// Wraps a tree and remembers every path read, listed or resolved, so that
-/// `kiln capture` copies exactly what inspection used.
-pub struct Recording<T: SysTree> {
-    inner: T,
-    touched: Mutex<BTreeSet<PathBuf>>,
-}
-
-impl<T: SysTree> Recording<T> {
-    pub fn new(inner: T) -> Self {
-        Recording { inner, touched: Mutex::new(BTreeSet::new()) }
-    }
-
-    fn note(&self, rel: &Path) {
-        if let Ok(mut t) = self.touched.lock() {
-            t.insert(strip_root(rel));
-        }
-    }
-
-    /// Every path touched, relative to the root, sorted.
-    pub fn touched(&self) -> Vec<PathBuf> {
-        self.touched.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default()
-    }
-
-    pub fn inner(&self) -> &T {
-        &self.inner
-    }
-}
-
-impl<T: SysTree> SysTree for Recording<T> {
-    fn read(&self, rel: &Path) -> io::Result<String> {
-        self.note(rel);
-        self.inner.read(rel)
-    }
-    fn list(&self, rel: &Path) -> io::Result<Vec<String>> {
-        self.note(rel);
-        self.inner.list(rel)
-    }
-    fn read_link(&self, rel: &Path) -> io::Result<PathBuf> {
-        self.note(rel);
-        self.inner.read_link(rel)
-    }
-    fn resolve(&self, rel: &Path) -> io::Result<PathBuf> {
-        self.note(rel);
-        self.inner.resolve(rel)
-    }
-    fn exists(&self, rel: &Path) -> bool {
-        self.note(rel);
-        self.inner.exists(rel)
-    }
-    fn root(&self) -> &Path {
-        self.inner.root()
     }
 }
 
