@@ -19,10 +19,33 @@ pub fn run(args: &[String]) -> Result<u8> {
     let kiln = sh::build_kiln(true)?;
     let root = sh::root();
     let install = !args.iter().any(|a| a == "--no-install");
-    if args.iter().any(|a| a == "--only=image") {
-        crate::bench_image::run(&kiln, &root, install)?;
-        return Ok(0);
+    // `--only=node|image|fleet` runs one section; by default all three.
+    let only = args.iter().find_map(|a| a.strip_prefix("--only=")).map(str::to_string);
+    let wants = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    if let Some(o) = &only {
+        if !["node", "image", "fleet"].contains(&o.as_str()) {
+            bail!("--only takes node, image or fleet, not {o:?}");
+        }
     }
+    if wants("node") {
+        node(&kiln, &root)?;
+    }
+    if wants("image") {
+        crate::bench_image::run(&kiln, &root, install)?;
+    }
+    // Rack fan-out over the lab against pdsh (needs root for namespaces).
+    if wants("fleet") {
+        if sh::is_root() {
+            fleet(flag_value(args, "--fleet-nodes").unwrap_or(32))?;
+        } else {
+            eprintln!("xtask: SKIPPED: rack fan-out benchmark needs root (network namespaces)");
+        }
+    }
+    Ok(0)
+}
+
+/// Inspecting, validating and recording, beside lspci.
+fn node(kiln: &Path, root: &Path) -> Result<()> {
     let mut section = String::new();
     section.push_str(&format!("Measured by `cargo xtask bench` on {} ({} cores).\n\n", host_line(), cores()));
     section.push_str("| what | kiln (median) | reference (median) | ratio kiln/reference |\n|---|---|---|---|\n");
@@ -71,17 +94,7 @@ pub fn run(args: &[String]) -> Result<u8> {
     ));
 
     println!("{section}");
-    write_section(&root.join("docs/benchmarks.md"), "node", &section)?;
-    crate::bench_image::run(&kiln, &root, install)?;
-
-    // 4. Rack fan-out over the lab against pdsh (needs root for namespaces).
-    if sh::is_root() {
-        let nodes = flag_value(args, "--fleet-nodes").unwrap_or(32);
-        fleet(nodes)?;
-    } else {
-        eprintln!("xtask: SKIPPED: rack fan-out benchmark needs root (network namespaces)");
-    }
-    Ok(0)
+    write_section(&root.join("docs/benchmarks.md"), "node", &section)
 }
 
 /// `cargo xtask bench-fleet [NODES]`: only the rack fan-out benchmark.

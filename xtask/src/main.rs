@@ -22,7 +22,7 @@ commands:
                      on the nodes that passed, a status table
   test [--no-install] [-- ARGS]
                      install what the tests need (apt, pip) and run every test
-  bench [--no-install] [--fleet-nodes N] [--only=image]
+  bench [--no-install] [--fleet-nodes N] [--only=node|image|fleet]
                      run the benchmarks, write docs/benchmarks.md
   lab up [--nodes N] [--fixtures A,B,..] [--no-bmc] [--no-trust] | down | status
                      an emulated rack on this machine (network namespaces,
