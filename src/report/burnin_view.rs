@@ -19,6 +19,10 @@ pub struct BurninView {
     /// The burn-in run; `None` when the node has none.
     pub run: Option<RunId>,
     pub verdict: Option<Verdict>,
+    /// A requested test did not run (no driver, no GPU, no stress-ng): the
+    /// verdict covers only what ran and must not read as a full pass.
+    #[serde(default)]
+    pub incomplete: bool,
     /// Samples over time per GPU (GEMM throughput, temperature, power).
     pub gpus: Vec<GpuTelemetry>,
     /// GPU to GPU bandwidth.
@@ -110,6 +114,7 @@ pub fn burnin_view(record: &BurninRecord) -> BurninView {
     BurninView {
         run: Some(record.run_id),
         verdict: Some(record.verdict),
+        incomplete: record.incomplete,
         gpus: telemetry(record),
         p2p: p2p_matrix(record),
         host_links: host_links(record),

@@ -104,6 +104,10 @@ pub fn render_prometheus(report: &RackReport) -> String {
         "Parts swapped, added, removed or reflashed between the node's last two runs.",
     );
     let mut figure = Family::new("kiln_burnin_figure", "Burn-in result of the node's latest burn-in.");
+    let mut incomplete = Family::new(
+        "kiln_burnin_incomplete",
+        "1 when a requested test of the node's latest burn-in did not run (its verdict covers only what ran).",
+    );
     let mut threshold = Family::new("kiln_burnin_figure_threshold", "Threshold the burn-in result is judged against.");
     let mut outlier = Family::new(
         "kiln_burnin_outlier_deviation_percent",
@@ -168,6 +172,9 @@ pub fn render_prometheus(report: &RackReport) -> String {
         if let Some(c) = &r.changes {
             changes.add(base(), c.changes.len() as f64);
         }
+        if n.burnin.run.is_some() {
+            incomplete.add(base(), if n.burnin.incomplete { 1.0 } else { 0.0 });
+        }
         for f in &n.burnin.figures {
             let mut l = base();
             l.extend([("figure", f.name.clone()), ("unit", f.unit.clone())]);
@@ -203,8 +210,20 @@ pub fn render_prometheus(report: &RackReport) -> String {
     }
     let mut out = String::new();
     for f in [
-        &state, &verdict, &run_id, &run_time, &check, &findings, &changes, &figure, &threshold, &outlier, &parts,
-        &rack_fail, &generated,
+        &state,
+        &verdict,
+        &run_id,
+        &run_time,
+        &check,
+        &findings,
+        &changes,
+        &figure,
+        &incomplete,
+        &threshold,
+        &outlier,
+        &parts,
+        &rack_fail,
+        &generated,
     ] {
         f.write(&mut out);
     }

@@ -368,6 +368,10 @@ fn an_incomplete_burn_in_never_reads_as_a_plain_pass() {
     let html = render_html(&rack);
     assert!(html.contains("pass (incomplete: GPU tests skipped: no NVIDIA driver)"), "the HTML says so too");
     assert!(!html.contains(&format!("burnin {} (pass)", run.0)), "the overview does not say plain pass");
+
+    let metrics = crate::report::render_prometheus(&rack);
+    let line = metrics.lines().find(|l| l.starts_with("kiln_burnin_incomplete{")).expect("incomplete metric");
+    assert!(line.ends_with(" 1"), "{line}");
 }
 
 #[test]
