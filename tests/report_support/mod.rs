@@ -222,6 +222,7 @@ pub fn burnin(_inv: &Inventory, row: &NodeRow) -> Result<BurninView, kiln::inven
     Ok(BurninView {
         run: Some(RunId(if bad { 9 } else { 4 })),
         verdict: Some(if bad { Verdict::Fail } else { Verdict::Pass }),
+        incomplete: false,
         gpus,
         p2p: Some(P2pMatrix { gpus: (0..8).collect(), gbps, threshold_gbps: Some(335.0) }),
         host_links,
