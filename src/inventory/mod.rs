@@ -7,6 +7,7 @@ mod components;
 mod db;
 mod diff;
 mod error;
+mod finding_rows;
 mod firmware;
 mod images;
 mod lifecycle;

@@ -5,11 +5,12 @@ use rusqlite::{OptionalExtension, Row};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::checks::{Component, Finding, Verdict};
+use crate::checks::{Finding, Verdict};
 use crate::lifecycle::{LifecycleState, RunKind};
 use crate::model::Node;
 
 use super::diff::{diff_components, ComponentChange};
+use super::finding_rows::finding_from_row;
 use super::record::{NodeId, RunId};
 use super::{ComponentRecord, Inventory, InventoryError};
 
@@ -260,30 +261,7 @@ impl Inventory {
         let sql = "SELECT \"check\", outcome, severity, component_kind, component_address, component_gpu_index,
                           component_serial, component_slot, component_name, expected, actual, message, action
                    FROM findings WHERE run_id = ?1 ORDER BY id";
-        self.query_rows(
-            || format!("findings of run {}", run.0),
-            sql,
-            [run.0],
-            |row| {
-                Ok(Finding {
-                    check: row.get(0)?,
-                    outcome: enum_column(row, 1)?,
-                    severity: enum_column(row, 2)?,
-                    component: Component {
-                        kind: row.get(3)?,
-                        address: row.get(4)?,
-                        gpu_index: row.get(5)?,
-                        serial: row.get(6)?,
-                        slot: row.get(7)?,
-                        name: row.get(8)?,
-                    },
-                    expected: row.get(9)?,
-                    actual: row.get(10)?,
-                    message: row.get(11)?,
-                    action: row.get(12)?,
-                })
-            },
-        )
+        self.query_rows(|| format!("findings of run {}", run.0), sql, [run.0], finding_from_row)
     }
 
     /// The whole node as it was inspected for a run: what was in tray 7 then.

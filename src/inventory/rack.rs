@@ -6,8 +6,9 @@ use rusqlite::{params, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::checks::{Component, Finding, Verdict};
+use crate::checks::{Finding, Verdict};
 
+use super::finding_rows::{finding_from_row, insert_finding};
 use super::query::enum_column;
 use super::timestamp::format_timestamp;
 use super::{Inventory, InventoryError};
@@ -94,26 +95,7 @@ impl Inventory {
                 )
                 .map_err(failed)?;
             for f in run.findings {
-                let c = &f.component;
-                insert
-                    .execute(params![
-                        id,
-                        f.check,
-                        f.outcome.as_str(),
-                        f.severity.as_str(),
-                        c.label(),
-                        c.kind,
-                        c.address,
-                        c.gpu_index,
-                        c.serial,
-                        c.slot,
-                        c.name,
-                        f.expected,
-                        f.actual,
-                        f.message,
-                        f.action,
-                    ])
-                    .map_err(failed)?;
+                insert_finding(&mut insert, id, f).map_err(failed)?;
             }
         }
         tx.commit().map_err(failed)?;
@@ -165,27 +147,7 @@ impl Inventory {
                  FROM rack_findings WHERE rack_run_id = ?1 ORDER BY id",
             )
             .map_err(failed)?;
-        let rows = stmt
-            .query_map([run.0], |row| {
-                Ok(Finding {
-                    check: row.get(0)?,
-                    outcome: enum_column(row, 1)?,
-                    severity: enum_column(row, 2)?,
-                    component: Component {
-                        kind: row.get(3)?,
-                        address: row.get(4)?,
-                        gpu_index: row.get(5)?,
-                        serial: row.get(6)?,
-                        slot: row.get(7)?,
-                        name: row.get(8)?,
-                    },
-                    expected: row.get(9)?,
-                    actual: row.get(10)?,
-                    message: row.get(11)?,
-                    action: row.get(12)?,
-                })
-            })
-            .map_err(failed)?;
+        let rows = stmt.query_map([run.0], finding_from_row).map_err(failed)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(failed)
     }
 }

@@ -9,6 +9,7 @@ use crate::lifecycle::{check_transition, state_after_run, LifecycleState, Move, 
 use crate::model::Node;
 
 use super::components::{components_of, ComponentRecord};
+use super::finding_rows::insert_finding;
 use super::lifecycle::{append_event, read_state, set_state, EventRow};
 use super::timestamp::{format_timestamp, now};
 use super::{Inventory, InventoryError};
@@ -243,24 +244,7 @@ fn write_run(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?;
         for f in run.findings {
-            let c = &f.component;
-            insert.execute(params![
-                run_id,
-                f.check,
-                f.outcome.as_str(),
-                f.severity.as_str(),
-                c.label(),
-                c.kind,
-                c.address,
-                c.gpu_index,
-                c.serial,
-                c.slot,
-                c.name,
-                f.expected,
-                f.actual,
-                f.message,
-                f.action,
-            ])?;
+            insert_finding(&mut insert, run_id, f)?;
         }
     }
     observe(RecordStage::Findings);
