@@ -134,9 +134,11 @@ pub fn client_config(policy: &TlsPolicy) -> Result<Arc<ClientConfig>, TlsError> 
         }
         TlsPolicy::CaFile(path) => webpki_verifier(read_ca_file(path)?, &provider)?,
         TlsPolicy::Pinned(fp) => {
-            Arc::new(PinnedVerifier { pinned: fp.clone(), algorithms: provider.signature_verification_algorithms })
+            Arc::new(LeafVerifier { pinned: Some(fp.clone()), algorithms: provider.signature_verification_algorithms })
         }
-        TlsPolicy::Insecure => Arc::new(AnyCertVerifier { algorithms: provider.signature_verification_algorithms }),
+        TlsPolicy::Insecure => {
+            Arc::new(LeafVerifier { pinned: None, algorithms: provider.signature_verification_algorithms })
+        }
     };
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -172,20 +174,21 @@ fn read_ca_file(path: &Path) -> Result<RootCertStore, TlsError> {
     Ok(roots)
 }
 
-/// Accepts exactly one leaf certificate, named by its SHA-256 fingerprint.
+/// Checks only the leaf certificate: exactly the one named by its SHA-256
+/// fingerprint (`--fingerprint`), or any (`--insecure`, `pinned: None`).
 ///
 /// The chain, issuer, name and validity dates are deliberately not checked:
 /// pinning says "this very certificate", which is how a technician trusts a
 /// BMC's self-signed certificate read off its web page or a previous visit.
-/// The handshake signature is still verified against the certificate's key,
-/// so only a peer holding the matching private key gets through.
+/// The handshake signature is still verified against the certificate's key
+/// in both modes, so the session stays bound to the presented key.
 #[derive(Debug)]
-struct PinnedVerifier {
-    pinned: Fingerprint,
+struct LeafVerifier {
+    pinned: Option<Fingerprint>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for PinnedVerifier {
+impl ServerCertVerifier for LeafVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -194,57 +197,17 @@ impl ServerCertVerifier for PinnedVerifier {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(pinned) = &self.pinned else {
+            return Ok(ServerCertVerified::assertion());
+        };
         let presented = Fingerprint::of_der(end_entity.as_ref());
-        if presented == self.pinned {
+        if presented == *pinned {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::General(format!(
-                "certificate fingerprint {presented} does not match the pinned {}",
-                self.pinned
+                "certificate fingerprint {presented} does not match the pinned {pinned}"
             )))
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// Accepts any certificate (`--insecure`). The handshake signature is still
-/// checked, which costs nothing and keeps the session bound to the presented key.
-#[derive(Debug)]
-struct AnyCertVerifier {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AnyCertVerifier {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
