@@ -48,6 +48,12 @@ pub fn run<E: Send>(
     consume: Consume<'_, E>,
     after: Option<After<'_, E>>,
 ) -> Result<(), E> {
+    // Shutdown never depends on timing: after the first error every stage
+    // keeps receiving until its input is closed, and hands each buffer back
+    // to the free list instead of working on it. Only this thread closes the
+    // first channel; each stage closes the next one when it ends. The free
+    // list holds every buffer there is, so handing one back never blocks, and
+    // no stage ever waits on a stage that has already returned.
     let workers = hash_threads();
     let depth = 3 * workers + 2;
     let stop = AtomicBool::new(false);
@@ -58,6 +64,7 @@ pub fn run<E: Send>(
             slot.get_or_insert(e);
         }
     };
+    let stopped = || stop.load(Ordering::SeqCst);
     let (free_tx, free_rx) = mpsc::sync_channel::<AlignedBuf>(depth);
     for _ in 0..depth {
         let _ = free_tx.send(AlignedBuf::new(buf_size));
@@ -69,24 +76,25 @@ pub fn run<E: Send>(
     let after_rx = Mutex::new(after_rx);
     std::thread::scope(|s| {
         for _ in 0..workers {
-            let done_tx = done_tx.clone();
-            let (work_rx, stop, fail) = (&work_rx, &stop, &fail);
-            s.spawn(move || loop {
-                let job = match work_rx.lock() {
-                    Ok(rx) => rx.recv(),
-                    Err(_) => return,
-                };
-                let Ok(job) = job else { return };
-                if stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                match check(job.index, &job.buf.as_slice()[..job.len]) {
-                    Ok(()) => {
-                        if done_tx.send(job).is_err() {
-                            return;
+            let (done_tx, free_tx) = (done_tx.clone(), free_tx.clone());
+            let (work_rx, stopped, fail) = (&work_rx, &stopped, &fail);
+            s.spawn(move || {
+                while let Some(job) = next(work_rx) {
+                    if stopped() {
+                        let _ = free_tx.send(job.buf);
+                        continue;
+                    }
+                    match check(job.index, &job.buf.as_slice()[..job.len]) {
+                        // The consumer drains until this sender closes, so
+                        // this send only waits for room.
+                        Ok(()) => {
+                            let _ = done_tx.send(job);
+                        }
+                        Err(e) => {
+                            fail(e);
+                            let _ = free_tx.send(job.buf);
                         }
                     }
-                    Err(e) => return fail(e),
                 }
             });
         }
@@ -96,49 +104,48 @@ pub fn run<E: Send>(
         if let Some(after) = after {
             for _ in 0..workers {
                 let free_tx = free_tx.clone();
-                let (after_rx, stop, fail) = (&after_rx, &stop, &fail);
+                let (after_rx, stopped, fail) = (&after_rx, &stopped, &fail);
                 s.spawn(move || {
                     let mut scratch = AlignedBuf::new(buf_size);
-                    loop {
-                        let job = match after_rx.lock() {
-                            Ok(rx) => rx.recv(),
-                            Err(_) => return,
-                        };
-                        let Ok(job) = job else { return };
-                        if stop.load(Ordering::SeqCst) {
-                            return;
-                        }
-                        if let Err(e) = after(job.index, &job.buf.as_slice()[..job.len], scratch.as_mut_slice()) {
-                            return fail(e);
+                    while let Some(job) = next(after_rx) {
+                        if !stopped() {
+                            if let Err(e) = after(job.index, &job.buf.as_slice()[..job.len], scratch.as_mut_slice()) {
+                                fail(e);
+                            }
                         }
                         let _ = free_tx.send(job.buf);
                     }
                 });
             }
         }
-        let (stop_ref, fail_ref) = (&stop, &fail);
+        let (stopped_ref, fail_ref) = (&stopped, &fail);
         let has_after = after.is_some();
+        let consumer_free_tx = free_tx.clone();
         s.spawn(move || {
-            let free_tx = free_tx;
-            let after_tx = after_tx;
+            let (free_tx, after_tx) = (consumer_free_tx, after_tx);
             for job in done_rx.iter() {
-                if stop_ref.load(Ordering::SeqCst) {
-                    return;
+                if stopped_ref() {
+                    let _ = free_tx.send(job.buf);
+                    continue;
                 }
                 if let Err(e) = consume(job.index, &job.buf.as_slice()[..job.len]) {
-                    return fail_ref(e);
+                    fail_ref(e);
+                    let _ = free_tx.send(job.buf);
+                    continue;
                 }
-                let next =
-                    if has_after { after_tx.send(job).map_err(|_| ()) } else { free_tx.send(job.buf).map_err(|_| ()) };
-                if next.is_err() {
-                    return;
+                if has_after {
+                    let _ = after_tx.send(job);
+                } else {
+                    let _ = free_tx.send(job.buf);
                 }
             }
         });
+        drop(free_tx);
         for index in 0..count {
-            if stop.load(Ordering::SeqCst) {
+            if stopped() {
                 break;
             }
+            // Every buffer comes back to the free list, whatever happens.
             let Ok(mut buf) = free_rx.recv() else { break };
             match fill(index, buf.as_mut_slice()) {
                 Ok(len) => {
@@ -158,6 +165,11 @@ pub fn run<E: Send>(
         Ok(Some(e)) => Err(e),
         _ => Ok(()),
     }
+}
+
+/// The next job from a shared receiver; `None` once its sender is gone.
+fn next(rx: &Mutex<mpsc::Receiver<Filled>>) -> Option<Filled> {
+    rx.lock().ok()?.recv().ok()
 }
 
 #[cfg(test)]
@@ -230,5 +242,52 @@ mod tests {
         let bad_after = |i: usize, _: &[u8], _: &mut [u8]| if i == 40 { Err("after".to_string()) } else { Ok(()) };
         let r = run(1000, 4096, &mut ok_fill, &|_, _| Ok(()), &mut |_, _| Ok(()), Some(&bad_after));
         assert_eq!(r, Err("after".to_string()));
+    }
+
+    /// Runs `f` on its own thread and fails the test if it has not returned
+    /// after a generous while: a deadlock must fail the suite, not hang it.
+    fn finishes(f: impl FnOnce() + Send + 'static) {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            f();
+            let _ = tx.send(());
+        });
+        match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+            Ok(()) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("the pipeline never returned: a stage waits on one that ended")
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the pipeline panicked"),
+        }
+    }
+
+    /// An error in any stage, at any job, with the queues full or empty,
+    /// returns that error; the run never waits on a stage that has ended.
+    /// (Once a check failed with the work queue full, the filling thread
+    /// waited forever for room that no one would make.)
+    #[test]
+    fn an_error_anywhere_never_hangs_the_run() {
+        finishes(|| {
+            for round in 0..200usize {
+                let at = round % 37;
+                let count = 1 + round % 50 * 3;
+                let want = if at < count { Err(at) } else { Ok(()) };
+                let fail_at = |i: usize| if i == at { Err(i) } else { Ok(()) };
+                // A slow consumer fills every queue before the failing check.
+                let slow = |_: usize, _: &[u8]| {
+                    std::thread::yield_now();
+                    Ok(())
+                };
+                let r = run(count, 64, &mut |_, _| Ok(1), &|i, _| fail_at(i), &mut |i, b| slow(i, b), None);
+                assert_eq!(r, want, "check failing at {at} of {count}");
+                let r = run(count, 64, &mut |i, _| fail_at(i).map(|()| 1), &|_, _| Ok(()), &mut |_, _| Ok(()), None);
+                assert_eq!(r, want, "fill failing at {at} of {count}");
+                let r = run(count, 64, &mut |_, _| Ok(1), &|_, _| Ok(()), &mut |i, _| fail_at(i), None);
+                assert_eq!(r, want, "consume failing at {at} of {count}");
+                let after = |i: usize, _: &[u8], _: &mut [u8]| fail_at(i);
+                let r = run(count, 64, &mut |_, _| Ok(1), &|_, _| Ok(()), &mut |_, _| Ok(()), Some(&after));
+                assert_eq!(r, want, "after failing at {at} of {count}");
+            }
+        });
     }
 }
