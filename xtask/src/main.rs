@@ -7,6 +7,7 @@ mod bench_image;
 mod bringup;
 mod sh;
 mod test;
+mod test_runner;
 
 use std::process::ExitCode;
 

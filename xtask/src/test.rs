@@ -4,11 +4,12 @@
 //! Debian packages for the real peers (sshd, stress-ng, ipmi_sim, lspci) and a
 //! Python venv under `target/venv` with the Redfish emulator (sushy-tools).
 
+use std::ffi::OsStr;
 use std::process::Command;
 
 use anyhow::Result;
 
-use crate::sh;
+use crate::{sh, test_runner};
 
 /// Debian packages the test suite uses as real peers or tools.
 pub const TEST_PACKAGES: &[&str] = &[
@@ -57,16 +58,11 @@ pub fn run(args: &[String]) -> Result<u8> {
         install()?;
     }
     let venv = sh::root().join("target/venv");
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(sh::root()).args(["test", "--workspace", "--no-fail-fast"]).env("KILN_TEST_VENV", &venv);
+    let mut envs: Vec<(&str, &OsStr)> = vec![("KILN_TEST_VENV", venv.as_os_str())];
     // As root every peer was installed above, so a test that cannot find its
     // peer (sshd, the Redfish emulator, ipmi_sim) fails instead of skipping.
     if sh::is_root() {
-        cmd.env("KILN_REQUIRE_PEERS", "1");
+        envs.push(("KILN_REQUIRE_PEERS", OsStr::new("1")));
     }
-    if !passthrough.is_empty() {
-        cmd.arg("--").args(passthrough);
-    }
-    let code = sh::status(&mut cmd)?;
-    Ok(u8::try_from(code).unwrap_or(1))
+    test_runner::run_all(&passthrough, &envs)
 }
