@@ -34,6 +34,10 @@ pub const VENV_PACKAGES: &[&str] = &["sushy-tools==2.2.0"];
 pub fn install() -> Result<()> {
     if sh::is_root() {
         sh::apt_install(TEST_PACKAGES)?;
+        // One install can remove a package another asked for: Debian's
+        // qemu-system-x86 removes a newer qemu-utils from elsewhere. A second
+        // pass puts back whatever is missing now, in Debian's matching version.
+        sh::apt_install(TEST_PACKAGES)?;
     } else {
         eprintln!("xtask: not root: skipping apt installs; tests needing root will say SKIPPED");
     }
