@@ -2,6 +2,8 @@
 //! the sushy-tools emulator, ipmi_sim, and target builders.
 #![allow(dead_code)]
 
+#[path = "../http_support/mod.rs"]
+pub mod http;
 pub mod ipmisim;
 pub mod server;
 pub mod sushy;

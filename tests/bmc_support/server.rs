@@ -8,7 +8,7 @@
 //! logged so a test can see what kiln actually sent.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +19,8 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+
+use super::http::read_request;
 
 /// One request as the server saw it.
 #[derive(Debug, Clone)]
@@ -300,35 +302,6 @@ fn merge(target: &mut Value, patch: &Value) {
 fn error_body(message: &str) -> Value {
     json!({"error": {"code": "Base.1.0.GeneralError", "message": message,
         "@Message.ExtendedInfo": [{"MessageId": "Base.1.0.GeneralError", "Message": message}]}})
-}
-
-type Request = (String, String, HashMap<String, String>, String);
-
-fn read_request(stream: &mut Box<dyn Stream>) -> Option<Request> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let target = parts.next()?.to_string();
-    let mut headers = HashMap::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).ok()? == 0 {
-            return None;
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-    }
-    let len: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body).ok()?;
-    Some((method, target, headers, String::from_utf8_lossy(&body).into_owned()))
 }
 
 fn respond_json(stream: &mut Box<dyn Stream>, status: u16, body: &Value, etag: Option<&str>) {

@@ -8,8 +8,12 @@
 //! `metadata.resourceVersion` checked on PATCH (409 when stale) and bumped
 //! on every change. Every request is recorded for the test to check.
 
+#[path = "../http_support/mod.rs"]
+mod http;
+use http::read_request;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -138,35 +142,6 @@ fn pki() -> (String, CertificateDer<'static>, PrivateKeyDer<'static>) {
     let key = KeyPair::generate().expect("leaf key");
     let cert = leaf.signed_by(&key, &issuer).expect("leaf cert");
     (ca_cert.pem(), cert.der().clone(), PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())))
-}
-
-type Request = (String, String, BTreeMap<String, String>, String);
-
-fn read_request(stream: &mut dyn Read) -> Option<Request> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let target = parts.next()?.to_string();
-    let mut headers = BTreeMap::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).ok()? == 0 {
-            return None;
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-    }
-    let len: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body).ok()?;
-    Some((method, target, headers, String::from_utf8_lossy(&body).into_owned()))
 }
 
 fn status_object(code: u16, reason: &str, message: &str) -> Value {
