@@ -227,19 +227,6 @@ pub fn run_deploy(
     };
     let rack = manifest.rack.id.as_str();
     let sha = artifact.image_sha256.as_str();
-    let mut inventory = inventory;
-    let (to_deploy, settled) =
-        triage(&mut inventory, rack, &names, sha, opts.restart).map_err(DeployError::Inventory)?;
-    let deploy_id = inventory
-        .start_deploy(&DeployStart {
-            rack,
-            image: &artifact.manifest.recipe,
-            image_sha256: sha,
-            boot: opts.boot.as_str(),
-            actor: ACTOR,
-        })
-        .map_err(DeployError::Inventory)?;
-
     if opts.advertise.is_none() && opts.listen.ip().is_unspecified() {
         return Err(DeployError::NoAdvertise { addr: opts.listen });
     }
@@ -255,6 +242,20 @@ pub fn run_deploy(
         Some(url) => url.trim_end_matches('/').to_string(),
         None => format!("http://{}", server.addr()),
     };
+    // Nothing is recorded before the listener is up: a deployment that cannot serve its nodes
+    // leaves no trace of having started.
+    let mut inventory = inventory;
+    let (to_deploy, settled) =
+        triage(&mut inventory, rack, &names, sha, opts.restart).map_err(DeployError::Inventory)?;
+    let deploy_id = inventory
+        .start_deploy(&DeployStart {
+            rack,
+            image: &artifact.manifest.recipe,
+            image_sha256: sha,
+            boot: opts.boot.as_str(),
+            actor: ACTOR,
+        })
+        .map_err(DeployError::Inventory)?;
     let offer = Offer {
         image_url: format!("{base}/files/{}", artifact.image_file),
         bmap_url: format!("{base}/files/{}", artifact.bmap_file),
