@@ -259,3 +259,164 @@ pub fn humanize(d: Duration) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::bmc::{BmcError, FirmwareItem, Identity};
+    use crate::deploy::board::Offer;
+    use crate::rack::RackNode;
+
+    /// A BMC that keeps what it was asked, in order, and whose host is on.
+    #[derive(Default)]
+    struct FakeBmc {
+        calls: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl FakeBmc {
+        fn log(&self, what: &str) {
+            self.calls.lock().expect("calls").push(what.to_string());
+        }
+    }
+
+    impl Bmc for FakeBmc {
+        fn label(&self) -> &str {
+            "fake (n1)"
+        }
+        fn power_state(&self) -> Result<PowerState, BmcError> {
+            Ok(PowerState::On)
+        }
+        fn power(&self, action: PowerAction) -> Result<(), BmcError> {
+            self.log(&format!("power {}", action.as_str()));
+            Ok(())
+        }
+        fn set_boot_once(&self, target: BootTarget) -> Result<(), BmcError> {
+            self.log(&format!("boot {}", target.as_str()));
+            Ok(())
+        }
+        fn insert_media(&self, url: &str) -> Result<(), BmcError> {
+            self.log(&format!("insert {url}"));
+            Ok(())
+        }
+        fn eject_media(&self) -> Result<(), BmcError> {
+            self.log("eject");
+            Ok(())
+        }
+        fn firmware_inventory(&self) -> Result<Vec<FirmwareItem>, BmcError> {
+            Ok(Vec::new())
+        }
+        fn identity(&self) -> Result<Identity, BmcError> {
+            Ok(Identity::default())
+        }
+    }
+
+    #[derive(Default)]
+    struct Steps(Mutex<Vec<String>>);
+
+    impl StepSink for Steps {
+        fn record(&self, _: &str, step: Step, outcome: StepOutcome, _: &str) -> Result<(), String> {
+            self.0.lock().expect("steps").push(format!("{} {}", step.as_str(), outcome.as_str()));
+            Ok(())
+        }
+    }
+
+    const SHA: &str = "fe3576205e7c25047d0eeccfbd3477441de371cbb8ede00723e682739d413e01";
+
+    fn board() -> Board {
+        let node = RackNode {
+            name: "n1".into(),
+            address: "10.0.0.1".into(),
+            ssh_port: 22,
+            bmc: Some("https://bmc".into()),
+            bmc_system: None,
+            ipmi: None,
+            macs: vec![],
+            slot: None,
+            tray: None,
+            kiln_root: None,
+        };
+        let offer = Offer {
+            image_url: "http://c/files/i.raw".into(),
+            bmap_url: "http://c/files/i.bmap.json".into(),
+            image_sha256: SHA.into(),
+            image_size: 4096,
+            target: "/dev/vda".into(),
+        };
+        Board::new("r1", vec![node], &["n1".to_string()], offer)
+    }
+
+    fn post(b: &Board, path: &str, body: &str) -> serde_json::Value {
+        let (_, text) =
+            crate::image::serve::PostRoutes::post(b, path, body.as_bytes(), "10.0.0.1:1".parse().expect("addr"));
+        serde_json::from_str(&text).expect("json")
+    }
+
+    #[test]
+    fn a_node_that_does_not_come_back_is_reset_through_its_bmc_then_confirmed() {
+        let board = Arc::new(board());
+        let bmc = FakeBmc::default();
+        let calls = bmc.calls.clone();
+        let sink = Steps::default();
+        // The node: hello and a good write; it comes back only after the BMC resets it again.
+        let node_side = {
+            let (board, calls) = (board.clone(), calls.clone());
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while post(&board, "/agent/hello", r#"{"node":"n1","mode":"imaging"}"#)["action"] != "write" {
+                    assert!(Instant::now() < deadline, "never told to write");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let result = format!(r#"{{"node":"n1","ok":true,"image_sha256":"{SHA}","bytes":4096}}"#);
+                assert_eq!(post(&board, "/agent/result", &result)["action"], "reboot");
+                while calls.lock().expect("calls").iter().filter(|c| *c == "power reset").count() < 2 {
+                    assert!(Instant::now() < deadline, "never reset again");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                assert_eq!(post(&board, "/agent/hello", r#"{"node":"n1","mode":"booted"}"#)["action"], "report");
+                let report = format!(r#"{{"node":"n1","image_sha256":"{SHA}","source":"disk"}}"#);
+                assert_eq!(post(&board, "/agent/booted", &report)["ok"], true);
+            })
+        };
+        let job = NodeJob {
+            node: "n1",
+            bmc: Some(Ok(Box::new(bmc))),
+            boot: BootVia::Pxe,
+            media_url: None,
+            timeout: Duration::from_secs(20),
+            reboot_grace: Duration::from_millis(200),
+        };
+        let report = deploy_node(&job, &board, &sink);
+        node_side.join().expect("node side");
+        assert_eq!(report.status, NodeStatus::Booted, "{report:?}");
+        assert_eq!(*calls.lock().expect("calls"), ["boot pxe", "power reset", "boot hdd", "power reset"]);
+        assert_eq!(
+            *sink.0.lock().expect("steps"),
+            ["boot-set ok", "reset ok", "agent ok", "written ok", "reboot ok", "reboot ok", "booted ok"]
+        );
+    }
+
+    #[test]
+    fn media_without_a_bmc_fails_at_boot_set_naming_the_field() {
+        let board = board();
+        let sink = Steps::default();
+        let job = NodeJob {
+            node: "n1",
+            bmc: None,
+            boot: BootVia::Media,
+            media_url: Some("http://c/files/x.iso"),
+            timeout: Duration::from_secs(1),
+            reboot_grace: Duration::from_secs(1),
+        };
+        let report = deploy_node(&job, &board, &sink);
+        assert_eq!(report.status, NodeStatus::Failed);
+        assert_eq!(
+            report.reason.as_deref(),
+            Some(
+                "image: boot-set: --boot media needs the node's BMC, and the manifest gives none (nodes[name=n1].bmc)"
+            )
+        );
+        assert_eq!(*sink.0.lock().expect("steps"), ["boot-set failed"]);
+    }
+}

@@ -429,4 +429,50 @@ mod tests {
         assert!(resolve(&root, "/boot").is_none(), "directories are not listed");
         assert!(resolve(&root, "/").is_none());
     }
+
+    struct Echo;
+
+    impl PostRoutes for Echo {
+        fn post(&self, path: &str, body: &[u8], _: SocketAddr) -> (u16, String) {
+            (200, serde_json::json!({"path": path, "len": body.len()}).to_string())
+        }
+    }
+
+    /// Send `request` raw and answer the status line and body.
+    fn exchange(addr: SocketAddr, request: &[u8]) -> (String, String) {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.write_all(request).expect("send");
+        // Half-close: a server still waiting for body bytes sees the end instead.
+        s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+        let mut text = String::new();
+        s.read_to_string(&mut text).expect("read");
+        let status = text.lines().next().unwrap_or("").to_string();
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
+    }
+
+    #[test]
+    fn post_routes_take_bounded_bodies_beside_the_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.json"), b"{}").expect("write");
+        let routes = Routes { mounts: vec![("/files/".into(), dir.path().to_path_buf())], post: Some(Arc::new(Echo)) };
+        let server = Server::start_routes(routes, "127.0.0.1:0".parse().expect("addr")).expect("starts");
+        let addr = server.addr();
+        let (status, _) = exchange(addr, b"GET /files/a.json HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        let (status, _) = exchange(addr, b"GET /a.json HTTP/1.1\r\n\r\n");
+        assert_eq!(status, "HTTP/1.1 404 Not Found", "only under the prefix");
+        let (status, body) = exchange(addr, b"POST /agent/hello HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+        assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", r#"{"len":5,"path":"/agent/hello"}"#));
+        let (status, _) = exchange(addr, b"POST /agent/hello HTTP/1.1\r\n\r\n");
+        assert_eq!(status, "HTTP/1.1 411 Length Required");
+        let big = format!("POST /agent/hello HTTP/1.1\r\nContent-Length: {}\r\n\r\n", MAX_POST_BODY + 1);
+        let (status, _) = exchange(addr, big.as_bytes());
+        assert_eq!(status, "HTTP/1.1 413 Content Too Large");
+        let (status, _) = exchange(addr, b"POST /files/a.json HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(status, "HTTP/1.1 404 Not Found", "no uploads");
+        let (status, _) = exchange(addr, b"POST /agent/x HTTP/1.1\r\nContent-Length: 9\r\n\r\nshort");
+        assert_eq!(status, "HTTP/1.1 400 Bad Request", "a body shorter than its length");
+    }
 }
