@@ -319,8 +319,8 @@ pub struct RackImageArgs {
     /// The rack manifest (inventory/racks/NAME.toml).
     #[arg(long, value_name = "FILE", env = "KILN_RACK")]
     pub rack: PathBuf,
-    /// The artifact's manifest (kiln image build --out DIR).
-    #[arg(long, value_name = "DIR/NAME.manifest.json")]
+    /// The artifact's NAME.manifest.json (kiln image build --out DIR).
+    #[arg(long, value_name = "MANIFEST")]
     pub artifact: PathBuf,
     /// Only these nodes (comma-separated names from the manifest).
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
