@@ -11,8 +11,8 @@ use crate::cli::{ImageCommand, ImageWriteArgs};
 use crate::exit;
 use crate::image::progress::{for_stderr, human};
 use crate::image::{
-    build, fetch, recipe, synth, wipe, BlockMap, FileSource, ImageSource, Manifest, StreamSource, Target, TargetState,
-    WriteError, WriteFailure, WriteOptions, WriteReport,
+    build, fetch, recipe, synth, wipe, BlockMap, FileSource, ImageSource, Manifest, StreamSource, Target, WriteError,
+    WriteFailure, WriteOptions, WriteReport,
 };
 use crate::inventory::{ImageWrite, Inventory};
 
@@ -268,7 +268,7 @@ fn record(
     let sha = map.image_sha256.map(|d| d.to_string());
     let (ok, written, state, error) = match result {
         Ok(r) => (true, r.bytes_written, None, None),
-        Err(f) => (false, 0, Some(state_name(f.target)), Some(chain(f))),
+        Err(f) => (false, 0, Some(f.target.as_str()), Some(chain(f))),
     };
     inv.record_image_write(&ImageWrite {
         hostname: args.node.as_deref(),
@@ -283,15 +283,6 @@ fn record(
         error: error.as_deref(),
     })?;
     Ok(())
-}
-
-fn state_name(s: TargetState) -> &'static str {
-    match s {
-        TargetState::Untouched => "untouched",
-        TargetState::Wiped => "wiped",
-        TargetState::Preserved => "preserved",
-        TargetState::WipeFailed => "wipe-failed",
-    }
 }
 
 fn wipe_cmd(target: &Path) -> anyhow::Result<i32> {

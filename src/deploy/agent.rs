@@ -178,7 +178,7 @@ pub fn run_imaging(opts: &AgentOptions, progress: &mut dyn Progress) -> Result<A
             bytes: 0,
             seconds,
             error: Some(chain(e.as_ref())),
-            target_state: Some(state_name(*state).to_string()),
+            target_state: Some(state.as_str().to_string()),
         },
     };
     let url = opts.url("result");
@@ -247,15 +247,6 @@ fn write(
             Ok((report.bytes_written, sha))
         }
         Err(f) => Err((f.target, Box::new(f))),
-    }
-}
-
-fn state_name(s: TargetState) -> &'static str {
-    match s {
-        TargetState::Untouched => "untouched",
-        TargetState::Wiped => "wiped",
-        TargetState::Preserved => "preserved",
-        TargetState::WipeFailed => "wipe-failed",
     }
 }
 

@@ -276,34 +276,14 @@ impl PostRoutes for Board {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn node(name: &str, address: &str, mac: &str) -> RackNode {
-        RackNode {
-            name: name.into(),
-            address: address.into(),
-            ssh_port: 22,
-            bmc: None,
-            bmc_system: None,
-            ipmi: None,
-            macs: vec![mac.into()],
-            slot: None,
-            tray: None,
-            kiln_root: None,
-        }
-    }
-
-    const SHA: &str = "fe3576205e7c25047d0eeccfbd3477441de371cbb8ede00723e682739d413e01";
+    use crate::deploy::testing::{node, offer, SHA};
 
     fn board() -> Board {
-        let offer = Offer {
-            image_url: "http://c/files/i.raw".into(),
-            bmap_url: "http://c/files/i.bmap.json".into(),
-            image_sha256: SHA.into(),
-            image_size: 4096,
-            target: "/dev/vda".into(),
-        };
-        let nodes = vec![node("n1", "10.0.0.1", "52:54:00:00:00:01"), node("n2", "10.0.0.2", "52:54:00:00:00:02")];
-        Board::new("r1", nodes, &["n1".to_string()], offer)
+        let nodes = vec![
+            node("n1", "10.0.0.1", &["52:54:00:00:00:01"], None),
+            node("n2", "10.0.0.2", &["52:54:00:00:00:02"], None),
+        ];
+        Board::new("r1", nodes, &["n1".to_string()], offer())
     }
 
     fn peer(ip: &str) -> SocketAddr {

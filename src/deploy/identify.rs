@@ -24,22 +24,12 @@ pub fn identify(nodes: &[RackNode], hello: &Hello, peer: IpAddr) -> Option<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deploy::protocol::AgentMode;
+    use crate::deploy::testing;
 
     fn node(name: &str, address: &str, macs: &[&str]) -> RackNode {
-        RackNode {
-            name: name.into(),
-            address: address.into(),
-            ssh_port: 22,
-            bmc: None,
-            bmc_system: None,
-            ipmi: None,
-            macs: macs.iter().map(|m| m.to_string()).collect(),
-            slot: None,
-            tray: None,
-            kiln_root: None,
-        }
+        testing::node(name, address, macs, None)
     }
+    use crate::deploy::protocol::AgentMode;
 
     fn hello(node: Option<&str>, macs: &[&str]) -> Hello {
         Hello {

@@ -11,6 +11,8 @@ mod node;
 pub mod protocol;
 mod run;
 mod step;
+#[cfg(test)]
+mod testing;
 
 pub use agent::{run_booted, run_imaging, AgentDone, AgentError, AgentOptions};
 pub use board::{Board, Offer, Phase};

@@ -266,8 +266,7 @@ mod tests {
 
     use super::*;
     use crate::bmc::{BmcError, FirmwareItem, Identity};
-    use crate::deploy::board::Offer;
-    use crate::rack::RackNode;
+    use crate::deploy::testing::{node, offer, SHA};
 
     /// A BMC that keeps what it was asked, in order, and whose host is on.
     #[derive(Default)]
@@ -322,29 +321,8 @@ mod tests {
         }
     }
 
-    const SHA: &str = "fe3576205e7c25047d0eeccfbd3477441de371cbb8ede00723e682739d413e01";
-
     fn board() -> Board {
-        let node = RackNode {
-            name: "n1".into(),
-            address: "10.0.0.1".into(),
-            ssh_port: 22,
-            bmc: Some("https://bmc".into()),
-            bmc_system: None,
-            ipmi: None,
-            macs: vec![],
-            slot: None,
-            tray: None,
-            kiln_root: None,
-        };
-        let offer = Offer {
-            image_url: "http://c/files/i.raw".into(),
-            bmap_url: "http://c/files/i.bmap.json".into(),
-            image_sha256: SHA.into(),
-            image_size: 4096,
-            target: "/dev/vda".into(),
-        };
-        Board::new("r1", vec![node], &["n1".to_string()], offer)
+        Board::new("r1", vec![node("n1", "10.0.0.1", &[], Some("https://bmc"))], &["n1".to_string()], offer())
     }
 
     fn post(b: &Board, path: &str, body: &str) -> serde_json::Value {

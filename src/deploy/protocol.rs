@@ -232,8 +232,7 @@ impl BootedReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const SHA: &str = "fe3576205e7c25047d0eeccfbd3477441de371cbb8ede00723e682739d413e01";
+    use crate::deploy::testing::SHA;
 
     #[test]
     fn a_hello_parses_with_or_without_a_node() {

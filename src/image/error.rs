@@ -128,6 +128,18 @@ pub enum TargetState {
     WipeFailed,
 }
 
+impl TargetState {
+    /// The word JSON output and the controller's records use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetState::Untouched => "untouched",
+            TargetState::Wiped => "wiped",
+            TargetState::Preserved => "preserved",
+            TargetState::WipeFailed => "wipe-failed",
+        }
+    }
+}
+
 impl std::fmt::Display for TargetState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
