@@ -396,10 +396,21 @@ fn a_bmc_that_refuses_virtual_media_fails_the_node_at_boot_set() {
         &rack,
         &art.manifest,
         &db,
-        &["--boot", "media", "--media-url", "http://127.0.0.1:9/missing.iso", "--node-timeout", "60s"],
+        &["--boot", "media", "--media-url", "http://127.0.0.1:9/missing.iso", "--node-timeout", "60s", "--json"],
     );
     let done = ctl.wait(LIMIT);
     assert_eq!(done.code(), Some(1), "{}\n{}", done.stdout, done.stderr);
+    // The JSON document a pipeline reads: versioned, the node failed at boot-set.
+    let doc: serde_json::Value = serde_json::from_str(&done.stdout).expect("--json prints one JSON document");
+    assert_eq!((doc["schema_version"].as_u64(), doc["kind"].as_str()), (Some(1), Some("kiln.rack-image")));
+    assert_eq!((doc["exit_code"].as_i64(), doc["boot"].as_str()), (Some(1), Some("media")));
+    let node = &doc["nodes"][0];
+    assert_eq!((node["node"].as_str(), node["status"].as_str()), (Some("n1"), Some("failed")));
+    assert_eq!(
+        (node["steps"][0]["step"].as_str(), node["steps"][0]["outcome"].as_str()),
+        (Some("boot-set"), Some("failed"))
+    );
+    assert!(node["reason"].as_str().is_some_and(|r| r.starts_with("image: boot-set: ")), "{node}");
     let want = "image: boot-set: BMC refused virtual media: bmc ";
     assert!(done.stderr.contains(&format!("kiln: n1: {want}")), "{}", done.stderr);
     assert!(done.stderr.contains("InsertMedia answered 500 after 4 tries: Failed fetching image"), "{}", done.stderr);

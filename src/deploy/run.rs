@@ -111,9 +111,16 @@ impl DeployArtifact {
     }
 }
 
+/// `kind` of the document `kiln rack image --json` prints.
+pub const DEPLOY_KIND: &str = "kiln.rack-image";
+/// Its `schema_version`: bumped on any change a consumer could notice.
+pub const DEPLOY_SCHEMA_VERSION: u32 = 1;
+
 /// How the whole deployment went.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeployOutcome {
+    pub schema_version: u32,
+    pub kind: &'static str,
     pub deploy_id: i64,
     pub rack: String,
     pub image: String,
@@ -295,6 +302,8 @@ pub fn run_deploy(
     let mut inventory = inventory.into_inner().unwrap_or_else(|p| p.into_inner());
     inventory.finish_deploy(deploy_id, exit_code).map_err(DeployError::Inventory)?;
     Ok(DeployOutcome {
+        schema_version: DEPLOY_SCHEMA_VERSION,
+        kind: DEPLOY_KIND,
         deploy_id: deploy_id.0,
         rack: rack.to_string(),
         image: artifact.manifest.recipe.clone(),
