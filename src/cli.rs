@@ -40,6 +40,9 @@ pub enum Command {
     /// OS images: build from a recipe, write to a disk (verified, fail-closed).
     #[command(subcommand)]
     Image(ImageCommand),
+    /// The node side of `kiln rack image`: write the image the controller
+    /// names, or report what booted.
+    Agent(AgentArgs),
     /// Record N inventories of a captured node into a database (benchmark).
     #[command(hide = true)]
     BenchRecord(BenchRecordArgs),
@@ -301,6 +304,100 @@ pub enum RackCommand {
     Trust(RackTrustArgs),
     /// Put passing nodes into Slurm or Kubernetes, keep failing ones out.
     Handoff(HandoffArgs),
+    /// Deploy an OS image to the rack: boot each node into the imaging agent
+    /// through its BMC, serve the image, confirm what booted.
+    Image(RackImageArgs),
+}
+
+/// A duration flag: `90s`, `5m`, `1h`, `500ms`, or plain seconds.
+fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    crate::burnin::options::parse_duration(s).map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RackImageArgs {
+    /// The rack manifest (inventory/racks/NAME.toml).
+    #[arg(long, value_name = "FILE", env = "KILN_RACK")]
+    pub rack: PathBuf,
+    /// The artifact's NAME.manifest.json (kiln image build --out DIR).
+    #[arg(long, value_name = "MANIFEST")]
+    pub artifact: PathBuf,
+    /// Only these nodes (comma-separated names from the manifest).
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    /// How nodes reach the agent: virtual media, network boot, or started by
+    /// other means (no BMC is touched).
+    #[arg(long, value_enum, default_value_t = crate::deploy::BootVia::Pxe)]
+    pub boot: crate::deploy::BootVia,
+    /// The ISO the BMC attaches with --boot media.
+    #[arg(long, value_name = "URL", required_if_eq("boot", "media"))]
+    pub media_url: Option<String>,
+    /// Where the controller listens for files and agents.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+    pub listen: std::net::SocketAddr,
+    /// The URL nodes reach the controller at (default http://LISTEN).
+    #[arg(long, value_name = "URL")]
+    pub advertise: Option<String>,
+    /// Also serve this directory under /files/ (kernel, initrd, ISO, iPXE).
+    #[arg(long, value_name = "DIR")]
+    pub boot_dir: Option<PathBuf>,
+    /// The disk the agents write (their --target overrides it).
+    #[arg(long, value_name = "PATH", default_value = "/dev/vda")]
+    pub target: String,
+    /// Deploy at most N nodes at once.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub parallel: usize,
+    /// Time one node may take from boot-set to booted.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = duration_arg)]
+    pub node_timeout: std::time::Duration,
+    /// After "reboot", how long to wait for the booted agent before resetting
+    /// the node through its BMC.
+    #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = duration_arg)]
+    pub reboot_grace: std::time::Duration,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Print the outcome as JSON (schema in docs/imaging.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Do not verify BMC certificates (logged as a warning).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Redeploy nodes already booted on this image.
+    #[arg(long)]
+    pub restart: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// The controller's URL (else kiln.controller= on the kernel command line).
+    #[arg(long, value_name = "URL")]
+    pub controller: Option<String>,
+    /// This node's name in the rack manifest (else kiln.node=, else the
+    /// controller matches MACs or the address).
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// The disk to write or hash (else kiln.target=, else the controller's).
+    #[arg(long, value_name = "PATH")]
+    pub target: Option<PathBuf>,
+    /// imaging: write the image; booted: report what is on the disk (else
+    /// kiln.mode=, else imaging).
+    #[arg(long, value_enum)]
+    pub mode: Option<crate::deploy::protocol::AgentMode>,
+    /// Reboot the machine when the controller says so (else only print).
+    #[arg(long)]
+    pub reboot: bool,
+    /// Keep asking the controller this long before giving up.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration_arg)]
+    pub wait_for: std::time::Duration,
+    /// Read the kiln.* settings from this file instead of /proc/cmdline.
+    #[arg(long, value_name = "FILE", default_value = "/proc/cmdline", hide = true)]
+    pub cmdline: PathBuf,
+    /// The booted image's own record (its image_sha256 is reported when present).
+    #[arg(long, value_name = "FILE", default_value = "/etc/kiln/image.json", hide = true)]
+    pub image_json: PathBuf,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -9,6 +9,7 @@ pub mod burnin;
 pub mod checks;
 pub mod cli;
 pub mod cmd;
+pub mod deploy;
 pub mod exit;
 pub mod fleet;
 pub mod handoff;

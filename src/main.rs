@@ -20,6 +20,7 @@ fn main() {
         Command::Burnin(args) => kiln::cmd::burnin::burnin(args),
         Command::Healthcheck(args) => kiln::cmd::healthcheck::run(&args),
         Command::Image(command) => kiln::cmd::image::run(&command),
+        Command::Agent(args) => kiln::cmd::agent::run(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -24,6 +24,7 @@ pub fn run(cmd: RackCommand) -> anyhow::Result<i32> {
         RackCommand::Status(a) => step(&a, Step::Status),
         RackCommand::Trust(a) => trust(&a),
         RackCommand::Handoff(a) => crate::cmd::handoff::run(&a),
+        RackCommand::Image(a) => crate::cmd::rack_image::run(&a),
     }
 }
 

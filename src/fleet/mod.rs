@@ -19,6 +19,7 @@ pub use fanout::{run_step, FanoutOptions, Phase, Plan, Skip};
 pub use fingerprint::sha256_base64;
 pub use local::{LocalConnector, LocalTransport};
 pub use outcome::{exit_code, BinaryState, FailureKind, NodeOutcome, NodeStatus, RackOutcome, Recorded, Step};
+pub(crate) use pool::map_bounded;
 pub use push::{local_sha256, RemoteBinary, DEFAULT_REMOTE_PATH};
 pub use rack_run::{run_rack_step, RackStep};
 pub use record::{already_passed, record_outcome, run_kind, RecordResult};

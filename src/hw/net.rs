@@ -30,6 +30,18 @@ pub fn read_net_ports(probe: &mut Probe) -> Vec<NetPort> {
     ports
 }
 
+/// The MAC addresses of this machine's physical Ethernet ports (lowercase), for a node's agent
+/// to say who it is. Virtual interfaces have no `device` link and are left out.
+pub fn ethernet_macs(tree: &dyn super::root::SysTree) -> Vec<String> {
+    let mut probe = Probe::new(tree);
+    read_net_ports(&mut probe)
+        .into_iter()
+        .filter(|p| p.kind == PortKind::Ethernet)
+        .filter_map(|p| p.address.map(|a| a.to_ascii_lowercase()))
+        .filter(|a| a != "00:00:00:00:00:00")
+        .collect()
+}
+
 fn read_interface(probe: &mut Probe, name: &str, firmware_by_pci: &BTreeMap<String, String>) -> Option<NetPort> {
     let dir = Path::new(NET).join(name);
     // Virtual interfaces (lo, bridges, bonds, veth) have no `device` link.

@@ -19,6 +19,24 @@ use std::time::Duration;
 /// Connections served at once; more are answered 503.
 pub const MAX_CONNECTIONS: usize = 64;
 const MAX_HEADER: usize = 8192;
+/// The largest POST body accepted; larger ones are answered 413.
+pub const MAX_POST_BODY: usize = 64 * 1024;
+
+/// Answers POST requests under `/agent/`: the status and a JSON body.
+/// Called on the connection's own thread; it may block (the deploy controller
+/// holds a result's answer until the node's next boot is set).
+pub trait PostRoutes: Send + Sync {
+    fn post(&self, path: &str, body: &[u8], peer: SocketAddr) -> (u16, String);
+}
+
+/// What a server serves: file trees under URL prefixes (the first that has
+/// the file wins) and, optionally, POST routes under `/agent/`.
+#[derive(Clone)]
+pub struct Routes {
+    /// (URL prefix ending in `/`, directory).
+    pub mounts: Vec<(String, PathBuf)>,
+    pub post: Option<Arc<dyn PostRoutes>>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -46,18 +64,28 @@ pub struct Server {
 impl Server {
     /// Serve `root` on `listen` (port 0 picks a free port) in the background.
     pub fn start(root: &Path, listen: SocketAddr) -> Result<Server, ServeError> {
-        let root = root.canonicalize().map_err(|source| ServeError::Root { path: root.to_path_buf(), source })?;
-        if !root.is_dir() {
-            return Err(ServeError::Root {
-                path: root,
-                source: io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
-            });
+        Server::start_routes(Routes { mounts: vec![("/".into(), root.to_path_buf())], post: None }, listen)
+    }
+
+    /// Serve `routes` on `listen` in the background.
+    pub fn start_routes(routes: Routes, listen: SocketAddr) -> Result<Server, ServeError> {
+        let mut mounts = Vec::with_capacity(routes.mounts.len());
+        for (prefix, root) in routes.mounts {
+            let root = root.canonicalize().map_err(|source| ServeError::Root { path: root.clone(), source })?;
+            if !root.is_dir() {
+                return Err(ServeError::Root {
+                    path: root,
+                    source: io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
+                });
+            }
+            mounts.push((prefix, root));
         }
+        let routes = Routes { mounts, post: routes.post };
         let listener = TcpListener::bind(listen).map_err(|source| ServeError::Bind { addr: listen, source })?;
         let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: listen, source })?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
-        let thread = std::thread::spawn(move || accept_loop(listener, root, stop2));
+        let thread = std::thread::spawn(move || accept_loop(listener, routes, stop2));
         tracing::info!(%addr, "serving boot artifacts");
         Ok(Server { addr, stop, thread: Some(thread) })
     }
@@ -95,9 +123,9 @@ impl Drop for Server {
     }
 }
 
-fn accept_loop(listener: TcpListener, root: PathBuf, stop: Arc<AtomicBool>) {
+fn accept_loop(listener: TcpListener, routes: Routes, stop: Arc<AtomicBool>) {
     let active = Arc::new(AtomicUsize::new(0));
-    let root = Arc::new(root);
+    let routes = Arc::new(routes);
     for conn in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             break;
@@ -108,11 +136,11 @@ fn accept_loop(listener: TcpListener, root: PathBuf, stop: Arc<AtomicBool>) {
             continue;
         }
         active.fetch_add(1, Ordering::SeqCst);
-        let (root, active) = (root.clone(), active.clone());
+        let (routes, active) = (routes.clone(), active.clone());
         std::thread::spawn(move || {
             let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
             let _ = stream.set_write_timeout(Some(Duration::from_secs(300)));
-            if let Err(e) = handle(&mut stream, &root) {
+            if let Err(e) = handle(&mut stream, &routes) {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             active.fetch_sub(1, Ordering::SeqCst);
@@ -120,18 +148,27 @@ fn accept_loop(listener: TcpListener, root: PathBuf, stop: Arc<AtomicBool>) {
     }
 }
 
-/// A parsed request: method, path, and the Range header if any.
+/// A parsed request: method, path, and the headers kiln uses.
 #[derive(Debug, PartialEq, Eq)]
 struct Request {
     method: String,
     path: String,
     range: Option<String>,
+    content_length: Option<u64>,
+    chunked: bool,
 }
 
-fn read_request(stream: &mut TcpStream) -> io::Result<Option<Request>> {
-    let mut reader = BufReader::new(stream.take(MAX_HEADER as u64));
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
+/// Reads the request line and headers (at most `MAX_HEADER` bytes in all)
+/// from `reader`, which keeps any body bytes that arrived with them.
+fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Request>> {
+    let mut budget = MAX_HEADER as u64;
+    let mut next_line = |reader: &mut dyn BufRead| -> io::Result<Option<String>> {
+        let mut line = String::new();
+        let n = reader.take(budget).read_line(&mut line)?;
+        budget = budget.saturating_sub(n as u64);
+        Ok((n > 0 && line.ends_with('\n')).then_some(line))
+    };
+    let Some(line) = next_line(reader)? else { return Ok(None) };
     let mut parts = line.split_whitespace();
     let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
         return Ok(None);
@@ -139,36 +176,48 @@ fn read_request(stream: &mut TcpStream) -> io::Result<Option<Request>> {
     if !version.starts_with("HTTP/1.") {
         return Ok(None);
     }
-    let mut range = None;
+    let (mut range, mut content_length, mut chunked) = (None, None, false);
     loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 {
-            return Ok(None);
-        }
+        let Some(h) = next_line(reader)? else { return Ok(None) };
         let h = h.trim_end();
         if h.is_empty() {
             break;
         }
         if let Some((name, value)) = h.split_once(':') {
-            if name.trim().eq_ignore_ascii_case("range") {
-                range = Some(value.trim().to_string());
+            let (name, value) = (name.trim(), value.trim());
+            if name.eq_ignore_ascii_case("range") {
+                range = Some(value.to_string());
+            } else if name.eq_ignore_ascii_case("content-length") {
+                match value.parse() {
+                    Ok(n) => content_length = Some(n),
+                    Err(_) => return Ok(None),
+                }
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = true;
             }
         }
     }
     let path = target.split(['?', '#']).next().unwrap_or("").to_string();
-    Ok(Some(Request { method: method.to_string(), path, range }))
+    Ok(Some(Request { method: method.to_string(), path, range, content_length, chunked }))
 }
 
-fn handle(stream: &mut TcpStream, root: &Path) -> io::Result<()> {
-    let Some(req) = read_request(stream)? else {
+fn handle(stream: &mut TcpStream, routes: &Routes) -> io::Result<()> {
+    let mut reader = BufReader::new(&*stream);
+    let Some(req) = read_request(&mut reader)? else {
         return respond_status(stream, 400, "Bad Request", false);
     };
     let head = match req.method.as_str() {
         "GET" => false,
         "HEAD" => true,
+        "POST" if routes.post.is_some() => return handle_post(&*stream, reader, &req, routes),
         _ => return respond_status(stream, 405, "Method Not Allowed", false),
     };
-    let Some(path) = resolve(root, &req.path) else {
+    drop(reader);
+    let found = routes.mounts.iter().find_map(|(prefix, root)| {
+        let rest = req.path.strip_prefix(prefix.trim_end_matches('/'))?;
+        rest.starts_with('/').then(|| resolve(root, rest)).flatten()
+    });
+    let Some(path) = found else {
         tracing::debug!(path = %req.path, "not found");
         return respond_status(stream, 404, "Not Found", head);
     };
@@ -206,6 +255,64 @@ fn handle(stream: &mut TcpStream, root: &Path) -> io::Result<()> {
         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being served"));
     }
     stream.flush()
+}
+
+/// A POST under `/agent/`: the body (with a Content-Length, at most
+/// `MAX_POST_BODY`) goes to the routes' handler, its answer back as JSON.
+fn handle_post(
+    stream: &TcpStream,
+    mut reader: BufReader<&TcpStream>,
+    req: &Request,
+    routes: &Routes,
+) -> io::Result<()> {
+    let Some(post) = routes.post.as_ref() else {
+        return respond_json(stream, 405, &error_json("method not allowed"));
+    };
+    if !req.path.starts_with("/agent/") {
+        return respond_json(stream, 404, &error_json(&format!("no POST route {}", req.path)));
+    }
+    if req.chunked {
+        return respond_json(stream, 411, &error_json("a Content-Length is required (no chunked bodies)"));
+    }
+    let Some(len) = req.content_length else {
+        return respond_json(stream, 411, &error_json("a Content-Length is required"));
+    };
+    if len > MAX_POST_BODY as u64 {
+        return respond_json(stream, 413, &error_json(&format!("body of {len} bytes is over {MAX_POST_BODY}")));
+    }
+    let mut body = Vec::with_capacity(len as usize);
+    (&mut reader).take(len).read_to_end(&mut body)?;
+    drop(reader);
+    if body.len() as u64 != len {
+        return respond_json(stream, 400, &error_json("body ended before its Content-Length"));
+    }
+    let peer = stream.peer_addr()?;
+    let (status, json) = post.post(&req.path, &body, peer);
+    tracing::debug!(path = %req.path, status, %peer, "agent request");
+    respond_json(stream, status, &json)
+}
+
+/// `{"error": message}`.
+pub fn error_json(message: &str) -> String {
+    serde_json::json!({ "error": message }).to_string()
+}
+
+fn respond_json(mut stream: &TcpStream, code: u16, body: &str) -> io::Result<()> {
+    let reason = match code {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        _ => "Status",
+    };
+    let msg = format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(msg.as_bytes())
 }
 
 fn respond_status(stream: &mut TcpStream, code: u16, reason: &str, head: bool) -> io::Result<()> {
@@ -321,5 +428,51 @@ mod tests {
         assert!(resolve(&root, "/link").is_none(), "a symlink out of the root is not served");
         assert!(resolve(&root, "/boot").is_none(), "directories are not listed");
         assert!(resolve(&root, "/").is_none());
+    }
+
+    struct Echo;
+
+    impl PostRoutes for Echo {
+        fn post(&self, path: &str, body: &[u8], _: SocketAddr) -> (u16, String) {
+            (200, serde_json::json!({"path": path, "len": body.len()}).to_string())
+        }
+    }
+
+    /// Send `request` raw and answer the status line and body.
+    fn exchange(addr: SocketAddr, request: &[u8]) -> (String, String) {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.write_all(request).expect("send");
+        // Half-close: a server still waiting for body bytes sees the end instead.
+        s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+        let mut text = String::new();
+        s.read_to_string(&mut text).expect("read");
+        let status = text.lines().next().unwrap_or("").to_string();
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
+    }
+
+    #[test]
+    fn post_routes_take_bounded_bodies_beside_the_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.json"), b"{}").expect("write");
+        let routes = Routes { mounts: vec![("/files/".into(), dir.path().to_path_buf())], post: Some(Arc::new(Echo)) };
+        let server = Server::start_routes(routes, "127.0.0.1:0".parse().expect("addr")).expect("starts");
+        let addr = server.addr();
+        let (status, _) = exchange(addr, b"GET /files/a.json HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        let (status, _) = exchange(addr, b"GET /a.json HTTP/1.1\r\n\r\n");
+        assert_eq!(status, "HTTP/1.1 404 Not Found", "only under the prefix");
+        let (status, body) = exchange(addr, b"POST /agent/hello HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+        assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", r#"{"len":5,"path":"/agent/hello"}"#));
+        let (status, _) = exchange(addr, b"POST /agent/hello HTTP/1.1\r\n\r\n");
+        assert_eq!(status, "HTTP/1.1 411 Length Required");
+        let big = format!("POST /agent/hello HTTP/1.1\r\nContent-Length: {}\r\n\r\n", MAX_POST_BODY + 1);
+        let (status, _) = exchange(addr, big.as_bytes());
+        assert_eq!(status, "HTTP/1.1 413 Content Too Large");
+        let (status, _) = exchange(addr, b"POST /files/a.json HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(status, "HTTP/1.1 404 Not Found", "no uploads");
+        let (status, _) = exchange(addr, b"POST /agent/x HTTP/1.1\r\nContent-Length: 9\r\n\r\nshort");
+        assert_eq!(status, "HTTP/1.1 400 Bad Request", "a body shorter than its length");
     }
 }

@@ -18,6 +18,7 @@ pub static MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/0002_burnin.sql")),
     (3, include_str!("migrations/0003_images_written.sql")),
     (4, include_str!("migrations/0004_rack_runs.sql")),
+    (5, include_str!("migrations/0005_deploys.sql")),
 ];
 
 /// The schema version this binary writes: the last migration's number.

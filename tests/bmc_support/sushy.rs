@@ -168,6 +168,39 @@ impl Sushy {
         serde_json::from_str(&text).expect("emulator answers JSON")
     }
 
+    /// Every request the emulator logged, in the order it served them: `(method, path, status)`
+    /// from its access log lines (`... "PATCH /redfish/v1/Systems/x HTTP/1.1" 204 -`). werkzeug
+    /// colours the request of a non-200 answer with ANSI escapes, which are dropped first.
+    pub fn requests(&self) -> Vec<(String, String, u16)> {
+        let raw = std::fs::read_to_string(self._dir.path().join("emulator.log")).unwrap_or_default();
+        let mut log = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                // ESC [ parameters final-letter
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            } else {
+                log.push(c);
+            }
+        }
+        log.lines()
+            .filter_map(|line| {
+                let quoted = line.split('"').nth(1)?;
+                let mut words = quoted.split_whitespace();
+                let (method, path, version) = (words.next()?, words.next()?, words.next()?);
+                if !version.starts_with("HTTP/") {
+                    return None;
+                }
+                let status = line.split('"').nth(2)?.split_whitespace().next()?.parse().ok()?;
+                Some((method.to_string(), path.to_string(), status))
+            })
+            .collect()
+    }
+
     /// The path of the emulator's single system.
     pub fn system_path(&self) -> String {
         let systems = self.get("/redfish/v1/Systems");

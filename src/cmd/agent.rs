@@ -1,0 +1,111 @@
+//! `kiln agent`: settings from flags, else the kernel command line; run imaging or booted mode;
+//! print the outcome and exit with its code.
+
+use std::io::Write;
+
+use serde_json::json;
+
+use crate::cli::AgentArgs;
+use crate::deploy::cmdline::{parse_cmdline, CmdlineSettings};
+use crate::deploy::protocol::AgentMode;
+use crate::deploy::{chain, run_booted, run_imaging, AgentDone, AgentError, AgentOptions};
+use crate::exit;
+use crate::image::progress::for_stderr;
+
+pub fn run(args: &AgentArgs) -> anyhow::Result<i32> {
+    // A missing /proc/cmdline (a container, a test) just means no settings from it.
+    let from_kernel = std::fs::read_to_string(&args.cmdline).map(|t| parse_cmdline(&t)).unwrap_or_default();
+    let opts = match options(args, &from_kernel) {
+        Ok(o) => o,
+        Err(msg) => {
+            eprintln!("kiln: error: {msg}");
+            return Ok(exit::USAGE);
+        }
+    };
+    let result = match opts.mode {
+        AgentMode::Imaging => run_imaging(&opts, for_stderr(args.json).as_mut()),
+        AgentMode::Booted => run_booted(&opts),
+    };
+    let code = match &result {
+        Ok(_) => exit::OK,
+        Err(e) => exit_code(e),
+    };
+    let mut out = std::io::stdout().lock();
+    match &result {
+        Ok(AgentDone::Written { node, target, bytes, seconds, image_sha256, reboot }) => {
+            if args.json {
+                let v = json!({"outcome": "written", "node": node, "target": target, "bytes": bytes,
+                               "seconds": seconds, "image_sha256": image_sha256, "rebooting": reboot});
+                writeln!(out, "{v}")?;
+            } else {
+                writeln!(
+                    out,
+                    "{node}: wrote and verified {bytes} bytes on {} in {seconds:.1}s, sha256 {image_sha256}",
+                    target.display()
+                )?;
+                if !reboot {
+                    writeln!(out, "{node}: the controller says reboot; not rebooting without --reboot")?;
+                }
+            }
+        }
+        Ok(AgentDone::Confirmed { node, message }) => {
+            if args.json {
+                writeln!(out, "{}", json!({"outcome": "confirmed", "node": node, "message": message}))?;
+            } else {
+                writeln!(out, "{node}: {message}")?;
+            }
+        }
+        Err(e) => {
+            eprintln!("kiln: error: {}", chain(e));
+            if args.json {
+                writeln!(out, "{}", json!({"outcome": "failed", "error": chain(e), "exit_code": code}))?;
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn exit_code(e: &AgentError) -> i32 {
+    match e {
+        AgentError::WriteFailed { .. } if e.is_bad_image() => exit::BAD_INPUT,
+        AgentError::WriteFailed { .. } | AgentError::ReadTarget { .. } => exit::TARGET_FAILED,
+        AgentError::Refused { status: 404, .. } => exit::BAD_INPUT,
+        AgentError::NotConfirmed(_) | AgentError::ToldToStay => exit::CHECK_FAILED,
+        AgentError::ImageJson { .. } => exit::BAD_INPUT,
+        AgentError::Reboot(_) => exit::INTERNAL,
+        AgentError::Unreachable { .. }
+        | AgentError::Refused { .. }
+        | AgentError::BadReply { .. }
+        | AgentError::StillWaiting { .. } => exit::PEER,
+    }
+}
+
+fn options(args: &AgentArgs, k: &CmdlineSettings) -> Result<AgentOptions, String> {
+    let controller = args
+        .controller
+        .clone()
+        .or_else(|| k.controller.clone())
+        .ok_or("no controller: give --controller URL or kiln.controller= on the kernel command line")?;
+    if !controller.starts_with("http://") && !controller.starts_with("https://") {
+        return Err(format!("controller {controller:?} is not an http:// or https:// URL"));
+    }
+    let mode = match (args.mode, k.mode.as_deref()) {
+        (Some(m), _) => m,
+        (None, None | Some("imaging")) => AgentMode::Imaging,
+        (None, Some("booted")) => AgentMode::Booted,
+        (None, Some(other)) => {
+            return Err(format!("kiln.mode={other} on the kernel command line: expected imaging or booted"))
+        }
+    };
+    let tree = crate::hw::root::FsTree::live();
+    Ok(AgentOptions {
+        controller,
+        node: args.node.clone().or_else(|| k.node.clone()),
+        target: args.target.clone().or_else(|| k.target.clone().map(Into::into)),
+        mode,
+        reboot: args.reboot,
+        wait_for: args.wait_for,
+        image_json: args.image_json.clone(),
+        macs: crate::hw::net::ethernet_macs(&tree),
+    })
+}

@@ -1,0 +1,326 @@
+//! `kiln agent`, the node side of a deployment. Imaging mode: hello, write the image the
+//! controller names (verified, failing closed: `image::write_image`), report the result, reboot
+//! when told. Booted mode: hello, report the digest of what is on the disk.
+//!
+//! Every wait is bounded: the controller is retried until `wait_for`, each request has its own
+//! time limit.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
+
+use super::client::{post_json, Answer, NoAnswer};
+use super::node::humanize;
+use super::protocol::{
+    AgentMode, AgentResult, BootedReply, BootedReport, BootedSource, Hello, HelloReply, ResultReply,
+};
+use super::step::chain;
+use crate::image::{fetch, BlockMap, Progress, StreamSource, TargetState, WriteOptions};
+
+/// What the agent was told to do (flags, else the kernel command line).
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// Base URL of the controller, `http://10.0.0.1:8080`.
+    pub controller: String,
+    pub node: Option<String>,
+    /// Overrides the controller's target.
+    pub target: Option<PathBuf>,
+    pub mode: AgentMode,
+    pub reboot: bool,
+    pub wait_for: Duration,
+    /// Where the booted image says what it is (`/etc/kiln/image.json`).
+    pub image_json: PathBuf,
+    pub macs: Vec<String>,
+}
+
+/// How an agent's work ended, when it did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentDone {
+    /// Written and verified; the controller said reboot (and we did, or were not allowed to).
+    Written { node: String, target: PathBuf, bytes: u64, seconds: f64, image_sha256: String, reboot: bool },
+    /// Booted mode: the controller confirmed the digest.
+    Confirmed { node: String, message: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("controller {url} did not answer within {waited}")]
+    Unreachable {
+        url: String,
+        waited: String,
+        #[source]
+        source: NoAnswer,
+    },
+    #[error("controller {url} refused this agent ({status}): {message}")]
+    Refused { url: String, status: u16, message: String },
+    #[error("controller {url} answered {what}")]
+    BadReply { url: String, what: String },
+    #[error("controller {url} still said wait after {waited}")]
+    StillWaiting { url: String, waited: String },
+    #[error("the write failed and was reported to the controller ({state})")]
+    WriteFailed {
+        state: TargetState,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("the image was written and verified, but the controller said to stay")]
+    ToldToStay,
+    #[error("read target {}", path.display())]
+    ReadTarget {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("read {}", path.display())]
+    ImageJson { path: PathBuf, why: String },
+    #[error("the controller did not confirm the booted image: {0}")]
+    NotConfirmed(String),
+    #[error("reboot")]
+    Reboot(#[source] nix::Error),
+}
+
+impl AgentError {
+    /// True when the image (or the controller's description of it) is at fault.
+    pub fn is_bad_image(&self) -> bool {
+        match self {
+            AgentError::WriteFailed { source, .. } => {
+                source.downcast_ref::<crate::image::WriteFailure>().is_some_and(|f| f.error.is_bad_image())
+                    || source.downcast_ref::<PrepareError>().is_some()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Something wrong before the write began: the block map could not be had, or disagrees.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PrepareError(String);
+
+const HELLO_LIMIT: Duration = Duration::from_secs(30);
+/// The controller holds a result's answer while it sets the next boot (up to 90 s).
+const RESULT_LIMIT: Duration = Duration::from_secs(150);
+
+impl AgentOptions {
+    fn url(&self, route: &str) -> String {
+        format!("{}/agent/{route}", self.controller.trim_end_matches('/'))
+    }
+}
+
+/// Say hello until the controller gives work (not `wait`), or `wait_for` passes.
+fn hello(opts: &AgentOptions) -> Result<HelloReply, AgentError> {
+    let url = opts.url("hello");
+    let body = Hello {
+        node: opts.node.clone(),
+        macs: opts.macs.clone(),
+        mode: opts.mode,
+        kiln_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let deadline = Instant::now() + opts.wait_for;
+    let waited = || humanize(opts.wait_for);
+    loop {
+        let pause = match post_json(&url, &body, HELLO_LIMIT) {
+            Err(source) => {
+                if Instant::now() >= deadline {
+                    return Err(AgentError::Unreachable { url, waited: waited(), source });
+                }
+                tracing::debug!(error = %chain(&source), "controller not answering yet");
+                Duration::from_secs(2)
+            }
+            Ok(Answer { status: 200, body: text }) => match serde_json::from_str::<HelloReply>(&text) {
+                Ok(HelloReply::Wait { retry_ms, .. }) => {
+                    if Instant::now() >= deadline {
+                        return Err(AgentError::StillWaiting { url, waited: waited() });
+                    }
+                    Duration::from_millis(retry_ms.clamp(100, 30_000))
+                }
+                Ok(reply) => return Ok(reply),
+                Err(e) => return Err(AgentError::BadReply { url, what: format!("an unreadable hello reply: {e}") }),
+            },
+            // The controller is starting, or busy: ask again.
+            Ok(a) if a.status == 503 && Instant::now() < deadline => Duration::from_secs(1),
+            Ok(a) => return Err(AgentError::Refused { url, status: a.status, message: a.message() }),
+        };
+        std::thread::sleep(
+            pause.min(deadline.saturating_duration_since(Instant::now())).max(Duration::from_millis(50)),
+        );
+    }
+}
+
+/// Imaging mode, start to end.
+pub fn run_imaging(opts: &AgentOptions, progress: &mut dyn Progress) -> Result<AgentDone, AgentError> {
+    let reply = hello(opts)?;
+    let HelloReply::Write { node, image_url, bmap_url, target, image_sha256, image_size } = reply else {
+        return Err(AgentError::BadReply { url: opts.url("hello"), what: format!("{reply:?} to an imaging hello") });
+    };
+    let target = opts.target.clone().unwrap_or_else(|| PathBuf::from(&target));
+    tracing::info!(%node, target = %target.display(), %image_url, "writing the image");
+    let started = Instant::now();
+    let outcome = write(&image_url, &bmap_url, &image_sha256, image_size, &target, progress);
+    let seconds = started.elapsed().as_secs_f64();
+    let result = match &outcome {
+        Ok((bytes, sha)) => AgentResult {
+            node: node.clone(),
+            ok: true,
+            image_sha256: Some(sha.clone()),
+            bytes: *bytes,
+            seconds,
+            error: None,
+            target_state: None,
+        },
+        Err((state, e)) => AgentResult {
+            node: node.clone(),
+            ok: false,
+            image_sha256: None,
+            bytes: 0,
+            seconds,
+            error: Some(chain(e.as_ref())),
+            target_state: Some(state_name(*state).to_string()),
+        },
+    };
+    let url = opts.url("result");
+    let answer = post_json(&url, &result, RESULT_LIMIT).map_err(|source| AgentError::Unreachable {
+        url: url.clone(),
+        waited: humanize(RESULT_LIMIT),
+        source,
+    })?;
+    let (bytes, sha) = match outcome {
+        Ok(done) => done,
+        Err((state, source)) => return Err(AgentError::WriteFailed { state, source }),
+    };
+    if answer.status != 200 {
+        return Err(AgentError::Refused { url, status: answer.status, message: answer.message() });
+    }
+    match serde_json::from_str::<ResultReply>(&answer.body) {
+        Ok(ResultReply::Reboot) => {}
+        Ok(ResultReply::Stay) => return Err(AgentError::ToldToStay),
+        Err(e) => return Err(AgentError::BadReply { url, what: format!("an unreadable result reply: {e}") }),
+    }
+    // Whatever else happens, what was written is on stable storage before a reboot.
+    nix::unistd::sync();
+    if opts.reboot {
+        tracing::info!("rebooting into the new image");
+        nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT).map_err(AgentError::Reboot)?;
+    }
+    Ok(AgentDone::Written { node, target, bytes, seconds, image_sha256: sha, reboot: opts.reboot })
+}
+
+type WriteOutcome = Result<(u64, String), (TargetState, Box<dyn std::error::Error + Send + Sync>)>;
+
+/// Fetch the block map, check it against what the controller said, stream the image onto the
+/// target. Answers the bytes written and the verified digest.
+fn write(
+    image_url: &str,
+    bmap_url: &str,
+    image_sha256: &str,
+    image_size: u64,
+    target: &Path,
+    progress: &mut dyn Progress,
+) -> WriteOutcome {
+    let untouched = |msg: String| (TargetState::Untouched, Box::new(PrepareError(msg)) as Box<_>);
+    let mut text = String::new();
+    fetch::get(bmap_url)
+        .map_err(|e| untouched(chain(&e)))?
+        .take(64 << 20)
+        .read_to_string(&mut text)
+        .map_err(|e| untouched(format!("read block map {bmap_url}: {e}")))?;
+    let map = BlockMap::parse(&text, Path::new(bmap_url)).map_err(|e| untouched(chain(&e)))?;
+    let map_sha = map.image_sha256.map(|d| d.to_string()).unwrap_or_default();
+    if map_sha != image_sha256 || map.image_size != image_size {
+        return Err(untouched(format!(
+            "block map {bmap_url} describes {} bytes with sha256 {map_sha:?}; the controller said {image_size} bytes \
+             with sha256 {image_sha256}",
+            map.image_size
+        )));
+    }
+    let body = fetch::get(image_url).map_err(|e| untouched(chain(&e)))?;
+    let mut source = StreamSource::new(body, image_url.to_string());
+    match crate::image::write_image(&mut source, &map, target, &WriteOptions::default(), progress) {
+        Ok(report) => {
+            for n in &report.notes {
+                tracing::info!(note = %n, "writer");
+            }
+            let sha = report.image_sha256.map(|d| d.to_string()).unwrap_or_default();
+            Ok((report.bytes_written, sha))
+        }
+        Err(f) => Err((f.target, Box::new(f))),
+    }
+}
+
+fn state_name(s: TargetState) -> &'static str {
+    match s {
+        TargetState::Untouched => "untouched",
+        TargetState::Wiped => "wiped",
+        TargetState::Preserved => "preserved",
+        TargetState::WipeFailed => "wipe-failed",
+    }
+}
+
+/// Booted mode, start to end.
+pub fn run_booted(opts: &AgentOptions) -> Result<AgentDone, AgentError> {
+    let reply = hello(opts)?;
+    let HelloReply::Report { node, image_size, target } = reply else {
+        return Err(AgentError::BadReply { url: opts.url("hello"), what: format!("{reply:?} to a booted hello") });
+    };
+    let target = opts.target.clone().unwrap_or_else(|| PathBuf::from(&target));
+    let (image_sha256, source) = if opts.image_json.exists() {
+        (read_image_json(&opts.image_json)?, BootedSource::ImageJson)
+    } else {
+        (hash_prefix(&target, image_size)?, BootedSource::Disk)
+    };
+    let url = opts.url("booted");
+    let report = BootedReport { node: node.clone(), image_sha256, source };
+    let answer = post_json(&url, &report, HELLO_LIMIT).map_err(|source| AgentError::Unreachable {
+        url: url.clone(),
+        waited: humanize(HELLO_LIMIT),
+        source,
+    })?;
+    let reply: BootedReply = match serde_json::from_str(&answer.body) {
+        Ok(r) => r,
+        Err(_) => return Err(AgentError::Refused { url, status: answer.status, message: answer.message() }),
+    };
+    if reply.ok {
+        Ok(AgentDone::Confirmed { node, message: reply.message })
+    } else {
+        Err(AgentError::NotConfirmed(reply.message))
+    }
+}
+
+/// `image_sha256` from the image's own record of what it is.
+fn read_image_json(path: &Path) -> Result<String, AgentError> {
+    let bad = |why: String| AgentError::ImageJson { path: path.to_path_buf(), why };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    v["image_sha256"]
+        .as_str()
+        .map(str::to_ascii_lowercase)
+        .ok_or_else(|| bad("field `image_sha256`: missing or not a string".into()))
+}
+
+/// SHA-256 of the first `len` bytes of `path`; a shorter target is an error, not a short digest.
+pub fn hash_prefix(path: &Path, len: u64) -> Result<String, AgentError> {
+    let fail = |source| AgentError::ReadTarget { path: path.to_path_buf(), source };
+    let file = File::open(path).map_err(fail)?;
+    let mut reader = file.take(len);
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 4 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buf).map_err(fail)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        total += n as u64;
+    }
+    if total != len {
+        return Err(fail(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("it holds {total} bytes, the image is {len}"),
+        )));
+    }
+    Ok(crate::image::Digest::from_hasher(h).to_string())
+}

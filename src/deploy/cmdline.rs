@@ -1,0 +1,52 @@
+//! The agent's settings from the kernel command line (`kiln.controller=`, `kiln.node=`,
+//! `kiln.target=`, `kiln.mode=`): a node booted into the imaging environment by PXE or virtual
+//! media has no other place to be told where its controller is.
+
+/// The `kiln.*` settings found on a kernel command line; absent ones are `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CmdlineSettings {
+    pub controller: Option<String>,
+    pub node: Option<String>,
+    pub target: Option<String>,
+    pub mode: Option<String>,
+}
+
+/// Parse `/proc/cmdline` text. Words are split on whitespace; a value cannot hold a space (the
+/// iPXE script kiln writes refuses such values). The last occurrence of a key wins, as with the
+/// kernel's own parameters.
+pub fn parse_cmdline(text: &str) -> CmdlineSettings {
+    let mut s = CmdlineSettings::default();
+    for word in text.split_whitespace() {
+        let Some((key, value)) = word.split_once('=') else { continue };
+        if value.is_empty() {
+            continue;
+        }
+        let slot = match key {
+            "kiln.controller" => &mut s.controller,
+            "kiln.node" => &mut s.node,
+            "kiln.target" => &mut s.target,
+            "kiln.mode" => &mut s.mode,
+            _ => continue,
+        };
+        *slot = Some(value.to_string());
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kiln_keys_are_read_and_others_ignored() {
+        let s = parse_cmdline(
+            "BOOT_IMAGE=/vmlinuz console=ttyS0 kiln.controller=http://10.0.0.1:8080 kiln.node=n1 \
+             kiln.target=/dev/nvme0n1 kiln.mode= kiln.mode=booted quiet\n",
+        );
+        assert_eq!(s.controller.as_deref(), Some("http://10.0.0.1:8080"));
+        assert_eq!(s.node.as_deref(), Some("n1"));
+        assert_eq!(s.target.as_deref(), Some("/dev/nvme0n1"));
+        assert_eq!(s.mode.as_deref(), Some("booted"));
+        assert_eq!(parse_cmdline("ro quiet"), CmdlineSettings::default());
+    }
+}
