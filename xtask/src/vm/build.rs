@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 use super::initramfs::{self, Role};
-use super::{disk, kernel, modules};
+use super::{disk, kernel, modules, tools};
 
 /// The artifact's name (`kiln-vm.raw`, `kiln-vm.manifest.json`, ...).
 pub const IMAGE_NAME: &str = "kiln-vm";
@@ -71,11 +71,7 @@ pub fn build(b: &VmBuild) -> Result<VmParts> {
     }
     let kernel = kernel::cloud_kernel(&b.cache).context("get Debian's cloud kernel")?;
     let modules = modules::load_order(&kernel.modules, modules::VIRTIO)?;
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .map(Path::new)
-        .find(|p| p.is_file())
-        .context("no busybox (Debian package busybox-static)")?;
+    let busybox = tools::find("busybox").context("no busybox (Debian package busybox-static)")?;
 
     let _ = std::fs::remove_dir_all(&b.out);
     let (boot, work, image_dir, artifact) =
@@ -84,7 +80,7 @@ pub fn build(b: &VmBuild) -> Result<VmParts> {
         std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
     }
 
-    let common = initramfs::common(&b.kiln, busybox, &modules, &work)?;
+    let common = initramfs::common(&b.kiln, &busybox, &modules, &work)?;
     let initrd = |role| {
         let mut bytes = initramfs::init_archive(role);
         bytes.extend_from_slice(&common);
@@ -137,7 +133,7 @@ pub fn build(b: &VmBuild) -> Result<VmParts> {
 }
 
 fn sha256sum(path: &Path) -> Result<String> {
-    let out = Command::new("sha256sum").arg(path).output().context("run sha256sum")?;
+    let out = Command::new(tools::program("sha256sum")).arg(path).output().context("run sha256sum")?;
     let text = String::from_utf8_lossy(&out.stdout);
     match text.split_whitespace().next() {
         Some(h) if out.status.success() && h.len() == 64 => Ok(h.to_string()),

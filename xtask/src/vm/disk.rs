@@ -10,6 +10,8 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use super::tools::program;
+
 /// syslinux's MBR boot code (Debian package syslinux-common).
 pub const MBR_BIN: &str = "/usr/lib/syslinux/mbr/mbr.bin";
 /// The partition starts at 1 MiB, as partitioning tools place it.
@@ -31,7 +33,7 @@ pub fn bootable_disk(
     let part_sectors = size_mib * 2048 - PART_START_SECTOR;
     // -h: the partition's offset, which syslinux's boot sector adds to find
     // ldlinux.sys on the disk; -i: a fixed volume id instead of the clock's.
-    run(Command::new("mkfs.fat")
+    run(Command::new(program("mkfs.fat"))
         .args(["-C", "-F", "16", "-n", "KILNVM", "-i", "4b494c4e", "-h"])
         .arg(PART_START_SECTOR.to_string())
         .arg(&part)
@@ -40,7 +42,7 @@ pub fn bootable_disk(
     let cfg = work.join("syslinux.cfg");
     std::fs::write(&cfg, syslinux_cfg(cmdline)).with_context(|| format!("write {}", cfg.display()))?;
     for (from, name) in [(kernel, "vmlinuz"), (initrd, "initrd.img"), (cfg.as_path(), "syslinux.cfg")] {
-        run(Command::new("mcopy")
+        run(Command::new(program("mcopy"))
             .env("MTOOLS_SKIP_CHECK", "1")
             .arg("-o")
             .arg("-i")
@@ -49,7 +51,8 @@ pub fn bootable_disk(
             .arg(format!("::{name}")))
         .context("copy into the FAT filesystem (Debian package mtools)")?;
     }
-    run(Command::new("syslinux").arg("--install").arg(&part)).context("install syslinux (Debian package syslinux)")?;
+    run(Command::new(program("syslinux")).arg("--install").arg(&part))
+        .context("install syslinux (Debian package syslinux)")?;
 
     let mbr = std::fs::read(MBR_BIN).with_context(|| format!("read {MBR_BIN} (Debian package syslinux-common)"))?;
     if mbr.len() < 440 {

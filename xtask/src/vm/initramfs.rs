@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 
 use super::cpio::Cpio;
+use super::tools::program;
 
 /// Where the environment keeps its own files (not `/etc/kiln`: the agent
 /// reads `/etc/kiln/image.json` as the booted image's identity).
@@ -76,7 +77,7 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 /// with it and ~30 MiB without, and every byte crosses the VM's network.
 fn stripped(binary: &Path, work: &Path) -> Result<Vec<u8>> {
     let out_file = work.join("kiln.stripped");
-    let out = Command::new("strip")
+    let out = Command::new(program("strip"))
         .arg("--strip-debug")
         .arg("-o")
         .arg(&out_file)

@@ -9,6 +9,8 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use super::tools::program;
+
 /// The meta-package whose dependency names the current cloud kernel.
 const META_PACKAGE: &str = "linux-image-cloud-amd64";
 
@@ -43,7 +45,7 @@ pub fn cloud_kernel(cache: &Path) -> Result<Kernel> {
     let debs = cache.join("debs");
     std::fs::create_dir_all(&debs)?;
     // apt-get download writes into the current directory.
-    let out = Command::new("apt-get")
+    let out = Command::new(program("apt-get"))
         .args(["download", "-q", &package])
         .current_dir(&debs)
         .output()
@@ -60,7 +62,7 @@ pub fn cloud_kernel(cache: &Path) -> Result<Kernel> {
         })
         .with_context(|| format!("apt-get download {package} left no .deb in {}", debs.display()))?;
     let _ = std::fs::remove_dir_all(&unpacked);
-    let out = Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked).output().context("run dpkg-deb")?;
+    let out = Command::new(program("dpkg-deb")).arg("-x").arg(&deb).arg(&unpacked).output().context("run dpkg-deb")?;
     if !out.status.success() {
         bail!("dpkg-deb -x {} failed: {}", deb.display(), String::from_utf8_lossy(&out.stderr).trim());
     }
@@ -72,7 +74,7 @@ pub fn cloud_kernel(cache: &Path) -> Result<Kernel> {
 
 /// `apt-cache depends linux-image-cloud-amd64` names the versioned package.
 fn current_package() -> Result<String> {
-    let out = Command::new("apt-cache").args(["depends", META_PACKAGE]).output().context("run apt-cache")?;
+    let out = Command::new(program("apt-cache")).args(["depends", META_PACKAGE]).output().context("run apt-cache")?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
         .filter_map(|l| l.trim().strip_prefix("Depends:"))

@@ -8,5 +8,6 @@ mod disk;
 mod initramfs;
 mod kernel;
 mod modules;
+pub mod tools;
 
 pub use build::{build, default_build, VmBuild, VmParts, IMAGE_MIB, IMAGE_NAME, KERNEL_CMDLINE};
