@@ -260,7 +260,6 @@ fn a_vm_pxe_boots_is_imaged_by_kiln_and_reports_the_booted_image() {
         controller: controller_url(),
     })
     .unwrap_or_else(|e| panic!("build the VM's parts: {e:#}"));
-    eprintln!("image_qemu: parts built in {:.1} s ({})", parts.seconds, parts.kernel_package);
 
     // kiln's iPXE script (the recipe's command line plus where the agent finds its controller),
     // served with the kernel and initrd from --boot-dir under /files/.
@@ -457,10 +456,14 @@ fn a_vm_pxe_boots_is_imaged_by_kiln_and_reports_the_booted_image() {
         std::thread::sleep(Duration::from_millis(250));
     }
     let vm_seconds = qemu_started.elapsed().as_secs_f64();
+    // The timeline, printed and kept beside the console log (docs/imaging.md quotes it).
+    let mut timeline = format!("parts built in {:.1} s\n", parts.seconds);
     for (i, at) in &seen {
-        eprintln!("image_qemu: {at:6.1} s  {}", MILESTONES[*i].1);
+        timeline.push_str(&format!("{at:6.1} s  {}\n", MILESTONES[*i].1));
     }
-    eprintln!("image_qemu: VM {vm_seconds:.1} s, whole test {:.1} s", started.elapsed().as_secs_f64());
+    timeline.push_str(&format!("VM {vm_seconds:.1} s, whole test {:.1} s\n", started.elapsed().as_secs_f64()));
+    eprint!("{timeline}");
+    let _ = std::fs::write(run_dir.join("timeline.txt"), &timeline);
 
     // The VM went through every milestone, in order.
     let order: Vec<usize> = seen.iter().map(|(i, _)| *i).collect();
