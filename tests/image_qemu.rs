@@ -183,7 +183,18 @@ fn tail(text: &str, lines: usize) -> String {
 /// The serial console so far, with the firmware's screen control characters dropped.
 fn console(path: &Path) -> String {
     let bytes = std::fs::read(path).unwrap_or_default();
-    String::from_utf8_lossy(&bytes).replace('\r', "\n").chars().filter(|c| *c == '\n' || !c.is_control()).collect()
+    let text = String::from_utf8_lossy(&bytes).replace("\r\n", "\n").replace('\r', "\n");
+    let text: String = text.chars().filter(|c| *c == '\n' || !c.is_control()).collect();
+    text.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join("\n")
+}
+
+/// The exit code of a `kiln agent` in the VM that failed, as its `/init` reports it.
+fn agent_failure(console: &str) -> Option<&str> {
+    console
+        .lines()
+        .filter_map(|l| l.split("kiln-vm: kiln agent exited ").nth(1))
+        .map(str::trim)
+        .find(|code| *code != "0")
 }
 
 /// The boot's milestones as the serial console shows them, in order.
@@ -434,6 +445,9 @@ fn a_vm_pxe_boots_is_imaged_by_kiln_and_reports_the_booted_image() {
         }
         if controller_code.is_some() && qemu_code.is_some() {
             break;
+        }
+        if let Some(code) = agent_failure(&text) {
+            fail(&format!("kiln agent in the VM exited {code}"), &serial, &[&controller, &qemu], &dnsmasq_log);
         }
         if qemu_ended_at.is_some_and(|t| t.elapsed() > Duration::from_secs(30)) {
             fail(
