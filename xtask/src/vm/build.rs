@@ -69,14 +69,15 @@ pub fn build(b: &VmBuild) -> Result<VmParts> {
             b.controller
         );
     }
-    let kernel = kernel::cloud_kernel(&b.cache).context("get Debian's cloud kernel")?;
+    let kernel = kernel::cloud_kernel(&b.cache, modules::VIRTIO).context("get Debian's cloud kernel")?;
     let modules = modules::load_order(&kernel.modules, modules::VIRTIO)?;
     let busybox = tools::find("busybox").context("no busybox (Debian package busybox-static)")?;
 
     let _ = std::fs::remove_dir_all(&b.out);
-    let (boot, work, image_dir, artifact) =
-        (b.out.join("boot"), b.out.join("work"), b.out.join("image"), b.out.join("artifact"));
-    for d in [&boot, &work, &image_dir] {
+    // `work` (the stripped binary, the FAT partition, the base disk and its
+    // recipe) is removed at the end: the artifact holds its own copy of the disk.
+    let (boot, work, artifact) = (b.out.join("boot"), b.out.join("work"), b.out.join("artifact"));
+    for d in [&boot, &work] {
         std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
     }
 
@@ -91,10 +92,10 @@ pub fn build(b: &VmBuild) -> Result<VmParts> {
     let booted_initrd = work.join("initrd-booted.img");
     std::fs::write(&booted_initrd, initrd(Role::Booted)).context("write the booted initrd")?;
 
-    let raw = image_dir.join(format!("{IMAGE_NAME}.raw"));
+    let raw = work.join(format!("{IMAGE_NAME}.raw"));
     let cmdline = format!("{KERNEL_CMDLINE} kiln.mode=booted kiln.target=/dev/vda kiln.controller={}", b.controller);
     disk::bootable_disk(&kernel.vmlinuz, &booted_initrd, &cmdline, IMAGE_MIB, &work, &raw)?;
-    let recipe = image_dir.join(format!("{IMAGE_NAME}.toml"));
+    let recipe = work.join(format!("{IMAGE_NAME}.toml"));
     std::fs::write(&recipe, recipe_text(&sha256sum(&raw)?, &kernel.release))
         .with_context(|| format!("write {}", recipe.display()))?;
 

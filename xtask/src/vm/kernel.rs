@@ -26,50 +26,90 @@ pub struct Kernel {
     pub modules: PathBuf,
 }
 
-/// The cloud kernel, from `cache` when a previous run unpacked it, else
-/// downloaded with `apt-get download` (Debian's mirrors) and unpacked with
-/// `dpkg-deb -x`. Without apt (or offline) a kernel already in the cache is used.
-pub fn cloud_kernel(cache: &Path) -> Result<Kernel> {
+/// The cloud kernel with `modules` (and what they depend on), from `cache`
+/// when a previous run unpacked it, else downloaded with `apt-get download`
+/// (Debian's mirrors) and unpacked with `dpkg-deb -x`. Only the kernel and
+/// those modules are kept (about 20 MiB instead of 110). Without apt, or
+/// when the download fails, a kernel already in the cache is used.
+pub fn cloud_kernel(cache: &Path, modules: &[&str]) -> Result<Kernel> {
     std::fs::create_dir_all(cache).with_context(|| format!("create {}", cache.display()))?;
+    // The marker names the modules kept: a cache made for another list is redone.
+    let marker = modules.join("\n");
     let package = match current_package() {
         Ok(p) => p,
         Err(e) => {
-            return cached_any(cache)
+            return cached_any(cache, &marker)
                 .with_context(|| format!("no kernel in {} and apt cannot name one: {e:#}", cache.display()))
         }
     };
     let unpacked = cache.join(&package);
-    if unpacked.join(".unpacked").exists() {
+    if std::fs::read_to_string(unpacked.join(MARKER)).is_ok_and(|m| m == marker) {
         return describe(&package, &unpacked);
     }
-    let debs = cache.join("debs");
-    std::fs::create_dir_all(&debs)?;
-    // apt-get download writes into the current directory.
-    let out = Command::new(program("apt-get"))
-        .args(["download", "-q", &package])
-        .current_dir(&debs)
-        .output()
-        .context("run apt-get download (Debian package apt)")?;
-    if !out.status.success() {
-        bail!("apt-get download {package} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
-    }
-    let deb = std::fs::read_dir(&debs)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&format!("{package}_")) && n.ends_with(".deb"))
-        })
-        .with_context(|| format!("apt-get download {package} left no .deb in {}", debs.display()))?;
+    let deb = match download(cache, &package) {
+        Ok(deb) => deb,
+        Err(e) => {
+            return cached_any(cache, &marker)
+                .map_err(|_| e)
+                .inspect(|k| eprintln!("xtask vm: could not download {package}; using {} from the cache", k.package))
+        }
+    };
     let _ = std::fs::remove_dir_all(&unpacked);
     let out = Command::new(program("dpkg-deb")).arg("-x").arg(&deb).arg(&unpacked).output().context("run dpkg-deb")?;
     if !out.status.success() {
         bail!("dpkg-deb -x {} failed: {}", deb.display(), String::from_utf8_lossy(&out.stderr).trim());
     }
-    std::fs::write(unpacked.join(".unpacked"), b"")?;
-    // The .deb is no longer needed; the cache keeps the unpacked tree only.
+    // The .deb is no longer needed; the cache keeps what the VM uses.
     let _ = std::fs::remove_file(&deb);
-    describe(&package, &unpacked)
+    let kernel = describe(&package, &unpacked)?;
+    let keep = super::modules::load_order(&kernel.modules, modules)?;
+    prune(&kernel.modules.join("kernel"), &keep)?;
+    let _ = std::fs::remove_dir_all(unpacked.join("usr"));
+    std::fs::write(unpacked.join(MARKER), &marker)?;
+    Ok(kernel)
+}
+
+/// Marks a complete cache entry; holds the names of the modules it kept.
+const MARKER: &str = ".kiln-vm-modules";
+
+/// `apt-get download PACKAGE` into `cache/debs`; as root, after one failure,
+/// `apt-get update` and a second try (the mirror may have moved on from the
+/// version the local package lists name).
+fn download(cache: &Path, package: &str) -> Result<PathBuf> {
+    let debs = cache.join("debs");
+    std::fs::create_dir_all(&debs)?;
+    let fetch = || {
+        // apt-get download writes into the current directory.
+        Command::new(program("apt-get")).args(["download", "-q", package]).current_dir(&debs).output()
+    };
+    let mut out = fetch().context("run apt-get download (Debian package apt)")?;
+    if !out.status.success() && crate::lab::is_root() {
+        let _ = Command::new(program("apt-get")).args(["update", "-qq"]).status();
+        out = fetch().context("run apt-get download")?;
+    }
+    if !out.status.success() {
+        bail!("apt-get download {package} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let prefix = format!("{package}_");
+    std::fs::read_dir(&debs)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".deb")))
+        .with_context(|| format!("apt-get download {package} left no .deb in {}", debs.display()))
+}
+
+/// Removes every module file under `dir` but those in `keep`.
+fn prune(dir: &Path, keep: &[PathBuf]) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            prune(&path, keep)?;
+            // Fails, harmlessly, while the directory still holds a kept module.
+            let _ = std::fs::remove_dir(&path);
+        } else if !keep.contains(&path) {
+            std::fs::remove_file(&path).with_context(|| format!("remove {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// `apt-cache depends linux-image-cloud-amd64` names the versioned package.
@@ -84,16 +124,16 @@ fn current_package() -> Result<String> {
         .with_context(|| format!("apt-cache depends {META_PACKAGE} names no kernel (run apt-get update)"))
 }
 
-/// Any kernel a previous run unpacked.
-fn cached_any(cache: &Path) -> Result<Kernel> {
+/// Any kernel a previous run unpacked with the same modules.
+fn cached_any(cache: &Path, marker: &str) -> Result<Kernel> {
     for entry in std::fs::read_dir(cache)? {
         let path = entry?.path();
-        if path.join(".unpacked").exists() {
+        if std::fs::read_to_string(path.join(MARKER)).is_ok_and(|m| m == marker) {
             let package = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
             return describe(&package, &path);
         }
     }
-    bail!("no unpacked kernel")
+    bail!("no kernel in {}", cache.display())
 }
 
 fn describe(package: &str, unpacked: &Path) -> Result<Kernel> {
