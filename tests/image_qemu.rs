@@ -323,7 +323,8 @@ fn a_vm_pxe_boots_is_imaged_by_kiln_and_reports_the_booted_image() {
     rack_manifest(&rack);
     let (db, disk, serial) = (run_dir.join("kiln.db"), run_dir.join("disk.raw"), run_dir.join("serial.log"));
     File::create(&disk).and_then(|f| f.set_len(DISK_MIB << 20)).expect("create the VM's disk");
-    // SeaBIOS copies the option ROM's screen (iPXE's messages) to this I/O port, COM1.
+    // SeaBIOS copies the option ROM's screen (iPXE's messages) to this I/O port, COM1. It reads
+    // exactly `etc/sercon-port`, so qemu's warning that the name lacks `opt/` is expected.
     let sercon = run_dir.join("sercon-port");
     std::fs::write(&sercon, 0x3f8u16.to_le_bytes()).expect("sercon");
 
