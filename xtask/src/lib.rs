@@ -3,3 +3,4 @@
 pub mod bench_fleet;
 pub mod bringup_rack;
 pub mod lab;
+pub mod vm;

@@ -28,9 +28,33 @@ commands:
   lab up [--nodes N] [--fixtures A,B,..] [--no-bmc] [--no-trust] | down | status
                      an emulated rack on this machine (network namespaces,
                      sshd, Redfish emulators); writes inventory/racks/lab.toml
+  vm build [--controller URL]
+                     the VM test's parts under target/vm/build: Debian's
+                     cloud kernel, the imaging initrd, the deployable image
   bench-fleet [NODES]
                      only the rack fan-out benchmark (kiln vs pdsh)
 ";
+
+/// `vm build`: what `tests/image_qemu.rs` boots, for looking at or booting by hand.
+fn vm(args: &[String]) -> anyhow::Result<u8> {
+    let mut controller = "http://10.77.9.1:8089".to_string();
+    match args {
+        [b] if b == "build" => {}
+        [b, flag, url] if b == "build" && flag == "--controller" => controller = url.clone(),
+        _ => {
+            eprint!("{USAGE}");
+            return Ok(2);
+        }
+    }
+    let kiln = sh::build_kiln(false)?;
+    let parts = xtask::vm::build(&xtask::vm::default_build(kiln, &controller)?)?;
+    println!("kernel   {}", parts.kernel_package);
+    println!("boot     {}", parts.boot_dir.display());
+    println!("artifact {}", parts.manifest.display());
+    println!("image    {} bytes, sha256 {}", parts.image_size, parts.image_sha256);
+    println!("built in {:.1} s", parts.seconds);
+    Ok(0)
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,6 +68,7 @@ fn main() -> ExitCode {
         "bench" => bench::run(rest),
         "lab" => xtask::lab::cli(rest).map(|()| 0),
         "bench-fleet" => bench::fleet_only(rest),
+        "vm" => vm(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(0)

@@ -1,7 +1,7 @@
 //! `cargo xtask test`: install what the tests need, then run every test.
 //!
 //! CI calls exactly this on a fresh clone, so every install step lives here:
-//! Debian packages for the real peers (sshd, stress-ng, ipmi_sim, lspci) and a
+//! Debian packages for the real peers (sshd, stress-ng, ipmi_sim, lspci, qemu) and a
 //! Python venv under `target/venv` with the Redfish emulator (sushy-tools).
 
 use std::ffi::OsStr;
@@ -26,6 +26,20 @@ pub const TEST_PACKAGES: &[&str] = &[
     "chromium",       // headless screenshots of the HTML report
     "qemu-utils",     // qemu-img: image conversion and `qemu-img compare` in the image tests
     "dnsmasq-base",   // dnsmasq --test checks the DHCP/TFTP configuration kiln writes
+    // The imaging VM test (tests/image_qemu.rs, xtask/src/vm): qemu with its
+    // iPXE option ROMs, undionly.kpxe for the TFTP root, busybox for the VM's
+    // initramfs, and what makes its bootable disk without mounting anything.
+    // The kernel is not installed: the test downloads Debian's cloud kernel
+    // package with `apt-get download` into target/vm/cache.
+    "qemu-system-x86", // software-emulated x86 VM (no KVM needed)
+    "ipxe-qemu",       // iPXE option ROMs qemu's NICs boot from
+    "ipxe",            // undionly.kpxe, served from the test's TFTP root
+    "busybox-static",  // the VM's shell, udhcpc, insmod
+    "syslinux",        // syslinux --install on a FAT image file
+    "syslinux-common", // mbr.bin, the disk's boot code
+    "mtools",          // mcopy into the FAT image (syslinux uses it too)
+    "dosfstools",      // mkfs.fat on an image file
+    "binutils",        // strip: the kiln binary without debug info in the VM
 ];
 
 /// Python packages installed into `target/venv`.
