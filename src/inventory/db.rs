@@ -70,9 +70,7 @@ impl Inventory {
         let busy_timeout = busy_timeout.min(Duration::from_secs(86_400));
         // The busy timeout comes first: switching to WAL itself needs a lock.
         conn.busy_timeout(busy_timeout).map_err(failed("busy_timeout"))?;
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(failed("journal_mode"))?;
+        let mode = switch_to_wal(&conn, busy_timeout).map_err(failed("journal_mode"))?;
         if !mode.eq_ignore_ascii_case("wal") {
             // Some filesystems (network mounts) refuse WAL; SQLite then keeps
             // its rollback journal, which is slower but still safe.
@@ -107,5 +105,23 @@ impl Inventory {
         let rows =
             stmt.query_map([], |row| row.get(0)).map_err(|source| InventoryError::Query { what: what(), source })?;
         rows.collect::<Result<Vec<String>, _>>().map_err(|source| InventoryError::Query { what: what(), source })
+    }
+}
+
+/// `PRAGMA journal_mode = WAL`, answering the mode now in force. Two
+/// connections switching a new database at once can get SQLITE_BUSY at once,
+/// without the busy handler (SQLite refuses to wait where waiting could
+/// deadlock), so a busy answer is retried here until `limit` has passed.
+fn switch_to_wal(conn: &Connection, limit: Duration) -> rusqlite::Result<String> {
+    let started = std::time::Instant::now();
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && started.elapsed() < limit =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
     }
 }
