@@ -60,8 +60,13 @@ pub fn ipxe_script(e: &BootEntry) -> Result<String, PxeError> {
     let mut s = String::new();
     let _ = writeln!(s, "#!ipxe");
     let _ = writeln!(s, "# written by kiln: network boot into the imaging environment");
+    // Chained from a boot ROM that already holds a lease, a second DHCP
+    // round only costs time; a script run by hand still gets one.
+    let _ = writeln!(s, "isset ${{ip}} || goto retry_dhcp");
+    let _ = writeln!(s, "goto have_ip");
     let _ = writeln!(s, ":retry_dhcp");
     let _ = writeln!(s, "dhcp || goto retry_dhcp");
+    let _ = writeln!(s, ":have_ip");
     let _ = writeln!(
         s,
         "kernel {base}/{} initrd={initrd_name} {} || goto failed",
@@ -179,7 +184,13 @@ mod tests {
             "kernel http://10.0.0.1:8080/boot/vmlinuz initrd=initrd.img console=ttyS0 kiln.image=http://10.0.0.1:8080/x.raw || goto failed"
         ), "{s}");
         assert!(s.contains("initrd http://10.0.0.1:8080/boot/initrd.img || goto failed"));
-        assert!(s.contains("dhcp || goto retry_dhcp"));
+        // DHCP only when the boot ROM left no address, retried until it works.
+        assert!(
+            s.contains(
+                "isset ${ip} || goto retry_dhcp\ngoto have_ip\n:retry_dhcp\ndhcp || goto retry_dhcp\n:have_ip\n"
+            ),
+            "{s}"
+        );
     }
 
     #[test]
