@@ -359,7 +359,20 @@ ssh_authorized_keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKiln kiln@lab"]
         for entry in std::fs::read_dir(&dir).expect("images/") {
             let path = entry.expect("entry").path();
             if path.extension().is_some_and(|e| e == "toml") {
-                names.push(load(&path).unwrap_or_else(|e| panic!("{e}")).recipe.name);
+                let recipe = load(&path).unwrap_or_else(|e| panic!("{e}")).recipe;
+                // An agent started on an installed system reports what booted; in
+                // imaging mode it would ask the controller for an image to write.
+                if let Some(agent) =
+                    recipe.cloud_init.agent.as_ref().filter(|a| a.args.first().is_some_and(|a| a == "agent"))
+                {
+                    assert!(
+                        agent.args.windows(2).any(|w| w == ["--mode", "booted"]),
+                        "{}: {:?}",
+                        path.display(),
+                        agent.args
+                    );
+                }
+                names.push(recipe.name);
             }
         }
         names.sort();

@@ -51,9 +51,13 @@ pub fn render(recipe: &Recipe, identity: &ImageIdentity, node: Option<&str>) -> 
             .chain(agent.args.iter().map(|a| systemd_quote(a)))
             .collect::<Vec<_>>()
             .join(" ");
+        // The agent on an installed system reports what booted, once per
+        // boot, and is done: it retries the controller itself (--wait-for)
+        // and is not restarted after that, so a node without a controller
+        // is not left polling for ever.
         let unit = format!(
             "[Unit]\nDescription=kiln node agent\nWants=network-online.target\nAfter=network-online.target\n\n\
-             [Service]\nExecStart={exec}\nRestart=always\nRestartSec=5\n\n[Install]\nWantedBy=multi-user.target\n"
+             [Service]\nExecStart={exec}\nRestart=no\n\n[Install]\nWantedBy=multi-user.target\n"
         );
         files.push(json!({"path": "/etc/systemd/system/kiln-agent.service", "permissions": "0644", "content": unit}));
         runcmd.push(json!(["curl", "-fsSL", "--retry", "5", "-o", AGENT_PATH, agent.url]));
@@ -149,6 +153,8 @@ args = ["agent", "--controller", "http://10.0.0.1:8080", "--label", "two words"]
         let unit = v["write_files"][1]["content"].as_str().expect("unit");
         assert!(unit
             .contains("ExecStart=/usr/local/bin/kiln agent --controller http://10.0.0.1:8080 --label \"two words\""));
+        // Once per boot: an agent that is done (or gave up) is not started again and again.
+        assert!(unit.contains("\nRestart=no\n"), "{unit}");
         let cmds = v["runcmd"].to_string();
         assert!(cmds.contains("sha256sum -c"), "{cmds}");
         let image: Value =
