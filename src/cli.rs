@@ -24,6 +24,9 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show what the inventory holds for a node.
     Report(ReportArgs),
+    /// A node's lifecycle in the inventory: history, quarantine, release.
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// Burn in this node: GPU stress and bandwidth with telemetry, host stress.
     Burnin(BurninArgs),
     /// Platform specs: list, check, derive from a golden capture.
@@ -149,6 +152,64 @@ pub struct ReportArgs {
     /// Write the report to FILE instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Show the node's state and its lifecycle events, oldest first.
+    History(NodeHistoryArgs),
+    /// Hold the node: quarantined until someone releases it.
+    Quarantine(NodeQuarantineArgs),
+    /// Release a quarantined node to enrolled (validate and burn-in rerun).
+    Release(NodeReleaseArgs),
+}
+
+/// Text that must say something: a reason or a name.
+fn non_empty(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(s.to_string())
+}
+
+#[derive(Debug, Args)]
+pub struct NodeHistoryArgs {
+    /// The node's hostname in the inventory.
+    pub node: String,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Print the history as JSON (schema in docs/json-schema.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeQuarantineArgs {
+    /// The node's hostname in the inventory.
+    pub node: String,
+    /// Why the node is held (shown in its state and history).
+    #[arg(long, value_name = "TEXT", value_parser = non_empty)]
+    pub reason: String,
+    /// Who holds it (default: $SUDO_USER, else $USER).
+    #[arg(long, value_name = "NAME", value_parser = non_empty)]
+    pub by: Option<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeReleaseArgs {
+    /// The node's hostname in the inventory.
+    pub node: String,
+    /// What was done (recorded in the history: "replaced GPU 3").
+    #[arg(long, value_name = "TEXT", value_parser = non_empty)]
+    pub reason: Option<String>,
+    /// Who releases it (default: $SUDO_USER, else $USER).
+    #[arg(long, value_name = "NAME", value_parser = non_empty)]
+    pub by: Option<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
 }
 
 #[derive(Debug, Subcommand)]

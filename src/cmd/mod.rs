@@ -11,6 +11,7 @@ pub mod image;
 pub mod image_boot;
 pub mod inspect;
 pub mod node;
+pub mod node_state;
 pub mod rack;
 pub mod rack_image;
 pub mod report;

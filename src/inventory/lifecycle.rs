@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
-use crate::lifecycle::{check_transition, LifecycleState, Move};
+use crate::lifecycle::{check_release, check_transition, IllegalTransition, LifecycleState, Move};
 
 use super::record::{NodeId, RunId};
 use super::timestamp::{format_timestamp, now};
@@ -140,13 +140,35 @@ impl Inventory {
         actor: &str,
         cause: &str,
     ) -> Result<Move, InventoryError> {
+        self.move_node(hostname, to, actor, cause, |from| check_transition(from, to)).map(|(step, _)| step)
+    }
+
+    /// Release a quarantined node to enrolled, the one way out of quarantine.
+    /// A node in any other state is refused (`check_release`) and nothing is
+    /// recorded; the state is read and changed in the same transaction, so a
+    /// node quarantined or moved by someone else meanwhile is judged as it is
+    /// now. Answers the state the node was released from, with its reason.
+    pub fn release(&mut self, hostname: &str, actor: &str, cause: &str) -> Result<LifecycleState, InventoryError> {
+        self.move_node(hostname, &LifecycleState::Enrolled, actor, cause, check_release).map(|(_, from)| from)
+    }
+
+    /// The body of `transition` and `release`: `check` judges the move from
+    /// the state read inside the transaction.
+    fn move_node(
+        &mut self,
+        hostname: &str,
+        to: &LifecycleState,
+        actor: &str,
+        cause: &str,
+        check: impl FnOnce(&LifecycleState) -> Result<Move, IllegalTransition>,
+    ) -> Result<(Move, LifecycleState), InventoryError> {
         let failed = |source| InventoryError::Transition { hostname: hostname.to_string(), source };
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
         let result = (|| -> Result<(Move, LifecycleState), Abort> {
             let id = node_id(&tx, hostname)?
                 .ok_or_else(|| Abort::Inventory(InventoryError::UnknownNode { hostname: hostname.to_string() }))?;
             let from = read_state(&tx, id)?;
-            let step = check_transition(&from, to).map_err(|source| {
+            let step = check(&from).map_err(|source| {
                 Abort::Inventory(InventoryError::IllegalTransition {
                     hostname: hostname.to_string(),
                     to: to.clone(),
@@ -167,7 +189,7 @@ impl Inventory {
                 if step == Move::Changed {
                     tracing::info!(node = hostname, %from, %to, actor, "lifecycle state changed");
                 }
-                Ok(step)
+                Ok((step, from))
             }
             Err(Abort::Sql(source)) => Err(failed(source)),
             Err(Abort::Inventory(e)) => Err(e),

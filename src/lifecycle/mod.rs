@@ -10,4 +10,4 @@ mod transition;
 pub use rules::state_after_run;
 pub use run_kind::{RunKind, UnknownRunKind};
 pub use state::{LifecycleState, UnknownState};
-pub use transition::{check_transition, IllegalTransition, Move};
+pub use transition::{check_release, check_transition, IllegalTransition, Move};

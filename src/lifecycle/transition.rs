@@ -62,6 +62,22 @@ pub fn check_transition(from: &LifecycleState, to: &LifecycleState) -> Result<Mo
     }
 }
 
+/// Decide whether a node may be released from quarantine (to enrolled).
+///
+/// Release is the one way out of quarantine, and nothing else: a failed node
+/// could also go to enrolled by `check_transition`, but calling that a release
+/// would hide that nobody held it. Any state but quarantined is refused.
+pub fn check_release(from: &LifecycleState) -> Result<Move, IllegalTransition> {
+    match from {
+        LifecycleState::Quarantined { .. } => check_transition(from, &LifecycleState::Enrolled),
+        _ => Err(IllegalTransition {
+            from: from.clone(),
+            to: LifecycleState::Enrolled,
+            rule: "only a quarantined node is released",
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +93,20 @@ mod tests {
 
     fn all() -> Vec<S> {
         vec![S::Enrolled, S::Inspected, S::Validated, S::BurnedIn, S::Ready, S::HandedOff, failed(), quarantined()]
+    }
+
+    #[test]
+    fn only_a_quarantined_node_is_released() {
+        assert_eq!(check_release(&quarantined()), Ok(Move::Changed));
+        for from in all().into_iter().filter(|s| !matches!(s, S::Quarantined { .. })) {
+            let err = check_release(&from).expect_err("not quarantined");
+            assert_eq!((&err.to, err.rule), (&S::Enrolled, "only a quarantined node is released"), "{from}");
+        }
+        let err = check_release(&S::Enrolled).expect_err("enrolled is not held");
+        assert_eq!(
+            err.to_string(),
+            "illegal lifecycle transition from enrolled to enrolled: only a quarantined node is released"
+        );
     }
 
     #[test]

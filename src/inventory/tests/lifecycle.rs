@@ -44,6 +44,28 @@ fn transitions_are_recorded_and_illegal_ones_refused() {
 }
 
 #[test]
+fn release_ends_only_a_quarantine_and_refuses_everything_else() {
+    let (_dir, path) = temp_db();
+    let mut inv = Inventory::open(&path).expect("open");
+    inv.enroll("gpu-a02", None, "manifest").expect("enroll");
+    let err = inv.release("gpu-a02", "lead-bo", "released").expect_err("enrolled is not held");
+    assert!(matches!(&err, InventoryError::IllegalTransition { .. }), "{err:?}");
+    let failed = LifecycleState::Failed { reason: "validate failed: gpu.count".into() };
+    inv.transition("gpu-a02", &failed, "kiln validate", "validate failed").expect("fail");
+    let chain = format!("{:#}", anyhow::Error::from(inv.release("gpu-a02", "lead-bo", "x").expect_err("failed")));
+    assert!(chain.contains("only a quarantined node is released"), "{chain}");
+    assert_eq!(inv.history("gpu-a02").expect("history").len(), 2, "a refused release records nothing");
+
+    let held = LifecycleState::Quarantined { reason: "suspect tray".into() };
+    inv.transition("gpu-a02", &held, "tech-ana", "hold").expect("quarantine");
+    assert_eq!(inv.release("gpu-a02", "lead-bo", "tray swapped").expect("release"), held);
+    assert_eq!(inv.state("gpu-a02").expect("state"), LifecycleState::Enrolled);
+    let last = inv.history("gpu-a02").expect("history").pop().expect("an event");
+    assert_eq!((last.from, last.actor.as_str(), last.cause.as_str()), (Some(held), "lead-bo", "tray swapped"));
+    assert!(matches!(inv.release("ghost", "a", "b"), Err(InventoryError::UnknownNode { .. })));
+}
+
+#[test]
 fn unknown_nodes_are_named() {
     let (_dir, path) = temp_db();
     let mut inv = Inventory::open(&path).expect("open");

@@ -1,0 +1,203 @@
+//! `kiln node history|quarantine|release`: read and change one node's
+//! lifecycle from the command line (docs/lifecycle.md).
+//!
+//! Every change goes through `Inventory::transition` or `Inventory::release`,
+//! so it is judged by the lifecycle rules and appended to the node's history
+//! in the same transaction. The database must exist: a mistyped `--db` must
+//! not create an empty inventory in which every node is "unknown".
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::cli::{NodeCommand, NodeHistoryArgs, NodeQuarantineArgs, NodeReleaseArgs};
+use crate::exit;
+use crate::inventory::{db_path, Inventory, InventoryError, LifecycleEvent};
+use crate::lifecycle::{LifecycleState, Move};
+
+/// `schema_version` of the `kiln.node-history` document; bumped on any
+/// change a consumer could notice.
+pub const NODE_HISTORY_SCHEMA_VERSION: u32 = 1;
+
+/// `kiln node history --json`: the node's state now and every event, oldest first.
+#[derive(Debug, Serialize)]
+pub struct NodeHistory<'a> {
+    pub schema_version: u32,
+    pub kind: &'static str,
+    pub node: &'a str,
+    pub state: &'a LifecycleState,
+    pub events: &'a [LifecycleEvent],
+}
+
+/// Runs one `kiln node` command. Exit codes: 0 done (or nothing to do),
+/// 1 the lifecycle refused the move (nothing recorded), 2 a node the
+/// inventory does not know, 5 a missing or unusable database.
+pub fn run(command: &NodeCommand) -> anyhow::Result<i32> {
+    match command {
+        NodeCommand::History(args) => history(args),
+        NodeCommand::Quarantine(args) => quarantine(args),
+        NodeCommand::Release(args) => release(args),
+    }
+}
+
+fn history(args: &NodeHistoryArgs) -> anyhow::Result<i32> {
+    let path = db_path(args.db.db.as_deref());
+    let what = format!("read the history of node {} in {}", args.node, path.display());
+    let inventory = match Inventory::open_existing(&path) {
+        Ok(i) => i,
+        Err(e) => return Ok(fail(&what, e)),
+    };
+    let (state, events) = match inventory.state(&args.node).and_then(|s| Ok((s, inventory.history(&args.node)?))) {
+        Ok(found) => found,
+        Err(e) => return Ok(fail(&what, e)),
+    };
+    if args.json {
+        let doc = NodeHistory {
+            schema_version: NODE_HISTORY_SCHEMA_VERSION,
+            kind: "kiln.node-history",
+            node: &args.node,
+            state: &state,
+            events: &events,
+        };
+        println!("{}", serde_json::to_string_pretty(&doc).context("serialize the node history")?);
+    } else {
+        print!("{}", render_history(&args.node, &state, &events));
+    }
+    Ok(exit::OK)
+}
+
+fn quarantine(args: &NodeQuarantineArgs) -> anyhow::Result<i32> {
+    let path = db_path(args.db.db.as_deref());
+    let what = format!("quarantine node {} in {}", args.node, path.display());
+    let mut inventory = match Inventory::open_existing(&path) {
+        Ok(i) => i,
+        Err(e) => return Ok(fail(&what, e)),
+    };
+    // Read only to say what changed; the transition itself re-reads and
+    // judges the state inside its own transaction.
+    let before = match inventory.state(&args.node) {
+        Ok(s) => s,
+        Err(e) => return Ok(fail(&what, e)),
+    };
+    let to = LifecycleState::Quarantined { reason: args.reason.clone() };
+    let actor = actor("quarantine", args.by.as_deref());
+    let cause = format!("quarantined: {}", args.reason);
+    match inventory.transition(&args.node, &to, &actor, &cause) {
+        Ok(Move::Changed) => println!("{}: {before} -> {to}", args.node),
+        Ok(Move::Unchanged) => println!("{}: already {to}; nothing recorded", args.node),
+        Err(e) => return Ok(fail(&what, e)),
+    }
+    Ok(exit::OK)
+}
+
+fn release(args: &NodeReleaseArgs) -> anyhow::Result<i32> {
+    let path = db_path(args.db.db.as_deref());
+    let what = format!("release node {} in {}", args.node, path.display());
+    let mut inventory = match Inventory::open_existing(&path) {
+        Ok(i) => i,
+        Err(e) => return Ok(fail(&what, e)),
+    };
+    let actor = actor("release", args.by.as_deref());
+    let cause = match &args.reason {
+        Some(reason) => format!("released from quarantine: {reason}"),
+        None => "released from quarantine".to_string(),
+    };
+    match inventory.release(&args.node, &actor, &cause) {
+        Ok(from) => {
+            println!("{}: {from} -> {}", args.node, LifecycleState::Enrolled);
+            println!("next: validate and burn in the node again; the next hand-off then puts it in service");
+            Ok(exit::OK)
+        }
+        Err(e) => Ok(fail(&what, e)),
+    }
+}
+
+/// Who made the change, as recorded in the history: the command, and the
+/// person when known (`--by`, else the user who ran sudo, else the user).
+fn actor(verb: &str, by: Option<&str>) -> String {
+    let person = by.map(str::to_string).or_else(|| {
+        ["SUDO_USER", "USER"].iter().find_map(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty()))
+    });
+    match person {
+        Some(name) => format!("kiln node {verb} by {name}"),
+        None => format!("kiln node {verb}"),
+    }
+}
+
+/// Prints the error with what was being done (node and database) and
+/// answers its exit code.
+fn fail(what: &str, error: InventoryError) -> i32 {
+    let code = match &error {
+        // As `kiln report --node`: a name the inventory does not know is a
+        // mistake in the invocation.
+        InventoryError::UnknownNode { .. } => exit::USAGE,
+        InventoryError::IllegalTransition { .. } => exit::CHECK_FAILED,
+        _ => exit::DATABASE,
+    };
+    eprintln!("kiln: error: {what}: {:#}", anyhow::Error::new(error));
+    if code == exit::CHECK_FAILED {
+        eprintln!("kiln: nothing was recorded");
+    }
+    code
+}
+
+/// The text form: the state now, then one line per event, oldest first.
+pub fn render_history(node: &str, state: &LifecycleState, events: &[LifecycleEvent]) -> String {
+    let mut out = format!("{node}: {state}\n");
+    for e in events {
+        let change = match &e.from {
+            None => format!("new -> {}", e.to),
+            Some(from) if *from == e.to => format!("{from} (no change)"),
+            Some(from) => format!("{from} -> {}", e.to),
+        };
+        let run = e.run_id.map(|r| format!(", run {}", r.0)).unwrap_or_default();
+        out.push_str(&format!("{}  {change}: {} [{}{run}]\n", e.at, e.cause, e.actor));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::RunId;
+
+    fn event(
+        id: i64,
+        from: Option<LifecycleState>,
+        to: LifecycleState,
+        cause: &str,
+        run: Option<i64>,
+    ) -> LifecycleEvent {
+        LifecycleEvent {
+            id,
+            at: format!("2025-01-0{id}T00:00:00.000Z"),
+            from,
+            to,
+            actor: "kiln validate".into(),
+            cause: cause.into(),
+            run_id: run.map(RunId),
+        }
+    }
+
+    #[test]
+    fn history_text_leads_with_the_state_and_marks_notes() {
+        let held = LifecycleState::Quarantined { reason: "suspect tray".into() };
+        let events = [
+            event(1, None, LifecycleState::Enrolled, "enrolled", Some(1)),
+            event(2, Some(LifecycleState::Enrolled), held.clone(), "quarantined: suspect tray", None),
+            event(3, Some(held.clone()), held.clone(), "kept out of slurm: done", None),
+        ];
+        let text = render_history("n1", &held, &events);
+        assert_eq!(
+            text,
+            "n1: quarantined (suspect tray)\n\
+             2025-01-01T00:00:00.000Z  new -> enrolled: enrolled [kiln validate, run 1]\n\
+             2025-01-02T00:00:00.000Z  enrolled -> quarantined (suspect tray): quarantined: suspect tray [kiln validate]\n\
+             2025-01-03T00:00:00.000Z  quarantined (suspect tray) (no change): kept out of slurm: done [kiln validate]\n"
+        );
+    }
+
+    #[test]
+    fn the_actor_names_the_command_and_the_person() {
+        assert_eq!(actor("release", Some("lead-bo")), "kiln node release by lead-bo");
+    }
+}
