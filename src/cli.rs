@@ -450,6 +450,11 @@ pub struct AgentArgs {
     /// Keep asking the controller this long before giving up.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration_arg)]
     pub wait_for: std::time::Duration,
+    /// Give up on the image transfer when no byte arrives for this long:
+    /// wipe the target's partition tables, report, exit 6 (else
+    /// kiln.stall_timeout=, else 2m).
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    pub stall_timeout: Option<std::time::Duration>,
     /// Read the kiln.* settings from this file instead of /proc/cmdline.
     #[arg(long, value_name = "FILE", default_value = "/proc/cmdline", hide = true)]
     pub cmdline: PathBuf,

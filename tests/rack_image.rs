@@ -18,12 +18,15 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use bmc_support::ipmisim::{self, IpmiSim};
 use bmc_support::sushy::{Sushy, PASSWORD, USER};
 use image_support::{have_qemu_img, qemu_compare, s, skip, tables_wiped, test_recipe, MIB};
 use kiln::inventory::{Inventory, StepOutcome};
 use kiln::lifecycle::LifecycleState;
 
 const PW_ENV: &str = "KILN_TEST_DEPLOY_BMC_PW";
+/// The variable an IPMI-only rack names for its password (ipmi_sim's, not the emulator's).
+const IPMI_PW_ENV: &str = "KILN_TEST_DEPLOY_IPMI_PW";
 
 /// A child process whose stdout and stderr are drained by threads (so a full pipe can never
 /// block it), killed if the test drops it still running.
@@ -68,6 +71,7 @@ fn kiln_proc(what: &str, args: &[&str]) -> Proc {
         .env_remove("KILN_DB")
         .env_remove("KILN_RACK")
         .env(PW_ENV, PASSWORD)
+        .env(IPMI_PW_ENV, ipmisim::PASSWORD)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -608,4 +612,108 @@ fn a_rerun_after_an_interrupted_deploy_skips_booted_nodes_and_restarts_the_other
     for disk in [&disk1, &disk2] {
         assert!(qemu_compare(&art.image, disk), "{} differs from the image", disk.display());
     }
+}
+
+/// A rack of one node `n1` whose only BMC is IPMI, at the simulator's port.
+fn ipmi_rack(dir: &Path, port: u16) -> PathBuf {
+    let text = format!(
+        "[rack]\nid = \"deploy-test\"\n\n[credentials]\nbmc_user = \"{}\"\nbmc_password_env = \"{IPMI_PW_ENV}\"\n\n\
+         [[nodes]]\nname = \"n1\"\naddress = \"192.0.2.1\"\nmacs = [\"52:54:00:00:00:01\"]\nipmi = \"127.0.0.1:{port}\"\n",
+        ipmisim::USER
+    );
+    let path = dir.join("rack.toml");
+    std::fs::write(&path, text).expect("write rack");
+    path
+}
+
+fn ipmi_simulator() -> Option<IpmiSim> {
+    match IpmiSim::start() {
+        Ok(s) => Some(s),
+        Err(why) => {
+            skip(&format!("ipmi_sim unavailable: {why}"));
+            None
+        }
+    }
+}
+
+/// The chassis-control calls that change the simulated host (boot device, power, reset), in
+/// order, without the management controller's address: `set boot pxe`, `set reset 1`.
+fn ipmi_changes(sim: &IpmiSim) -> Vec<String> {
+    sim.calls().lines().filter_map(|l| l.split_once(" set ").map(|(_, rest)| format!("set {}", rest.trim()))).collect()
+}
+
+#[test]
+fn deploy_over_ipmi_boots_pxe_resets_and_the_agent_writes_the_image() {
+    let Some(sim) = ipmi_simulator() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(art) = build_artifact(dir.path()) else { return };
+    // The host is running (an old system): the controller must reset it, not power it on.
+    sim.set_host_power("1");
+    let rack = ipmi_rack(dir.path(), sim.port);
+    let (db, disk) = (dir.path().join("kiln.db"), dir.path().join("n1.disk"));
+    let port = free_port();
+    let mut ctl = controller(
+        port,
+        &rack,
+        &art.manifest,
+        &db,
+        &["--boot", "pxe", "--target", s(&disk), "--node-timeout", "120s", "--reboot-grace", "90s"],
+    );
+
+    // The node "boots from the network" once ipmi_sim has carried out the reset.
+    wait_until(LIMIT, "ipmi_sim to reset the host", &mut ctl, || ipmi_changes(&sim).iter().any(|c| c == "set reset 1"));
+    assert_eq!(ipmi_changes(&sim), ["set boot pxe", "set reset 1"], "{}", sim.calls());
+    assert_eq!(sim.host_boot(), "pxe");
+
+    let imaging = agent(port, &["--node", "n1"]).wait(LIMIT);
+    assert_eq!(imaging.code(), Some(0), "imaging agent: {}\n{}", imaging.stdout, imaging.stderr);
+    let booted = agent(port, &["--node", "n1", "--mode", "booted"]).wait(LIMIT);
+    assert_eq!(booted.code(), Some(0), "booted agent: {}\n{}", booted.stdout, booted.stderr);
+    let done = ctl.wait(LIMIT);
+    assert_eq!(done.code(), Some(0), "controller: {}\n{}", done.stdout, done.stderr);
+    assert!(done.stdout.contains("n1    booted"), "{}", done.stdout);
+
+    // Boot once from the network, reset; then boot once from disk ("default" in ipmi_sim's
+    // words) before the agent heard "reboot".
+    assert_eq!(ipmi_changes(&sim), ["set boot pxe", "set reset 1", "set boot default"], "{}", sim.calls());
+    assert!(qemu_compare(&art.image, &disk), "disk differs from the image");
+    assert_eq!(std::fs::read(&art.image).expect("image"), std::fs::read(&disk).expect("disk"));
+    let recorded = steps(&db, "n1");
+    assert_eq!(step_names(&recorded), ["boot-set", "reset", "agent", "written", "reboot", "booted"]);
+    assert!(recorded.iter().all(|(_, o)| *o == StepOutcome::Ok), "{recorded:?}");
+
+    for text in [&done.stdout, &done.stderr, &imaging.stderr, &booted.stderr] {
+        assert!(!text.contains(ipmisim::PASSWORD), "password leaked: {text}");
+    }
+    let db_bytes = std::fs::read(&db).expect("db");
+    let pw = ipmisim::PASSWORD.as_bytes();
+    assert!(!db_bytes.windows(pw.len()).any(|w| w == pw), "password in the database");
+}
+
+#[test]
+fn virtual_media_on_an_ipmi_only_node_fails_at_boot_set_naming_the_field() {
+    let Some(sim) = ipmi_simulator() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(art) = build_artifact(dir.path()) else { return };
+    let rack = ipmi_rack(dir.path(), sim.port);
+    let db = dir.path().join("kiln.db");
+    let ctl = controller(
+        free_port(),
+        &rack,
+        &art.manifest,
+        &db,
+        &["--boot", "media", "--media-url", "http://127.0.0.1:9/installer.iso", "--node-timeout", "60s"],
+    );
+    let done = ctl.wait(LIMIT);
+    assert_eq!(done.code(), Some(1), "{}\n{}", done.stdout, done.stderr);
+    let want = "image: boot-set: virtual media needs a Redfish BMC (nodes[name=n1].bmc)";
+    assert!(done.stderr.contains(&format!("kiln: n1: {want}")), "{}", done.stderr);
+    match state(&db, "n1") {
+        LifecycleState::Failed { reason } => assert!(reason.starts_with(want), "{reason}"),
+        other => panic!("n1 is {other:?}"),
+    }
+    assert_eq!(steps(&db, "n1"), [("boot-set".to_string(), StepOutcome::Failed)]);
+    // Nothing was asked of the BMC: no boot device, no power change.
+    assert_eq!(ipmi_changes(&sim), Vec::<String>::new(), "{}", sim.calls());
+    assert!(!done.stderr.contains(ipmisim::PASSWORD) && !done.stdout.contains(ipmisim::PASSWORD));
 }

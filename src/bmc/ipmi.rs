@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use super::target::{BmcTarget, IpmiAddress};
 use super::{Bmc, BmcError, BootTarget, FirmwareItem, Identity, PowerAction, PowerState, Secret};
 
-/// A BMC reached with ipmitool over IPMI 2.0 (lanplus).
+/// A BMC reached with ipmitool over IPMI 2.0 (lanplus). Its `Debug` form shows the password
+/// redacted (`Secret`).
+#[derive(Debug)]
 pub struct IpmiBmc {
     label: String,
     address: IpmiAddress,
@@ -28,18 +30,17 @@ impl IpmiBmc {
     /// `None` when the target has no IPMI address.
     pub fn from_target(target: &BmcTarget) -> Option<Self> {
         let address = target.ipmi.clone()?;
-        let label = match &target.node {
+        Some(IpmiBmc::new(target.node.as_deref(), address, target.username.clone(), target.password.clone()))
+    }
+
+    /// A client for the BMC at `address`, named after `node` in messages. For a node with no
+    /// Redfish BMC, where there is no `BmcTarget` to start from.
+    pub fn new(node: Option<&str>, address: IpmiAddress, user: String, password: Secret) -> Self {
+        let label = match node {
             Some(node) => format!("ipmi {address} ({node})"),
             None => format!("ipmi {address}"),
         };
-        Some(IpmiBmc {
-            label,
-            address,
-            user: target.username.clone(),
-            password: target.password.clone(),
-            program: PathBuf::from("ipmitool"),
-            timeout: Duration::from_secs(30),
-        })
+        IpmiBmc { label, address, user, password, program: PathBuf::from("ipmitool"), timeout: Duration::from_secs(30) }
     }
 
     /// Use another ipmitool binary (tests, or a site's own build).
@@ -229,6 +230,10 @@ impl Bmc for IpmiBmc {
         }
         tracing::info!(bmc = %self.label, target = dev, "boot device set for the next boot over IPMI");
         Ok(())
+    }
+
+    fn has_virtual_media(&self) -> bool {
+        false
     }
 
     fn insert_media(&self, _url: &str) -> Result<(), BmcError> {

@@ -150,6 +150,12 @@ pub trait Bmc {
     /// Boot from `target` on the next boot only.
     fn set_boot_once(&self, target: BootTarget) -> Result<(), BmcError>;
 
+    /// Whether this backend can attach virtual media at all (Redfish can, IPMI cannot), so that a
+    /// caller can refuse before touching the node rather than fail halfway.
+    fn has_virtual_media(&self) -> bool {
+        true
+    }
+
     /// Attach the image at `url` to the BMC's virtual CD/DVD drive.
     fn insert_media(&self, url: &str) -> Result<(), BmcError>;
 

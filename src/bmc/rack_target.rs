@@ -3,10 +3,11 @@
 
 use std::path::Path;
 
+use super::ipmi::IpmiBmc;
 use super::target::{parse_bmc_url, parse_system_path, BmcTarget, IpmiAddress, TargetError};
 use super::tls::{Fingerprint, TlsPolicy};
 use super::Secret;
-use crate::rack::{BmcTls, RackManifest};
+use crate::rack::{BmcTls, RackManifest, RackNode};
 
 /// Reads the manifest at `path` and builds the target of node `node`.
 pub fn load_target(path: &Path, node: &str) -> Result<BmcTarget, TargetError> {
@@ -19,34 +20,22 @@ pub fn load_target(path: &Path, node: &str) -> Result<BmcTarget, TargetError> {
 /// with the BMC client's stricter rules (a URL with a path, a system path
 /// outside `/redfish/v1/`), and a refusal names the node's field.
 pub fn target_from_manifest(manifest: &RackManifest, node: &str) -> Result<BmcTarget, TargetError> {
-    let path = manifest.path.clone();
-    let Some(entry) = manifest.node(node) else {
-        let known: Vec<&str> = manifest.nodes.iter().map(|n| n.name.as_str()).collect();
-        return Err(TargetError::NoSuchNode { path, node: node.to_string(), known: known.join(", ") });
-    };
-    let field_err = |field: &str, why: String| TargetError::ManifestField {
-        path: manifest.path.clone(),
-        field: format!("nodes[name={node}].{field}"),
-        why,
-    };
-    let url = entry.bmc.as_deref().ok_or_else(|| field_err("bmc", "missing (this node has no Redfish BMC)".into()))?;
-    let url = parse_bmc_url(url).map_err(|e| field_err("bmc", e.to_string()))?;
+    let entry = node_entry(manifest, node)?;
+    let url = entry
+        .bmc
+        .as_deref()
+        .ok_or_else(|| field_err(manifest, node, "bmc", "missing (this node has no Redfish BMC)".into()))?;
+    let url = parse_bmc_url(url).map_err(|e| field_err(manifest, node, "bmc", e.to_string()))?;
     let system_path = match &entry.bmc_system {
-        Some(p) => Some(parse_system_path(p).map_err(|e| field_err("bmc_system", e.to_string()))?),
+        Some(p) => Some(parse_system_path(p).map_err(|e| field_err(manifest, node, "bmc_system", e.to_string()))?),
         None => None,
     };
     let ipmi = match &entry.ipmi {
-        Some(a) => Some(IpmiAddress::parse(a).map_err(|e| field_err("ipmi", e.to_string()))?),
+        Some(a) => Some(parse_ipmi(manifest, node, a)?),
         None => None,
     };
-    let creds = &manifest.credentials;
-    let username = creds.bmc_user.clone().ok_or_else(|| TargetError::ManifestField {
-        path: manifest.path.clone(),
-        field: "credentials.bmc_user".into(),
-        why: "missing".into(),
-    })?;
-    let password = creds.bmc_password().map_err(|source| TargetError::Credential { node: node.to_string(), source })?;
-    let tls = match &creds.bmc_tls {
+    let (username, password) = credentials(manifest, node)?;
+    let tls = match &manifest.credentials.bmc_tls {
         BmcTls::System => TlsPolicy::SystemRoots,
         BmcTls::CaFile(p) => TlsPolicy::CaFile(p.clone()),
         // The manifest keeps the fingerprint as bare colon-separated hex.
@@ -55,15 +44,48 @@ pub fn target_from_manifest(manifest: &RackManifest, node: &str) -> Result<BmcTa
         ),
         BmcTls::Insecure => TlsPolicy::Insecure,
     };
-    Ok(BmcTarget {
-        node: Some(node.to_string()),
-        url,
-        system_path,
-        username,
-        password: Secret::new(password.expose()),
-        tls,
-        ipmi,
+    Ok(BmcTarget { node: Some(node.to_string()), url, system_path, username, password, tls, ipmi })
+}
+
+/// The IPMI client of node `node` of `manifest`, for a node that may have no Redfish BMC: its
+/// `ipmi` address with the rack's BMC user and password (read now). A missing or malformed
+/// address names the node's `ipmi` field.
+pub fn ipmi_from_manifest(manifest: &RackManifest, node: &str) -> Result<IpmiBmc, TargetError> {
+    let entry = node_entry(manifest, node)?;
+    let address = entry
+        .ipmi
+        .as_deref()
+        .ok_or_else(|| field_err(manifest, node, "ipmi", "missing (this node has no IPMI address)".into()))?;
+    let address = parse_ipmi(manifest, node, address)?;
+    let (username, password) = credentials(manifest, node)?;
+    Ok(IpmiBmc::new(Some(node), address, username, password))
+}
+
+fn node_entry<'m>(manifest: &'m RackManifest, node: &str) -> Result<&'m RackNode, TargetError> {
+    manifest.node(node).ok_or_else(|| {
+        let known: Vec<&str> = manifest.nodes.iter().map(|n| n.name.as_str()).collect();
+        TargetError::NoSuchNode { path: manifest.path.clone(), node: node.to_string(), known: known.join(", ") }
     })
+}
+
+fn field_err(manifest: &RackManifest, node: &str, field: &str, why: String) -> TargetError {
+    TargetError::ManifestField { path: manifest.path.clone(), field: format!("nodes[name={node}].{field}"), why }
+}
+
+fn parse_ipmi(manifest: &RackManifest, node: &str, text: &str) -> Result<IpmiAddress, TargetError> {
+    IpmiAddress::parse(text).map_err(|e| field_err(manifest, node, "ipmi", e.to_string()))
+}
+
+/// The rack's BMC user and the password it names (read now).
+fn credentials(manifest: &RackManifest, node: &str) -> Result<(String, Secret), TargetError> {
+    let creds = &manifest.credentials;
+    let username = creds.bmc_user.clone().ok_or_else(|| TargetError::ManifestField {
+        path: manifest.path.clone(),
+        field: "credentials.bmc_user".into(),
+        why: "missing".into(),
+    })?;
+    let password = creds.bmc_password().map_err(|source| TargetError::Credential { node: node.to_string(), source })?;
+    Ok((username, Secret::new(password.expose())))
 }
 
 #[cfg(test)]
@@ -155,6 +177,25 @@ bmc = "http://127.0.0.1:8001"
         std::fs::write(dir.path().join("bmc.pw"), "s3cret").expect("write pw");
         let err = load_target(&write(dir.path(), &text), "node01").expect_err("bad url").to_string();
         assert!(err.contains("nodes[name=node01].bmc"), "{err}");
+    }
+
+    #[test]
+    fn an_ipmi_only_node_gets_an_ipmi_client_and_a_bad_address_names_the_field() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("bmc.pw"), "s3cret").expect("write pw");
+        let text =
+            format!("{GOOD}\n[[nodes]]\nname = \"node03\"\naddress = \"10.77.0.13\"\nipmi = \"10.77.0.113:9623\"\n");
+        let manifest = RackManifest::load(&write(dir.path(), &text)).expect("manifest loads");
+        let bmc = ipmi_from_manifest(&manifest, "node03").expect("node03 has ipmi");
+        assert_eq!(crate::bmc::Bmc::label(&bmc), "ipmi 10.77.0.113:9623 (node03)");
+        let err = target_from_manifest(&manifest, "node03").expect_err("no Redfish URL").to_string();
+        assert!(err.contains("nodes[name=node03].bmc"), "{err}");
+        let err = ipmi_from_manifest(&manifest, "node02").expect_err("no ipmi").to_string();
+        assert!(err.contains("nodes[name=node02].ipmi"), "{err}");
+        let bad = text.replace("10.77.0.113:9623", "10.77.0.113:notaport");
+        let manifest = RackManifest::load(&write(dir.path(), &bad)).expect("manifest loads");
+        let err = ipmi_from_manifest(&manifest, "node03").expect_err("bad port").to_string();
+        assert!(err.contains("nodes[name=node03].ipmi"), "{err}");
     }
 
     #[test]

@@ -8,9 +8,13 @@ use serde_json::json;
 use crate::cli::AgentArgs;
 use crate::deploy::cmdline::{parse_cmdline, CmdlineSettings};
 use crate::deploy::protocol::AgentMode;
-use crate::deploy::{chain, run_booted, run_imaging, AgentDone, AgentError, AgentOptions};
+use crate::deploy::{chain, run_booted, run_imaging, AgentDone, AgentError, AgentOptions, WriterLost};
 use crate::exit;
 use crate::image::progress::for_stderr;
+
+/// How long the image transfer may go without a byte when neither `--stall-timeout` nor
+/// `kiln.stall_timeout=` says.
+pub const DEFAULT_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 pub fn run(args: &AgentArgs) -> anyhow::Result<i32> {
     // A missing /proc/cmdline (a container, a test) just means no settings from it.
@@ -23,7 +27,7 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<i32> {
         }
     };
     let result = match opts.mode {
-        AgentMode::Imaging => run_imaging(&opts, for_stderr(args.json).as_mut()),
+        AgentMode::Imaging => run_imaging(&opts, for_stderr(args.json)),
         AgentMode::Booted => run_booted(&opts),
     };
     let code = match &result {
@@ -67,6 +71,7 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<i32> {
 
 fn exit_code(e: &AgentError) -> i32 {
     match e {
+        AgentError::WriteFailed { source, .. } if source.is::<WriterLost>() => exit::INTERNAL,
         AgentError::WriteFailed { .. } if e.is_bad_image() => exit::BAD_INPUT,
         AgentError::WriteFailed { .. } | AgentError::ReadTarget { .. } => exit::TARGET_FAILED,
         AgentError::Refused { status: 404, .. } => exit::BAD_INPUT,
@@ -74,6 +79,7 @@ fn exit_code(e: &AgentError) -> i32 {
         AgentError::ImageJson { .. } => exit::BAD_INPUT,
         AgentError::Reboot(_) => exit::INTERNAL,
         AgentError::Unreachable { .. }
+        | AgentError::Stalled { .. }
         | AgentError::Refused { .. }
         | AgentError::BadReply { .. }
         | AgentError::StillWaiting { .. } => exit::PEER,
@@ -97,6 +103,15 @@ fn options(args: &AgentArgs, k: &CmdlineSettings) -> Result<AgentOptions, String
             return Err(format!("kiln.mode={other} on the kernel command line: expected imaging or booted"))
         }
     };
+    let stall_timeout = match (args.stall_timeout, k.stall_timeout.as_deref()) {
+        (Some(d), _) => d,
+        (None, None) => DEFAULT_STALL_TIMEOUT,
+        (None, Some(text)) => crate::burnin::options::parse_duration(text)
+            .map_err(|e| format!("kiln.stall_timeout={text} on the kernel command line: {e}"))?,
+    };
+    if stall_timeout.is_zero() {
+        return Err("the stall timeout must be longer than 0s".into());
+    }
     let tree = crate::hw::root::FsTree::live();
     Ok(AgentOptions {
         controller,
@@ -105,6 +120,7 @@ fn options(args: &AgentArgs, k: &CmdlineSettings) -> Result<AgentOptions, String
         mode,
         reboot: args.reboot,
         wait_for: args.wait_for,
+        stall_timeout,
         image_json: args.image_json.clone(),
         macs: crate::hw::net::ethernet_macs(&tree),
     })

@@ -8,6 +8,8 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
@@ -17,8 +19,9 @@ use super::node::humanize;
 use super::protocol::{
     AgentMode, AgentResult, BootedReply, BootedReport, BootedSource, Hello, HelloReply, ResultReply,
 };
+use super::stall::{poll_interval, Stalled, Watch, Watched};
 use super::step::chain;
-use crate::image::{fetch, BlockMap, Progress, StreamSource, TargetState, WriteOptions};
+use crate::image::{fetch, wipe, BlockMap, Progress, StreamSource, Target, TargetState, WriteOptions};
 
 /// What the agent was told to do (flags, else the kernel command line).
 #[derive(Debug, Clone)]
@@ -31,6 +34,8 @@ pub struct AgentOptions {
     pub mode: AgentMode,
     pub reboot: bool,
     pub wait_for: Duration,
+    /// How long the image transfer may go without a byte before the agent gives up on it.
+    pub stall_timeout: Duration,
     /// Where the booted image says what it is (`/etc/kiln/image.json`).
     pub image_json: PathBuf,
     pub macs: Vec<String>,
@@ -66,6 +71,12 @@ pub enum AgentError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("the image transfer stalled; {state}")]
+    Stalled {
+        state: TargetState,
+        #[source]
+        source: Stalled,
+    },
     #[error("the image was written and verified, but the controller said to stay")]
     ToldToStay,
     #[error("read target {}", path.display())]
@@ -94,6 +105,11 @@ impl AgentError {
         }
     }
 }
+
+/// The writer's thread ended without answering (it panicked): a bug in kiln, not the disk.
+#[derive(Debug, thiserror::Error)]
+#[error("the writer thread ended without an answer")]
+pub struct WriterLost;
 
 /// Something wrong before the write began: the block map could not be had, or disagrees.
 #[derive(Debug, thiserror::Error)]
@@ -150,8 +166,9 @@ fn hello(opts: &AgentOptions) -> Result<HelloReply, AgentError> {
     }
 }
 
-/// Imaging mode, start to end.
-pub fn run_imaging(opts: &AgentOptions, progress: &mut dyn Progress) -> Result<AgentDone, AgentError> {
+/// Imaging mode, start to end. The write runs on its own thread, watched for a stalled
+/// transfer (`stall_timeout`).
+pub fn run_imaging(opts: &AgentOptions, progress: Box<dyn Progress + Send>) -> Result<AgentDone, AgentError> {
     let reply = hello(opts)?;
     let HelloReply::Write { node, image_url, bmap_url, target, image_sha256, image_size } = reply else {
         return Err(AgentError::BadReply { url: opts.url("hello"), what: format!("{reply:?} to an imaging hello") });
@@ -159,7 +176,14 @@ pub fn run_imaging(opts: &AgentOptions, progress: &mut dyn Progress) -> Result<A
     let target = opts.target.clone().unwrap_or_else(|| PathBuf::from(&target));
     tracing::info!(%node, target = %target.display(), %image_url, "writing the image");
     let started = Instant::now();
-    let outcome = write(&image_url, &bmap_url, &image_sha256, image_size, &target, progress);
+    let job = WriteJob { image_url, bmap_url, image_sha256, image_size, target: target.clone() };
+    let (outcome, stalled) = match guarded_write(job, opts.stall_timeout, progress) {
+        Guarded::Done(outcome) => (outcome, None),
+        Guarded::Stalled(stall, state) => {
+            tracing::error!(%node, error = %stall, target_state = state.as_str(), "image transfer stalled");
+            (Err((state, Box::new(stall.clone()) as Box<_>)), Some((stall, state)))
+        }
+    };
     let seconds = started.elapsed().as_secs_f64();
     let result = match &outcome {
         Ok((bytes, sha)) => AgentResult {
@@ -182,6 +206,13 @@ pub fn run_imaging(opts: &AgentOptions, progress: &mut dyn Progress) -> Result<A
         },
     };
     let url = opts.url("result");
+    if let Some((source, state)) = stalled {
+        // Best effort: the controller may be what stalled. Its answer changes nothing.
+        if let Err(e) = post_json(&url, &result, HELLO_LIMIT) {
+            tracing::warn!(error = %chain(&e), "the stall could not be reported to the controller");
+        }
+        return Err(AgentError::Stalled { state, source });
+    }
     let answer = post_json(&url, &result, RESULT_LIMIT).map_err(|source| AgentError::Unreachable {
         url: url.clone(),
         waited: humanize(RESULT_LIMIT),
@@ -210,34 +241,99 @@ pub fn run_imaging(opts: &AgentOptions, progress: &mut dyn Progress) -> Result<A
 
 type WriteOutcome = Result<(u64, String), (TargetState, Box<dyn std::error::Error + Send + Sync>)>;
 
-/// Fetch the block map, check it against what the controller said, stream the image onto the
-/// target. Answers the bytes written and the verified digest.
-fn write(
-    image_url: &str,
-    bmap_url: &str,
-    image_sha256: &str,
+/// What the controller said to write, owned by the writer's thread.
+#[derive(Debug, Clone)]
+struct WriteJob {
+    image_url: String,
+    bmap_url: String,
+    image_sha256: String,
     image_size: u64,
-    target: &Path,
-    progress: &mut dyn Progress,
-) -> WriteOutcome {
+    target: PathBuf,
+}
+
+enum Guarded {
+    /// The writer answered (good or bad).
+    Done(WriteOutcome),
+    /// The transfer stalled; the writer is abandoned, the target left as said.
+    Stalled(Stalled, TargetState),
+}
+
+/// Run `write` on a thread and watch its network waits: a wait with no byte for `limit` is a
+/// stall. Then the target is wiped here (when the writer had begun on it) while the writer stays
+/// blocked: safe, because the writer zeroed the partition-table regions before streaming and
+/// writes them only after every byte arrived, which can no longer happen (the watch fails every
+/// read from the moment of the stall). The process exits soon after, ending the blocked thread.
+fn guarded_write(job: WriteJob, limit: Duration, progress: Box<dyn Progress + Send>) -> Guarded {
+    let watch = Watch::new();
+    let (tx, rx) = mpsc::channel();
+    let spawned = {
+        let (job, watch) = (job.clone(), watch.clone());
+        std::thread::Builder::new().name("kiln-writer".into()).spawn(move || {
+            let mut progress = progress;
+            let _ = tx.send(write(&job, &watch, progress.as_mut()));
+        })
+    };
+    if let Err(e) = spawned {
+        return Guarded::Done(Err((TargetState::Untouched, Box::new(e))));
+    }
+    loop {
+        match rx.recv_timeout(poll_interval(limit)) {
+            Ok(outcome) => return Guarded::Done(outcome),
+            Err(RecvTimeoutError::Timeout) => {
+                if let Some(stall) = watch.check(limit) {
+                    let state = if watch.touched() { wipe_beside(&job) } else { TargetState::Untouched };
+                    return Guarded::Stalled(stall, state);
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let state = if watch.touched() { wipe_beside(&job) } else { TargetState::Untouched };
+                return Guarded::Done(Err((state, Box::new(WriterLost))));
+            }
+        }
+    }
+}
+
+/// Zero the partition-table regions of the target the writer still holds open.
+fn wipe_beside(job: &WriteJob) -> TargetState {
+    let wiped = Target::open_beside_writer(&job.target)
+        .map_err(|e| chain(&e))
+        .and_then(|t| wipe::wipe(&t, job.image_size).map_err(|e| e.to_string()));
+    match wiped {
+        Ok(()) => TargetState::Wiped,
+        Err(why) => {
+            tracing::error!(target_path = %job.target.display(), error = %why, "wiping the target failed");
+            TargetState::WipeFailed
+        }
+    }
+}
+
+/// Fetch the block map, check it against what the controller said, stream the image onto the
+/// target. Answers the bytes written and the verified digest. Every network wait goes through
+/// `watch`.
+fn write(job: &WriteJob, watch: &Arc<Watch>, progress: &mut dyn Progress) -> WriteOutcome {
+    let WriteJob { image_url, bmap_url, image_sha256, image_size, target } = job;
+    let (image_size, target) = (*image_size, target.as_path());
     let untouched = |msg: String| (TargetState::Untouched, Box::new(PrepareError(msg)) as Box<_>);
     let mut text = String::new();
-    fetch::get(bmap_url)
-        .map_err(|e| untouched(chain(&e)))?
+    let body = watch.wait(bmap_url, || fetch::get(bmap_url)).map_err(|e| untouched(format!("GET {bmap_url}: {e}")))?;
+    Watched::new(body.map_err(|e| untouched(chain(&e)))?, bmap_url, watch.clone(), false)
         .take(64 << 20)
         .read_to_string(&mut text)
         .map_err(|e| untouched(format!("read block map {bmap_url}: {e}")))?;
     let map = BlockMap::parse(&text, Path::new(bmap_url)).map_err(|e| untouched(chain(&e)))?;
     let map_sha = map.image_sha256.map(|d| d.to_string()).unwrap_or_default();
-    if map_sha != image_sha256 || map.image_size != image_size {
+    if map_sha != *image_sha256 || map.image_size != image_size {
         return Err(untouched(format!(
             "block map {bmap_url} describes {} bytes with sha256 {map_sha:?}; the controller said {image_size} bytes \
              with sha256 {image_sha256}",
             map.image_size
         )));
     }
-    let body = fetch::get(image_url).map_err(|e| untouched(chain(&e)))?;
+    let body =
+        watch.wait(image_url, || fetch::get(image_url)).map_err(|e| untouched(format!("GET {image_url}: {e}")))?;
+    let body = Watched::new(body.map_err(|e| untouched(chain(&e)))?, image_url, watch.clone(), true);
     let mut source = StreamSource::new(body, image_url.to_string());
+    watch.touch();
     match crate::image::write_image(&mut source, &map, target, &WriteOptions::default(), progress) {
         Ok(report) => {
             for n in &report.notes {

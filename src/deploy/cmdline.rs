@@ -1,6 +1,6 @@
 //! The agent's settings from the kernel command line (`kiln.controller=`, `kiln.node=`,
-//! `kiln.target=`, `kiln.mode=`): a node booted into the imaging environment by PXE or virtual
-//! media has no other place to be told where its controller is.
+//! `kiln.target=`, `kiln.mode=`, `kiln.stall_timeout=`): a node booted into the imaging
+//! environment by PXE or virtual media has no other place to be told where its controller is.
 
 /// The `kiln.*` settings found on a kernel command line; absent ones are `None`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -9,6 +9,8 @@ pub struct CmdlineSettings {
     pub node: Option<String>,
     pub target: Option<String>,
     pub mode: Option<String>,
+    /// Unparsed: the agent parses it like `--stall-timeout` and names the key when it cannot.
+    pub stall_timeout: Option<String>,
 }
 
 /// Parse `/proc/cmdline` text. Words are split on whitespace; a value cannot hold a space (the
@@ -26,6 +28,7 @@ pub fn parse_cmdline(text: &str) -> CmdlineSettings {
             "kiln.node" => &mut s.node,
             "kiln.target" => &mut s.target,
             "kiln.mode" => &mut s.mode,
+            "kiln.stall_timeout" => &mut s.stall_timeout,
             _ => continue,
         };
         *slot = Some(value.to_string());
@@ -41,12 +44,13 @@ mod tests {
     fn kiln_keys_are_read_and_others_ignored() {
         let s = parse_cmdline(
             "BOOT_IMAGE=/vmlinuz console=ttyS0 kiln.controller=http://10.0.0.1:8080 kiln.node=n1 \
-             kiln.target=/dev/nvme0n1 kiln.mode= kiln.mode=booted quiet\n",
+             kiln.target=/dev/nvme0n1 kiln.mode= kiln.mode=booted kiln.stall_timeout=5m quiet\n",
         );
         assert_eq!(s.controller.as_deref(), Some("http://10.0.0.1:8080"));
         assert_eq!(s.node.as_deref(), Some("n1"));
         assert_eq!(s.target.as_deref(), Some("/dev/nvme0n1"));
         assert_eq!(s.mode.as_deref(), Some("booted"));
+        assert_eq!(s.stall_timeout.as_deref(), Some("5m"));
         assert_eq!(parse_cmdline("ro quiet"), CmdlineSettings::default());
     }
 }

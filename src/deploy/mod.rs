@@ -10,13 +10,15 @@ mod identify;
 mod node;
 pub mod protocol;
 mod run;
+mod stall;
 mod step;
 #[cfg(test)]
 mod testing;
 
-pub use agent::{run_booted, run_imaging, AgentDone, AgentError, AgentOptions};
+pub use agent::{run_booted, run_imaging, AgentDone, AgentError, AgentOptions, WriterLost};
 pub use board::{Board, Offer, Phase};
 pub use identify::identify;
 pub use node::{deploy_node, humanize, BootVia, NodeJob, StepSink};
 pub use run::{run_deploy, DeployArtifact, DeployError, DeployOptions, DeployOutcome, ACTOR};
+pub use stall::Stalled;
 pub use step::{chain, NodeReport, NodeStatus, Step, StepLine};

@@ -130,6 +130,15 @@ impl<'a, 'j> Driver<'a, 'j> {
         match self.job.boot {
             BootVia::Media => {
                 let bmc = self.needs_bmc(Step::BootSet)?;
+                if !bmc.has_virtual_media() {
+                    return Err(Failed(
+                        Step::BootSet,
+                        format!(
+                            "virtual media needs a Redfish BMC (nodes[name={node}].bmc); {} offers none",
+                            bmc.label()
+                        ),
+                    ));
+                }
                 let url = self.job.media_url.unwrap_or_default();
                 bmc.insert_media(url)
                     .map_err(|e| Failed(Step::BootSet, format!("BMC refused virtual media: {}", chain(&e))))?;

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::board::{Board, Offer};
 use super::node::{deploy_node, BootVia, NodeJob, StepSink};
 use super::step::{chain, NodeReport, NodeStatus, Step};
-use crate::bmc::rack_target::target_from_manifest;
+use crate::bmc::rack_target::{ipmi_from_manifest, target_from_manifest};
 use crate::bmc::{Bmc, RedfishBmc, TlsPolicy};
 use crate::exit;
 use crate::image::serve::{Routes, Server};
@@ -205,9 +205,15 @@ fn triage(
     Ok((deploy, settled))
 }
 
-/// The node's BMC client, `None` when the manifest gives it none.
+/// The node's BMC client, `None` when the manifest gives it none: Redfish when the node has a
+/// `bmc` URL, else ipmitool when it has an `ipmi` address (power and boot device only; no
+/// virtual media).
 fn bmc_for(manifest: &RackManifest, node: &str, insecure: bool) -> Option<Result<Box<dyn Bmc>, String>> {
-    manifest.node(node)?.bmc.as_ref()?;
+    let entry = manifest.node(node)?;
+    if entry.bmc.is_none() {
+        entry.ipmi.as_ref()?;
+        return Some(ipmi_from_manifest(manifest, node).map(|b| Box::new(b) as Box<dyn Bmc>).map_err(|e| chain(&e)));
+    }
     Some((|| {
         let mut target = target_from_manifest(manifest, node).map_err(|e| chain(&e))?;
         if insecure {

@@ -47,7 +47,7 @@ impl Default for TerminalProgress {
 }
 
 /// A terminal progress line when stderr is a terminal, else nothing.
-pub fn for_stderr(quiet: bool) -> Box<dyn Progress> {
+pub fn for_stderr(quiet: bool) -> Box<dyn Progress + Send> {
     if !quiet && std::io::stderr().is_terminal() {
         Box::new(TerminalProgress::new())
     } else {

@@ -67,6 +67,18 @@ impl Target {
     /// file, created when missing. Direct I/O when `want_direct` and the
     /// filesystem allows it.
     pub fn open(path: &Path, want_direct: bool) -> Result<Target, WriteError> {
+        Target::open_with(path, want_direct, true)
+    }
+
+    /// Open an existing target that a writer of this process holds: no exclusive claim (a second
+    /// O_EXCL open of the device would answer EBUSY), nothing created, no direct I/O. For wiping
+    /// the partition-table regions while that writer is stuck (see `deploy::stall`).
+    pub fn open_beside_writer(path: &Path) -> Result<Target, WriteError> {
+        Target::open_with(path, false, false)
+    }
+
+    /// `claim`: take the exclusive claim on a block device and create a missing file.
+    fn open_with(path: &Path, want_direct: bool, claim: bool) -> Result<Target, WriteError> {
         let open_err = |source| WriteError::OpenTarget { path: path.to_path_buf(), source };
         let (kind, created) = match std::fs::metadata(path) {
             Ok(m) if m.file_type().is_block_device() => (TargetKind::BlockDevice, false),
@@ -78,11 +90,11 @@ impl Target {
         let open = |extra: OFlag| {
             let mut o = OpenOptions::new();
             o.read(true).write(true);
-            if kind == TargetKind::File {
+            if kind == TargetKind::File && claim {
                 o.create(true);
             }
             let mut flags = extra;
-            if kind == TargetKind::BlockDevice {
+            if kind == TargetKind::BlockDevice && claim {
                 flags |= OFlag::O_EXCL;
             }
             o.custom_flags(flags.bits()).open(path)

@@ -147,6 +147,12 @@ impl IpmiSim {
         read_trim(&self.host().join("power"))
     }
 
+    /// Set the simulated host's power as a person at the rack would ("1" on, "0" off): the
+    /// chassis script answers the next `get power` from it.
+    pub fn set_host_power(&self, value: &str) {
+        std::fs::write(self.host().join("power"), format!("{value}\n")).expect("write the simulated host's power");
+    }
+
     /// The boot device the simulated host was told to use next.
     pub fn host_boot(&self) -> String {
         read_trim(&self.host().join("boot"))
