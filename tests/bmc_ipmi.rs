@@ -4,18 +4,8 @@
 mod bmc_support;
 
 use bmc_support::ipmisim::{IpmiSim, PASSWORD, USER};
-use bmc_support::{skip, target};
+use bmc_support::target;
 use kiln::bmc::{Bmc, BmcError, BootTarget, IpmiAddress, IpmiBmc, PowerAction, PowerState, TlsPolicy};
-
-fn simulator() -> Option<IpmiSim> {
-    match IpmiSim::start() {
-        Ok(s) => Some(s),
-        Err(why) => {
-            skip(&format!("ipmi_sim unavailable: {why}"));
-            None
-        }
-    }
-}
 
 fn client(sim: &IpmiSim, password: &str) -> IpmiBmc {
     let mut t = target("https://127.0.0.1:1", USER, password, TlsPolicy::SystemRoots);
@@ -25,7 +15,7 @@ fn client(sim: &IpmiSim, password: &str) -> IpmiBmc {
 
 #[test]
 fn power_status_on_off_reset_over_ipmi() {
-    let Some(sim) = simulator() else { return };
+    let Some(sim) = IpmiSim::start_or_skip() else { return };
     let bmc = client(&sim, PASSWORD);
     assert_eq!(bmc.power_state().expect("status reads"), PowerState::Off);
 
@@ -49,7 +39,7 @@ fn power_status_on_off_reset_over_ipmi() {
 
 #[test]
 fn boot_device_over_ipmi() {
-    let Some(sim) = simulator() else { return };
+    let Some(sim) = IpmiSim::start_or_skip() else { return };
     let bmc = client(&sim, PASSWORD);
     // ipmi_sim's chassis control names the hard-disk selector "default"
     // (boot from the default hard drive); it has no "disk" word.
@@ -61,7 +51,7 @@ fn boot_device_over_ipmi() {
 
 #[test]
 fn wrong_password_over_ipmi_is_clear() {
-    let Some(sim) = simulator() else { return };
+    let Some(sim) = IpmiSim::start_or_skip() else { return };
     let bmc = client(&sim, "not-the-ipmi-pw");
     let err = bmc.power_state().expect_err("refused");
     assert!(matches!(err, BmcError::IpmiFailed { .. }), "{err:?}");
@@ -73,7 +63,7 @@ fn wrong_password_over_ipmi_is_clear() {
 
 #[test]
 fn operations_ipmi_cannot_do_say_so() {
-    let Some(sim) = simulator() else { return };
+    let Some(sim) = IpmiSim::start_or_skip() else { return };
     let bmc = client(&sim, PASSWORD);
     for err in [
         bmc.insert_media("http://x/y.iso").expect_err("no media"),

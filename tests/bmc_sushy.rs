@@ -11,18 +11,8 @@ use std::time::{Duration, Instant};
 
 use bmc_support::server::{Options, RecordedServer};
 use bmc_support::sushy::{Sushy, PASSWORD, USER};
-use bmc_support::{quick_policy, skip, target};
+use bmc_support::{quick_policy, target};
 use kiln::bmc::{wait_for_power, Bmc, BmcError, BootTarget, PowerAction, PowerState, RedfishBmc, TlsPolicy};
-
-fn emulator() -> Option<Sushy> {
-    match Sushy::start() {
-        Ok(s) => Some(s),
-        Err(why) => {
-            skip(&format!("sushy-tools emulator unavailable: {why}"));
-            None
-        }
-    }
-}
 
 fn client(sushy: &Sushy) -> RedfishBmc {
     RedfishBmc::with_policy(&target(&sushy.url, USER, PASSWORD, TlsPolicy::SystemRoots), quick_policy())
@@ -49,7 +39,7 @@ fn observe_power(sushy: &Sushy, want: &str, limit: Duration) -> Vec<String> {
 
 #[test]
 fn power_off_on_and_reset_are_observed_on_the_emulator() {
-    let Some(sushy) = emulator() else { return };
+    let Some(sushy) = Sushy::start_or_skip() else { return };
     let bmc = client(&sushy);
     let limit = Duration::from_secs(20);
 
@@ -78,7 +68,7 @@ fn power_off_on_and_reset_are_observed_on_the_emulator() {
 
 #[test]
 fn boot_override_reads_back_from_the_emulator() {
-    let Some(sushy) = emulator() else { return };
+    let Some(sushy) = Sushy::start_or_skip() else { return };
     let bmc = client(&sushy);
     let system = sushy.system_path();
 
@@ -96,7 +86,7 @@ fn boot_override_reads_back_from_the_emulator() {
 
 #[test]
 fn virtual_media_insert_then_eject_read_back_from_the_emulator() {
-    let Some(sushy) = emulator() else { return };
+    let Some(sushy) = Sushy::start_or_skip() else { return };
     // The emulator downloads the image it is given, so serve a small one.
     let images = RecordedServer::start(Options::default());
     images.add_file("/kiln-test.iso", b"CD001 kiln test image\n".repeat(64));
@@ -118,7 +108,7 @@ fn virtual_media_insert_then_eject_read_back_from_the_emulator() {
 
 #[test]
 fn unreachable_image_is_reported_with_the_emulators_message() {
-    let Some(sushy) = emulator() else { return };
+    let Some(sushy) = Sushy::start_or_skip() else { return };
     let bmc = client(&sushy);
     let err = bmc.insert_media("http://127.0.0.1:9/missing.iso").expect_err("the emulator cannot fetch it");
     let msg = err.to_string();
@@ -128,7 +118,7 @@ fn unreachable_image_is_reported_with_the_emulators_message() {
 
 #[test]
 fn wrong_password_is_refused_clearly() {
-    let Some(sushy) = emulator() else { return };
+    let Some(sushy) = Sushy::start_or_skip() else { return };
     let bmc =
         RedfishBmc::with_policy(&target(&sushy.url, USER, "wrong-pw-123", TlsPolicy::SystemRoots), quick_policy())
             .expect("client builds");
@@ -141,7 +131,7 @@ fn wrong_password_is_refused_clearly() {
 
 #[test]
 fn stopped_emulator_is_named_after_retries() {
-    let Some(sushy) = emulator() else { return };
+    let Some(sushy) = Sushy::start_or_skip() else { return };
     let url = sushy.url.clone();
     drop(sushy);
     let bmc = RedfishBmc::with_policy(&target(&url, USER, PASSWORD, TlsPolicy::SystemRoots), quick_policy())
@@ -152,7 +142,7 @@ fn stopped_emulator_is_named_after_retries() {
 
 #[test]
 fn identity_matches_the_emulator_and_firmware_404_is_an_error() {
-    let Some(sushy) = emulator() else { return };
+    let Some(sushy) = Sushy::start_or_skip() else { return };
     let bmc = client(&sushy);
     let id = bmc.identity().expect("identity reads");
     let system = sushy.get(&sushy.system_path());

@@ -228,16 +228,6 @@ fn state(db: &Path, node: &str) -> LifecycleState {
     Inventory::open(db).expect("open inventory").state(node).expect("state")
 }
 
-fn emulator() -> Option<Sushy> {
-    match Sushy::start() {
-        Ok(s) => Some(s),
-        Err(why) => {
-            skip(&format!("sushy-tools emulator unavailable: {why}"));
-            None
-        }
-    }
-}
-
 /// Every virtual media slot of every manager, read straight from the emulator.
 fn media_slots(sushy: &Sushy) -> Vec<serde_json::Value> {
     let members = |v: &serde_json::Value| -> Vec<String> {
@@ -283,7 +273,7 @@ fn bmc_changes(sushy: &Sushy) -> Vec<String> {
 
 #[test]
 fn deploy_over_redfish_writes_the_image_and_confirms_the_boot() {
-    let Some(sushy) = emulator() else { return };
+    let Some(sushy) = Sushy::start_or_skip() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let Some(art) = build_artifact(dir.path()) else { return };
     let boot_dir = dir.path().join("boot");
@@ -389,7 +379,7 @@ fn deploy_over_redfish_writes_the_image_and_confirms_the_boot() {
 
 #[test]
 fn a_bmc_that_refuses_virtual_media_fails_the_node_at_boot_set() {
-    let Some(sushy) = emulator() else { return };
+    let Some(sushy) = Sushy::start_or_skip() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let Some(art) = build_artifact(dir.path()) else { return };
     let rack = rack(dir.path(), &[("n1", Some(&sushy.url))]);
@@ -626,16 +616,6 @@ fn ipmi_rack(dir: &Path, port: u16) -> PathBuf {
     path
 }
 
-fn ipmi_simulator() -> Option<IpmiSim> {
-    match IpmiSim::start() {
-        Ok(s) => Some(s),
-        Err(why) => {
-            skip(&format!("ipmi_sim unavailable: {why}"));
-            None
-        }
-    }
-}
-
 /// The chassis-control calls that change the simulated host (boot device, power, reset), in
 /// order, without the management controller's address: `set boot pxe`, `set reset 1`.
 fn ipmi_changes(sim: &IpmiSim) -> Vec<String> {
@@ -644,7 +624,7 @@ fn ipmi_changes(sim: &IpmiSim) -> Vec<String> {
 
 #[test]
 fn deploy_over_ipmi_boots_pxe_resets_and_the_agent_writes_the_image() {
-    let Some(sim) = ipmi_simulator() else { return };
+    let Some(sim) = IpmiSim::start_or_skip() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let Some(art) = build_artifact(dir.path()) else { return };
     // The host is running (an old system): the controller must reset it, not power it on.
@@ -692,7 +672,7 @@ fn deploy_over_ipmi_boots_pxe_resets_and_the_agent_writes_the_image() {
 
 #[test]
 fn virtual_media_on_an_ipmi_only_node_fails_at_boot_set_naming_the_field() {
-    let Some(sim) = ipmi_simulator() else { return };
+    let Some(sim) = IpmiSim::start_or_skip() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let Some(art) = build_artifact(dir.path()) else { return };
     let rack = ipmi_rack(dir.path(), sim.port);

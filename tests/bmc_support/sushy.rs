@@ -94,6 +94,12 @@ fn bcrypt_line(venv: &Path, user: &str, password: &str) -> Result<String, String
 
 impl Sushy {
     /// Start an emulator, or say why it cannot run here.
+    /// A running emulator, or `None` after a SKIPPED line (a failure under
+    /// `KILN_REQUIRE_PEERS=1`).
+    pub fn start_or_skip() -> Option<Sushy> {
+        Sushy::start().map_err(|why| super::skip(&format!("sushy-tools emulator unavailable: {why}"))).ok()
+    }
+
     pub fn start() -> Result<Sushy, String> {
         let venv = ensure_installed()?;
         let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
