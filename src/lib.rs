@@ -10,6 +10,7 @@ pub mod checks;
 pub mod cli;
 pub mod cmd;
 pub mod deploy;
+pub mod error;
 pub mod exit;
 pub mod fleet;
 pub mod handoff;

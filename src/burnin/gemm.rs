@@ -47,7 +47,7 @@ pub fn run(gpu: &Arc<Gpu>, id: &GpuIdentity, plan: &GemmPlan) -> TestResult {
     let outcome = run_inner(gpu, plan, &mut result);
     result.seconds = started.elapsed().as_secs_f64();
     if let Err(e) = outcome {
-        return TestResult { status: super::report::TestStatus::Error { message: super::report::chain(&e) }, ..result };
+        return TestResult { status: super::report::TestStatus::Error { message: crate::error::chain(&e) }, ..result };
     }
     result
 }
@@ -359,7 +359,7 @@ impl Engine {
                 Err(e) if plan.engine == GemmEngine::Auto => {
                     result
                         .notes
-                        .push(format!("cuBLASLt unusable ({}); using kiln's GEMM kernel", super::report::chain(&e)));
+                        .push(format!("cuBLASLt unusable ({}); using kiln's GEMM kernel", crate::error::chain(&e)));
                 }
                 Err(e) => return Err(e),
             }

@@ -25,7 +25,7 @@ pub fn run(gpu: &Arc<Gpu>, id: &GpuIdentity) -> TestResult {
     let mut result = TestResult::ran(TestKind::Hbm, Some(id.clone()));
     result.started_unix_ms = super::report::now_unix_ms();
     if let Err(e) = run_inner(gpu, &mut result) {
-        result.status = TestStatus::Error { message: super::report::chain(&e) };
+        result.status = TestStatus::Error { message: crate::error::chain(&e) };
     }
     result.seconds = started.elapsed().as_secs_f64();
     result

@@ -155,7 +155,7 @@ fn verify(gpu: &Gpu, b: &Buffers, dir: Direction, phase: &str, m: &mut LinkMeasu
 pub fn measure(gpu: &Arc<Gpu>, barrier: Option<&Barrier>, suffix: &str) -> LinkMeasurement {
     let started = Instant::now();
     let mut m = LinkMeasurement::default();
-    let mut buffers = setup(gpu).map_err(|e| m.error = Some(super::report::chain(&e))).ok();
+    let mut buffers = setup(gpu).map_err(|e| m.error = Some(crate::error::chain(&e))).ok();
     for (dir, name) in [(Direction::H2d, "h2d"), (Direction::D2h, "d2h")] {
         if let Some(b) = barrier {
             b.wait();
@@ -169,7 +169,7 @@ pub fn measure(gpu: &Arc<Gpu>, barrier: Option<&Barrier>, suffix: &str) -> LinkM
             Ok(rates) => {
                 m.figures.push(Figure::new(&format!("{name}{suffix}"), median(&rates), "GB/s").with_samples(rates))
             }
-            Err(e) => m.error = Some(super::report::chain(&e)),
+            Err(e) => m.error = Some(crate::error::chain(&e)),
         }
     }
     tracing::debug!(gpu = gpu.ordinal, seconds = started.elapsed().as_secs_f64(), "host-link measured");

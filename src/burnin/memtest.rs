@@ -41,7 +41,7 @@ pub fn run(gpu: &Arc<Gpu>, id: &GpuIdentity, plan: &MemtestPlan) -> TestResult {
     let outcome = run_inner(gpu, plan, &mut result);
     result.seconds = started.elapsed().as_secs_f64();
     if let Err(e) = outcome {
-        result.status = TestStatus::Error { message: super::report::chain(&e) };
+        result.status = TestStatus::Error { message: crate::error::chain(&e) };
     }
     result
 }

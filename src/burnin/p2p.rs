@@ -42,10 +42,10 @@ pub fn run(gpus: &[(Arc<Gpu>, GpuIdentity)]) -> Vec<TestResult> {
             r.started_unix_ms = super::report::now_unix_ms();
             let outcome = match (&modules[si], &modules[di]) {
                 (Ok(ms), Ok(md)) => pair(src, dst, ms, md, dst_id, &mut r),
-                (Err(e), _) | (_, Err(e)) => Err(CudaError::Compile { module: "copy", log: super::report::chain(e) }),
+                (Err(e), _) | (_, Err(e)) => Err(CudaError::Compile { module: "copy", log: crate::error::chain(e) }),
             };
             if let Err(e) = outcome {
-                r.status = TestStatus::Error { message: super::report::chain(&e) };
+                r.status = TestStatus::Error { message: crate::error::chain(&e) };
             }
             r.seconds = started.elapsed().as_secs_f64();
             out.push(r);

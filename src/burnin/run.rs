@@ -120,7 +120,7 @@ pub fn run(
             for g in selected.iter_mut() {
                 match numa::placement_of(tree, &g.identity.pci_address) {
                     Ok(p) => g.identity.numa_node = p.map(|p| p.node),
-                    Err(e) => tracing::warn!(gpu = g.identity.index, "NUMA node unknown: {}", super::report::chain(&e)),
+                    Err(e) => tracing::warn!(gpu = g.identity.index, "NUMA node unknown: {}", crate::error::chain(&e)),
                 }
             }
             if thresholds.is_none() {
@@ -231,10 +231,10 @@ fn pin(tree: &dyn SysTree, id: &GpuIdentity) -> Option<String> {
     match numa::placement_of(tree, &id.pci_address) {
         Ok(Some(p)) => match numa::pin_current_thread(&p.cpus) {
             Ok(()) => None,
-            Err(e) => Some(format!("not pinned to NUMA node {}: {}", p.node, super::report::chain(&e))),
+            Err(e) => Some(format!("not pinned to NUMA node {}: {}", p.node, crate::error::chain(&e))),
         },
         Ok(None) => Some("NUMA node unknown (numa_node is -1): thread not pinned".into()),
-        Err(e) => Some(format!("thread not pinned: {}", super::report::chain(&e))),
+        Err(e) => Some(format!("thread not pinned: {}", crate::error::chain(&e))),
     }
 }
 
@@ -349,7 +349,7 @@ fn run_gpus(
         for g in &usable {
             let opened = match &mapping {
                 Ok(m) => match m.iter().find(|(_, addr)| *addr == g.identity.pci_address) {
-                    Some((ordinal, _)) => Gpu::open(*ordinal).map_err(|e| super::report::chain(&e)),
+                    Some((ordinal, _)) => Gpu::open(*ordinal).map_err(|e| crate::error::chain(&e)),
                     None => Err("not visible to CUDA (check CUDA_VISIBLE_DEVICES)".into()),
                 },
                 Err(e) => Err(e.clone()),
@@ -475,8 +475,8 @@ fn cuda_driver_version_ok() -> Result<(), String> {
 }
 
 fn cuda_ordinals() -> Result<Vec<(i32, String)>, String> {
-    let n = cuda::device_count().map_err(|e| super::report::chain(&e))?;
-    (0..n).map(|o| cuda::pci_address(o).map(|a| (o, a)).map_err(|e| super::report::chain(&e))).collect()
+    let n = cuda::device_count().map_err(|e| crate::error::chain(&e))?;
+    (0..n).map(|o| cuda::pci_address(o).map(|a| (o, a)).map_err(|e| crate::error::chain(&e))).collect()
 }
 
 fn run_phases(

@@ -8,7 +8,8 @@ use serde_json::json;
 use crate::cli::AgentArgs;
 use crate::deploy::cmdline::{parse_cmdline, CmdlineSettings};
 use crate::deploy::protocol::AgentMode;
-use crate::deploy::{chain, run_booted, run_imaging, AgentDone, AgentError, AgentOptions, WriterLost};
+use crate::deploy::{run_booted, run_imaging, AgentDone, AgentError, AgentOptions, WriterLost};
+use crate::error::chain;
 use crate::exit;
 use crate::image::progress::for_stderr;
 

@@ -10,6 +10,7 @@ use crate::bmc::{
     FirmwareItem, IpmiAddress, IpmiBmc, PasswordSource, PowerAction, PowerState, RedfishBmc, TargetError, TlsOptions,
 };
 use crate::cli::{BmcArgs, BmcCommand, BmcTargetArgs, BmcVia, BootWord, MediaCommand, PowerWord};
+use crate::error::chain;
 use crate::exit;
 use crate::inventory::{db_path, now, ComponentRecord, FirmwareReading, Inventory, InventoryError};
 use crate::rack::RackManifest;
@@ -76,7 +77,7 @@ fn finish(
     if let (Some(j), Some(c)) = (journal, change) {
         logged = match &result {
             Ok(output) => j.log(&c.action, "done", Some(&output.lines.join("; "))),
-            Err(e) => j.log(&c.action, "failed", Some(&error_chain(e))),
+            Err(e) => j.log(&c.action, "failed", Some(&chain(e))),
         };
     }
     let code = match result {
@@ -189,18 +190,6 @@ fn without_userinfo(url: &str) -> String {
         Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
         None => url.to_string(),
     }
-}
-
-/// An error and its causes on one line, `a: b: c`, for the event log.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 /// Where one BMC command's change is logged: notes in the node's lifecycle

@@ -39,7 +39,7 @@ pub fn burnin(args: BurninArgs) -> anyhow::Result<i32> {
     let report = match run::run(&opts, &ctx, tree.as_ref(), &progress) {
         Ok(r) => r,
         Err(e @ (BurninError::Thresholds(_) | BurninError::Xid(_))) => {
-            eprintln!("kiln: error: {}", crate::burnin::report::chain(&e));
+            eprintln!("kiln: error: {}", crate::error::chain(&e));
             return Ok(exit::BAD_INPUT);
         }
         Err(e @ BurninError::NoSuchGpu { .. }) => {

@@ -8,6 +8,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::cli::{ImageCommand, ImageWriteArgs};
+use crate::error::chain;
 use crate::exit;
 use crate::image::progress::{for_stderr, human};
 use crate::image::{
@@ -34,18 +35,6 @@ pub fn run(command: &ImageCommand) -> anyhow::Result<i32> {
             Ok(exit::OK)
         }
     }
-}
-
-/// The error and its causes on one line: `a: b: c`.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 fn build_cmd(recipe_path: &Path, out: &Path, node: Option<&str>, json_out: bool) -> anyhow::Result<i32> {

@@ -26,7 +26,7 @@ pub fn run(args: &RackImageArgs) -> anyhow::Result<i32> {
     let artifact = match DeployArtifact::load(&args.artifact) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("kiln: error: {}", crate::deploy::chain(&e));
+            eprintln!("kiln: error: {}", crate::error::chain(&e));
             return Ok(e.exit_code());
         }
     };
@@ -64,7 +64,7 @@ pub fn run(args: &RackImageArgs) -> anyhow::Result<i32> {
     let outcome = match run_deploy(&manifest, &artifact, &opts, inventory, &started) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("kiln: error: {}", crate::deploy::chain(&e));
+            eprintln!("kiln: error: {}", crate::error::chain(&e));
             return Ok(e.exit_code());
         }
     };

@@ -20,7 +20,7 @@ use super::protocol::{
     AgentMode, AgentResult, BootedReply, BootedReport, BootedSource, Hello, HelloReply, ResultReply,
 };
 use super::stall::{poll_interval, Stalled, Watch, Watched};
-use super::step::chain;
+use crate::error::chain;
 use crate::image::{fetch, wipe, BlockMap, Progress, StreamSource, Target, TargetState, WriteOptions};
 
 /// What the agent was told to do (flags, else the kernel command line).

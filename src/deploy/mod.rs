@@ -21,4 +21,4 @@ pub use identify::identify;
 pub use node::{deploy_node, humanize, BootVia, NodeJob, StepSink};
 pub use run::{run_deploy, DeployArtifact, DeployError, DeployOptions, DeployOutcome, ACTOR};
 pub use stall::Stalled;
-pub use step::{chain, NodeReport, NodeStatus, Step, StepLine};
+pub use step::{NodeReport, NodeStatus, Step, StepLine};

@@ -10,8 +10,9 @@ use serde::Serialize;
 
 use super::board::{Board, Phase};
 use super::protocol::ResultReply;
-use super::step::{chain, NodeReport, NodeStatus, Step, StepLine};
+use super::step::{NodeReport, NodeStatus, Step, StepLine};
 use crate::bmc::{Bmc, BootTarget, PowerAction, PowerState};
+use crate::error::chain;
 use crate::inventory::StepOutcome;
 
 /// How the node is brought into the imaging environment.

@@ -10,9 +10,10 @@ use serde::Serialize;
 
 use super::board::{Board, Offer};
 use super::node::{deploy_node, BootVia, NodeJob, StepSink};
-use super::step::{chain, NodeReport, NodeStatus, Step};
+use super::step::{NodeReport, NodeStatus, Step};
 use crate::bmc::rack_target::{ipmi_from_manifest, target_from_manifest};
 use crate::bmc::{Bmc, RedfishBmc, TlsPolicy};
+use crate::error::chain;
 use crate::exit;
 use crate::image::serve::{Routes, Server};
 use crate::image::{BlockMap, Manifest};

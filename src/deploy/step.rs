@@ -85,19 +85,3 @@ pub struct NodeReport {
     pub reason: Option<String>,
     pub steps: Vec<StepLine>,
 }
-
-/// The error and its causes on one line: `a: b: c`.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let text = c.to_string();
-        // Some errors repeat their source in their own message; say it once.
-        if !s.ends_with(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        cur = c.source();
-    }
-    s
-}

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use super::outcome::{NodeOutcome, NodeStatus, Recorded, Step};
 use crate::burnin::report::BurninReport;
 use crate::checks::{Finding, Verdict};
+use crate::error::chain;
 use crate::inventory::{format_timestamp, Inventory, InventoryError, RunLifecycle, RunRecord};
 use crate::lifecycle::{LifecycleState, RunKind};
 use crate::model::Node;
@@ -188,7 +189,7 @@ pub fn record_outcome(inv: &mut Inventory, rack: &str, o: &NodeOutcome) -> Recor
         Ok(r)
     }) {
         Ok(r) => RecordResult::Recorded(r),
-        Err(e) => RecordResult::Database(error_chain(&e)),
+        Err(e) => RecordResult::Database(chain(&e)),
     }
 }
 
@@ -224,18 +225,6 @@ pub fn apply(o: &mut NodeOutcome, result: RecordResult) {
         }
         RecordResult::Database(e) => o.recorded = Some(Recorded { error: Some(e), ..Recorded::default() }),
     }
-}
-
-/// An error and its causes on one line, `a: b: c`.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 #[cfg(test)]
