@@ -9,12 +9,46 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use rustls_pki_types::ServerName;
+use ureq::config::Config;
+use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport, TransportAdapter,
+    Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, TcpConnector, Transport, TransportAdapter,
 };
+use ureq::Agent;
+
+/// An agent with `config` over TCP, and over kiln's TLS when `tls` is given.
+/// Without it the agent speaks plain http only, so a plain-http peer works on
+/// a machine without system root certificates.
+pub fn agent(config: Config, tls: Option<Arc<ClientConfig>>) -> Agent {
+    match tls {
+        Some(tls) => Agent::with_parts(
+            config,
+            ().chain(TcpConnector::default()).chain(TlsConnector::new(tls)),
+            DefaultResolver::default(),
+        ),
+        None => Agent::with_parts(config, ().chain(TcpConnector::default()), DefaultResolver::default()),
+    }
+}
+
+/// An agent for a peer's API (a BMC's Redfish, the Kubernetes API): every
+/// status is answered, never raised; no redirects and no proxy, so requests
+/// and credentials go only where the URL says; https only when `tls` is given.
+pub fn api_agent(tls: Option<Arc<ClientConfig>>, connect: Duration, global: Option<Duration>) -> Agent {
+    let config = Agent::config_builder()
+        .http_status_as_error(false)
+        .https_only(tls.is_some())
+        .max_redirects(0)
+        .proxy(None)
+        .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
+        .timeout_connect(Some(connect))
+        .timeout_global(global)
+        .build();
+    agent(config, tls)
+}
 
 /// Adds TLS to an `https` connection; passes plain `http` through untouched.
 pub struct TlsConnector {

@@ -4,11 +4,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use serde_json::Value;
-use ureq::unversioned::resolver::DefaultResolver;
-use ureq::unversioned::transport::{Connector, TcpConnector};
 use ureq::Agent;
 
-use super::connector::TlsConnector;
+use super::connector::api_agent;
 use super::retry::{with_retries, Attempt, RetryPolicy, Tries};
 use super::target::BmcTarget;
 use super::tls::{self, TlsPolicy};
@@ -74,29 +72,14 @@ impl RedfishClient {
         if !https {
             tracing::warn!(bmc = %label, "talking to the BMC over plain http: the password crosses the network in clear");
         }
-        let config = Agent::config_builder()
-            .http_status_as_error(false)
-            .https_only(https)
-            .max_redirects(0)
-            .proxy(None)
-            .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
-            .timeout_connect(Some(policy.connect_timeout))
-            .build();
         // The TLS settings are built only for https, so a plain-http emulator
         // works on a machine without system root certificates.
-        let connector = if https {
-            let client_config =
-                tls::client_config(&target.tls).map_err(|source| BmcError::TlsSetup { bmc: label.clone(), source })?;
-            Some(TlsConnector::new(client_config))
+        let tls = if https {
+            Some(tls::client_config(&target.tls).map_err(|source| BmcError::TlsSetup { bmc: label.clone(), source })?)
         } else {
             None
         };
-        let agent = match connector {
-            Some(tls) => {
-                Agent::with_parts(config, ().chain(TcpConnector::default()).chain(tls), DefaultResolver::default())
-            }
-            None => Agent::with_parts(config, ().chain(TcpConnector::default()), DefaultResolver::default()),
-        };
+        let agent = api_agent(tls, policy.connect_timeout, None);
         let credentials = format!("{}:{}", target.username, target.password.expose());
         let authorization = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials));
         Ok(RedfishClient { base, label, user: target.username.clone(), authorization, agent, policy })

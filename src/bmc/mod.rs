@@ -14,7 +14,7 @@ mod target;
 mod tls;
 mod wait;
 
-pub use connector::TlsConnector;
+pub use connector::{agent, api_agent, TlsConnector};
 pub use error::BmcError;
 pub use firmware::{FirmwareComponent, FirmwareItem};
 pub use http::{redfish_message, RedfishClient, Reply};

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use ureq::Agent;
 
 /// What the controller answered: status and body (any status; the caller judges it).
 #[derive(Debug, Clone)]
@@ -33,13 +32,8 @@ pub struct NoAnswer {
 
 /// POST `body` as JSON to `url`; the answer must come within `limit`.
 pub fn post_json(url: &str, body: &impl Serialize, limit: Duration) -> Result<Answer, NoAnswer> {
-    let config = Agent::config_builder()
-        .http_status_as_error(false)
-        .user_agent(concat!("kiln-agent/", env!("CARGO_PKG_VERSION")))
-        .timeout_connect(Some(Duration::from_secs(5)))
-        .timeout_global(Some(limit))
-        .build();
-    let agent: Agent = config.into();
+    // The controller speaks plain http (the image is protected by its digests).
+    let agent = crate::bmc::api_agent(None, Duration::from_secs(5), Some(limit));
     let text = serde_json::to_string(body).unwrap_or_default();
     let fail = |e: ureq::Error| NoAnswer { url: url.to_string(), source: Box::new(e) };
     let mut resp = agent.post(url).header("Content-Type", "application/json").send(text.as_str()).map_err(fail)?;

@@ -11,12 +11,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use ureq::unversioned::resolver::DefaultResolver;
-use ureq::unversioned::transport::{Connector, TcpConnector};
 use ureq::Agent;
 
 use super::KubeError;
-use crate::bmc::{client_config, TlsConnector, TlsPolicy};
+use crate::bmc::{api_agent, client_config, TlsPolicy};
 
 /// Merge patch (RFC 7386): maps merge, lists and scalars replace, `null` deletes.
 pub const MERGE_PATCH: &str = "application/merge-patch+json";
@@ -65,29 +63,16 @@ impl KubeApi {
         if !https {
             tracing::warn!(api = %base, "talking to the Kubernetes API over plain http: the token crosses the network in clear");
         }
-        let config = Agent::config_builder()
-            .http_status_as_error(false)
-            .https_only(https)
-            .max_redirects(0)
-            .proxy(None)
-            .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build();
-        let agent = if https {
+        let tls = if https {
             let policy = match ca {
                 Some(path) => TlsPolicy::CaFile(path.to_path_buf()),
                 None => TlsPolicy::SystemRoots,
             };
-            let tls = client_config(&policy).map_err(|source| KubeError::Tls { source })?;
-            Agent::with_parts(
-                config,
-                ().chain(TcpConnector::default()).chain(TlsConnector::new(tls)),
-                DefaultResolver::default(),
-            )
+            Some(client_config(&policy).map_err(|source| KubeError::Tls { source })?)
         } else {
-            Agent::with_parts(config, ().chain(TcpConnector::default()), DefaultResolver::default())
+            None
         };
+        let agent = api_agent(tls, Duration::from_secs(10), Some(Duration::from_secs(30)));
         Ok(KubeApi { base, authorization: format!("Bearer {token}"), agent })
     }
 

@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
-use ureq::unversioned::resolver::DefaultResolver;
-use ureq::unversioned::transport::{Connector, TcpConnector};
 use ureq::Agent;
 
 use super::build::BuildError;
@@ -69,17 +67,15 @@ pub fn get(url: &str) -> Result<Box<dyn Read + Send>, FetchError> {
         .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
         .timeout_connect(Some(Duration::from_secs(20)))
         .build();
-    let agent = if https {
-        let tls = crate::bmc::client_config(&crate::bmc::TlsPolicy::SystemRoots)
-            .map_err(|source| FetchError::Tls { url: url.to_string(), source })?;
-        Agent::with_parts(
-            config,
-            ().chain(TcpConnector::default()).chain(crate::bmc::TlsConnector::new(tls)),
-            DefaultResolver::default(),
+    let tls = if https {
+        Some(
+            crate::bmc::client_config(&crate::bmc::TlsPolicy::SystemRoots)
+                .map_err(|source| FetchError::Tls { url: url.to_string(), source })?,
         )
     } else {
-        Agent::with_parts(config, ().chain(TcpConnector::default()), DefaultResolver::default())
+        None
     };
+    let agent = crate::bmc::agent(config, tls);
     let response =
         agent.get(url).call().map_err(|source| FetchError::Get { url: url.to_string(), source: Box::new(source) })?;
     Ok(Box::new(response.into_body().into_reader()))
