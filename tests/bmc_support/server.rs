@@ -9,18 +9,17 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::http::read_request;
+use super::http::{read_request, Accepting};
 
 /// One request as the server saw it.
 #[derive(Debug, Clone)]
@@ -74,14 +73,11 @@ struct Shared {
 pub struct RecordedServer {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
-    accept: Option<JoinHandle<()>>,
+    _server: Accepting,
 }
 
 impl RecordedServer {
     pub fn start(options: Options) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port on 127.0.0.1");
-        let addr = listener.local_addr().expect("local address");
         let shared = Arc::new(Shared {
             options,
             overlay: Mutex::new(HashMap::new()),
@@ -89,20 +85,9 @@ impl RecordedServer {
             faults: Mutex::new(Vec::new()),
             seen: Mutex::new(Vec::new()),
         });
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s, st) = (shared.clone(), stop.clone());
-        let accept = thread::spawn(move || {
-            for conn in listener.incoming() {
-                if st.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(stream) = conn {
-                    let s = s.clone();
-                    thread::spawn(move || serve_connection(&s, stream));
-                }
-            }
-        });
-        RecordedServer { addr, shared, stop, accept: Some(accept) }
+        let s = shared.clone();
+        let server = Accepting::start(move |stream| serve_connection(&s, stream));
+        RecordedServer { addr: server.addr, shared, _server: server }
     }
 
     /// Serve the recorded tree at `tests/fixtures/redfish/<name>`.
@@ -163,17 +148,6 @@ impl RecordedServer {
     /// The ETag the server gives a resource now.
     pub fn etag_of(&self, path: &str) -> Option<String> {
         load(&self.shared, path).map(|v| etag(&v))
-    }
-}
-
-impl Drop for RecordedServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees the flag.
-        let _ = TcpStream::connect(self.addr);
-        if let Some(h) = self.accept.take() {
-            let _ = h.join();
-        }
     }
 }
 

@@ -1,8 +1,12 @@
-//! The request side of the small HTTP peers the tests run (the recorded BMC
-//! server, the Kubernetes API fake): one request, read whole.
+//! What the small HTTP peers the tests run (the recorded BMC server, the
+//! Kubernetes API fake) share: the accept loop, and one request read whole.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
 
 /// Method, target, headers (names in lower case) and body.
 pub type Request = (String, String, BTreeMap<String, String>, String);
@@ -34,4 +38,45 @@ pub fn read_request(stream: &mut dyn Read) -> Option<Request> {
     let mut body = vec![0; len];
     reader.read_exact(&mut body).ok()?;
     Some((method, target, headers, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// A listener on 127.0.0.1 that hands each connection to `serve` on a thread
+/// of its own, until it is dropped.
+pub struct Accepting {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Accepting {
+    pub fn start(serve: impl Fn(TcpStream) + Send + Sync + 'static) -> Accepting {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port on 127.0.0.1");
+        let addr = listener.local_addr().expect("local address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let serve = Arc::new(serve);
+        let st = stop.clone();
+        let accept = thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(tcp) = conn {
+                    let serve = serve.clone();
+                    thread::spawn(move || serve(tcp));
+                }
+            }
+        });
+        Accepting { addr, stop, accept: Some(accept) }
+    }
+}
+
+impl Drop for Accepting {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
 }

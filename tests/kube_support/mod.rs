@@ -10,14 +10,12 @@
 
 #[path = "../http_support/mod.rs"]
 mod http;
-use http::read_request;
+use http::{read_request, Accepting};
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
@@ -47,8 +45,7 @@ pub struct FakeKube {
     pub addr: SocketAddr,
     pub ca_pem: String,
     shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
-    accept: Option<JoinHandle<()>>,
+    _server: Accepting,
 }
 
 /// A Node object as a kubelet registers it.
@@ -71,8 +68,6 @@ impl FakeKube {
             .with_single_cert(vec![cert], key)
             .expect("server config");
         let config = Arc::new(config);
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port on 127.0.0.1");
-        let addr = listener.local_addr().expect("local address");
         let map =
             nodes.into_iter().map(|n| (n["metadata"]["name"].as_str().expect("node name").to_string(), n)).collect();
         let shared = Arc::new(Shared {
@@ -81,20 +76,9 @@ impl FakeKube {
             seen: Mutex::new(Vec::new()),
             race: Mutex::new(BTreeMap::new()),
         });
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s, st) = (shared.clone(), stop.clone());
-        let accept = thread::spawn(move || {
-            for conn in listener.incoming() {
-                if st.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(tcp) = conn {
-                    let (s, config) = (s.clone(), config.clone());
-                    thread::spawn(move || serve(&s, config, tcp));
-                }
-            }
-        });
-        FakeKube { addr, ca_pem, shared, stop, accept: Some(accept) }
+        let s = shared.clone();
+        let server = Accepting::start(move |tcp| serve(&s, config.clone(), tcp));
+        FakeKube { addr: server.addr, ca_pem, shared, _server: server }
     }
 
     pub fn url(&self) -> String {
@@ -116,16 +100,6 @@ impl FakeKube {
     /// Someone else changes `node` right after each of kiln's next `times` GETs.
     pub fn race(&self, node: &str, times: usize) {
         self.shared.race.lock().expect("lock").insert(node.to_string(), times);
-    }
-}
-
-impl Drop for FakeKube {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(h) = self.accept.take() {
-            let _ = h.join();
-        }
     }
 }
 
