@@ -1,6 +1,8 @@
 //! What the small HTTP peers the tests run (the recorded BMC server, the
 //! Kubernetes API fake) share: the accept loop, and one request read whole.
 
+#![allow(dead_code)]
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
