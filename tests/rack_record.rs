@@ -18,18 +18,7 @@ fn fixture(name: &str) -> String {
 }
 
 fn node(name: &str, root: &str) -> RackNode {
-    RackNode {
-        name: name.into(),
-        address: "127.0.0.1".into(),
-        ssh_port: 22,
-        bmc: None,
-        bmc_system: None,
-        ipmi: None,
-        macs: vec![],
-        slot: None,
-        tray: None,
-        kiln_root: Some(root.to_string()),
-    }
+    RackNode { kiln_root: Some(root.to_string()), ..RackNode::new(name, "127.0.0.1") }
 }
 
 /// The rack: a healthy node, one GPU at x8, one with an NVLink down, and

@@ -10,16 +10,9 @@ pub const SHA: &str = "fe3576205e7c25047d0eeccfbd3477441de371cbb8ede00723e682739
 /// A rack node with an address, MACs and, when given, a BMC.
 pub fn node(name: &str, address: &str, macs: &[&str], bmc: Option<&str>) -> RackNode {
     RackNode {
-        name: name.into(),
-        address: address.into(),
-        ssh_port: 22,
         bmc: bmc.map(str::to_string),
-        bmc_system: None,
-        ipmi: None,
         macs: macs.iter().map(|m| m.to_string()).collect(),
-        slot: None,
-        tray: None,
-        kiln_root: None,
+        ..RackNode::new(name, address)
     }
 }
 

@@ -347,18 +347,7 @@ mod tests {
     use crate::fleet::LocalConnector;
 
     fn node(name: &str, root: Option<&str>) -> RackNode {
-        RackNode {
-            name: name.into(),
-            address: "127.0.0.1".into(),
-            ssh_port: 22,
-            bmc: None,
-            bmc_system: None,
-            ipmi: None,
-            macs: vec![],
-            slot: None,
-            tray: None,
-            kiln_root: root.map(str::to_string),
-        }
+        RackNode { kiln_root: root.map(str::to_string), ..RackNode::new(name, "127.0.0.1") }
     }
 
     /// A "kiln" for the local backend: a shell script that prints a validate

@@ -51,6 +51,25 @@ pub struct RackNode {
     pub kiln_root: Option<String>,
 }
 
+impl RackNode {
+    /// A node reached at `address` on the SSH port a manifest defaults to,
+    /// with nothing else known (for code that builds a rack, and tests).
+    pub fn new(name: &str, address: &str) -> RackNode {
+        RackNode {
+            name: name.into(),
+            address: address.into(),
+            ssh_port: default_ssh_port(),
+            bmc: None,
+            bmc_system: None,
+            ipmi: None,
+            macs: Vec::new(),
+            slot: None,
+            tray: None,
+            kiln_root: None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("read rack manifest {}", path.display())]
