@@ -6,23 +6,14 @@ use crate::cli::{HandoffArgs, HandoffTarget};
 use crate::exit;
 use crate::handoff::{hand_off_rack, render_text, Cluster, KubeApi, Scontrol};
 use crate::inventory::{db_path, Inventory};
-use crate::rack::RackManifest;
 
 pub fn run(args: &HandoffArgs) -> anyhow::Result<i32> {
-    let manifest = match RackManifest::load(&args.rack) {
+    let manifest = match super::rack::load(&args.rack, &args.nodes) {
         Ok(m) => m,
-        Err(e) => {
-            eprintln!("kiln: error: {e}");
-            return Ok(exit::BAD_INPUT);
-        }
+        Err(code) => return Ok(code),
     };
-    let nodes = match manifest.select(&args.nodes) {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("kiln: error: {e}");
-            return Ok(exit::USAGE);
-        }
-    };
+    // `load` checked every name.
+    let nodes = manifest.select(&args.nodes)?;
     let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
     let path = db_path(args.db.db.as_deref());
     let mut inventory = match Inventory::open_existing(&path) {

@@ -28,28 +28,31 @@ pub fn run(cmd: RackCommand) -> anyhow::Result<i32> {
     }
 }
 
-fn load(path: &std::path::Path) -> Result<RackManifest, i32> {
-    RackManifest::load(path).map_err(|e| {
+/// Loads the rack manifest at `path` and checks that every name in `nodes`
+/// is one of its nodes. A bad manifest is printed and gives `exit::BAD_INPUT`,
+/// an unknown node `exit::USAGE`.
+pub fn load(path: &std::path::Path, nodes: &[String]) -> Result<RackManifest, i32> {
+    let manifest = RackManifest::load(path).map_err(|e| {
         eprintln!("kiln: error: {e}");
         exit::BAD_INPUT
-    })
+    })?;
+    if let Err(e) = manifest.select(nodes) {
+        eprintln!("kiln: error: {e}");
+        return Err(exit::USAGE);
+    }
+    Ok(manifest)
 }
 
 /// Runs one step over the rack, records it in the inventory (`--db`, default
 /// `inventory/kiln.db`; `status` records nothing) and prints the outcome;
 /// returns the exit code.
 pub fn step(args: &RackRunArgs, step: Step) -> anyhow::Result<i32> {
-    let manifest = match load(&args.rack) {
+    let manifest = match load(&args.rack, &args.nodes) {
         Ok(m) => m,
         Err(code) => return Ok(code),
     };
-    let nodes = match manifest.select(&args.nodes) {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("kiln: error: {e}");
-            return Ok(exit::USAGE);
-        }
-    };
+    // `load` checked every name.
+    let nodes = manifest.select(&args.nodes)?;
     // The database is opened before any node is touched: a run that could
     // not be recorded is refused rather than done and forgotten.
     let db = db_path(args.db.db.as_deref());
@@ -119,17 +122,12 @@ pub fn step(args: &RackRunArgs, step: Step) -> anyhow::Result<i32> {
 }
 
 fn trust(args: &RackTrustArgs) -> anyhow::Result<i32> {
-    let manifest = match load(&args.rack) {
+    let manifest = match load(&args.rack, &args.nodes) {
         Ok(m) => m,
         Err(code) => return Ok(code),
     };
-    let nodes = match manifest.select(&args.nodes) {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("kiln: error: {e}");
-            return Ok(exit::USAGE);
-        }
-    };
+    // `load` checked every name.
+    let nodes = manifest.select(&args.nodes)?;
     let opts = TrustOptions {
         connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
         replace: args.replace,

@@ -9,20 +9,12 @@ use crate::cli::RackImageArgs;
 use crate::deploy::{run_deploy, DeployArtifact, DeployOptions, DeployOutcome};
 use crate::exit;
 use crate::inventory::{db_path, Inventory};
-use crate::rack::RackManifest;
 
 pub fn run(args: &RackImageArgs) -> anyhow::Result<i32> {
-    let manifest = match RackManifest::load(&args.rack) {
+    let manifest = match super::rack::load(&args.rack, &args.nodes) {
         Ok(m) => m,
-        Err(e) => {
-            eprintln!("kiln: error: {e}");
-            return Ok(exit::BAD_INPUT);
-        }
+        Err(code) => return Ok(code),
     };
-    if let Err(e) = manifest.select(&args.nodes) {
-        eprintln!("kiln: error: {e}");
-        return Ok(exit::USAGE);
-    }
     let artifact = match DeployArtifact::load(&args.artifact) {
         Ok(a) => a,
         Err(e) => {
