@@ -21,4 +21,5 @@ pub mod lifecycle;
 pub mod model;
 pub mod rack;
 pub mod report;
+pub mod secret;
 pub mod toml_error;

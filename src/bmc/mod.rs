@@ -9,11 +9,11 @@ mod ops;
 pub mod rack_target;
 mod redfish;
 mod retry;
-mod secret;
 mod target;
 mod tls;
 mod wait;
 
+pub use crate::secret::{PasswordSource, Secret};
 pub use connector::{agent, api_agent, TlsConnector};
 pub use error::BmcError;
 pub use firmware::{FirmwareComponent, FirmwareItem};
@@ -22,9 +22,6 @@ pub use ipmi::IpmiBmc;
 pub use ops::{Bmc, BootTarget, Identity, PowerAction, PowerState};
 pub use redfish::{BootOverride, MediaSlot, RedfishBmc};
 pub use retry::{with_retries, Attempt, RetryPolicy, Tries};
-pub use secret::Secret;
-pub use target::{
-    parse_bmc_url, parse_system_path, read_password, BmcTarget, IpmiAddress, PasswordSource, TargetError, TlsOptions,
-};
+pub use target::{parse_bmc_url, parse_system_path, read_password, BmcTarget, IpmiAddress, TargetError, TlsOptions};
 pub use tls::{client_config, Fingerprint, TlsError, TlsPolicy};
 pub use wait::wait_for_power;
