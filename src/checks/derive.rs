@@ -135,18 +135,12 @@ fn firmware_min(ctx: &Ctx<'_>, role: Role, members: &[&PciDevice]) -> Option<Str
         .map(|d| {
             let v = match role {
                 Role::Gpu => ctx.gpu_at(&d.address).and_then(|g| g.vbios_version.clone()),
-                Role::Nic | Role::Dpu => ctx
-                    .node
-                    .net
-                    .iter()
-                    .find(|p| p.pci_address.as_deref() == Some(d.address.as_str()))
-                    .and_then(|p| p.firmware.clone()),
-                Role::Nvme => ctx
-                    .node
-                    .disks
-                    .iter()
-                    .find(|b| b.pci_address.as_deref() == Some(d.address.as_str()))
-                    .and_then(|b| b.firmware.clone()),
+                Role::Nic | Role::Dpu => {
+                    ctx.node.net.iter().find(|p| p.pci_address == Some(d.address)).and_then(|p| p.firmware.clone())
+                }
+                Role::Nvme => {
+                    ctx.node.disks.iter().find(|b| b.pci_address == Some(d.address)).and_then(|b| b.firmware.clone())
+                }
                 Role::Nvswitch | Role::PcieSwitch => None,
             }?;
             // Keep only the version word: `28.39.1002 (MT_0000000838)` -> `28.39.1002`.

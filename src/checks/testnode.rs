@@ -27,7 +27,7 @@ fn link(cur_speed: f64, max_speed: f64, cur_width: u32, max_width: u32) -> LinkS
 /// A PCI function with the given place in the tree.
 pub fn device(address: &str, vendor: u16, dev: u16, class: u32, upstream: &[&str], numa: Option<u32>) -> PciDevice {
     PciDevice {
-        address: address.to_string(),
+        address: address.parse().expect("test address"),
         class,
         vendor_id: vendor,
         device_id: dev,
@@ -39,7 +39,7 @@ pub fn device(address: &str, vendor: u16, dev: u16, class: u32, upstream: &[&str
         driver: None,
         numa_node: numa,
         link: Some(link(32.0, 32.0, 16, 16)),
-        upstream: upstream.iter().map(|s| s.to_string()).collect(),
+        upstream: upstream.iter().map(|s| s.parse().expect("test address")).collect(),
         aer: Some(aer_clean()),
         slot: None,
     }
@@ -67,7 +67,7 @@ pub fn gpu(index: u32, address: &str, name: &str, links: u32, fabric: bool) -> G
         serial: Some(format!("165232400000{index}")),
         board_part_number: None,
         vbios_version: Some("97.00.0B.00.01".into()),
-        pci_address: address.to_string(),
+        pci_address: Some(address.parse().expect("test address")),
         memory_total_bytes: Some(80 << 30),
         pcie: None,
         nvlinks: if links > 0 { Some(nvlinks(links)) } else { None },
@@ -89,7 +89,7 @@ pub fn gpu(index: u32, address: &str, name: &str, links: u32, fabric: bool) -> G
 
 fn base(hostname: &str, arch: &str, pci: Vec<PciDevice>, gpus: GpuInventory) -> Node {
     let mut pci = pci;
-    pci.sort_by(|a, b| a.address.cmp(&b.address));
+    pci.sort_by_key(|d| d.address);
     Node {
         schema_version: NODE_SCHEMA_VERSION,
         hostname: hostname.to_string(),
@@ -286,7 +286,7 @@ pub fn gpu_mut(node: &mut Node, index: u32) -> &mut Gpu {
 pub fn remove_pci(node: &mut Node, address: &str) {
     node.pci.retain(|d| d.address != address);
     if let GpuInventory::Inspected { gpus, .. } = &mut node.gpus {
-        gpus.retain(|g| g.pci_address != address);
+        gpus.retain(|g| g.pci_address.is_none_or(|a| a != address));
     }
 }
 

@@ -7,8 +7,8 @@
 
 use crate::model::Node;
 use crate::model::{
-    BlockDevice, Cpus, Dmi, Gpu, GpuInventory, GpuPcieLink, LinkState, Memory, NetPort, NumaNode, PciDevice, PortKind,
-    NODE_SCHEMA_VERSION,
+    BlockDevice, Cpus, Dmi, Gpu, GpuInventory, GpuPcieLink, LinkState, Memory, NetPort, NumaNode, PciAddress,
+    PciDevice, PortKind, NODE_SCHEMA_VERSION,
 };
 
 /// Bus of GPU `i`'s root port; the switch and endpoints take the next buses.
@@ -38,9 +38,14 @@ pub fn gpu_serial(hostname: &str, i: u8) -> String {
     format!("1650{:06}{:03}", host_number(hostname), 120 + u32::from(i))
 }
 
+/// An address this file writes itself, in sysfs form.
+fn at(address: &str) -> PciAddress {
+    PciAddress::parse(address).unwrap_or_default()
+}
+
 fn pci(address: &str, class: u32, vendor: u16, device: u16, names: (&str, &str)) -> PciDevice {
     PciDevice {
-        address: address.to_string(),
+        address: at(address),
         class,
         vendor_id: vendor,
         device_id: device,
@@ -89,22 +94,22 @@ pub fn hgx_b200_node(hostname: &str) -> Node {
         let mut root_port = pci(&root, BRIDGE, 0x8086, 0x352a, ("Intel Corporation", "PCIe Root Port"));
         root_port.link = gen5_x16();
         let mut switch_up = pci(&up, BRIDGE, 0x1000, 0xc030, ("Broadcom / LSI", "PEX890xx PCIe Gen 5 Switch"));
-        switch_up.upstream = vec![root.clone()];
+        switch_up.upstream = vec![at(&root)];
         let mut ports = Vec::new();
         for port in [&down_gpu, &down_nic] {
             let mut p = pci(port, BRIDGE, 0x1000, 0xc030, ("Broadcom / LSI", "PEX890xx PCIe Gen 5 Switch"));
-            p.upstream = vec![up.clone(), root.clone()];
+            p.upstream = vec![at(&up), at(&root)];
             p.link = gen5_x16();
             ports.push(p);
         }
         let mut gpu = pci(&gpu_address(i), 0x030200, 0x10de, 0x2901, ("NVIDIA Corporation", "GB100 [B200]"));
-        gpu.upstream = vec![down_gpu.clone(), up.clone(), root.clone()];
+        gpu.upstream = vec![at(&down_gpu), at(&up), at(&root)];
         gpu.driver = Some("nvidia".into());
         gpu.numa_node = numa;
         gpu.link = gen5_x16();
         let mut nic =
             pci(&nic_address(i), 0x020700, 0x15b3, 0x1021, ("Mellanox Technologies", "MT2910 Family [ConnectX-7]"));
-        nic.upstream = vec![down_nic.clone(), up.clone(), root.clone()];
+        nic.upstream = vec![at(&down_nic), at(&up), at(&root)];
         nic.driver = Some("mlx5_core".into());
         nic.numa_node = numa;
         nic.link = gen5_x16();
@@ -118,7 +123,7 @@ pub fn hgx_b200_node(hostname: &str) -> Node {
             serial: Some(gpu_serial(hostname, i)),
             board_part_number: Some("692-2G525-0200-000".into()),
             vbios_version: Some("97.00.6A.00.01".into()),
-            pci_address: gpu_address(i),
+            pci_address: Some(at(&gpu_address(i))),
             memory_total_bytes: Some(191_507_349_504),
             pcie: Some(GpuPcieLink {
                 current_generation: Some(5),
@@ -142,7 +147,7 @@ pub fn hgx_b200_node(hostname: &str) -> Node {
             address: Some(format!("a088:c203:{:04x}:{i:02x}5a", host & 0xffff)),
             driver: Some("mlx5_core".into()),
             firmware: Some("28.43.1014".into()),
-            pci_address: Some(nic_address(i)),
+            pci_address: Some(at(&nic_address(i))),
             speed_mbps: Some(400_000),
             state: Some("ACTIVE".into()),
         });
@@ -169,12 +174,12 @@ pub fn hgx_b200_node(hostname: &str) -> Node {
             address: Some(format!("58:a2:e1:{:02x}:{:02x}:{:02x}", (host >> 8) & 0xff, host & 0xff, 0x10 + n)),
             driver: Some("mlx5_core".into()),
             firmware: Some("32.43.1014".into()),
-            pci_address: Some(address),
+            pci_address: Some(at(&address)),
             speed_mbps: Some(200_000),
             state: Some("up".into()),
         });
     }
-    pci_devices.sort_by(|a, b| a.address.cmp(&b.address));
+    pci_devices.sort_by_key(|d| d.address);
     let disks = (0..2u8)
         .map(|n| BlockDevice {
             name: format!("nvme{n}n1"),
@@ -183,7 +188,7 @@ pub fn hgx_b200_node(hostname: &str) -> Node {
             firmware: Some("GDC5902Q".into()),
             size_bytes: 3_840_755_982_336,
             rotational: false,
-            pci_address: Some(format!("0000:{:02x}:00.0", 0xe1 + n)),
+            pci_address: Some(at(&format!("0000:{:02x}:00.0", 0xe1 + n))),
         })
         .collect();
     Node {

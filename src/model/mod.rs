@@ -7,10 +7,12 @@ mod gpu;
 mod host;
 mod node;
 mod pci;
+mod pci_address;
 mod problem;
 
 pub use gpu::*;
 pub use host::*;
 pub use node::*;
 pub use pci::*;
+pub use pci_address::{empty_when_none, PciAddress, PciAddressError};
 pub use problem::*;

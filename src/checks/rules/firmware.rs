@@ -7,7 +7,7 @@ use super::common::{error, fail, pass, skipped, Ctx, INSTALL_DRIVER, REREAD};
 use crate::checks::finding::{Component, Finding, Outcome};
 use crate::checks::platform::{DeviceGroup, Platform, Role};
 use crate::checks::version::{self, Radix};
-use crate::model::GpuInventory;
+use crate::model::{GpuInventory, PciAddress};
 
 pub fn check(ctx: &Ctx<'_>, spec: &Platform) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -39,14 +39,14 @@ fn source(role: Role) -> Option<(&'static str, Radix, &'static str)> {
 }
 
 /// The firmware version inspection found for a function, if any.
-fn version_of(ctx: &Ctx<'_>, role: Role, address: &str) -> Option<String> {
+fn version_of(ctx: &Ctx<'_>, role: Role, address: &PciAddress) -> Option<String> {
     match role {
         Role::Gpu => ctx.gpu_at(address).and_then(|g| g.vbios_version.clone()),
         Role::Nic | Role::Dpu => {
-            ctx.node.net.iter().find(|p| p.pci_address.as_deref() == Some(address)).and_then(|p| p.firmware.clone())
+            ctx.node.net.iter().find(|p| p.pci_address.as_ref() == Some(address)).and_then(|p| p.firmware.clone())
         }
         Role::Nvme => {
-            ctx.node.disks.iter().find(|d| d.pci_address.as_deref() == Some(address)).and_then(|d| d.firmware.clone())
+            ctx.node.disks.iter().find(|d| d.pci_address.as_ref() == Some(address)).and_then(|d| d.firmware.clone())
         }
         Role::Nvswitch | Role::PcieSwitch => None,
     }
@@ -71,7 +71,7 @@ fn group_firmware(ctx: &Ctx<'_>, group: &DeviceGroup, min: &str) -> Vec<Finding>
             out.push(error(check, comp, format!("{what} version of {} not found", device.address), REREAD));
             continue;
         };
-        out.push(compare(check, comp, what, &have, min, radix, &device.address));
+        out.push(compare(check, comp, what, &have, min, radix, &device.address.to_string()));
     }
     if out.iter().all(|f| f.outcome == Outcome::Pass) {
         let n = members.len();
@@ -153,7 +153,7 @@ mod tests {
                 address: None,
                 driver: Some("mlx5_core".into()),
                 firmware: Some(if i == 0 { "28.39.1002 (MT_0000000838)" } else { "28.42.1000" }.into()),
-                pci_address: Some(d.address.clone()),
+                pci_address: Some(d.address),
                 speed_mbps: None,
                 state: None,
             });

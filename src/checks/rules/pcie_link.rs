@@ -77,7 +77,7 @@ fn capability<T: PartialOrd + Copy + std::fmt::Display>(
     show: impl Fn(T) -> String,
 ) -> Option<Capability<T>> {
     let own = own?;
-    let up = ctx.node.upstream_port(device).and_then(|p| upstream_of(p).map(|v| (p.address.clone(), v)));
+    let up = ctx.node.upstream_port(device).and_then(|p| upstream_of(p).map(|v| (p.address, v)));
     Some(match up {
         Some((addr, v)) if v < own => Capability {
             value: v,

@@ -11,6 +11,5 @@ mod session;
 mod source;
 
 pub use dump::{dump_path, read_dump, write_dump, DumpError};
-pub use format::normalize_pci_address;
 pub use session::{NvmlSession, OpenError, NVML_LIBRARY};
 pub use source::{NvmlSource, SnapshotGpuSource};

@@ -60,10 +60,10 @@ fn gpus_join_nvml_and_pci() {
 
 #[test]
 fn nvml_style_addresses_still_match_their_pci_function() {
-    let mut node = hgx_b200_node("gpu-a01");
-    if let GpuInventory::Inspected { gpus, .. } = &mut node.gpus {
-        gpus[0].pci_address = "00000000:1B:00.0".into();
-    }
+    // A node JSON that spells a GPU's address the way NVML does reads as the same address.
+    let mut json = serde_json::to_value(hgx_b200_node("gpu-a01")).expect("node JSON");
+    json["gpus"]["gpus"][0]["pci_address"] = "00000000:1B:00.0".into();
+    let node: crate::model::Node = serde_json::from_value(json).expect("node reads");
     assert_eq!(kinds(&node)["gpu"], 8, "no GPU counted twice");
     let parts = components_of(&node);
     let gpu = parts.iter().find(|c| c.kind == "gpu").expect("gpu");
