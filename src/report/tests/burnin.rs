@@ -7,7 +7,7 @@ use crate::burnin::report::{
     Watch, REPORT_KIND, REPORT_VERSION,
 };
 use crate::checks::{Component, Finding, Outcome, Severity, Verdict};
-use crate::inventory::sample::{gpu_address, gpu_serial, hgx_b200_node};
+use crate::hw::fixture::sample::{gpu_address, gpu_serial, hgx_b200_node};
 use crate::inventory::tests::support::{at, raw, record, temp_db, validate_findings};
 use crate::inventory::{Inventory, InventoryError, RunId, RunLifecycle, RunRecord};
 use crate::lifecycle::RunKind;
