@@ -1,6 +1,8 @@
 //! `kiln capture`: a capture replays as exactly the node it was taken from, on this
 //! machine, on the fixture trees, and with files that could not be read.
 
+mod fixture_support;
+
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -39,7 +41,7 @@ fn live_machine_capture_replays_identically() {
 #[test]
 fn fixture_captures_replay_identically() {
     for name in ["hgx-b200", "gb200-nvl72-tray", "hgx-b200-missing-gpu", "hgx-b200-malformed"] {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+        let root = fixture_support::shared(name);
         let (tree, gpus) = open(Some(&root)).expect("fixture opens");
         let original = inspect(tree.as_ref(), gpus.as_ref());
         let dir = tempfile::tempdir().expect("tempdir");

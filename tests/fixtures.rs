@@ -1,48 +1,65 @@
-//! The committed fixture trees under `tests/fixtures/`: they match the builder in
-//! `kiln::hw::fixture::trees`, and each inspects to the node it describes.
-//!
-//! Regenerate them with `KILN_UPDATE_FIXTURES=1 cargo test --test fixtures committed_trees`.
+//! The hand-built fixture trees of `kiln::hw::fixture::trees`: each written out reads back as
+//! built and inspects from disk as it does in memory, each inspects to the node it describes,
+//! and each faulty variant differs from the healthy tree by its one fault. Also the one tree
+//! recorded from a real machine (`tests/fixtures/h100-vm-recorded`), which is committed.
 
-use std::path::{Path, PathBuf};
+mod fixture_support;
 
+use std::path::Path;
+
+use fixture_support::Trees;
 use kiln::hw::fixture::trees;
 use kiln::model::{FabricState, Gpu, Node, PciAddress, PciDevice};
-
-fn fixture_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-}
 
 fn at(address: &str) -> PciAddress {
     address.parse().expect("a PCI address")
 }
 
-fn inspect_fixture(name: &str) -> Node {
-    let (tree, gpus) = kiln::hw::open(Some(&fixture_dir(name))).expect("fixture opens");
+fn inspect_dir(dir: &Path) -> Node {
+    let (tree, gpus) = kiln::hw::open(Some(dir)).expect("fixture opens");
     kiln::hw::inspect(tree.as_ref(), gpus.as_ref())
 }
 
+/// A named tree inspected in memory (the first test shows that is what `--root` gives).
+fn inspect_fixture(name: &str) -> Node {
+    trees::build(name).expect("a named tree").inspect()
+}
+
 #[test]
-fn committed_trees_match_the_builder() {
-    let update = std::env::var("KILN_UPDATE_FIXTURES").is_ok_and(|v| v == "1");
+fn named_trees_write_read_back_and_inspect_alike_from_disk_and_memory() {
     for name in trees::NAMES {
         let tree = trees::build(name).expect("every listed name builds");
-        let dir = fixture_dir(name);
-        if update {
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir).expect("remove the old tree");
-            }
-            tree.write(&dir).expect("write the tree");
-            continue;
-        }
-        let diffs = tree.differences(&dir).unwrap_or_else(|e| panic!("{name}: cannot read committed tree: {e}"));
-        assert!(
-            diffs.is_empty(),
-            "{name}: committed tree differs from the builder in {} paths (regenerate with \
-             KILN_UPDATE_FIXTURES=1): {:?}",
-            diffs.len(),
-            &diffs[..diffs.len().min(10)]
-        );
+        let dir = fixture_support::shared(name);
+        let diffs = tree.differences(&dir).expect("the written tree reads back");
+        assert!(diffs.is_empty(), "{name}: written tree differs from the builder: {:?}", &diffs[..diffs.len().min(10)]);
+        assert_eq!(inspect_dir(&dir), tree.inspect(), "{name}: disk and memory inspect alike");
     }
+    let scratch = Trees::write(&[]);
+    let err = trees::write(&["hgx-b200-typo"], scratch.dir()).expect_err("no such tree");
+    assert!(err.to_string().contains("\"hgx-b200-typo\"") && err.to_string().contains("gb200-nvl72-tray"), "{err}");
+}
+
+/// The edits a rack test makes to one tray: its place, one GPU's fabric health and one link.
+#[test]
+fn a_tray_varies_by_place_fabric_and_link() {
+    use kiln::hw::fixture::{gb200_tray, Gb200Tray, Unit};
+    let tray = Gb200Tray { unit: Unit::new("tray-11", 11, "1821724190111"), tray_index: 11, ..Gb200Tray::default() };
+    let mut tree = gb200_tray(&tray);
+    if let Some(fabric) = tree.gpu_mut(2).and_then(|g| g.fabric.as_mut()) {
+        fabric.health_mask = 0x4;
+    }
+    let gpu1 = tree.gpu_address(1).expect("GPU 1");
+    tree.train(&gpu1, "16.0", 16);
+    let node = tree.inspect();
+    assert_eq!(node.hostname, "tray-11");
+    let gpus = node.gpus.gpus();
+    assert!(gpus.iter().all(|g| g.platform.as_ref().map(|p| p.tray_index) == Some(11)));
+    assert_eq!(gpus[0].platform.as_ref().and_then(|p| p.chassis_serial.as_deref()), Some("1821724190111"));
+    assert_eq!(gpus.iter().map(|g| g.fabric.as_ref().map_or(0, |f| f.health_mask)).collect::<Vec<_>>(), [0, 0, 4, 0]);
+    let link = node.pci_device(&at(&gpu1)).and_then(|d| d.link.clone()).expect("link");
+    assert_eq!((link.current_speed_gts, link.max_speed_gts), (Some(16.0), Some(32.0)));
+    let default = kiln::hw::fixture::sample::gb200_tray_node();
+    assert_ne!(gpus[0].serial, default.gpus.gpus()[0].serial, "another unit, other serials");
 }
 
 fn gpus_in_pci(node: &Node) -> Vec<&PciDevice> {
@@ -282,7 +299,7 @@ fn malformed_file_is_a_problem_naming_file_and_device() {
 /// A tree recorded from a real machine: a VM with one H100 passed through.
 #[test]
 fn recorded_h100_vm_reads_cleanly() {
-    let node = inspect_fixture("h100-vm-recorded");
+    let node = inspect_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/h100-vm-recorded"));
     assert_eq!(node.problems, vec![], "real kernel output parses without problems");
     assert_eq!(node.cpus.architecture, "x86_64");
     assert_eq!(node.cpus.threads, 16);
