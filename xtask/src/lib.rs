@@ -4,4 +4,5 @@ pub mod bench_fleet;
 pub mod bringup_rack;
 pub mod fixtures;
 pub mod lab;
+pub mod tidy;
 pub mod vm;
