@@ -6,6 +6,7 @@ pub mod hbm;
 pub mod host;
 pub mod host_link;
 pub mod judge;
+pub mod lock;
 pub mod memtest;
 pub mod numa;
 pub mod nvml_raw;

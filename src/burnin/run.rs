@@ -40,6 +40,8 @@ pub enum BurninError {
     Xid(#[from] XidCatalogError),
     #[error("--gpus names GPU {index}, but NVML lists only {count} GPU(s)")]
     NoSuchGpu { index: u32, count: usize },
+    #[error(transparent)]
+    Lock(#[from] super::lock::LockError),
 }
 
 /// Extra knobs of a run that are not part of `BurninOptions`' test plan.
@@ -64,6 +66,9 @@ pub fn run(
     tree: &dyn SysTree,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<BurninReport, BurninError> {
+    // Held to the end of the run and inherited by stress-ng: a second burn-in,
+    // or one beside what a killed burn-in left running, is refused.
+    let _lock = super::lock::BurninLock::acquire()?;
     let started_at = rfc3339_now();
     let t0 = Instant::now();
     let catalog = XidCatalog::builtin()?;

@@ -46,6 +46,13 @@ pub fn burnin(args: BurninArgs) -> anyhow::Result<i32> {
             eprintln!("kiln: error: {e}");
             return Ok(exit::USAGE);
         }
+        Err(BurninError::Lock(e)) => {
+            eprintln!("kiln: error: {}", crate::error::chain(&e));
+            return Ok(match e {
+                crate::burnin::lock::LockError::Busy { .. } => exit::BUSY,
+                _ => exit::INTERNAL,
+            });
+        }
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
