@@ -42,7 +42,7 @@ pub fn run(command: &NodeCommand) -> anyhow::Result<i32> {
 fn history(args: &NodeHistoryArgs) -> anyhow::Result<i32> {
     let path = db_path(args.db.db.as_deref());
     let what = format!("read the history of node {} in {}", args.node, path.display());
-    let inventory = match Inventory::open_existing(&path) {
+    let inventory = match Inventory::open_read_only(&path) {
         Ok(i) => i,
         Err(e) => return Ok(fail(&what, e)),
     };

@@ -40,7 +40,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
         None => None,
     };
     let path = db_path(args.db.db.as_deref());
-    let inventory = match Inventory::open_existing(&path) {
+    let inventory = match Inventory::open_read_only(&path) {
         Ok(inventory) => inventory,
         Err(e) => return Ok(fail(e, exit::DATABASE)),
     };
