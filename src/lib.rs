@@ -16,6 +16,7 @@ pub mod fleet;
 pub mod handoff;
 pub mod hw;
 pub mod image;
+pub mod input;
 pub mod inventory;
 pub mod lifecycle;
 pub mod model;

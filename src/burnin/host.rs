@@ -102,14 +102,15 @@ fn run_with(binary: &Path, duration: Duration, cpus: usize, memory_percent: u32)
         Err(e) => return error(format!("starting {}: {e}", binary.display())),
     };
     // stress-ng stops itself at --timeout; the watchdog only catches a hang.
-    let deadline = started + duration + Duration::from_secs(120);
+    // A duration past what the clock holds has no watchdog rather than a panic.
+    let deadline = started.checked_add(duration.saturating_add(Duration::from_secs(120)));
     let status = loop {
         match group.child.try_wait() {
             Ok(Some(s)) => {
                 group.reaped();
                 break Ok(s);
             }
-            Ok(None) if Instant::now() > deadline => {
+            Ok(None) if deadline.is_some_and(|d| Instant::now() > d) => {
                 group.kill();
                 break Err(format!("stress-ng did not stop {} s after its timeout; killed it", 120));
             }

@@ -38,7 +38,8 @@ pub fn parse_spec(text: &str, file: &Path) -> Result<Platform, SpecError> {
 
 /// Reads and parses one spec file.
 pub fn load_file(path: &Path) -> Result<LoadedSpec, SpecError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read { file: path.to_path_buf(), source })?;
+    let text = crate::input::read_to_string(path, crate::input::Input::Spec)
+        .map_err(|source| SpecError::Read { file: path.to_path_buf(), source })?;
     Ok(LoadedSpec { platform: parse_spec(&text, path)?, origin: path.to_path_buf() })
 }
 

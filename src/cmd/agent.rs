@@ -19,7 +19,9 @@ pub const DEFAULT_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from
 
 pub fn run(args: &AgentArgs) -> anyhow::Result<i32> {
     // A missing /proc/cmdline (a container, a test) just means no settings from it.
-    let from_kernel = std::fs::read_to_string(&args.cmdline).map(|t| parse_cmdline(&t)).unwrap_or_default();
+    let from_kernel = crate::input::read_to_string(&args.cmdline, crate::input::Input::KernelCmdline)
+        .map(|t| parse_cmdline(&t))
+        .unwrap_or_default();
     let opts = match options(args, &from_kernel) {
         Ok(o) => o,
         Err(msg) => {

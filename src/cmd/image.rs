@@ -1,7 +1,7 @@
 //! `kiln image`: build an artifact from a recipe, write an image to a disk,
 //! wipe a disk's partition tables.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -105,10 +105,8 @@ fn open_image(args: &ImageWriteArgs) -> Result<(Box<dyn ImageSource>, BlockMap),
     let map = match &bmap_path {
         Some(p) if is_url(p) => {
             let url = p.to_string_lossy();
-            let mut text = String::new();
-            fetch::get(&url)
-                .map_err(|e| (exit::PEER, chain(&e)))?
-                .read_to_string(&mut text)
+            let body = fetch::get(&url).map_err(|e| (exit::PEER, chain(&e)))?;
+            let text = crate::input::read_all_to_string(body, crate::input::Input::BlockMap)
                 .map_err(|e| (exit::PEER, format!("read block map {url}: {e}")))?;
             Some(BlockMap::parse(&text, p).map_err(|e| bad(chain(&e)))?)
         }

@@ -33,7 +33,7 @@ pub fn run(cmd: RackCommand) -> anyhow::Result<i32> {
 /// an unknown node `exit::USAGE`.
 pub fn load(path: &std::path::Path, nodes: &[String]) -> Result<RackManifest, i32> {
     let manifest = RackManifest::load(path).map_err(|e| {
-        eprintln!("kiln: error: {e}");
+        eprintln!("kiln: error: {}", crate::error::chain(&e));
         exit::BAD_INPUT
     })?;
     if let Err(e) = manifest.select(nodes) {

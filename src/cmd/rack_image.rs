@@ -74,16 +74,17 @@ pub fn run(args: &RackImageArgs) -> anyhow::Result<i32> {
 }
 
 fn table(o: &DeployOutcome) -> String {
-    let width = o.nodes.iter().map(|n| n.node.len()).max().unwrap_or(4).max(4);
+    let width = crate::report::columns::width(o.nodes.iter().map(|n| n.node.as_str()), 4);
+    let pad = crate::report::columns::pad;
     let mut s = format!("image {} sha256 {} via {}\n", o.image, o.image_sha256, o.boot.as_str());
-    s.push_str(&format!("{:<width$}  {:<14}  {}\n", "NODE", "STATUS", "LAST STEP / REASON"));
+    s.push_str(&format!("{}  {:<14}  {}\n", pad("NODE", width), "STATUS", "LAST STEP / REASON"));
     for n in &o.nodes {
         let last = match (&n.reason, n.steps.last()) {
             (Some(r), _) => r.clone(),
             (None, Some(l)) => format!("{}: {}", l.step.as_str(), l.detail),
             (None, None) => String::new(),
         };
-        s.push_str(&format!("{:<width$}  {:<14}  {last}\n", n.node, n.status.as_str()));
+        s.push_str(&format!("{}  {:<14}  {last}\n", pad(&n.node, width), n.status.as_str()));
     }
     s
 }

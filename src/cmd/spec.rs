@@ -12,6 +12,7 @@ use crate::checks::SpecError;
 use crate::cli::SpecCommand;
 use crate::exit;
 use crate::model::Node;
+use crate::report::columns::{pad, width};
 
 pub fn run(command: &SpecCommand) -> anyhow::Result<i32> {
     let stdout = std::io::stdout();
@@ -47,15 +48,16 @@ pub fn list(checks_dir: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<i3
 }
 
 fn list_text(specs: &[LoadedSpec]) -> String {
-    let name_w = specs.iter().map(|s| s.platform.name.len()).max().unwrap_or(0);
-    let origin_w = specs.iter().map(|s| s.origin.display().to_string().len()).max().unwrap_or(0);
+    let origins: Vec<String> = specs.iter().map(|s| s.origin.display().to_string()).collect();
+    let name_w = width(specs.iter().map(|s| s.platform.name.as_str()), 0);
+    let origin_w = width(origins.iter().map(String::as_str), 0);
     specs
         .iter()
         .map(|s| {
             format!(
-                "{:<name_w$}  {:<origin_w$}  {}\n",
-                s.platform.name,
-                s.origin.display().to_string(),
+                "{}  {}  {}\n",
+                pad(&s.platform.name, name_w),
+                pad(&s.origin.display().to_string(), origin_w),
                 s.platform.description
             )
         })

@@ -74,7 +74,7 @@ pub fn run_with_node(node: &Node, args: &ValidateArgs, out: &mut dyn Write, colo
     let report = match judge(node, args) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("kiln: error: {e}");
+            eprintln!("kiln: error: {}", crate::error::chain(&e));
             return Ok(exit::BAD_INPUT);
         }
     };
@@ -103,7 +103,7 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
     let mut report = match judge(&node, args) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("kiln: error: {e}");
+            eprintln!("kiln: error: {}", crate::error::chain(&e));
             return Ok(exit::BAD_INPUT);
         }
     };
@@ -136,7 +136,8 @@ fn print_report(report: &ValidateReport, json: bool, out: &mut dyn Write, color:
 
 /// A node JSON document as `kiln inspect --json` prints it.
 pub fn read_node(file: &Path) -> anyhow::Result<Node> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read node file {}", file.display()))?;
+    let text = crate::input::read_to_string(file, crate::input::Input::NodeJson)
+        .with_context(|| format!("cannot read node file {}", file.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not a kiln node document", file.display()))
 }
 
