@@ -9,14 +9,14 @@ fn kiln_bin() -> PathBuf {
     std::env::var_os("KILN_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kiln")))
 }
 
-/// kiln with a burn-in lock of its own, one per test (`tests/burnin_kill.rs`
-/// tests the lock), so that tests running at once do not refuse each other.
+/// kiln with a burn-in lock and temporary directory of its own, one per test
+/// (`tests/burnin_kill.rs` tests the lock), so that tests running at once,
+/// here or in another checkout, do not refuse each other.
 fn kiln(test: &str) -> Command {
     let mut c = Command::new(kiln_bin());
-    c.env(
-        "KILN_BURNIN_LOCK",
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("burnin-cli-{test}.lock")),
-    );
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("burnin-cli-{test}"));
+    std::fs::create_dir_all(&dir).expect("test directory");
+    c.env("KILN_BURNIN_LOCK", dir.join("burnin.lock")).env("TMPDIR", &dir);
     c
 }
 

@@ -253,6 +253,55 @@ fn a_leftover_stress_ng_is_found_and_refused() {
     assert!(err.contains(&format!("kill -- -{group}")), "{err}");
 }
 
+/// A stress-ng left by a kiln from before the lock (it named the metrics
+/// file `kiln-stress-ng-PID.yaml` in the temporary directory and did not
+/// pass the lock on) is found by its command line and refused too.
+#[test]
+fn a_stress_ng_left_by_an_older_kiln_is_found_and_refused() {
+    if !have_stress_ng() {
+        eprintln!("SKIPPED: stress-ng not installed");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let yaml = sandbox.tmp().join("kiln-stress-ng-4194303.yaml");
+    let mut old = Command::new("stress-ng")
+        .args(["--cpu", "1", "--timeout", "120s", "--yaml"])
+        .arg(&yaml)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("start stress-ng");
+    let group = old.id();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while descendants(group).is_empty() {
+        assert!(Instant::now() < deadline, "stress-ng did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = sandbox.burnin("1s").output().expect("run kiln");
+    let err = stderr_of(&out);
+    // SAFETY: the process group this test started.
+    unsafe { libc::kill(-(group as i32), libc::SIGKILL) };
+    let _ = old.wait();
+    assert_eq!(out.status.code(), Some(9), "{err}");
+    assert!(err.contains("left by kiln pid 4194303") && err.contains(&format!("kill -- -{group}")), "{err}");
+    // Another temporary directory is another node's business (or another test's).
+    let elsewhere = Sandbox::new();
+    let mut other = Command::new("stress-ng")
+        .args(["--cpu", "1", "--timeout", "120s", "--yaml"])
+        .arg(&yaml)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("start stress-ng");
+    let out = elsewhere.burnin("1s").output().expect("run kiln");
+    // SAFETY: the process group this test started.
+    unsafe { libc::kill(-(other.id() as i32), libc::SIGKILL) };
+    let _ = other.wait();
+    assert_ne!(out.status.code(), Some(9), "{}", stderr_of(&out));
+}
+
 #[test]
 fn a_lock_path_kiln_cannot_use_is_an_error_not_a_run() {
     let sandbox = Sandbox::new();

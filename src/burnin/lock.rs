@@ -11,6 +11,7 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -176,6 +177,14 @@ impl BurninLock {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        // A kiln from before this lock left its stress-ng without one: find it by
+        // the file names that kiln gave stress-ng's metrics.
+        let legacy = legacy_leftovers(&std::env::temp_dir());
+        if !legacy.is_empty() {
+            let recorded_pid = legacy.iter().find_map(|(_, pid)| *pid);
+            let holders = legacy.into_iter().map(|(h, _)| h).collect();
+            return Err(LockError::Busy { path: path.to_path_buf(), holders, recorded_pid });
+        }
         // The pid is for the message a second burn-in prints; the lock is the flock.
         let stamp =
             file.set_len(0).and_then(|()| file.rewind()).and_then(|()| writeln!(file, "{}", std::process::id()));
@@ -223,6 +232,47 @@ fn holders_of(file: &File) -> Vec<Holder> {
         }
     }
     out.sort_by_key(|h| h.pid);
+    out
+}
+
+/// stress-ng processes an older kiln started and left behind: their
+/// `--yaml` names `kiln-stress-ng-PID.yaml` in `temp_dir` (as that kiln did)
+/// and their parent is not a kiln any more (it died; they were re-parented).
+/// Answers each with the pid of the kiln that started it.
+fn legacy_leftovers(temp_dir: &Path) -> Vec<(Holder, Option<u32>)> {
+    let mut out = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else { return out };
+    for entry in procs.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default().trim().to_string();
+        if name != "stress-ng" {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let Some(yaml) =
+            args.windows(2).find(|w| w[0] == b"--yaml").map(|w| Path::new(std::ffi::OsStr::from_bytes(w[1])))
+        else {
+            continue;
+        };
+        let file = yaml.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let Some(kiln_pid) = file.strip_prefix("kiln-stress-ng-").and_then(|r| r.strip_suffix(".yaml")) else {
+            continue;
+        };
+        if yaml.parent() != Some(temp_dir) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+        let parent: Option<u32> = fields.get(1).and_then(|p| p.parse().ok());
+        let parent_is_kiln = parent
+            .is_some_and(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "kiln"));
+        if parent_is_kiln {
+            continue;
+        }
+        let group = fields.get(2).and_then(|g| g.parse().ok());
+        out.push((Holder { pid, name, group }, kiln_pid.parse().ok()));
+    }
     out
 }
 
