@@ -1,5 +1,5 @@
 //! Rack-wide checks over collected nodes: firmware and count drift within a platform, and the
-//! NVLink domain of an NVL72 rack.
+//! NVLink domain of an NVL72 rack, known from its platform spec's `[nvlink_domain]`.
 
 use kiln::checks::Outcome;
 use kiln::fleet::rack_checks::{rack_findings, RackMember};
@@ -31,6 +31,11 @@ fn node(host: &str, bios: &str, vbios: &[&str], fabric: Option<(&str, u32)>) -> 
     .expect("node json")
 }
 
+/// The built-in platform specs, whose capabilities (`[nvlink_domain]`) the rack checks read.
+fn specs() -> Vec<kiln::checks::spec_load::LoadedSpec> {
+    kiln::checks::spec_load::load_builtin().expect("built-in specs parse")
+}
+
 fn failing<'a>(findings: &'a [kiln::checks::Finding], check: &str) -> Vec<&'a kiln::checks::Finding> {
     findings.iter().filter(|f| f.check == check && f.outcome == Outcome::Fail).collect()
 }
@@ -41,7 +46,7 @@ fn consistent_nodes_pass() {
     let names = ["n0", "n1", "n2"];
     let members: Vec<RackMember> =
         nodes.iter().zip(names).map(|(node, name)| RackMember { name, platform: Some("hgx-b200"), node }).collect();
-    let findings = rack_findings(&members);
+    let findings = rack_findings(&members, &specs());
     assert!(findings.iter().all(|f| f.outcome != Outcome::Fail), "{findings:#?}");
     assert!(findings.iter().any(|f| f.check == "rack.firmware.vbios" && f.outcome == Outcome::Pass));
 }
@@ -59,7 +64,7 @@ fn the_odd_node_out_is_named_with_expected_and_actual() {
     let names = ["n0", "n1", "n2", "n3"];
     let members: Vec<RackMember> =
         nodes.iter().zip(names).map(|(node, name)| RackMember { name, platform: None, node }).collect();
-    let findings = rack_findings(&members);
+    let findings = rack_findings(&members, &specs());
 
     let bios = failing(&findings, "rack.firmware.bios");
     assert_eq!(bios.len(), 1, "{findings:#?}");
@@ -82,7 +87,8 @@ fn an_even_split_has_no_majority_and_still_fails() {
     let nodes = [node("n0", "1.1", &["a"], None), node("n1", "1.2", &["a"], None)];
     let members: Vec<RackMember> =
         nodes.iter().zip(["n0", "n1"]).map(|(node, name)| RackMember { name, platform: None, node }).collect();
-    let bios: Vec<_> = rack_findings(&members).into_iter().filter(|f| f.check == "rack.firmware.bios").collect();
+    let bios: Vec<_> =
+        rack_findings(&members, &specs()).into_iter().filter(|f| f.check == "rack.firmware.bios").collect();
     assert_eq!(bios.len(), 1);
     assert_eq!(bios[0].outcome, Outcome::Fail);
     assert!(bios[0].message.contains("n0=1.1; n1=1.2"), "{}", bios[0].message);
@@ -99,9 +105,12 @@ fn nvl72_gpus_must_share_cluster_and_clique() {
         node("t3", "1", &["x"; 4], Some((uuid, 9))),
     ];
     let names = ["t0", "t1", "t2", "t3"];
-    let members: Vec<RackMember> =
-        nodes.iter().zip(names).map(|(node, name)| RackMember { name, platform: Some("gb200-nvl72"), node }).collect();
-    let findings = rack_findings(&members);
+    let members: Vec<RackMember> = nodes
+        .iter()
+        .zip(names)
+        .map(|(node, name)| RackMember { name, platform: Some("gb200-nvl72-tray"), node })
+        .collect();
+    let findings = rack_findings(&members, &specs());
     let cluster = failing(&findings, "rack.fabric.cluster");
     assert_eq!(cluster.len(), 4, "every GPU of t2: {findings:#?}");
     assert!(cluster.iter().all(|f| f.component.name.as_deref().unwrap_or("").starts_with("t2 gpu")));
@@ -120,9 +129,9 @@ fn nvl72_gpu_without_fabric_is_an_error_not_a_pass() {
     let members: Vec<RackMember> = nodes
         .iter()
         .zip(["t0", "t1"])
-        .map(|(node, name)| RackMember { name, platform: Some("gb200-nvl72"), node })
+        .map(|(node, name)| RackMember { name, platform: Some("gb200-nvl72-tray"), node })
         .collect();
-    let findings = rack_findings(&members);
+    let findings = rack_findings(&members, &specs());
     let errors: Vec<_> =
         findings.iter().filter(|f| f.check == "rack.fabric.state" && f.outcome == Outcome::Error).collect();
     assert_eq!(errors.len(), 4);

@@ -86,7 +86,12 @@ pub fn load_set(checks_dir: Option<&Path>) -> Result<Vec<LoadedSpec>, SpecError>
     }
 }
 
+/// Names are unique in a set, and at most one spec is the fallback.
 fn check_unique(specs: &[LoadedSpec]) -> Result<(), SpecError> {
+    let mut fallbacks = specs.iter().filter(|s| s.platform.fallback);
+    if let (Some(first), Some(second)) = (fallbacks.next(), fallbacks.next()) {
+        return Err(SpecError::TwoFallbacks { first: first.origin.clone(), second: second.origin.clone() });
+    }
     for (i, a) in specs.iter().enumerate() {
         if let Some(b) = specs[i + 1..].iter().find(|b| b.platform.name == a.platform.name) {
             return Err(SpecError::DuplicateName {
@@ -143,7 +148,7 @@ numa = [0, 1]
         let builtin = load_builtin().expect("built-in specs parse");
         let a: Vec<_> = from_dir.iter().map(|s| &s.platform).collect();
         let b: Vec<_> = builtin.iter().map(|s| &s.platform).collect();
-        assert_eq!(a, b, "src/checks/builtin.rs must list every file in checks/platforms");
+        assert_eq!(a, b, "build.rs must embed every file in checks/platforms");
     }
 
     #[test]
