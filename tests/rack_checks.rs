@@ -136,3 +136,65 @@ fn nvl72_gpu_without_fabric_is_an_error_not_a_pass() {
         findings.iter().filter(|f| f.check == "rack.fabric.state" && f.outcome == Outcome::Error).collect();
     assert_eq!(errors.len(), 4);
 }
+
+/// The healthy GB200 tray fixture, inspected.
+fn gb200_tray() -> Node {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gb200-nvl72-tray");
+    let (tree, gpus) = kiln::hw::open(Some(&root)).expect("open the tray");
+    kiln::hw::inspect(tree.as_ref(), gpus.as_ref())
+}
+
+fn with_cluster(mut node: Node, uuid: &str) -> Node {
+    if let kiln::model::GpuInventory::Inspected { gpus, .. } = &mut node.gpus {
+        for g in gpus {
+            g.fabric.as_mut().expect("fabric").cluster_uuid = uuid.to_string();
+        }
+    }
+    node
+}
+
+#[test]
+fn trays_named_by_no_platform_are_detected_and_judged_as_one_domain() {
+    let tray = gb200_tray();
+    let odd = with_cluster(gb200_tray(), "6b1f0000-0000-4000-8000-0000000000ff");
+    let nodes = [tray.clone(), tray, odd];
+    let members: Vec<RackMember> =
+        nodes.iter().zip(["t0", "t1", "t2"]).map(|(node, name)| RackMember { name, platform: None, node }).collect();
+    let findings = rack_findings(&members, &specs());
+    let cluster = failing(&findings, "rack.fabric.cluster");
+    assert_eq!(cluster.len(), 4, "every GPU of t2: {findings:#?}");
+    assert!(cluster.iter().all(|f| f.component.name.as_deref().unwrap_or("").starts_with("t2 gpu")));
+
+    // A platform name the spec set does not know is detected the same way.
+    let members: Vec<RackMember> = nodes
+        .iter()
+        .zip(["t0", "t1", "t2"])
+        .map(|(node, name)| RackMember { name, platform: Some("site-tray"), node })
+        .collect();
+    assert_eq!(failing(&rack_findings(&members, &specs()), "rack.fabric.cluster").len(), 4);
+}
+
+#[test]
+fn the_domain_check_follows_the_spec_capability_not_the_platform_name() {
+    let tray = gb200_tray();
+    let odd = with_cluster(gb200_tray(), "6b1f0000-0000-4000-8000-0000000000ff");
+    let nodes = [tray.clone(), tray, odd];
+    let named = |platform| -> Vec<RackMember> {
+        nodes.iter().zip(["t0", "t1", "t2"]).map(|(node, name)| RackMember { name, platform, node }).collect()
+    };
+    // The same spec without [nvlink_domain]: its trays are separate machines.
+    let mut without: Vec<_> = specs();
+    for s in &mut without {
+        s.platform.nvlink_domain = None;
+    }
+    let findings = rack_findings(&named(Some("gb200-nvl72-tray")), &without);
+    assert!(!findings.iter().any(|f| f.check.starts_with("rack.fabric")), "{findings:#?}");
+    // A differently named spec with the capability is judged as a domain.
+    let mut renamed: Vec<_> = specs();
+    for s in &mut renamed {
+        if s.platform.nvlink_domain.is_some() {
+            s.platform.name = "site-tray".into();
+        }
+    }
+    assert_eq!(failing(&rack_findings(&named(Some("site-tray")), &renamed), "rack.fabric.cluster").len(), 4);
+}
