@@ -261,3 +261,20 @@ fn checks_dir_overrides_a_built_in_platform_for_validate_and_burnin() {
         assert!(err.contains(&expected) && err.contains("field `burnin.gemm.outlier_fraction`"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn a_burn_in_of_some_gpus_is_gated_on_the_fabric_of_those_gpus() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = fabric_fault(dir.path());
+    let root = root.to_str().expect("utf-8");
+    let healthy = kiln(&["burnin", "--json", "--gpus", "0,1", "--tests", "gemm", "--duration", "1s", "--root", root]);
+    assert_eq!(healthy.status.code(), Some(7), "GPU 2's fault is not theirs");
+    let b = json(&healthy);
+    assert!(findings(&b, "fabric.").iter().all(|f| f["outcome"] != "fail"), "{b}");
+    let faulty = kiln(&["burnin", "--json", "--gpus", "2", "--tests", "gemm", "--duration", "1s", "--root", root]);
+    assert_eq!(faulty.status.code(), Some(1));
+    let b = json(&faulty);
+    let failed: Vec<_> = findings(&b, "fabric.state").into_iter().filter(|f| f["outcome"] == "fail").collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["component"]["gpu_index"], 2);
+}

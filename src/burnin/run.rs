@@ -263,11 +263,13 @@ impl GpuSide<'_> {
         chosen
     }
 
-    /// Before any CUDA call: the fabric rule validate applies. Its findings
-    /// join the run's; a GPU it blocks gets its tests skipped.
+    /// Before any CUDA call: the fabric rule validate applies, over the whole
+    /// node (the clique is the node's). Its findings about the node and the
+    /// GPUs burned in join the run's; a GPU it blocks gets its tests skipped.
     fn fabric_gate<'c, 'g>(&self, selected: &'c [Chosen<'g>], out: &mut Collected) -> Vec<&'c Chosen<'g>> {
         let gate = fabric::gate(&Ctx::new(self.plan.node), &self.spec.selected.spec.platform);
-        out.findings.extend(gate.findings);
+        let burned_in = |i: u32| selected.iter().any(|g| g.identity.index == i);
+        out.findings.extend(gate.findings.into_iter().filter(|f| f.component.gpu_index.is_none_or(burned_in)));
         let mut usable = Vec::new();
         for g in selected {
             match gate.blocked.get(&g.identity.index) {
