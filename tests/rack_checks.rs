@@ -198,3 +198,34 @@ fn the_domain_check_follows_the_spec_capability_not_the_platform_name() {
     }
     assert_eq!(failing(&rack_findings(&named(Some("site-tray")), &renamed), "rack.fabric.cluster").len(), 4);
 }
+
+#[test]
+fn a_rack_run_with_a_malformed_checks_dir_is_refused_before_any_node_is_touched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rack = dir.path().join("rack.toml");
+    // TEST-NET-1: nothing answers there, so a node contacted would be a peer error (6), not 4.
+    std::fs::write(
+        &rack,
+        "[rack]\nid = \"r1\"\n\n[credentials]\nssh_user = \"root\"\n\n[[nodes]]\nname = \"t0\"\naddress = \"192.0.2.1\"\n",
+    )
+    .expect("write manifest");
+    let checks = dir.path().join("checks");
+    std::fs::create_dir_all(checks.join("platforms")).expect("mkdir");
+    std::fs::write(
+        checks.join("platforms/site.toml"),
+        "name = \"site\"\ndescription = \"x\"\n\n[nvlink_domain]\ngpus = 72\n",
+    )
+    .expect("write spec");
+    let db = dir.path().join("kiln.db");
+    for step in ["inspect", "validate", "burnin"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(["rack", step, "--rack", rack.to_str().expect("utf-8"), "--connect-timeout", "1"])
+            .args(["--checks-dir", checks.to_str().expect("utf-8"), "--db", db.to_str().expect("utf-8")])
+            .output()
+            .expect("run kiln");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{step}: {err}");
+        assert!(err.contains("platforms/site.toml:4:1") && err.contains("trays"), "{step}: {err}");
+        assert!(!db.exists(), "{step}: the inventory was opened before the specs were checked");
+    }
+}
