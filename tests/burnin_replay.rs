@@ -70,7 +70,7 @@ fn findings<'a>(v: &'a serde_json::Value, prefix: &str) -> Vec<&'a serde_json::V
         .collect()
 }
 
-fn results<'a>(v: &'a serde_json::Value, gpu: u64) -> Vec<&'a serde_json::Value> {
+fn results(v: &serde_json::Value, gpu: u64) -> Vec<&serde_json::Value> {
     v["results"].as_array().expect("results").iter().filter(|r| r["gpu"]["index"] == gpu).collect()
 }
 
