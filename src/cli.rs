@@ -567,6 +567,11 @@ pub struct RackRunArgs {
     /// Push this binary instead of the running kiln (another architecture).
     #[arg(long, value_name = "FILE")]
     pub node_binary: Option<PathBuf>,
+    /// Directory of platform specs for the rack checks (default: the ones
+    /// built into kiln); validate and burnin pass it to the node command, so
+    /// it must be at the same path on the nodes.
+    #[arg(long, value_name = "DIR")]
+    pub checks_dir: Option<PathBuf>,
     #[command(flatten)]
     pub db: DbArgs,
     /// Print the rack outcome as JSON (schema in docs/fleet.md).
@@ -612,10 +617,16 @@ pub struct BurninArgs {
     /// Element type of the GEMM stress.
     #[arg(long, value_enum, default_value_t = crate::burnin::options::GemmDtype::Bf16)]
     pub gemm_dtype: crate::burnin::options::GemmDtype,
-    /// Threshold table (h100-sxm, hgx-b200, gb200-nvl72-tray, generic);
-    /// detected from the GPUs' PCI ids if absent.
+    /// Platform spec name (`kiln spec list`); its [burnin] section holds the
+    /// thresholds. Detected as `kiln validate` detects it if absent.
     #[arg(long, value_name = "NAME")]
     pub platform: Option<String>,
+    /// A spec file to use instead of a named platform.
+    #[arg(long, value_name = "FILE", conflicts_with = "platform")]
+    pub spec: Option<PathBuf>,
+    /// Directory of platform specs (default: the ones built into kiln).
+    #[arg(long, value_name = "DIR", env = "KILN_CHECKS")]
+    pub checks_dir: Option<PathBuf>,
     /// Share of available host memory the stress-ng vm workers cover.
     #[arg(long, default_value_t = 25, value_name = "PERCENT")]
     pub host_memory: u32,

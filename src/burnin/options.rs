@@ -226,8 +226,6 @@ pub struct BurninOptions {
     pub gemm_engine: GemmEngine,
     /// Matrix size (m = n = k); `None` picks the default for the dtype.
     pub gemm_size: Option<usize>,
-    /// Platform threshold table; `None` detects it from the GPU name.
-    pub platform: Option<String>,
     /// Telemetry sampling period.
     pub sample_period: Duration,
     pub inject_fault: Option<InjectFault>,

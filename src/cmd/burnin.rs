@@ -4,13 +4,16 @@ use std::io::IsTerminal;
 
 use crate::burnin::options::{self, BurninOptions, InjectFault};
 use crate::burnin::render;
-use crate::burnin::run::{self, BurninError, RunContext};
+use crate::burnin::run::{self, BurninError, Inspected, RunContext};
+use crate::burnin::thresholds::Thresholds;
+use crate::checks::select::SpecChoice;
 use crate::checks::Verdict;
 use crate::cli::BurninArgs;
 use crate::exit;
-use crate::hw::root::{FsTree, SysTree};
+use crate::hw;
 use crate::inventory::{Inventory, RunLifecycle, RunRecord};
 use crate::lifecycle::RunKind;
+use crate::model::Node;
 
 /// Runs `kiln burnin` and returns the process exit code:
 /// any fail => CHECK_FAILED; else any error => CHECK_ERROR; else a requested
@@ -25,9 +28,27 @@ pub fn burnin(args: BurninArgs) -> anyhow::Result<i32> {
         }
     };
     let started = crate::inventory::now();
-    let tree: Box<dyn SysTree> = match &args.source.root {
-        Some(root) => Box::new(FsTree::at(root)),
-        None => Box::new(FsTree::live()),
+    // Inspect first, through the same source selection as `kiln validate`;
+    // the GPU source's NVML session (or capture) also gives the telemetry.
+    let (tree, gpus) = match hw::open(args.source.root.as_deref()) {
+        Ok(source) => source,
+        Err(e) => {
+            eprintln!("kiln: error: {:#}", anyhow::Error::from(e));
+            return Ok(exit::BAD_INPUT);
+        }
+    };
+    let node = hw::inspect(tree.as_ref(), gpus.as_ref());
+    let choice = SpecChoice {
+        spec_file: args.spec.as_deref(),
+        platform: args.platform.as_deref(),
+        checks_dir: args.checks_dir.as_deref(),
+    };
+    let thresholds = match Thresholds::select(&node, &choice) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("kiln: error: {e}");
+            return Ok(exit::BAD_INPUT);
+        }
     };
     let show = !args.json && std::io::stderr().is_terminal();
     let progress = move |line: &str| {
@@ -36,9 +57,10 @@ pub fn burnin(args: BurninArgs) -> anyhow::Result<i32> {
         }
     };
     let ctx = RunContext { host_memory_percent: args.host_memory };
-    let report = match run::run(&opts, &ctx, tree.as_ref(), &progress) {
+    let input = Inspected { node: &node, gpus: gpus.telemetry(), thresholds: &thresholds };
+    let report = match run::run(&opts, &ctx, &input, &progress) {
         Ok(r) => r,
-        Err(e @ (BurninError::Thresholds(_) | BurninError::Xid(_))) => {
+        Err(e @ BurninError::Xid(_)) => {
             eprintln!("kiln: error: {}", crate::error::chain(&e));
             return Ok(exit::BAD_INPUT);
         }
@@ -61,24 +83,23 @@ pub fn burnin(args: BurninArgs) -> anyhow::Result<i32> {
     }
     let code = exit_code(report.verdict, report.incomplete);
     if let Some(db) = &args.db.db {
-        if let Err(db_code) = record(db, &args, &report, code, started) {
+        if let Err(db_code) = record(db, &node, &report, code, started) {
             return Ok(db_code);
         }
     }
     Ok(code)
 }
 
-/// Records the burn-in with the node it ran on. An incomplete run (a
+/// Records the burn-in with the inspection it judged. An incomplete run (a
 /// requested test could not run) is kept but does not move the node's
 /// lifecycle: a burn-in that did not burn in is not `burned_in`.
 fn record(
     db: &std::path::Path,
-    args: &BurninArgs,
+    node: &Node,
     report: &crate::burnin::report::BurninReport,
     code: i32,
     started: time::OffsetDateTime,
 ) -> Result<(), i32> {
-    let node = crate::cmd::node::inspect(args.source.root.as_deref())?;
     let run = RunRecord {
         platform: Some(&report.platform),
         findings: &report.findings,
@@ -87,7 +108,7 @@ fn record(
         started_at: started,
         finished_at: crate::inventory::now(),
         lifecycle: if report.incomplete { RunLifecycle::Leave } else { RunLifecycle::FromOutcome },
-        ..RunRecord::new(RunKind::Burnin, &node, "kiln burnin")
+        ..RunRecord::new(RunKind::Burnin, node, "kiln burnin")
     };
     let result = Inventory::open(db).and_then(|mut inv| inv.record_burnin_run(&run, report));
     match result {
@@ -120,7 +141,6 @@ fn parse(args: &BurninArgs) -> Result<BurninOptions, options::OptionsError> {
         gemm_dtype: args.gemm_dtype,
         gemm_engine: args.gemm_engine,
         gemm_size: args.gemm_size,
-        platform: args.platform.clone(),
         sample_period: std::time::Duration::from_secs(1),
         inject_fault: match &args.inject_fault {
             Some(s) => Some(InjectFault::parse(s).ok_or_else(|| options::OptionsError::Fault(s.clone()))?),

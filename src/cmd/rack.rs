@@ -53,6 +53,14 @@ pub fn step(args: &RackRunArgs, step: Step) -> anyhow::Result<i32> {
     };
     // `load` checked every name.
     let nodes = manifest.select(&args.nodes)?;
+    // The specs the rack checks read, checked before any node is touched.
+    let specs = match crate::checks::spec_load::load_set(args.checks_dir.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kiln: error: {e}");
+            return Ok(exit::BAD_INPUT);
+        }
+    };
     // The database is opened before any node is touched: a run that could
     // not be recorded is refused rather than done and forgotten.
     let db = db_path(args.db.db.as_deref());
@@ -78,10 +86,11 @@ pub fn step(args: &RackRunArgs, step: Step) -> anyhow::Result<i32> {
         credentials: manifest.credentials.clone(),
         connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
     };
-    let plan = Plan::for_step(step, &args.node_args);
+    let plan = Plan::for_step(step, &node_args(args, step));
     let rack_step = RackStep {
         rack: &manifest.rack.id,
         rack_platform: manifest.rack.platform.as_deref(),
+        specs: &specs,
         nodes: &nodes,
         plan: &plan,
         opts: &opts,
@@ -119,6 +128,22 @@ pub fn step(args: &RackRunArgs, step: Step) -> anyhow::Result<i32> {
         eprintln!("kiln: error: the rack run could not be recorded in {}: {e}", db.display());
     }
     Ok(outcome.exit_code)
+}
+
+/// The node command's extra arguments: `--checks-dir` goes to the node
+/// commands that judge (validate, burnin) unless the arguments after `--`
+/// already name one.
+fn node_args(args: &RackRunArgs, step: Step) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(dir) = &args.checks_dir {
+        let judges = matches!(step, Step::Validate | Step::Burnin);
+        if judges && !args.node_args.iter().any(|a| a == "--checks-dir" || a.starts_with("--checks-dir=")) {
+            out.push("--checks-dir".to_string());
+            out.push(dir.display().to_string());
+        }
+    }
+    out.extend(args.node_args.iter().cloned());
+    out
 }
 
 fn trust(args: &RackTrustArgs) -> anyhow::Result<i32> {

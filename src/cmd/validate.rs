@@ -6,9 +6,10 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::checks::detect::{self, DetectError, Selection};
-use crate::checks::spec_load::{self, LoadedSpec};
-use crate::checks::{validate, SpecError, Verdict};
+use crate::checks::detect::Selection;
+use crate::checks::select::{self, SpecChoice};
+use crate::checks::spec_load::LoadedSpec;
+use crate::checks::{validate, Verdict};
 use crate::cli::ValidateArgs;
 use crate::cmd::node;
 use crate::exit;
@@ -17,28 +18,19 @@ use crate::lifecycle::RunKind;
 use crate::model::Node;
 use crate::report::findings::{render_json, render_table, ValidateReport};
 
-/// Why no spec could be chosen: all are bad input (exit 4).
-#[derive(Debug, thiserror::Error)]
-pub enum SelectError {
-    #[error(transparent)]
-    Spec(#[from] SpecError),
-    #[error(transparent)]
-    Detect(#[from] DetectError),
-}
+pub use crate::checks::select::SelectError;
 
 /// The spec to judge a node against: `--spec FILE`, else `--platform NAME`,
 /// else detection, from the built-in specs or `--checks-dir`. The third
 /// value names other specs that matched as well as the chosen one.
 pub fn select_spec(node: &Node, args: &ValidateArgs) -> Result<(LoadedSpec, Selection, Vec<String>), SelectError> {
-    if let Some(file) = &args.spec {
-        return Ok((spec_load::load_file(file)?, Selection::File, Vec::new()));
-    }
-    let specs = spec_load::load_set(args.checks_dir.as_deref())?;
-    if let Some(name) = &args.platform {
-        return Ok((detect::by_name(&specs, name)?.clone(), Selection::Named, Vec::new()));
-    }
-    let found = detect::detect(&specs, node)?;
-    Ok((found.spec.clone(), found.selection, found.also_matched))
+    let choice = SpecChoice {
+        spec_file: args.spec.as_deref(),
+        platform: args.platform.as_deref(),
+        checks_dir: args.checks_dir.as_deref(),
+    };
+    let found = select::select(node, &choice)?;
+    Ok((found.spec, found.selection, found.also_matched))
 }
 
 /// Judges a node and returns the report, for callers that record it (the
