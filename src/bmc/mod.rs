@@ -4,6 +4,7 @@ mod connector;
 mod error;
 mod firmware;
 mod http;
+mod http_stream;
 mod ipmi;
 mod ops;
 pub mod rack_target;
@@ -12,6 +13,7 @@ mod retry;
 mod secret;
 mod target;
 mod tls;
+mod versions;
 mod wait;
 
 pub use connector::{agent, api_agent, TlsConnector};
@@ -27,4 +29,5 @@ pub use target::{
     parse_bmc_url, parse_system_path, read_password, BmcTarget, IpmiAddress, PasswordSource, TargetError, TlsOptions,
 };
 pub use tls::{client_config, Fingerprint, TlsError, TlsPolicy};
+pub use versions::{BmcVersions, InventoryRead, PropertyRead};
 pub use wait::wait_for_power;
