@@ -3,6 +3,8 @@
 
 pub mod builtin;
 pub mod compliance;
+#[cfg(test)]
+mod compliance_tests;
 pub mod error;
 pub mod findings;
 pub mod inband;
