@@ -375,6 +375,7 @@ impl Bmc for RedfishBmc {
                         related: None,
                         serial: None,
                         problem: Some(e.to_string()),
+                        path: Some(member.clone()),
                     });
                     continue;
                 }
@@ -389,6 +390,7 @@ impl Bmc for RedfishBmc {
                 related,
                 serial,
                 problem: None,
+                path: Some(member.clone()),
             });
         }
         Ok(items)

@@ -35,7 +35,9 @@ pub struct BmcVersions {
     pub system: Option<String>,
     /// `ComputerSystem.BiosVersion`.
     pub bios_version: PropertyRead,
-    /// `Manager.FirmwareVersion` of the manager that manages the system.
+    /// The Manager that manages the system, when it links one.
+    pub manager: Option<String>,
+    /// `Manager.FirmwareVersion` of that manager.
     pub manager_firmware: PropertyRead,
 }
 
@@ -50,18 +52,26 @@ impl RedfishBmc {
             Err(e) => InventoryRead::Failed { why: e.to_string() },
         };
         let system = self.system_path().and_then(|path| Ok((path.clone(), self.client().get(&path)?.body)));
-        let (system_path, bios_version, manager_firmware) = match system {
+        let (system_path, bios_version, manager, manager_firmware) = match system {
             Ok((path, body)) => {
-                let manager = match link_list(&body, "/Links/ManagedBy").into_iter().next() {
+                let manager = link_list(&body, "/Links/ManagedBy").into_iter().next();
+                let firmware = match &manager {
                     Some(m) => {
-                        self.client().get(&m).map(|r| text(&r.body, "FirmwareVersion")).map_err(|e| e.to_string())
+                        self.client().get(m).map(|r| text(&r.body, "FirmwareVersion")).map_err(|e| e.to_string())
                     }
                     None => Ok(None),
                 };
-                (Some(path), Ok(text(&body, "BiosVersion")), manager)
+                (Some(path), Ok(text(&body, "BiosVersion")), manager, firmware)
             }
-            Err(e) => (None, Err(e.to_string()), Err(e.to_string())),
+            Err(e) => (None, Err(e.to_string()), None, Err(e.to_string())),
         };
-        BmcVersions { bmc: self.label().to_string(), inventory, system: system_path, bios_version, manager_firmware }
+        BmcVersions {
+            bmc: self.label().to_string(),
+            inventory,
+            system: system_path,
+            bios_version,
+            manager,
+            manager_firmware,
+        }
     }
 }

@@ -69,6 +69,10 @@ pub struct Entry {
     pub place: String,
     /// `redfish-inventory`, `redfish-property` or `inband`.
     pub source: &'static str,
+    /// The Redfish URI an update of it targets (the inventory member, the system); `None`
+    /// in-band.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     pub reported: Option<String>,
     pub pinned: Option<String>,
     pub status: Status,
@@ -135,6 +139,7 @@ pub struct Observed<'a> {
 /// One place a version was read, before it is judged.
 struct Reading {
     place: String,
+    target: Option<String>,
     reported: Option<String>,
     /// Why `reported` is `None`.
     why: Option<String>,
@@ -156,17 +161,22 @@ pub fn judge(recipe: &Recipe, observed: Observed<'_>) -> Compliance {
             ("redfish-inventory", from_inventory(c, observed.bmc, &mut claimed))
         } else if let Some(prop) = c.matcher.redfish_property {
             let read = observed.bmc.map_err(|why| format!("BMC not read: {why}")).and_then(|v| {
-                let (value, place): (&PropertyRead, String) = match prop {
-                    super::recipe::RedfishProperty::BiosVersion => {
-                        (&v.bios_version, format!("{} BiosVersion", v.system.as_deref().unwrap_or("ComputerSystem")))
-                    }
-                    super::recipe::RedfishProperty::ManagerFirmwareVersion => {
-                        (&v.manager_firmware, "Manager FirmwareVersion".to_string())
-                    }
+                let (value, place, target): (&PropertyRead, String, Option<String>) = match prop {
+                    super::recipe::RedfishProperty::BiosVersion => (
+                        &v.bios_version,
+                        format!("{} BiosVersion", v.system.as_deref().unwrap_or("ComputerSystem")),
+                        v.system.clone(),
+                    ),
+                    super::recipe::RedfishProperty::ManagerFirmwareVersion => (
+                        &v.manager_firmware,
+                        format!("{} FirmwareVersion", v.manager.as_deref().unwrap_or("Manager")),
+                        v.manager.clone(),
+                    ),
                 };
                 match value {
                     Ok(Some(version)) => Ok(vec![Reading {
                         place,
+                        target,
                         reported: Some(version.clone()),
                         why: None,
                         part: Component {
@@ -185,6 +195,7 @@ pub fn judge(recipe: &Recipe, observed: Observed<'_>) -> Compliance {
                 inband::instances(node, what, &c.matcher.pci_ids).map(|list| {
                     list.into_iter()
                         .map(|i| Reading {
+                            target: None,
                             why: i.reported.is_none().then(|| "inspection read no version".to_string()),
                             place: i.place,
                             reported: i.reported,
@@ -199,11 +210,12 @@ pub fn judge(recipe: &Recipe, observed: Observed<'_>) -> Compliance {
             // was built in code anyway.
             ("none", Err("the recipe gives no source for it".to_string()))
         };
-        let base = |status, place: String, reported, detail, part| Entry {
+        let base = |status, place: String, target, reported, detail, part| Entry {
             component: Some(c.id.clone()),
             name: c.name.clone(),
             place,
             source,
+            target,
             reported,
             pinned: Some(c.version.clone()),
             status,
@@ -214,7 +226,7 @@ pub fn judge(recipe: &Recipe, observed: Observed<'_>) -> Compliance {
             part,
         };
         match read {
-            Err(why) => entries.push(base(Status::Unreadable, where_read(c), None, Some(why), fallback_part(c))),
+            Err(why) => entries.push(base(Status::Unreadable, where_read(c), None, None, Some(why), fallback_part(c))),
             Ok(readings) => {
                 let n = readings.len();
                 for r in readings {
@@ -222,7 +234,7 @@ pub fn judge(recipe: &Recipe, observed: Observed<'_>) -> Compliance {
                         None => (Status::Unreadable, r.why.clone()),
                         Some(v) => judge_version(c, v),
                     };
-                    entries.push(base(status, r.place, r.reported, detail, r.part));
+                    entries.push(base(status, r.place, r.target, r.reported, detail, r.part));
                 }
                 let want = c.count.map_or(1, |n| n as usize);
                 if n < want {
@@ -230,7 +242,7 @@ pub fn judge(recipe: &Recipe, observed: Observed<'_>) -> Compliance {
                         Some(count) => format!("{n} of {count} reported by {}", where_read(c)),
                         None => format!("not reported by {}", where_read(c)),
                     };
-                    entries.push(base(Status::Missing, where_read(c), None, Some(detail), fallback_part(c)));
+                    entries.push(base(Status::Missing, where_read(c), None, None, Some(detail), fallback_part(c)));
                 }
             }
         }
@@ -242,6 +254,7 @@ pub fn judge(recipe: &Recipe, observed: Observed<'_>) -> Compliance {
                 name: item.id.clone(),
                 place: item.id.clone(),
                 source: "redfish-inventory",
+                target: item.path.clone(),
                 reported: item.version.clone(),
                 pinned: None,
                 status: Status::NotInRecipe,
@@ -265,6 +278,7 @@ pub fn judge(recipe: &Recipe, observed: Observed<'_>) -> Compliance {
                 name: "firmware inventory".into(),
                 place: "UpdateService/FirmwareInventory".into(),
                 source: "redfish-inventory",
+                target: None,
                 reported: None,
                 pinned: None,
                 status,
@@ -302,7 +316,13 @@ fn from_inventory(c: &Pinned, bmc: Result<&BmcVersions, &str>, claimed: &mut [bo
             (None, Some(problem)) => Some(problem.clone()),
             (None, None) => Some("the BMC reports no Version".to_string()),
         };
-        out.push(Reading { place: item.id.clone(), reported: item.version.clone(), why, part: item.component() });
+        out.push(Reading {
+            place: item.id.clone(),
+            target: item.path.clone(),
+            reported: item.version.clone(),
+            why,
+            part: item.component(),
+        });
     }
     Ok(out)
 }

@@ -39,6 +39,7 @@ fn recorded(tree: &str) -> Vec<FirmwareItem> {
                 related: v["RelatedItem"][0]["@odata.id"].as_str().map(str::to_string),
                 serial: None,
                 problem: None,
+                path: v["@odata.id"].as_str().map(str::to_string),
             }
         })
         .collect();
@@ -52,6 +53,7 @@ fn versions(items: Vec<FirmwareItem>) -> BmcVersions {
         inventory: InventoryRead::Listed { items },
         system: Some("/redfish/v1/Systems/System_0".into()),
         bios_version: Ok(None),
+        manager: Some("/redfish/v1/Managers/BMC_0".into()),
         manager_firmware: Ok(Some("GH200-24.05-2".into())),
     }
 }

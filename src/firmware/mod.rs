@@ -1,6 +1,7 @@
 //! Firmware: pinned recipes (`checks/firmware/*.toml`), compliance of a node with one, and
 //! the steps that bring a node to it over Redfish.
 
+pub mod apply;
 pub mod builtin;
 pub mod compliance;
 #[cfg(test)]
@@ -8,6 +9,8 @@ mod compliance_tests;
 pub mod error;
 pub mod findings;
 pub mod inband;
+pub mod package;
+pub mod plan;
 pub mod recipe;
 pub mod recipe_load;
 pub mod recipe_validate;
