@@ -93,7 +93,7 @@ fn simple_update_brings_the_bios_to_the_recipe_and_compliance_follows() {
 
     let plan = plan_node(&recipe, "node01", &before);
     assert_eq!(plan.updates.len(), 1);
-    assert_eq!(plan.updates[0].targets, [system.clone()], "the system is the BIOS's target");
+    assert_eq!(plan.updates[0].targets, std::slice::from_ref(&system), "the system is the BIOS's target");
     assert_eq!(plan.activation, Activation::HostReset);
 
     let staging = dir.path().join("staging");

@@ -7,12 +7,15 @@ use std::io::{Cursor, Read};
 
 use sha2::{Digest, Sha256};
 
+/// The bytes of a multipart body: the head, the package, the tail.
+pub type MultipartReader<R> = std::io::Chain<std::io::Chain<Cursor<Vec<u8>>, R>, Cursor<Vec<u8>>>;
+
 /// A multipart body ready to send: its content type (with the boundary), its exact length and
 /// a reader of its bytes.
 pub struct MultipartBody<R: Read> {
     pub content_type: String,
     pub len: u64,
-    pub reader: std::io::Chain<std::io::Chain<Cursor<Vec<u8>>, R>, Cursor<Vec<u8>>>,
+    pub reader: MultipartReader<R>,
 }
 
 /// Frame `file` (`file_len` bytes, sent as `file_name`) after `parameters` (the

@@ -62,7 +62,7 @@ fn bmc_only(recipe: &Recipe, v: &BmcVersions) -> Compliance {
     judge(recipe, Observed { bmc: Ok(v), node: Err("not inspected in this test") })
 }
 
-fn status_of<'a>(c: &'a Compliance, place: &str) -> Status {
+fn status_of(c: &Compliance, place: &str) -> Status {
     c.entries.iter().find(|e| e.place == place).map(|e| e.status).unwrap_or_else(|| panic!("no entry for {place}"))
 }
 
