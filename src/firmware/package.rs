@@ -87,7 +87,8 @@ pub fn stage(package: &Package, packages_dir: &Path, staging_dir: &Path) -> Resu
     let mut input = File::open(&source).map_err(open)?;
     let original_name = source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| id.clone());
     let expected = package.sha256.to_ascii_lowercase();
-    let name = format!("{}-{original_name}", &expected[..16.min(expected.len())]);
+    let short: String = expected.chars().take(16).collect();
+    let name = format!("{short}-{original_name}");
     let stage_err = |e| PackageError::Stage { package: id.clone(), dir: staging_dir.to_path_buf(), source: e };
     std::fs::create_dir_all(staging_dir).map_err(stage_err)?;
     let path = staging_dir.join(&name);
