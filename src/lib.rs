@@ -12,6 +12,7 @@ pub mod cmd;
 pub mod deploy;
 pub mod error;
 pub mod exit;
+pub mod firmware;
 pub mod fleet;
 pub mod handoff;
 pub mod hw;
