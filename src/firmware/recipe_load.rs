@@ -39,8 +39,8 @@ pub fn parse_recipe(text: &str, file: &Path) -> Result<Recipe, RecipeError> {
 
 /// Reads and parses one recipe file.
 pub fn load_file(path: &Path) -> Result<LoadedRecipe, RecipeError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| RecipeError::Read { file: path.to_path_buf(), source })?;
+    let text = crate::input::read_to_string(path, crate::input::Input::Recipe)
+        .map_err(|source| RecipeError::Read { file: path.to_path_buf(), source })?;
     Ok(LoadedRecipe { recipe: parse_recipe(&text, path)?, origin: path.to_path_buf() })
 }
 
