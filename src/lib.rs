@@ -19,6 +19,7 @@ pub mod image;
 pub mod inventory;
 pub mod lifecycle;
 pub mod model;
+pub mod notice;
 pub mod rack;
 pub mod report;
 pub mod toml_error;

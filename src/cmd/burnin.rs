@@ -1,52 +1,37 @@
 //! `kiln burnin`: run the burn-in on this node and report it; the exit code is the verdict.
 
-use std::io::IsTerminal;
-
 use crate::burnin::options::{self, BurninOptions, InjectFault};
 use crate::burnin::render;
-use crate::burnin::run::{self, BurninError, RunContext};
+use crate::burnin::run::{self, RunContext};
 use crate::checks::Verdict;
 use crate::cli::BurninArgs;
+use crate::cmd::{CmdError, CmdResult, Outcome};
 use crate::exit;
 use crate::hw::root::{FsTree, SysTree};
 use crate::inventory::{Inventory, RunLifecycle, RunRecord};
 use crate::lifecycle::RunKind;
+use crate::notice::Notices;
 
-/// Runs `kiln burnin` and returns the process exit code:
+/// Runs `kiln burnin`; its exit code:
 /// any fail => CHECK_FAILED; else any error => CHECK_ERROR; else a requested
 /// test that could not run (no driver, no GPU, no stress-ng) => SKIPPED;
-/// else OK. A run that did not run never exits 0.
-pub fn burnin(args: BurninArgs) -> anyhow::Result<i32> {
-    let opts = match parse(&args) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("kiln: error: {e}");
-            return Ok(exit::USAGE);
-        }
-    };
+/// else OK. A run that did not run never exits 0. Progress lines go to
+/// `notices` (shown on a terminal only), never with `--json`.
+pub fn burnin(args: BurninArgs, notices: &dyn Notices) -> CmdResult {
+    let opts = parse(&args)?;
     let started = crate::inventory::now();
     let tree: Box<dyn SysTree> = match &args.source.root {
         Some(root) => Box::new(FsTree::at(root)),
         None => Box::new(FsTree::live()),
     };
-    let show = !args.json && std::io::stderr().is_terminal();
+    let show = !args.json;
     let progress = move |line: &str| {
         if show {
-            eprintln!("kiln burnin: {line}");
+            notices.progress(&format!("kiln burnin: {line}"));
         }
     };
     let ctx = RunContext { host_memory_percent: args.host_memory };
-    let report = match run::run(&opts, &ctx, tree.as_ref(), &progress) {
-        Ok(r) => r,
-        Err(e @ (BurninError::Thresholds(_) | BurninError::Xid(_))) => {
-            eprintln!("kiln: error: {}", crate::error::chain(&e));
-            return Ok(exit::BAD_INPUT);
-        }
-        Err(e @ BurninError::NoSuchGpu { .. }) => {
-            eprintln!("kiln: error: {e}");
-            return Ok(exit::USAGE);
-        }
-    };
+    let report = run::run(&opts, &ctx, tree.as_ref(), &progress)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -54,11 +39,9 @@ pub fn burnin(args: BurninArgs) -> anyhow::Result<i32> {
     }
     let code = exit_code(report.verdict, report.incomplete);
     if let Some(db) = &args.db.db {
-        if let Err(db_code) = record(db, &args, &report, code, started) {
-            return Ok(db_code);
-        }
+        record(db, &args, &report, code, started)?;
     }
-    Ok(code)
+    Ok(Outcome::exit(code))
 }
 
 /// Records the burn-in with the node it ran on. An incomplete run (a
@@ -70,7 +53,7 @@ fn record(
     report: &crate::burnin::report::BurninReport,
     code: i32,
     started: time::OffsetDateTime,
-) -> Result<(), i32> {
+) -> CmdResult<()> {
     let node = crate::cmd::node::inspect(args.source.root.as_deref())?;
     let run = RunRecord {
         platform: Some(&report.platform),
@@ -82,17 +65,11 @@ fn record(
         lifecycle: if report.incomplete { RunLifecycle::Leave } else { RunLifecycle::FromOutcome },
         ..RunRecord::new(RunKind::Burnin, &node, "kiln burnin")
     };
-    let result = Inventory::open(db).and_then(|mut inv| inv.record_burnin_run(&run, report));
-    match result {
-        Ok(id) => {
-            tracing::info!(db = %db.display(), run = id.0, "burn-in recorded");
-            Ok(())
-        }
-        Err(e) => {
-            eprintln!("kiln: error: could not record the burn-in in {}: {:#}", db.display(), anyhow::Error::from(e));
-            Err(exit::DATABASE)
-        }
-    }
+    let id = Inventory::open(db).and_then(|mut inv| inv.record_burnin_run(&run, report)).map_err(|source| {
+        CmdError::InventoryDoing { doing: format!("could not record the burn-in in {}", db.display()), source }
+    })?;
+    tracing::info!(db = %db.display(), run = id.0, "burn-in recorded");
+    Ok(())
 }
 
 /// The exit code of a judged run.

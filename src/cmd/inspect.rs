@@ -1,18 +1,14 @@
 //! `kiln inspect`: read this node (or a capture) and print it.
 
 use crate::cli::InspectArgs;
-use crate::cmd::node;
-use crate::exit;
+use crate::cmd::{node, CmdResult, Outcome};
 use crate::inventory::{now, RunRecord};
 use crate::lifecycle::RunKind;
 use crate::report::node_summary::render_node;
 
-pub fn run(args: &InspectArgs) -> anyhow::Result<i32> {
+pub fn run(args: &InspectArgs) -> CmdResult {
     let started = now();
-    let node = match node::inspect(args.source.root.as_deref()) {
-        Ok(n) => n,
-        Err(code) => return Ok(code),
-    };
+    let node = node::inspect(args.source.root.as_deref())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&node)?);
     } else {
@@ -24,9 +20,7 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<i32> {
             finished_at: now(),
             ..RunRecord::new(RunKind::Inspect, &node, "kiln inspect")
         };
-        if let Err(code) = node::record(db, &run) {
-            return Ok(code);
-        }
+        node::record(db, &run)?;
     }
-    Ok(exit::OK)
+    Ok(Outcome::ok())
 }
