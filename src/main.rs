@@ -24,8 +24,8 @@ fn main() {
         Command::Rack(cmd) => legacy(kiln::cmd::rack::run(cmd)),
         Command::Burnin(args) => kiln::cmd::burnin::burnin(args, &notices),
         Command::Healthcheck(args) => kiln::cmd::healthcheck::run(&args),
-        Command::Image(command) => legacy(kiln::cmd::image::run(&command)),
-        Command::Agent(args) => legacy(kiln::cmd::agent::run(&args)),
+        Command::Image(command) => kiln::cmd::image::run(&command, &notices),
+        Command::Agent(args) => kiln::cmd::agent::run(&args),
     };
     let outcome = Outcome::from(result);
     // The one place a command's error reaches the user.

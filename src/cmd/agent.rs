@@ -6,35 +6,26 @@ use std::io::Write;
 use serde_json::json;
 
 use crate::cli::AgentArgs;
+use crate::cmd::{CmdError, CmdResult, Outcome};
 use crate::deploy::cmdline::{parse_cmdline, CmdlineSettings};
 use crate::deploy::protocol::AgentMode;
-use crate::deploy::{run_booted, run_imaging, AgentDone, AgentError, AgentOptions, WriterLost};
+use crate::deploy::{run_booted, run_imaging, AgentDone, AgentOptions};
 use crate::error::chain;
-use crate::exit;
 use crate::image::progress::for_stderr;
 
 /// How long the image transfer may go without a byte when neither `--stall-timeout` nor
 /// `kiln.stall_timeout=` says.
 pub const DEFAULT_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
-pub fn run(args: &AgentArgs) -> anyhow::Result<i32> {
+pub fn run(args: &AgentArgs) -> CmdResult {
     // A missing /proc/cmdline (a container, a test) just means no settings from it.
     let from_kernel = std::fs::read_to_string(&args.cmdline).map(|t| parse_cmdline(&t)).unwrap_or_default();
-    let opts = match options(args, &from_kernel) {
-        Ok(o) => o,
-        Err(msg) => {
-            eprintln!("kiln: error: {msg}");
-            return Ok(exit::USAGE);
-        }
-    };
+    let opts = options(args, &from_kernel).map_err(CmdError::Usage)?;
     let result = match opts.mode {
         AgentMode::Imaging => run_imaging(&opts, for_stderr(args.json)),
         AgentMode::Booted => run_booted(&opts),
     };
-    let code = match &result {
-        Ok(_) => exit::OK,
-        Err(e) => exit_code(e),
-    };
+    let result = result.map_err(CmdError::Agent);
     let mut out = std::io::stdout().lock();
     match &result {
         Ok(AgentDone::Written { node, target, bytes, seconds, image_sha256, reboot }) => {
@@ -61,30 +52,13 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<i32> {
             }
         }
         Err(e) => {
-            eprintln!("kiln: error: {}", chain(e));
             if args.json {
-                writeln!(out, "{}", json!({"outcome": "failed", "error": chain(e), "exit_code": code}))?;
+                writeln!(out, "{}", json!({"outcome": "failed", "error": chain(e), "exit_code": e.exit_code()}))?;
             }
         }
     }
-    Ok(code)
-}
-
-fn exit_code(e: &AgentError) -> i32 {
-    match e {
-        AgentError::WriteFailed { source, .. } if source.is::<WriterLost>() => exit::INTERNAL,
-        AgentError::WriteFailed { .. } if e.is_bad_image() => exit::BAD_INPUT,
-        AgentError::WriteFailed { .. } | AgentError::ReadTarget { .. } => exit::TARGET_FAILED,
-        AgentError::Refused { status: 404, .. } => exit::BAD_INPUT,
-        AgentError::NotConfirmed(_) | AgentError::ToldToStay => exit::CHECK_FAILED,
-        AgentError::ImageJson { .. } => exit::BAD_INPUT,
-        AgentError::Reboot(_) => exit::INTERNAL,
-        AgentError::Unreachable { .. }
-        | AgentError::Stalled { .. }
-        | AgentError::Refused { .. }
-        | AgentError::BadReply { .. }
-        | AgentError::StillWaiting { .. } => exit::PEER,
-    }
+    result?;
+    Ok(Outcome::ok())
 }
 
 fn options(args: &AgentArgs, k: &CmdlineSettings) -> Result<AgentOptions, String> {

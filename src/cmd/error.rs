@@ -10,6 +10,7 @@ use crate::burnin::options::OptionsError;
 use crate::burnin::run::BurninError;
 use crate::checks::detect::DetectError;
 use crate::checks::SpecError;
+use crate::cmd::image::ImageSourceError;
 use crate::cmd::validate::{NodeFileError, SelectError};
 use crate::deploy::{AgentError, DeployError, WriterLost};
 use crate::error::chain;
@@ -113,6 +114,10 @@ pub enum CmdError {
     /// `kiln image build` failed: the recipe's base (4), a download (6), a tool (10).
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// The image to write, or its block map, could not be had: a bad file (4), a URL that
+    /// did not answer (6), a stream without `--bmap` (2).
+    #[error(transparent)]
+    ImageSource(#[from] ImageSourceError),
     /// The image write failed: at the image (exit 4) or at the target (exit 8). The target's
     /// state afterwards is printed beside it.
     #[error(transparent)]
@@ -238,6 +243,7 @@ impl CmdError {
             CmdError::Build(e) if e.is_bad_input() => exit::BAD_INPUT,
             CmdError::Build(e) if e.is_peer() => exit::PEER,
             CmdError::Build(_) => exit::INTERNAL,
+            CmdError::ImageSource(e) => e.exit_code(),
             CmdError::Write(f) if f.error.is_bad_image() => exit::BAD_INPUT,
             CmdError::Write(_) | CmdError::TargetOpen(_) | CmdError::Wipe { .. } => exit::TARGET_FAILED,
             CmdError::Deploy(e) => e.exit_code(),
