@@ -5,7 +5,7 @@ use std::io::Write;
 use clap::Parser;
 
 use kiln::cli::{Cli, Command};
-use kiln::cmd::{CmdError, CmdResult, Outcome};
+use kiln::cmd::{CmdResult, Outcome};
 use kiln::notice::Stderr;
 
 fn main() {
@@ -20,8 +20,8 @@ fn main() {
         Command::Validate(args) => kiln::cmd::validate::run(&args),
         Command::Spec(command) => kiln::cmd::spec::run(&command),
         Command::BenchRecord(args) => kiln::cmd::bench_record::run(&args),
-        Command::Bmc(args) => legacy(kiln::cmd::bmc::run(args)),
-        Command::Rack(cmd) => legacy(kiln::cmd::rack::run(cmd)),
+        Command::Bmc(args) => kiln::cmd::bmc::run(args, &notices),
+        Command::Rack(cmd) => kiln::cmd::rack::run(cmd, &notices),
         Command::Burnin(args) => kiln::cmd::burnin::burnin(args, &notices),
         Command::Healthcheck(args) => kiln::cmd::healthcheck::run(&args),
         Command::Image(command) => kiln::cmd::image::run(&command, &notices),
@@ -35,10 +35,6 @@ fn main() {
         let _ = err.write_all(report.as_bytes()).and_then(|()| err.flush());
     }
     std::process::exit(outcome.code())
-}
-
-fn legacy(r: anyhow::Result<i32>) -> CmdResult {
-    r.map(Outcome::exit).map_err(|e| CmdError::Internal(e).into())
 }
 
 fn init_logging(verbose: u8) {
