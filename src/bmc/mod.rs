@@ -1,6 +1,7 @@
 //! BMC control: Redfish over HTTPS with an IPMI fallback, behind the `Bmc` trait.
 
 mod connector;
+mod document;
 mod error;
 mod firmware;
 mod http;
@@ -15,6 +16,7 @@ mod tls;
 mod wait;
 
 pub use connector::{agent, api_agent, TlsConnector};
+pub use document::{BmcAnswer, BmcDocument, Media, BMC_SCHEMA_VERSION};
 pub use error::BmcError;
 pub use firmware::{FirmwareComponent, FirmwareItem};
 pub use http::{redfish_message, RedfishClient, Reply};

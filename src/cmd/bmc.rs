@@ -3,11 +3,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{json, Value};
-
 use crate::bmc::{
-    parse_bmc_url, parse_system_path, rack_target, read_password, wait_for_power, Bmc, BmcError, BmcTarget, BootTarget,
-    FirmwareItem, IpmiAddress, IpmiBmc, PasswordSource, PowerAction, PowerState, RedfishBmc, TargetError, TlsOptions,
+    parse_bmc_url, parse_system_path, rack_target, read_password, wait_for_power, Bmc, BmcAnswer, BmcDocument,
+    BmcError, BmcTarget, BootTarget, FirmwareItem, IpmiAddress, IpmiBmc, Media, PasswordSource, PowerAction,
+    PowerState, RedfishBmc, TargetError, TlsOptions,
 };
 use crate::cli::{BmcArgs, BmcCommand, BmcTargetArgs, BmcVia, BootWord, MediaCommand, PowerWord};
 use crate::cmd::{CmdError, CmdResult, Outcome};
@@ -81,7 +80,7 @@ fn finish(
     let outcome = match result {
         Ok(output) => {
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&output.json)?);
+                println!("{}", serde_json::to_string_pretty(&output.doc)?);
             } else {
                 for line in &output.lines {
                     println!("{line}");
@@ -211,7 +210,8 @@ impl Journal {
 /// What a command printed, in both forms, and what went wrong though it answered.
 struct Output {
     lines: Vec<String>,
-    json: Value,
+    /// The `--json` document.
+    doc: BmcDocument,
     /// A BMC that answered but not wholly (firmware items it would not let kiln read).
     problem: Option<CmdError>,
     /// The firmware items listed, for the inventory.
@@ -219,8 +219,8 @@ struct Output {
 }
 
 impl Output {
-    fn ok(lines: Vec<String>, json: Value) -> Self {
-        Output { lines, json, problem: None, firmware: None }
+    fn ok(lines: Vec<String>, doc: BmcDocument) -> Self {
+        Output { lines, doc, problem: None, firmware: None }
     }
 }
 
@@ -321,7 +321,7 @@ fn run_command(
     target: &BmcTarget,
 ) -> Result<Output, BmcError> {
     let who = target.node.clone().unwrap_or_else(|| target.url.clone());
-    let base = || json!({"bmc": bmc.label(), "node": target.node});
+    let doc = |answer: BmcAnswer| BmcDocument::new(bmc.label(), target.node.clone(), answer);
     match command {
         BmcCommand::Power { action, wait } => {
             if let Some(act) = power_action(*action) {
@@ -331,16 +331,12 @@ fn run_command(
                 }
             }
             let state = bmc.power_state()?;
-            let mut json = base();
-            json["power"] = json!(state);
-            if let Some(act) = power_action(*action) {
-                json["action"] = json!(act.as_str());
-            }
             let line = match power_action(*action) {
                 Some(act) => format!("{who}: power {} accepted; power is now {state}", act.as_str()),
                 None => format!("{who}: power {state}"),
             };
-            Ok(Output::ok(vec![line], json))
+            let answer = BmcAnswer::Power { power: state, action: power_action(*action).map(PowerAction::as_str) };
+            Ok(Output::ok(vec![line], doc(answer)))
         }
         BmcCommand::Boot { target: word } => {
             let boot = match word {
@@ -349,21 +345,18 @@ fn run_command(
                 BootWord::Hdd => BootTarget::Hdd,
             };
             bmc.set_boot_once(boot)?;
-            let mut json = base();
-            json["boot_once"] = json!(boot);
-            Ok(Output::ok(vec![format!("{who}: next boot from {}", boot.as_str())], json))
+            let line = format!("{who}: next boot from {}", boot.as_str());
+            Ok(Output::ok(vec![line], doc(BmcAnswer::Boot { boot_once: boot })))
         }
         BmcCommand::Media(MediaCommand::Insert { url }) => {
             bmc.insert_media(url)?;
-            let mut json = base();
-            json["media"] = json!({"inserted": true, "image": url});
-            Ok(Output::ok(vec![format!("{who}: virtual CD holds {url}")], json))
+            let media = Media::Changed { inserted: true, image: Some(url.clone()) };
+            Ok(Output::ok(vec![format!("{who}: virtual CD holds {url}")], doc(BmcAnswer::Media { media })))
         }
         BmcCommand::Media(MediaCommand::Eject) => {
             bmc.eject_media()?;
-            let mut json = base();
-            json["media"] = json!({"inserted": false});
-            Ok(Output::ok(vec![format!("{who}: virtual CD ejected")], json))
+            let media = Media::Changed { inserted: false, image: None };
+            Ok(Output::ok(vec![format!("{who}: virtual CD ejected")], doc(BmcAnswer::Media { media })))
         }
         BmcCommand::Media(MediaCommand::Status) => {
             let Some(rf) = redfish else {
@@ -378,9 +371,7 @@ fn run_command(
                 (Some(image), true) => format!("{who}: virtual CD {} holds {image}", slot.path),
                 _ => format!("{who}: virtual CD {} is empty", slot.path),
             };
-            let mut json = base();
-            json["media"] = json!(slot);
-            Ok(Output::ok(vec![line], json))
+            Ok(Output::ok(vec![line], doc(BmcAnswer::Media { media: Media::Slot(slot) })))
         }
         BmcCommand::Firmware => {
             let items = bmc.firmware_inventory()?;
@@ -405,17 +396,16 @@ fn run_command(
                 ));
             }
             let unreadable = items.iter().filter(|i| i.problem.is_some()).count();
-            let mut json = base();
-            json["firmware"] = json!(items);
-            json["components"] = json!(items.iter().map(|i| i.inventory_component()).collect::<Vec<_>>());
+            let components = items.iter().map(FirmwareItem::inventory_component).collect();
+            let doc = doc(BmcAnswer::Firmware { firmware: items.clone(), components });
             // An unreadable member is not a healthy one: say so in the exit code.
             let problem = (unreadable > 0).then_some(CmdError::FirmwareUnreadable { count: unreadable });
-            Ok(Output { lines, json, problem, firmware: Some(items) })
+            Ok(Output { lines, doc, problem, firmware: Some(items) })
         }
         BmcCommand::Info => {
             let identity = bmc.identity()?;
             let power = bmc.power_state()?;
-            let mut json = base();
+            let mut boot_override = None;
             let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
             let mut lines = vec![
                 format!("bmc:            {}", bmc.label()),
@@ -436,14 +426,12 @@ fn run_command(
                     show(&boot.target),
                     boot.enabled.clone().unwrap_or_else(|| "-".into())
                 ));
-                json["boot_override"] = json!(boot);
+                boot_override = Some(boot);
             }
             for p in &identity.problems {
                 lines.push(format!("could not read: {p}"));
             }
-            json["power"] = json!(power);
-            json["identity"] = json!(identity);
-            Ok(Output::ok(lines, json))
+            Ok(Output::ok(lines, doc(BmcAnswer::Info { power, identity: Box::new(identity), boot_override })))
         }
     }
 }
