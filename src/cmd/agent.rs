@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use serde_json::json;
+use serde::Serialize;
 
 use crate::cli::AgentArgs;
 use crate::cmd::{CmdError, CmdResult, Outcome};
@@ -27,12 +27,22 @@ pub fn run(args: &AgentArgs) -> CmdResult {
     };
     let result = result.map_err(CmdError::Agent);
     let mut out = std::io::stdout().lock();
+    let print = |out: &mut dyn Write, answer: AgentAnswer<'_>| -> std::io::Result<()> {
+        let doc = AgentDocument { schema_version: AGENT_SCHEMA_VERSION, kind: "kiln.agent", answer };
+        writeln!(out, "{}", serde_json::to_string(&doc).map_err(std::io::Error::other)?)
+    };
     match &result {
         Ok(AgentDone::Written { node, target, bytes, seconds, image_sha256, reboot }) => {
             if args.json {
-                let v = json!({"outcome": "written", "node": node, "target": target, "bytes": bytes,
-                               "seconds": seconds, "image_sha256": image_sha256, "rebooting": reboot});
-                writeln!(out, "{v}")?;
+                let answer = AgentAnswer::Written {
+                    node,
+                    target,
+                    bytes: *bytes,
+                    seconds: *seconds,
+                    image_sha256,
+                    rebooting: *reboot,
+                };
+                print(&mut out, answer)?;
             } else {
                 writeln!(
                     out,
@@ -46,19 +56,50 @@ pub fn run(args: &AgentArgs) -> CmdResult {
         }
         Ok(AgentDone::Confirmed { node, message }) => {
             if args.json {
-                writeln!(out, "{}", json!({"outcome": "confirmed", "node": node, "message": message}))?;
+                print(&mut out, AgentAnswer::Confirmed { node, message })?;
             } else {
                 writeln!(out, "{node}: {message}")?;
             }
         }
         Err(e) => {
             if args.json {
-                writeln!(out, "{}", json!({"outcome": "failed", "error": chain(e), "exit_code": e.exit_code()}))?;
+                print(&mut out, AgentAnswer::Failed { error: chain(e), exit_code: e.exit_code() })?;
             }
         }
     }
     result?;
     Ok(Outcome::ok())
+}
+
+/// `schema_version` of the `kiln.agent` document; bumped on any change a consumer could notice.
+pub const AGENT_SCHEMA_VERSION: u32 = 1;
+
+/// `kiln agent --json`: one line, how the agent's work ended.
+#[derive(Debug, Serialize)]
+pub struct AgentDocument<'a> {
+    pub schema_version: u32,
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub answer: AgentAnswer<'a>,
+}
+
+/// The agent's end, tagged by `outcome`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum AgentAnswer<'a> {
+    /// Imaging mode: written and verified; `rebooting` says whether the agent reboots now.
+    Written {
+        node: &'a str,
+        target: &'a std::path::Path,
+        bytes: u64,
+        seconds: f64,
+        image_sha256: &'a str,
+        rebooting: bool,
+    },
+    /// Booted mode: the controller confirmed the image.
+    Confirmed { node: &'a str, message: &'a str },
+    /// Failed: the error and the exit code kiln gives.
+    Failed { error: String, exit_code: i32 },
 }
 
 fn options(args: &AgentArgs, k: &CmdlineSettings) -> Result<AgentOptions, String> {

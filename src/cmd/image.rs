@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::cli::{ImageCommand, ImageWriteArgs};
 use crate::cmd::{CmdError, CmdResult, Outcome};
@@ -47,7 +47,12 @@ fn build_cmd(recipe_path: &Path, out: &Path, node: Option<&str>, json_out: bool)
     let stdout = std::io::stdout();
     let mut o = stdout.lock();
     if json_out {
-        writeln!(o, "{}", serde_json::to_string_pretty(&a.manifest)?)?;
+        let doc = ImageBuildDocument {
+            schema_version: IMAGE_SCHEMA_VERSION,
+            kind: "kiln.image-build",
+            manifest: &a.manifest,
+        };
+        writeln!(o, "{}", serde_json::to_string_pretty(&doc)?)?;
     } else {
         let m = &a.manifest;
         writeln!(o, "built {} ({})", m.recipe, a.manifest_path.display())?;
@@ -63,6 +68,45 @@ fn build_cmd(recipe_path: &Path, out: &Path, node: Option<&str>, json_out: bool)
         writeln!(o, "  seed   {}/{{user-data,meta-data}}", a.seed_dir.display())?;
     }
     Ok(Outcome::ok())
+}
+
+/// `schema_version` of the `kiln.image-build` and `kiln.image-write` documents; bumped on any
+/// change a consumer could notice.
+pub const IMAGE_SCHEMA_VERSION: u32 = 1;
+
+/// `kiln image build --json`: the artifact's manifest (`NAME.manifest.json`, with its own
+/// `format` and `version`), its fields beside `schema_version` and `kind`.
+#[derive(Debug, Serialize)]
+pub struct ImageBuildDocument<'a> {
+    pub schema_version: u32,
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub manifest: &'a Manifest,
+}
+
+/// `kiln image write --json`: how the write ended.
+#[derive(Debug, Serialize)]
+pub struct ImageWriteDocument<'a> {
+    pub schema_version: u32,
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub written: ImageWritten<'a>,
+}
+
+impl<'a> ImageWriteDocument<'a> {
+    pub fn new(written: ImageWritten<'a>) -> Self {
+        ImageWriteDocument { schema_version: IMAGE_SCHEMA_VERSION, kind: "kiln.image-write", written }
+    }
+}
+
+/// The write's end, tagged by `outcome`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ImageWritten<'a> {
+    /// Written and read back: every field of the writer's report.
+    Ok(&'a WriteReport),
+    /// Failed: the error, what the target holds now, and the exit code kiln gives.
+    Failed { image: String, target: &'a Path, error: String, target_state: crate::image::TargetState, exit_code: i32 },
 }
 
 /// Why the image to write, or its block map, could not be had.
@@ -208,24 +252,21 @@ fn write_cmd(args: &ImageWriteArgs, notices: &dyn Notices) -> CmdResult {
                 notices.notice(Notice::Note(n));
             }
             if args.json {
-                let mut v = serde_json::to_value(r).unwrap_or_default();
-                v["outcome"] = json!("ok");
-                writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default())?;
+                writeln!(out, "{}", serde_json::to_string_pretty(&ImageWriteDocument::new(ImageWritten::Ok(r)))?)?;
             } else {
                 writeln!(out, "{}", summary(r))?;
             }
         }
         Err(f) => {
             if args.json {
-                let v = json!({
-                    "outcome": "failed",
-                    "image": source.name(),
-                    "target": args.target,
-                    "error": chain(f),
-                    "target_state": f.target,
-                    "exit_code": code,
-                });
-                writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default())?;
+                let failed = ImageWritten::Failed {
+                    image: source.name(),
+                    target: &args.target,
+                    error: chain(f),
+                    target_state: f.target,
+                    exit_code: code,
+                };
+                writeln!(out, "{}", serde_json::to_string_pretty(&ImageWriteDocument::new(failed))?)?;
             }
         }
     }

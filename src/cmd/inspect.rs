@@ -4,13 +4,14 @@ use crate::cli::InspectArgs;
 use crate::cmd::{node, CmdResult, Outcome};
 use crate::inventory::{now, RunRecord};
 use crate::lifecycle::RunKind;
+use crate::model::NodeDocument;
 use crate::report::node_summary::render_node;
 
 pub fn run(args: &InspectArgs) -> CmdResult {
     let started = now();
     let node = node::inspect(args.source.root.as_deref())?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&node)?);
+        println!("{}", serde_json::to_string_pretty(&NodeDocument::new(&node))?);
     } else {
         print!("{}", render_node(&node));
     }
