@@ -200,8 +200,21 @@ fn every_json_output_carries_schema_version_and_a_documented_kind() {
         printed.push(document(
             dir,
             &[
-                "rack", "image", "--rack", rack, "--artifact", s(&manifest), "--boot", "none", "--node-timeout", "1s",
-                "--listen", "127.0.0.1:0", "--db", db, "--json",
+                "rack",
+                "image",
+                "--rack",
+                rack,
+                "--artifact",
+                s(&manifest),
+                "--boot",
+                "none",
+                "--node-timeout",
+                "1s",
+                "--listen",
+                "127.0.0.1:0",
+                "--db",
+                db,
+                "--json",
             ],
             1,
         ));
@@ -241,8 +254,7 @@ fn every_json_output_carries_schema_version_and_a_documented_kind() {
         assert!(KINDS.contains(&kind), "{}: kind {kind} is not a listed (documented) kind", p.what);
         seen.insert(kind.to_string());
     }
-    let expected: BTreeSet<String> =
-        KINDS.iter().map(|k| k.to_string()).filter(|k| !skipped.contains(k)).collect();
+    let expected: BTreeSet<String> = KINDS.iter().map(|k| k.to_string()).filter(|k| !skipped.contains(k)).collect();
     assert_eq!(seen, expected, "every document kind is printed by some command here");
 }
 
