@@ -21,6 +21,7 @@ pub mod input;
 pub mod inventory;
 pub mod lifecycle;
 pub mod model;
+pub mod notice;
 pub mod rack;
 pub mod report;
 pub mod toml_error;

@@ -50,7 +50,7 @@ fn json_report_is_versioned_and_says_why_gpu_tests_did_not_run() {
     assert_eq!(out.status.code(), Some(7));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     assert_eq!(v["kind"], "kiln.burnin");
-    assert_eq!(v["version"], 2);
+    assert_eq!(v["schema_version"], 2);
     assert_eq!(v["gpu_access"]["status"], "unavailable");
     assert_eq!(v["gpu_access"]["reason"], "no NVIDIA driver");
     assert_eq!(v["incomplete"], true);

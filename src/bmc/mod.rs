@@ -2,6 +2,7 @@
 
 mod activation;
 mod connector;
+mod document;
 mod error;
 mod firmware;
 mod http;
@@ -23,6 +24,7 @@ mod wait;
 
 pub use activation::AcCycle;
 pub use connector::{agent, api_agent, TlsConnector};
+pub use document::{BmcAnswer, BmcDocument, Media, BMC_SCHEMA_VERSION};
 pub use error::BmcError;
 pub use firmware::{FirmwareComponent, FirmwareItem};
 pub use http::{redfish_message, RedfishClient, Reply};

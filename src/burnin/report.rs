@@ -241,6 +241,9 @@ pub struct GpuTelemetry {
 pub struct BurninReport {
     /// Always `kiln.burnin`.
     pub kind: String,
+    /// `REPORT_VERSION`. Printed as `schema_version`, like every kiln document; reports
+    /// written before that said `version`, which is still read.
+    #[serde(rename = "schema_version", alias = "version")]
     pub version: u32,
     pub kiln_version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checks::detect::Selection;
 use crate::checks::{Finding, Outcome, Verdict};
-use crate::model::Node;
+use crate::model::{Node, NodeDocument};
 
 /// Version of the validate JSON; bumped on any change a consumer could notice.
 pub const VALIDATE_SCHEMA_VERSION: u32 = 1;
@@ -55,7 +55,7 @@ pub struct ValidateReport {
     /// The node as inspected for this judgement (`kiln validate --with-node`),
     /// so that a controller can record the run and compare nodes without a
     /// second inspection. Absent unless asked for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "NodeDocument::serialize_option")]
     pub inspected: Option<Node>,
 }
 
