@@ -84,7 +84,7 @@ impl PasswordSource {
             },
             PasswordSource::File(path) => {
                 let text = Zeroizing::new(
-                    std::fs::read_to_string(path)
+                    crate::input::read_to_string(path, crate::input::Input::Secret)
                         .map_err(|source| PasswordError::File { path: path.clone(), source })?,
                 );
                 warn_if_readable_by_others(path);

@@ -9,6 +9,7 @@ mod node;
 mod pci;
 mod pci_address;
 mod problem;
+mod telemetry;
 
 pub use gpu::*;
 pub use host::*;
@@ -16,3 +17,4 @@ pub use node::*;
 pub use pci::*;
 pub use pci_address::{empty_when_none, PciAddress, PciAddressError};
 pub use problem::*;
+pub use telemetry::*;

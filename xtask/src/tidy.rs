@@ -42,31 +42,14 @@ pub const PLATFORM_NAMES: &[&str] = &[
 /// fails when a file breaks a rule and is not listed, and when a listed file is clean again:
 /// delete its line then.
 pub const KNOWN: &[(Rule, &str, &str)] = &[
-    // Burn-in opens NVML itself; telemetry moves behind `src/hw` (issue 9, items 1-2).
-    (Rule::Nvml, "src/burnin/telemetry.rs", "burn-in telemetry samples NVML itself"),
-    (Rule::Nvml, "src/burnin/nvml_raw.rs", "a second copy of src/hw/nvml/raw.rs"),
-    (Rule::Nvml, "src/burnin/run.rs", "takes an nvml_wrapper::Nvml, and asks cudarc for the driver version"),
-    // Built-in and burn-in platform lists written by hand, and NVL72 found by name (issue 9, item 2).
-    (Rule::PlatformNames, "src/checks/builtin.rs", "the built-in spec list is written by hand"),
-    (Rule::PlatformNames, "src/burnin/thresholds.rs", "burn-in thresholds are a second platform list"),
-    (Rule::PlatformNames, "src/fleet/rack_checks.rs", "decides an NVL72 by its platform name"),
-    // Commands print their own errors (issue 9, item 3).
-    (Rule::Eprintln, "src/cmd/agent.rs", "commands print their own errors"),
-    (Rule::Eprintln, "src/cmd/bench_record.rs", "commands print their own errors"),
-    (Rule::Eprintln, "src/cmd/bmc.rs", "commands print their own errors"),
-    (Rule::Eprintln, "src/cmd/burnin.rs", "commands print their own errors"),
-    (Rule::Eprintln, "src/cmd/capture.rs", "commands print their own errors"),
-    (Rule::Eprintln, "src/cmd/handoff.rs", "commands print their own errors"),
-    (Rule::Eprintln, "src/cmd/healthcheck.rs", "commands print their own errors"),
-    (Rule::Eprintln, "src/cmd/image.rs", "commands print their own errors"),
-    (Rule::Eprintln, "src/cmd/image_boot.rs", "commands print their own errors"),
-    (Rule::Eprintln, "src/cmd/node.rs", "commands print their own errors"),
-    (Rule::Eprintln, "src/cmd/node_state.rs", "commands print their own errors"),
-    (Rule::Eprintln, "src/cmd/rack.rs", "commands print their own errors"),
-    (Rule::Eprintln, "src/cmd/rack_image.rs", "commands print their own errors"),
-    (Rule::Eprintln, "src/cmd/report.rs", "commands print their own errors"),
-    (Rule::Eprintln, "src/cmd/spec.rs", "commands print their own errors"),
-    (Rule::Eprintln, "src/cmd/validate.rs", "commands print their own errors"),
+    // The CUDA driver version is asked for outside the kernel layer.
+    (Rule::Nvml, "src/burnin/run.rs", "asks cudarc for the driver version"),
+    // The built-in firmware recipe list is written by hand, file names and all.
+    (Rule::PlatformNames, "src/firmware/builtin.rs", "the built-in recipe list is written by hand"),
+    // Deliberate, not awaiting a fix: the test plays another program against the inventory file
+    // (writes a foreign SQLite database, holds a connection open so the log is not checkpointed,
+    // reads `user_version` and `journal_mode` from outside), which only SQL can do.
+    (Rule::Sql, "tests/inventory_files.rs", "plays another program on the inventory file"),
 ];
 
 /// One boundary.

@@ -27,7 +27,7 @@ fn start_ms() -> i64 {
 fn gpu(i: u32) -> GpuIdentity {
     GpuIdentity {
         index: i,
-        pci_address: gpu_address(i as u8),
+        pci_address: gpu_address(i as u8).parse().expect("address"),
         serial: Some(gpu_serial(HOST, i as u8)),
         uuid: Some(format!("GPU-{i:08}")),
         name: Some("NVIDIA B200".into()),
