@@ -400,13 +400,7 @@ impl GpuSide<'_> {
 }
 
 fn cuda_driver_version_ok() -> Result<(), String> {
-    let mut v: std::ffi::c_int = 0;
-    // SAFETY: the driver library is present (checked by the caller); cuDriverGetVersion
-    // exists in every CUDA driver and needs no initialisation.
-    let r = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut v) };
-    if r != cudarc::driver::sys::cudaError_enum::CUDA_SUCCESS {
-        return Err(format!("cuDriverGetVersion failed: {r:?}"));
-    }
+    let v = cuda::driver_version()?;
     if v < MIN_CUDA_DRIVER {
         return Err(format!(
             "the driver supports CUDA {}.{}; kiln's GPU tests need CUDA {}.{} (driver 580 or later)",
