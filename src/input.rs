@@ -1,10 +1,11 @@
 //! Reading what kiln did not write: regular files only, and never more than a cap per kind of input.
 //!
 //! Every file kiln parses from the user or the machine (sysfs and procfs values, captures, NVML
-//! dumps, specs, manifests, recipes, block maps, node JSON, password and token files, the kernel
-//! command line) is read here. A FIFO would block the open forever and `/dev/zero` never ends, so
-//! the file is opened without blocking and refused unless it is a regular file, and at most the
-//! kind's cap is read: a larger file is an error naming the cap, never a truncated parse.
+//! dumps and telemetry recordings, specs, manifests, recipes, block maps, node JSON, password
+//! and token files, the kernel command line) is read here. A FIFO would block the open forever
+//! and `/dev/zero` never ends, so the file is opened without blocking and refused unless it is a
+//! regular file, and at most the kind's cap is read: a larger file is an error naming the cap,
+//! never a truncated parse.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -21,6 +22,8 @@ pub enum Input {
     CaptureIndex,
     /// `kiln/nvml.json` of a capture.
     NvmlDump,
+    /// `kiln/telemetry.json` of a capture: burn-in telemetry recorded for replay.
+    TelemetryRecording,
     /// A platform spec (`checks/platforms/*.toml`).
     Spec,
     /// A rack manifest.
@@ -50,6 +53,7 @@ impl Input {
             Input::SysFile => 4 * MIB,
             Input::CaptureIndex => 16 * MIB,
             Input::NvmlDump => 64 * MIB,
+            Input::TelemetryRecording => 64 * MIB,
             Input::Spec => 4 * MIB,
             Input::RackManifest => 16 * MIB,
             Input::Recipe => MIB,
@@ -68,6 +72,7 @@ impl Input {
             Input::SysFile => "sysfs or procfs file",
             Input::CaptureIndex => "capture's list of unreadable files",
             Input::NvmlDump => "NVML dump",
+            Input::TelemetryRecording => "telemetry recording",
             Input::Spec => "platform spec",
             Input::RackManifest => "rack manifest",
             Input::Recipe => "image recipe",

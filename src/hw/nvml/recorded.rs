@@ -66,7 +66,7 @@ pub struct RecordedGpu {
 /// Reads the recording under `root`; `Ok(None)` when the capture has none.
 pub fn read_recording(root: &Path) -> Result<Option<TelemetryRecording>, RecordingError> {
     let path = root.join(TELEMETRY_PATH);
-    let text = match std::fs::read_to_string(&path) {
+    let text = match crate::input::read_to_string(&path, crate::input::Input::TelemetryRecording) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(RecordingError::Read { path, source }),
