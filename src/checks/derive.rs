@@ -84,7 +84,7 @@ pub fn spec_from_node(node: &Node, name: &str) -> Platform {
         devices,
         aer: Some(AerRules { fatal_max: 0, nonfatal_max: None, correctable_max: None }),
         nvlink,
-        fabric: all_registered.then_some(FabricRules { require_completed: true, same_clique: true }),
+        fabric: all_registered.then_some(FabricRules { require_completed: true, same_clique: true, health: true }),
         gpu_health: has_gpus
             .then_some(GpuHealthRules { ecc_volatile_uncorrected_max: 0, retired_pages_max: Some(RETIRED_PAGES_MAX) }),
         firmware: (bios_min.is_some() || driver_min.is_some()).then_some(FirmwareRules { bios_min, driver_min }),

@@ -306,6 +306,12 @@ pub struct FabricRules {
     /// Every GPU must report the same cluster UUID and clique id.
     #[serde(default = "yes")]
     pub same_clique: bool,
+    /// Every field of each registered GPU's fabric health mask is judged
+    /// (degraded bandwidth, route recovery and health, access-timeout
+    /// recovery, incorrect configuration); a field the driver does not
+    /// report is skipped.
+    #[serde(default = "yes")]
+    pub health: bool,
 }
 
 fn yes() -> bool {

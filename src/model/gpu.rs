@@ -207,3 +207,111 @@ pub struct PlatformInfo {
     pub peer_type: u32,
     pub module_id: u32,
 }
+
+/// One two-bit field of the fabric health mask (`NVML_GPU_FABRIC_HEALTH_MASK_*`):
+/// whether the bad condition the field names holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FabricFlag {
+    /// 0: the driver does not report this field.
+    NotSupported,
+    /// 1: the condition holds (bandwidth degraded, route unhealthy, ...).
+    Holds,
+    /// 2: the condition does not hold.
+    Clear,
+    /// 3: a value no nvml.h defines.
+    Unknown,
+}
+
+impl FabricFlag {
+    fn from_bits(bits: u32) -> Self {
+        match bits & 0x3 {
+            0 => FabricFlag::NotSupported,
+            1 => FabricFlag::Holds,
+            2 => FabricFlag::Clear,
+            _ => FabricFlag::Unknown,
+        }
+    }
+}
+
+/// The fabric health mask of `nvmlGpuFabricInfoV`, field by field. Shifts and
+/// values from nvml.h: degraded bandwidth at bit 0, route recovery 2, route
+/// unhealthy 4, access-timeout recovery 6 (two bits each), incorrect
+/// configuration at 8 (four bits, an enum). A healthy GPU on a driver that
+/// reports every field reads 0x1aa.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FabricHealth {
+    pub degraded_bandwidth: FabricFlag,
+    pub route_recovery: FabricFlag,
+    pub route_unhealthy: FabricFlag,
+    pub access_timeout_recovery: FabricFlag,
+    /// `NVML_GPU_FABRIC_HEALTH_MASK_INCORRECT_CONFIGURATION_*`: 0 not
+    /// supported, 1 none, 2 and up the reason the configuration is wrong.
+    pub incorrect_configuration: u32,
+    /// Bits set above the fields nvml.h defines (bit 12 and up).
+    pub unknown_bits: u32,
+}
+
+/// The bits nvml.h's fabric health mask fields cover.
+pub const FABRIC_HEALTH_KNOWN_BITS: u32 = 0xfff;
+
+impl FabricHealth {
+    pub fn from_mask(mask: u32) -> Self {
+        FabricHealth {
+            degraded_bandwidth: FabricFlag::from_bits(mask),
+            route_recovery: FabricFlag::from_bits(mask >> 2),
+            route_unhealthy: FabricFlag::from_bits(mask >> 4),
+            access_timeout_recovery: FabricFlag::from_bits(mask >> 6),
+            incorrect_configuration: (mask >> 8) & 0xf,
+            unknown_bits: mask & !FABRIC_HEALTH_KNOWN_BITS,
+        }
+    }
+}
+
+/// What an `incorrect_configuration` value means, in a technician's words;
+/// `None` for a value nvml.h does not define.
+pub fn incorrect_configuration_name(value: u32) -> Option<&'static str> {
+    Some(match value {
+        0 => "not supported",
+        1 => "none",
+        2 => "incorrect system GUID",
+        3 => "incorrect chassis serial number",
+        4 => "no partition",
+        5 => "insufficient NVLinks",
+        6 => "incompatible GPU firmware",
+        _ => return None,
+    })
+}
+
+impl FabricInfo {
+    /// The health mask field by field.
+    pub fn health(&self) -> FabricHealth {
+        FabricHealth::from_mask(self.health_mask)
+    }
+}
+
+#[cfg(test)]
+mod fabric_health_tests {
+    use super::*;
+
+    #[test]
+    fn the_healthy_mask_reads_clear_everywhere_and_zero_reads_not_supported() {
+        let h = FabricHealth::from_mask(0x1aa);
+        for f in [h.degraded_bandwidth, h.route_recovery, h.route_unhealthy, h.access_timeout_recovery] {
+            assert_eq!(f, FabricFlag::Clear);
+        }
+        assert_eq!((h.incorrect_configuration, h.unknown_bits), (1, 0));
+        let none = FabricHealth::from_mask(0);
+        assert_eq!((none.degraded_bandwidth, none.incorrect_configuration), (FabricFlag::NotSupported, 0));
+    }
+
+    #[test]
+    fn each_field_is_read_at_its_shift() {
+        let h = FabricHealth::from_mask(0x1aa & !0x3 | 0x1);
+        assert_eq!((h.degraded_bandwidth, h.route_recovery), (FabricFlag::Holds, FabricFlag::Clear));
+        let h = FabricHealth::from_mask(0x5aa);
+        assert_eq!(incorrect_configuration_name(h.incorrect_configuration), Some("insufficient NVLinks"));
+        let h = FabricHealth::from_mask(0x1aa | 0x30 | 0x3000);
+        assert_eq!((h.route_unhealthy, h.unknown_bits), (FabricFlag::Unknown, 0x3000));
+    }
+}

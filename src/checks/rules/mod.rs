@@ -4,6 +4,7 @@ pub mod aer;
 pub mod common;
 pub mod counts;
 pub mod fabric;
+pub mod fabric_health;
 pub mod firmware;
 pub mod memory_health;
 pub mod numa;
