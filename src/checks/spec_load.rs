@@ -300,6 +300,23 @@ reason = "source"
     }
 
     #[test]
+    fn an_nvlink_speed_of_zero_or_a_negative_budget_names_file_line_and_field() {
+        let base = format!(
+            "{GOOD}\n[nvlink]\nlinks_per_gpu = 18\nmin_speed_mbps = 53125\n[nvlink.errors]\ncrc_flit_max = 100\n"
+        );
+        let nv = parse(&base).expect("valid").nvlink.expect("nvlink");
+        assert_eq!((nv.min_speed_mbps, nv.errors.crc_flit_max), (Some(53125), Some(100)));
+        let err = parse(&base.replace("= 53125", "= 0")).expect_err("speed 0");
+        assert!(err.to_string().contains("specs/t.toml:12"), "{err}");
+        let (line, field, _) = located(err);
+        assert_eq!((line, field.as_str()), (12, "nvlink.min_speed_mbps"));
+        let err = parse(&base.replace("= 100", "= -5")).expect_err("negative budget");
+        assert!(err.to_string().contains("specs/t.toml:14"), "{err}");
+        let (line, field, _) = located(err);
+        assert_eq!((line, field.as_str()), (14, "nvlink.errors.crc_flit_max"));
+    }
+
+    #[test]
     fn the_fallback_has_no_match_rules_and_a_set_has_at_most_one() {
         let matched = format!("{GOOD}\n[match]\narchitecture = \"x86_64\"\n")
             .replace("description", "fallback = true\ndescription");

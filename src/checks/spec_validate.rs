@@ -42,6 +42,13 @@ pub fn check(spec: &Platform) -> Vec<(FieldPath, String)> {
         if nv.links_per_gpu == 0 {
             out.push((root.key("nvlink").key("links_per_gpu"), "must be at least 1; drop [nvlink] if none".into()));
         }
+        if nv.min_speed_mbps == Some(0) {
+            out.push((
+                root.key("nvlink").key("min_speed_mbps"),
+                "a speed of 0 passes a link at any speed: give the per-link speed (53125 on NVLink 5) or drop the field"
+                    .into(),
+            ));
+        }
     }
     if spec.fallback && !spec.detect.is_empty() {
         out.push((
