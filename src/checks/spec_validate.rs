@@ -50,6 +50,18 @@ pub fn check(spec: &Platform) -> Vec<(FieldPath, String)> {
             ));
         }
     }
+    if let Some(c2c) = &spec.c2c {
+        let path = root.key("c2c");
+        if c2c.min_links == 0 {
+            out.push((path.key("min_links"), "must be at least 1; drop [c2c] if the GPU has no C2C link".into()));
+        }
+        if c2c.min_bandwidth_mbps == Some(0) {
+            out.push((
+                path.key("min_bandwidth_mbps"),
+                "a bandwidth of 0 passes any link: give one or drop the field".into(),
+            ));
+        }
+    }
     if spec.fallback && !spec.detect.is_empty() {
         out.push((
             root.key("fallback"),

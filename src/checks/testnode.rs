@@ -84,6 +84,7 @@ pub fn gpu(index: u32, address: &str, name: &str, links: u32, fabric: bool) -> G
             health_mask: 0x1aa,
         }),
         platform: None,
+        c2c: None,
         power_limit_watts: Some(1000.0),
         problems: Vec::new(),
     }

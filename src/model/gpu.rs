@@ -76,6 +76,10 @@ pub struct Gpu {
     pub fabric: Option<FabricInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<PlatformInfo>,
+    /// NVLink-C2C between the GPU and its CPU (GB200, GH200); `None` where
+    /// NVML reports no C2C link (a PCIe GPU, or a driver without the fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub c2c: Option<C2c>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power_limit_watts: Option<f64>,
     /// Queries that failed for this GPU (other than "not supported").
@@ -132,6 +136,38 @@ pub struct NvLinkErrors {
     pub crc_flit: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crc_data: Option<u64>,
+}
+
+/// NVLink-C2C of one GPU, from NVML field values: link count (170), each
+/// link's status (171) and bandwidth (172, MB/s), error counters (231-233).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct C2c {
+    pub links: Vec<C2cLink>,
+    #[serde(default)]
+    pub errors: C2cErrors,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct C2cLink {
+    pub link: u32,
+    pub active: bool,
+    /// `NVML_FI_DEV_C2C_LINK_GET_MAX_BW`, MB/s, for an active link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_mbps: Option<u64>,
+}
+
+/// C2C error counters; `None` where NVML does not report one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct C2cErrors {
+    /// `NVML_FI_DEV_C2C_LINK_ERROR_INTR`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupts: Option<u64>,
+    /// `NVML_FI_DEV_C2C_LINK_ERROR_REPLAY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<u64>,
+    /// `NVML_FI_DEV_C2C_LINK_ERROR_REPLAY_B2B`: back-to-back replays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_b2b: Option<u64>,
 }
 
 /// ECC error counts, volatile (since driver load) and aggregate (lifetime).

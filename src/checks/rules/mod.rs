@@ -1,6 +1,7 @@
 //! The rules that judge a `Node` against a `Platform`, one file per area.
 
 pub mod aer;
+pub mod c2c;
 pub mod common;
 pub mod counts;
 pub mod fabric;

@@ -196,6 +196,7 @@ mod tests {
             remapped_rows: Some(RemappedRows { correctable: 0, uncorrectable: 0, pending: true, failure: false }),
             fabric: None,
             platform: None,
+            c2c: None,
             power_limit_watts: None,
             problems: vec![],
         }

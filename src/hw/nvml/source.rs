@@ -220,6 +220,7 @@ mod tests {
                 peer_type: 2,
                 module_id: 4,
             }),
+            c2c: None,
             power_limit_watts: Some(1000.0),
             problems: vec![ReadProblem::new("nvml", "nvmlDeviceGetSerial", "device fell off the bus").on("gpu0")],
         };
