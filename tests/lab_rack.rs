@@ -338,6 +338,7 @@ fn sshd_killed_mid_run_fails_only_that_node(lab: &mut Lab, manifest: &Path) {
         plan: &plan,
         opts: &opts,
         force: true,
+        whole_rack: false,
     };
     let mut inv = inventory(manifest);
     let outcome = std::thread::scope(|s| {

@@ -189,3 +189,15 @@ fn the_cli_refuses_a_bad_manifest_with_exit_4() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("{}:6: field `nodes[0].addres`", path.display())), "{stderr}");
 }
+
+#[test]
+fn a_tray_outside_the_racks_domain_names_file_line_and_field() {
+    let text = "[rack]\nid = \"r1\"\nplatform = \"gb200-nvl72-tray\"\n\n[[nodes]]\nname = \"t1\"\naddress = \"10.0.0.1\"\ntray = 1\n\n[[nodes]]\nname = \"t19\"\naddress = \"10.0.0.2\"\ntray = 19\n";
+    let m = parse(text).expect("the manifest alone is sound");
+    m.check_trays(19).expect("19 trays hold tray 19");
+    let err = m.check_trays(18).expect_err("tray 19 of 18").to_string();
+    assert!(err.contains(":13: field `nodes[1].tray`"), "{err}");
+    assert!(err.contains("outside the rack's 18 compute trays (1-18"), "{err}");
+    let zero = parse(&text.replace("tray = 1\n", "tray = 0\n")).expect("parses");
+    assert!(zero.check_trays(18).expect_err("tray 0").to_string().contains(":8: field `nodes[0].tray`"));
+}

@@ -60,6 +60,7 @@ fn run(dir: &Path, inv: &mut Inventory, nodes: &[RackNode], force: bool) -> Rack
         plan: &plan,
         opts: &opts,
         force,
+        whole_rack: true,
     };
     run_rack_step(&step, &LocalConnector, Some(inv), &|_, _| {}).expect("inventory readable")
 }

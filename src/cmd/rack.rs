@@ -47,6 +47,16 @@ pub fn step(args: &RackRunArgs, step: Step, notices: &dyn Notices) -> CmdResult 
     let nodes = manifest.select(&args.nodes).map_err(CmdError::RackNodes)?;
     // The specs the rack checks read, checked before any node is touched.
     let specs = crate::checks::spec_load::load_set(args.checks_dir.as_deref())?;
+    // A tray number outside the rack's NVLink domain is bad input, before any node is touched.
+    if let Some(domain) = manifest
+        .rack
+        .platform
+        .as_deref()
+        .and_then(|p| crate::checks::detect::by_name(&specs, p).ok())
+        .and_then(|s| s.platform.nvlink_domain.as_ref())
+    {
+        manifest.check_trays(domain.trays)?;
+    }
     // The database is opened before any node is touched: a run that could
     // not be recorded is refused rather than done and forgotten.
     let db = db_path(args.db.db.as_deref());
@@ -70,6 +80,7 @@ pub fn step(args: &RackRunArgs, step: Step, notices: &dyn Notices) -> CmdResult 
         plan: &plan,
         opts: &opts,
         force: args.force,
+        whole_rack: args.nodes.is_empty(),
     };
     let progress = TerminalProgress::new(nodes.len(), step, notices);
     let result = run_rack_step(&rack_step, &connector, inventory.as_mut(), &|node, phase| progress.event(node, phase));

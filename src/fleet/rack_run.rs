@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use super::fanout::{run_step, FanoutOptions, Phase, Plan};
 use super::outcome::{NodeOutcome, NodeStatus, RackOutcome, Step};
-use super::rack_checks::{nodes_from_outcomes, rack_findings, RackMember};
+use super::rack_checks::{nodes_from_outcomes, rack_findings_scoped, RackMember};
 use super::record::{already_passed, apply, record_outcome, run_kind, RecordResult};
 use super::transport::Connector;
 use crate::checks::spec_load::LoadedSpec;
@@ -30,6 +30,9 @@ pub struct RackStep<'a> {
     pub opts: &'a FanoutOptions,
     /// Run nodes whose step already passed as well.
     pub force: bool,
+    /// `nodes` is every node of the manifest: a multi-node NVLink domain's
+    /// completeness is judged only then.
+    pub whole_rack: bool,
 }
 
 /// Runs `step` and, with an inventory, records it: each node's outcome as it
@@ -87,9 +90,14 @@ pub fn run_rack_step(
         }
         let members: Vec<RackMember<'_>> = collected
             .iter()
-            .map(|(name, platform, node)| RackMember { name, platform: platform.as_deref(), node })
+            .map(|(name, platform, node)| RackMember {
+                name,
+                platform: platform.as_deref(),
+                node,
+                tray: step.nodes.iter().find(|n| &n.name == name).and_then(|n| n.tray),
+            })
             .collect();
-        rack_findings(&members, step.specs)
+        rack_findings_scoped(&members, step.specs, step.whole_rack)
     } else {
         Vec::new()
     };

@@ -47,7 +47,12 @@ pub struct RackNode {
     pub ipmi: Option<String>,
     pub macs: Vec<String>,
     pub slot: Option<String>,
+    /// The compute tray's index in the rack, as NVML's platform info reports
+    /// it (`nvidia-smi -q`, Tray Index); the rack check compares the two.
     pub tray: Option<u32>,
+    /// Line of `tray` in the manifest (0 when not known), for errors.
+    #[serde(skip)]
+    pub tray_line: usize,
     /// Node-side `--root` for the node commands (a snapshot tree, used by the lab).
     pub kiln_root: Option<String>,
 }
@@ -66,6 +71,7 @@ impl RackNode {
             macs: Vec::new(),
             slot: None,
             tray: None,
+            tray_line: 0,
             kiln_root: None,
         }
     }
@@ -146,7 +152,7 @@ struct RawNode {
     #[serde(default)]
     macs: Vec<Spanned<String>>,
     slot: Option<Spanned<String>>,
-    tray: Option<u32>,
+    tray: Option<Spanned<u32>>,
     kiln_root: Option<String>,
 }
 
@@ -319,7 +325,7 @@ impl RackManifest {
                     ));
                 }
             }
-            if let (Some(slot), Some(_)) = (&n.slot, n.tray) {
+            if let (Some(slot), Some(_)) = (&n.slot, &n.tray) {
                 return Err(invalid(
                     Some(slot.span()),
                     &format!("nodes[{i}].slot"),
@@ -335,7 +341,8 @@ impl RackManifest {
                 ipmi: n.ipmi,
                 macs: n.macs.into_iter().map(|m| m.into_inner().to_ascii_lowercase()).collect(),
                 slot: n.slot.map(Spanned::into_inner),
-                tray: n.tray,
+                tray_line: n.tray.as_ref().map_or(0, |t| line_of(text, t.span().start)),
+                tray: n.tray.map(Spanned::into_inner),
                 kiln_root: n.kiln_root,
             });
         }
@@ -348,6 +355,26 @@ impl RackManifest {
             ));
         }
         Ok(RackManifest { path: path.to_path_buf(), rack, credentials, nodes })
+    }
+
+    /// Every node's `tray` is one of the `trays` compute trays (1 to `trays`)
+    /// of the rack's NVLink domain; the first that is not is bad input.
+    pub fn check_trays(&self, trays: u32) -> Result<(), ManifestError> {
+        for (i, n) in self.nodes.iter().enumerate() {
+            if let Some(tray) = n.tray.filter(|t| *t < 1 || *t > trays) {
+                return Err(ManifestError::Invalid {
+                    path: self.path.clone(),
+                    line: n.tray_line,
+                    field: format!("nodes[{i}].tray"),
+                    message: format!(
+                        "tray {tray} of node {:?} is outside the rack's {trays} compute trays (1-{trays}, from the \
+                         platform spec's [nvlink_domain])",
+                        n.name
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     pub fn node(&self, name: &str) -> Option<&RackNode> {
