@@ -90,6 +90,40 @@ pub fn rack_findings_scoped(members: &[RackMember<'_>], specs: &[LoadedSpec], wh
     findings
 }
 
+/// The nodes failing rack findings hold, each with the distinct ids of those
+/// checks in finding order. A finding names a node by its component (`node`,
+/// or `<node> gpuN`); a finding about a whole multi-node NVLink domain (a
+/// short rack: its component is the rack, named by the domain's platform)
+/// holds every node of that domain.
+pub fn gated(findings: &[Finding], members: &[RackMember<'_>], specs: &[LoadedSpec]) -> BTreeMap<String, Vec<String>> {
+    let mut domains: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for m in members {
+        if let Some(spec) = spec_of(m, specs).filter(|s| s.platform.nvlink_domain.is_some()) {
+            domains.entry(spec.platform.name.as_str()).or_default().push(m.name);
+        }
+    }
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in findings.iter().filter(|f| f.outcome == Outcome::Fail) {
+        let named = f.component.name.as_deref().unwrap_or_default();
+        // Node names hold no space (the manifest allows letters, digits, - _ .).
+        let first = named.split(' ').next().unwrap_or_default();
+        let nodes: Vec<&str> = if f.component.kind != "rack" && members.iter().any(|m| m.name == first) {
+            vec![first]
+        } else if f.component.kind == "rack" {
+            domains.get(named).cloned().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        for node in nodes {
+            let checks = out.entry(node.to_string()).or_default();
+            if !checks.contains(&f.check) {
+                checks.push(f.check.clone());
+            }
+        }
+    }
+    out
+}
+
 /// The spec a member was judged against: its platform by name, else the one
 /// detection picks for its model.
 fn spec_of<'s>(m: &RackMember<'_>, specs: &'s [LoadedSpec]) -> Option<&'s LoadedSpec> {
