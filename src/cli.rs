@@ -502,6 +502,15 @@ pub struct HandoffArgs {
     /// Print the outcome as JSON (schema in docs/handoff.md).
     #[arg(long)]
     pub json: bool,
+    /// Hand off the healthy trays of an all-or-nothing NVLink domain (a
+    /// spec's `[nvlink_domain] all_or_nothing`) whose other trays are broken;
+    /// without it such a domain is held whole.
+    #[arg(long)]
+    pub partial: bool,
+    /// Read the platform specs (which domains are all or nothing) from
+    /// DIR/platforms/*.toml instead of the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    pub checks_dir: Option<PathBuf>,
     /// The `scontrol` program (Slurm).
     #[arg(long, value_name = "PATH", default_value = "scontrol")]
     pub scontrol: PathBuf,

@@ -93,7 +93,16 @@ fn rack_against_the_lab() {
     cfg.prefix = "kt".into();
     cfg.subnet = 1;
     cfg.bmc_port_base = 8200;
-    cfg.fixtures = FIXTURES.iter().map(|name| fixture_support::written(&cfg.dir, name)).collect();
+    // node01 is the healthy tree itself; the others are machines of their own (their own
+    // serials), as the rack's serial checks expect of a real rack.
+    cfg.fixtures = FIXTURES
+        .iter()
+        .enumerate()
+        .map(|(i, name)| match i {
+            0 => fixture_support::written(&cfg.dir, name),
+            _ => fixture_support::written_unit(&cfg.dir, name, &format!("node{:02}", i + 1), 20 + i as u32),
+        })
+        .collect();
     let _teardown = Teardown(cfg.dir.clone());
     let _ = std::fs::remove_file(cfg.dir.join("kiln.db"));
     let mut lab = lab::up(&cfg).expect("lab up");

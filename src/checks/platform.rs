@@ -378,6 +378,11 @@ pub struct NvlinkDomain {
     pub gpus: u32,
     /// Compute trays (nodes) in the domain.
     pub trays: u32,
+    /// Hand the domain to a cluster whole or not at all: while any tray is
+    /// not healthy, `kiln rack handoff` holds every tray of it (unless
+    /// `--partial`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub all_or_nothing: bool,
 }
 
 impl NvlinkDomain {
