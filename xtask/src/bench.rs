@@ -19,12 +19,12 @@ pub fn run(args: &[String]) -> Result<u8> {
     let kiln = sh::build_kiln(true)?;
     let root = sh::root();
     let install = !args.iter().any(|a| a == "--no-install");
-    // `--only=node|image|fleet` runs one section; by default all three.
+    // `--only=node|image|fleet|rack` runs one section; by default all four.
     let only = args.iter().find_map(|a| a.strip_prefix("--only=")).map(str::to_string);
     let wants = |name: &str| only.as_deref().is_none_or(|o| o == name);
     if let Some(o) = &only {
-        if !["node", "image", "fleet"].contains(&o.as_str()) {
-            bail!("--only takes node, image or fleet, not {o:?}");
+        if !["node", "image", "fleet", "rack"].contains(&o.as_str()) {
+            bail!("--only takes node, image, fleet or rack, not {o:?}");
         }
     }
     if wants("node") {
@@ -39,6 +39,18 @@ pub fn run(args: &[String]) -> Result<u8> {
             fleet(flag_value(args, "--fleet-nodes").unwrap_or(32))?;
         } else {
             eprintln!("xtask: SKIPPED: rack fan-out benchmark needs root (network namespaces)");
+        }
+    }
+    // An NVLink-domain rack of compute trays validated as one machine, against pdsh.
+    if wants("rack") {
+        if sh::is_root() {
+            let root = sh::root();
+            let report = xtask::bench_rack::run(&root, &kiln, flag_value(args, "--rack-trays").unwrap_or(18), 3)?;
+            let body = report.markdown();
+            println!("{body}");
+            write_section(&root.join("docs/benchmarks.md"), "rack", &format!("{body}\n"))?;
+        } else {
+            eprintln!("xtask: SKIPPED: rack validate benchmark needs root (network namespaces)");
         }
     }
     Ok(0)

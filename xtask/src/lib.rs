@@ -1,6 +1,7 @@
 //! Workflows around kiln, as a library so that integration tests can drive them too.
 
 pub mod bench_fleet;
+pub mod bench_rack;
 pub mod bringup_rack;
 pub mod fixtures;
 pub mod lab;
