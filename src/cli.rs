@@ -35,7 +35,7 @@ pub enum Command {
     /// Run node commands on every node of a rack over SSH.
     #[command(subcommand)]
     Rack(RackCommand),
-    /// A node's BMC: power, boot device, virtual media, firmware, identity.
+    /// A node's BMC: power, boot device, virtual media, firmware, identity, locate LED.
     Bmc(BmcArgs),
     /// Fast read-only check of this node (inspect + validate), for Slurm's
     /// HealthCheckProgram; --drain drains this node on failure.
@@ -339,6 +339,19 @@ pub enum BmcCommand {
     Firmware,
     /// Show the node's identity, power, boot override and media.
     Info,
+    /// Light or clear the tray's locate LED (Redfish LocationIndicatorActive,
+    /// or IndicatorLED on older BMCs), or show it.
+    Locate {
+        #[arg(value_enum)]
+        state: LocateWord,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LocateWord {
+    On,
+    Off,
+    Status,
 }
 
 #[derive(Debug, Subcommand)]

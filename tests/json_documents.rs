@@ -35,6 +35,7 @@ const KINDS: &[&str] = &[
     "kiln.bmc-media",
     "kiln.bmc-firmware",
     "kiln.bmc-info",
+    "kiln.bmc-locate",
 ];
 
 /// `"kiln.*"` strings in the source that are not document kinds: settings on the kernel
@@ -240,6 +241,7 @@ fn every_json_output_carries_schema_version_and_a_documented_kind() {
         &["media", "eject"],
         &["firmware"],
         &["info"],
+        &["locate", "status"],
     ] {
         let args = bmc(command);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

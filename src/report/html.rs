@@ -87,6 +87,10 @@ fn overview(report: &RackReport, out: &mut String) {
                 (why, run, changes)
             }
         };
+        let mut why = esc(&why);
+        if let (true, Some(locate)) = (n.is_failing(), &n.locate) {
+            let _ = write!(why, r#"<br><code class="locate">{}</code>"#, esc(locate));
+        }
         let _ = write!(
             out,
             r##"<tr><td class="mono">{}</td><td><a href="#{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"##,
@@ -94,7 +98,7 @@ fn overview(report: &RackReport, out: &mut String) {
             anchor(&n.name),
             esc(&n.name),
             badge(n.state_name()),
-            esc(&why),
+            why,
             esc(&run),
             esc(&changes)
         );
