@@ -381,6 +381,87 @@ pub enum RackCommand {
     /// Deploy an OS image to the rack: boot each node into the imaging agent
     /// through its BMC, serve the image, confirm what booted.
     Image(RackImageArgs),
+    /// Firmware of every node against its recipe: check, update.
+    #[command(subcommand)]
+    Firmware(RackFirmwareCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RackFirmwareCommand {
+    /// Read every node's firmware (BMC, and in-band from its recorded
+    /// inspection) and judge it against the recipe; recorded as a run.
+    Check(RackFirmwareArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RackFirmwareArgs {
+    /// The rack manifest (inventory/racks/NAME.toml).
+    #[arg(long, value_name = "FILE", env = "KILN_RACK")]
+    pub rack: PathBuf,
+    /// The firmware recipe (default: the one for each node's platform).
+    #[arg(long, value_name = "NAME")]
+    pub recipe: Option<String>,
+    /// Only these nodes (comma-separated names from the manifest).
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    /// Talk to at most N BMCs at once.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub parallel: usize,
+    /// Directory whose firmware/ holds the recipes (default: the ones built
+    /// into kiln).
+    #[arg(long, value_name = "DIR", env = "KILN_CHECKS")]
+    pub checks_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Print the outcome as JSON (kind kiln.rack-firmware).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RackFirmwareUpdateArgs {
+    /// The rack manifest (inventory/racks/NAME.toml).
+    #[arg(long, value_name = "FILE", env = "KILN_RACK")]
+    pub rack: PathBuf,
+    /// The firmware recipe to bring the nodes to.
+    #[arg(long, value_name = "NAME")]
+    pub recipe: String,
+    /// Only these nodes (comma-separated names from the manifest).
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    /// Update at most N nodes at once (a recipe's one_at_a_time = "rack"
+    /// package goes to one node at a time whatever N is).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub parallel: usize,
+    /// Print the plan per node and change nothing (BMCs, inventory).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where relative package files of the recipe are (default: the
+    /// current directory).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub packages: PathBuf,
+    /// Where checked copies of the packages are kept while they are served
+    /// and pushed (default: a directory of its own under the system's temp).
+    #[arg(long, value_name = "DIR")]
+    pub staging: Option<PathBuf>,
+    /// Where kiln serves packages for SimpleUpdate.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8081")]
+    pub listen: std::net::SocketAddr,
+    /// The URL BMCs reach that server at (default http://LISTEN).
+    #[arg(long, value_name = "URL")]
+    pub advertise: Option<String>,
+    /// How often a BMC's update Task is polled.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration_arg)]
+    pub task_poll: std::time::Duration,
+    /// Directory whose firmware/ holds the recipes (default: the ones built
+    /// into kiln).
+    #[arg(long, value_name = "DIR", env = "KILN_CHECKS")]
+    pub checks_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Print the outcome as JSON (kind kiln.rack-firmware-update).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// A flag in whole seconds, 1 to a week: the clocks deadlines are kept on

@@ -8,6 +8,7 @@ pub mod bmc;
 pub mod burnin;
 pub mod capture;
 pub mod error;
+pub mod firmware;
 pub mod handoff;
 pub mod healthcheck;
 pub mod image;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::checks::{Outcome, Verdict};
-use crate::inventory::{Inventory, InventoryError, RunId, RunRow};
+use crate::inventory::{Inventory, InventoryError, RunId, RunRow, FIRMWARE_CHECK_RUN};
 use crate::lifecycle::LifecycleState;
 
 /// How many failed check ids a reason names before it says "and N more".
@@ -114,6 +114,8 @@ fn checks_with(
 /// - unknown to the inventory: hold;
 /// - quarantined or failed, or a latest judged run failed: fail, naming the
 ///   failed checks (or the state's reason when no run names any);
+/// - the latest firmware check failed (a pinned component out of date; advisory ones pass):
+///   hold, naming the components and `kiln rack firmware update`;
 /// - a latest judged run could not check (verdict `error`): hold;
 /// - `ready` or `handed_off`: pass;
 /// - `burned_in` with a passing validate and a passing burn-in: pass, signed off on the way;
@@ -130,7 +132,10 @@ pub fn decide(inventory: &Inventory, hostname: &str) -> Result<Decision, Invento
         });
     };
     let runs = inventory.latest_judged_runs(node.id)?;
-    let failing: Vec<&RunRow> = runs.iter().filter(|r| r.verdict == Some(Verdict::Fail)).collect();
+    // A node out of firmware compliance is held (an update fixes it), not failed: it is the
+    // failing node runs that quarantine.
+    let (firmware_failing, failing): (Vec<&RunRow>, Vec<&RunRow>) =
+        runs.iter().filter(|r| r.verdict == Some(Verdict::Fail)).partition(|r| r.kind == FIRMWARE_CHECK_RUN);
     let erring: Vec<&RunRow> = runs.iter().filter(|r| r.verdict == Some(Verdict::Error)).collect();
     let state = node.state.clone();
     let health = match &state {
@@ -145,6 +150,11 @@ pub fn decide(inventory: &Inventory, hostname: &str) -> Result<Decision, Invento
                 list_checks(&checks)
             };
             Health::Fail { reason: with_run(text, run), checks, run }
+        }
+        _ if !firmware_failing.is_empty() => {
+            let (checks, run) = checks_with(inventory, &firmware_failing, Outcome::Fail)?;
+            let text = format!("firmware out of compliance: {}", list_checks(&checks));
+            Health::Hold { reason: with_run(text, run) + "; kiln rack firmware update", run }
         }
         _ if !erring.is_empty() => {
             let (checks, run) = checks_with(inventory, &erring, Outcome::Error)?;

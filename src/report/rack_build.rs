@@ -4,6 +4,7 @@ use time::OffsetDateTime;
 
 use super::burnin_view::BurninView;
 use super::consistency::{outliers, rack_consistency};
+use super::firmware_matrix::FirmwareMatrix;
 use super::parts::parts_of;
 use super::rack_model::{RackNodeReport, RackReport, RACK_REPORT_KIND, RACK_REPORT_SCHEMA_VERSION};
 use super::{build_report, NodeReport};
@@ -65,6 +66,8 @@ pub fn build_rack_report(
     let consistency = rack_consistency(&models, manifest.and_then(|m| m.rack.platform.as_deref()));
     let outliers = outliers(&nodes);
     let parts = nodes.iter().flat_map(parts_of).collect();
+    let trays: Vec<(String, String)> = nodes.iter().map(|n| (n.name.clone(), n.position())).collect();
+    let firmware = FirmwareMatrix::build(inventory, &trays)?;
     Ok(RackReport {
         schema_version: RACK_REPORT_SCHEMA_VERSION,
         kind: RACK_REPORT_KIND.into(),
@@ -74,6 +77,7 @@ pub fn build_rack_report(
         consistency,
         outliers,
         parts,
+        firmware,
     })
 }
 

@@ -29,6 +29,9 @@ pub struct RackReport {
     pub outliers: Vec<Outlier>,
     /// Failed parts to send back.
     pub parts: Vec<RmaPart>,
+    /// Component x tray from each node's newest firmware check; absent when none was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<super::firmware_matrix::FirmwareMatrix>,
 }
 
 /// One node: where it sits and what the inventory holds.
