@@ -391,6 +391,9 @@ pub enum RackFirmwareCommand {
     /// Read every node's firmware (BMC, and in-band from its recorded
     /// inspection) and judge it against the recipe; recorded as a run.
     Check(RackFirmwareArgs),
+    /// Bring every non-compliant component to the recipe through the BMCs,
+    /// then check again.
+    Update(RackFirmwareUpdateArgs),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -28,6 +28,7 @@ const KINDS: &[&str] = &[
     "kiln.handoff",
     "kiln.rack-image",
     "kiln.rack-firmware",
+    "kiln.rack-firmware-update",
     "kiln.agent",
     "kiln.image-build",
     "kiln.image-write",
@@ -262,6 +263,23 @@ fn every_json_output_carries_schema_version_and_a_documented_kind() {
     printed.push(document(
         dir,
         &["rack", "firmware", "check", "--rack", s(&fw_rack), "--recipe", "gh200-recorded", "--db", db, "--json"],
+        0,
+    ));
+    printed.push(document(
+        dir,
+        &[
+            "rack",
+            "firmware",
+            "update",
+            "--rack",
+            s(&fw_rack),
+            "--recipe",
+            "gh200-recorded",
+            "--db",
+            db,
+            "--dry-run",
+            "--json",
+        ],
         0,
     ));
 

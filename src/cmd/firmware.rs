@@ -16,9 +16,10 @@ use crate::rack::{RackManifest, RackNode};
 /// Who the inventory names for firmware checks and updates.
 pub const ACTOR: &str = "kiln rack firmware";
 
-pub fn run(cmd: RackFirmwareCommand, _notices: &dyn Notices) -> CmdResult {
+pub fn run(cmd: RackFirmwareCommand, notices: &dyn Notices) -> CmdResult {
     match cmd {
         RackFirmwareCommand::Check(a) => check(&a),
+        RackFirmwareCommand::Update(a) => crate::cmd::firmware_update::run(&a, notices),
     }
 }
 
