@@ -4,6 +4,7 @@
 //! `kiln node history`).
 
 mod bmc_support;
+mod fixture_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -235,7 +236,7 @@ fn in_band_versions_of_the_recorded_inspection_join_the_bmcs_and_the_platform_pi
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     // The node's inspection, recorded as a validate of the HGX B200 snapshot tree.
-    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hgx-b200");
+    let fixture = fixture_support::shared("hgx-b200");
     let validate = kiln(d, &["validate", "--root", s(&fixture), "--db", s(&d.join("kiln.db")), "--json"], PW);
     assert_eq!(validate.status.code(), Some(0), "{:?}", text(&validate));
     let rack = manifest(d, Some("hgx-b200"), &[("hgx-b200-01", "U20", Some(&emulator.url))]);
