@@ -316,3 +316,41 @@ pub fn render_table(report: &RackFirmware) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(status: NodeStatus, record_error: bool) -> NodeCheck {
+        NodeCheck {
+            node: "n".into(),
+            position: None,
+            bmc: None,
+            recipe: None,
+            platform: None,
+            inband: String::new(),
+            status,
+            problem: None,
+            entries: Vec::new(),
+            verdict: Verdict::Pass,
+            run_id: None,
+            record_error: record_error.then(|| "disk full".to_string()),
+            findings: Vec::new(),
+            compliance: None,
+            inspected: None,
+        }
+    }
+
+    #[test]
+    fn out_of_date_wins_over_an_unreachable_bmc_which_wins_over_the_rest() {
+        use NodeStatus::*;
+        let code = |nodes: &[(NodeStatus, bool)]| exit_code(&nodes.iter().map(|(s, e)| node(*s, *e)).collect::<Vec<_>>());
+        assert_eq!(code(&[(Compliant, false)]), exit::OK);
+        assert_eq!(code(&[(Compliant, false), (NonCompliant, false), (Unreachable, false)]), exit::CHECK_FAILED);
+        assert_eq!(code(&[(Unreachable, false), (Unreadable, false), (Compliant, true)]), exit::PEER);
+        assert_eq!(code(&[(Unreadable, false), (Compliant, true)]), exit::DATABASE);
+        assert_eq!(code(&[(Unreadable, false), (Compliant, false)]), exit::CHECK_ERROR);
+        assert_eq!(code(&[(NotChecked, false)]), exit::CHECK_ERROR);
+        assert_eq!(code(&[]), exit::OK);
+    }
+}

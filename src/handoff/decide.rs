@@ -195,6 +195,47 @@ mod tests {
     use crate::lifecycle::RunKind;
 
     #[test]
+    fn a_node_out_of_firmware_compliance_is_held_not_failed() {
+        use crate::checks::{Component, Finding, Severity};
+        use crate::inventory::{FirmwareCheckRecord, FIRMWARE_CHECK_RUN};
+        let (_dir, path) = temp_db();
+        let mut inv = Inventory::open(&path).expect("open");
+        let ok = hgx_b200_node("n1");
+        record(&mut inv, RunKind::Validate, &ok, &validate_findings(false), 0);
+        record(&mut inv, RunKind::Burnin, &ok, &validate_findings(false), 5);
+        let stale = Finding::new("firmware.bmc", Outcome::Fail, Severity::Warning, Component::node(), "older");
+        let check = |inv: &mut Inventory, findings: &[Finding], verdict| {
+            let t = crate::inventory::now();
+            inv.record_firmware_check(&FirmwareCheckRecord {
+                node: "n1",
+                rack: None,
+                platform: None,
+                inspected: None,
+                components: &[],
+                findings,
+                verdict,
+                exit_code: 1,
+                started_at: t,
+                finished_at: t,
+                actor: "test",
+                move_to: None,
+            })
+            .expect("record")
+        };
+        let run = check(&mut inv, std::slice::from_ref(&stale), Verdict::Fail);
+        let d = decide(&inv, "n1").expect("decide");
+        let Health::Hold { reason, run: held_on } = &d.health else { panic!("held: {d:?}") };
+        assert_eq!(*held_on, Some(run));
+        assert_eq!(reason, &format!("firmware out of compliance: firmware.bmc (run {}); kiln rack firmware update", run.0));
+        // The firmware run is never the node's latest run.
+        let row = inv.node("n1").expect("query").expect("node");
+        assert_ne!(inv.latest_run(row.id).expect("query").map(|r| r.kind), Some(FIRMWARE_CHECK_RUN.to_string()));
+        // Brought up to date, the node passes (and is signed off as before).
+        check(&mut inv, &[], Verdict::Pass);
+        assert!(matches!(decide(&inv, "n1").expect("decide").health, Health::Pass { sign_off: true, .. }));
+    }
+
+    #[test]
     fn each_state_and_verdict_decides() {
         let (_dir, path) = temp_db();
         let mut inv = Inventory::open(&path).expect("open");
