@@ -348,3 +348,57 @@ fn a_package_whose_checksum_differs_is_refused_before_any_bmc_is_sent_anything()
         "no plan recorded"
     );
 }
+
+#[test]
+fn a_package_for_one_node_of_the_rack_at_a_time_is_never_on_two_bmcs_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let sha = package(d, "nvfw_GH200_bmc.fwpkg", 50_000);
+    let checks = push_recipe(d, &sha);
+    let recipe = checks.join("firmware/site-gh200.toml");
+    let text = std::fs::read_to_string(&recipe).expect("recipe");
+    std::fs::write(&recipe, text.replace("task_timeout_s = 20", "task_timeout_s = 2\none_at_a_time = \"rack\""))
+        .expect("rewrite recipe");
+    // Tasks that never end: each node holds the rack's turn until its deadline.
+    let servers = [stale_gh200(), stale_gh200()];
+    for s in &servers {
+        s.on_update(UpdateBehaviour { script: TaskScript::Never, sets: Vec::new() });
+    }
+    let rack = manifest(d, &[("gh-a", &servers[0].url()), ("gh-b", &servers[1].url())]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["rack", "firmware", "update", "--rack", s(&rack), "--recipe", "site-gh200", "--checks-dir", s(&checks)])
+        .args(["--packages", s(d), "--task-poll", "100ms", "--parallel", "2", "--json"])
+        .current_dir(d)
+        .env("KILN_DB", d.join("kiln.db"))
+        .env("RACK_PW", PW)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("kiln starts");
+    // While one BMC's Task is being followed, the other has been sent nothing.
+    let started = std::time::Instant::now();
+    let mut seen_first = false;
+    while started.elapsed() < std::time::Duration::from_secs(20) {
+        let polls: Vec<usize> = servers.iter().map(|s| s.task_polls().iter().sum()).collect();
+        let uploads: Vec<usize> = servers.iter().map(|s| s.uploads().len()).collect();
+        if let Some(busy) = polls.iter().position(|p| *p >= 3) {
+            if polls[1 - busy] == 0 {
+                assert_eq!(uploads[1 - busy], 0, "the second BMC got its package while the first was flashing");
+                seen_first = true;
+            }
+        }
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("kiln ends");
+    assert!(seen_first, "saw one BMC's Task followed alone");
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    for name in ["gh-a", "gh-b"] {
+        let n = node(&doc, name);
+        assert_eq!(n["result"], "failed", "{n:#}");
+        assert!(n["reason"].as_str().expect("reason").contains("did not finish within 2s"), "{n:#}");
+    }
+    assert!(servers.iter().all(|s| s.uploads().len() == 1), "each got its package, in turn");
+}

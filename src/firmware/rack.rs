@@ -344,7 +344,8 @@ mod tests {
     #[test]
     fn out_of_date_wins_over_an_unreachable_bmc_which_wins_over_the_rest() {
         use NodeStatus::*;
-        let code = |nodes: &[(NodeStatus, bool)]| exit_code(&nodes.iter().map(|(s, e)| node(*s, *e)).collect::<Vec<_>>());
+        let code =
+            |nodes: &[(NodeStatus, bool)]| exit_code(&nodes.iter().map(|(s, e)| node(*s, *e)).collect::<Vec<_>>());
         assert_eq!(code(&[(Compliant, false)]), exit::OK);
         assert_eq!(code(&[(Compliant, false), (NonCompliant, false), (Unreachable, false)]), exit::CHECK_FAILED);
         assert_eq!(code(&[(Unreachable, false), (Unreadable, false), (Compliant, true)]), exit::PEER);

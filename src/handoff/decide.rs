@@ -226,7 +226,10 @@ mod tests {
         let d = decide(&inv, "n1").expect("decide");
         let Health::Hold { reason, run: held_on } = &d.health else { panic!("held: {d:?}") };
         assert_eq!(*held_on, Some(run));
-        assert_eq!(reason, &format!("firmware out of compliance: firmware.bmc (run {}); kiln rack firmware update", run.0));
+        assert_eq!(
+            reason,
+            &format!("firmware out of compliance: firmware.bmc (run {}); kiln rack firmware update", run.0)
+        );
         // The firmware run is never the node's latest run.
         let row = inv.node("n1").expect("query").expect("node");
         assert_ne!(inv.latest_run(row.id).expect("query").map(|r| r.kind), Some(FIRMWARE_CHECK_RUN.to_string()));
