@@ -206,7 +206,10 @@ pub fn run(args: &RackFirmwareUpdateArgs, notices: &dyn Notices) -> CmdResult {
         .iter()
         .zip(&work)
         .filter(|(u, _)| u.result == UpdateResult::Updated)
-        .map(|(_, (_, _, input))| check_node(input, &RetryPolicy::default()))
+        .map(|(u, (before, _, input))| {
+            let again = recheck_input(input, before, u.plan.as_ref());
+            check_node(&again, &RetryPolicy::default())
+        })
         .collect();
     let rechecked = record_checks(inventory, &manifest, rechecked, ACTOR);
     for after in rechecked {
@@ -232,6 +235,33 @@ pub fn run(args: &RackFirmwareUpdateArgs, notices: &dyn Notices) -> CmdResult {
     }
     drop(server);
     finish(&manifest.rack.id, recipe, false, updates, args.json)
+}
+
+/// What the re-check reads: the BMC again, and the recorded inspection only when no updated
+/// component is read in-band (an inspection from before the update would show the old
+/// versions; those components are then unreadable until the node is inspected again).
+fn recheck_input<'a>(input: &NodeInput<'a>, before: &NodeCheck, plan: Option<&NodePlan>) -> NodeInput<'a> {
+    let updated: Vec<&str> = plan
+        .map(|p| p.updates.iter().flat_map(|u| u.components.iter().map(String::as_str)).collect())
+        .unwrap_or_default();
+    let stale = before
+        .entries
+        .iter()
+        .any(|e| e.source == "inband" && e.component.as_deref().is_some_and(|c| updated.contains(&c)));
+    let inspected = match &input.inspected {
+        Ok((run, _)) if stale => Err(format!(
+            "the recorded inspection (run {run}) is from before the update: inspect the node again (kiln rack inspect) to read its in-band versions"
+        )),
+        Ok((run, node)) => Ok((*run, node.clone())),
+        Err(why) => Err(why.clone()),
+    };
+    NodeInput {
+        node: input.node.clone(),
+        position: input.position.clone(),
+        target: input.target.clone(),
+        recipe: input.recipe.clone(),
+        inspected,
+    }
 }
 
 /// A staging directory of kiln's own under the system's temporary directory, removed with
