@@ -493,3 +493,82 @@ fn render(doc: &RackFirmwareUpdate) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::{Component, Verdict};
+    use crate::firmware::plan::PlannedUpdate;
+    use crate::firmware::{Activation, Entry, Status};
+
+    fn entry(component: &str, source: &'static str) -> Entry {
+        Entry {
+            component: Some(component.into()),
+            name: component.into(),
+            place: component.into(),
+            source,
+            target: None,
+            reported: Some("1".into()),
+            pinned: Some("2".into()),
+            status: Status::Older,
+            detail: None,
+            advisory: false,
+            example: false,
+            accept_newer: false,
+            part: Component::node(),
+        }
+    }
+
+    fn plan_for(components: &[&str]) -> NodePlan {
+        NodePlan {
+            node: "n1".into(),
+            recipe: "r".into(),
+            updates: vec![PlannedUpdate {
+                package: "p".into(),
+                method: Method::MultipartPush,
+                components: components.iter().map(|c| c.to_string()).collect(),
+                targets: Vec::new(),
+                apply_time: None,
+                delay_s: 0,
+                one_at_a_time: Exclusive::Bmc,
+                task_timeout_s: 10,
+            }],
+            activation: Activation::None,
+            blocked: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_inspection_from_before_the_update_is_not_used_for_what_the_update_changed_in_band() {
+        let node = crate::hw::fixture::sample::hgx_b200_node("n1");
+        let input = NodeInput {
+            node: "n1".into(),
+            position: None,
+            target: Err("no BMC in this test".into()),
+            recipe: Err("no recipe in this test".into()),
+            inspected: Ok((7, node)),
+        };
+        let before = NodeCheck {
+            node: "n1".into(),
+            position: None,
+            bmc: None,
+            recipe: None,
+            platform: None,
+            inband: "run 7".into(),
+            status: NodeStatus::NonCompliant,
+            problem: None,
+            entries: vec![entry("bmc", "redfish-inventory"), entry("vbios", "inband")],
+            verdict: Verdict::Fail,
+            run_id: None,
+            record_error: None,
+            findings: Vec::new(),
+            compliance: None,
+            inspected: None,
+        };
+        let bmc_only = recheck_input(&input, &before, Some(&plan_for(&["bmc"])));
+        assert!(matches!(bmc_only.inspected, Ok((7, _))), "the BMC's update leaves the inspection valid");
+        let vbios = recheck_input(&input, &before, Some(&plan_for(&["bmc", "vbios"])));
+        let why = vbios.inspected.expect_err("stale for the VBIOS");
+        assert!(why.contains("run 7") && why.contains("kiln rack inspect"), "{why}");
+    }
+}
