@@ -80,7 +80,7 @@ pub fn run(repo: &Path, kiln: &Path, trays: usize, rounds: usize) -> anyhow::Res
     cfg.dir = repo.join("target/lab-bench-rack");
     cfg.manifest = cfg.dir.join("rack.toml");
     cfg.prefix = "kr".into();
-    cfg.subnet = 4;
+    cfg.subnet = 7;
     cfg.bmc = false;
     // Tray NN of one healthy rack, written by kiln's fixture builder (`gb200-nvl72-tray-NN`).
     let fixtures = cfg.dir.join("fixtures");
