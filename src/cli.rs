@@ -553,9 +553,14 @@ pub struct RackRunArgs {
     /// Where kiln lives on the nodes (pushed there when missing or different).
     #[arg(long, value_name = "PATH", default_value = "/var/lib/kiln/bin/kiln")]
     pub remote_path: String,
-    /// Push this binary instead of the running kiln (another architecture).
-    #[arg(long, value_name = "FILE")]
+    /// Push this binary instead of the running kiln (nodes of its
+    /// architecture only).
+    #[arg(long, value_name = "FILE", conflicts_with = "dist")]
     pub node_binary: Option<PathBuf>,
+    /// Push each node the binary for its architecture from this directory
+    /// (`cargo xtask dist`; docs/fleet.md).
+    #[arg(long, value_name = "DIR", env = "KILN_DIST")]
+    pub dist: Option<PathBuf>,
     #[command(flatten)]
     pub db: DbArgs,
     /// Print the rack outcome as JSON (schema in docs/fleet.md).

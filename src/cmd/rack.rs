@@ -67,8 +67,17 @@ pub fn step(args: &RackRunArgs, step: Step) -> anyhow::Result<i32> {
             }
         }
     };
-    let binary = RemoteBinary::new(args.node_binary.as_deref(), &args.remote_path)
-        .context("read the kiln binary to push to the nodes")?;
+    let binary = match &args.dist {
+        Some(dir) => RemoteBinary::from_dist(dir, &args.remote_path),
+        None => RemoteBinary::new(args.node_binary.as_deref(), &args.remote_path),
+    };
+    let binary = match binary {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("kiln: error: {}", crate::error::chain(&e));
+            return Ok(exit::BAD_INPUT);
+        }
+    };
     let opts = FanoutOptions {
         parallel: args.parallel.max(1),
         command_timeout: Duration::from_secs(args.timeout.max(1)),

@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
+use super::node_binary::RemoteBinary;
 use super::outcome::{BinaryState, FailureKind, NodeOutcome, NodeStatus, Step};
 use super::pool::map_bounded;
-use super::push::{ensure, guarded, stopped_by_guard, RemoteBinary};
+use super::push::{ensure, guard_probe, guarded, stopped_by_guard};
 use super::transport::{CommandOutput, Connector, NodeTransport, RemoteExit, TransportError};
 use crate::exit;
 use crate::rack::RackNode;
@@ -202,27 +203,21 @@ fn binary_then_run(
 ) -> Result<(BinaryState, CommandOutput), (TransportError, Option<BinaryState>)> {
     let timeout = opts.command_timeout;
     if plan.push {
-        let local = opts.binary.sha256().map_err(|detail| {
-            let e = TransportError::Checksum {
-                node: t.node().to_string(),
-                path: opts.binary.local.display().to_string(),
-                detail,
-            };
-            (e, None)
-        })?;
+        let expected = opts.binary.expected();
         progress(Phase::Running);
-        let out = t.run(&guarded(&opts.binary.remote_path, local, argv), timeout).map_err(|e| (e, None))?;
+        let guarded = guarded(&opts.binary.remote_path, &expected, argv);
+        let out = t.run(&guarded, timeout).map_err(|e| (e, None))?;
         if !stopped_by_guard(&out) {
             return Ok((BinaryState::Current, out));
         }
         progress(Phase::CheckingBinary);
-        let binary = ensure(t, &opts.binary, true, timeout).map_err(|e| (e, None))?;
+        let binary = ensure(t, &opts.binary, true, timeout, guard_probe(&out)).map_err(|e| (e, None))?;
         progress(Phase::Running);
         let out = t.run(argv, timeout).map_err(|e| (e, Some(binary)))?;
         return Ok((binary, out));
     }
     progress(Phase::CheckingBinary);
-    let binary = ensure(t, &opts.binary, false, timeout).map_err(|e| (e, None))?;
+    let binary = ensure(t, &opts.binary, false, timeout, None).map_err(|e| (e, None))?;
     progress(Phase::Running);
     let out = t.run(argv, timeout).map_err(|e| (e, Some(binary)))?;
     Ok((binary, out))
@@ -378,7 +373,7 @@ esac
         let dir = tempfile::tempdir().expect("tempdir");
         let src = fake_kiln(dir.path());
         let remote = dir.path().join("node-bin/kiln");
-        let binary = RemoteBinary::new(Some(&src), remote.to_str().expect("utf8")).expect("binary");
+        let binary = RemoteBinary::unchecked(&src, std::env::consts::ARCH, remote.to_str().expect("utf8"));
         let opts = FanoutOptions { parallel: 4, command_timeout: Duration::from_secs(1), binary };
         let nodes =
             [node("a", Some("/good")), node("b", Some("/bad")), node("c", Some("/crash")), node("d", Some("/slow"))];
@@ -401,7 +396,7 @@ esac
         let dir = tempfile::tempdir().expect("tempdir");
         let src = fake_kiln(dir.path());
         let remote = dir.path().join("node-bin/kiln");
-        let binary = RemoteBinary::new(Some(&src), remote.to_str().expect("utf8")).expect("binary");
+        let binary = RemoteBinary::unchecked(&src, std::env::consts::ARCH, remote.to_str().expect("utf8"));
         let opts = FanoutOptions { parallel: 2, command_timeout: Duration::from_secs(5), binary };
         let nodes = [node("a", Some("/bad")), node("b", Some("/good"))];
         let refs: Vec<&RackNode> = nodes.iter().collect();

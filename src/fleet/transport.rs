@@ -143,8 +143,23 @@ pub enum TransportError {
     },
     #[error("{node}: checksum {path}: {detail}")]
     Checksum { node: String, path: String, detail: String },
-    #[error("{node}: push kiln: the node is {remote_arch} and this kiln is built for {local_arch}; install kiln on the node or pass --node-binary")]
-    WrongArch { node: String, remote_arch: String, local_arch: String },
+    #[error(
+        "{node}: push kiln: the node is {node_arch} and {} is built for {binary_arch}; pass --dist DIR holding a \
+         {node_arch} kiln (`cargo xtask dist --target {}`, or built on a {node_arch} node: docs/fleet.md) \
+         or --node-binary FILE built for {node_arch}",
+        binary.display(),
+        super::elf::rust_target(node_arch)
+    )]
+    WrongArch { node: String, node_arch: String, binary: PathBuf, binary_arch: String },
+    #[error(
+        "{node}: push kiln: the node is {node_arch} and {} has no kiln for {node_arch} (it has {has}); \
+         add one with `cargo xtask dist --target {} --out DIR`, or build it on a {node_arch} node (docs/fleet.md)",
+        dir.display(),
+        super::elf::rust_target(node_arch)
+    )]
+    NoBinaryForArch { node: String, node_arch: String, dir: PathBuf, has: String },
+    #[error("{node}: install kiln at {path}: {detail}")]
+    Install { node: String, path: String, detail: String },
     #[error("{node}: run {program} locally")]
     Spawn {
         node: String,
