@@ -2,5 +2,6 @@
 
 pub mod bench_fleet;
 pub mod bringup_rack;
+pub mod dist;
 pub mod lab;
 pub mod vm;
