@@ -554,8 +554,8 @@ pub struct RackRunArgs {
     #[arg(long, value_name = "PATH", default_value = "/var/lib/kiln/bin/kiln")]
     pub remote_path: String,
     /// Push this binary instead of the running kiln (nodes of its
-    /// architecture only).
-    #[arg(long, value_name = "FILE", conflicts_with = "dist")]
+    /// architecture only); wins over --dist.
+    #[arg(long, value_name = "FILE")]
     pub node_binary: Option<PathBuf>,
     /// Push each node the binary for its architecture from this directory
     /// (`cargo xtask dist`; docs/fleet.md).

@@ -66,3 +66,36 @@ fn indexing_again_repacks_only_what_no_longer_matches() {
     assert_eq!(unpack("gzip", &gz), std::fs::read(&other).expect("read"));
     RemoteBinary::from_dist(&out, DEFAULT_REMOTE_PATH).expect("loads");
 }
+
+/// `kiln rack` with a `--dist` directory it cannot use refuses before it
+/// touches a node: bad input (exit 4), the file and field named.
+#[test]
+fn a_bad_dist_directory_is_bad_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rack = dir.path().join("rack.toml");
+    // 192.0.2.0/24 is TEST-NET-1: nothing answers there, so a node reached
+    // by mistake would show as a peer error (6), not as 4.
+    std::fs::write(&rack, "[rack]\nid = \"r1\"\n\n[[nodes]]\nname = \"n1\"\naddress = \"192.0.2.1\"\n").expect("rack");
+    let run = |dist: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(["rack", "inspect", "--connect-timeout", "1", "--rack"])
+            .arg(&rack)
+            .arg("--db")
+            .arg(dir.path().join("kiln.db"))
+            .arg("--dist")
+            .arg(dist)
+            .output()
+            .expect("run kiln")
+    };
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let out = run(&empty);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(kiln::exit::BAD_INPUT), "{stderr}");
+    assert!(stderr.contains("manifest.json: read the node-binary manifest"), "{stderr}");
+    std::fs::write(empty.join("manifest.json"), "{\"schema_version\": 1, \"kind\": \"kiln.dist\"}").expect("write");
+    let out = run(&empty);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(kiln::exit::BAD_INPUT), "{stderr}");
+    assert!(stderr.contains("manifest.json:1:") && stderr.contains("missing field `targets`"), "{stderr}");
+}

@@ -67,9 +67,9 @@ pub fn step(args: &RackRunArgs, step: Step) -> anyhow::Result<i32> {
             }
         }
     };
-    let binary = match &args.dist {
-        Some(dir) => RemoteBinary::from_dist(dir, &args.remote_path),
-        None => RemoteBinary::new(args.node_binary.as_deref(), &args.remote_path),
+    let binary = match (&args.node_binary, &args.dist) {
+        (None, Some(dir)) => RemoteBinary::from_dist(dir, &args.remote_path),
+        (file, _) => RemoteBinary::new(file.as_deref(), &args.remote_path),
     };
     let binary = match binary {
         Ok(b) => b,
