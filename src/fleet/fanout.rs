@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::node_binary::RemoteBinary;
 use super::outcome::{BinaryState, FailureKind, NodeOutcome, NodeStatus, Step};
 use super::pool::map_bounded;
-use super::push::{ensure, guard_probe, guarded, stopped_by_guard};
+use super::push::{check, run_current};
 use super::transport::{CommandOutput, Connector, NodeTransport, RemoteExit, TransportError};
 use crate::exit;
 use crate::rack::RackNode;
@@ -190,10 +190,10 @@ fn run_node(
     o
 }
 
-/// Makes sure the node runs this kiln, then runs `argv`. With `push` the
-/// command first goes out guarded by the binary check (one round trip when
-/// the binary is current); only a node whose binary is missing or differs
-/// gets the push and a second command.
+/// Makes sure the node runs the kiln meant for it, then runs `argv`. With
+/// `push` both happen in one remote command (`push::guarded`): the binary
+/// goes out on that command's input only when the node asks for it.
+/// Without, the node's binary is only looked at.
 fn binary_then_run(
     t: &mut dyn NodeTransport,
     plan: &Plan,
@@ -203,21 +203,11 @@ fn binary_then_run(
 ) -> Result<(BinaryState, CommandOutput), (TransportError, Option<BinaryState>)> {
     let timeout = opts.command_timeout;
     if plan.push {
-        let expected = opts.binary.expected();
         progress(Phase::Running);
-        let guarded = guarded(&opts.binary.remote_path, &expected, argv);
-        let out = t.run(&guarded, timeout).map_err(|e| (e, None))?;
-        if !stopped_by_guard(&out) {
-            return Ok((BinaryState::Current, out));
-        }
-        progress(Phase::CheckingBinary);
-        let binary = ensure(t, &opts.binary, true, timeout, guard_probe(&out)).map_err(|e| (e, None))?;
-        progress(Phase::Running);
-        let out = t.run(argv, timeout).map_err(|e| (e, Some(binary)))?;
-        return Ok((binary, out));
+        return run_current(t, &opts.binary, argv, timeout);
     }
     progress(Phase::CheckingBinary);
-    let binary = ensure(t, &opts.binary, false, timeout, None).map_err(|e| (e, None))?;
+    let binary = check(t, &opts.binary, timeout).map_err(|e| (e, None))?;
     progress(Phase::Running);
     let out = t.run(argv, timeout).map_err(|e| (e, Some(binary)))?;
     Ok((binary, out))

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use super::dist::Encoding;
-use super::node_binary::{NodeBinary, RemoteBinary};
+use super::node_binary::RemoteBinary;
 use super::outcome::BinaryState;
-use super::transport::{shell_quote, upload_tmp_name, CommandOutput, NodeTransport, RemoteExit, TransportError};
+use super::transport::{shell_quote, Answer, CommandOutput, NodeTransport, RemoteExit, TransportError};
 
 /// The file beside the binary holding its checksum and the `stat` identity
 /// (size, mtime, inode, ctime) it had when that checksum was taken.
@@ -33,7 +33,6 @@ fn check_script(remote: &str) -> String {
     )
 }
 
-/// Exit code and stderr marker of a guarded command whose binary check failed.
 /// Shell that sets `a` to the node's `uname -m` and `z` to the unpackers it
 /// has (`xz,gzip,`).
 const PROBE_SHELL: &str =
@@ -74,39 +73,171 @@ impl NodeProbe {
     }
 }
 
-/// Exit code and stderr marker of a guarded command whose binary check failed.
+/// Exit codes of the guarded command when it stops before the node
+/// command: at the check (nothing was sent, or the controller refused), and
+/// after a push that was not installed.
 const GUARD_EXIT: i32 = 97;
+const INSTALL_EXIT: i32 = 98;
 const GUARD_MARKER: &str = "kiln-binary-check:";
 const PROBE_MARKER: &str = "kiln-probe:";
 const INSTALL_MARKER: &str = "kiln-install:";
 
-/// `argv` behind the binary check, as one remote command: it runs only when
-/// the node's kiln is the one meant for the node's architecture (`expected`:
-/// `(arch, sha256)` pairs), else it exits with a marker line saying what the
-/// node has. In the steady state a node then costs one command, not two.
+/// The one remote command of a step that keeps kiln current. When the
+/// node's kiln is the one meant for its architecture (`expected`: `(arch,
+/// sha256)` pairs) it runs `argv` at once. Otherwise it says on stderr what
+/// the node has (checksum, `uname -m`, unpackers) and reads the controller's
+/// reply on stdin: `keep` (run anyway: the binary is right after all),
+/// `send ENCODING SHA256` followed by the packed binary, or anything else
+/// (stop, exit 97). What is sent is unpacked beside the target, hashed in
+/// full, and only when it is `SHA256` made executable, renamed over the
+/// target (a node never runs a half-written binary) and stamped; then `argv`
+/// runs. A push that is not installed stops with exit 98 and a line saying
+/// why. So a node costs one command whether or not it needs a push.
 pub(crate) fn guarded(remote: &str, expected: &[(&str, &str)], argv: &[String]) -> Vec<String> {
     let words: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
+    let cmd = format!("{} </dev/null", words.join(" "));
     let arms: String =
         expected.iter().map(|(arch, sha)| format!("{}) w={};; ", shell_quote(arch), shell_quote(sha))).collect();
+    let fail = |why: &str| format!("{{ rm -f -- \"$n\"; echo \"{INSTALL_MARKER} {why}\" >&2; exit {INSTALL_EXIT}; }}");
     let script = format!(
         "{check}; {probe}; w=; case \"$a\" in {arms}esac; \
-         if [ -n \"$w\" ] && [ \"$h\" = \"$w\" ]; then exec {cmd}; fi; {echo} >&2; exit {GUARD_EXIT}",
+         if [ -n \"$w\" ] && [ \"$h\" = \"$w\" ]; then exec {cmd}; fi; {echo} >&2; \
+         read -r v e w || exit {GUARD_EXIT}; \
+         case \"$v\" in keep) exec {cmd};; send) ;; *) exit {GUARD_EXIT};; esac; \
+         n=\"$p.new.$$\"; mkdir -p -- \"$(dirname -- \"$p\")\" || {mkdir_fail}; \
+         case \"$e\" in xz) xz -dc > \"$n\";; gzip) gzip -dc > \"$n\";; none) cat > \"$n\";; *) false;; esac \
+         || {unpack_fail}; \
+         h=$(sha256sum -- \"$n\" | cut -d' ' -f1); [ \"$h\" = \"$w\" ] || {hash_fail}; \
+         chmod 755 \"$n\" && mv -f -- \"$n\" \"$p\" || {place_fail}; \
+         printf '%s\\n%s\\n' \"$w\" \"$(stat -c '{f}' -- \"$p\")\" > \"$s.tmp.$$\" && mv -f \"$s.tmp.$$\" \"$s\" \
+         || {stamp_fail}; \
+         echo \"{INSTALL_MARKER} ok\" >&2; exec {cmd}",
         check = check_script(remote),
         probe = PROBE_SHELL,
-        cmd = words.join(" "),
         echo = probe_echo(GUARD_MARKER),
+        f = STAT_FORMAT,
+        mkdir_fail = fail("could not create the directory of $p"),
+        unpack_fail = fail("could not unpack the pushed copy ($e)"),
+        hash_fail = fail("the pushed copy unpacks to sha256 $h, expected $w"),
+        place_fail = fail("could not put it at $p"),
+        stamp_fail = fail("could not write the checksum stamp $s"),
     );
     vec!["sh".into(), "-c".into(), script]
 }
 
-/// True when a guarded command stopped at the binary check.
-pub(crate) fn stopped_by_guard(out: &CommandOutput) -> bool {
-    out.exit == RemoteExit::Code(GUARD_EXIT) && out.stderr_tail().is_some_and(|l| l.starts_with(GUARD_MARKER))
+/// The node's request, once its whole line has arrived on stderr.
+fn request_in(stderr: &[u8]) -> Option<Result<NodeProbe, String>> {
+    let text = String::from_utf8_lossy(stderr);
+    let at = text.find(GUARD_MARKER)?;
+    let line = text[at..].split_inclusive('\n').next().filter(|l| l.ends_with('\n'))?;
+    Some(NodeProbe::parse(line, GUARD_MARKER).ok_or_else(|| format!("unexpected answer {:?}", line.trim())))
 }
 
-/// What a guarded command that stopped at the check said about the node.
-pub(crate) fn guard_probe(out: &CommandOutput) -> Option<NodeProbe> {
-    out.stderr_tail().and_then(|l| NodeProbe::parse(&l, GUARD_MARKER))
+/// What the controller decided when the node asked.
+enum Decision {
+    Keep,
+    Sent { encoding: Option<Encoding>, bytes: u64 },
+    Refused(TransportError),
+}
+
+/// Runs `argv` on the node with the binary meant for it (see `guarded`):
+/// sends it when the node asks, the smallest packed copy the node can
+/// unpack, chosen by the architecture the node reports. Returns what
+/// happened to the node's binary and the node command's output.
+pub(crate) fn run_current(
+    t: &mut dyn NodeTransport,
+    bins: &RemoteBinary,
+    argv: &[String],
+    timeout: Duration,
+) -> Result<(BinaryState, CommandOutput), (TransportError, Option<BinaryState>)> {
+    let script = guarded(&bins.remote_path, &bins.expected(), argv);
+    let node = t.node().to_string();
+    let mut decision = None;
+    let mut answer = |stderr: &[u8]| -> Option<Answer> {
+        let request = request_in(stderr)?;
+        let (d, reply) = match decide(bins, &node, request) {
+            Ok((d, reply)) => (d, reply),
+            Err(e) => (Decision::Refused(e), Answer { header: b"refuse\n".to_vec(), body: None }),
+        };
+        decision = Some(d);
+        Some(reply)
+    };
+    let out = t.run_answering(&script, timeout, &mut answer).map_err(|e| (e, None))?;
+    let bad = |detail: String| TransportError::Install { node: node.clone(), path: bins.remote_path.clone(), detail };
+    let (state, out) = match decision {
+        None if stopped(&out, GUARD_EXIT, GUARD_MARKER) => {
+            // It stopped at the check without asking in a way this kiln reads.
+            return Err((bad(out.stderr_tail().unwrap_or_default()), None));
+        }
+        None => return Ok((BinaryState::Current, out)),
+        Some(Decision::Refused(e)) => return Err((e, None)),
+        Some(Decision::Keep) => (BinaryState::Current, out),
+        Some(Decision::Sent { encoding, bytes }) => {
+            let installed = String::from_utf8_lossy(&out.stderr).lines().any(|l| l == format!("{INSTALL_MARKER} ok"));
+            if !installed {
+                let detail = String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .rev()
+                    .find_map(|l| l.strip_prefix(INSTALL_MARKER).map(|d| d.trim().to_string()))
+                    .unwrap_or_else(|| format!("the node did not install it ({:?})", out.exit));
+                return Err((bad(detail), None));
+            }
+            tracing::info!(
+                node = %node,
+                bytes,
+                encoding = encoding.map(Encoding::program).unwrap_or("none"),
+                "pushed kiln"
+            );
+            (BinaryState::Pushed, out)
+        }
+    };
+    Ok((state, without_markers(out)))
+}
+
+/// The reply to a node's request: its binary, or why it gets none.
+fn decide(
+    bins: &RemoteBinary,
+    node: &str,
+    request: Result<NodeProbe, String>,
+) -> Result<(Decision, Answer), TransportError> {
+    let probe = request.map_err(|detail| TransportError::Checksum {
+        node: node.to_string(),
+        path: bins.remote_path.clone(),
+        detail,
+    })?;
+    // A binary for the wrong architecture would only fail on the node with
+    // "exec format error": the node is refused before anything is sent.
+    let bin = bins.for_node(node, &probe.uname_m)?;
+    let sha = bin.sha256().map_err(|detail| TransportError::Checksum {
+        node: node.to_string(),
+        path: bin.local.display().to_string(),
+        detail,
+    })?;
+    if probe.sha256.as_deref() == Some(sha) {
+        return Ok((Decision::Keep, Answer { header: b"keep\n".to_vec(), body: None }));
+    }
+    let wire = bin.wire_for(&probe.unpack);
+    let encoding = wire.encoding.map(Encoding::program).unwrap_or("none");
+    let header = format!("send {encoding} {sha}\n").into_bytes();
+    tracing::info!(node, arch = %bin.arch, bytes = wire.bytes, encoding, "pushing kiln");
+    Ok((
+        Decision::Sent { encoding: wire.encoding, bytes: wire.bytes },
+        Answer { header, body: Some(wire.path.to_path_buf()) },
+    ))
+}
+
+fn stopped(out: &CommandOutput, code: i32, marker: &str) -> bool {
+    out.exit == RemoteExit::Code(code) && String::from_utf8_lossy(&out.stderr).lines().any(|l| l.starts_with(marker))
+}
+
+/// The node command's output without the lines the check and the install printed.
+fn without_markers(mut out: CommandOutput) -> CommandOutput {
+    let ok = format!("{INSTALL_MARKER} ok");
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    let kept: Vec<&str> =
+        text.split_inclusive('\n').filter(|l| !l.starts_with(GUARD_MARKER) && l.trim_end() != ok).collect();
+    out.stderr = kept.concat().into_bytes();
+    out
 }
 
 /// Asks the node for its kiln's checksum, its architecture and its unpackers.
@@ -125,102 +256,25 @@ fn probe_node(t: &mut dyn NodeTransport, remote: &str, timeout: Duration) -> Res
         .ok_or_else(|| bad(format!("unexpected answer {:?}", text.trim())))
 }
 
-/// Shell run on the node after the upload: unpack `staging` beside the
-/// target, hash the result in full, and only when it is the binary meant
-/// for the node put it in place (a rename: a node never runs a half-written
-/// binary) and record its stamp.
-fn install_script(remote: &str, staging: &str, encoding: Option<Encoding>, sha256: &str) -> String {
-    let unpack = match encoding {
-        Some(e) => format!("{} -dc < \"$u\" > \"$n\"", e.program()),
-        None => "mv -f -- \"$u\" \"$n\"".to_string(),
-    };
-    format!(
-        "p={p}; u={u}; s={s}; w={w}; n=\"$p.new.$$\"; \
-         if ! {unpack}; then rm -f -- \"$u\" \"$n\"; echo \"{m} could not unpack the pushed copy\" >&2; exit 1; fi; \
-         rm -f -- \"$u\"; h=$(sha256sum -- \"$n\" | cut -d' ' -f1); \
-         if [ \"$h\" != \"$w\" ]; then rm -f -- \"$n\"; \
-         echo \"{m} the pushed copy unpacks to sha256 $h, expected $w\" >&2; exit 1; fi; \
-         chmod 755 \"$n\" && mv -f -- \"$n\" \"$p\" || {{ rm -f -- \"$n\"; echo \"{m} could not put it at $p\" >&2; exit 1; }}; \
-         printf '%s\\n%s\\n' \"$w\" \"$(stat -c '{f}' -- \"$p\")\" > \"$s.tmp.$$\" && mv -f \"$s.tmp.$$\" \"$s\" \
-         || {{ echo \"{m} could not write the checksum stamp $s\" >&2; exit 1; }}; echo \"{m} ok\"",
-        p = shell_quote(remote),
-        u = shell_quote(staging),
-        s = shell_quote(&stamp_path(remote)),
-        w = shell_quote(sha256),
-        f = STAT_FORMAT,
-        m = INSTALL_MARKER,
-    )
-}
-
-/// Sends the binary meant for the node (its smallest compressed copy the
-/// node can unpack) and installs it, verified.
-fn install(
-    t: &mut dyn NodeTransport,
-    bin: &NodeBinary,
-    sha256: &str,
-    remote: &str,
-    unpack: &[Encoding],
-    timeout: Duration,
-) -> Result<(), TransportError> {
-    let wire = bin.wire_for(unpack);
-    let suffix = match wire.encoding {
-        Some(Encoding::Gzip) => ".gz",
-        Some(Encoding::Xz) => ".xz",
-        None => "",
-    };
-    let staging = format!("{}{suffix}", upload_tmp_name(remote));
-    tracing::info!(
-        node = t.node(),
-        path = %remote,
-        arch = %bin.arch,
-        bytes = wire.bytes,
-        encoding = wire.encoding.map(Encoding::program).unwrap_or("none"),
-        "pushing kiln"
-    );
-    t.upload(wire.path, &staging, 0o600, timeout)?;
-    let out = t.run(&["sh".into(), "-c".into(), install_script(remote, &staging, wire.encoding, sha256)], timeout)?;
-    let said_ok = String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == format!("{INSTALL_MARKER} ok"));
-    if out.exit != RemoteExit::Code(0) || !said_ok {
-        let detail = out
-            .stderr_tail()
-            .map(|l| l.strip_prefix(INSTALL_MARKER).map(str::trim).unwrap_or(&l).to_string())
-            .unwrap_or_else(|| format!("the install command ended with {:?}", out.exit));
-        return Err(TransportError::Install { node: t.node().to_string(), path: remote.to_string(), detail });
-    }
-    Ok(())
-}
-
-/// Checks the node's copy against the binary meant for its architecture
-/// (`probe`: what a guarded command already learnt; asked for when `None`);
-/// with `push`, replaces a missing or different one and verifies it. Without
-/// `push` only reports.
-pub(crate) fn ensure(
+/// `status`: whether the node's kiln is the binary meant for its
+/// architecture. Sends nothing.
+pub(crate) fn check(
     t: &mut dyn NodeTransport,
     bins: &RemoteBinary,
-    push: bool,
     timeout: Duration,
-    probe: Option<NodeProbe>,
 ) -> Result<BinaryState, TransportError> {
-    let probe = match probe {
-        Some(p) => p,
-        None => probe_node(t, &bins.remote_path, timeout)?,
-    };
-    // A binary for the wrong architecture would only fail on the node with
-    // "exec format error"; the node is refused before anything is sent.
+    let probe = probe_node(t, &bins.remote_path, timeout)?;
     let bin = bins.for_node(t.node(), &probe.uname_m)?;
     let local = bin.sha256().map_err(|detail| TransportError::Checksum {
         node: t.node().to_string(),
         path: bin.local.display().to_string(),
         detail,
     })?;
-    match (&probe.sha256, push) {
-        (Some(h), _) if h == local => return Ok(BinaryState::Current),
-        (None, false) => return Ok(BinaryState::Missing),
-        (Some(_), false) => return Ok(BinaryState::Differs),
-        _ => {}
-    }
-    install(t, bin, local, &bins.remote_path, &probe.unpack, timeout)?;
-    Ok(BinaryState::Pushed)
+    Ok(match probe.sha256 {
+        Some(h) if h == local => BinaryState::Current,
+        Some(_) => BinaryState::Differs,
+        None => BinaryState::Missing,
+    })
 }
 
 #[cfg(test)]
@@ -240,6 +294,24 @@ mod tests {
         std::env::consts::ARCH
     }
 
+    fn echo_ran() -> Vec<String> {
+        vec!["echo".to_string(), "ran".to_string()]
+    }
+
+    /// `run_current` with `echo ran` as the node command; the state, and
+    /// whether the command ran.
+    fn run(t: &mut LocalTransport, bins: &RemoteBinary) -> Result<(BinaryState, bool), TransportError> {
+        run_current(t, bins, &echo_ran(), LIMIT).map(|(b, out)| (b, out.stdout == b"ran\n")).map_err(|(e, _)| e)
+    }
+
+    fn listing(dir: &std::path::Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map(|r| r.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
     #[test]
     fn a_stamp_is_trusted_only_while_the_binary_is_untouched() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -248,15 +320,16 @@ mod tests {
         let remote = remote_in(dir.path());
         let bin = RemoteBinary::new(Some(&src), &remote).expect("binary");
         let mut t = LocalTransport::new("here");
-        assert_eq!(ensure(&mut t, &bin, false, LIMIT, None).expect("ensure"), BinaryState::Missing);
-        assert_eq!(ensure(&mut t, &bin, true, LIMIT, None).expect("ensure"), BinaryState::Pushed);
-        assert_eq!(ensure(&mut t, &bin, true, LIMIT, None).expect("ensure"), BinaryState::Current);
+        assert_eq!(check(&mut t, &bin, LIMIT).expect("check"), BinaryState::Missing);
+        assert_eq!(run(&mut t, &bin).expect("run"), (BinaryState::Pushed, true));
+        assert_eq!(run(&mut t, &bin).expect("run"), (BinaryState::Current, true));
         // Changing the binary in place (same size) changes its ctime: the
         // stamp no longer applies and the full hash finds the difference.
         std::fs::write(&remote, testdist::binary(this_arch(), b"kiln v2")).expect("tamper");
-        assert_eq!(ensure(&mut t, &bin, false, LIMIT, None).expect("ensure"), BinaryState::Differs);
-        assert_eq!(ensure(&mut t, &bin, true, LIMIT, None).expect("ensure"), BinaryState::Pushed);
+        assert_eq!(check(&mut t, &bin, LIMIT).expect("check"), BinaryState::Differs);
+        assert_eq!(run(&mut t, &bin).expect("run"), (BinaryState::Pushed, true));
         assert_eq!(std::fs::read(&remote).expect("read"), testdist::binary(this_arch(), b"kiln v1"));
+        assert_eq!(check(&mut t, &bin, LIMIT).expect("check"), BinaryState::Current);
     }
 
     #[test]
@@ -278,19 +351,16 @@ mod tests {
         assert_eq!(probe.sha256, None);
         assert_eq!(crate::fleet::elf::node_arch(&probe.uname_m), this_arch());
         assert!(probe.unpack.contains(&Encoding::Gzip), "gzip is on every node: {probe:?}");
-        assert_eq!(ensure(&mut t, &set, true, LIMIT, Some(probe)).expect("push"), BinaryState::Pushed);
+        let (state, out) = run_current(&mut t, &set, &echo_ran(), LIMIT).map_err(|(e, _)| e).expect("push");
+        assert_eq!(state, BinaryState::Pushed);
+        assert_eq!(out.stdout, b"ran\n");
+        assert!(out.stderr.is_empty(), "the check's and the install's lines are not the command's: {out:?}");
         let want = testdist::path(&dist, this_arch(), "");
         assert_eq!(std::fs::read(&remote).expect("installed"), std::fs::read(&want).expect("binary"));
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&remote).expect("meta").permissions().mode() & 0o777, 0o755);
-        let left: Vec<String> = std::fs::read_dir(dir.path().join("node/bin"))
-            .expect("dir")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        let mut left = left;
-        left.sort();
-        assert_eq!(left, ["kiln", "kiln.sha256"], "nothing staged is left behind");
-        assert_eq!(ensure(&mut t, &set, true, LIMIT, None).expect("again"), BinaryState::Current);
+        assert_eq!(listing(&dir.path().join("node/bin")), ["kiln", "kiln.sha256"], "nothing staged is left behind");
+        assert_eq!(run(&mut t, &set).expect("again"), (BinaryState::Current, true));
     }
 
     #[test]
@@ -313,13 +383,12 @@ mod tests {
         let remote = remote_in(dir.path());
         let set = RemoteBinary::from_dist(&dist, &remote).expect("dist");
         let mut t = LocalTransport::new("here");
-        let e = ensure(&mut t, &set, true, LIMIT, None).expect_err("refused on the node");
+        let e = run(&mut t, &set).expect_err("refused on the node");
         let text = e.to_string();
         assert!(matches!(e, TransportError::Install { .. }), "{e:?}");
         assert!(text.contains("the pushed copy unpacks to sha256 "), "{text}");
         assert!(!std::path::Path::new(&remote).exists(), "nothing installed");
-        let left = std::fs::read_dir(dir.path().join("node/bin")).expect("dir").count();
-        assert_eq!(left, 0, "the staged and unpacked copies are removed");
+        assert_eq!(listing(&dir.path().join("node/bin")), Vec::<String>::new(), "the unpacked copy is removed");
     }
 
     #[test]
@@ -331,12 +400,14 @@ mod tests {
         let remote = remote_in(dir.path());
         let set = RemoteBinary::from_dist(&dist, &remote).expect("dist");
         let mut t = LocalTransport::new("here");
-        let e = ensure(&mut t, &set, true, LIMIT, None).expect_err("no binary for this node");
+        let e = run(&mut t, &set).expect_err("no binary for this node");
         assert!(
             matches!(&e, TransportError::NoBinaryForArch { node_arch, has, .. } if node_arch == this_arch() && has == other),
             "{e:?}"
         );
         assert!(!dir.path().join("node").exists(), "nothing was sent");
+        // `status` says the same, without running anything.
+        assert!(matches!(check(&mut t, &set, LIMIT), Err(TransportError::NoBinaryForArch { .. })));
     }
 
     #[test]
@@ -347,21 +418,32 @@ mod tests {
         let remote = remote_in(dir.path());
         let set = RemoteBinary::new(Some(&src), &remote).expect("binary");
         let mut t = LocalTransport::new("here");
-        let argv = vec!["echo".to_string(), "ran".to_string()];
         let sha = set.binaries()[0].sha256().expect("hash").to_string();
-        // Missing: stopped, saying so, with the node's architecture.
-        let out = t.run(&guarded(&remote, &[(this_arch(), &sha)], &argv), LIMIT).expect("run");
-        assert!(stopped_by_guard(&out), "{out:?}");
-        let probe = guard_probe(&out).expect("probe line");
-        assert_eq!((probe.sha256.as_deref(), probe.uname_m.as_str()), (None, this_arch()));
-        assert_eq!(ensure(&mut t, &set, true, LIMIT, Some(probe)).expect("push"), BinaryState::Pushed);
-        // Current: the command runs, in the same round trip.
-        let out = t.run(&guarded(&remote, &[(this_arch(), &sha)], &argv), LIMIT).expect("run");
-        assert_eq!((out.exit.clone(), out.stdout.as_slice()), (RemoteExit::Code(0), b"ran\n".as_slice()));
-        // The same checksum under another architecture is not this node's binary.
-        let out = t.run(&guarded(&remote, &[("riscv64", &sha)], &argv), LIMIT).expect("run");
-        assert!(stopped_by_guard(&out), "{out:?}");
-        assert_eq!(guard_probe(&out).expect("probe").sha256.as_deref(), Some(sha.as_str()));
+        assert_eq!(run(&mut t, &set).expect("push"), (BinaryState::Pushed, true));
+        // The same checksum expected under another architecture is not this
+        // node's binary: the guard stops and asks; unanswered (stdin closed)
+        // it ends at the check, having run nothing.
+        let out = t.run(&guarded(&remote, &[("riscv64", &sha)], &echo_ran()), LIMIT).expect("run");
+        assert_eq!(out.exit, RemoteExit::Code(GUARD_EXIT), "{out:?}");
+        assert!(out.stdout.is_empty());
+        let probe = request_in(&out.stderr).expect("a request").expect("readable");
+        assert_eq!((probe.sha256.as_deref(), probe.uname_m.as_str()), (Some(sha.as_str()), this_arch()));
+        // Asked, the controller finds the binary current and says keep: one
+        // command, nothing sent.
+        let other = guarded(&remote, &[("riscv64", &sha)], &echo_ran());
+        let mut asked = 0;
+        let out = t
+            .run_answering(&other, LIMIT, &mut |_| {
+                asked += 1;
+                Some(Answer { header: b"keep\n".to_vec(), body: None })
+            })
+            .expect("run");
+        assert_eq!((asked, out.stdout.as_slice()), (1, b"ran\n".as_slice()));
+        // Any other reply stops it.
+        let out = t
+            .run_answering(&other, LIMIT, &mut |_| Some(Answer { header: b"refuse\n".to_vec(), body: None }))
+            .expect("run");
+        assert_eq!((out.exit, out.stdout.is_empty()), (RemoteExit::Code(GUARD_EXIT), true));
     }
 
     #[test]
@@ -376,5 +458,10 @@ mod tests {
         assert_eq!(NodeProbe::parse("kiln-probe: h=xyz arch=x86_64 unpack=", PROBE_MARKER), None);
         assert_eq!(NodeProbe::parse("kiln-probe: arch=x86_64", PROBE_MARKER), None, "no checksum word");
         assert_eq!(NodeProbe::parse("something else", PROBE_MARKER), None);
+        // A request is read only once its line is whole.
+        let line = "kiln-binary-check: h=missing arch=aarch64 unpack=gzip,";
+        assert!(request_in(line.as_bytes()).is_none(), "no newline yet");
+        let whole = format!("{line}\n");
+        assert_eq!(request_in(whole.as_bytes()).map(|r| r.map(|p| p.uname_m)), Some(Ok("aarch64".to_string())));
     }
 }

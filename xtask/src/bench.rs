@@ -52,7 +52,7 @@ fn node(kiln: &Path, root: &Path) -> Result<()> {
 
     // 1. Inspecting this machine against lspci -vvv over the same devices.
     if sh::have("lspci") {
-        let k = median_time(RUNS, || quiet(Command::new(&kiln).args(["inspect", "--json"])))?;
+        let k = median_time(RUNS, || quiet(Command::new(kiln).args(["inspect", "--json"])))?;
         let l = median_time(RUNS, || quiet(Command::new("lspci").arg("-vvv")))?;
         section.push_str(&format!(
             "| inspect this machine (`kiln inspect --json` vs `lspci -vvv`) | {} | {} | {:.2} |\n",
@@ -68,7 +68,7 @@ fn node(kiln: &Path, root: &Path) -> Result<()> {
     let fixture = root.join("tests/fixtures/hgx-b200");
     let fixture_arg = fixture.to_string_lossy().into_owned();
     let v = median_time(RUNS, || {
-        quiet(Command::new(&kiln).args(["validate", "--json", "--platform", "hgx-b200", "--root", &fixture_arg]))
+        quiet(Command::new(kiln).args(["validate", "--json", "--platform", "hgx-b200", "--root", &fixture_arg]))
     })?;
     section.push_str(&format!("| validate the hgx-b200 fixture (8 GPUs) | {} | | |\n", ms(v)));
 
@@ -82,7 +82,7 @@ fn node(kiln: &Path, root: &Path) -> Result<()> {
     let db_arg = db.to_string_lossy().into_owned();
     let start = Instant::now();
     let ok =
-        quiet(Command::new(&kiln).args(["bench-record", "--root", &fixture_arg, "--count", "1000", "--db", &db_arg]))?;
+        quiet(Command::new(kiln).args(["bench-record", "--root", &fixture_arg, "--count", "1000", "--db", &db_arg]))?;
     let took = start.elapsed();
     if !ok {
         bail!("kiln bench-record failed");
@@ -110,7 +110,14 @@ pub fn fleet_only(args: &[String]) -> Result<u8> {
 
 fn fleet(nodes: usize) -> Result<()> {
     let root = sh::root();
-    let report = xtask::bench_fleet::run(&root, nodes)?;
+    // The node binary a crew pushes: this machine's target from `cargo
+    // xtask dist`, in a directory of the benchmark's own.
+    let host = xtask::dist::host_target()?;
+    let dist = root.join("target/bench-dist");
+    let built = xtask::dist::build(&root, &host, &host)?;
+    xtask::dist::package(&built, &host, &dist)?;
+    xtask::dist::index(&dist, xtask::dist::PackLevels::SMALLEST)?;
+    let report = xtask::bench_fleet::run(&root, nodes, Some(&dist))?;
     let body = report.markdown();
     println!("{body}");
     write_section(&root.join("docs/benchmarks.md"), "fleet", &format!("{body}\n"))

@@ -1,5 +1,7 @@
 //! Rack fan-out benchmark: `kiln rack inspect` over the lab's nodes against `pdsh` running
-//! `kiln inspect --json` on the same nodes, side by side in one run.
+//! `kiln inspect --json` on the same nodes, side by side in one run; and the first run (every node
+//! gets kiln pushed) against a rerun, pushing the controller's own binary and `--dist`'s packed one,
+//! with the bytes that crossed each node's link.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -27,11 +29,33 @@ pub struct FleetBench {
     pub pdsh_nodes_answered: usize,
     /// The node command's exit code on the first node (both tools run the same).
     pub node_exit: Option<i64>,
+    /// Bytes through each node's link (both directions) during the first run, mean over nodes.
+    pub kiln_cold_wire_bytes: f64,
+    /// The same run with `--dist`, when a directory was given.
+    pub dist: Option<DistBench>,
+}
+
+/// `kiln rack inspect --force --dist DIR`: first runs (nodes emptied before
+/// each) and reruns, and what crossed the links.
+#[derive(Debug, Clone)]
+pub struct DistBench {
+    pub dir: PathBuf,
+    /// The binary that runs on the nodes (stripped).
+    pub binary_mb: f64,
+    /// What the nodes were sent (the smallest packed copy they can unpack).
+    pub packed: String,
+    pub packed_mb: f64,
+    pub cold_rounds: usize,
+    pub cold_s: f64,
+    pub warm_s: f64,
+    pub cold_wire_bytes: f64,
+    pub warm_wire_bytes: f64,
+    pub nodes_pushed: usize,
 }
 
 impl FleetBench {
     pub fn markdown(&self) -> String {
-        format!(
+        let mut s = format!(
             "| tool | what it does | time (median of {r}) | nodes answered |\n|---|---|---|---|\n\
              | `kiln rack inspect --force` (first run) | SSH, checksum, push {mb:.0} MB binary, run, record | {cold:.2} s | {ka} / {n} |\n\
              | `kiln rack inspect --force` | SSH, checksum (current), run, record | {warm:.2} s | {ka} / {n} |\n\
@@ -44,7 +68,46 @@ impl FleetBench {
             ka = self.kiln_nodes_answered,
             pa = self.pdsh_nodes_answered,
             n = self.nodes,
-        )
+        );
+        let Some(d) = &self.dist else {
+            return s;
+        };
+        s.push_str(&format!(
+            "\nFirst run against rerun, {n} nodes (first runs: nodes' kiln removed before each; \
+             wire: bytes through each node's veth, both directions, mean per node):\n\n\
+             | what is pushed | first run | rerun (median of {r}) | first / rerun | wire per node, first run | wire per node, rerun |\n\
+             |---|---|---|---|---|---|\n\
+             | the controller's kiln, {mb:.1} MB as is (no `--dist`) | {cold:.2} s (1 run) | {warm:.2} s | {ratio:.2} | {cw:.1} MB | |\n\
+             | `--dist`: {dmb:.1} MB stripped, sent as {pmb:.1} MB {enc} | {dcold:.2} s (median of {cr}) | {dwarm:.2} s | {dratio:.2} | {dcw:.2} MB | {dww:.3} MB |\n",
+            n = self.nodes,
+            r = self.rounds,
+            mb = self.kiln_binary_mb,
+            cold = self.kiln_cold_s,
+            warm = self.kiln_warm_s,
+            ratio = self.kiln_cold_s / self.kiln_warm_s,
+            cw = self.kiln_cold_wire_bytes / 1e6,
+            dmb = d.binary_mb,
+            pmb = d.packed_mb,
+            enc = d.packed,
+            dcold = d.cold_s,
+            cr = d.cold_rounds,
+            dwarm = d.warm_s,
+            dratio = d.cold_s / d.warm_s,
+            dcw = d.cold_wire_bytes / 1e6,
+            dww = d.warm_wire_bytes / 1e6,
+        ));
+        s.push_str(&format!(
+            "\n- wire per node, first run with `--dist`: {:.2} MB (target: at most 8 MB): {}\n\
+             - first run / rerun with `--dist`: {:.2} (target: within 1.5): {}\n\
+             - nodes pushed in the last first run: {} / {}\n",
+            d.cold_wire_bytes / 1e6,
+            if d.cold_wire_bytes <= 8e6 { "met" } else { "missed" },
+            d.cold_s / d.warm_s,
+            if d.cold_s <= 1.5 * d.warm_s { "met" } else { "missed" },
+            d.nodes_pushed,
+            self.nodes,
+        ));
+        s
     }
 }
 
@@ -63,12 +126,20 @@ pub fn default_kiln(repo: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// Brings up a lab of `nodes` nodes (its own names and subnet, no BMCs),
-/// times both tools `rounds` times, takes the lab down, returns the medians.
-pub fn run(repo: &Path, nodes: usize) -> anyhow::Result<FleetBench> {
-    run_with(repo, &default_kiln(repo)?, nodes, 5)
+/// times both tools `rounds` times, and with `dist` (a `cargo xtask dist`
+/// directory) the first run and reruns that push from it; takes the lab
+/// down, returns the medians.
+pub fn run(repo: &Path, nodes: usize, dist: Option<&Path>) -> anyhow::Result<FleetBench> {
+    run_with(repo, &default_kiln(repo)?, dist, nodes, 5)
 }
 
-pub fn run_with(repo: &Path, kiln: &Path, nodes: usize, rounds: usize) -> anyhow::Result<FleetBench> {
+pub fn run_with(
+    repo: &Path,
+    kiln: &Path,
+    dist: Option<&Path>,
+    nodes: usize,
+    rounds: usize,
+) -> anyhow::Result<FleetBench> {
     if !Path::new("/usr/bin/pdsh").exists() {
         crate::lab::install_packages(&["pdsh"])?;
     }
@@ -79,12 +150,47 @@ pub fn run_with(repo: &Path, kiln: &Path, nodes: usize, rounds: usize) -> anyhow
     cfg.subnet = 2;
     cfg.bmc = false;
     let lab = lab::up(&cfg)?;
-    let result = measure(&lab, kiln, nodes, rounds);
+    let result = measure(&lab, kiln, dist, nodes, rounds);
     lab::down(&cfg.dir)?;
     result
 }
 
-fn measure(lab: &lab::Lab, kiln: &Path, nodes: usize, rounds: usize) -> anyhow::Result<FleetBench> {
+/// Bytes through each node's veth so far (received plus sent, host side).
+fn wire_counters(lab: &lab::Lab) -> Vec<u64> {
+    let read = |veth: &str, what: &str| {
+        std::fs::read_to_string(format!("/sys/class/net/{veth}/statistics/{what}"))
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    lab.state.nodes.iter().map(|n| read(&n.veth, "rx_bytes") + read(&n.veth, "tx_bytes")).collect()
+}
+
+/// Mean bytes per node between two readings of `wire_counters`.
+fn wire_mean(before: &[u64], after: &[u64]) -> f64 {
+    let total: u64 = before.iter().zip(after).map(|(b, a)| a.saturating_sub(*b)).sum();
+    total as f64 / before.len().max(1) as f64
+}
+
+/// Removes kiln from every node (the lab's per-node /var/lib/kiln), so the
+/// next run pushes to all of them.
+fn empty_nodes(lab: &lab::Lab) -> anyhow::Result<()> {
+    for n in &lab.state.nodes {
+        let bin = n.sshd.var_lib.join("bin");
+        if bin.exists() {
+            std::fs::remove_dir_all(&bin).with_context(|| format!("clear {}", bin.display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn measure(
+    lab: &lab::Lab,
+    kiln: &Path,
+    dist: Option<&Path>,
+    nodes: usize,
+    rounds: usize,
+) -> anyhow::Result<FleetBench> {
     // Every round does the same work: `--force` runs nodes whose inspect
     // already passed (a rerun would skip them), and each node's outcome is
     // recorded in a database of the bench's own, as `kiln rack` always does.
@@ -92,22 +198,29 @@ fn measure(lab: &lab::Lab, kiln: &Path, nodes: usize, rounds: usize) -> anyhow::
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
-    let rack = |json: bool| {
+    let rack_from = |json: bool, dist: Option<&Path>| {
         let mut c = Command::new(kiln);
         c.args(["rack", "inspect", "--force", "--parallel"]).arg(nodes.to_string()).arg("--rack").arg(lab.manifest());
-        c.arg("--db").arg(&db);
+        c.arg("--db").arg(&db).env_remove("KILN_DIST");
+        if let Some(d) = dist {
+            c.arg("--dist").arg(d);
+        }
         if json {
             c.arg("--json");
         }
         c.stdin(Stdio::null()).stderr(Stdio::null());
         c
     };
+    let rack = |json: bool| rack_from(json, None);
     let timed = |mut c: Command| -> anyhow::Result<(f64, Vec<u8>)> {
         let t = Instant::now();
         let out = c.output().with_context(|| format!("run {c:?}"))?;
         Ok((t.elapsed().as_secs_f64(), out.stdout))
     };
+    empty_nodes(lab)?;
+    let before = wire_counters(lab);
     let (kiln_cold_s, _) = timed(rack(false))?;
+    let kiln_cold_wire_bytes = wire_mean(&before, &wire_counters(lab));
     let addresses: Vec<&str> = lab.state.nodes.iter().map(|n| n.address.as_str()).collect();
     let ssh_args = format!(
         "-i {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes -l%u %h",
@@ -149,6 +262,10 @@ fn measure(lab: &lab::Lab, kiln: &Path, nodes: usize, rounds: usize) -> anyhow::
     if kiln_answered == 0 && pdsh_answered == 0 {
         bail!("neither tool reached a node; is the lab up?");
     }
+    let dist = match dist {
+        Some(d) => Some(measure_dist(lab, d, rounds, &rack_from, &timed)?),
+        None => None,
+    };
     Ok(FleetBench {
         nodes,
         rounds,
@@ -160,5 +277,66 @@ fn measure(lab: &lab::Lab, kiln: &Path, nodes: usize, rounds: usize) -> anyhow::
         kiln_nodes_answered: kiln_answered,
         pdsh_nodes_answered: pdsh_answered,
         node_exit,
+        kiln_cold_wire_bytes,
+        dist,
+    })
+}
+
+/// First runs from `dir` (nodes emptied before each; three, median) and
+/// reruns (`rounds`, median), with the bytes each crossed the links.
+fn measure_dist(
+    lab: &lab::Lab,
+    dir: &Path,
+    rounds: usize,
+    rack_from: &dyn Fn(bool, Option<&Path>) -> Command,
+    timed: &dyn Fn(Command) -> anyhow::Result<(f64, Vec<u8>)>,
+) -> anyhow::Result<DistBench> {
+    const COLD_ROUNDS: usize = 3;
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("manifest.json")).with_context(|| format!("read {}", dir.display()))?,
+    )
+    .context("parse the dist manifest")?;
+    let here = std::env::consts::ARCH;
+    let entry = manifest["targets"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["arch"] == here))
+        .with_context(|| format!("{}: no {here} binary", dir.display()))?;
+    // The lab's nodes are this machine: they have xz and gzip, so they get
+    // the smallest copy, as kiln picks it.
+    let smallest = entry["compressed"]
+        .as_array()
+        .and_then(|c| c.iter().min_by_key(|c| c["bytes"].as_u64().unwrap_or(u64::MAX)))
+        .cloned()
+        .unwrap_or_default();
+    let mb = |v: &serde_json::Value| v.as_u64().unwrap_or(0) as f64 / 1e6;
+    let (mut cold, mut cold_wire, mut pushed) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..COLD_ROUNDS {
+        empty_nodes(lab)?;
+        let before = wire_counters(lab);
+        let (t, out) = timed(rack_from(true, Some(dir)))?;
+        cold_wire.push(wire_mean(&before, &wire_counters(lab)));
+        cold.push(t);
+        let v: serde_json::Value = serde_json::from_slice(&out).context("parse kiln rack inspect --json")?;
+        let list = v["nodes"].as_array().cloned().unwrap_or_default();
+        pushed = list.iter().filter(|n| n["binary"] == "pushed").count();
+    }
+    let (mut warm, mut warm_wire) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let before = wire_counters(lab);
+        let (t, _) = timed(rack_from(false, Some(dir)))?;
+        warm_wire.push(wire_mean(&before, &wire_counters(lab)));
+        warm.push(t);
+    }
+    Ok(DistBench {
+        dir: dir.to_path_buf(),
+        binary_mb: mb(&entry["binary"]["bytes"]),
+        packed: smallest["encoding"].as_str().unwrap_or("none").to_string(),
+        packed_mb: mb(&smallest["bytes"]),
+        cold_rounds: COLD_ROUNDS,
+        cold_s: median(cold),
+        warm_s: median(warm),
+        cold_wire_bytes: median(cold_wire),
+        warm_wire_bytes: median(warm_wire),
+        nodes_pushed: pushed,
     })
 }
