@@ -41,8 +41,7 @@ fn what_xtask_dist_writes_kiln_reads() {
     let encodings: Vec<Encoding> = b.packed.iter().map(|p| p.encoding).collect();
     assert!(encodings.contains(&Encoding::Gzip), "{encodings:?}");
     for p in &b.packed {
-        let program = if p.encoding == Encoding::Gzip { "gzip" } else { "xz" };
-        assert_eq!(unpack(program, &p.path), original, "{} unpacks to the binary", p.path.display());
+        assert_eq!(unpack(p.encoding.program(), &p.path), original, "{} unpacks to the binary", p.path.display());
     }
 }
 

@@ -57,21 +57,27 @@ struct CompressedEntry {
 }
 
 /// How a compressed copy is packed; the node unpacks it with the program of
-/// the same name (both are on every Debian and Ubuntu install; gzip is
-/// `Essential`, and busybox has both).
+/// the same name. `gzip` is `Essential` on Debian and Ubuntu and `xz` is on
+/// every standard install (busybox has both); `zstd` is on many but not all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
-    Gzip,
+    Zstd,
     Xz,
+    Gzip,
 }
 
 impl Encoding {
-    pub const ALL: [Encoding; 2] = [Encoding::Xz, Encoding::Gzip];
+    /// In the order kiln prefers them when a node can unpack several: zstd
+    /// is within a tenth of xz on the wire and unpacks about ten times as
+    /// fast (a node's first run waits for it), xz is a quarter smaller than
+    /// gzip, and gzip is everywhere.
+    pub const ALL: [Encoding; 3] = [Encoding::Zstd, Encoding::Xz, Encoding::Gzip];
 
     /// The program that unpacks it (`PROGRAM -dc < packed > binary`).
     pub fn program(self) -> &'static str {
         match self {
+            Encoding::Zstd => "zstd",
             Encoding::Gzip => "gzip",
             Encoding::Xz => "xz",
         }
@@ -241,7 +247,11 @@ pub(crate) mod testdist {
             std::fs::write(dir.join(&rel), binary(t.arch, t.payload)).expect("write binary");
             let mut packed = Vec::new();
             for program in t.packed {
-                let suffix = if *program == "gzip" { "gz" } else { *program };
+                let suffix = match *program {
+                    "gzip" => "gz",
+                    "zstd" => "zst",
+                    other => other,
+                };
                 let prel = format!("{rel}.{suffix}");
                 pack(program, &dir.join(&rel), &dir.join(&prel));
                 let mut e = file_entry(dir, &prel);
@@ -267,7 +277,7 @@ pub(crate) mod testdist {
     /// `program -c < from > to`, with the real tool.
     pub fn pack(program: &str, from: &Path, to: &Path) {
         let out = Command::new(program)
-            .arg("-c")
+            .args(["-c", "-q"])
             .stdin(std::fs::File::open(from).expect("open"))
             .output()
             .unwrap_or_else(|e| panic!("run {program}: {e}"));

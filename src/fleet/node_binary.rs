@@ -44,7 +44,7 @@ pub struct NodeBinary {
     /// From `local`'s ELF header (`x86_64`, `aarch64`).
     pub arch: String,
     pub bytes: u64,
-    /// Compressed copies, smallest first.
+    /// Compressed copies, in the order `Encoding::ALL` prefers them.
     pub packed: Vec<Packed>,
     hash: Arc<LocalHash>,
 }
@@ -137,7 +137,7 @@ impl RemoteBinary {
                     .into_iter()
                     .map(|(encoding, f)| (Packed { encoding, path: f.path, bytes: f.bytes }, f.sha256))
                     .collect();
-                packed.sort_by_key(|(p, _)| (p.bytes, p.encoding));
+                packed.sort_by_key(|(p, _)| p.encoding);
                 NodeBinary::start(t.binary.path, t.arch, t.binary.bytes, packed, Some(t.binary.sha256))
             })
             .collect();
@@ -223,8 +223,8 @@ impl NodeBinary {
         value.as_deref().map_err(Clone::clone)
     }
 
-    /// What to send to a node that can unpack `unpack`: the smallest
-    /// compressed copy it can unpack, else the binary itself.
+    /// What to send to a node that can unpack `unpack`: the first copy in
+    /// `Encoding::ALL`'s order that it can unpack, else the binary itself.
     pub fn wire_for(&self, unpack: &[Encoding]) -> Wire<'_> {
         match self.packed.iter().find(|p| unpack.contains(&p.encoding)) {
             Some(p) => Wire { path: &p.path, bytes: p.bytes, encoding: Some(p.encoding) },
@@ -355,25 +355,29 @@ mod tests {
     }
 
     #[test]
-    fn the_smallest_copy_the_node_can_unpack_travels() {
+    fn the_preferred_copy_the_node_can_unpack_travels() {
         let dir = tempfile::tempdir().expect("tempdir");
-        // Text packs well, so both copies are smaller than the binary.
         let payload = "kiln ".repeat(20_000);
         testdist::write(
             dir.path(),
-            &[TestTarget { arch: "x86_64", payload: payload.as_bytes(), packed: &["gzip", "xz"] }],
+            &[TestTarget { arch: "x86_64", payload: payload.as_bytes(), packed: &["gzip", "xz", "zstd"] }],
         );
         let set = RemoteBinary::from_dist(dir.path(), DEFAULT_REMOTE_PATH).expect("dist");
         let b = set.for_node("n", "x86_64").expect("binary");
-        let sizes: Vec<u64> = b.packed.iter().map(|p| p.bytes).collect();
-        assert!(sizes.windows(2).all(|w| w[0] <= w[1]), "smallest first: {sizes:?}");
-        let both = b.wire_for(&[Encoding::Gzip, Encoding::Xz]);
-        assert_eq!(both.bytes, sizes[0]);
+        let order: Vec<Encoding> = b.packed.iter().map(|p| p.encoding).collect();
+        assert_eq!(order, Encoding::ALL, "in the order of preference, whatever the manifest's");
+        let all = b.wire_for(&[Encoding::Gzip, Encoding::Xz, Encoding::Zstd]);
+        assert_eq!(
+            (all.encoding, all.path),
+            (Some(Encoding::Zstd), testdist::path(dir.path(), "x86_64", ".zst").as_path())
+        );
+        assert_eq!(b.wire_for(&[Encoding::Gzip, Encoding::Xz]).encoding, Some(Encoding::Xz));
         let gz = b.wire_for(&[Encoding::Gzip]);
         assert_eq!(
             (gz.encoding, gz.path),
             (Some(Encoding::Gzip), testdist::path(dir.path(), "x86_64", ".gz").as_path())
         );
+        assert!(gz.bytes < b.bytes, "packed is smaller");
         let none = b.wire_for(&[]);
         assert_eq!((none.encoding, none.path, none.bytes), (None, b.local.as_path(), b.bytes));
     }
@@ -409,9 +413,9 @@ mod tests {
         let e = refused(|_, m| m["targets"][0]["compressed"][0]["bytes"] = 1.into());
         assert!(e.contains("field `targets[0].compressed[0].path`"), "{e}");
         assert!(e.contains("the manifest says 1"), "{e}");
-        let e = refused(|_, m| m["targets"][0]["compressed"][0]["encoding"] = "zstd".into());
+        let e = refused(|_, m| m["targets"][0]["compressed"][0]["encoding"] = "lz4".into());
         assert!(e.contains("manifest.json:"), "{e}");
-        assert!(e.contains("unknown variant `zstd`"), "{e}");
+        assert!(e.contains("unknown variant `lz4`"), "{e}");
         let e = refused(|_, m| m["targets"][0]["extra"] = 1.into());
         assert!(e.contains("unknown field `extra`"), "{e}");
         let e = refused(|dir, m| {

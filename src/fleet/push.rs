@@ -34,12 +34,12 @@ fn check_script(remote: &str) -> String {
 }
 
 /// Shell that sets `a` to the node's `uname -m` and `z` to the unpackers it
-/// has (`xz,gzip,`).
+/// has (`zstd,xz,gzip,`).
 const PROBE_SHELL: &str =
-    "a=$(uname -m); z=; for c in xz gzip; do command -v \"$c\" >/dev/null 2>&1 && z=\"$z$c,\"; done";
+    "a=$(uname -m); z=; for c in zstd xz gzip; do command -v \"$c\" >/dev/null 2>&1 && z=\"$z$c,\"; done";
 
 /// What a node says about itself in one line: `h=<sha256|missing>
-/// arch=<uname -m> unpack=<xz,gzip,>`, after `prefix`.
+/// arch=<uname -m> unpack=<zstd,xz,gzip,>`, after `prefix`.
 fn probe_echo(prefix: &str) -> String {
     format!("echo \"{prefix} h=${{h:-missing}} arch=$a unpack=$z\"")
 }
@@ -105,7 +105,8 @@ pub(crate) fn guarded(remote: &str, expected: &[(&str, &str)], argv: &[String]) 
          read -r v e w || exit {GUARD_EXIT}; \
          case \"$v\" in keep) exec {cmd};; send) ;; *) exit {GUARD_EXIT};; esac; \
          n=\"$p.new.$$\"; mkdir -p -- \"$(dirname -- \"$p\")\" || {mkdir_fail}; \
-         case \"$e\" in xz) xz -dc > \"$n\";; gzip) gzip -dc > \"$n\";; none) cat > \"$n\";; *) false;; esac \
+         case \"$e\" in zstd) zstd -dcq > \"$n\";; xz) xz -dc > \"$n\";; gzip) gzip -dc > \"$n\";; \
+         none) cat > \"$n\";; *) false;; esac \
          || {unpack_fail}; \
          h=$(sha256sum -- \"$n\" | cut -d' ' -f1); [ \"$h\" = \"$w\" ] || {hash_fail}; \
          chmod 755 \"$n\" && mv -f -- \"$n\" \"$p\" || {place_fail}; \
@@ -141,8 +142,8 @@ enum Decision {
 }
 
 /// Runs `argv` on the node with the binary meant for it (see `guarded`):
-/// sends it when the node asks, the smallest packed copy the node can
-/// unpack, chosen by the architecture the node reports. Returns what
+/// sends it when the node asks, the packed copy the node can unpack that
+/// `Encoding::ALL` prefers, chosen by the architecture the node reports. Returns what
 /// happened to the node's binary and the node command's output.
 pub(crate) fn run_current(
     t: &mut dyn NodeTransport,
@@ -334,33 +335,42 @@ mod tests {
 
     #[test]
     fn a_compressed_copy_is_unpacked_on_the_node_and_what_runs_is_checked() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let dist = dir.path().join("dist");
-        testdist::write(
-            &dist,
-            &[
-                TestTarget { arch: this_arch(), payload: "kiln ".repeat(10_000).as_bytes(), packed: &["gzip", "xz"] },
-                TestTarget { arch: "riscv64", payload: b"not for this node", packed: &["gzip"] },
-            ],
-        );
-        let remote = remote_in(dir.path());
-        let set = RemoteBinary::from_dist(&dist, &remote).expect("dist");
-        let mut t = LocalTransport::new("here");
-        // The probe answers in one round trip with what the node is.
-        let probe = probe_node(&mut t, &remote, LIMIT).expect("probe");
-        assert_eq!(probe.sha256, None);
-        assert_eq!(crate::fleet::elf::node_arch(&probe.uname_m), this_arch());
-        assert!(probe.unpack.contains(&Encoding::Gzip), "gzip is on every node: {probe:?}");
-        let (state, out) = run_current(&mut t, &set, &echo_ran(), LIMIT).map_err(|(e, _)| e).expect("push");
-        assert_eq!(state, BinaryState::Pushed);
-        assert_eq!(out.stdout, b"ran\n");
-        assert!(out.stderr.is_empty(), "the check's and the install's lines are not the command's: {out:?}");
-        let want = testdist::path(&dist, this_arch(), "");
-        assert_eq!(std::fs::read(&remote).expect("installed"), std::fs::read(&want).expect("binary"));
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&remote).expect("meta").permissions().mode() & 0o777, 0o755);
-        assert_eq!(listing(&dir.path().join("node/bin")), ["kiln", "kiln.sha256"], "nothing staged is left behind");
-        assert_eq!(run(&mut t, &set).expect("again"), (BinaryState::Current, true));
+        // One directory per encoding, holding only that packed copy: a node
+        // that has the unpacker gets that copy (`wire_for`), so each arm of
+        // the node's unpack step runs here. The test machine has all three
+        // (`cargo xtask test` installs them).
+        for program in ["zstd", "xz", "gzip"] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let dist = dir.path().join("dist");
+            testdist::write(
+                &dist,
+                &[
+                    TestTarget { arch: this_arch(), payload: "kiln ".repeat(10_000).as_bytes(), packed: &[program] },
+                    TestTarget { arch: "riscv64", payload: b"not for this node", packed: &["gzip"] },
+                ],
+            );
+            let remote = remote_in(dir.path());
+            let set = RemoteBinary::from_dist(&dist, &remote).expect("dist");
+            let mut t = LocalTransport::new("here");
+            // The probe answers in one round trip with what the node is.
+            let probe = probe_node(&mut t, &remote, LIMIT).expect("probe");
+            assert_eq!(probe.sha256, None);
+            assert_eq!(crate::fleet::elf::node_arch(&probe.uname_m), this_arch());
+            let encoding = Encoding::from_program(program).expect("known");
+            assert!(probe.unpack.contains(&encoding), "{program} is installed here: {probe:?}");
+            let bin = set.for_node("here", &probe.uname_m).expect("binary");
+            assert_eq!(bin.wire_for(&probe.unpack).encoding, Some(encoding));
+            let (state, out) = run_current(&mut t, &set, &echo_ran(), LIMIT).map_err(|(e, _)| e).expect("push");
+            assert_eq!(state, BinaryState::Pushed, "{program}");
+            assert_eq!(out.stdout, b"ran\n");
+            assert!(out.stderr.is_empty(), "the check's and the install's lines are not the command's: {out:?}");
+            let want = testdist::path(&dist, this_arch(), "");
+            assert_eq!(std::fs::read(&remote).expect("installed"), std::fs::read(&want).expect("binary"), "{program}");
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&remote).expect("meta").permissions().mode() & 0o777, 0o755);
+            assert_eq!(listing(&dir.path().join("node/bin")), ["kiln", "kiln.sha256"], "nothing staged is left behind");
+            assert_eq!(run(&mut t, &set).expect("again"), (BinaryState::Current, true));
+        }
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub struct DistBench {
     pub dir: PathBuf,
     /// The binary that runs on the nodes (stripped).
     pub binary_mb: f64,
-    /// What the nodes were sent (the smallest packed copy they can unpack).
+    /// What the nodes were sent (the packed copy kiln prefers that they can unpack).
     pub packed: String,
     pub packed_mb: f64,
     pub cold_rounds: usize,
@@ -301,11 +301,13 @@ fn measure_dist(
         .as_array()
         .and_then(|t| t.iter().find(|t| t["arch"] == here))
         .with_context(|| format!("{}: no {here} binary", dir.display()))?;
-    // The lab's nodes are this machine: they have xz and gzip, so they get
-    // the smallest copy, as kiln picks it.
-    let smallest = entry["compressed"]
-        .as_array()
-        .and_then(|c| c.iter().min_by_key(|c| c["bytes"].as_u64().unwrap_or(u64::MAX)))
+    // The lab's nodes are this machine: they get the first of zstd, xz and
+    // gzip (kiln's order) that is installed here.
+    let copies = entry["compressed"].as_array().cloned().unwrap_or_default();
+    let sent = ["zstd", "xz", "gzip"]
+        .iter()
+        .filter(|p| crate::dist::have(p))
+        .find_map(|p| copies.iter().find(|c| c["encoding"] == *p))
         .cloned()
         .unwrap_or_default();
     let mb = |v: &serde_json::Value| v.as_u64().unwrap_or(0) as f64 / 1e6;
@@ -330,8 +332,8 @@ fn measure_dist(
     Ok(DistBench {
         dir: dir.to_path_buf(),
         binary_mb: mb(&entry["binary"]["bytes"]),
-        packed: smallest["encoding"].as_str().unwrap_or("none").to_string(),
-        packed_mb: mb(&smallest["bytes"]),
+        packed: sent["encoding"].as_str().unwrap_or("none").to_string(),
+        packed_mb: mb(&sent["bytes"]),
         cold_rounds: COLD_ROUNDS,
         cold_s: median(cold),
         warm_s: median(warm),

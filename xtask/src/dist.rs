@@ -1,6 +1,6 @@
 //! `cargo xtask dist`: node binaries per architecture for `kiln rack --dist DIR`: each installed
-//! target built with the `dist` profile (no debug information, no symbols), packed with xz and
-//! gzip, and `DIR/manifest.json` (`kind: kiln.dist`, docs/fleet.md "Node binaries") listing each
+//! target built with the `dist` profile (no debug information, no symbols), packed with zstd, xz
+//! and gzip, and `DIR/manifest.json` (`kind: kiln.dist`, docs/fleet.md "Node binaries") listing each
 //! file's size and SHA-256.
 
 use std::collections::BTreeSet;
@@ -21,13 +21,14 @@ const USAGE: &str = "usage: cargo xtask dist [--target T]... [--out DIR] [--no-b
 /// tests pack fast.
 #[derive(Debug, Clone, Copy)]
 pub struct PackLevels {
+    pub zstd: u8,
     pub xz: u8,
     pub gzip: u8,
 }
 
 impl PackLevels {
-    pub const SMALLEST: PackLevels = PackLevels { xz: 9, gzip: 9 };
-    pub const FAST: PackLevels = PackLevels { xz: 0, gzip: 1 };
+    pub const SMALLEST: PackLevels = PackLevels { zstd: 19, xz: 9, gzip: 9 };
+    pub const FAST: PackLevels = PackLevels { zstd: 1, xz: 0, gzip: 1 };
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -201,7 +202,7 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn have(program: &str) -> bool {
+pub(crate) fn have(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
 }
 
@@ -248,7 +249,7 @@ fn file_entry(out: &Path, rel: &str) -> Result<FileEntry> {
 fn pack(program: &str, level: u8, from: &Path, to: &Path) -> Result<()> {
     let tmp = to.with_extension("tmp");
     let mut cmd = Command::new(program);
-    cmd.arg(format!("-{level}")).arg("-c");
+    cmd.arg(format!("-{level}")).args(["-c", "-q"]);
     match program {
         // One thread: the same bytes in, the same bytes out on any machine.
         "xz" => {
@@ -296,7 +297,7 @@ pub fn package(binary: &Path, target: &str, out: &Path) -> Result<()> {
 
 /// Writes `out/manifest.json` for every `out/<target>/kiln` there (built
 /// here or copied in from a build on another machine), packing each binary
-/// with xz and gzip where a packed copy is missing or does not unpack to it.
+/// with zstd, xz and gzip where a packed copy is missing or does not unpack to it.
 pub fn index(out: &Path, levels: PackLevels) -> Result<DistManifest> {
     let mut targets = Vec::new();
     let mut entries: Vec<_> = std::fs::read_dir(out)
@@ -310,7 +311,9 @@ pub fn index(out: &Path, levels: PackLevels) -> Result<DistManifest> {
         let rel = format!("{target}/kiln");
         let binary = file_entry(out, &rel)?;
         let mut compressed = Vec::new();
-        for (program, suffix, level) in [("xz", "xz", levels.xz), ("gzip", "gz", levels.gzip)] {
+        for (program, suffix, level) in
+            [("zstd", "zst", levels.zstd), ("xz", "xz", levels.xz), ("gzip", "gz", levels.gzip)]
+        {
             if !have(program) {
                 eprintln!("xtask: {target}: {program} is not installed here; no .{suffix} copy");
                 continue;
@@ -443,14 +446,18 @@ pub fn cli(args: &[String]) -> Result<u8> {
 fn summary(out: &Path, m: &DistManifest) -> String {
     let mb = |b: u64| format!("{:.1} MB", b as f64 / 1e6);
     let mut s = format!("{}\n", out.join(MANIFEST).display());
-    s.push_str(&format!("{:<28} {:<8} {:>9} {:>9} {:>9}  sha256\n", "target", "arch", "binary", "xz", "gzip"));
+    s.push_str(&format!(
+        "{:<28} {:<8} {:>9} {:>9} {:>9} {:>9}  sha256\n",
+        "target", "arch", "binary", "zstd", "xz", "gzip"
+    ));
     for t in &m.targets {
         let of = |enc: &str| t.compressed.iter().find(|c| c.encoding == enc).map(|c| mb(c.bytes)).unwrap_or("-".into());
         s.push_str(&format!(
-            "{:<28} {:<8} {:>9} {:>9} {:>9}  {}\n",
+            "{:<28} {:<8} {:>9} {:>9} {:>9} {:>9}  {}\n",
             t.target,
             t.arch,
             mb(t.binary.bytes),
+            of("zstd"),
             of("xz"),
             of("gzip"),
             &t.binary.sha256[..16.min(t.binary.sha256.len())]

@@ -41,6 +41,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "dosfstools",      // mkfs.fat on an image file
     "binutils",        // strip: the kiln binary without debug info in the VM
     "xz-utils",        // xz: node binaries packed by `cargo xtask dist`, unpacked on the nodes
+    "zstd",            // zstd: the same, the copy a node that has it unpacks fastest
 ];
 
 /// Python packages installed into `target/venv`.
