@@ -1,7 +1,7 @@
 //! Rack fan-out benchmark: `kiln rack inspect` over the lab's nodes against `pdsh` running
 //! `kiln inspect --json` on the same nodes, side by side in one run; and the first run (every node
 //! gets kiln pushed) against a rerun, pushing the controller's own binary and `--dist`'s packed one,
-//! with the bytes that crossed each node's link.
+//! with the bytes that crossed each node's link and the CPU time the nodes and the controller spent.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -50,7 +50,17 @@ pub struct DistBench {
     pub warm_s: f64,
     pub cold_wire_bytes: f64,
     pub warm_wire_bytes: f64,
+    /// CPU seconds per node (its sshd and everything it ran: the check,
+    /// unpacking and hashing a push, kiln), mean over nodes, median of the
+    /// runs.
+    pub cold_node_cpu_s: f64,
+    pub warm_node_cpu_s: f64,
+    /// CPU seconds of the controller's `kiln rack inspect` (median).
+    pub cold_controller_cpu_s: f64,
+    pub warm_controller_cpu_s: f64,
     pub nodes_pushed: usize,
+    /// Cores of the machine the lab runs on (nodes and controller share them).
+    pub cores: usize,
 }
 
 impl FleetBench {
@@ -107,8 +117,61 @@ impl FleetBench {
             d.nodes_pushed,
             self.nodes,
         ));
+        s.push_str(&format!(
+            "\nCPU time of the same runs (median): per node, its sshd and everything it ran (the check; on a \
+             first run receiving, unpacking and hashing the copy; kiln); the controller's `kiln rack inspect`. \
+             The lab's {n} nodes and the controller share this machine's {c} cores, so the nodes' CPU time adds \
+             up in the wall time; on a rack each node spends its own.\n\n\
+             | run | CPU per node | all nodes | controller |\n|---|---|---|---|\n\
+             | first run with `--dist` | {cn:.3} s | {can:.2} s | {cc:.2} s |\n\
+             | rerun | {wn:.3} s | {wan:.2} s | {wc:.2} s |\n\
+             | first / rerun | {rn:.2} | | {rc:.2} |\n",
+            n = self.nodes,
+            c = d.cores,
+            cn = d.cold_node_cpu_s,
+            can = d.cold_node_cpu_s * self.nodes as f64,
+            cc = d.cold_controller_cpu_s,
+            wn = d.warm_node_cpu_s,
+            wan = d.warm_node_cpu_s * self.nodes as f64,
+            wc = d.warm_controller_cpu_s,
+            rn = d.cold_node_cpu_s / d.warm_node_cpu_s,
+            rc = d.cold_controller_cpu_s / d.warm_controller_cpu_s,
+        ));
         s
     }
+}
+
+/// Clock ticks per second of `/proc/*/stat` times (`getconf CLK_TCK`; 100
+/// on Linux).
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
+        .filter(|t| *t > 0.0)
+        .unwrap_or(100.0)
+}
+
+/// CPU seconds of process `pid` (`self` for this one): its own and its
+/// waited-for children's, user and system (`/proc/PID/stat` fields 14-17).
+fn cpu_s(pid: &str, ticks: f64) -> f64 {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // The command name (field 2) may hold spaces; the fields after its
+    // closing parenthesis start at field 3.
+    let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    (11..15).filter_map(|i| fields.get(i).and_then(|f| f.parse::<f64>().ok())).sum::<f64>() / ticks
+}
+
+/// CPU seconds of every node's sshd with all it ran and reaped (a session's
+/// processes are counted once the connection ends).
+fn nodes_cpu_s(lab: &lab::Lab, ticks: f64) -> f64 {
+    // Time for the last sessions' processes to be reaped after kiln closed them.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    lab.state.nodes.iter().map(|n| cpu_s(&n.sshd_pid.to_string(), ticks)).sum()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -212,14 +275,18 @@ fn measure(
         c
     };
     let rack = |json: bool| rack_from(json, None);
-    let timed = |mut c: Command| -> anyhow::Result<(f64, Vec<u8>)> {
+    let ticks = clock_ticks();
+    // Wall time, stdout, and the command's CPU time (this process's reaped
+    // children's, before and after).
+    let timed = |mut c: Command| -> anyhow::Result<(f64, Vec<u8>, f64)> {
+        let cpu = cpu_s("self", ticks);
         let t = Instant::now();
         let out = c.output().with_context(|| format!("run {c:?}"))?;
-        Ok((t.elapsed().as_secs_f64(), out.stdout))
+        Ok((t.elapsed().as_secs_f64(), out.stdout, cpu_s("self", ticks) - cpu))
     };
     empty_nodes(lab)?;
     let before = wire_counters(lab);
-    let (kiln_cold_s, _) = timed(rack(false))?;
+    let (kiln_cold_s, _, _) = timed(rack(false))?;
     let kiln_cold_wire_bytes = wire_mean(&before, &wire_counters(lab));
     let addresses: Vec<&str> = lab.state.nodes.iter().map(|n| n.address.as_str()).collect();
     let ssh_args = format!(
@@ -237,7 +304,7 @@ fn measure(
     let (mut warm, mut pd) = (Vec::new(), Vec::new());
     let (mut kiln_answered, mut pdsh_answered, mut node_exit) = (0, 0, None);
     for _ in 0..rounds {
-        let (t, out) = timed(rack(true))?;
+        let (t, out, _) = timed(rack(true))?;
         warm.push(t);
         let v: serde_json::Value = serde_json::from_slice(&out).context("parse kiln rack inspect --json")?;
         let list = v["nodes"].as_array().cloned().unwrap_or_default();
@@ -263,7 +330,7 @@ fn measure(
         bail!("neither tool reached a node; is the lab up?");
     }
     let dist = match dist {
-        Some(d) => Some(measure_dist(lab, d, rounds, &rack_from, &timed)?),
+        Some(d) => Some(measure_dist(lab, d, rounds, ticks, &rack_from, &timed)?),
         None => None,
     };
     Ok(FleetBench {
@@ -288,8 +355,9 @@ fn measure_dist(
     lab: &lab::Lab,
     dir: &Path,
     rounds: usize,
+    ticks: f64,
     rack_from: &dyn Fn(bool, Option<&Path>) -> Command,
-    timed: &dyn Fn(Command) -> anyhow::Result<(f64, Vec<u8>)>,
+    timed: &dyn Fn(Command) -> anyhow::Result<(f64, Vec<u8>, f64)>,
 ) -> anyhow::Result<DistBench> {
     const COLD_ROUNDS: usize = 3;
     let manifest: serde_json::Value = serde_json::from_str(
@@ -311,22 +379,31 @@ fn measure_dist(
         .cloned()
         .unwrap_or_default();
     let mb = |v: &serde_json::Value| v.as_u64().unwrap_or(0) as f64 / 1e6;
+    let per_node = lab.state.nodes.len().max(1) as f64;
     let (mut cold, mut cold_wire, mut pushed) = (Vec::new(), Vec::new(), 0);
+    let (mut cold_node_cpu, mut cold_ctl_cpu) = (Vec::new(), Vec::new());
     for _ in 0..COLD_ROUNDS {
         empty_nodes(lab)?;
         let before = wire_counters(lab);
-        let (t, out) = timed(rack_from(true, Some(dir)))?;
+        let node_cpu = nodes_cpu_s(lab, ticks);
+        let (t, out, ctl) = timed(rack_from(true, Some(dir)))?;
         cold_wire.push(wire_mean(&before, &wire_counters(lab)));
+        cold_node_cpu.push((nodes_cpu_s(lab, ticks) - node_cpu) / per_node);
+        cold_ctl_cpu.push(ctl);
         cold.push(t);
         let v: serde_json::Value = serde_json::from_slice(&out).context("parse kiln rack inspect --json")?;
         let list = v["nodes"].as_array().cloned().unwrap_or_default();
         pushed = list.iter().filter(|n| n["binary"] == "pushed").count();
     }
     let (mut warm, mut warm_wire) = (Vec::new(), Vec::new());
+    let (mut warm_node_cpu, mut warm_ctl_cpu) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         let before = wire_counters(lab);
-        let (t, _) = timed(rack_from(false, Some(dir)))?;
+        let node_cpu = nodes_cpu_s(lab, ticks);
+        let (t, _, ctl) = timed(rack_from(false, Some(dir)))?;
         warm_wire.push(wire_mean(&before, &wire_counters(lab)));
+        warm_node_cpu.push((nodes_cpu_s(lab, ticks) - node_cpu) / per_node);
+        warm_ctl_cpu.push(ctl);
         warm.push(t);
     }
     Ok(DistBench {
@@ -339,6 +416,11 @@ fn measure_dist(
         warm_s: median(warm),
         cold_wire_bytes: median(cold_wire),
         warm_wire_bytes: median(warm_wire),
+        cold_node_cpu_s: median(cold_node_cpu),
+        warm_node_cpu_s: median(warm_node_cpu),
+        cold_controller_cpu_s: median(cold_ctl_cpu),
+        warm_controller_cpu_s: median(warm_ctl_cpu),
         nodes_pushed: pushed,
+        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     })
 }
