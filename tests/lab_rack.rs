@@ -3,6 +3,7 @@
 //! failure with KILN_REQUIRE_PEERS=1). One test, scenarios in order, one lab.
 
 mod bmc_support;
+mod fixture_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -92,7 +93,7 @@ fn rack_against_the_lab() {
     cfg.prefix = "kt".into();
     cfg.subnet = 1;
     cfg.bmc_port_base = 8200;
-    cfg.fixtures = FIXTURES.iter().map(PathBuf::from).collect();
+    cfg.fixtures = FIXTURES.iter().map(|name| fixture_support::written(&cfg.dir, name)).collect();
     let _teardown = Teardown(cfg.dir.clone());
     let _ = std::fs::remove_file(cfg.dir.join("kiln.db"));
     let mut lab = lab::up(&cfg).expect("lab up");
@@ -329,9 +330,11 @@ fn sshd_killed_mid_run_fails_only_that_node(lab: &mut Lab, manifest: &Path) {
         push: true,
     };
     let connector = SshConnector { credentials: m.credentials.clone(), connect_timeout: Duration::from_secs(2) };
+    let specs = kiln::checks::spec_load::load_builtin().expect("built-in specs");
     let step = RackStep {
         rack: &m.rack.id,
         rack_platform: m.rack.platform.as_deref(),
+        specs: &specs,
         nodes: &nodes,
         plan: &plan,
         opts: &opts,

@@ -1,6 +1,8 @@
 //! A rack step recorded in the inventory, end to end with the real kiln binary on this machine
 //! (the local transport, fixture trees as the nodes): runs, lifecycle, skip and --force, rack runs.
 
+mod fixture_support;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,7 +16,7 @@ use kiln::lifecycle::{LifecycleState, RunKind};
 use kiln::rack::RackNode;
 
 fn fixture(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name).display().to_string()
+    fixture_support::shared(name).display().to_string()
 }
 
 fn node(name: &str, root: &str) -> RackNode {
@@ -49,8 +51,16 @@ fn run(dir: &Path, inv: &mut Inventory, nodes: &[RackNode], force: bool) -> Rack
     };
     let refs: Vec<&RackNode> = nodes.iter().collect();
     let plan = plan();
-    let step =
-        RackStep { rack: "r-test", rack_platform: Some("hgx-b200"), nodes: &refs, plan: &plan, opts: &opts, force };
+    let specs = kiln::checks::spec_load::load_builtin().expect("built-in specs");
+    let step = RackStep {
+        rack: "r-test",
+        rack_platform: Some("hgx-b200"),
+        specs: &specs,
+        nodes: &refs,
+        plan: &plan,
+        opts: &opts,
+        force,
+    };
     run_rack_step(&step, &LocalConnector, Some(inv), &|_, _| {}).expect("inventory readable")
 }
 

@@ -379,7 +379,8 @@ pub fn run_booted(opts: &AgentOptions) -> Result<AgentDone, AgentError> {
 /// `image_sha256` from the image's own record of what it is.
 fn read_image_json(path: &Path) -> Result<String, AgentError> {
     let bad = |why: String| AgentError::ImageJson { path: path.to_path_buf(), why };
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let text =
+        crate::input::read_to_string(path, crate::input::Input::ArtifactManifest).map_err(|e| bad(e.to_string()))?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
     v["image_sha256"]
         .as_str()

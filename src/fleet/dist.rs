@@ -6,14 +6,13 @@ use std::path::{Component, Path, PathBuf};
 use serde::Deserialize;
 
 use super::elf;
+use crate::input::Input;
 
 /// The manifest's file name inside a dist directory.
 pub const MANIFEST: &str = "manifest.json";
 pub const KIND: &str = "kiln.dist";
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// A manifest larger than this is not one `cargo xtask dist` wrote.
-const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,8 +114,6 @@ pub enum DistError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: larger than {MAX_MANIFEST_BYTES} bytes; not a kiln.dist manifest", path.display())]
-    TooLarge { path: PathBuf },
     #[error("{}:{line}:{column}: {message}", path.display())]
     Parse { path: PathBuf, line: usize, column: usize, message: String },
     #[error("{}: field `{field}`: {message}", path.display())]
@@ -130,12 +127,8 @@ pub enum DistError {
 /// when the files are hashed (`NodeBinary`), on a thread of their own.
 pub fn load(dir: &Path) -> Result<Vec<DistTarget>, DistError> {
     let path = dir.join(MANIFEST);
-    let read = |source| DistError::Read { path: path.clone(), source };
-    let len = std::fs::metadata(&path).map_err(read)?.len();
-    if len > MAX_MANIFEST_BYTES {
-        return Err(DistError::TooLarge { path });
-    }
-    let text = std::fs::read_to_string(&path).map_err(read)?;
+    let text = crate::input::read_to_string(&path, Input::DistManifest)
+        .map_err(|source| DistError::Read { path: path.clone(), source })?;
     let manifest: Manifest = serde_json::from_str(&text).map_err(|e| DistError::Parse {
         path: path.clone(),
         line: e.line(),

@@ -85,7 +85,7 @@ pub fn arch_of(header: &[u8]) -> Result<&'static str, ElfError> {
 /// Reads the header of the file at `path` and returns its architecture.
 pub fn file_arch(path: &Path) -> Result<&'static str, FileArchError> {
     let mut header = Vec::with_capacity(HEADER_LEN);
-    std::fs::File::open(path)
+    crate::input::open_regular(path, crate::input::Input::Artifact)
         .and_then(|f| f.take(HEADER_LEN as u64).read_to_end(&mut header))
         .map_err(FileArchError::Read)?;
     arch_of(&header).map_err(FileArchError::Elf)

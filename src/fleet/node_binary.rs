@@ -267,7 +267,7 @@ fn hash_and_compare(local: &Path, want: Option<&str>, packed: &[(Packed, String)
 
 /// SHA-256 of a local file, lowercase hex.
 pub fn local_sha256(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
+    let mut file = crate::input::open_regular(path, crate::input::Input::Artifact)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {

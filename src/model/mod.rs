@@ -7,10 +7,14 @@ mod gpu;
 mod host;
 mod node;
 mod pci;
+mod pci_address;
 mod problem;
+mod telemetry;
 
 pub use gpu::*;
 pub use host::*;
 pub use node::*;
 pub use pci::*;
+pub use pci_address::{empty_when_none, PciAddress, PciAddressError};
 pub use problem::*;
+pub use telemetry::*;

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::credentials::{BmcTls, Credentials, PasswordSource};
+use super::credentials::{BmcTls, Credentials};
 use super::location::{field_at, line_of};
+use crate::secret::PasswordSource;
 
 /// A parsed, checked rack manifest. Relative paths in it are already resolved
 /// against the manifest's directory.
@@ -156,8 +157,8 @@ fn default_ssh_port() -> u16 {
 impl RackManifest {
     /// Reads and checks the manifest at `path`.
     pub fn load(path: &Path) -> Result<RackManifest, ManifestError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.to_path_buf(), source })?;
+        let text = crate::input::read_to_string(path, crate::input::Input::RackManifest)
+            .map_err(|source| ManifestError::Read { path: path.to_path_buf(), source })?;
         Self::parse(&text, path)
     }
 

@@ -64,8 +64,9 @@ fn node(kiln: &Path, root: &Path) -> Result<()> {
         section.push_str("| inspect this machine | SKIPPED: lspci not installed | | |\n");
     }
 
-    // 2. Validating the 8-GPU fixture.
-    let fixture = root.join("tests/fixtures/hgx-b200");
+    // 2. Validating the 8-GPU fixture, written fresh by kiln's builder.
+    xtask::fixtures::write(root, &root.join("target/bench/fixtures"), &["hgx-b200"])?;
+    let fixture = root.join("target/bench/fixtures/hgx-b200");
     let fixture_arg = fixture.to_string_lossy().into_owned();
     let v = median_time(RUNS, || {
         quiet(Command::new(kiln).args(["validate", "--json", "--platform", "hgx-b200", "--root", &fixture_arg]))

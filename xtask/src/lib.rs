@@ -3,5 +3,7 @@
 pub mod bench_fleet;
 pub mod bringup_rack;
 pub mod dist;
+pub mod fixtures;
 pub mod lab;
+pub mod tidy;
 pub mod vm;
