@@ -13,7 +13,6 @@ pub const MANIFEST: &str = "manifest.json";
 pub const KIND: &str = "kiln.dist";
 pub const SCHEMA_VERSION: u32 = 1;
 
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Manifest {
