@@ -348,7 +348,7 @@ mod tests {
         let set = RemoteBinary::new(Some(&named), DEFAULT_REMOTE_PATH).expect("binary");
         assert_eq!(set.binaries()[0].arch, "x86_64");
         // A script is not a binary kiln can push.
-        let script = dir.path().join("kiln.sh");
+        let script = dir.path().join("install-kiln.sh");
         std::fs::write(&script, b"#!/bin/sh\n").expect("write");
         let e = RemoteBinary::new(Some(&script), DEFAULT_REMOTE_PATH).expect_err("not ELF");
         assert!(crate::error::chain(&e).contains("not an ELF file"), "{e}");

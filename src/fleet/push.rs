@@ -376,7 +376,11 @@ mod tests {
             assert_eq!(std::fs::read(&remote).expect("installed"), std::fs::read(&want).expect("binary"), "{program}");
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&remote).expect("meta").permissions().mode() & 0o777, 0o755);
-            assert_eq!(listing(&dir.path().join("node/bin")), ["kiln", "kiln.sha256"], "nothing staged is left behind");
+            assert_eq!(
+                listing(&dir.path().join("node/bin")),
+                ["kiln".to_string(), stamp_path("kiln")],
+                "nothing staged is left behind: the binary and its stamp"
+            );
             assert_eq!(run(&mut t, &set).expect("again"), (BinaryState::Current, true));
         }
     }
