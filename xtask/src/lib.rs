@@ -5,6 +5,7 @@ pub mod bench_firmware_tree;
 pub mod bench_fleet;
 pub mod bench_rack;
 pub mod bringup_rack;
+pub mod dist;
 pub mod fixtures;
 pub mod lab;
 pub mod tidy;
