@@ -41,15 +41,7 @@ fn nodes(roots: &[PathBuf]) -> Vec<RackNode> {
 }
 
 fn validate(dir: &Path, inv: &mut Inventory, nodes: &[RackNode], force: bool) -> RackOutcome {
-    // The binary pushed to the "nodes" is a two-line script that runs this build's kiln: the
-    // fan-out checks and pushes it as it would kiln itself, without hashing a debug build of
-    // kiln once per tray.
-    let kiln = dir.join("kiln-node.sh");
-    if !kiln.exists() {
-        let script = format!("#!/bin/sh\nexec {} \"$@\"\n", env!("CARGO_BIN_EXE_kiln"));
-        std::fs::write(&kiln, script).expect("write the node script");
-        std::fs::set_permissions(&kiln, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    }
+    let kiln = PathBuf::from(env!("CARGO_BIN_EXE_kiln"));
     let remote = dir.join("node-bin/kiln");
     let opts = FanoutOptions {
         parallel: 8,
