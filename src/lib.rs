@@ -18,6 +18,7 @@ pub mod hw;
 pub mod image;
 pub mod inventory;
 pub mod lifecycle;
+pub mod logging;
 pub mod model;
 pub mod rack;
 pub mod report;
