@@ -21,5 +21,6 @@ pub mod lifecycle;
 pub mod logging;
 pub mod model;
 pub mod rack;
+pub mod redact;
 pub mod report;
 pub mod toml_error;

@@ -14,6 +14,7 @@ use crate::error::chain;
 use crate::exit;
 use crate::inventory::{db_path, now, ComponentRecord, FirmwareReading, Inventory, InventoryError};
 use crate::rack::RackManifest;
+use crate::redact;
 
 /// Run a `kiln bmc` command. BMC and target errors are printed here and turned
 /// into exit codes (PEER, BAD_INPUT); `Err` is left for kiln's own failures.
@@ -98,7 +99,8 @@ fn finish(
         }
         Err(e) => {
             let code = if e.is_bad_input() { exit::BAD_INPUT } else { exit::PEER };
-            eprintln!("kiln: error: {:#}", anyhow::Error::from(e));
+            // A BMC's error may repeat the image URL it was given.
+            eprintln!("kiln: error: {}", redact::userinfo(&format!("{:#}", anyhow::Error::from(e))));
             code
         }
     };
@@ -175,20 +177,10 @@ fn change_of(command: &BmcCommand) -> Option<Change> {
             Some(change(format!("boot.{word}"), Some("next boot only".into()), false))
         }
         BmcCommand::Media(MediaCommand::Insert { url }) => {
-            Some(change("media.insert".into(), Some(without_userinfo(url)), false))
+            Some(change("media.insert".into(), Some(redact::userinfo(url).into_owned()), false))
         }
         BmcCommand::Media(MediaCommand::Eject) => Some(change("media.eject".into(), None, false)),
         BmcCommand::Media(MediaCommand::Status) | BmcCommand::Firmware | BmcCommand::Info => None,
-    }
-}
-
-/// An image URL without any `user:password@` in it, for the event log.
-fn without_userinfo(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let host_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..host_end].rfind('@') {
-        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-        None => url.to_string(),
     }
 }
 
@@ -209,13 +201,14 @@ impl Journal {
         Ok(Journal { inv, node: node.to_string(), target: target.to_string() })
     }
 
-    /// Appends `bmc <action> <stage> (<bmc url>)[: detail]` to the node's history.
+    /// Appends `bmc <action> <stage> (<bmc url>)[: detail]` to the node's history, with the user
+    /// and password of any URL in it hidden (an image URL, or one a BMC's error repeats).
     fn log(&mut self, action: &str, stage: &str, detail: Option<&str>) -> Result<(), InventoryError> {
         let cause = match detail {
             Some(d) if !d.is_empty() => format!("bmc {action} {stage} ({}): {d}", self.target),
             _ => format!("bmc {action} {stage} ({})", self.target),
         };
-        self.inv.note(&self.node, ACTOR, &cause, None)
+        self.inv.note(&self.node, ACTOR, &redact::userinfo(&cause), None)
     }
 }
 
@@ -364,10 +357,13 @@ fn run_command(
             Ok(Output::ok(vec![format!("{who}: next boot from {}", boot.as_str())], json))
         }
         BmcCommand::Media(MediaCommand::Insert { url }) => {
+            // The BMC needs the URL as given (it may have to log in to fetch it); what is
+            // printed and logged never shows its user or password.
             bmc.insert_media(url)?;
+            let shown = redact::userinfo(url);
             let mut json = base();
-            json["media"] = json!({"inserted": true, "image": url});
-            Ok(Output::ok(vec![format!("{who}: virtual CD holds {url}")], json))
+            json["media"] = json!({"inserted": true, "image": shown});
+            Ok(Output::ok(vec![format!("{who}: virtual CD holds {shown}")], json))
         }
         BmcCommand::Media(MediaCommand::Eject) => {
             bmc.eject_media()?;
@@ -383,7 +379,8 @@ fn run_command(
                     why: "over IPMI (use the Redfish BMC)".into(),
                 });
             };
-            let (slot, _) = rf.media_slot()?;
+            let (mut slot, _) = rf.media_slot()?;
+            slot.image = slot.image.map(|i| redact::userinfo(&i).into_owned());
             let line = match (&slot.image, slot.inserted) {
                 (Some(image), true) => format!("{who}: virtual CD {} holds {image}", slot.path),
                 _ => format!("{who}: virtual CD {} is empty", slot.path),

@@ -174,7 +174,7 @@ pub fn run_imaging(opts: &AgentOptions, progress: Box<dyn Progress + Send>) -> R
         return Err(AgentError::BadReply { url: opts.url("hello"), what: format!("{reply:?} to an imaging hello") });
     };
     let target = opts.target.clone().unwrap_or_else(|| PathBuf::from(&target));
-    tracing::info!(%node, target = %target.display(), %image_url, "writing the image");
+    tracing::info!(%node, target = %target.display(), image_url = %crate::redact::userinfo(&image_url), "writing the image");
     let started = Instant::now();
     let job = WriteJob { image_url, bmap_url, image_sha256, image_size, target: target.clone() };
     let (outcome, stalled) = match guarded_write(job, opts.stall_timeout, progress) {

@@ -145,7 +145,8 @@ impl<'a, 'j> Driver<'a, 'j> {
                     .map_err(|e| Failed(Step::BootSet, format!("BMC refused virtual media: {}", chain(&e))))?;
                 bmc.set_boot_once(BootTarget::Cd)
                     .map_err(|e| Failed(Step::BootSet, format!("BMC refused boot override cd: {}", chain(&e))))?;
-                self.ok(Step::BootSet, &format!("virtual media {url} inserted, next boot cd"))?;
+                let shown = crate::redact::userinfo(url);
+                self.ok(Step::BootSet, &format!("virtual media {shown} inserted, next boot cd"))?;
             }
             BootVia::Pxe => {
                 let bmc = self.needs_bmc(Step::BootSet)?;
