@@ -220,3 +220,29 @@ fn a_password_in_an_image_url_is_never_printed_or_recorded() {
     let bytes = std::fs::read(&db).expect("db");
     assert!(!bytes.windows(PW.len()).any(|w| w == PW.as_bytes()), "the password is in the database");
 }
+
+#[test]
+fn a_fetched_block_map_must_be_the_one_its_manifest_names() {
+    if !have_qemu_img() {
+        return skip("qemu-img not installed (Debian package qemu-utils)");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recipe = test_recipe(dir.path());
+    let out_dir = dir.path().join("out");
+    let out = kiln(&["image", "build", s(&recipe), "--out", s(&out_dir)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The same map with one byte of whitespace more: well formed, but not the manifest's.
+    let map = std::fs::read_to_string(out_dir.join("kiln-test.bmap.json")).expect("bmap");
+    std::fs::write(out_dir.join("other.bmap.json"), format!("{map} ")).expect("other");
+    let server = Served::start(&out_dir);
+    let manifest = out_dir.join("kiln-test.manifest.json");
+    let disk = dir.path().join("disk.img");
+    let other = format!("{}/other.bmap.json", server.base);
+    let out = kiln(&["image", "write", s(&manifest), s(&disk), "--bmap", &other]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("other.bmap.json has sha256") && stderr(&out).contains("its manifest says"));
+    assert!(!disk.exists(), "refused before the target was created");
+    let good = format!("{}/kiln-test.bmap.json", server.base);
+    let out = kiln(&["image", "write", s(&manifest), s(&disk), "--bmap", &good]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

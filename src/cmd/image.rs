@@ -12,10 +12,14 @@ use crate::error::chain;
 use crate::exit;
 use crate::image::progress::{for_stderr, human};
 use crate::image::{
-    build, fetch, recipe, synth, wipe, BlockMap, FileSource, ImageSource, Manifest, StreamSource, Target, WriteError,
-    WriteFailure, WriteOptions, WriteReport,
+    build, fetch, recipe, synth, wipe, BlockMap, Digest, FileSource, ImageSource, Manifest, StreamSource, Target,
+    WriteError, WriteFailure, WriteOptions, WriteReport,
 };
 use crate::inventory::{ImageWrite, Inventory};
+use crate::redact;
+
+/// The most of a block map read from a URL (the agent reads at most as much).
+const MAX_BMAP_BYTES: u64 = 64 << 20;
 
 pub fn run(command: &ImageCommand) -> anyhow::Result<i32> {
     match command {
@@ -92,24 +96,40 @@ fn build_cmd(recipe_path: &Path, out: &Path, node: Option<&str>, json_out: bool)
     }
 }
 
-/// The image source and its block map, from the command line.
-fn open_image(args: &ImageWriteArgs) -> Result<(Box<dyn ImageSource>, BlockMap), (i32, String)> {
+/// An image to write: its source, its block map, and the whole image's digest its artifact
+/// manifest records (when written from one).
+type Opened = (Box<dyn ImageSource>, BlockMap, Option<Digest>);
+
+/// The image source and its block map, from the command line. From an artifact manifest, the
+/// block map must be the one the manifest names by digest, local or fetched.
+fn open_image(args: &ImageWriteArgs) -> Result<Opened, (i32, String)> {
     let bad = |msg: String| (exit::BAD_INPUT, msg);
-    let (image_path, bmap_path, expect_bmap_sha) = if args.image.to_string_lossy().ends_with(".manifest.json") {
-        let m = Manifest::load(&args.image).map_err(|e| bad(chain(&e)))?;
-        let (img, map) = m.files(&args.image);
-        (img, Some(args.bmap.clone().unwrap_or(map)), Some(m.bmap.sha256))
-    } else {
-        (args.image.clone(), args.bmap.clone(), None)
-    };
+    let (image_path, bmap_path, expect_bmap_sha, expect_image_sha) =
+        if args.image.to_string_lossy().ends_with(".manifest.json") {
+            let m = Manifest::load(&args.image).map_err(|e| bad(chain(&e)))?;
+            let (img, map) = m.files(&args.image);
+            (img, Some(args.bmap.clone().unwrap_or(map)), Some(m.bmap.sha256), Some(m.image.sha256))
+        } else {
+            (args.image.clone(), args.bmap.clone(), None, None)
+        };
     let map = match &bmap_path {
         Some(p) if is_url(p) => {
             let url = p.to_string_lossy();
             let mut text = String::new();
             fetch::get(&url)
                 .map_err(|e| (exit::PEER, chain(&e)))?
+                .take(MAX_BMAP_BYTES)
                 .read_to_string(&mut text)
-                .map_err(|e| (exit::PEER, format!("read block map {url}: {e}")))?;
+                .map_err(|e| (exit::PEER, format!("read block map {}: {e}", redact::userinfo(&url))))?;
+            if let Some(want) = expect_bmap_sha {
+                let got = Digest::of(text.as_bytes());
+                if got != want {
+                    return Err(bad(format!(
+                        "block map {} has sha256 {got}, its manifest says {want}",
+                        redact::userinfo(&url)
+                    )));
+                }
+            }
             Some(BlockMap::parse(&text, p).map_err(|e| bad(chain(&e)))?)
         }
         Some(p) => {
@@ -129,13 +149,13 @@ fn open_image(args: &ImageWriteArgs) -> Result<(Box<dyn ImageSource>, BlockMap),
         };
         let url = image_path.to_string_lossy().into_owned();
         let body = fetch::get(&url).map_err(|e| (exit::PEER, chain(&e)))?;
-        return Ok((Box::new(StreamSource::new(body, url)), map));
+        return Ok((Box::new(StreamSource::new(body, url)), map, expect_image_sha));
     }
     if image_path == Path::new("-") {
         let Some(map) = map else {
             return Err((exit::USAGE, "writing from standard input needs --bmap (its size and ranges)".into()));
         };
-        return Ok((Box::new(StreamSource::new(std::io::stdin(), "standard input")), map));
+        return Ok((Box::new(StreamSource::new(std::io::stdin(), "standard input")), map, expect_image_sha));
     }
     if same_file(&image_path, &args.target) {
         return Err(bad(format!(
@@ -150,7 +170,7 @@ fn open_image(args: &ImageWriteArgs) -> Result<(Box<dyn ImageSource>, BlockMap),
         Some(m) => m,
         None => BlockMap::scan(source.file(), source.path()).map_err(|e| bad(chain(&e)))?,
     };
-    Ok((Box::new(source), map))
+    Ok((Box::new(source), map, expect_image_sha))
 }
 
 /// True when both paths exist and are one file (writing an image onto
@@ -169,15 +189,19 @@ fn is_url(p: &Path) -> bool {
 }
 
 fn write_cmd(args: &ImageWriteArgs) -> anyhow::Result<i32> {
-    let (mut source, map) = match open_image(args) {
+    let (mut source, map, manifest_sha) = match open_image(args) {
         Ok(x) => x,
         Err((code, msg)) => {
             eprintln!("kiln: error: {msg}");
             return Ok(code);
         }
     };
-    let opts =
-        WriteOptions { direct: !args.no_direct, preserve_on_error: args.preserve_on_error, ..Default::default() };
+    let opts = WriteOptions {
+        direct: !args.no_direct,
+        preserve_on_error: args.preserve_on_error,
+        image_sha256: manifest_sha,
+        ..Default::default()
+    };
     let mut progress = for_stderr(args.json);
     let started = std::time::Instant::now();
     let result = crate::image::write_image(source.as_mut(), &map, &args.target, &opts, progress.as_mut());
@@ -254,7 +278,8 @@ fn record(
 ) -> Result<(), crate::inventory::InventoryError> {
     let mut inv = Inventory::open(db)?;
     let target = args.target.display().to_string();
-    let sha = map.image_sha256.map(|d| d.to_string());
+    // Only a digest the write proved is recorded: a failed write has none.
+    let sha = result.as_ref().ok().and_then(|r| r.image_sha256).map(|d| d.to_string());
     let (ok, written, state, error) = match result {
         Ok(r) => (true, r.bytes_written, None, None),
         Err(f) => (false, 0, Some(f.target.as_str()), Some(chain(f))),

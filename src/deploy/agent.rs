@@ -170,13 +170,13 @@ fn hello(opts: &AgentOptions) -> Result<HelloReply, AgentError> {
 /// transfer (`stall_timeout`).
 pub fn run_imaging(opts: &AgentOptions, progress: Box<dyn Progress + Send>) -> Result<AgentDone, AgentError> {
     let reply = hello(opts)?;
-    let HelloReply::Write { node, image_url, bmap_url, target, image_sha256, image_size } = reply else {
+    let HelloReply::Write { node, image_url, bmap_url, bmap_sha256, target, image_sha256, image_size } = reply else {
         return Err(AgentError::BadReply { url: opts.url("hello"), what: format!("{reply:?} to an imaging hello") });
     };
     let target = opts.target.clone().unwrap_or_else(|| PathBuf::from(&target));
     tracing::info!(%node, target = %target.display(), image_url = %crate::redact::userinfo(&image_url), "writing the image");
     let started = Instant::now();
-    let job = WriteJob { image_url, bmap_url, image_sha256, image_size, target: target.clone() };
+    let job = WriteJob { image_url, bmap_url, bmap_sha256, image_sha256, image_size, target: target.clone() };
     let (outcome, stalled) = match guarded_write(job, opts.stall_timeout, progress) {
         Guarded::Done(outcome) => (outcome, None),
         Guarded::Stalled(stall, state) => {
@@ -246,6 +246,7 @@ type WriteOutcome = Result<(u64, String), (TargetState, Box<dyn std::error::Erro
 struct WriteJob {
     image_url: String,
     bmap_url: String,
+    bmap_sha256: String,
     image_sha256: String,
     image_size: u64,
     target: PathBuf,
@@ -311,7 +312,7 @@ fn wipe_beside(job: &WriteJob) -> TargetState {
 /// target. Answers the bytes written and the verified digest. Every network wait goes through
 /// `watch`.
 fn write(job: &WriteJob, watch: &Arc<Watch>, progress: &mut dyn Progress) -> WriteOutcome {
-    let WriteJob { image_url, bmap_url, image_sha256, image_size, target } = job;
+    let WriteJob { image_url, bmap_url, bmap_sha256, image_sha256, image_size, target } = job;
     let (image_size, target) = (*image_size, target.as_path());
     let untouched = |msg: String| (TargetState::Untouched, Box::new(PrepareError(msg)) as Box<_>);
     let mut text = String::new();
@@ -320,6 +321,13 @@ fn write(job: &WriteJob, watch: &Arc<Watch>, progress: &mut dyn Progress) -> Wri
         .take(64 << 20)
         .read_to_string(&mut text)
         .map_err(|e| untouched(format!("read block map {bmap_url}: {e}")))?;
+    // The block map is the one the artifact manifest names, by its digest.
+    let got = crate::image::Digest::of(text.as_bytes()).to_string();
+    if got != *bmap_sha256 {
+        return Err(untouched(format!(
+            "block map {bmap_url} has sha256 {got}; the controller said {bmap_sha256} (the artifact manifest's)"
+        )));
+    }
     let map = BlockMap::parse(&text, Path::new(bmap_url)).map_err(|e| untouched(chain(&e)))?;
     let map_sha = map.image_sha256.map(|d| d.to_string()).unwrap_or_default();
     if map_sha != *image_sha256 || map.image_size != image_size {
@@ -334,7 +342,9 @@ fn write(job: &WriteJob, watch: &Arc<Watch>, progress: &mut dyn Progress) -> Wri
     let body = Watched::new(body.map_err(|e| untouched(chain(&e)))?, image_url, watch.clone(), true);
     let mut source = StreamSource::new(body, image_url.to_string());
     watch.touch();
-    match crate::image::write_image(&mut source, &map, target, &WriteOptions::default(), progress) {
+    // What is written must be the image the controller named, recomputed as a whole.
+    let opts = WriteOptions { image_sha256: image_sha256.parse().ok(), ..WriteOptions::default() };
+    match crate::image::write_image(&mut source, &map, target, &opts, progress) {
         Ok(report) => {
             for n in &report.notes {
                 tracing::info!(note = %n, "writer");

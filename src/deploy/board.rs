@@ -22,8 +22,10 @@ use crate::rack::RackNode;
 pub struct Offer {
     pub image_url: String,
     pub bmap_url: String,
-    /// Lowercase hex of the whole image, from the block map.
+    /// Lowercase hex of the whole image, from the artifact manifest (the block map agrees).
     pub image_sha256: String,
+    /// Lowercase hex of the block map file, from the artifact manifest.
+    pub bmap_sha256: String,
     pub image_size: u64,
     pub target: String,
 }
@@ -173,6 +175,7 @@ impl Board {
                     node: name.clone(),
                     image_url: self.offer.image_url.clone(),
                     bmap_url: self.offer.bmap_url.clone(),
+                    bmap_sha256: self.offer.bmap_sha256.clone(),
                     target: self.offer.target.clone(),
                     image_sha256: self.offer.image_sha256.clone(),
                     image_size: self.offer.image_size,

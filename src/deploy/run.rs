@@ -96,6 +96,13 @@ impl DeployArtifact {
         let Some(sha) = map.image_sha256 else {
             return Err(bad(format!("block map {} has no image_sha256 to confirm a boot by", bmap_path.display())));
         };
+        if sha != manifest.image.sha256 {
+            return Err(bad(format!(
+                "block map {} says the image has sha256 {sha}, the manifest says {}",
+                bmap_path.display(),
+                manifest.image.sha256
+            )));
+        }
         if !image_path.is_file() {
             return Err(bad(format!("image {} is missing", image_path.display())));
         }
@@ -274,6 +281,7 @@ pub fn run_deploy(
         image_url: format!("{base}/files/{}", artifact.image_file),
         bmap_url: format!("{base}/files/{}", artifact.bmap_file),
         image_sha256: sha.to_string(),
+        bmap_sha256: artifact.manifest.bmap.sha256.to_string(),
         image_size: artifact.map.image_size,
         target: opts.target.clone(),
     };

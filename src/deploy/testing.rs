@@ -22,6 +22,7 @@ pub fn offer() -> Offer {
         image_url: "http://c/files/i.raw".into(),
         bmap_url: "http://c/files/i.bmap.json".into(),
         image_sha256: SHA.into(),
+        bmap_sha256: SHA.replace('f', "0"),
         image_size: 4096,
         target: "/dev/vda".into(),
     }
