@@ -41,7 +41,9 @@ pub fn run(args: &RackImageArgs) -> anyhow::Result<i32> {
     let opts = DeployOptions {
         nodes: args.nodes.clone(),
         boot: args.boot,
-        media_url: args.media_url.clone(),
+        media: args.media.clone(),
+        pxe: args.pxe_kernel.clone().zip(args.pxe_initrd.clone()),
+        dhcp_leases: args.dhcp_leases.clone(),
         listen: args.listen,
         advertise: args.advertise.clone(),
         boot_dir: args.boot_dir.clone(),

@@ -21,12 +21,72 @@ pub const MAX_CONNECTIONS: usize = 64;
 const MAX_HEADER: usize = 8192;
 /// The largest POST body accepted; larger ones are answered 413.
 pub const MAX_POST_BODY: usize = 64 * 1024;
+/// The header an agent proves itself with, and the controller its answers (`deploy::auth`).
+pub const AUTH_HEADER: &str = "Kiln-Agent-Auth";
 
-/// Answers POST requests under `/agent/`: the status and a JSON body.
-/// Called on the connection's own thread; it may block (the deploy controller
-/// holds a result's answer until the node's next boot is set).
+/// A POST under `/agent/` as the routes see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Posted<'a> {
+    pub path: &'a str,
+    pub body: &'a [u8],
+    pub peer: SocketAddr,
+    /// The `Kiln-Agent-Auth` header, when sent.
+    pub auth: Option<&'a str>,
+}
+
+/// The answer to a POST: status, JSON body, and the `Kiln-Agent-Auth` header to send back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub auth: Option<String>,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: String) -> Reply {
+        Reply { status, body, auth: None }
+    }
+}
+
+/// Bytes served with byte ranges like a file: a file with some bytes replaced, a generated script.
+pub trait Content: Send {
+    fn len(&self) -> u64;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn content_type(&self) -> &'static str;
+    /// Write bytes `start..end` to `out`.
+    fn copy_range(&mut self, start: u64, end: u64, out: &mut dyn Write) -> io::Result<()>;
+}
+
+impl Content for Vec<u8> {
+    fn len(&self) -> u64 {
+        self.as_slice().len() as u64
+    }
+    fn content_type(&self) -> &'static str {
+        "text/plain"
+    }
+    fn copy_range(&mut self, start: u64, end: u64, out: &mut dyn Write) -> io::Result<()> {
+        out.write_all(&self[start as usize..end as usize])
+    }
+}
+
+/// What a GET under `/boot/` is answered with.
+pub enum Generated {
+    /// Refused or unknown: status and a JSON error.
+    Refused(u16, String),
+    Content(Box<dyn Content>),
+}
+
+/// Answers POST requests under `/agent/` and GET/HEAD requests under `/boot/` (content made for
+/// the asker). Called on the connection's own thread; it may block (the deploy controller holds a
+/// result's answer until the node's next boot is set).
 pub trait PostRoutes: Send + Sync {
-    fn post(&self, path: &str, body: &[u8], peer: SocketAddr) -> (u16, String);
+    fn post(&self, posted: &Posted<'_>) -> Reply;
+    /// `None`: not a route of these (the file mounts are tried).
+    fn get(&self, _path: &str, _peer: SocketAddr) -> Option<Generated> {
+        None
+    }
 }
 
 /// What a server serves: file trees under URL prefixes (the first that has
@@ -156,6 +216,7 @@ struct Request {
     range: Option<String>,
     content_length: Option<u64>,
     chunked: bool,
+    auth: Option<String>,
 }
 
 /// Reads the request line and headers (at most `MAX_HEADER` bytes in all)
@@ -176,7 +237,7 @@ fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Request>> {
     if !version.starts_with("HTTP/1.") {
         return Ok(None);
     }
-    let (mut range, mut content_length, mut chunked) = (None, None, false);
+    let (mut range, mut content_length, mut chunked, mut auth) = (None, None, false, None);
     loop {
         let Some(h) = next_line(reader)? else { return Ok(None) };
         let h = h.trim_end();
@@ -194,11 +255,13 @@ fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Request>> {
                 }
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 chunked = true;
+            } else if name.eq_ignore_ascii_case(AUTH_HEADER) {
+                auth = Some(value.to_string());
             }
         }
     }
     let path = target.split(['?', '#']).next().unwrap_or("").to_string();
-    Ok(Some(Request { method: method.to_string(), path, range, content_length, chunked }))
+    Ok(Some(Request { method: method.to_string(), path, range, content_length, chunked, auth }))
 }
 
 fn handle(stream: &mut TcpStream, routes: &Routes) -> io::Result<()> {
@@ -213,6 +276,14 @@ fn handle(stream: &mut TcpStream, routes: &Routes) -> io::Result<()> {
         _ => return respond_status(stream, 405, "Method Not Allowed", false),
     };
     drop(reader);
+    if req.path.starts_with("/boot/") {
+        let peer = stream.peer_addr()?;
+        match routes.post.as_ref().and_then(|r| r.get(&req.path, peer)) {
+            Some(Generated::Content(content)) => return send(stream, &req, head, content),
+            Some(Generated::Refused(code, json)) => return respond_json(stream, code, &json),
+            None => {}
+        }
+    }
     let found = routes.mounts.iter().find_map(|(prefix, root)| {
         let rest = req.path.strip_prefix(prefix.trim_end_matches('/'))?;
         rest.starts_with('/').then(|| resolve(root, rest)).flatten()
@@ -221,8 +292,39 @@ fn handle(stream: &mut TcpStream, routes: &Routes) -> io::Result<()> {
         tracing::debug!(path = %req.path, "not found");
         return respond_status(stream, 404, "Not Found", head);
     };
-    let mut file = File::open(&path)?;
+    let file = File::open(&path)?;
     let len = file.metadata()?.len();
+    send(stream, &req, head, Box::new(FileContent { file, len, content_type: content_type(&path) }))
+}
+
+/// A regular file, served as it is.
+struct FileContent {
+    file: File,
+    len: u64,
+    content_type: &'static str,
+}
+
+impl Content for FileContent {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn content_type(&self) -> &'static str {
+        self.content_type
+    }
+    fn copy_range(&mut self, start: u64, end: u64, out: &mut dyn Write) -> io::Result<()> {
+        use std::io::Seek;
+        self.file.seek(io::SeekFrom::Start(start))?;
+        let copied = io::copy(&mut (&mut self.file).take(end - start), out)?;
+        if copied != end - start {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being served"));
+        }
+        Ok(())
+    }
+}
+
+/// Answer a GET or HEAD with `content`, honouring a single byte range.
+fn send(stream: &mut TcpStream, req: &Request, head: bool, mut content: Box<dyn Content>) -> io::Result<()> {
+    let len = content.len();
     let (status, start, end) = match req.range.as_deref().map(|r| parse_range(r, len)) {
         None => (200, 0, len),
         Some(Some((s, e))) => (206, s, e),
@@ -236,7 +338,7 @@ fn handle(stream: &mut TcpStream, routes: &Routes) -> io::Result<()> {
     let mut header = format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n",
         if status == 200 { "OK" } else { "Partial Content" },
-        content_type(&path),
+        content.content_type(),
         end - start
     );
     if status == 206 {
@@ -248,12 +350,7 @@ fn handle(stream: &mut TcpStream, routes: &Routes) -> io::Result<()> {
     if head || end == start {
         return Ok(());
     }
-    use std::io::Seek;
-    file.seek(io::SeekFrom::Start(start))?;
-    let copied = io::copy(&mut file.take(end - start), stream)?;
-    if copied != end - start {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being served"));
-    }
+    content.copy_range(start, end, stream)?;
     stream.flush()
 }
 
@@ -287,9 +384,9 @@ fn handle_post(
         return respond_json(stream, 400, &error_json("body ended before its Content-Length"));
     }
     let peer = stream.peer_addr()?;
-    let (status, json) = post.post(&req.path, &body, peer);
-    tracing::debug!(path = %req.path, status, %peer, "agent request");
-    respond_json(stream, status, &json)
+    let reply = post.post(&Posted { path: &req.path, body: &body, peer, auth: req.auth.as_deref() });
+    tracing::debug!(path = %req.path, status = reply.status, %peer, "agent request");
+    respond(stream, reply.status, &reply.body, reply.auth.as_deref())
 }
 
 /// `{"error": message}`.
@@ -297,10 +394,15 @@ pub fn error_json(message: &str) -> String {
     serde_json::json!({ "error": message }).to_string()
 }
 
-fn respond_json(mut stream: &TcpStream, code: u16, body: &str) -> io::Result<()> {
+fn respond_json(stream: &TcpStream, code: u16, body: &str) -> io::Result<()> {
+    respond(stream, code, body, None)
+}
+
+fn respond(mut stream: &TcpStream, code: u16, body: &str, auth: Option<&str>) -> io::Result<()> {
     let reason = match code {
         200 => "OK",
         400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",
@@ -308,8 +410,9 @@ fn respond_json(mut stream: &TcpStream, code: u16, body: &str) -> io::Result<()>
         413 => "Content Too Large",
         _ => "Status",
     };
+    let auth = auth.map(|a| format!("{}: {a}\r\n", AUTH_HEADER)).unwrap_or_default();
     let msg = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{auth}Connection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(msg.as_bytes())
@@ -433,8 +536,16 @@ mod tests {
     struct Echo;
 
     impl PostRoutes for Echo {
-        fn post(&self, path: &str, body: &[u8], _: SocketAddr) -> (u16, String) {
-            (200, serde_json::json!({"path": path, "len": body.len()}).to_string())
+        fn post(&self, p: &Posted<'_>) -> Reply {
+            let body = serde_json::json!({"path": p.path, "len": p.body.len(), "auth": p.auth}).to_string();
+            Reply { status: 200, body, auth: Some("echoed".into()) }
+        }
+        fn get(&self, path: &str, _: SocketAddr) -> Option<Generated> {
+            match path {
+                "/boot/script" => Some(Generated::Content(Box::new(b"#!ipxe\nshell\n".to_vec()))),
+                "/boot/secret" => Some(Generated::Refused(403, error_json("not for you"))),
+                _ => None,
+            }
         }
     }
 
@@ -464,7 +575,19 @@ mod tests {
         let (status, _) = exchange(addr, b"GET /a.json HTTP/1.1\r\n\r\n");
         assert_eq!(status, "HTTP/1.1 404 Not Found", "only under the prefix");
         let (status, body) = exchange(addr, b"POST /agent/hello HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
-        assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", r#"{"len":5,"path":"/agent/hello"}"#));
+        assert_eq!(
+            (status.as_str(), body.as_str()),
+            ("HTTP/1.1 200 OK", r#"{"auth":null,"len":5,"path":"/agent/hello"}"#)
+        );
+        let (_, body) =
+            exchange(addr, b"POST /agent/hello HTTP/1.1\r\nkiln-agent-auth: node=n1\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(body, r#"{"auth":"node=n1","len":0,"path":"/agent/hello"}"#);
+        let (status, body) = exchange(addr, b"GET /boot/script HTTP/1.1\r\nRange: bytes=0-5\r\n\r\n");
+        assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 206 Partial Content", "#!ipxe"));
+        let (status, _) = exchange(addr, b"GET /boot/secret HTTP/1.1\r\n\r\n");
+        assert_eq!(status, "HTTP/1.1 403 Forbidden");
+        let (status, _) = exchange(addr, b"GET /boot/other HTTP/1.1\r\n\r\n");
+        assert_eq!(status, "HTTP/1.1 404 Not Found");
         let (status, _) = exchange(addr, b"POST /agent/hello HTTP/1.1\r\n\r\n");
         assert_eq!(status, "HTTP/1.1 411 Length Required");
         let big = format!("POST /agent/hello HTTP/1.1\r\nContent-Length: {}\r\n\r\n", MAX_POST_BODY + 1);
