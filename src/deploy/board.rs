@@ -695,4 +695,36 @@ mod tests {
         assert!(notes.iter().all(|(_, c)| !c.contains(&key)));
         assert_eq!(get(&b, "/boot/other", "10.0.0.1").0, 0, "not a route: the file mounts answer");
     }
+
+    #[test]
+    fn a_node_medium_goes_to_its_bmc_alone_with_its_words_in_the_placeholder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let iso = dir.path().join("installer.iso");
+        let original = format!("CD001\nlinux /vmlinuz quiet kiln.settings={}\nrest", "_".repeat(300));
+        std::fs::write(&iso, &original).expect("iso");
+        let nodes = vec![node("n1", "10.0.0.1", &["52:54:00:00:00:01"], Some("https://10.1.0.1"))];
+        let (mut b, notes) = testing::board(nodes, &["n1"]);
+        b.access.boot.media = Some(Media::load(&iso).expect("placeholder"));
+        let path = "/boot/media/n1/installer.iso";
+        assert_eq!(get(&b, path, "10.1.0.1").0, 403, "not before its boot-set");
+        b.set_phase("n1", Phase::Booting);
+        let (status, body) = get(&b, path, "10.0.0.1");
+        assert!(status == 403 && body.contains("10.0.0.1 is not node n1's BMC"), "the node itself: {body}");
+        assert_eq!(get(&b, "/boot/media/n2/installer.iso", "10.1.0.1").0, 403, "no such node");
+        assert_eq!(get(&b, "/boot/media/n1/other.iso", "10.1.0.1").0, 403, "no such medium");
+        let (status, served) = get(&b, path, "10.1.0.1");
+        assert_eq!(status, 200);
+        assert_eq!(served.len(), original.len(), "same length, same layout");
+        let line = served.lines().nth(1).expect("kernel line");
+        let key = agent("n1").key.to_hex();
+        assert!(line.starts_with("linux /vmlinuz quiet kiln.controller=http://c kiln.node=n1 kiln.deploy="), "{line}");
+        assert!(line.contains(&format!("kiln.key={key} kiln.mode=imaging kiln.target=/dev/vda")), "{line}");
+        assert!(served.ends_with("\nrest"));
+        b.set_phase("n1", Phase::Writing);
+        assert_eq!(get(&b, path, "10.1.0.1").0, 200, "an installer reads its medium while it runs");
+        b.set_phase("n1", Phase::AwaitBooted);
+        assert_eq!(get(&b, path, "10.1.0.1").0, 403, "not once it was told to reboot");
+        assert!(std::fs::read_to_string(&iso).expect("iso") == original, "the key never reaches the file");
+        assert_eq!(notes.lock().expect("notes").len(), 4, "every refusal but the unknown node's is noted on n1");
+    }
 }
