@@ -317,10 +317,12 @@ pub fn run_deploy(
     let inventory = Arc::new(Mutex::new(inventory));
     let note = {
         let (inventory, rack) = (inventory.clone(), rack.to_string());
+        // A refusal is noted on a node the inventory knows (every node being deployed is); an
+        // unproven request never enrolls one.
         move |node: &str, cause: &str| {
             let mut inv = inventory.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(e) = inv.enroll(node, Some(&rack), ACTOR).and_then(|_| inv.note(node, ACTOR, cause, None)) {
-                tracing::error!(node, error = %chain(&e), "a refused agent request could not be noted");
+            if let Err(e) = inv.note(node, ACTOR, cause, None) {
+                tracing::warn!(node, rack = %rack, error = %chain(&e), "a refused agent request is logged only");
             }
         }
     };
