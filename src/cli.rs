@@ -370,6 +370,17 @@ pub enum RackCommand {
     Image(RackImageArgs),
 }
 
+/// A flag in whole seconds, 1 to a week: the clocks deadlines are kept on
+/// overflow long before u64 seconds do.
+fn seconds_arg(s: &str) -> Result<u64, String> {
+    const WEEK: u64 = 7 * 24 * 3600;
+    match s.parse::<u64>() {
+        Ok(n) if (1..=WEEK).contains(&n) => Ok(n),
+        Ok(_) => Err(format!("expected 1 to {WEEK} seconds")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// A duration flag: `90s`, `5m`, `1h`, `500ms`, or plain seconds.
 fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
     crate::burnin::options::parse_duration(s).map_err(|e| e.to_string())
@@ -557,11 +568,11 @@ pub struct RackRunArgs {
     /// Only these nodes (comma-separated names from the manifest).
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
     pub nodes: Vec<String>,
-    /// Seconds a node command may run before it is killed.
-    #[arg(long, value_name = "SECS", default_value_t = 900)]
+    /// Seconds a node command may run before it is killed (at most a week).
+    #[arg(long, value_name = "SECS", default_value_t = 900, value_parser = seconds_arg)]
     pub timeout: u64,
     /// Seconds to wait for a node to accept the connection.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = seconds_arg)]
     pub connect_timeout: u64,
     /// Where kiln lives on the nodes (pushed there when missing or different).
     #[arg(long, value_name = "PATH", default_value = "/var/lib/kiln/bin/kiln")]
@@ -569,6 +580,11 @@ pub struct RackRunArgs {
     /// Push this binary instead of the running kiln (another architecture).
     #[arg(long, value_name = "FILE")]
     pub node_binary: Option<PathBuf>,
+    /// Directory of platform specs for the rack checks (default: the ones
+    /// built into kiln); validate and burnin pass it to the node command, so
+    /// it must be at the same path on the nodes.
+    #[arg(long, value_name = "DIR")]
+    pub checks_dir: Option<PathBuf>,
     #[command(flatten)]
     pub db: DbArgs,
     /// Print the rack outcome as JSON (schema in docs/fleet.md).
@@ -592,7 +608,7 @@ pub struct RackTrustArgs {
     #[arg(long)]
     pub replace: bool,
     /// Seconds to wait for a node to accept the connection.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = seconds_arg)]
     pub connect_timeout: u64,
 }
 
@@ -614,10 +630,16 @@ pub struct BurninArgs {
     /// Element type of the GEMM stress.
     #[arg(long, value_enum, default_value_t = crate::burnin::options::GemmDtype::Bf16)]
     pub gemm_dtype: crate::burnin::options::GemmDtype,
-    /// Threshold table (h100-sxm, hgx-b200, gb200-nvl72-tray, generic);
-    /// detected from the GPUs' PCI ids if absent.
+    /// Platform spec name (`kiln spec list`); its [burnin] section holds the
+    /// thresholds. Detected as `kiln validate` detects it if absent.
     #[arg(long, value_name = "NAME")]
     pub platform: Option<String>,
+    /// A spec file to use instead of a named platform.
+    #[arg(long, value_name = "FILE", conflicts_with = "platform")]
+    pub spec: Option<PathBuf>,
+    /// Directory of platform specs (default: the ones built into kiln).
+    #[arg(long, value_name = "DIR", env = "KILN_CHECKS")]
+    pub checks_dir: Option<PathBuf>,
     /// Share of available host memory the stress-ng vm workers cover.
     #[arg(long, default_value_t = 25, value_name = "PERCENT")]
     pub host_memory: u32,

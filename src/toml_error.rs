@@ -180,6 +180,24 @@ pub fn span_of(text: &str, path: &FieldPath) -> Option<Range<usize>> {
     span
 }
 
+/// Deserialize `text`, or say where and why it cannot be: the one way every TOML input
+/// (specs, recipes) turns a parser error into line, column and field.
+pub fn from_str_located<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Located> {
+    toml::from_str(text).map_err(|e| locate(text, &e))
+}
+
+/// Place semantic problems (a field path and a message each) in `text`: line and column of the
+/// field's value, or of its nearest ancestor present; 0 when not even that is found.
+pub fn locate_issues(text: &str, issues: Vec<(FieldPath, String)>) -> Vec<Located> {
+    issues
+        .into_iter()
+        .map(|(path, message)| {
+            let (line, column) = span_of(text, &path).map(|s| line_column(text, s.start)).unwrap_or((0, 0));
+            Located { line, column, field: path.to_string(), message }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

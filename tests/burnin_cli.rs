@@ -5,8 +5,19 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-fn kiln() -> PathBuf {
+fn kiln_bin() -> PathBuf {
     std::env::var_os("KILN_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kiln")))
+}
+
+/// kiln with a burn-in lock and temporary directory of its own, one per test
+/// (`tests/burnin_kill.rs` tests the lock), so that tests running at once,
+/// here or in another checkout, do not refuse each other.
+fn kiln(test: &str) -> Command {
+    let mut c = Command::new(kiln_bin());
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("burnin-cli-{test}"));
+    std::fs::create_dir_all(&dir).expect("test directory");
+    c.env("KILN_BURNIN_LOCK", dir.join("burnin.lock")).env("TMPDIR", &dir);
+    c
 }
 
 fn gpu_present() -> bool {
@@ -19,7 +30,7 @@ fn gpu_tests_without_a_driver_are_skipped_and_exit_7() {
         eprintln!("SKIPPED: GPU present");
         return;
     }
-    let out = Command::new(kiln()).args(["burnin", "--tests", "gemm", "--duration", "1s"]).output().expect("run kiln");
+    let out = kiln("gpu").args(["burnin", "--tests", "gemm", "--duration", "1s"]).output().expect("run kiln");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(7), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("skipped: no NVIDIA driver"), "{stdout}");
@@ -32,14 +43,14 @@ fn json_report_is_versioned_and_says_why_gpu_tests_did_not_run() {
         eprintln!("SKIPPED: GPU present");
         return;
     }
-    let out = Command::new(kiln())
+    let out = kiln("json")
         .args(["burnin", "--tests", "gemm,hbm,p2p", "--duration", "1s", "--json"])
         .output()
         .expect("run kiln");
     assert_eq!(out.status.code(), Some(7));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     assert_eq!(v["kind"], "kiln.burnin");
-    assert_eq!(v["version"], 1);
+    assert_eq!(v["schema_version"], 2);
     assert_eq!(v["gpu_access"]["status"], "unavailable");
     assert_eq!(v["gpu_access"]["reason"], "no NVIDIA driver");
     assert_eq!(v["incomplete"], true);
@@ -58,10 +69,8 @@ fn host_burn_in_runs_end_to_end_with_stress_ng() {
         eprintln!("SKIPPED: stress-ng not installed");
         return;
     }
-    let out = Command::new(kiln())
-        .args(["burnin", "--duration", "3s", "--host-memory", "2", "--json"])
-        .output()
-        .expect("run kiln");
+    let out =
+        kiln("host").args(["burnin", "--duration", "3s", "--host-memory", "2", "--json"]).output().expect("run kiln");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     let host =
         v["results"].as_array().expect("results").iter().find(|r| r["test"] == "host").expect("host result").clone();
@@ -79,10 +88,10 @@ fn bad_arguments_are_usage_errors() {
         vec!["burnin", "--tests", "gemm,bogus"],
         vec!["burnin", "--inject-fault", "everything"],
     ] {
-        let out = Command::new(kiln()).args(&args).output().expect("run kiln");
+        let out = kiln("bad").args(&args).output().expect("run kiln");
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let out = Command::new(kiln())
+    let out = kiln("bad")
         .args(["burnin", "--platform", "h999", "--tests", "host", "--duration", "1s"])
         .output()
         .expect("run kiln");

@@ -328,9 +328,11 @@ fn sshd_killed_mid_run_fails_only_that_node(lab: &mut Lab, manifest: &Path) {
         push: true,
     };
     let connector = SshConnector { credentials: m.credentials.clone(), connect_timeout: Duration::from_secs(2) };
+    let specs = kiln::checks::spec_load::load_builtin().expect("built-in specs");
     let step = RackStep {
         rack: &m.rack.id,
         rack_platform: m.rack.platform.as_deref(),
+        specs: &specs,
         nodes: &nodes,
         plan: &plan,
         opts: &opts,

@@ -49,8 +49,16 @@ fn run(dir: &Path, inv: &mut Inventory, nodes: &[RackNode], force: bool) -> Rack
     };
     let refs: Vec<&RackNode> = nodes.iter().collect();
     let plan = plan();
-    let step =
-        RackStep { rack: "r-test", rack_platform: Some("hgx-b200"), nodes: &refs, plan: &plan, opts: &opts, force };
+    let specs = kiln::checks::spec_load::load_builtin().expect("built-in specs");
+    let step = RackStep {
+        rack: "r-test",
+        rack_platform: Some("hgx-b200"),
+        specs: &specs,
+        nodes: &refs,
+        plan: &plan,
+        opts: &opts,
+        force,
+    };
     run_rack_step(&step, &LocalConnector, Some(inv), &|_, _| {}).expect("inventory readable")
 }
 

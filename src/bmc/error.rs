@@ -46,6 +46,15 @@ pub enum BmcError {
     /// A change was accepted but did not show in time.
     #[error("bmc {bmc}: {what} did not happen within {}s", waited.as_secs())]
     NotObserved { bmc: String, what: String, waited: Duration },
+    /// A firmware update Task ended without completing.
+    #[error("bmc {bmc}: task {task} ended {state}: {messages}")]
+    TaskFailed { bmc: String, task: String, state: String, messages: String },
+    /// A firmware update Task did not end in time.
+    #[error("bmc {bmc}: task {task} did not finish within {}s (last seen: {last})", waited.as_secs())]
+    TaskDeadline { bmc: String, task: String, last: String, waited: Duration },
+    /// A package is larger than the BMC takes (`UpdateService.MaxImageSizeBytes`).
+    #[error("bmc {bmc}: the package is {size} bytes, more than the {max} bytes the BMC takes (MaxImageSizeBytes)")]
+    TooLarge { bmc: String, size: u64, max: u64 },
     /// `ipmitool` could not be started.
     #[error("bmc {bmc}: cannot run ipmitool")]
     IpmiSpawn {

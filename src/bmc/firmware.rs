@@ -26,6 +26,10 @@ pub struct FirmwareItem {
     /// list (with no version) so "could not read" is never taken for "absent".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// The member's `@odata.id`, the `Targets` URI of an update of it. Not part of the
+    /// `kiln bmc firmware` JSON.
+    #[serde(skip)]
+    pub path: Option<String>,
 }
 
 /// A firmware item as the inventory records it: kind `firmware`, a name, a
@@ -104,6 +108,7 @@ mod tests {
             related: Some("/redfish/v1/Chassis/HGX_GPU_0".into()),
             serial: Some("1654123456789".into()),
             problem: None,
+            path: Some("/redfish/v1/UpdateService/FirmwareInventory/HGX_FW_GPU_0".into()),
         }
     }
 

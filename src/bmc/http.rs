@@ -20,17 +20,19 @@ pub struct Reply {
     pub etag: Option<String>,
     /// The JSON body; `Null` for an empty body (204).
     pub body: Value,
+    /// The `Location` header: where an accepted action's Task (or its monitor) lives.
+    pub location: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Method {
+pub(super) enum Method {
     Get,
     Post,
     Patch,
 }
 
 impl Method {
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Method::Get => "GET",
             Method::Post => "POST",
@@ -40,19 +42,19 @@ impl Method {
 }
 
 /// What one attempt produced before it is judged.
-enum Answer {
-    Http { status: u16, etag: Option<String>, text: String },
+pub(super) enum Answer {
+    Http { status: u16, etag: Option<String>, location: Option<String>, text: String },
     NoAnswer(ureq::Error),
 }
 
 /// A client for one BMC. Cheap to share by reference across calls.
 pub struct RedfishClient {
-    base: String,
-    label: String,
-    user: String,
-    authorization: String,
-    agent: Agent,
-    policy: RetryPolicy,
+    pub(super) base: String,
+    pub(super) label: String,
+    pub(super) user: String,
+    pub(super) authorization: String,
+    pub(super) agent: Agent,
+    pub(super) policy: RetryPolicy,
 }
 
 impl std::fmt::Debug for RedfishClient {
@@ -115,7 +117,7 @@ impl RedfishClient {
             let answer = self.send_once(method, &url, payload.as_deref(), if_match, budget);
             judge(answer)
         });
-        let (status, etag, text) = match result {
+        let (status, etag, location, text) = match result {
             Ok(ok) => ok,
             Err(failure) => return Err(self.error(method, path, tries, failure)),
         };
@@ -137,7 +139,7 @@ impl RedfishClient {
             }
         };
         let etag = etag.or_else(|| body.get("@odata.etag").and_then(Value::as_str).map(str::to_string));
-        Ok(Reply { status, etag, body })
+        Ok(Reply { status, etag, body, location })
     }
 
     fn send_once(
@@ -176,9 +178,11 @@ impl RedfishClient {
         match result {
             Ok(mut response) => {
                 let status = response.status().as_u16();
-                let etag = response.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_string);
+                let header =
+                    |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let (etag, location) = (header("etag"), header("location"));
                 match response.body_mut().read_to_string() {
-                    Ok(text) => Answer::Http { status, etag, text },
+                    Ok(text) => Answer::Http { status, etag, location, text },
                     Err(e) => Answer::NoAnswer(e),
                 }
             }
@@ -186,7 +190,7 @@ impl RedfishClient {
         }
     }
 
-    fn error(&self, method: Method, path: &str, tries: Tries, failure: Failure) -> BmcError {
+    pub(super) fn error(&self, method: Method, path: &str, tries: Tries, failure: Failure) -> BmcError {
         let bmc = self.label.clone();
         let method = method.as_str();
         let path = path.to_string();
@@ -207,15 +211,17 @@ impl RedfishClient {
     }
 }
 
-enum Failure {
+pub(super) enum Failure {
     NoAnswer(ureq::Error),
     Status { status: u16, text: String },
 }
 
 /// Decide whether an attempt is done, worth retrying, or failed for good.
-fn judge(answer: Answer) -> Attempt<(u16, Option<String>, String), Failure> {
+pub(super) fn judge(answer: Answer) -> Attempt<(u16, Option<String>, Option<String>, String), Failure> {
     match answer {
-        Answer::Http { status, etag, text } if (200..300).contains(&status) => Attempt::Done((status, etag, text)),
+        Answer::Http { status, etag, location, text } if (200..300).contains(&status) => {
+            Attempt::Done((status, etag, location, text))
+        }
         Answer::Http { status, text, .. } if status >= 500 => Attempt::Retry(Failure::Status { status, text }),
         Answer::Http { status, text, .. } => Attempt::Fail(Failure::Status { status, text }),
         Answer::NoAnswer(e) => {
@@ -230,7 +236,7 @@ fn judge(answer: Answer) -> Attempt<(u16, Option<String>, String), Failure> {
 
 /// Connection trouble and timeouts may pass; a refused certificate or a
 /// malformed URL will not.
-fn is_transient(e: &ureq::Error) -> bool {
+pub(super) fn is_transient(e: &ureq::Error) -> bool {
     match e {
         ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => true,
         // rustls reports a refused certificate as InvalidData; trying again cannot help.
@@ -295,7 +301,7 @@ mod tests {
 
     #[test]
     fn server_errors_are_retried_client_errors_are_not() {
-        let http = |status| Answer::Http { status, etag: None, text: String::new() };
+        let http = |status| Answer::Http { status, etag: None, location: None, text: String::new() };
         assert!(matches!(judge(http(500)), Attempt::Retry(_)));
         assert!(matches!(judge(http(503)), Attempt::Retry(_)));
         assert!(matches!(judge(http(404)), Attempt::Fail(_)));

@@ -56,6 +56,12 @@ impl RedfishBmc {
         })
     }
 
+    /// The Redfish client underneath, for the operations kept in files of their own
+    /// (firmware update, locate).
+    pub fn client(&self) -> &RedfishClient {
+        &self.client
+    }
+
     fn bad_reply(&self, path: &str, what: impl Into<String>) -> BmcError {
         BmcError::BadReply { bmc: self.client.label().to_string(), path: path.to_string(), what: what.into() }
     }
@@ -371,6 +377,7 @@ impl Bmc for RedfishBmc {
                         related: None,
                         serial: None,
                         problem: Some(e.to_string()),
+                        path: Some(member.clone()),
                     });
                     continue;
                 }
@@ -385,6 +392,7 @@ impl Bmc for RedfishBmc {
                 related,
                 serial,
                 problem: None,
+                path: Some(member.clone()),
             });
         }
         Ok(items)
@@ -429,17 +437,17 @@ impl Bmc for RedfishBmc {
 }
 
 /// A string property, trimmed; absent, empty or non-string is `None`.
-fn text(v: &Value, key: &str) -> Option<String> {
+pub(super) fn text(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
 }
 
 /// The `@odata.id` of a navigation property (`{"Systems": {"@odata.id": ...}}`).
-fn link(v: &Value, key: &str) -> Option<String> {
+pub(super) fn link(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(|l| l.get("@odata.id")).and_then(Value::as_str).map(str::to_string)
 }
 
 /// The `@odata.id`s of an array of links at a JSON pointer.
-fn link_list(v: &Value, pointer: &str) -> Vec<String> {
+pub(super) fn link_list(v: &Value, pointer: &str) -> Vec<String> {
     v.pointer(pointer)
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|m| m.get("@odata.id").and_then(Value::as_str)).map(str::to_string).collect())
@@ -449,7 +457,7 @@ fn link_list(v: &Value, pointer: &str) -> Vec<String> {
 /// The members of a Redfish collection, each once. (A recorded GH200 BMC
 /// lists one firmware member twice; counting it twice would record a
 /// component that does not exist.)
-fn members(collection: &Value) -> Vec<String> {
+pub(super) fn members(collection: &Value) -> Vec<String> {
     let mut seen = Vec::new();
     for m in link_list(collection, "/Members") {
         if !seen.contains(&m) {

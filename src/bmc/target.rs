@@ -215,7 +215,7 @@ pub fn read_password(source: &PasswordSource) -> Result<Secret, TargetError> {
             Err(_) => Err(TargetError::PasswordEnvUnset { name: name.clone() }),
         },
         PasswordSource::File(path) => {
-            let text = std::fs::read_to_string(path)
+            let text = crate::input::read_to_string(path, crate::input::Input::Secret)
                 .map_err(|source| TargetError::PasswordFile { path: path.clone(), source })?;
             let pw = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
             if pw.is_empty() {

@@ -4,8 +4,10 @@
 
 use super::options::{GemmDtype, TestKind};
 use super::report::{Figure, GpuTelemetry, TestResult, TestStatus, Watch};
-use super::thresholds::{BurninThresholds, Limit};
+use super::thresholds::{gemm_limit, Thresholds};
 use super::xid::XidCatalog;
+use crate::checks::burnin_spec::{Limit, TelemetryLimits};
+use crate::checks::rules::common;
 use crate::checks::{Component, Finding, Outcome, Severity};
 
 /// Throttle reasons that fail a burn-in (NVML clocks-event reason bits).
@@ -27,7 +29,7 @@ const ACTION_RERUN: &str = "read the message, fix the cause and re-run the burn-
 
 /// Writes the platform's thresholds into the figures they judge, so that the
 /// report shows each number beside its limit and reason.
-pub fn annotate(results: &mut [TestResult], t: &BurninThresholds, dtype: GemmDtype) {
+pub fn annotate(results: &mut [TestResult], t: &Thresholds, dtype: GemmDtype) {
     for r in results.iter_mut() {
         for f in r.figures.iter_mut() {
             if let Some(l) = limit_for(t, r.test, &f.name, dtype) {
@@ -39,9 +41,10 @@ pub fn annotate(results: &mut [TestResult], t: &BurninThresholds, dtype: GemmDty
     }
 }
 
-fn limit_for<'t>(t: &'t BurninThresholds, test: TestKind, figure: &str, dtype: GemmDtype) -> Option<&'t Limit> {
+fn limit_for<'t>(t: &'t Thresholds, test: TestKind, figure: &str, dtype: GemmDtype) -> Option<&'t Limit> {
+    let t = &t.burnin;
     match (test, figure) {
-        (TestKind::Gemm, "tflops") => t.gemm.for_dtype(dtype),
+        (TestKind::Gemm, "tflops") => gemm_limit(&t.gemm, dtype),
         (TestKind::Hbm, "copy_kernel") => t.hbm.copy_kernel.as_ref(),
         (TestKind::Hbm, "copy_engine") => t.hbm.copy_engine.as_ref(),
         (TestKind::HostLink, "h2d") => t.host_link.h2d.as_ref(),
@@ -70,7 +73,7 @@ fn who(r: &TestResult) -> String {
 }
 
 /// Findings for every test result.
-pub fn judge_results(results: &[TestResult], t: &BurninThresholds, dtype: GemmDtype) -> Vec<Finding> {
+pub fn judge_results(results: &[TestResult], t: &Thresholds, dtype: GemmDtype) -> Vec<Finding> {
     let mut out = Vec::new();
     for r in results {
         let test = r.test.as_str();
@@ -182,8 +185,8 @@ fn data_finding(r: &TestResult) -> Finding {
     .action(action)
 }
 
-fn coverage_finding(r: &TestResult, t: &BurninThresholds) -> Finding {
-    let min = 100.0 * t.memtest.min_coverage;
+fn coverage_finding(r: &TestResult, t: &Thresholds) -> Finding {
+    let min = 100.0 * t.burnin.memtest.min_coverage;
     match r.figure("coverage") {
         Some(c) if c.value >= min => Finding::new(
             "burnin.memtest.coverage",
@@ -225,7 +228,7 @@ fn rate_action(test: TestKind) -> &'static str {
 
 /// A rate against its threshold: pass, fail, or skipped when the platform
 /// has no threshold for it (never a silent pass).
-fn rate_finding(r: &TestResult, f: &Figure, t: &BurninThresholds, dtype: GemmDtype) -> Option<Finding> {
+fn rate_finding(r: &TestResult, f: &Figure, t: &Thresholds, dtype: GemmDtype) -> Option<Finding> {
     let what = match (r.test, f.name.as_str()) {
         (TestKind::Gemm, "tflops") => format!("{} gemm", dtype.as_str()),
         (TestKind::Hbm, "copy_kernel") => "HBM copy (kernel)".into(),
@@ -250,7 +253,7 @@ fn rate_finding(r: &TestResult, f: &Figure, t: &BurninThresholds, dtype: GemmDty
             Outcome::Skipped,
             Severity::Info,
             component(r),
-            format!("{} ran {what} at {value}; platform {} has no threshold for it", who(r), t.name),
+            format!("{} ran {what} at {value}; platform {} has no threshold for it", who(r), t.platform()),
         ));
     };
     let reason = limit.map(|l| l.reason.as_str()).unwrap_or_default();
@@ -283,7 +286,7 @@ fn rate_finding(r: &TestResult, f: &Figure, t: &BurninThresholds, dtype: GemmDty
 }
 
 /// A GPU more than `1 - outlier_fraction` under the node's best GEMM rate.
-fn outliers(results: &[TestResult], t: &BurninThresholds) -> Vec<Finding> {
+fn outliers(results: &[TestResult], t: &Thresholds) -> Vec<Finding> {
     let rates: Vec<(&TestResult, f64)> = results
         .iter()
         .filter(|r| r.test == TestKind::Gemm && r.status == TestStatus::Ran)
@@ -293,7 +296,7 @@ fn outliers(results: &[TestResult], t: &BurninThresholds) -> Vec<Finding> {
         return Vec::new();
     }
     let best = rates.iter().map(|(_, v)| *v).fold(f64::MIN, f64::max);
-    let floor = best * t.gemm.outlier_fraction;
+    let floor = best * t.burnin.gemm.outlier_fraction;
     rates
         .into_iter()
         .map(|(r, v)| {
@@ -314,7 +317,10 @@ fn outliers(results: &[TestResult], t: &BurninThresholds) -> Vec<Finding> {
                     component(r),
                     format!("{} ran gemm at {v:.0} TFLOP/s, {below:.0}% below its siblings (best {best:.0})", who(r)),
                 )
-                .expected(format!(">= {floor:.0} TFLOP/s ({:.0}% of the best GPU)", 100.0 * t.gemm.outlier_fraction))
+                .expected(format!(
+                    ">= {floor:.0} TFLOP/s ({:.0}% of the best GPU)",
+                    100.0 * t.burnin.gemm.outlier_fraction
+                ))
                 .actual(format!("{v:.0} TFLOP/s"))
                 .action("check cooling and power cables; re-run; RMA if it repeats")
             }
@@ -322,266 +328,224 @@ fn outliers(results: &[TestResult], t: &BurninThresholds) -> Vec<Finding> {
         .collect()
 }
 
-/// Findings from NVML telemetry, per GPU. `minutes` is the run's length.
-pub fn judge_telemetry(tel: &[GpuTelemetry], t: &BurninThresholds, xids: &XidCatalog, minutes: f64) -> Vec<Finding> {
+/// Findings from telemetry, per GPU: one small check each. `minutes` is the
+/// run's length.
+pub fn judge_telemetry(tel: &[GpuTelemetry], t: &Thresholds, xids: &XidCatalog, minutes: f64) -> Vec<Finding> {
     let mut out = Vec::new();
     for g in tel {
-        let comp = g.gpu.component();
-        let who = g.gpu.describe();
-        // Throttling.
-        let seen: u64 = g.samples.iter().filter_map(|s| s.throttle_reasons).fold(0, |a, b| a | b);
-        let read_any = g.samples.iter().any(|s| s.throttle_reasons.is_some());
-        let bad: Vec<&str> = FAILING_THROTTLE.iter().filter(|(b, _)| seen & b != 0).map(|(_, n)| *n).collect();
-        if !read_any {
-            out.push(Finding::new(
-                "burnin.telemetry.throttle",
-                Outcome::Skipped,
-                Severity::Info,
-                comp.clone(),
-                format!("{who}: NVML gave no clocks-event reasons"),
-            ));
-        } else if !bad.is_empty() {
-            let n = g
-                .samples
-                .iter()
-                .filter(|s| s.throttle_reasons.is_some_and(|r| FAILING_THROTTLE.iter().any(|(b, _)| r & b != 0)))
-                .count();
-            out.push(
-                Finding::new(
-                    "burnin.telemetry.throttle",
-                    Outcome::Fail,
-                    Severity::Critical,
-                    comp.clone(),
-                    format!("{who} throttled under load: {} in {n} of {} samples", bad.join(", "), g.samples.len()),
-                )
-                .expected("no hardware, thermal or power-brake slowdown")
-                .actual(bad.join(", "))
-                .action("check airflow, fans, heatsink contact and the power supply/power-brake signal; re-run; RMA if it repeats"),
-            );
-        } else {
-            let capped = g.samples.iter().filter(|s| s.throttle_reasons.is_some_and(|r| r & SW_POWER_CAP != 0)).count();
-            // Reaching the power cap under a full-power GEMM is the expected
-            // state: the firmware holds the board at its power limit. It says
-            // nothing is wrong; hardware or thermal slowdowns would.
-            let note = if capped > 0 {
-                format!(
-                    "; at its software power cap in {capped} of {} samples (expected at full load)",
-                    g.samples.len()
-                )
-            } else {
-                String::new()
-            };
-            out.push(Finding::new(
-                "burnin.telemetry.throttle",
-                Outcome::Pass,
-                Severity::Info,
-                comp.clone(),
-                format!("{who}: no hardware or thermal slowdown{note}"),
-            ));
-        }
-        // ECC.
-        let after_unc =
-            [g.after.ecc_volatile_uncorrected, g.samples.iter().filter_map(|s| s.ecc_volatile_uncorrected).max()]
-                .into_iter()
-                .flatten()
-                .max();
-        out.push(match (g.before.ecc_volatile_uncorrected, after_unc) {
-            (Some(b), Some(a)) if a > b => Finding::new(
-                "burnin.telemetry.ecc",
-                Outcome::Fail,
-                Severity::Critical,
-                comp.clone(),
-                format!("{who}: {} new uncorrectable ECC error(s) during the burn-in", a - b),
+        let on = OnGpu { component: g.gpu.component(), who: g.gpu.describe() };
+        out.push(throttle(g, &on));
+        out.push(ecc(g, &on));
+        out.push(row_remap(g, &on));
+        out.push(xid(g, &on, xids));
+        out.extend(nvlink_errors(g, &on, &t.burnin.telemetry));
+        out.extend(pcie_replay(g, &on, &t.burnin.telemetry, minutes));
+        out.extend(read_problems(g, &on));
+    }
+    out
+}
+
+/// The GPU a telemetry finding is about, as findings name it.
+struct OnGpu {
+    component: Component,
+    who: String,
+}
+
+impl OnGpu {
+    fn pass(&self, check: &str, message: String) -> Finding {
+        common::pass(check, self.component.clone(), message)
+    }
+
+    fn skipped(&self, check: &str, message: String) -> Finding {
+        common::skipped(check, self.component.clone(), message)
+    }
+
+    fn fail(&self, check: &str, message: String, action: &str) -> Finding {
+        common::fail(check, self.component.clone(), message, action)
+    }
+}
+
+const THROTTLE: &str = "burnin.telemetry.throttle";
+
+/// Hardware, thermal or power-brake slowdown in any sample fails; the
+/// software power cap alone passes.
+fn throttle(g: &GpuTelemetry, on: &OnGpu) -> Finding {
+    let seen: u64 = g.samples.iter().filter_map(|s| s.throttle_reasons).fold(0, |a, b| a | b);
+    if !g.samples.iter().any(|s| s.throttle_reasons.is_some()) {
+        return on.skipped(THROTTLE, format!("{}: NVML gave no clocks-event reasons", on.who));
+    }
+    let bad: Vec<&str> = FAILING_THROTTLE.iter().filter(|(b, _)| seen & b != 0).map(|(_, n)| *n).collect();
+    let samples_with =
+        |mask: &dyn Fn(u64) -> bool| g.samples.iter().filter(|s| s.throttle_reasons.is_some_and(mask)).count();
+    if !bad.is_empty() {
+        let n = samples_with(&|r| FAILING_THROTTLE.iter().any(|(b, _)| r & b != 0));
+        return on
+            .fail(
+                THROTTLE,
+                format!("{} throttled under load: {} in {n} of {} samples", on.who, bad.join(", "), g.samples.len()),
+                "check airflow, fans, heatsink contact and the power supply/power-brake signal; re-run; RMA if it repeats",
+            )
+            .expected("no hardware, thermal or power-brake slowdown")
+            .actual(bad.join(", "));
+    }
+    // Reaching the power cap under a full-power GEMM is the expected state:
+    // the firmware holds the board at its power limit. It says nothing is
+    // wrong; hardware or thermal slowdowns would.
+    let capped = samples_with(&|r| r & SW_POWER_CAP != 0);
+    let note = if capped > 0 {
+        format!("; at its software power cap in {capped} of {} samples (expected at full load)", g.samples.len())
+    } else {
+        String::new()
+    };
+    on.pass(THROTTLE, format!("{}: no hardware or thermal slowdown{note}", on.who))
+}
+
+const ECC: &str = "burnin.telemetry.ecc";
+
+/// Any new volatile uncorrectable ECC error, in the counters or any sample.
+fn ecc(g: &GpuTelemetry, on: &OnGpu) -> Finding {
+    let sampled = g.samples.iter().filter_map(|s| s.ecc_volatile_uncorrected).max();
+    let after = [g.after.ecc_volatile_uncorrected, sampled].into_iter().flatten().max();
+    match (g.before.ecc_volatile_uncorrected, after) {
+        (Some(b), Some(a)) if a > b => on
+            .fail(
+                ECC,
+                format!("{}: {} new uncorrectable ECC error(s) during the burn-in", on.who, a - b),
+                "reset the GPU (to remap rows) and re-run; RMA if uncorrectable errors repeat",
             )
             .expected("no new uncorrectable ECC error")
-            .actual(a - b)
-            .action("reset the GPU (to remap rows) and re-run; RMA if uncorrectable errors repeat"),
-            (Some(_), Some(_)) => Finding::new(
-                "burnin.telemetry.ecc",
-                Outcome::Pass,
-                Severity::Info,
-                comp.clone(),
-                format!("{who}: no new uncorrectable ECC error"),
-            ),
-            _ => Finding::new(
-                "burnin.telemetry.ecc",
-                Outcome::Skipped,
-                Severity::Info,
-                comp.clone(),
-                format!("{who}: ECC counters not available (ECC off or not supported)"),
-            ),
-        });
-        // Row remapping.
-        out.push(match (g.before.remap_pending, g.after.remap_pending, g.after.remap_failure) {
-            (_, _, Some(true)) => Finding::new(
-                "burnin.telemetry.row_remap",
-                Outcome::Fail,
-                Severity::Critical,
-                comp.clone(),
-                format!("{who}: row remapping failed"),
-            )
-            .action("the GPU ran out of spare rows: RMA the GPU"),
-            (Some(false), Some(true), _) => Finding::new(
-                "burnin.telemetry.row_remap",
-                Outcome::Fail,
-                Severity::Critical,
-                comp.clone(),
-                format!("{who}: a row remap became pending during the burn-in"),
-            )
-            .action("reset the GPU to apply the remap, then re-run the burn-in; RMA if it repeats"),
-            (Some(true), Some(true), _) => Finding::new(
-                "burnin.telemetry.row_remap",
-                Outcome::Fail,
-                Severity::Critical,
-                comp.clone(),
-                format!("{who}: a row remap was already pending before the burn-in"),
-            )
-            .action("reset the GPU to apply the pending remap, then re-run the burn-in"),
-            (_, Some(false), _) => Finding::new(
-                "burnin.telemetry.row_remap",
-                Outcome::Pass,
-                Severity::Info,
-                comp.clone(),
-                format!("{who}: no pending row remap"),
-            ),
-            _ => Finding::new(
-                "burnin.telemetry.row_remap",
-                Outcome::Skipped,
-                Severity::Info,
-                comp.clone(),
-                format!("{who}: row remapping not reported by NVML"),
-            ),
-        });
-        // Xids.
-        match &g.xid_watch {
-            Watch::Watched => {
-                let fatal: Vec<String> = g
-                    .xids
-                    .iter()
-                    .filter(|x| xids.is_fatal(x.xid))
-                    .map(|x| match xids.get(x.xid) {
-                        Some(e) => format!("Xid {} ({}): {}", x.xid, e.name, e.action),
-                        None => format!("Xid {} (not in kiln's catalog)", x.xid),
-                    })
-                    .collect();
-                let other: Vec<String> =
-                    g.xids.iter().filter(|x| !xids.is_fatal(x.xid)).map(|x| format!("Xid {}", x.xid)).collect();
-                if fatal.is_empty() {
-                    let extra = if other.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (seen, not fatal: {})", other.join(", "))
-                    };
-                    out.push(Finding::new(
-                        "burnin.telemetry.xid",
-                        Outcome::Pass,
-                        Severity::Info,
-                        comp.clone(),
-                        format!("{who}: no fatal Xid{extra}"),
-                    ));
-                } else {
-                    out.push(
-                        Finding::new(
-                            "burnin.telemetry.xid",
-                            Outcome::Fail,
-                            Severity::Critical,
-                            comp.clone(),
-                            format!("{who} reported {}", fatal.join("; ")),
-                        )
-                        .action("follow the action of each Xid listed; collect nvidia-bug-report.sh output before resetting"),
-                    );
-                }
-            }
-            Watch::NotSupported { reason } => out.push(Finding::new(
-                "burnin.telemetry.xid",
-                Outcome::Skipped,
-                Severity::Info,
-                comp.clone(),
-                format!("{who}: Xid events not watched: {reason}"),
-            )),
-            Watch::Failed { reason } => out.push(
-                Finding::new(
-                    "burnin.telemetry.xid",
-                    Outcome::Error,
-                    Severity::Warning,
-                    comp.clone(),
-                    format!("{who}: Xid events could not be watched: {reason}"),
-                )
-                .action("check the kernel log (dmesg | grep -i xid) for the run's time window"),
-            ),
+            .actual(a - b),
+        (Some(_), Some(_)) => on.pass(ECC, format!("{}: no new uncorrectable ECC error", on.who)),
+        _ => on.skipped(ECC, format!("{}: ECC counters not available (ECC off or not supported)", on.who)),
+    }
+}
+
+const ROW_REMAP: &str = "burnin.telemetry.row_remap";
+
+/// A remap pending (new, or already before the run) or a failed remap.
+fn row_remap(g: &GpuTelemetry, on: &OnGpu) -> Finding {
+    match (g.before.remap_pending, g.after.remap_pending, g.after.remap_failure) {
+        (_, _, Some(true)) => on.fail(
+            ROW_REMAP,
+            format!("{}: row remapping failed", on.who),
+            "the GPU ran out of spare rows: RMA the GPU",
+        ),
+        (Some(false), Some(true), _) => on.fail(
+            ROW_REMAP,
+            format!("{}: a row remap became pending during the burn-in", on.who),
+            "reset the GPU to apply the remap, then re-run the burn-in; RMA if it repeats",
+        ),
+        (Some(true), Some(true), _) => on.fail(
+            ROW_REMAP,
+            format!("{}: a row remap was already pending before the burn-in", on.who),
+            "reset the GPU to apply the pending remap, then re-run the burn-in",
+        ),
+        (_, Some(false), _) => on.pass(ROW_REMAP, format!("{}: no pending row remap", on.who)),
+        _ => on.skipped(ROW_REMAP, format!("{}: row remapping not reported by NVML", on.who)),
+    }
+}
+
+const XID: &str = "burnin.telemetry.xid";
+
+/// An Xid the catalog calls fatal, or one it does not know, fails.
+fn xid(g: &GpuTelemetry, on: &OnGpu, xids: &XidCatalog) -> Finding {
+    match &g.xid_watch {
+        Watch::Watched => {}
+        Watch::NotSupported { reason } => {
+            return on.skipped(XID, format!("{}: Xid events not watched: {reason}", on.who));
         }
-        // NVLink errors.
-        if let (Some(b), Some(a)) = (g.before.nvlink_errors, g.after.nvlink_errors) {
-            let new = a.saturating_sub(b);
-            let budget = t.telemetry.nvlink_error_budget;
-            let f = if new > budget {
-                Finding::new(
-                    "burnin.telemetry.nvlink_errors",
-                    Outcome::Fail,
-                    Severity::Critical,
-                    comp.clone(),
-                    format!("{who}: {new} new NVLink error count(s) over {} links (budget {budget})", g.after.nvlink_links.unwrap_or(0)),
-                )
-                .expected(format!("<= {budget} ({})", t.telemetry.reason))
-                .actual(new)
-                .action("check the NVLink path (nvidia-smi nvlink -e), reseat the GPU or cable cartridge; RMA if it repeats")
-            } else {
-                Finding::new(
-                    "burnin.telemetry.nvlink_errors",
-                    Outcome::Pass,
-                    Severity::Info,
-                    comp.clone(),
-                    format!("{who}: {new} new NVLink error count(s) (budget {budget})"),
-                )
-            };
-            out.push(f);
-        }
-        // PCIe replays.
-        if let (Some(b), Some(a)) = (g.before.pcie_replay, g.after.pcie_replay) {
-            let new = a.saturating_sub(b);
-            let budget = (t.telemetry.pcie_replays_per_minute * minutes.max(1.0)).ceil() as u64;
-            out.push(if new > budget {
-                Finding::new(
-                    "burnin.telemetry.pcie_replay",
-                    Outcome::Fail,
-                    Severity::Warning,
-                    comp.clone(),
-                    format!("{who}: {new} PCIe replays during the run (budget {budget})"),
-                )
-                .expected(format!("<= {budget} ({})", t.telemetry.reason))
-                .actual(new)
-                .action("check the PCIe link (riser, cable, slot) and re-run; a link that keeps replaying needs its riser or GPU replaced")
-            } else {
-                Finding::new(
-                    "burnin.telemetry.pcie_replay",
-                    Outcome::Pass,
-                    Severity::Info,
-                    comp.clone(),
-                    format!("{who}: {new} PCIe replays (budget {budget})"),
-                )
-            });
-        }
-        // What could not be read is not healthy: say so.
-        if !g.problems.is_empty() {
-            out.push(
-                Finding::new(
-                    "burnin.telemetry.read",
-                    Outcome::Error,
-                    Severity::Warning,
-                    comp.clone(),
-                    format!("{who}: NVML queries failed: {}", g.problems.join("; ")),
-                )
-                .action("check the driver (nvidia-smi -q) and re-run"),
+        Watch::Failed { reason } => {
+            return common::error(
+                XID,
+                on.component.clone(),
+                format!("{}: Xid events could not be watched: {reason}", on.who),
+                "check the kernel log (dmesg | grep -i xid) for the run's time window",
             );
         }
     }
-    out
+    let fatal: Vec<String> = g
+        .xids
+        .iter()
+        .filter(|x| xids.is_fatal(x.xid))
+        .map(|x| match xids.get(x.xid) {
+            Some(e) => format!("Xid {} ({}): {}", x.xid, e.name, e.action),
+            None => format!("Xid {} (not in kiln's catalog)", x.xid),
+        })
+        .collect();
+    if !fatal.is_empty() {
+        return on.fail(
+            XID,
+            format!("{} reported {}", on.who, fatal.join("; ")),
+            "follow the action of each Xid listed; collect nvidia-bug-report.sh output before resetting",
+        );
+    }
+    let other: Vec<String> = g.xids.iter().map(|x| format!("Xid {}", x.xid)).collect();
+    let extra = if other.is_empty() { String::new() } else { format!(" (seen, not fatal: {})", other.join(", ")) };
+    on.pass(XID, format!("{}: no fatal Xid{extra}", on.who))
+}
+
+const NVLINK_ERRORS: &str = "burnin.telemetry.nvlink_errors";
+
+/// NVLink replay, recovery and CRC counters grown past the budget; not
+/// judged when either reading is missing.
+fn nvlink_errors(g: &GpuTelemetry, on: &OnGpu, t: &TelemetryLimits) -> Option<Finding> {
+    let new = g.after.nvlink_errors?.saturating_sub(g.before.nvlink_errors?);
+    let budget = t.nvlink_error_budget;
+    if new <= budget {
+        return Some(on.pass(NVLINK_ERRORS, format!("{}: {new} new NVLink error count(s) (budget {budget})", on.who)));
+    }
+    let links = g.after.nvlink_links.unwrap_or(0);
+    Some(
+        on.fail(
+            NVLINK_ERRORS,
+            format!("{}: {new} new NVLink error count(s) over {links} links (budget {budget})", on.who),
+            "check the NVLink path (nvidia-smi nvlink -e), reseat the GPU or cable cartridge; RMA if it repeats",
+        )
+        .expected(format!("<= {budget} ({})", t.reason))
+        .actual(new),
+    )
+}
+
+const PCIE_REPLAY: &str = "burnin.telemetry.pcie_replay";
+
+/// PCIe replays past the per-minute budget over the run (a warning-severity
+/// fail: a soft budget).
+fn pcie_replay(g: &GpuTelemetry, on: &OnGpu, t: &TelemetryLimits, minutes: f64) -> Option<Finding> {
+    let new = g.after.pcie_replay?.saturating_sub(g.before.pcie_replay?);
+    let budget = (t.pcie_replays_per_minute * minutes.max(1.0)).ceil() as u64;
+    if new <= budget {
+        return Some(on.pass(PCIE_REPLAY, format!("{}: {new} PCIe replays (budget {budget})", on.who)));
+    }
+    Some(
+        common::warn(
+            PCIE_REPLAY,
+            on.component.clone(),
+            format!("{}: {new} PCIe replays during the run (budget {budget})", on.who),
+            "check the PCIe link (riser, cable, slot) and re-run; a link that keeps replaying needs its riser or GPU \
+             replaced",
+        )
+        .expected(format!("<= {budget} ({})", t.reason))
+        .actual(new),
+    )
+}
+
+/// What could not be read is not healthy: say so.
+fn read_problems(g: &GpuTelemetry, on: &OnGpu) -> Option<Finding> {
+    (!g.problems.is_empty()).then(|| {
+        common::error(
+            "burnin.telemetry.read",
+            on.component.clone(),
+            format!("{}: NVML queries failed: {}", on.who, g.problems.join("; ")),
+            "check the driver (nvidia-smi -q) and re-run",
+        )
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::burnin::report::{DataError, GpuIdentity, HealthCounters, Sample, XidEvent};
+    use crate::checks::select::SpecChoice;
     use crate::checks::Verdict;
 
     fn gpu(i: u32) -> GpuIdentity {
@@ -601,8 +565,13 @@ mod tests {
         r
     }
 
-    fn h100() -> BurninThresholds {
-        BurninThresholds::builtin("h100-sxm").expect("h100 table")
+    fn thresholds(platform: &str) -> Thresholds {
+        let choice = SpecChoice { platform: Some(platform), ..Default::default() };
+        Thresholds::select(&crate::checks::testnode::vm(), &choice).expect("built-in platform")
+    }
+
+    fn h100() -> Thresholds {
+        thresholds("h100-sxm")
     }
 
     fn find<'a>(f: &'a [Finding], check: &str, gpu: u32) -> &'a Finding {
@@ -636,7 +605,7 @@ mod tests {
         let r = find(&f, "burnin.gemm.tflops", 0);
         assert_eq!(r.outcome, Outcome::Fail);
         assert!(r.expected.as_deref().is_some_and(|e| e.contains("596")), "{r:?}");
-        let generic = BurninThresholds::builtin("generic").expect("generic");
+        let generic = thresholds("generic");
         let f = judge_results(&results, &generic, GemmDtype::Bf16);
         assert_eq!(find(&f, "burnin.gemm.tflops", 0).outcome, Outcome::Skipped);
         assert!(!f.iter().any(|x| x.check == "burnin.gemm.outlier"), "one GPU has no siblings");

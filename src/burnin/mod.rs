@@ -1,4 +1,5 @@
-//! Burn-in: GPU stress and bandwidth tests with NVML telemetry, host stress, verdicts as findings.
+//! Burn-in: GPU stress and bandwidth tests with telemetry, host stress, verdicts as findings, over
+//! the node `hw` inspected and the telemetry of the same source.
 
 pub mod cuda;
 pub mod gemm;
@@ -6,16 +7,16 @@ pub mod hbm;
 pub mod host;
 pub mod host_link;
 pub mod judge;
+pub mod lock;
 pub mod memtest;
-pub mod numa;
-pub mod nvml_raw;
 pub mod options;
 pub mod p2p;
 pub mod pattern;
+pub mod phases;
+pub mod placement;
 pub mod render;
 pub mod report;
 pub mod run;
 pub mod stress_ng;
-pub mod telemetry;
 pub mod thresholds;
 pub mod xid;

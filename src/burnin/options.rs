@@ -143,6 +143,8 @@ impl GpuSelection {
 pub enum OptionsError {
     #[error("bad duration {0:?}: expected a number with a unit (500ms, 30s, 5m, 1h)")]
     Duration(String),
+    #[error("duration {0:?} is longer than kiln burns in (at most 168h)")]
+    DurationTooLong(String),
     #[error("unknown test {0:?}: expected gemm, memtest, hbm, host-link, p2p, host or all")]
     Test(String),
     #[error("bad GPU list {0:?}: expected NVML indices like 0,1,3 or all")]
@@ -154,6 +156,10 @@ pub enum OptionsError {
 }
 
 /// Parses a duration: `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
+/// The longest burn-in kiln runs: a week (longer is a typo, and would
+/// overflow the clocks a run is timed with).
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 pub fn parse_duration(s: &str) -> Result<Duration, OptionsError> {
     let t = s.trim();
     let bad = || OptionsError::Duration(s.to_string());
@@ -169,6 +175,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, OptionsError> {
     };
     if !seconds.is_finite() || seconds <= 0.0 {
         return Err(bad());
+    }
+    if seconds > MAX_DURATION.as_secs_f64() {
+        return Err(OptionsError::DurationTooLong(s.to_string()));
     }
     Ok(Duration::from_secs_f64(seconds))
 }
@@ -217,8 +226,6 @@ pub struct BurninOptions {
     pub gemm_engine: GemmEngine,
     /// Matrix size (m = n = k); `None` picks the default for the dtype.
     pub gemm_size: Option<usize>,
-    /// Platform threshold table; `None` detects it from the GPU name.
-    pub platform: Option<String>,
     /// Telemetry sampling period.
     pub sample_period: Duration,
     pub inject_fault: Option<InjectFault>,

@@ -22,6 +22,10 @@ pub fn text(r: &BurninReport) -> String {
             let name = gpus.first().and_then(|g| g.name.clone()).unwrap_or_else(|| "GPU".into());
             format!("{} x {name}, driver {driver_version}", gpus.len())
         }
+        GpuAccess::Replayed { gpus, driver_version } => {
+            let name = gpus.first().and_then(|g| g.name.clone()).unwrap_or_else(|| "GPU".into());
+            format!("{} x {name}, driver {driver_version}, replayed from a capture (no kernel runs)", gpus.len())
+        }
         GpuAccess::Unavailable { reason } => format!("GPU tests not run: {reason}"),
         GpuAccess::NotRequested => "no GPU test requested".into(),
     };

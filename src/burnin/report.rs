@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use super::options::{GemmDtype, TestKind};
 use crate::checks::{Component, Finding, Verdict};
+pub use crate::model::{HealthCounters, Sample, Watch, XidEvent};
 
 pub const REPORT_KIND: &str = "kiln.burnin";
-pub const REPORT_VERSION: u32 = 1;
+pub const REPORT_VERSION: u32 = 2;
 
 /// Who a GPU is, in the words a technician uses to find it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +64,9 @@ pub enum GpuAccess {
         /// Which CUDA libraries were found (`libcublasLt`, `libnvrtc`).
         libraries: CudaLibraries,
     },
+    /// A capture replayed with `--root`: its GPUs were judged from the
+    /// inspection and recorded telemetry; no kernel ran.
+    Replayed { driver_version: String, gpus: Vec<GpuIdentity> },
     /// No driver, no GPU, or no usable CUDA: `reason` says which.
     Unavailable { reason: String },
     /// No GPU test was asked for.
@@ -214,60 +218,6 @@ impl TestResult {
     }
 }
 
-/// NVML counters read once before and once after the run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct HealthCounters {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ecc_volatile_uncorrected: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ecc_volatile_corrected: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remap_pending: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remap_failure: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pcie_replay: Option<u64>,
-    /// Sum over links of replay, recovery and CRC error counters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nvlink_errors: Option<u64>,
-    /// Links that counted (active links whose counters could be read).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nvlink_links: Option<u32>,
-}
-
-/// One telemetry sample of one GPU.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Sample {
-    /// Wall-clock time, milliseconds since the Unix epoch.
-    pub at_unix_ms: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub temperature_c: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub power_w: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sm_clock_mhz: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mem_clock_mhz: Option<u32>,
-    /// NVML clocks-event (throttle) reason bits.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub throttle_reasons: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ecc_volatile_corrected: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ecc_volatile_uncorrected: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pcie_replay: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nvlink_errors: Option<u64>,
-}
-
-/// An Xid the driver reported during the run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct XidEvent {
-    pub at_unix_ms: i64,
-    pub xid: u64,
-}
-
 /// Everything NVML said about one GPU during the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GpuTelemetry {
@@ -286,19 +236,14 @@ pub struct GpuTelemetry {
     pub problems: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum Watch {
-    Watched,
-    NotSupported { reason: String },
-    Failed { reason: String },
-}
-
 /// The whole run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BurninReport {
     /// Always `kiln.burnin`.
     pub kind: String,
+    /// `REPORT_VERSION`. Printed as `schema_version`, like every kiln document; reports
+    /// written before that said `version`, which is still read.
+    #[serde(rename = "schema_version", alias = "version")]
     pub version: u32,
     pub kiln_version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -79,6 +79,7 @@ pub fn spec_from_node(node: &Node, name: &str) -> Platform {
     Platform {
         name: name.to_string(),
         description: format!("derived from golden node {}", node.hostname),
+        fallback: false,
         detect,
         devices,
         aer: Some(AerRules { fatal_max: 0, nonfatal_max: None, correctable_max: None }),
@@ -87,6 +88,9 @@ pub fn spec_from_node(node: &Node, name: &str) -> Platform {
         gpu_health: has_gpus
             .then_some(GpuHealthRules { ecc_volatile_uncorrected_max: 0, retired_pages_max: Some(RETIRED_PAGES_MAX) }),
         firmware: (bios_min.is_some() || driver_min.is_some()).then_some(FirmwareRules { bios_min, driver_min }),
+        // One node shows neither the domain it is a tray of nor burn-in rates.
+        nvlink_domain: None,
+        burnin: None,
     }
 }
 

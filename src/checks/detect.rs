@@ -4,7 +4,6 @@
 //! pin `--platform`, because a node missing the very devices a spec matches
 //! on would otherwise fall back to `generic` and be judged more leniently.
 
-use super::builtin::FALLBACK;
 use super::platform::{MatchRules, Platform};
 use super::spec_load::LoadedSpec;
 use crate::model::Node;
@@ -23,11 +22,22 @@ pub enum Selection {
     Fallback,
 }
 
+impl Selection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Selection::Named => "named",
+            Selection::File => "file",
+            Selection::Detected => "detected",
+            Selection::Fallback => "fallback",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
     #[error("unknown platform {name:?}; known: {}", known.join(", "))]
     Unknown { name: String, known: Vec<String> },
-    #[error("no platform spec matched this node and the spec set has no {FALLBACK:?} fallback; known: {}", known.join(", "))]
+    #[error("no platform spec matched this node and none is the fallback (`fallback = true`); known: {}", known.join(", "))]
     NoFallback { known: Vec<String> },
 }
 
@@ -48,8 +58,8 @@ pub fn by_name<'a>(specs: &'a [LoadedSpec], name: &str) -> Result<&'a LoadedSpec
         .ok_or_else(|| DetectError::Unknown { name: name.to_string(), known: names(specs) })
 }
 
-/// The most specific spec whose match rules all hold; `generic` when none
-/// does. Specs with no match rules are never detected. Ties go to the name
+/// The most specific spec whose match rules all hold; the spec marked
+/// `fallback = true` when none does. Specs with no match rules are never detected. Ties go to the name
 /// that sorts first, and the others are listed in `also_matched`.
 pub fn detect<'a>(specs: &'a [LoadedSpec], node: &Node) -> Result<Detected<'a>, DetectError> {
     let mut matching: Vec<&LoadedSpec> =
@@ -70,10 +80,8 @@ pub fn detect<'a>(specs: &'a [LoadedSpec], node: &Node) -> Result<Detected<'a>, 
             .collect();
         return Ok(Detected { spec: first, selection: Selection::Detected, also_matched });
     }
-    let fallback = specs
-        .iter()
-        .find(|s| s.platform.name == FALLBACK)
-        .ok_or_else(|| DetectError::NoFallback { known: names(specs) })?;
+    let fallback =
+        specs.iter().find(|s| s.platform.fallback).ok_or_else(|| DetectError::NoFallback { known: names(specs) })?;
     Ok(Detected { spec: fallback, selection: Selection::Fallback, also_matched: Vec::new() })
 }
 

@@ -1,12 +1,14 @@
 //! Platform specs and the rules that judge a `Node` against them.
 
 pub mod builtin;
+pub mod burnin_spec;
 pub mod derive;
 pub mod detect;
 pub mod finding;
 pub mod pci_id;
 pub mod platform;
 pub mod rules;
+pub mod select;
 pub mod spec_error;
 pub mod spec_load;
 pub mod spec_validate;

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::burnin_spec::BurninSpec;
 use super::pci_id::PciId;
 
 /// One platform spec.
@@ -15,7 +16,11 @@ pub struct Platform {
     /// Short name used with `--platform`: lowercase letters, digits and `-`.
     pub name: String,
     pub description: String,
-    /// How `kiln validate` recognises this platform when no `--platform` is given.
+    /// The spec used when no other spec's `[match]` rules hold. At most one
+    /// spec of a set may say so, and it has no `[match]` rules.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub fallback: bool,
+    /// How kiln recognises this platform when no `--platform` is given.
     #[serde(default, rename = "match", skip_serializing_if = "MatchRules::is_empty")]
     pub detect: MatchRules,
     /// Expected PCI device groups, by id.
@@ -31,6 +36,18 @@ pub struct Platform {
     pub gpu_health: Option<GpuHealthRules>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firmware: Option<FirmwareRules>,
+    /// The NVLink domain this node is one tray of, when it spans several
+    /// nodes (GB200 NVL72). Absent: the node's NVLinks stay inside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvlink_domain: Option<NvlinkDomain>,
+    /// Burn-in thresholds (`kiln burnin`); a spec without them is for
+    /// validation only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burnin: Option<BurninSpec>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Platform {
@@ -306,6 +323,25 @@ pub struct GpuHealthRules {
     /// Most retired pages allowed (single + double bit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retired_pages_max: Option<u64>,
+}
+
+/// One multi-node NVLink domain: `gpus` GPUs in `trays` compute trays (GB200
+/// NVL72: 72 GPUs in 18 trays of 4), all registered in one fabric cluster and
+/// clique. The rack checks judge the trays of such a platform together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NvlinkDomain {
+    /// GPUs in the whole domain.
+    pub gpus: u32,
+    /// Compute trays (nodes) in the domain.
+    pub trays: u32,
+}
+
+impl NvlinkDomain {
+    /// GPUs per tray; `gpus` is a multiple of `trays` in a valid spec.
+    pub fn gpus_per_tray(&self) -> u32 {
+        self.gpus.checked_div(self.trays).unwrap_or(0)
+    }
 }
 
 /// Node-wide minimum versions.

@@ -45,6 +45,8 @@ pub enum SpecError {
     Invalid { file: PathBuf, issues: Vec<SpecIssue> },
     #[error("platform name {name:?} is used by both {} and {}", first.display(), second.display())]
     DuplicateName { name: String, first: PathBuf, second: PathBuf },
+    #[error("{} and {} both say `fallback = true`; a spec set has at most one fallback", first.display(), second.display())]
+    TwoFallbacks { first: PathBuf, second: PathBuf },
     #[error("no platform specs in {}/platforms", dir.display())]
     EmptyDir { dir: PathBuf },
 }

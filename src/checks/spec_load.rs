@@ -38,7 +38,8 @@ pub fn parse_spec(text: &str, file: &Path) -> Result<Platform, SpecError> {
 
 /// Reads and parses one spec file.
 pub fn load_file(path: &Path) -> Result<LoadedSpec, SpecError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read { file: path.to_path_buf(), source })?;
+    let text = crate::input::read_to_string(path, crate::input::Input::Spec)
+        .map_err(|source| SpecError::Read { file: path.to_path_buf(), source })?;
     Ok(LoadedSpec { platform: parse_spec(&text, path)?, origin: path.to_path_buf() })
 }
 
@@ -86,7 +87,12 @@ pub fn load_set(checks_dir: Option<&Path>) -> Result<Vec<LoadedSpec>, SpecError>
     }
 }
 
+/// Names are unique in a set, and at most one spec is the fallback.
 fn check_unique(specs: &[LoadedSpec]) -> Result<(), SpecError> {
+    let mut fallbacks = specs.iter().filter(|s| s.platform.fallback);
+    if let (Some(first), Some(second)) = (fallbacks.next(), fallbacks.next()) {
+        return Err(SpecError::TwoFallbacks { first: first.origin.clone(), second: second.origin.clone() });
+    }
     for (i, a) in specs.iter().enumerate() {
         if let Some(b) = specs[i + 1..].iter().find(|b| b.platform.name == a.platform.name) {
             return Err(SpecError::DuplicateName {
@@ -143,7 +149,7 @@ numa = [0, 1]
         let builtin = load_builtin().expect("built-in specs parse");
         let a: Vec<_> = from_dir.iter().map(|s| &s.platform).collect();
         let b: Vec<_> = builtin.iter().map(|s| &s.platform).collect();
-        assert_eq!(a, b, "src/checks/builtin.rs must list every file in checks/platforms");
+        assert_eq!(a, b, "build.rs must embed every file in checks/platforms");
     }
 
     #[test]
@@ -230,6 +236,83 @@ numa = [0, 1]
         let text = GOOD.replace("count = 2", "count = 2\nmin_count = 1");
         let (_, field, _) = located(parse(&text).expect_err("both"));
         assert_eq!(field, "devices[0].min_count");
+    }
+
+    const BURNIN: &str = r#"
+[burnin.gemm]
+outlier_fraction = 0.9
+
+[burnin.gemm.bf16]
+expected = 1745.0
+min = 1309.0
+reason = "source"
+
+[burnin.memtest]
+min_coverage = 0.9
+
+[burnin.telemetry]
+nvlink_error_budget = 0
+pcie_replays_per_minute = 30.7
+reason = "source"
+"#;
+
+    #[test]
+    fn a_burnin_section_parses_into_the_spec() {
+        let p = parse(&format!("{GOOD}{BURNIN}")).expect("valid");
+        let b = p.burnin.expect("[burnin]");
+        assert_eq!(b.gemm.bf16.and_then(|l| l.min), Some(1309.0));
+        assert_eq!(b.telemetry.pcie_replays_per_minute, 30.7);
+    }
+
+    #[test]
+    fn a_malformed_burnin_section_names_file_line_and_field() {
+        let typo = format!("{GOOD}{BURNIN}").replace("min_coverage", "min_coverge");
+        let err = parse(&typo).expect_err("unknown field");
+        assert!(err.to_string().starts_with("specs/t.toml:19:1: field `burnin.memtest.min_coverge`"), "{err}");
+        let (line, field, message) = located(
+            parse(&format!("{GOOD}{BURNIN}").replace("= 0.9\n\n[burnin.gemm.bf16]", "= 9.0\n\n[burnin.gemm.bf16]"))
+                .expect_err("range"),
+        );
+        assert_eq!((line, field.as_str()), (11, "burnin.gemm.outlier_fraction"));
+        assert!(message.contains("between 0 and 1"), "{message}");
+        let inverted = format!("{GOOD}{BURNIN}").replace("min = 1309.0", "min = 1900.0");
+        let (line, field, message) = located(parse(&inverted).expect_err("min above expected"));
+        assert_eq!((line, field.as_str()), (15, "burnin.gemm.bf16.min"));
+        assert!(message.contains("above expected"), "{message}");
+        let no_reason = format!("{GOOD}{BURNIN}").replacen("reason = \"source\"", "reason = \" \"", 1);
+        let (line, field, _) = located(parse(&no_reason).expect_err("empty reason"));
+        assert_eq!((line, field.as_str()), (16, "burnin.gemm.bf16.reason"));
+    }
+
+    #[test]
+    fn an_nvlink_domain_must_split_evenly_into_trays_of_the_nodes_gpus() {
+        // GOOD expects 2 GPUs a node: 36 trays of 2 is a 72-GPU domain.
+        let ok = format!("{GOOD}\n[nvlink_domain]\ngpus = 72\ntrays = 36\n");
+        let d = parse(&ok).expect("valid").nvlink_domain.expect("domain");
+        assert_eq!(d.gpus_per_tray(), 2);
+        let (line, field, message) = located(parse(&ok.replace("trays = 36", "trays = 18")).expect_err("4 a tray"));
+        assert_eq!((line, field.as_str()), (11, "nvlink_domain.gpus"));
+        assert!(message.contains("4 per tray") && message.contains("expects 2"), "{message}");
+        let (_, field, _) = located(parse(&ok.replace("trays = 36", "trays = 7")).expect_err("uneven"));
+        assert_eq!(field, "nvlink_domain.gpus");
+        let (_, field, _) = located(parse(&ok.replace("trays = 36", "trays = 1")).expect_err("one tray"));
+        assert_eq!(field, "nvlink_domain.trays");
+    }
+
+    #[test]
+    fn the_fallback_has_no_match_rules_and_a_set_has_at_most_one() {
+        let matched = format!("{GOOD}\n[match]\narchitecture = \"x86_64\"\n")
+            .replace("description", "fallback = true\ndescription");
+        let (line, field, _) = located(parse(&matched).expect_err("a fallback that matches"));
+        assert_eq!((line, field.as_str()), (2, "fallback"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("platforms")).expect("mkdir");
+        for (f, name) in [("a.toml", "a"), ("b.toml", "b")] {
+            let text = GOOD.replace("name = \"t\"", &format!("name = \"{name}\"\nfallback = true"));
+            std::fs::write(dir.path().join("platforms").join(f), text).expect("write");
+        }
+        let err = load_dir(dir.path()).expect_err("two fallbacks");
+        assert!(matches!(err, SpecError::TwoFallbacks { .. }), "{err}");
     }
 
     #[test]

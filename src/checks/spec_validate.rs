@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use super::platform::{DeviceGroup, Platform, Role};
+use super::burnin_spec;
+use super::platform::{DeviceGroup, NvlinkDomain, Platform, Role};
 use super::spec_error::FieldPath;
 use super::version::{self, Radix};
 use crate::model::pcie_generation;
@@ -42,6 +43,18 @@ pub fn check(spec: &Platform) -> Vec<(FieldPath, String)> {
             out.push((root.key("nvlink").key("links_per_gpu"), "must be at least 1; drop [nvlink] if none".into()));
         }
     }
+    if spec.fallback && !spec.detect.is_empty() {
+        out.push((
+            root.key("fallback"),
+            "a fallback spec is chosen when nothing matches: drop its [match] rules".into(),
+        ));
+    }
+    if let Some(domain) = &spec.nvlink_domain {
+        check_domain(spec, domain, &root.key("nvlink_domain"), &mut out);
+    }
+    if let Some(burnin) = &spec.burnin {
+        burnin_spec::check(burnin, &root.key("burnin"), &mut out);
+    }
     if let Some(fw) = &spec.firmware {
         let path = root.key("firmware");
         for (key, value) in [("bios_min", &fw.bios_min), ("driver_min", &fw.driver_min)] {
@@ -53,6 +66,33 @@ pub fn check(spec: &Platform) -> Vec<(FieldPath, String)> {
         }
     }
     out
+}
+
+/// A domain of at least two trays whose GPUs split evenly over them, as many
+/// per tray as the spec's GPU groups expect on one node.
+fn check_domain(spec: &Platform, d: &NvlinkDomain, path: &FieldPath, out: &mut Vec<(FieldPath, String)>) {
+    if d.trays < 2 {
+        out.push((path.key("trays"), "a multi-node domain has at least 2 trays; drop [nvlink_domain] if none".into()));
+        return;
+    }
+    if d.gpus == 0 || d.gpus % d.trays != 0 {
+        out.push((path.key("gpus"), format!("{} GPUs do not split evenly over {} trays", d.gpus, d.trays)));
+        return;
+    }
+    let exact: Option<u32> = spec.gpu_groups().map(|g| g.count).sum();
+    if let Some(per_node) = exact.filter(|n| *n > 0) {
+        if per_node != d.gpus_per_tray() {
+            out.push((
+                path.key("gpus"),
+                format!(
+                    "{} GPUs in {} trays is {} per tray, but [[devices]] expects {per_node} GPUs on a node",
+                    d.gpus,
+                    d.trays,
+                    d.gpus_per_tray()
+                ),
+            ));
+        }
+    }
 }
 
 fn valid_name(name: &str) -> bool {

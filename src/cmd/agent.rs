@@ -3,46 +3,49 @@
 
 use std::io::Write;
 
-use serde_json::json;
+use serde::Serialize;
 
 use crate::cli::AgentArgs;
+use crate::cmd::{CmdError, CmdResult, Outcome};
 use crate::deploy::auth::{AgentAuth, NodeKey};
 use crate::deploy::cmdline::{parse_cmdline, CmdlineSettings};
 use crate::deploy::protocol::AgentMode;
-use crate::deploy::{run_booted, run_imaging, AgentDone, AgentError, AgentOptions, WriterLost};
+use crate::deploy::{run_booted, run_imaging, AgentDone, AgentOptions};
 use crate::error::chain;
-use crate::exit;
 use crate::image::progress::for_stderr;
 
 /// How long the image transfer may go without a byte when neither `--stall-timeout` nor
 /// `kiln.stall_timeout=` says.
 pub const DEFAULT_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
-pub fn run(args: &AgentArgs) -> anyhow::Result<i32> {
+pub fn run(args: &AgentArgs) -> CmdResult {
     // A missing /proc/cmdline (a container, a test) just means no settings from it.
-    let from_kernel = std::fs::read_to_string(&args.cmdline).map(|t| parse_cmdline(&t)).unwrap_or_default();
-    let opts = match options(args, &from_kernel) {
-        Ok(o) => o,
-        Err(msg) => {
-            eprintln!("kiln: error: {msg}");
-            return Ok(exit::USAGE);
-        }
-    };
+    let from_kernel = crate::input::read_to_string(&args.cmdline, crate::input::Input::KernelCmdline)
+        .map(|t| parse_cmdline(&t))
+        .unwrap_or_default();
+    let opts = options(args, &from_kernel).map_err(CmdError::Usage)?;
     let result = match opts.mode {
         AgentMode::Imaging => run_imaging(&opts, for_stderr(args.json)),
         AgentMode::Booted => run_booted(&opts),
     };
-    let code = match &result {
-        Ok(_) => exit::OK,
-        Err(e) => exit_code(e),
-    };
+    let result = result.map_err(CmdError::Agent);
     let mut out = std::io::stdout().lock();
+    let print = |out: &mut dyn Write, answer: AgentAnswer<'_>| -> std::io::Result<()> {
+        let doc = AgentDocument { schema_version: AGENT_SCHEMA_VERSION, kind: "kiln.agent", answer };
+        writeln!(out, "{}", serde_json::to_string(&doc).map_err(std::io::Error::other)?)
+    };
     match &result {
         Ok(AgentDone::Written { node, target, bytes, seconds, image_sha256, reboot }) => {
             if args.json {
-                let v = json!({"outcome": "written", "node": node, "target": target, "bytes": bytes,
-                               "seconds": seconds, "image_sha256": image_sha256, "rebooting": reboot});
-                writeln!(out, "{v}")?;
+                let answer = AgentAnswer::Written {
+                    node,
+                    target,
+                    bytes: *bytes,
+                    seconds: *seconds,
+                    image_sha256,
+                    rebooting: *reboot,
+                };
+                print(&mut out, answer)?;
             } else {
                 writeln!(
                     out,
@@ -56,38 +59,50 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<i32> {
         }
         Ok(AgentDone::Confirmed { node, message }) => {
             if args.json {
-                writeln!(out, "{}", json!({"outcome": "confirmed", "node": node, "message": message}))?;
+                print(&mut out, AgentAnswer::Confirmed { node, message })?;
             } else {
                 writeln!(out, "{node}: {message}")?;
             }
         }
         Err(e) => {
-            eprintln!("kiln: error: {}", chain(e));
             if args.json {
-                writeln!(out, "{}", json!({"outcome": "failed", "error": chain(e), "exit_code": code}))?;
+                print(&mut out, AgentAnswer::Failed { error: chain(e), exit_code: e.exit_code() })?;
             }
         }
     }
-    Ok(code)
+    result?;
+    Ok(Outcome::ok())
 }
 
-fn exit_code(e: &AgentError) -> i32 {
-    match e {
-        AgentError::WriteFailed { source, .. } if source.is::<WriterLost>() => exit::INTERNAL,
-        AgentError::WriteFailed { .. } if e.is_bad_image() => exit::BAD_INPUT,
-        AgentError::WriteFailed { .. } | AgentError::ReadTarget { .. } => exit::TARGET_FAILED,
-        AgentError::Refused { status: 403 | 404, .. } => exit::BAD_INPUT,
-        AgentError::NoKey(_) => exit::USAGE,
-        AgentError::NotConfirmed(_) | AgentError::ToldToStay => exit::CHECK_FAILED,
-        AgentError::ImageJson { .. } => exit::BAD_INPUT,
-        AgentError::Reboot(_) => exit::INTERNAL,
-        AgentError::Unreachable { .. }
-        | AgentError::Stalled { .. }
-        | AgentError::Refused { .. }
-        | AgentError::BadReply { .. }
-        | AgentError::NotGenuine { .. }
-        | AgentError::StillWaiting { .. } => exit::PEER,
-    }
+/// `schema_version` of the `kiln.agent` document; bumped on any change a consumer could notice.
+pub const AGENT_SCHEMA_VERSION: u32 = 1;
+
+/// `kiln agent --json`: one line, how the agent's work ended.
+#[derive(Debug, Serialize)]
+pub struct AgentDocument<'a> {
+    pub schema_version: u32,
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub answer: AgentAnswer<'a>,
+}
+
+/// The agent's end, tagged by `outcome`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum AgentAnswer<'a> {
+    /// Imaging mode: written and verified; `rebooting` says whether the agent reboots now.
+    Written {
+        node: &'a str,
+        target: &'a std::path::Path,
+        bytes: u64,
+        seconds: f64,
+        image_sha256: &'a str,
+        rebooting: bool,
+    },
+    /// Booted mode: the controller confirmed the image.
+    Confirmed { node: &'a str, message: &'a str },
+    /// Failed: the error and the exit code kiln gives.
+    Failed { error: String, exit_code: i32 },
 }
 
 fn options(args: &AgentArgs, k: &CmdlineSettings) -> Result<AgentOptions, String> {

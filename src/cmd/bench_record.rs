@@ -3,25 +3,15 @@
 
 use crate::checks::validate;
 use crate::cli::BenchRecordArgs;
-use crate::cmd::node;
-use crate::exit;
+use crate::cmd::{node, CmdResult, Outcome};
 use crate::inventory::{record_inventories, Inventory};
 
-pub fn run(args: &BenchRecordArgs) -> anyhow::Result<i32> {
-    let node = match node::inspect(Some(&args.root)) {
-        Ok(n) => n,
-        Err(code) => return Ok(code),
-    };
+pub fn run(args: &BenchRecordArgs) -> CmdResult {
+    let node = node::inspect(Some(&args.root))?;
     let specs = crate::checks::spec_load::load_set(None)?;
     let spec = crate::checks::detect::detect(&specs, &node)?;
     let findings = validate(&node, &spec.spec.platform);
-    let mut inv = match Inventory::open(&args.db) {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("kiln: error: {:#}", anyhow::Error::from(e));
-            return Ok(exit::DATABASE);
-        }
-    };
+    let mut inv = Inventory::open(&args.db)?;
     let stats = record_inventories(&mut inv, &node, &findings, args.count, args.count)?;
     println!(
         "recorded {} runs ({} components, {} findings) in {:.3} s: {:.0} runs/s",
@@ -31,5 +21,5 @@ pub fn run(args: &BenchRecordArgs) -> anyhow::Result<i32> {
         stats.elapsed.as_secs_f64(),
         stats.runs_per_second()
     );
-    Ok(exit::OK)
+    Ok(Outcome::ok())
 }

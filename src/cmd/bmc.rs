@@ -3,21 +3,22 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{json, Value};
-
 use crate::bmc::{
-    parse_bmc_url, parse_system_path, rack_target, read_password, wait_for_power, Bmc, BmcError, BmcTarget, BootTarget,
-    FirmwareItem, IpmiAddress, IpmiBmc, PasswordSource, PowerAction, PowerState, RedfishBmc, TargetError, TlsOptions,
+    parse_bmc_url, parse_system_path, rack_target, read_password, wait_for_power, Bmc, BmcAnswer, BmcDocument,
+    BmcError, BmcTarget, BootTarget, FirmwareItem, IpmiAddress, IpmiBmc, Media, PasswordSource, PowerAction,
+    PowerState, RedfishBmc, TargetError, TlsOptions,
 };
 use crate::cli::{BmcArgs, BmcCommand, BmcTargetArgs, BmcVia, BootWord, MediaCommand, PowerWord};
+use crate::cmd::{CmdError, CmdResult, Outcome};
 use crate::error::chain;
 use crate::exit;
 use crate::inventory::{db_path, now, ComponentRecord, FirmwareReading, Inventory, InventoryError};
+use crate::notice::{Notice, Notices};
 use crate::rack::RackManifest;
 use crate::redact;
 
-/// Run a `kiln bmc` command. BMC and target errors are printed here and turned
-/// into exit codes (PEER, BAD_INPUT); `Err` is left for kiln's own failures.
+/// Run a `kiln bmc` command. A bad target is bad input (exit 4), a BMC that
+/// fails or answers wrong a peer error (exit 6).
 ///
 /// Changes (power, boot device, virtual media) are logged in the node's
 /// lifecycle history as notes (`--db`, default `inventory/kiln.db`):
@@ -26,36 +27,32 @@ use crate::redact;
 /// by URL without `--node` is refused (exit 2), since it would go unlogged. A
 /// firmware listing of a named node is recorded as a BMC firmware reading.
 /// Reads (status, info, media status) record nothing.
-pub fn run(args: BmcArgs) -> anyhow::Result<i32> {
-    let (target, rack) = match resolve(&args.target) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("kiln: error: {:#}", anyhow::Error::from(e));
-            return Ok(exit::BAD_INPUT);
-        }
-    };
+pub fn run(args: BmcArgs, notices: &dyn Notices) -> CmdResult {
+    let (target, rack) = resolve(&args.target)?;
     let db = db_path(args.db.as_deref());
     let change = change_of(&args.command);
     let mut journal = None;
     if let Some(c) = &change {
         let Some(node) = &target.node else {
             if c.destructive {
-                eprintln!(
-                    "kiln: error: not sending {} to {}: name the node (--node N) so that it is logged",
+                return Err(CmdError::Usage(format!(
+                    "not sending {} to {}: name the node (--node N) so that it is logged",
                     c.action, target.url
-                );
-                return Ok(exit::USAGE);
+                ))
+                .into());
             }
-            eprintln!("kiln: warning: {} on {} is not logged: no node named (--node N)", c.action, target.url);
+            notices.notice(Notice::Warning(&format!(
+                "{} on {} is not logged: no node named (--node N)",
+                c.action, target.url
+            )));
             return finish(&args, &target, rack.as_deref(), &db, None, None);
         };
         let opened = Journal::open(&db, node, rack.as_deref(), &target.url)
             .and_then(|mut j| j.log(&c.action, "requested", c.detail.as_deref()).map(|()| j));
         match opened {
             Ok(j) => journal = Some(j),
-            Err(e) => {
-                eprintln!("kiln: error: not sending {} to {}: {:#}", c.action, target.label(), anyhow::Error::from(e));
-                return Ok(exit::DATABASE);
+            Err(source) => {
+                return Err(CmdError::NotSent { action: c.action.clone(), bmc: target.label(), source }.into());
             }
         }
     }
@@ -63,7 +60,7 @@ pub fn run(args: BmcArgs) -> anyhow::Result<i32> {
 }
 
 /// Runs the command, logs its outcome in `journal`, prints, records a
-/// firmware listing; returns the exit code.
+/// firmware listing.
 fn finish(
     args: &BmcArgs,
     target: &BmcTarget,
@@ -71,7 +68,7 @@ fn finish(
     db: &Path,
     journal: Option<&mut Journal>,
     change: Option<&Change>,
-) -> anyhow::Result<i32> {
+) -> CmdResult {
     let started = now();
     let result = execute(args, target);
     let mut logged = Ok(());
@@ -81,40 +78,36 @@ fn finish(
             Err(e) => j.log(&c.action, "failed", Some(&chain(e))),
         };
     }
-    let code = match result {
+    let outcome = match result {
         Ok(output) => {
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&output.json)?);
+                println!("{}", serde_json::to_string_pretty(&output.doc)?);
             } else {
                 for line in &output.lines {
                     println!("{line}");
                 }
             }
+            let outcome = match output.problem {
+                Some(problem) => Outcome::from(problem),
+                None => Outcome::ok(),
+            };
             if let (Some(items), Some(node)) = (&output.firmware, &target.node) {
-                if let Err(code) = record_firmware(db, node, rack, items, output.code, started) {
-                    return Ok(code);
-                }
+                record_firmware(db, node, rack, items, outcome.code(), started)?;
             }
-            output.code
+            outcome
         }
-        Err(e) => {
-            let code = if e.is_bad_input() { exit::BAD_INPUT } else { exit::PEER };
-            // A BMC's error may repeat the image URL it was given.
-            eprintln!("kiln: error: {}", redact::userinfo(&format!("{:#}", anyhow::Error::from(e))));
-            code
-        }
+        Err(e) => Outcome::from(CmdError::Bmc(e)),
     };
-    if let Err(e) = logged {
-        eprintln!("kiln: error: the outcome was not logged in {}: {:#}", db.display(), anyhow::Error::from(e));
-        if code == exit::OK {
-            return Ok(exit::DATABASE);
-        }
+    match logged {
+        Ok(()) => Ok(outcome),
+        // A change that was done but not logged: the log is what failed.
+        Err(source) if outcome.code() == exit::OK => Err(CmdError::NotLogged { db: db.to_path_buf(), source }.into()),
+        Err(source) => Ok(outcome.with_error(CmdError::NotLogged { db: db.to_path_buf(), source })),
     }
-    Ok(code)
 }
 
 /// Records a firmware listing as the node's BMC firmware reading; a failed
-/// write is printed and gives `exit::DATABASE`.
+/// write gives `exit::DATABASE`.
 fn record_firmware(
     db: &Path,
     node: &str,
@@ -122,7 +115,7 @@ fn record_firmware(
     items: &[FirmwareItem],
     code: i32,
     started: time::OffsetDateTime,
-) -> Result<(), i32> {
+) -> CmdResult<()> {
     let components: Vec<ComponentRecord> = items.iter().map(FirmwareItem::component_record).collect();
     let reading = FirmwareReading {
         node,
@@ -133,20 +126,14 @@ fn record_firmware(
         finished_at: now(),
         actor: ACTOR,
     };
-    match Inventory::open(db).and_then(|mut inv| inv.record_bmc_firmware(&reading)) {
-        Ok(id) => {
-            tracing::info!(node, run = id.0, items = items.len(), "BMC firmware recorded");
-            Ok(())
+    let id = Inventory::open(db).and_then(|mut inv| inv.record_bmc_firmware(&reading)).map_err(|source| {
+        CmdError::InventoryDoing {
+            doing: format!("could not record the firmware of {node} in {}", db.display()),
+            source,
         }
-        Err(e) => {
-            eprintln!(
-                "kiln: error: could not record the firmware of {node} in {}: {:#}",
-                db.display(),
-                anyhow::Error::from(e)
-            );
-            Err(exit::DATABASE)
-        }
-    }
+    })?;
+    tracing::info!(node, run = id.0, items = items.len(), "BMC firmware recorded");
+    Ok(())
 }
 
 /// Who the event log names for BMC actions.
@@ -212,18 +199,20 @@ impl Journal {
     }
 }
 
-/// What a command printed, in both forms, and its exit code.
+/// What a command printed, in both forms, and what went wrong though it answered.
 struct Output {
     lines: Vec<String>,
-    json: Value,
-    code: i32,
+    /// The `--json` document.
+    doc: BmcDocument,
+    /// A BMC that answered but not wholly (firmware items it would not let kiln read).
+    problem: Option<CmdError>,
     /// The firmware items listed, for the inventory.
     firmware: Option<Vec<FirmwareItem>>,
 }
 
 impl Output {
-    fn ok(lines: Vec<String>, json: Value) -> Self {
-        Output { lines, json, code: exit::OK, firmware: None }
+    fn ok(lines: Vec<String>, doc: BmcDocument) -> Self {
+        Output { lines, doc, problem: None, firmware: None }
     }
 }
 
@@ -324,7 +313,7 @@ fn run_command(
     target: &BmcTarget,
 ) -> Result<Output, BmcError> {
     let who = target.node.clone().unwrap_or_else(|| target.url.clone());
-    let base = || json!({"bmc": bmc.label(), "node": target.node});
+    let doc = |answer: BmcAnswer| BmcDocument::new(bmc.label(), target.node.clone(), answer);
     match command {
         BmcCommand::Power { action, wait } => {
             if let Some(act) = power_action(*action) {
@@ -334,16 +323,12 @@ fn run_command(
                 }
             }
             let state = bmc.power_state()?;
-            let mut json = base();
-            json["power"] = json!(state);
-            if let Some(act) = power_action(*action) {
-                json["action"] = json!(act.as_str());
-            }
             let line = match power_action(*action) {
                 Some(act) => format!("{who}: power {} accepted; power is now {state}", act.as_str()),
                 None => format!("{who}: power {state}"),
             };
-            Ok(Output::ok(vec![line], json))
+            let answer = BmcAnswer::Power { power: state, action: power_action(*action).map(PowerAction::as_str) };
+            Ok(Output::ok(vec![line], doc(answer)))
         }
         BmcCommand::Boot { target: word } => {
             let boot = match word {
@@ -352,24 +337,22 @@ fn run_command(
                 BootWord::Hdd => BootTarget::Hdd,
             };
             bmc.set_boot_once(boot)?;
-            let mut json = base();
-            json["boot_once"] = json!(boot);
-            Ok(Output::ok(vec![format!("{who}: next boot from {}", boot.as_str())], json))
+            let line = format!("{who}: next boot from {}", boot.as_str());
+            Ok(Output::ok(vec![line], doc(BmcAnswer::Boot { boot_once: boot })))
         }
         BmcCommand::Media(MediaCommand::Insert { url }) => {
             // The BMC needs the URL as given (it may have to log in to fetch it); what is
             // printed and logged never shows its user or password.
             bmc.insert_media(url)?;
-            let shown = redact::userinfo(url);
-            let mut json = base();
-            json["media"] = json!({"inserted": true, "image": shown});
-            Ok(Output::ok(vec![format!("{who}: virtual CD holds {shown}")], json))
+            let shown = redact::userinfo(url).into_owned();
+            let line = format!("{who}: virtual CD holds {shown}");
+            let media = Media::Changed { inserted: true, image: Some(shown) };
+            Ok(Output::ok(vec![line], doc(BmcAnswer::Media { media })))
         }
         BmcCommand::Media(MediaCommand::Eject) => {
             bmc.eject_media()?;
-            let mut json = base();
-            json["media"] = json!({"inserted": false});
-            Ok(Output::ok(vec![format!("{who}: virtual CD ejected")], json))
+            let media = Media::Changed { inserted: false, image: None };
+            Ok(Output::ok(vec![format!("{who}: virtual CD ejected")], doc(BmcAnswer::Media { media })))
         }
         BmcCommand::Media(MediaCommand::Status) => {
             let Some(rf) = redfish else {
@@ -385,9 +368,7 @@ fn run_command(
                 (Some(image), true) => format!("{who}: virtual CD {} holds {image}", slot.path),
                 _ => format!("{who}: virtual CD {} is empty", slot.path),
             };
-            let mut json = base();
-            json["media"] = json!(slot);
-            Ok(Output::ok(vec![line], json))
+            Ok(Output::ok(vec![line], doc(BmcAnswer::Media { media: Media::Slot(slot) })))
         }
         BmcCommand::Firmware => {
             let items = bmc.firmware_inventory()?;
@@ -412,20 +393,16 @@ fn run_command(
                 ));
             }
             let unreadable = items.iter().filter(|i| i.problem.is_some()).count();
-            let mut json = base();
-            json["firmware"] = json!(items);
-            json["components"] = json!(items.iter().map(|i| i.inventory_component()).collect::<Vec<_>>());
+            let components = items.iter().map(FirmwareItem::inventory_component).collect();
+            let doc = doc(BmcAnswer::Firmware { firmware: items.clone(), components });
             // An unreadable member is not a healthy one: say so in the exit code.
-            let code = if unreadable > 0 { exit::PEER } else { exit::OK };
-            if unreadable > 0 {
-                eprintln!("kiln: error: {unreadable} firmware item(s) could not be read");
-            }
-            Ok(Output { lines, json, code, firmware: Some(items) })
+            let problem = (unreadable > 0).then_some(CmdError::FirmwareUnreadable { count: unreadable });
+            Ok(Output { lines, doc, problem, firmware: Some(items) })
         }
         BmcCommand::Info => {
             let identity = bmc.identity()?;
             let power = bmc.power_state()?;
-            let mut json = base();
+            let mut boot_override = None;
             let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
             let mut lines = vec![
                 format!("bmc:            {}", bmc.label()),
@@ -446,14 +423,12 @@ fn run_command(
                     show(&boot.target),
                     boot.enabled.clone().unwrap_or_else(|| "-".into())
                 ));
-                json["boot_override"] = json!(boot);
+                boot_override = Some(boot);
             }
             for p in &identity.problems {
                 lines.push(format!("could not read: {p}"));
             }
-            json["power"] = json!(power);
-            json["identity"] = json!(identity);
-            Ok(Output::ok(lines, json))
+            Ok(Output::ok(lines, doc(BmcAnswer::Info { power, identity: Box::new(identity), boot_override })))
         }
     }
 }

@@ -1,52 +1,47 @@
 //! `kiln burnin`: run the burn-in on this node and report it; the exit code is the verdict.
 
-use std::io::IsTerminal;
-
 use crate::burnin::options::{self, BurninOptions, InjectFault};
 use crate::burnin::render;
-use crate::burnin::run::{self, BurninError, RunContext};
+use crate::burnin::run::{self, Inspected, RunContext};
+use crate::burnin::thresholds::Thresholds;
+use crate::checks::select::SpecChoice;
 use crate::checks::Verdict;
 use crate::cli::BurninArgs;
+use crate::cmd::{CmdError, CmdResult, Outcome};
 use crate::exit;
-use crate::hw::root::{FsTree, SysTree};
+use crate::hw;
 use crate::inventory::{Inventory, RunLifecycle, RunRecord};
 use crate::lifecycle::RunKind;
+use crate::model::Node;
+use crate::notice::Notices;
 
-/// Runs `kiln burnin` and returns the process exit code:
+/// Runs `kiln burnin`; its exit code:
 /// any fail => CHECK_FAILED; else any error => CHECK_ERROR; else a requested
 /// test that could not run (no driver, no GPU, no stress-ng) => SKIPPED;
-/// else OK. A run that did not run never exits 0.
-pub fn burnin(args: BurninArgs) -> anyhow::Result<i32> {
-    let opts = match parse(&args) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("kiln: error: {e}");
-            return Ok(exit::USAGE);
-        }
-    };
+/// else OK. A run that did not run never exits 0. Progress lines go to
+/// `notices` (shown on a terminal only), never with `--json`.
+pub fn burnin(args: BurninArgs, notices: &dyn Notices) -> CmdResult {
+    let opts = parse(&args)?;
     let started = crate::inventory::now();
-    let tree: Box<dyn SysTree> = match &args.source.root {
-        Some(root) => Box::new(FsTree::at(root)),
-        None => Box::new(FsTree::live()),
+    // Inspect first, through the same source selection as `kiln validate`;
+    // the GPU source's NVML session (or capture) also gives the telemetry.
+    let (tree, gpus) = hw::open(args.source.root.as_deref())?;
+    let node = hw::inspect(tree.as_ref(), gpus.as_ref());
+    let choice = SpecChoice {
+        spec_file: args.spec.as_deref(),
+        platform: args.platform.as_deref(),
+        checks_dir: args.checks_dir.as_deref(),
     };
-    let show = !args.json && std::io::stderr().is_terminal();
+    let thresholds = Thresholds::select(&node, &choice)?;
+    let show = !args.json;
     let progress = move |line: &str| {
         if show {
-            eprintln!("kiln burnin: {line}");
+            notices.progress(&format!("kiln burnin: {line}"));
         }
     };
     let ctx = RunContext { host_memory_percent: args.host_memory };
-    let report = match run::run(&opts, &ctx, tree.as_ref(), &progress) {
-        Ok(r) => r,
-        Err(e @ (BurninError::Thresholds(_) | BurninError::Xid(_))) => {
-            eprintln!("kiln: error: {}", crate::error::chain(&e));
-            return Ok(exit::BAD_INPUT);
-        }
-        Err(e @ BurninError::NoSuchGpu { .. }) => {
-            eprintln!("kiln: error: {e}");
-            return Ok(exit::USAGE);
-        }
-    };
+    let input = Inspected { node: &node, gpus: gpus.telemetry(), thresholds: &thresholds };
+    let report = run::run(&opts, &ctx, &input, &progress)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -54,24 +49,21 @@ pub fn burnin(args: BurninArgs) -> anyhow::Result<i32> {
     }
     let code = exit_code(report.verdict, report.incomplete);
     if let Some(db) = &args.db.db {
-        if let Err(db_code) = record(db, &args, &report, code, started) {
-            return Ok(db_code);
-        }
+        record(db, &node, &report, code, started)?;
     }
-    Ok(code)
+    Ok(Outcome::exit(code))
 }
 
-/// Records the burn-in with the node it ran on. An incomplete run (a
+/// Records the burn-in with the inspection it judged. An incomplete run (a
 /// requested test could not run) is kept but does not move the node's
 /// lifecycle: a burn-in that did not burn in is not `burned_in`.
 fn record(
     db: &std::path::Path,
-    args: &BurninArgs,
+    node: &Node,
     report: &crate::burnin::report::BurninReport,
     code: i32,
     started: time::OffsetDateTime,
-) -> Result<(), i32> {
-    let node = crate::cmd::node::inspect(args.source.root.as_deref())?;
+) -> CmdResult<()> {
     let run = RunRecord {
         platform: Some(&report.platform),
         findings: &report.findings,
@@ -80,19 +72,13 @@ fn record(
         started_at: started,
         finished_at: crate::inventory::now(),
         lifecycle: if report.incomplete { RunLifecycle::Leave } else { RunLifecycle::FromOutcome },
-        ..RunRecord::new(RunKind::Burnin, &node, "kiln burnin")
+        ..RunRecord::new(RunKind::Burnin, node, "kiln burnin")
     };
-    let result = Inventory::open(db).and_then(|mut inv| inv.record_burnin_run(&run, report));
-    match result {
-        Ok(id) => {
-            tracing::info!(db = %db.display(), run = id.0, "burn-in recorded");
-            Ok(())
-        }
-        Err(e) => {
-            eprintln!("kiln: error: could not record the burn-in in {}: {:#}", db.display(), anyhow::Error::from(e));
-            Err(exit::DATABASE)
-        }
-    }
+    let id = Inventory::open(db).and_then(|mut inv| inv.record_burnin_run(&run, report)).map_err(|source| {
+        CmdError::InventoryDoing { doing: format!("could not record the burn-in in {}", db.display()), source }
+    })?;
+    tracing::info!(db = %db.display(), run = id.0, "burn-in recorded");
+    Ok(())
 }
 
 /// The exit code of a judged run.
@@ -113,7 +99,6 @@ fn parse(args: &BurninArgs) -> Result<BurninOptions, options::OptionsError> {
         gemm_dtype: args.gemm_dtype,
         gemm_engine: args.gemm_engine,
         gemm_size: args.gemm_size,
-        platform: args.platform.clone(),
         sample_period: std::time::Duration::from_secs(1),
         inject_fault: match &args.inject_fault {
             Some(s) => Some(InjectFault::parse(s).ok_or_else(|| options::OptionsError::Fault(s.clone()))?),

@@ -8,17 +8,13 @@ use anyhow::Context;
 
 use crate::checks::{Outcome, Verdict};
 use crate::cli::{DbArgs, HealthcheckArgs, ValidateArgs};
-use crate::cmd::{node, validate};
-use crate::exit;
+use crate::cmd::{node, validate, CmdError, CmdResult};
 use crate::handoff::{list_checks, short_hostname, slurm, ActionResult, Decision, Health, Scontrol};
 use crate::report::findings::render_json;
 
-pub fn run(args: &HealthcheckArgs) -> anyhow::Result<i32> {
+pub fn run(args: &HealthcheckArgs) -> CmdResult {
     let started = Instant::now();
-    let node = match node::inspect(args.source.root.as_deref()) {
-        Ok(n) => n,
-        Err(code) => return Ok(code),
-    };
+    let node = node::inspect(args.source.root.as_deref())?;
     let vargs = ValidateArgs {
         source: args.source.clone(),
         db: DbArgs { db: None },
@@ -29,13 +25,7 @@ pub fn run(args: &HealthcheckArgs) -> anyhow::Result<i32> {
         node: None,
         with_node: false,
     };
-    let report = match validate::judge(&node, &vargs) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("kiln: error: {e}");
-            return Ok(exit::BAD_INPUT);
-        }
-    };
+    let report = validate::judge(&node, &vargs)?;
     let code = validate::exit_code(report.verdict);
     let ids = |outcome: Outcome| -> Vec<String> {
         let mut v: Vec<String> = Vec::new();
@@ -70,12 +60,13 @@ pub fn run(args: &HealthcheckArgs) -> anyhow::Result<i32> {
             }
         }
     }
+    let outcome = crate::cmd::Outcome::exit(code);
     if !args.drain || report.verdict == Verdict::Pass {
-        return Ok(code);
+        return Ok(outcome);
     }
+    // A drain that fails is said beside the verdict; the exit code stays the verdict's.
     let Some(name) = args.node_name.clone().or_else(short_hostname) else {
-        eprintln!("kiln: error: cannot drain: the hostname could not be read (pass --node-name)");
-        return Ok(code);
+        return Ok(outcome.with_error(CmdError::DrainNoName));
     };
     let health = match report.verdict {
         Verdict::Fail => {
@@ -89,17 +80,18 @@ pub fn run(args: &HealthcheckArgs) -> anyhow::Result<i32> {
     };
     let decision = Decision { node: name, state: None, health };
     let (actions, _) = slurm::hand_off(&Scontrol::new(&args.scontrol), &decision, false);
+    let mut outcome = outcome;
     for a in &actions {
         match &a.result {
             ActionResult::Done => writeln!(out, "drained: {}", a.what),
             ActionResult::AlreadyDone { why } => writeln!(out, "not drained again: {why}"),
             ActionResult::Failed { error } => {
-                eprintln!("kiln: error: could not drain: {error}");
+                outcome = outcome.with_error(CmdError::Drain { error: error.clone() });
                 Ok(())
             }
             ActionResult::WouldDo | ActionResult::Refused { .. } => Ok(()),
         }
         .context("write the report")?;
     }
-    Ok(code)
+    Ok(outcome)
 }

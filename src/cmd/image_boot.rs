@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::cli::{DnsmasqArgs, PxeConfigArgs};
-use crate::exit;
+use crate::cmd::{CmdError, CmdResult, Outcome};
 use crate::image::pxe::{dnsmasq_conf, ipxe_script, BootEntry, DhcpHost, DnsmasqConfig};
 use crate::image::serve::Server;
 use crate::image::Manifest;
@@ -19,15 +19,9 @@ fn emit(text: &str, out: Option<&PathBuf>) -> anyhow::Result<()> {
     }
 }
 
-pub fn pxe_config(args: &PxeConfigArgs) -> anyhow::Result<i32> {
+pub fn pxe_config(args: &PxeConfigArgs) -> CmdResult {
     let base = match (&args.manifest, &args.cmdline) {
-        (Some(m), _) => match Manifest::load(m) {
-            Ok(m) => m.kernel_cmdline,
-            Err(e) => {
-                eprintln!("kiln: error: {e}");
-                return Ok(exit::BAD_INPUT);
-            }
-        },
+        (Some(m), _) => Manifest::load(m)?.kernel_cmdline,
         (None, Some(c)) => c.clone(),
         (None, None) => String::new(),
     };
@@ -37,36 +31,19 @@ pub fn pxe_config(args: &PxeConfigArgs) -> anyhow::Result<i32> {
     };
     let entry =
         BootEntry { server: args.server.clone(), kernel: args.kernel.clone(), initrd: args.initrd.clone(), cmdline };
-    match ipxe_script(&entry) {
-        Ok(script) => {
-            emit(&script, args.out.as_ref())?;
-            Ok(exit::OK)
-        }
-        Err(e) => {
-            eprintln!("kiln: error: {e}");
-            Ok(exit::BAD_INPUT)
-        }
-    }
+    emit(&ipxe_script(&entry)?, args.out.as_ref())?;
+    Ok(Outcome::ok())
 }
 
-pub fn dnsmasq(args: &DnsmasqArgs) -> anyhow::Result<i32> {
-    let bad = |msg: String| {
-        eprintln!("kiln: error: {msg}");
-        Ok(exit::BAD_INPUT)
-    };
+pub fn dnsmasq(args: &DnsmasqArgs) -> CmdResult {
+    let bad = |msg: String| Err(CmdError::BadInput(msg).into());
     let Some((a, b)) = args.range.split_once(',') else {
         return bad(format!("--range {:?}: expected FIRST,LAST", args.range));
     };
     let (Ok(start), Ok(end)) = (a.trim().parse(), b.trim().parse()) else {
         return bad(format!("--range {:?}: expected two IPv4 addresses", args.range));
     };
-    let mut hosts = Vec::new();
-    for h in &args.host {
-        match DhcpHost::parse(h) {
-            Ok(h) => hosts.push(h),
-            Err(e) => return bad(e.to_string()),
-        }
-    }
+    let hosts = args.host.iter().map(|h| DhcpHost::parse(h)).collect::<Result<Vec<_>, _>>()?;
     let config = DnsmasqConfig {
         interface: args.interface.clone(),
         range_start: start,
@@ -76,31 +53,15 @@ pub fn dnsmasq(args: &DnsmasqArgs) -> anyhow::Result<i32> {
         script_url: args.script_url.clone(),
         hosts,
     };
-    match dnsmasq_conf(&config) {
-        Ok(text) => {
-            emit(&text, args.out.as_ref())?;
-            Ok(exit::OK)
-        }
-        Err(e) => bad(e.to_string()),
-    }
+    emit(&dnsmasq_conf(&config)?, args.out.as_ref())?;
+    Ok(Outcome::ok())
 }
 
-pub fn serve(dir: &Path, listen: SocketAddr) -> anyhow::Result<i32> {
-    match Server::start(dir, listen) {
-        Ok(server) => {
-            // The first line says where, for scripts that asked for port 0.
-            println!("serving {} on http://{}", dir.display(), server.addr());
-            let _ = std::io::stdout().flush();
-            server.wait();
-            Ok(exit::OK)
-        }
-        Err(e) => {
-            let mut msg = e.to_string();
-            if let Some(src) = std::error::Error::source(&e) {
-                msg.push_str(&format!(": {src}"));
-            }
-            eprintln!("kiln: error: {msg}");
-            Ok(exit::BAD_INPUT)
-        }
-    }
+pub fn serve(dir: &Path, listen: SocketAddr) -> CmdResult {
+    let server = Server::start(dir, listen)?;
+    // The first line says where, for scripts that asked for port 0.
+    println!("serving {} on http://{}", dir.display(), server.addr());
+    let _ = std::io::stdout().flush();
+    server.wait();
+    Ok(Outcome::ok())
 }

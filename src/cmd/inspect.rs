@@ -1,20 +1,17 @@
 //! `kiln inspect`: read this node (or a capture) and print it.
 
 use crate::cli::InspectArgs;
-use crate::cmd::node;
-use crate::exit;
+use crate::cmd::{node, CmdResult, Outcome};
 use crate::inventory::{now, RunRecord};
 use crate::lifecycle::RunKind;
+use crate::model::NodeDocument;
 use crate::report::node_summary::render_node;
 
-pub fn run(args: &InspectArgs) -> anyhow::Result<i32> {
+pub fn run(args: &InspectArgs) -> CmdResult {
     let started = now();
-    let node = match node::inspect(args.source.root.as_deref()) {
-        Ok(n) => n,
-        Err(code) => return Ok(code),
-    };
+    let node = node::inspect(args.source.root.as_deref())?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&node)?);
+        println!("{}", serde_json::to_string_pretty(&NodeDocument::new(&node))?);
     } else {
         print!("{}", render_node(&node));
     }
@@ -24,9 +21,7 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<i32> {
             finished_at: now(),
             ..RunRecord::new(RunKind::Inspect, &node, "kiln inspect")
         };
-        if let Err(code) = node::record(db, &run) {
-            return Ok(code);
-        }
+        node::record(db, &run)?;
     }
-    Ok(exit::OK)
+    Ok(Outcome::ok())
 }

@@ -1,10 +1,13 @@
 //! One free function per command; `main` matches on the CLI and calls these.
-//! Each returns the process exit code (see `crate::exit`).
+//! Each returns a [`CmdResult`]: how it ended and, when it failed, the one error `main` prints
+//! (`outcome.rs`, `error.rs`). What a command says on stderr that is not its error goes through
+//! `crate::notice`.
 pub mod agent;
 pub mod bench_record;
 pub mod bmc;
 pub mod burnin;
 pub mod capture;
+pub mod error;
 pub mod handoff;
 pub mod healthcheck;
 pub mod image;
@@ -12,8 +15,12 @@ pub mod image_boot;
 pub mod inspect;
 pub mod node;
 pub mod node_state;
+pub mod outcome;
 pub mod rack;
 pub mod rack_image;
 pub mod report;
 pub mod spec;
 pub mod validate;
+
+pub use error::CmdError;
+pub use outcome::{CmdResult, Failure, Outcome};

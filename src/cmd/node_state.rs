@@ -6,11 +6,10 @@
 //! in the same transaction. The database must exist: a mistyped `--db` must
 //! not create an empty inventory in which every node is "unknown".
 
-use anyhow::Context;
 use serde::Serialize;
 
 use crate::cli::{NodeCommand, NodeHistoryArgs, NodeQuarantineArgs, NodeReleaseArgs};
-use crate::exit;
+use crate::cmd::{CmdError, CmdResult, Outcome};
 use crate::inventory::{db_path, Inventory, InventoryError, LifecycleEvent};
 use crate::lifecycle::{LifecycleState, Move};
 
@@ -31,7 +30,7 @@ pub struct NodeHistory<'a> {
 /// Runs one `kiln node` command. Exit codes: 0 done (or nothing to do),
 /// 1 the lifecycle refused the move (nothing recorded), 2 a node the
 /// inventory does not know, 5 a missing or unusable database.
-pub fn run(command: &NodeCommand) -> anyhow::Result<i32> {
+pub fn run(command: &NodeCommand) -> CmdResult {
     match command {
         NodeCommand::History(args) => history(args),
         NodeCommand::Quarantine(args) => quarantine(args),
@@ -39,17 +38,14 @@ pub fn run(command: &NodeCommand) -> anyhow::Result<i32> {
     }
 }
 
-fn history(args: &NodeHistoryArgs) -> anyhow::Result<i32> {
+fn history(args: &NodeHistoryArgs) -> CmdResult {
     let path = db_path(args.db.db.as_deref());
     let what = format!("read the history of node {} in {}", args.node, path.display());
-    let inventory = match Inventory::open_existing(&path) {
-        Ok(i) => i,
-        Err(e) => return Ok(fail(&what, e)),
-    };
-    let (state, events) = match inventory.state(&args.node).and_then(|s| Ok((s, inventory.history(&args.node)?))) {
-        Ok(found) => found,
-        Err(e) => return Ok(fail(&what, e)),
-    };
+    let inventory = Inventory::open_read_only(&path).map_err(|e| fail(&what, e))?;
+    let (state, events) = inventory
+        .state(&args.node)
+        .and_then(|s| Ok((s, inventory.history(&args.node)?)))
+        .map_err(|e| fail(&what, e))?;
     if args.json {
         let doc = NodeHistory {
             schema_version: NODE_HISTORY_SCHEMA_VERSION,
@@ -58,57 +54,43 @@ fn history(args: &NodeHistoryArgs) -> anyhow::Result<i32> {
             state: &state,
             events: &events,
         };
-        println!("{}", serde_json::to_string_pretty(&doc).context("serialize the node history")?);
+        println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         print!("{}", render_history(&args.node, &state, &events));
     }
-    Ok(exit::OK)
+    Ok(Outcome::ok())
 }
 
-fn quarantine(args: &NodeQuarantineArgs) -> anyhow::Result<i32> {
+fn quarantine(args: &NodeQuarantineArgs) -> CmdResult {
     let path = db_path(args.db.db.as_deref());
     let what = format!("quarantine node {} in {}", args.node, path.display());
-    let mut inventory = match Inventory::open_existing(&path) {
-        Ok(i) => i,
-        Err(e) => return Ok(fail(&what, e)),
-    };
+    let mut inventory = Inventory::open_existing(&path).map_err(|e| fail(&what, e))?;
     // Read only to say what changed; the transition itself re-reads and
     // judges the state inside its own transaction.
-    let before = match inventory.state(&args.node) {
-        Ok(s) => s,
-        Err(e) => return Ok(fail(&what, e)),
-    };
+    let before = inventory.state(&args.node).map_err(|e| fail(&what, e))?;
     let to = LifecycleState::Quarantined { reason: args.reason.clone() };
     let actor = actor("quarantine", args.by.as_deref());
     let cause = format!("quarantined: {}", args.reason);
-    match inventory.transition(&args.node, &to, &actor, &cause) {
-        Ok(Move::Changed) => println!("{}: {before} -> {to}", args.node),
-        Ok(Move::Unchanged) => println!("{}: already {to}; nothing recorded", args.node),
-        Err(e) => return Ok(fail(&what, e)),
+    match inventory.transition(&args.node, &to, &actor, &cause).map_err(|e| fail(&what, e))? {
+        Move::Changed => println!("{}: {before} -> {to}", args.node),
+        Move::Unchanged => println!("{}: already {to}; nothing recorded", args.node),
     }
-    Ok(exit::OK)
+    Ok(Outcome::ok())
 }
 
-fn release(args: &NodeReleaseArgs) -> anyhow::Result<i32> {
+fn release(args: &NodeReleaseArgs) -> CmdResult {
     let path = db_path(args.db.db.as_deref());
     let what = format!("release node {} in {}", args.node, path.display());
-    let mut inventory = match Inventory::open_existing(&path) {
-        Ok(i) => i,
-        Err(e) => return Ok(fail(&what, e)),
-    };
+    let mut inventory = Inventory::open_existing(&path).map_err(|e| fail(&what, e))?;
     let actor = actor("release", args.by.as_deref());
     let cause = match &args.reason {
         Some(reason) => format!("released from quarantine: {reason}"),
         None => "released from quarantine".to_string(),
     };
-    match inventory.release(&args.node, &actor, &cause) {
-        Ok(from) => {
-            println!("{}: {from} -> {}", args.node, LifecycleState::Enrolled);
-            println!("next: validate and burn in the node again; the next hand-off then puts it in service");
-            Ok(exit::OK)
-        }
-        Err(e) => Ok(fail(&what, e)),
-    }
+    let from = inventory.release(&args.node, &actor, &cause).map_err(|e| fail(&what, e))?;
+    println!("{}: {from} -> {}", args.node, LifecycleState::Enrolled);
+    println!("next: validate and burn in the node again; the next hand-off then puts it in service");
+    Ok(Outcome::ok())
 }
 
 /// Who made the change, as recorded in the history: the command, and the
@@ -123,21 +105,11 @@ fn actor(verb: &str, by: Option<&str>) -> String {
     }
 }
 
-/// Prints the error with what was being done (node and database) and
-/// answers its exit code.
-fn fail(what: &str, error: InventoryError) -> i32 {
-    let code = match &error {
-        // As `kiln report --node`: a name the inventory does not know is a
-        // mistake in the invocation.
-        InventoryError::UnknownNode { .. } => exit::USAGE,
-        InventoryError::IllegalTransition { .. } => exit::CHECK_FAILED,
-        _ => exit::DATABASE,
-    };
-    eprintln!("kiln: error: {what}: {:#}", anyhow::Error::new(error));
-    if code == exit::CHECK_FAILED {
-        eprintln!("kiln: nothing was recorded");
-    }
-    code
+/// The error with what was being done (node and database). Its exit code: a node the
+/// inventory does not know is a mistake in the invocation (2, as `kiln report --node`), a move
+/// the lifecycle refuses is 1 (and says that nothing was recorded), the rest 5.
+fn fail(what: &str, source: InventoryError) -> CmdError {
+    CmdError::InventoryDoing { doing: what.to_string(), source }
 }
 
 /// The text form: the state now, then one line per event, oldest first.

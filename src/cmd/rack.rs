@@ -1,74 +1,57 @@
 //! `kiln rack ...`: load the manifest, fan the node command out over SSH, print the table or JSON.
 
 use std::collections::BTreeSet;
-use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::cli::{RackCommand, RackRunArgs, RackTrustArgs};
+use crate::cmd::{CmdError, CmdResult, Outcome};
 use crate::exit;
 use crate::fleet::{
     run_rack_step, summary_table, trust_nodes, FanoutOptions, Phase, Plan, RackStep, RemoteBinary, SshConnector, Step,
     TrustOptions, TrustResult,
 };
 use crate::inventory::{db_path, Inventory};
+use crate::notice::Notices;
 use crate::rack::RackManifest;
 
-pub fn run(cmd: RackCommand) -> anyhow::Result<i32> {
+pub fn run(cmd: RackCommand, notices: &dyn Notices) -> CmdResult {
     match cmd {
-        RackCommand::Inspect(a) => step(&a, Step::Inspect),
-        RackCommand::Validate(a) => step(&a, Step::Validate),
-        RackCommand::Burnin(a) => step(&a, Step::Burnin),
-        RackCommand::Status(a) => step(&a, Step::Status),
+        RackCommand::Inspect(a) => step(&a, Step::Inspect, notices),
+        RackCommand::Validate(a) => step(&a, Step::Validate, notices),
+        RackCommand::Burnin(a) => step(&a, Step::Burnin, notices),
+        RackCommand::Status(a) => step(&a, Step::Status, notices),
         RackCommand::Trust(a) => trust(&a),
         RackCommand::Handoff(a) => crate::cmd::handoff::run(&a),
-        RackCommand::Image(a) => crate::cmd::rack_image::run(&a),
+        RackCommand::Image(a) => crate::cmd::rack_image::run(&a, notices),
     }
 }
 
 /// Loads the rack manifest at `path` and checks that every name in `nodes`
-/// is one of its nodes. A bad manifest is printed and gives `exit::BAD_INPUT`,
-/// an unknown node `exit::USAGE`.
-pub fn load(path: &std::path::Path, nodes: &[String]) -> Result<RackManifest, i32> {
-    let manifest = RackManifest::load(path).map_err(|e| {
-        eprintln!("kiln: error: {e}");
-        exit::BAD_INPUT
-    })?;
-    if let Err(e) = manifest.select(nodes) {
-        eprintln!("kiln: error: {e}");
-        return Err(exit::USAGE);
-    }
+/// is one of its nodes. A bad manifest is bad input (exit 4), an unknown
+/// node a usage error (exit 2).
+pub fn load(path: &std::path::Path, nodes: &[String]) -> CmdResult<RackManifest> {
+    let manifest = RackManifest::load(path)?;
+    manifest.select(nodes).map_err(CmdError::RackNodes)?;
     Ok(manifest)
 }
 
 /// Runs one step over the rack, records it in the inventory (`--db`, default
-/// `inventory/kiln.db`; `status` records nothing) and prints the outcome;
-/// returns the exit code.
-pub fn step(args: &RackRunArgs, step: Step) -> anyhow::Result<i32> {
-    let manifest = match load(&args.rack, &args.nodes) {
-        Ok(m) => m,
-        Err(code) => return Ok(code),
-    };
+/// `inventory/kiln.db`; `status` records nothing) and prints the outcome.
+/// Progress goes to `notices` (a terminal only).
+pub fn step(args: &RackRunArgs, step: Step, notices: &dyn Notices) -> CmdResult {
+    let manifest = load(&args.rack, &args.nodes)?;
     // `load` checked every name.
-    let nodes = manifest.select(&args.nodes)?;
+    let nodes = manifest.select(&args.nodes).map_err(CmdError::RackNodes)?;
+    // The specs the rack checks read, checked before any node is touched.
+    let specs = crate::checks::spec_load::load_set(args.checks_dir.as_deref())?;
     // The database is opened before any node is touched: a run that could
     // not be recorded is refused rather than done and forgotten.
     let db = db_path(args.db.db.as_deref());
-    let mut inventory = if step == Step::Status {
-        None
-    } else {
-        match Inventory::open(&db) {
-            Ok(inv) => Some(inv),
-            Err(e) => {
-                eprintln!("kiln: error: {:#}", anyhow::Error::from(e));
-                return Ok(exit::DATABASE);
-            }
-        }
-    };
-    let binary = RemoteBinary::new(args.node_binary.as_deref(), &args.remote_path)
-        .context("read the kiln binary to push to the nodes")?;
+    let mut inventory = if step == Step::Status { None } else { Some(Inventory::open(&db)?) };
+    let binary = RemoteBinary::new(args.node_binary.as_deref(), &args.remote_path).map_err(CmdError::NodeBinary)?;
     let opts = FanoutOptions {
         parallel: args.parallel.max(1),
         command_timeout: Duration::from_secs(args.timeout.max(1)),
@@ -78,25 +61,20 @@ pub fn step(args: &RackRunArgs, step: Step) -> anyhow::Result<i32> {
         credentials: manifest.credentials.clone(),
         connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
     };
-    let plan = Plan::for_step(step, &args.node_args);
+    let plan = Plan::for_step(step, &node_args(args, step));
     let rack_step = RackStep {
         rack: &manifest.rack.id,
         rack_platform: manifest.rack.platform.as_deref(),
+        specs: &specs,
         nodes: &nodes,
         plan: &plan,
         opts: &opts,
         force: args.force,
     };
-    let progress = TerminalProgress::new(nodes.len(), step);
+    let progress = TerminalProgress::new(nodes.len(), step, notices);
     let result = run_rack_step(&rack_step, &connector, inventory.as_mut(), &|node, phase| progress.event(node, phase));
     progress.finish();
-    let outcome = match result {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("kiln: error: {:#}", anyhow::Error::from(e));
-            return Ok(exit::DATABASE);
-        }
-    };
+    let outcome = result?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome).context("serialize the rack outcome")?);
     } else {
@@ -115,19 +93,33 @@ pub fn step(args: &RackRunArgs, step: Step) -> anyhow::Result<i32> {
             println!("recorded in {} (rack run {id})", db.display());
         }
     }
-    if let Some(e) = &outcome.record_error {
-        eprintln!("kiln: error: the rack run could not be recorded in {}: {e}", db.display());
-    }
-    Ok(outcome.exit_code)
+    let ended = Outcome::exit(outcome.exit_code);
+    Ok(match outcome.record_error {
+        Some(reason) => ended.with_error(CmdError::RackNotRecorded { db, reason }),
+        None => ended,
+    })
 }
 
-fn trust(args: &RackTrustArgs) -> anyhow::Result<i32> {
-    let manifest = match load(&args.rack, &args.nodes) {
-        Ok(m) => m,
-        Err(code) => return Ok(code),
-    };
+/// The node command's extra arguments: `--checks-dir` goes to the node
+/// commands that judge (validate, burnin) unless the arguments after `--`
+/// already name one.
+fn node_args(args: &RackRunArgs, step: Step) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(dir) = &args.checks_dir {
+        let judges = matches!(step, Step::Validate | Step::Burnin);
+        if judges && !args.node_args.iter().any(|a| a == "--checks-dir" || a.starts_with("--checks-dir=")) {
+            out.push("--checks-dir".to_string());
+            out.push(dir.display().to_string());
+        }
+    }
+    out.extend(args.node_args.iter().cloned());
+    out
+}
+
+fn trust(args: &RackTrustArgs) -> CmdResult {
+    let manifest = load(&args.rack, &args.nodes)?;
     // `load` checked every name.
-    let nodes = manifest.select(&args.nodes)?;
+    let nodes = manifest.select(&args.nodes).map_err(CmdError::RackNodes)?;
     let opts = TrustOptions {
         connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
         replace: args.replace,
@@ -152,33 +144,29 @@ fn trust(args: &RackTrustArgs) -> anyhow::Result<i32> {
         println!("{:<12} {line}", o.node);
     }
     println!("known hosts: {}", manifest.credentials.known_hosts.display());
-    Ok(code)
+    Ok(Outcome::exit(code))
 }
 
-/// One status line on a terminal, rewritten as nodes progress; silent in a pipe.
-struct TerminalProgress {
-    enabled: bool,
+/// What the rack step's progress says: a line per node as it finishes, and one status line
+/// (done so far, running now) rewritten as nodes progress. `notices` shows both on a terminal
+/// only; in a pipe nothing is said.
+struct TerminalProgress<'a> {
+    notices: &'a dyn Notices,
     total: usize,
     step: Step,
     state: Mutex<(usize, BTreeSet<String>)>,
 }
 
-impl TerminalProgress {
-    fn new(total: usize, step: Step) -> Self {
-        TerminalProgress {
-            enabled: std::io::stderr().is_terminal(),
-            total,
-            step,
-            state: Mutex::new((0, BTreeSet::new())),
-        }
+impl<'a> TerminalProgress<'a> {
+    fn new(total: usize, step: Step, notices: &'a dyn Notices) -> Self {
+        TerminalProgress { notices, total, step, state: Mutex::new((0, BTreeSet::new())) }
     }
 
     fn event(&self, node: &str, phase: Phase<'_>) {
-        if !self.enabled {
+        if !self.notices.shows_progress() {
             return;
         }
         let Ok(mut state) = self.state.lock() else { return };
-        let mut err = std::io::stderr().lock();
         match phase {
             Phase::Connecting => {
                 state.1.insert(node.to_string());
@@ -186,32 +174,27 @@ impl TerminalProgress {
             Phase::Done(o) => {
                 state.0 += 1;
                 state.1.remove(node);
-                let _ = writeln!(
-                    err,
-                    "\r\x1b[K{node}: {}{}",
+                self.notices.progress(&format!(
+                    "{node}: {}{}",
                     o.status.as_str(),
                     o.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
-                );
+                ));
             }
             Phase::CheckingBinary | Phase::Running => {}
         }
         let running: Vec<&str> = state.1.iter().map(String::as_str).take(6).collect();
         let more = state.1.len().saturating_sub(running.len());
-        let _ = write!(
-            err,
-            "\r\x1b[K{} {}/{} done, running: {}{}",
+        self.notices.status(&format!(
+            "{} {}/{} done, running: {}{}",
             self.step.as_str(),
             state.0,
             self.total,
             running.join(" "),
             if more > 0 { format!(" +{more}") } else { String::new() }
-        );
-        let _ = err.flush();
+        ));
     }
 
     fn finish(&self) {
-        if self.enabled {
-            let _ = write!(std::io::stderr(), "\r\x1b[K");
-        }
+        self.notices.clear_status();
     }
 }

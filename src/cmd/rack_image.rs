@@ -6,38 +6,23 @@ use std::io::Write;
 use anyhow::Context;
 
 use crate::cli::RackImageArgs;
+use crate::cmd::{CmdError, CmdResult, Outcome};
 use crate::deploy::{run_deploy, DeployArtifact, DeployOptions, DeployOutcome};
-use crate::exit;
 use crate::inventory::{db_path, Inventory};
+use crate::notice::{Notice, Notices};
 
-pub fn run(args: &RackImageArgs) -> anyhow::Result<i32> {
-    let manifest = match super::rack::load(&args.rack, &args.nodes) {
-        Ok(m) => m,
-        Err(code) => return Ok(code),
-    };
-    let artifact = match DeployArtifact::load(&args.artifact) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("kiln: error: {}", crate::error::chain(&e));
-            return Ok(e.exit_code());
-        }
-    };
+pub fn run(args: &RackImageArgs, notices: &dyn Notices) -> CmdResult {
+    let manifest = super::rack::load(&args.rack, &args.nodes)?;
+    let artifact = DeployArtifact::load(&args.artifact)?;
     if let Some(dir) = &args.boot_dir {
         if !dir.is_dir() {
-            eprintln!("kiln: error: --boot-dir {} is not a directory", dir.display());
-            return Ok(exit::BAD_INPUT);
+            return Err(CmdError::BadInput(format!("--boot-dir {} is not a directory", dir.display())).into());
         }
     }
     // The database is opened before any node is touched: a deployment that could not be recorded
     // is refused rather than done and forgotten.
     let db = db_path(args.db.db.as_deref());
-    let inventory = match Inventory::open(&db) {
-        Ok(inv) => inv,
-        Err(e) => {
-            eprintln!("kiln: error: {:#}", anyhow::Error::from(e));
-            return Ok(exit::DATABASE);
-        }
-    };
+    let inventory = Inventory::open(&db)?;
     let opts = DeployOptions {
         nodes: args.nodes.clone(),
         boot: args.boot,
@@ -54,14 +39,10 @@ pub fn run(args: &RackImageArgs) -> anyhow::Result<i32> {
         insecure: args.insecure,
         restart: args.restart,
     };
-    let started = |url: &str| eprintln!("kiln: controller at {url} (files under /files/, agents at /agent/)");
-    let outcome = match run_deploy(&manifest, &artifact, &opts, inventory, &started) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("kiln: error: {}", crate::error::chain(&e));
-            return Ok(e.exit_code());
-        }
+    let started = |url: &str| {
+        notices.notice(Notice::Status(&format!("controller at {url} (files under /files/, agents at /agent/)")))
     };
+    let outcome = run_deploy(&manifest, &artifact, &opts, inventory, &started)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&outcome).context("serialize the deploy outcome")?)?;
@@ -69,23 +50,29 @@ pub fn run(args: &RackImageArgs) -> anyhow::Result<i32> {
         write!(out, "{}", table(&outcome))?;
         writeln!(out, "recorded in {} (deploy {})", db.display(), outcome.deploy_id)?;
     }
-    for n in outcome.nodes.iter().filter(|n| !n.status.confirmed()) {
-        eprintln!("kiln: {}: {}", n.node, n.reason.as_deref().unwrap_or(n.status.as_str()));
-    }
-    Ok(outcome.exit_code)
+    // Each node that did not end on the image is named with its reason, beside the table or JSON.
+    let unconfirmed: Vec<(String, String)> = outcome
+        .nodes
+        .iter()
+        .filter(|n| !n.status.confirmed())
+        .map(|n| (n.node.clone(), n.reason.as_deref().unwrap_or(n.status.as_str()).to_string()))
+        .collect();
+    let ended = Outcome::exit(outcome.exit_code);
+    Ok(if unconfirmed.is_empty() { ended } else { ended.with_error(CmdError::NotConfirmed { nodes: unconfirmed }) })
 }
 
 fn table(o: &DeployOutcome) -> String {
-    let width = o.nodes.iter().map(|n| n.node.len()).max().unwrap_or(4).max(4);
+    let width = crate::report::columns::width(o.nodes.iter().map(|n| n.node.as_str()), 4);
+    let pad = crate::report::columns::pad;
     let mut s = format!("image {} sha256 {} via {}\n", o.image, o.image_sha256, o.boot.as_str());
-    s.push_str(&format!("{:<width$}  {:<14}  {}\n", "NODE", "STATUS", "LAST STEP / REASON"));
+    s.push_str(&format!("{}  {:<14}  {}\n", pad("NODE", width), "STATUS", "LAST STEP / REASON"));
     for n in &o.nodes {
         let last = match (&n.reason, n.steps.last()) {
             (Some(r), _) => r.clone(),
             (None, Some(l)) => format!("{}: {}", l.step.as_str(), l.detail),
             (None, None) => String::new(),
         };
-        s.push_str(&format!("{:<width$}  {:<14}  {last}\n", n.node, n.status.as_str()));
+        s.push_str(&format!("{}  {:<14}  {last}\n", pad(&n.node, width), n.status.as_str()));
     }
     s
 }

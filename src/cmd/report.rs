@@ -7,8 +7,8 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::cli::{ReportArgs, ReportFormat};
-use crate::exit;
-use crate::inventory::{db_path, Inventory, InventoryError};
+use crate::cmd::{CmdError, CmdResult, Outcome};
+use crate::inventory::{db_path, Inventory};
 use crate::rack::RackManifest;
 use crate::report::{
     build_rack_report, build_report, load_burnin_view, render_csv, render_html, render_json, render_parts_csv,
@@ -19,37 +19,26 @@ use crate::report::{
 /// unreadable database exits with `exit::DATABASE`, a node the inventory
 /// does not know or a flag that does not fit the format with `exit::USAGE`,
 /// a bad manifest with `exit::BAD_INPUT`.
-pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
+pub fn run(args: &ReportArgs) -> CmdResult {
     let rack_view = args.rack.is_some() || matches!(args.format, ReportFormat::Html | ReportFormat::Prometheus);
     if args.format == ReportFormat::Html && args.rack.is_none() {
-        eprintln!("kiln: error: --format html needs --rack FILE (the rack drawing comes from the manifest)");
-        return Ok(exit::USAGE);
+        return Err(CmdError::Usage(
+            "--format html needs --rack FILE (the rack drawing comes from the manifest)".into(),
+        )
+        .into());
     }
     if args.parts && args.format != ReportFormat::Csv {
-        eprintln!("kiln: error: --parts is a CSV list: use it with --format csv");
-        return Ok(exit::USAGE);
+        return Err(CmdError::Usage("--parts is a CSV list: use it with --format csv".into()).into());
     }
     let manifest = match &args.rack {
-        Some(path) => match RackManifest::load(path) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                eprintln!("kiln: error: {e}");
-                return Ok(exit::BAD_INPUT);
-            }
-        },
+        Some(path) => Some(RackManifest::load(path)?),
         None => None,
     };
     let path = db_path(args.db.db.as_deref());
-    let inventory = match Inventory::open_existing(&path) {
-        Ok(inventory) => inventory,
-        Err(e) => return Ok(fail(e, exit::DATABASE)),
-    };
+    let inventory = Inventory::open_read_only(&path)?;
     let now = time::OffsetDateTime::now_utc();
     let text = if rack_view {
-        let report = match build_rack_report(&inventory, manifest.as_ref(), now, &load_burnin_view) {
-            Ok(r) => r,
-            Err(e) => return Ok(fail(e, exit::DATABASE)),
-        };
+        let report = build_rack_report(&inventory, manifest.as_ref(), now, &load_burnin_view)?;
         match args.format {
             ReportFormat::Table => render_rack_table(&report),
             ReportFormat::Json => serde_json::to_string_pretty(&report).context("serialize the rack report")? + "\n",
@@ -59,11 +48,8 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
             ReportFormat::Prometheus => render_prometheus(&report),
         }
     } else {
-        let report = match build_report(&inventory, args.node.as_deref(), now) {
-            Ok(report) => report,
-            Err(e @ InventoryError::UnknownNode { .. }) => return Ok(fail(e, exit::USAGE)),
-            Err(e) => return Ok(fail(e, exit::DATABASE)),
-        };
+        // A node the inventory does not know is a usage error (`CmdError::Inventory`).
+        let report = build_report(&inventory, args.node.as_deref(), now)?;
         match args.format {
             ReportFormat::Json => render_json(&report)?,
             ReportFormat::Csv => render_csv(&report),
@@ -72,14 +58,14 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
     };
     if let Some(out) = &args.out {
         write_atomically(out, &text)?;
-        return Ok(exit::OK);
+        return Ok(Outcome::ok());
     }
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
-        Ok(()) => Ok(exit::OK),
+        Ok(()) => Ok(Outcome::ok()),
         // A reader that stops early (`kiln report | head`) is not an error.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(exit::OK),
-        Err(e) => Err(anyhow::Error::new(e).context("write the report to stdout")),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Outcome::ok()),
+        Err(e) => Err(anyhow::Error::new(e).context("write the report to stdout").into()),
     }
 }
 
@@ -90,9 +76,4 @@ fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
     let tmp = path.with_file_name(format!(".{name}.tmp"));
     std::fs::write(&tmp, text).with_context(|| format!("write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("rename {} to {}", tmp.display(), path.display()))
-}
-
-fn fail(error: InventoryError, code: i32) -> i32 {
-    eprintln!("kiln: error: {:#}", anyhow::Error::new(error));
-    code
 }

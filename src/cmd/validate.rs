@@ -2,43 +2,35 @@
 //! findings, and exit with the verdict's code.
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::checks::detect::{self, DetectError, Selection};
-use crate::checks::spec_load::{self, LoadedSpec};
-use crate::checks::{validate, SpecError, Verdict};
+use crate::checks::detect::Selection;
+use crate::checks::select::{self, SpecChoice};
+use crate::checks::spec_load::LoadedSpec;
+use crate::checks::{validate, Verdict};
 use crate::cli::ValidateArgs;
-use crate::cmd::node;
+use crate::cmd::{node, CmdResult, Outcome};
 use crate::exit;
 use crate::inventory::{now, RunRecord};
 use crate::lifecycle::RunKind;
 use crate::model::Node;
 use crate::report::findings::{render_json, render_table, ValidateReport};
 
-/// Why no spec could be chosen: all are bad input (exit 4).
-#[derive(Debug, thiserror::Error)]
-pub enum SelectError {
-    #[error(transparent)]
-    Spec(#[from] SpecError),
-    #[error(transparent)]
-    Detect(#[from] DetectError),
-}
+pub use crate::checks::select::SelectError;
 
 /// The spec to judge a node against: `--spec FILE`, else `--platform NAME`,
 /// else detection, from the built-in specs or `--checks-dir`. The third
 /// value names other specs that matched as well as the chosen one.
 pub fn select_spec(node: &Node, args: &ValidateArgs) -> Result<(LoadedSpec, Selection, Vec<String>), SelectError> {
-    if let Some(file) = &args.spec {
-        return Ok((spec_load::load_file(file)?, Selection::File, Vec::new()));
-    }
-    let specs = spec_load::load_set(args.checks_dir.as_deref())?;
-    if let Some(name) = &args.platform {
-        return Ok((detect::by_name(&specs, name)?.clone(), Selection::Named, Vec::new()));
-    }
-    let found = detect::detect(&specs, node)?;
-    Ok((found.spec.clone(), found.selection, found.also_matched))
+    let choice = SpecChoice {
+        spec_file: args.spec.as_deref(),
+        platform: args.platform.as_deref(),
+        checks_dir: args.checks_dir.as_deref(),
+    };
+    let found = select::select(node, &choice)?;
+    Ok((found.spec, found.selection, found.also_matched))
 }
 
 /// Judges a node and returns the report, for callers that record it (the
@@ -69,44 +61,23 @@ pub fn exit_code(verdict: Verdict) -> i32 {
 
 /// Judges `node` and prints the report to `out` (JSON with `--json`, else a
 /// table, coloured when `color`). Bad specs and unknown platform names are
-/// printed to stderr and give `exit::BAD_INPUT`.
-pub fn run_with_node(node: &Node, args: &ValidateArgs, out: &mut dyn Write, color: bool) -> anyhow::Result<i32> {
-    let report = match judge(node, args) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("kiln: error: {e}");
-            return Ok(exit::BAD_INPUT);
-        }
-    };
+/// bad input.
+pub fn run_with_node(node: &Node, args: &ValidateArgs, out: &mut dyn Write, color: bool) -> CmdResult {
+    let report = judge(node, args)?;
     print_report(&report, args.json, out, color)?;
-    Ok(exit_code(report.verdict))
+    Ok(Outcome::exit(exit_code(report.verdict)))
 }
 
 /// `kiln validate` from the command line.
-pub fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
+pub fn run(args: &ValidateArgs) -> CmdResult {
     let started = now();
     let node = match &args.node {
-        Some(file) => match read_node(file) {
-            Ok(n) => n,
-            Err(e) => {
-                eprintln!("kiln: error: {e:#}");
-                return Ok(exit::BAD_INPUT);
-            }
-        },
-        None => match node::inspect(args.source.root.as_deref()) {
-            Ok(n) => n,
-            Err(code) => return Ok(code),
-        },
+        Some(file) => read_node(file)?,
+        None => node::inspect(args.source.root.as_deref())?,
     };
     let stdout = std::io::stdout();
     let color = !args.json && stdout.is_terminal();
-    let mut report = match judge(&node, args) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("kiln: error: {e}");
-            return Ok(exit::BAD_INPUT);
-        }
-    };
+    let mut report = judge(&node, args)?;
     if args.with_node {
         report.inspected = Some(node.clone());
     }
@@ -122,22 +93,39 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
             finished_at: now(),
             ..RunRecord::new(RunKind::Validate, &node, "kiln validate")
         };
-        if let Err(db_code) = node::record(db, &run) {
-            return Ok(db_code);
-        }
+        node::record(db, &run)?;
     }
-    Ok(code)
+    Ok(Outcome::exit(code))
 }
 
-fn print_report(report: &ValidateReport, json: bool, out: &mut dyn Write, color: bool) -> anyhow::Result<()> {
+fn print_report(report: &ValidateReport, json: bool, out: &mut dyn Write, color: bool) -> CmdResult<()> {
     let text = if json { render_json(report)? + "\n" } else { render_table(report, color) };
-    out.write_all(text.as_bytes()).context("cannot write the report")
+    out.write_all(text.as_bytes()).context("cannot write the report")?;
+    Ok(())
+}
+
+/// Why a node file (`kiln validate --node`) could not be read: bad input (exit 4).
+#[derive(Debug, thiserror::Error)]
+pub enum NodeFileError {
+    #[error("cannot read node file {}", file.display())]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a kiln node document", file.display())]
+    Parse {
+        file: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// A node JSON document as `kiln inspect --json` prints it.
-pub fn read_node(file: &Path) -> anyhow::Result<Node> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read node file {}", file.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not a kiln node document", file.display()))
+pub fn read_node(file: &Path) -> Result<Node, NodeFileError> {
+    let text = crate::input::read_to_string(file, crate::input::Input::NodeJson)
+        .map_err(|source| NodeFileError::Read { file: file.to_path_buf(), source })?;
+    serde_json::from_str(&text).map_err(|source| NodeFileError::Parse { file: file.to_path_buf(), source })
 }
 
 #[cfg(test)]
@@ -161,7 +149,7 @@ mod tests {
 
     fn run_json(node: &Node, a: &ValidateArgs) -> (i32, serde_json::Value) {
         let mut out = Vec::new();
-        let code = run_with_node(node, a, &mut out, false).expect("runs");
+        let code = Outcome::from(run_with_node(node, a, &mut out, false)).code();
         let v = if out.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&out).expect("json") };
         (code, v)
     }
@@ -218,7 +206,7 @@ mod tests {
         assert_eq!(read_node(&good).expect("reads").hostname, "vm-1");
         let bad = dir.path().join("bad.json");
         std::fs::write(&bad, "{\"schema_version\": 1,\n \"hostname\": 7}").expect("write");
-        let err = format!("{:#}", read_node(&bad).expect_err("malformed"));
+        let err = crate::error::chain(&read_node(&bad).expect_err("malformed"));
         assert!(err.contains("bad.json") && err.contains("line 2"), "{err}");
     }
 }

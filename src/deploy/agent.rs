@@ -380,12 +380,12 @@ fn write(job: &WriteJob, watch: &Arc<Watch>, progress: &mut dyn Progress) -> Wri
     let WriteJob { image_url, bmap_url, bmap_sha256, image_sha256, image_size, target } = job;
     let (image_size, target) = (*image_size, target.as_path());
     let untouched = |msg: String| (TargetState::Untouched, Box::new(PrepareError(msg)) as Box<_>);
-    let mut text = String::new();
     let body = watch.wait(bmap_url, || fetch::get(bmap_url)).map_err(|e| untouched(format!("GET {bmap_url}: {e}")))?;
-    Watched::new(body.map_err(|e| untouched(chain(&e)))?, bmap_url, watch.clone(), false)
-        .take(64 << 20)
-        .read_to_string(&mut text)
-        .map_err(|e| untouched(format!("read block map {bmap_url}: {e}")))?;
+    let text = crate::input::read_all_to_string(
+        Watched::new(body.map_err(|e| untouched(chain(&e)))?, bmap_url, watch.clone(), false),
+        crate::input::Input::BlockMap,
+    )
+    .map_err(|e| untouched(format!("read block map {bmap_url}: {e}")))?;
     // The block map is the one the artifact manifest names, by its digest.
     let got = crate::image::Digest::of(text.as_bytes()).to_string();
     if got != *bmap_sha256 {
@@ -480,7 +480,8 @@ pub fn run_booted(opts: &AgentOptions) -> Result<AgentDone, AgentError> {
 /// `image_sha256` from the image's own record of what it is.
 fn read_image_json(path: &Path) -> Result<String, AgentError> {
     let bad = |why: String| AgentError::ImageJson { path: path.to_path_buf(), why };
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let text =
+        crate::input::read_to_string(path, crate::input::Input::ArtifactManifest).map_err(|e| bad(e.to_string()))?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
     v["image_sha256"]
         .as_str()

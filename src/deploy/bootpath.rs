@@ -95,7 +95,7 @@ pub struct Slot {
 
 /// Every placeholder in `path` (one read through the file).
 pub fn find_placeholders(path: &Path) -> io::Result<Vec<Slot>> {
-    let mut file = File::open(path)?;
+    let mut file = crate::input::open_regular(path, crate::input::Input::Artifact)?;
     let key = PLACEHOLDER.as_bytes();
     let keep = key.len() + MAX_RUN;
     let mut buf = vec![0u8; (4 << 20) + keep];
@@ -158,7 +158,7 @@ impl Patched {
             bytes.resize(s.len, b' ');
             patches.push((s.offset, bytes));
         }
-        let file = File::open(path)?;
+        let file = crate::input::open_regular(path, crate::input::Input::Artifact)?;
         let len = file.metadata()?.len();
         Ok(Patched { file, len, patches: Arc::new(patches) })
     }

@@ -4,14 +4,10 @@
 //! its BMC is (the host of its `bmc` URL), which fetches its virtual media.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::net::{IpAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use crate::rack::RackNode;
-
-/// The most of a lease file read (dnsmasq writes one short line per lease).
-const MAX_LEASES: u64 = 4 << 20;
 
 /// The addresses a node and its BMC are known by.
 #[derive(Debug, Clone, Default)]
@@ -102,12 +98,13 @@ impl Peers {
 /// `(mac, address)` of every lease in a dnsmasq lease file (`expiry mac ip hostname client-id`);
 /// an unreadable file has none (the manifest's address still counts).
 pub fn read_leases(path: &Path) -> Vec<(String, IpAddr)> {
-    let mut text = String::new();
-    if let Err(e) = std::fs::File::open(path).and_then(|f| f.take(MAX_LEASES).read_to_string(&mut text)) {
-        tracing::warn!(path = %path.display(), error = %e, "cannot read the DHCP lease file");
-        return Vec::new();
+    match crate::input::read_to_string(path, crate::input::Input::DhcpLeases) {
+        Ok(text) => parse_leases(&text),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read the DHCP lease file");
+            Vec::new()
+        }
     }
-    parse_leases(&text)
 }
 
 pub fn parse_leases(text: &str) -> Vec<(String, IpAddr)> {

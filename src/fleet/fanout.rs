@@ -317,6 +317,7 @@ fn exit_meaning(code: i32) -> &'static str {
         exit::BAD_INPUT => "bad input",
         exit::DATABASE => "database",
         exit::PEER => "peer",
+        exit::BUSY => "another burn-in is running on the node",
         exit::INTERNAL => "internal error",
         126 => "not executable",
         127 => "command not found",

@@ -26,4 +26,4 @@ pub use record::{already_passed, record_outcome, run_kind, RecordResult};
 pub use ssh::{SshConnector, SshTransport};
 pub use table::summary_table;
 pub use transport::{shell_quote, CommandOutput, Connector, NodeTransport, RemoteExit, TransportError};
-pub use trust::{trust_nodes, TrustOptions, TrustOutcome, TrustResult};
+pub use trust::{trust_nodes, TrustError, TrustOptions, TrustOutcome, TrustResult};

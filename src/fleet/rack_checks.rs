@@ -1,9 +1,12 @@
 //! Checks that only show across nodes: nodes of one platform that differ in firmware versions or
-//! component counts, and an NVL72 rack whose GPUs did not all join one NVLink domain.
+//! component counts, and the trays of a multi-node NVLink domain (a spec's `[nvlink_domain]`,
+//! GB200 NVL72) whose GPUs did not all join one domain.
 
 use std::collections::BTreeMap;
 
 use super::outcome::{NodeOutcome, Step};
+use crate::checks::detect;
+use crate::checks::spec_load::LoadedSpec;
 use crate::checks::{Component, Finding, Outcome, Severity};
 use crate::model::{FabricState, Node};
 
@@ -45,8 +48,10 @@ pub fn nodes_from_outcomes(
 }
 
 /// Every rack-wide finding for `members`: consistency within each platform
-/// group, then the NVLink domain of NVL72 (GB200) members.
-pub fn rack_findings(members: &[RackMember<'_>]) -> Vec<Finding> {
+/// group, then the NVLink domain of members whose platform spec (from
+/// `specs`: by the name the member was judged against, else detected from
+/// its model as `kiln validate` detects it) has an `[nvlink_domain]`.
+pub fn rack_findings(members: &[RackMember<'_>], specs: &[LoadedSpec]) -> Vec<Finding> {
     let mut groups: BTreeMap<String, Vec<RackMember<'_>>> = BTreeMap::new();
     for m in members {
         groups.entry(group_of(m)).or_default().push(*m);
@@ -57,11 +62,25 @@ pub fn rack_findings(members: &[RackMember<'_>]) -> Vec<Finding> {
             findings.extend(consistency(platform, group, attr));
         }
     }
-    let nvl72: Vec<RackMember<'_>> = members.iter().copied().filter(|m| is_nvl72(&group_of(m))).collect();
-    if !nvl72.is_empty() {
-        findings.extend(fabric_domain(&nvl72));
+    let mut domains: BTreeMap<&str, Vec<RackMember<'_>>> = BTreeMap::new();
+    for m in members {
+        if let Some(spec) = spec_of(m, specs).filter(|s| s.platform.nvlink_domain.is_some()) {
+            domains.entry(spec.platform.name.as_str()).or_default().push(*m);
+        }
+    }
+    for trays in domains.values() {
+        findings.extend(fabric_domain(trays));
     }
     findings
+}
+
+/// The spec a member was judged against: its platform by name, else the one
+/// detection picks for its model.
+fn spec_of<'s>(m: &RackMember<'_>, specs: &'s [LoadedSpec]) -> Option<&'s LoadedSpec> {
+    if let Some(spec) = m.platform.and_then(|name| detect::by_name(specs, name).ok()) {
+        return Some(spec);
+    }
+    detect::detect(specs, m.node).ok().map(|d| d.spec)
 }
 
 fn group_of(m: &RackMember<'_>) -> String {
@@ -69,11 +88,6 @@ fn group_of(m: &RackMember<'_>) -> String {
         .map(str::to_string)
         .or_else(|| m.node.dmi.product_name.clone())
         .unwrap_or_else(|| "unknown platform".into())
-}
-
-fn is_nvl72(platform: &str) -> bool {
-    let p = platform.to_ascii_lowercase();
-    p.contains("nvl72") || p.contains("gb200")
 }
 
 /// A value every node of a platform should share.
@@ -219,8 +233,8 @@ fn consistency(platform: &str, group: &[RackMember<'_>], attr: &Attribute) -> Ve
     }
 }
 
-/// Every GPU of an NVL72 rack must have completed fabric registration and
-/// report the same cluster UUID and clique.
+/// Every GPU of the trays of one multi-node NVLink domain must have
+/// completed fabric registration and report the same cluster UUID and clique.
 fn fabric_domain(members: &[RackMember<'_>]) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut registered: Vec<(String, &str, u32, Component)> = Vec::new();
@@ -305,7 +319,7 @@ fn fabric_domain(members: &[RackMember<'_>]) -> Vec<Finding> {
                 )
                 .actual(*v)
                 .action(
-                    "check the tray's NVLink cabling and switch trays; every GPU of an NVL72 must be in one domain",
+                    "check the tray's NVLink cabling and switch trays; every GPU of the rack's NVLink domain must be in it",
                 );
                 if let Some(c) = common {
                     f = f.expected(c);

@@ -9,6 +9,7 @@ use super::outcome::{NodeOutcome, NodeStatus, RackOutcome, Step};
 use super::rack_checks::{nodes_from_outcomes, rack_findings, RackMember};
 use super::record::{already_passed, apply, record_outcome, run_kind, RecordResult};
 use super::transport::Connector;
+use crate::checks::spec_load::LoadedSpec;
 use crate::exit;
 use crate::inventory::{now, Inventory, InventoryError, RackRunRecord};
 use crate::model::Node;
@@ -21,6 +22,9 @@ pub struct RackStep<'a> {
     pub rack: &'a str,
     /// The manifest's platform, for nodes whose report names none.
     pub rack_platform: Option<&'a str>,
+    /// The platform specs rack checks read capabilities from (the built-in
+    /// ones, or `--checks-dir`).
+    pub specs: &'a [LoadedSpec],
     pub nodes: &'a [&'a RackNode],
     pub plan: &'a Plan,
     pub opts: &'a FanoutOptions,
@@ -85,7 +89,7 @@ pub fn run_rack_step(
             .iter()
             .map(|(name, platform, node)| RackMember { name, platform: platform.as_deref(), node })
             .collect();
-        rack_findings(&members)
+        rack_findings(&members, step.specs)
     } else {
         Vec::new()
     };

@@ -266,7 +266,7 @@ mod tests {
     fn a_burnin_is_recorded_against_the_last_recorded_model() {
         let (_dir, mut inv) = open();
         let doc = serde_json::json!({
-            "kind": "kiln.burnin", "version": 1, "kiln_version": "0.1.0", "hostname": "hgx-b200-01",
+            "kind": "kiln.burnin", "schema_version": 1, "kiln_version": "0.1.0", "hostname": "hgx-b200-01",
             "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:00:05Z", "duration_s": 5.0,
             "tests_requested": ["host"], "gemm_dtype": "bf16", "platform": "hgx-b200",
             "platform_source": "detected", "gpu_access": {"status": "not_requested"},

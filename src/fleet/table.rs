@@ -1,6 +1,7 @@
 //! The summary table printed at the end of a rack step: one row per node.
 
 use super::outcome::NodeOutcome;
+use crate::report::columns::{pad, width};
 
 /// Node, step, status, verdict, duration, lifecycle state after recording
 /// (`-` when nothing was recorded), reason; columns padded to fit.
@@ -25,12 +26,8 @@ pub fn summary_table(outcomes: &[NodeOutcome]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
+    let widths: Vec<usize> =
+        (0..header.len()).map(|i| width(rows.iter().map(|r| r[i].as_str()), header[i].len())).collect();
     let mut out = String::new();
     let mut line = |cells: &[String]| {
         let mut l = String::new();
@@ -38,7 +35,8 @@ pub fn summary_table(outcomes: &[NodeOutcome]) -> String {
             if i + 1 == cells.len() {
                 l.push_str(cell);
             } else {
-                l.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+                l.push_str(&pad(cell, widths[i]));
+                l.push_str("  ");
             }
         }
         out.push_str(l.trim_end());

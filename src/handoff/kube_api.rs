@@ -45,7 +45,7 @@ impl KubeApi {
     /// CA certificates in `ca` (else the system roots). Plain `http://` is
     /// accepted with a warning (the token then crosses the network in clear).
     pub fn new(url: &str, token_file: &Path, ca: Option<&Path>) -> Result<Self, KubeError> {
-        let token = std::fs::read_to_string(token_file)
+        let token = crate::input::read_to_string(token_file, crate::input::Input::Secret)
             .map_err(|source| KubeError::ReadToken { path: token_file.to_path_buf(), source })?;
         let token = token.trim();
         if token.is_empty() {

@@ -178,10 +178,7 @@ fn disposition(health: &Health, left_alone: bool) -> Disposition {
 }
 
 fn failed(what: String, e: KubeError) -> (Vec<Action>, Disposition) {
-    (
-        vec![Action::new(what, ActionResult::Failed { error: format!("{:#}", anyhow::Error::new(e)) })],
-        Disposition::Error,
-    )
+    (vec![Action::new(what, ActionResult::Failed { error: crate::error::chain(&e) })], Disposition::Error)
 }
 
 /// Hand one node to Kubernetes as `decision` says (with `dry_run`, read the

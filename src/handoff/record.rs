@@ -91,7 +91,7 @@ pub fn record(
         };
         match inventory.note(node, ACTOR, &cause, run) {
             Ok(()) => lines.push(format!("note: {cause}")),
-            Err(e) => lines.push(format!("could not record: {:#}", anyhow::Error::new(e))),
+            Err(e) => lines.push(format!("could not record: {}", crate::error::chain(&e))),
         }
         return (Some(after), lines);
     }
@@ -103,11 +103,11 @@ pub fn record(
             }
             Ok(Move::Unchanged) => lines.push(format!("already {to}")),
             Err(e @ InventoryError::IllegalTransition { .. }) => {
-                lines.push(format!("refused by the lifecycle: {:#}", anyhow::Error::new(e)));
+                lines.push(format!("refused by the lifecycle: {}", crate::error::chain(&e)));
                 break;
             }
             Err(e) => {
-                lines.push(format!("could not record: {:#}", anyhow::Error::new(e)));
+                lines.push(format!("could not record: {}", crate::error::chain(&e)));
                 break;
             }
         }

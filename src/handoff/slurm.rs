@@ -85,7 +85,7 @@ pub fn hand_off(ctl: &dyn SlurmControl, decision: &Decision, dry_run: bool) -> (
     let node = match ctl.show_node(name) {
         Ok(n) => n,
         Err(e) => {
-            let error = format!("{:#}", anyhow::Error::new(e));
+            let error = crate::error::chain(&e);
             return (
                 vec![Action::new(format!("scontrol show node {name}"), ActionResult::Failed { error })],
                 Disposition::Error,
@@ -131,7 +131,7 @@ fn resume(ctl: &dyn SlurmControl, node: &SlurmNode, dry_run: bool) -> (Vec<Actio
                 (vec![Action::new(what, ActionResult::AlreadyDone { why })], Disposition::HandedOff)
             }
             Err(e) => {
-                let error = format!("{:#}", anyhow::Error::new(e));
+                let error = crate::error::chain(&e);
                 (vec![Action::new(what, ActionResult::Failed { error })], Disposition::Error)
             }
         };
@@ -159,7 +159,7 @@ fn drain(ctl: &dyn SlurmControl, node: &SlurmNode, reason: &str, dry_run: bool) 
     }
     match ctl.drain(&node.name, reason) {
         Ok(()) => Action::new(what, ActionResult::Done),
-        Err(e) => Action::new(what, ActionResult::Failed { error: format!("{:#}", anyhow::Error::new(e)) }),
+        Err(e) => Action::new(what, ActionResult::Failed { error: crate::error::chain(&e) }),
     }
 }
 

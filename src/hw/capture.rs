@@ -347,7 +347,7 @@ impl Writer {
         match content {
             Some(bytes) => self.write(&path, bytes),
             None => {
-                let bytes = std::fs::read(self.src.join(&path))
+                let bytes = crate::input::read(&self.src.join(&path), crate::input::Input::SysFile)
                     .map_err(|source| CaptureError::Walk { path: path.clone(), source })?;
                 self.write(&path, &bytes)
             }

@@ -16,6 +16,7 @@ pub mod probe;
 pub mod replay;
 pub mod root;
 pub mod source;
+pub mod telemetry;
 
 pub use inspect::inspect;
 pub use source::open;

@@ -97,7 +97,7 @@ impl ReplayTree {
     /// fixture, a plain copy of `/sys`) replays with no injected errors.
     pub fn open(root: &Path) -> Result<Self, ReplayError> {
         let path = root.join(UNREADABLE_PATH);
-        let list = match std::fs::read_to_string(&path) {
+        let list = match crate::input::read_to_string(&path, crate::input::Input::CaptureIndex) {
             Ok(text) => serde_json::from_str::<UnreadableList>(&text)
                 .map_err(|source| ReplayError::Parse { path: path.clone(), source })?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => UnreadableList::default(),

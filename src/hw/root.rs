@@ -52,7 +52,7 @@ fn strip_root(rel: &Path) -> PathBuf {
 
 impl SysTree for FsTree {
     fn read(&self, rel: &Path) -> io::Result<String> {
-        std::fs::read_to_string(self.full(rel))
+        crate::input::read_to_string(&self.full(rel), crate::input::Input::SysFile)
     }
 
     fn list(&self, rel: &Path) -> io::Result<Vec<String>> {

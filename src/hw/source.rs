@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use super::gpu::GpuSource;
-use super::nvml::{DumpError, NvmlSource, SnapshotGpuSource};
+use super::nvml::{LoadError, NvmlSource, SnapshotGpuSource};
 use super::replay::{ReplayError, ReplayTree};
 use super::root::{FsTree, SysTree};
 
@@ -23,7 +23,7 @@ pub enum OpenError {
     #[error("cannot open the captured tree")]
     Replay(#[source] ReplayError),
     #[error("cannot open the captured gpu inventory")]
-    Gpus(#[source] DumpError),
+    Gpus(#[source] LoadError),
 }
 
 /// What a node command reads: its sysfs/procfs tree and its GPU source.
@@ -31,7 +31,8 @@ pub type NodeSource = (Box<dyn SysTree>, Box<dyn GpuSource>);
 
 /// The tree and GPU source for a node command: the live machine when `root`
 /// is `None`, else the capture or fixture at `root` (its sysfs/procfs files,
-/// recorded read errors and NVML dump).
+/// recorded read errors, NVML dump and recorded telemetry). The live GPU
+/// source holds the one NVML session inspection and telemetry share.
 pub fn open(root: Option<&Path>) -> Result<NodeSource, OpenError> {
     let Some(root) = root else {
         return Ok((Box::new(FsTree::live()), Box::new(NvmlSource::new())));

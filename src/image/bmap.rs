@@ -8,7 +8,6 @@
 //! therefore produced exactly that digest without hashing the zeros.
 
 use std::fs::File;
-use std::io::Read;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -29,6 +28,10 @@ pub const BLOCK_SIZE: u64 = 4096;
 /// range is one writer buffer and ranges hash independently on several
 /// cores; a corrupt image is also caught within 4 MiB of the damage.
 pub const MAX_RANGE: u64 = 4 << 20;
+/// The largest image kiln writes: 1 PiB, far above any disk an OS image is
+/// written to, and far below what file offsets (`i64`) can address, so a
+/// size past it is a broken block map, never a disk that is too small.
+pub const MAX_IMAGE_SIZE: u64 = 1 << 50;
 
 /// One mapped range `[start, end)` of the image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,9 +173,7 @@ impl BlockMap {
 
     /// Read and check a block map file.
     pub fn load(path: &Path) -> Result<Self, BmapError> {
-        let mut text = String::new();
-        File::open(path)
-            .and_then(|mut f| f.read_to_string(&mut text))
+        let text = crate::input::read_to_string(path, crate::input::Input::BlockMap)
             .map_err(|source| BmapError::Read { path: path.to_path_buf(), source })?;
         BlockMap::parse(&text, path)
     }
@@ -201,8 +202,17 @@ impl BlockMap {
         if self.version != VERSION {
             return fail("version", format!("this kiln reads version {VERSION}, found {}", self.version));
         }
-        if self.block_size < 512 || !self.block_size.is_power_of_two() {
-            return fail("block_size", format!("must be a power of two of at least 512, found {}", self.block_size));
+        if self.block_size < 512 || !self.block_size.is_power_of_two() || self.block_size > MAX_RANGE {
+            return fail(
+                "block_size",
+                format!("must be a power of two from 512 to {MAX_RANGE}, found {}", self.block_size),
+            );
+        }
+        if self.image_size > MAX_IMAGE_SIZE {
+            return fail(
+                "image_size",
+                format!("{} bytes is more than kiln writes (at most {MAX_IMAGE_SIZE} bytes, 1 PiB)", self.image_size),
+            );
         }
         let mut prev_end = 0;
         for (i, r) in self.ranges.iter().enumerate() {

@@ -14,7 +14,8 @@ use super::digest::Digest;
 
 /// SHA-256 of a file, read in 4 MiB blocks.
 pub fn hash_file(path: &Path) -> io::Result<Digest> {
-    let mut f = File::open(path)?;
+    // A FIFO or a device would block or never end.
+    let mut f = crate::input::open_regular(path, crate::input::Input::Artifact)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 4 << 20];
     loop {

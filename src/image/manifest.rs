@@ -79,8 +79,8 @@ pub enum ManifestError {
 
 impl Manifest {
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.to_path_buf(), source })?;
+        let text = crate::input::read_to_string(path, crate::input::Input::ArtifactManifest)
+            .map_err(|source| ManifestError::Read { path: path.to_path_buf(), source })?;
         let m: Manifest =
             serde_json::from_str(&text).map_err(|source| ManifestError::Parse { path: path.to_path_buf(), source })?;
         if m.format != FORMAT || m.version != VERSION {

@@ -174,8 +174,8 @@ pub fn parse(text: &str, file: &Path) -> Result<Recipe, RecipeError> {
 
 /// Read, parse and check a recipe file.
 pub fn load(file: &Path) -> Result<LoadedRecipe, RecipeError> {
-    let text =
-        std::fs::read_to_string(file).map_err(|source| RecipeError::Read { file: file.to_path_buf(), source })?;
+    let text = crate::input::read_to_string(file, crate::input::Input::Recipe)
+        .map_err(|source| RecipeError::Read { file: file.to_path_buf(), source })?;
     Ok(LoadedRecipe { recipe: parse(&text, file)?, file: file.to_path_buf() })
 }
 

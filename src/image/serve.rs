@@ -6,18 +6,62 @@
 //! path that leaves the root (checked after resolving symlinks). One thread
 //! per connection, at most `MAX_CONNECTIONS` at once; one request per
 //! connection (`Connection: close`), which iPXE and curl both handle.
+//!
+//! No client can hold the server (`Limits`): a request's headers must arrive
+//! within a deadline, a POST body within another, a response must keep
+//! moving at a minimum rate measured over minutes (a node on a slow link, or
+//! one pausing for its disk, keeps its download; a client that stops reading
+//! does not keep its slot), and one address holds at most a few connections,
+//! so clients that trickle from one host cannot take the slots agents need.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Connections served at once; more are answered 503.
 pub const MAX_CONNECTIONS: usize = 64;
+
+/// What one client may take of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once, from everyone.
+    pub max_connections: usize,
+    /// Connections served at once from one address; more are answered 503.
+    pub per_client: usize,
+    /// From accepting a connection to the end of its request's headers.
+    pub header_deadline: Duration,
+    /// From the end of the headers to the end of a POST body (at most `MAX_POST_BODY`).
+    pub body_deadline: Duration,
+    /// A response must send `min_bytes_per_window` in each window this long
+    /// (or finish within it); a client reading slower is dropped.
+    pub response_window: Duration,
+    pub min_bytes_per_window: u64,
+}
+
+impl Default for Limits {
+    /// Headers in 20 s and a body in 20 s (both are a few hundred bytes to
+    /// 64 KiB: a healthy client sends them at once). Downloads at 4 MiB per
+    /// 2 minutes, about 34 KiB/s: a node on a 1 Mbit/s link keeps its
+    /// download, and so does one that pauses for up to about as long as the
+    /// agent's own stall timeout (2 minutes) before it catches up. 8
+    /// connections per address: an agent or a boot ROM uses one or two.
+    fn default() -> Self {
+        Limits {
+            max_connections: MAX_CONNECTIONS,
+            per_client: 8,
+            header_deadline: Duration::from_secs(20),
+            body_deadline: Duration::from_secs(20),
+            response_window: Duration::from_secs(120),
+            min_bytes_per_window: 4 << 20,
+        }
+    }
+}
 const MAX_HEADER: usize = 8192;
 /// The largest POST body accepted; larger ones are answered 413.
 pub const MAX_POST_BODY: usize = 64 * 1024;
@@ -129,6 +173,11 @@ impl Server {
 
     /// Serve `routes` on `listen` in the background.
     pub fn start_routes(routes: Routes, listen: SocketAddr) -> Result<Server, ServeError> {
+        Server::start_with_limits(routes, listen, Limits::default())
+    }
+
+    /// `start_routes` with other limits (tests use short deadlines).
+    pub fn start_with_limits(routes: Routes, listen: SocketAddr, limits: Limits) -> Result<Server, ServeError> {
         let mut mounts = Vec::with_capacity(routes.mounts.len());
         for (prefix, root) in routes.mounts {
             let root = root.canonicalize().map_err(|source| ServeError::Root { path: root.clone(), source })?;
@@ -145,7 +194,7 @@ impl Server {
         let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: listen, source })?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
-        let thread = std::thread::spawn(move || accept_loop(listener, routes, stop2));
+        let thread = std::thread::spawn(move || accept_loop(listener, routes, limits, stop2));
         tracing::info!(%addr, "serving boot artifacts");
         Ok(Server { addr, stop, thread: Some(thread) })
     }
@@ -183,28 +232,119 @@ impl Drop for Server {
     }
 }
 
-fn accept_loop(listener: TcpListener, routes: Routes, stop: Arc<AtomicBool>) {
-    let active = Arc::new(AtomicUsize::new(0));
+/// The connections being served, in all and per address.
+#[derive(Default)]
+struct Slots {
+    total: usize,
+    per_client: HashMap<IpAddr, usize>,
+}
+
+/// One connection's place in `Slots`, given back when dropped.
+struct Slot {
+    slots: Arc<Mutex<Slots>>,
+    client: IpAddr,
+}
+
+/// Why a connection was not served.
+enum Full {
+    Server,
+    Client,
+}
+
+fn take_slot(slots: &Arc<Mutex<Slots>>, client: IpAddr, limits: &Limits) -> Result<Slot, Full> {
+    let mut s = slots.lock().unwrap_or_else(|p| p.into_inner());
+    if s.total >= limits.max_connections {
+        return Err(Full::Server);
+    }
+    let mine = s.per_client.entry(client).or_insert(0);
+    if *mine >= limits.per_client {
+        return Err(Full::Client);
+    }
+    *mine += 1;
+    s.total += 1;
+    Ok(Slot { slots: slots.clone(), client })
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut s = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        s.total = s.total.saturating_sub(1);
+        if let Some(n) = s.per_client.get_mut(&self.client) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                s.per_client.remove(&self.client);
+            }
+        }
+    }
+}
+
+fn accept_loop(listener: TcpListener, routes: Routes, limits: Limits, stop: Arc<AtomicBool>) {
+    let slots = Arc::new(Mutex::new(Slots::default()));
     let routes = Arc::new(routes);
     for conn in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             break;
         }
         let Ok(mut stream) = conn else { continue };
-        if active.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
-            let _ = respond_status(&mut stream, 503, "Service Unavailable", false);
-            continue;
-        }
-        active.fetch_add(1, Ordering::SeqCst);
-        let (routes, active) = (routes.clone(), active.clone());
-        std::thread::spawn(move || {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-            let _ = stream.set_write_timeout(Some(Duration::from_secs(300)));
-            if let Err(e) = handle(&mut stream, &routes) {
-                tracing::debug!(error = %e, "connection ended with an error");
+        let accepted = Instant::now();
+        let Ok(peer) = stream.peer_addr() else { continue };
+        let slot = match take_slot(&slots, peer.ip(), &limits) {
+            Ok(slot) => slot,
+            Err(full) => {
+                if matches!(full, Full::Client) {
+                    tracing::debug!(%peer, limit = limits.per_client, "refused: too many connections from one address");
+                }
+                // A few hundred bytes into a new socket's buffer: this never blocks for long.
+                let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+                let _ = respond_status(&mut stream, 503, "Service Unavailable", false);
+                continue;
             }
-            active.fetch_sub(1, Ordering::SeqCst);
+        };
+        let routes = routes.clone();
+        std::thread::spawn(move || {
+            let _slot = slot;
+            let _ = stream.set_write_timeout(Some(limits.response_window));
+            if let Err(e) = handle(&mut stream, &routes, &limits, accepted) {
+                if e.kind() == io::ErrorKind::TimedOut {
+                    tracing::info!(%peer, "dropped a slow client: {e}");
+                } else {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            }
         });
+    }
+}
+
+/// Reads from a connection until a deadline, however the bytes trickle in:
+/// each read may wait only for what is left of the time.
+struct Timed<'a> {
+    stream: &'a TcpStream,
+    deadline: Instant,
+    what: &'static str,
+    limit: Duration,
+}
+
+impl<'a> Timed<'a> {
+    fn new(stream: &'a TcpStream, deadline: Instant, what: &'static str, limit: Duration) -> Self {
+        Timed { stream, deadline, what, limit }
+    }
+
+    fn timed_out(&self) -> io::Error {
+        io::Error::new(io::ErrorKind::TimedOut, format!("{} not received within {:?}", self.what, self.limit))
+    }
+}
+
+impl Read for Timed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(self.timed_out());
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        match (&mut &*self.stream).read(buf) {
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Err(self.timed_out()),
+            other => other,
+        }
     }
 }
 
@@ -264,22 +404,35 @@ fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Request>> {
     Ok(Some(Request { method: method.to_string(), path, range, content_length, chunked, auth }))
 }
 
-fn handle(stream: &mut TcpStream, routes: &Routes) -> io::Result<()> {
-    let mut reader = BufReader::new(&*stream);
-    let Some(req) = read_request(&mut reader)? else {
-        return respond_status(stream, 400, "Bad Request", false);
+fn handle(stream: &mut TcpStream, routes: &Routes, limits: &Limits, accepted: Instant) -> io::Result<()> {
+    let deadline = accepted + limits.header_deadline;
+    let mut reader = BufReader::new(Timed::new(&*stream, deadline, "request headers", limits.header_deadline));
+    let req = match read_request(&mut reader) {
+        Ok(Some(req)) => req,
+        Ok(None) => return respond_status(stream, 400, "Bad Request", false),
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+            let _ = respond_status(stream, 408, "Request Timeout", false);
+            return Err(e);
+        }
+        Err(e) => return Err(e),
     };
     let head = match req.method.as_str() {
         "GET" => false,
         "HEAD" => true,
-        "POST" if routes.post.is_some() => return handle_post(&*stream, reader, &req, routes),
+        "POST" if routes.post.is_some() => {
+            let body = reader.get_mut();
+            (body.deadline, body.what, body.limit) =
+                (Instant::now() + limits.body_deadline, "request body", limits.body_deadline);
+            return handle_post(&*stream, reader, &req, routes);
+        }
         _ => return respond_status(stream, 405, "Method Not Allowed", false),
     };
     drop(reader);
     if req.path.starts_with("/boot/") {
         let peer = stream.peer_addr()?;
         match routes.post.as_ref().and_then(|r| r.get(&req.path, peer)) {
-            Some(Generated::Content(content)) => return send(stream, &req, head, content),
+            Some(Generated::Content(content)) => return send(stream, &req, head, content, limits),
             Some(Generated::Refused(code, json)) => return respond_json(stream, code, &json),
             None => {}
         }
@@ -294,7 +447,7 @@ fn handle(stream: &mut TcpStream, routes: &Routes) -> io::Result<()> {
     };
     let file = File::open(&path)?;
     let len = file.metadata()?.len();
-    send(stream, &req, head, Box::new(FileContent { file, len, content_type: content_type(&path) }))
+    send(stream, &req, head, Box::new(FileContent { file, len, content_type: content_type(&path) }), limits)
 }
 
 /// A regular file, served as it is.
@@ -314,16 +467,29 @@ impl Content for FileContent {
     fn copy_range(&mut self, start: u64, end: u64, out: &mut dyn Write) -> io::Result<()> {
         use std::io::Seek;
         self.file.seek(io::SeekFrom::Start(start))?;
-        let copied = io::copy(&mut (&mut self.file).take(end - start), out)?;
-        if copied != end - start {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being served"));
+        let mut buf = vec![0u8; 256 << 10];
+        let mut left = end - start;
+        while left > 0 {
+            let want = (left as usize).min(buf.len());
+            let n = self.file.read(&mut buf[..want])?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being served"));
+            }
+            out.write_all(&buf[..n])?;
+            left -= n as u64;
         }
         Ok(())
     }
 }
 
 /// Answer a GET or HEAD with `content`, honouring a single byte range.
-fn send(stream: &mut TcpStream, req: &Request, head: bool, mut content: Box<dyn Content>) -> io::Result<()> {
+fn send(
+    stream: &mut TcpStream,
+    req: &Request,
+    head: bool,
+    mut content: Box<dyn Content>,
+    limits: &Limits,
+) -> io::Result<()> {
     let len = content.len();
     let (status, start, end) = match req.range.as_deref().map(|r| parse_range(r, len)) {
         None => (200, 0, len),
@@ -350,18 +516,72 @@ fn send(stream: &mut TcpStream, req: &Request, head: bool, mut content: Box<dyn 
     if head || end == start {
         return Ok(());
     }
-    content.copy_range(start, end, stream)?;
+    let mut paced = Paced::new(stream, limits, end - start);
+    content.copy_range(start, end, &mut paced)?;
     stream.flush()
+}
+
+/// The client's side of a response body: drops a client that takes longer than
+/// `response_window` for each `min_bytes_per_window` (or for the rest, when less is left): a
+/// write may wait only for what is left of its window.
+struct Paced<'a> {
+    stream: &'a TcpStream,
+    limits: &'a Limits,
+    /// The bytes asked for, for the error.
+    len: u64,
+    window_start: Instant,
+    window_sent: u64,
+}
+
+impl<'a> Paced<'a> {
+    fn new(stream: &'a TcpStream, limits: &'a Limits, len: u64) -> Paced<'a> {
+        Paced { stream, limits, len, window_start: Instant::now(), window_sent: 0 }
+    }
+
+    fn slow(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "response slower than {} bytes per {:?} ({} bytes asked for)",
+                self.limits.min_bytes_per_window, self.limits.response_window, self.len
+            ),
+        )
+    }
+}
+
+impl Write for Paced<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let now = Instant::now();
+        if self.window_sent >= self.limits.min_bytes_per_window {
+            (self.window_start, self.window_sent) = (now, 0);
+        }
+        let until = (self.window_start + self.limits.response_window).saturating_duration_since(now);
+        if until.is_zero() {
+            return Err(self.slow());
+        }
+        self.stream.set_write_timeout(Some(until))?;
+        match (&mut &*self.stream).write(buf) {
+            Ok(0) => Err(io::Error::new(io::ErrorKind::WriteZero, "client closed the connection")),
+            Ok(k) => {
+                self.window_sent += k as u64;
+                Ok(k)
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Err(self.slow()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (&mut &*self.stream).flush()
+    }
 }
 
 /// A POST under `/agent/`: the body (with a Content-Length, at most
 /// `MAX_POST_BODY`) goes to the routes' handler, its answer back as JSON.
-fn handle_post(
-    stream: &TcpStream,
-    mut reader: BufReader<&TcpStream>,
-    req: &Request,
-    routes: &Routes,
-) -> io::Result<()> {
+fn handle_post(stream: &TcpStream, mut reader: BufReader<Timed<'_>>, req: &Request, routes: &Routes) -> io::Result<()> {
     let Some(post) = routes.post.as_ref() else {
         return respond_json(stream, 405, &error_json("method not allowed"));
     };
@@ -378,7 +598,12 @@ fn handle_post(
         return respond_json(stream, 413, &error_json(&format!("body of {len} bytes is over {MAX_POST_BODY}")));
     }
     let mut body = Vec::with_capacity(len as usize);
-    (&mut reader).take(len).read_to_end(&mut body)?;
+    if let Err(e) = (&mut reader).take(len).read_to_end(&mut body) {
+        if e.kind() == io::ErrorKind::TimedOut {
+            let _ = respond_json(stream, 408, &error_json(&e.to_string()));
+        }
+        return Err(e);
+    }
     drop(reader);
     if body.len() as u64 != len {
         return respond_json(stream, 400, &error_json("body ended before its Content-Length"));
@@ -406,6 +631,7 @@ fn respond(mut stream: &TcpStream, code: u16, body: &str, auth: Option<&str>) ->
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",
+        408 => "Request Timeout",
         411 => "Length Required",
         413 => "Content Too Large",
         _ => "Status",
@@ -426,6 +652,9 @@ fn respond_status(stream: &mut TcpStream, code: u16, reason: &str, head: bool) -
     );
     if code == 405 {
         msg.push_str("Allow: GET, HEAD\r\n");
+    }
+    if code == 503 {
+        msg.push_str("Retry-After: 1\r\n");
     }
     msg.push_str("\r\n");
     if !head {

@@ -32,7 +32,9 @@ pub struct FileSource {
 
 impl FileSource {
     pub fn open(path: &Path) -> io::Result<Self> {
-        let file = File::open(path)?;
+        // Its length is the image's: a FIFO or a device has none (and a FIFO
+        // would block the open).
+        let file = crate::input::open_regular(path, crate::input::Input::Artifact)?;
         let len = file.metadata()?.len();
         // Only a hint to read ahead harder; a filesystem that ignores it is fine.
         let _ = posix_fadvise(&file, 0, 0, PosixFadviseAdvice::POSIX_FADV_SEQUENTIAL);

@@ -19,6 +19,7 @@ impl Inventory {
 pub fn record_burnin(tx: &Connection, run_id: i64, report: &BurninReport) -> rusqlite::Result<()> {
     let (access, reason, driver) = match &report.gpu_access {
         GpuAccess::Available { driver_version, .. } => ("available", None, Some(driver_version.as_str())),
+        GpuAccess::Replayed { driver_version, .. } => ("replayed", None, Some(driver_version.as_str())),
         GpuAccess::Unavailable { reason } => ("unavailable", Some(reason.as_str()), None),
         GpuAccess::NotRequested => ("not_requested", None, None),
     };

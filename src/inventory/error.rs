@@ -14,6 +14,29 @@ pub enum InventoryError {
     },
     #[error("open database {}: no such file (record a run first, or pass --db)", path.display())]
     Missing { path: PathBuf },
+    #[error(
+        "open database {}: not a kiln inventory ({what}); kiln leaves it as it is: pass another --db, or move it away",
+        path.display()
+    )]
+    NotKiln { path: PathBuf, what: String },
+    #[error("read database file {}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("create database {}", path.display())]
+    CreateFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "open database {} read-only: changes in its write-ahead log {}-wal can only be read with write access to the \
+         directory (for {}-shm); copy the database with its -wal file somewhere writable and report from the copy",
+        path.display(), path.display(), path.display()
+    )]
+    LogUnreadable { path: PathBuf },
     #[error("open database {}", path.display())]
     Open {
         path: PathBuf,
@@ -40,6 +63,13 @@ pub enum InventoryError {
     TooNew { path: PathBuf, found: i64, known: i64 },
     #[error("apply schema migration {version} to database {}", path.display())]
     Migrate {
+        path: PathBuf,
+        version: i64,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("read database {}: lay the tables of schema {version} over its older schema", path.display())]
+    Overlay {
         path: PathBuf,
         version: i64,
         #[source]

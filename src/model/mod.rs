@@ -8,9 +8,11 @@ mod host;
 mod node;
 mod pci;
 mod problem;
+mod telemetry;
 
 pub use gpu::*;
 pub use host::*;
 pub use node::*;
 pub use pci::*;
 pub use problem::*;
+pub use telemetry::*;

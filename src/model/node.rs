@@ -8,6 +8,10 @@ use super::{BlockDevice, Cpus, Dmi, GpuInventory, Memory, NetPort, PciDevice, Re
 /// documented in `docs/json-schema.md`.
 pub const NODE_SCHEMA_VERSION: u32 = 1;
 
+/// `kind` of the node document `kiln inspect --json` prints (and `kiln validate --with-node`
+/// nests as `inspected`).
+pub const NODE_KIND: &str = "kiln.node";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
     pub schema_version: u32,
@@ -44,5 +48,26 @@ impl Node {
     /// Problems recorded against one component (PCI address or `gpuN`).
     pub fn problems_for<'a>(&'a self, component: &'a str) -> impl Iterator<Item = &'a ReadProblem> + 'a {
         self.problems.iter().filter(move |p| p.component.as_deref() == Some(component))
+    }
+}
+
+/// A node as kiln prints it: `kind` beside the node's own fields (`schema_version` first
+/// among them). Reading a node back (`kiln validate --node FILE`, the rack controller) takes
+/// the document as a `Node`; `kind` is not part of the model.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct NodeDocument<'a> {
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub node: &'a Node,
+}
+
+impl<'a> NodeDocument<'a> {
+    pub fn new(node: &'a Node) -> Self {
+        NodeDocument { kind: NODE_KIND, node }
+    }
+
+    /// For `#[serde(serialize_with)]` on an optional node that is printed as a document.
+    pub fn serialize_option<S: serde::Serializer>(node: &Option<Node>, s: S) -> Result<S::Ok, S::Error> {
+        node.as_ref().map(NodeDocument::new).serialize(s)
     }
 }

@@ -68,7 +68,7 @@ impl Credentials {
                 Err(_) => Err(CredentialError::EnvMissing { var: var.clone() }),
             },
             Some(PasswordSource::File(path)) => {
-                let text = std::fs::read_to_string(path)
+                let text = crate::input::read_to_string(path, crate::input::Input::Secret)
                     .map_err(|source| CredentialError::FileRead { path: path.clone(), source })?;
                 warn_if_readable_by_others(path);
                 // Only the line ending is dropped: spaces may be part of a password.

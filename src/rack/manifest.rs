@@ -157,8 +157,8 @@ fn default_ssh_port() -> u16 {
 impl RackManifest {
     /// Reads and checks the manifest at `path`.
     pub fn load(path: &Path) -> Result<RackManifest, ManifestError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.to_path_buf(), source })?;
+        let text = crate::input::read_to_string(path, crate::input::Input::RackManifest)
+            .map_err(|source| ManifestError::Read { path: path.to_path_buf(), source })?;
         Self::parse(&text, path)
     }
 

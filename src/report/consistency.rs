@@ -16,13 +16,15 @@ pub const OUTLIER_PCT: f64 = 10.0;
 /// Fewer nodes than this make no median worth comparing against.
 pub const OUTLIER_MIN_NODES: usize = 3;
 
-/// `fleet::rack_checks` over `(name, platform, latest model)`.
+/// `fleet::rack_checks` over `(name, platform, latest model)`, with the
+/// capabilities of the built-in platform specs (a test keeps them loadable).
 pub fn rack_consistency(models: &[(String, Option<String>, Node)], rack_platform: Option<&str>) -> Vec<Finding> {
     let members: Vec<RackMember<'_>> = models
         .iter()
         .map(|(name, platform, node)| RackMember { name, platform: platform.as_deref().or(rack_platform), node })
         .collect();
-    rack_findings(&members)
+    let specs = crate::checks::spec_load::load_builtin().unwrap_or_default();
+    rack_findings(&members, &specs)
 }
 
 fn median(values: &mut [f64]) -> Option<f64> {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checks::detect::Selection;
 use crate::checks::{Finding, Outcome, Verdict};
-use crate::model::Node;
+use crate::model::{Node, NodeDocument};
 
 /// Version of the validate JSON; bumped on any change a consumer could notice.
 pub const VALIDATE_SCHEMA_VERSION: u32 = 1;
@@ -55,7 +55,7 @@ pub struct ValidateReport {
     /// The node as inspected for this judgement (`kiln validate --with-node`),
     /// so that a controller can record the run and compare nodes without a
     /// second inspection. Absent unless asked for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "NodeDocument::serialize_option")]
     pub inspected: Option<Node>,
 }
 
@@ -129,17 +129,18 @@ pub fn render_table(report: &ValidateReport, color: bool) -> String {
     );
     let mut rows: Vec<&Finding> = report.findings.iter().collect();
     rows.sort_by_key(|f| rank(f.outcome));
-    let check_w = rows.iter().map(|f| f.check.len()).max().unwrap_or(0);
-    let comp_w = rows.iter().map(|f| f.component.label().len()).max().unwrap_or(0).min(28);
+    let check_w = super::columns::width(rows.iter().map(|f| f.check.as_str()), 0);
+    let labels: Vec<String> = rows.iter().map(|f| f.component.label()).collect();
+    let comp_w = super::columns::width(labels.iter().map(String::as_str), 0).min(28);
     let indent = " ".repeat(9 + check_w + 2);
     for f in rows {
         let word = format!("{:<7}", f.outcome.as_str());
         let _ = writeln!(
             s,
-            "{}  {:<check_w$}  {:<comp_w$}  {}",
+            "{}  {}  {}  {}",
             paint(&word, f.outcome, color),
-            f.check,
-            f.component.label(),
+            super::columns::pad(&f.check, check_w),
+            super::columns::pad(&f.component.label(), comp_w),
             f.message
         );
         if matches!(f.outcome, Outcome::Fail | Outcome::Error) {

@@ -1,5 +1,6 @@
 //! The rack report as a terminal table and as CSV: one line per node of the rack.
 
+use super::columns::{pad, width};
 use super::rack_model::{RackNodeReport, RackReport};
 use crate::checks::Outcome;
 
@@ -69,19 +70,15 @@ pub fn render_rack_table(report: &RackReport) -> String {
             [r[2].clone(), r[1].clone(), r[3].clone(), r[9].clone(), r[4].clone()]
         })
         .collect();
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
+    let widths: Vec<usize> =
+        headers.iter().enumerate().map(|(i, h)| width(rows.iter().map(|r| r[i].as_str()), h.len())).collect();
     let mut out = String::new();
     if let Some(rack) = &report.rack {
         out.push_str(&format!("rack {}\n", rack.id));
     }
     let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
     for r in std::iter::once(header.as_slice()).chain(rows.iter().map(|r| r.as_slice())) {
-        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| pad(c, *w)).collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }

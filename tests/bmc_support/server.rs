@@ -4,8 +4,11 @@
 //! connection, `Connection: close`), optionally inside a rustls server
 //! session. GETs are answered from `<root>/<path>/index.json`; PATCHes are
 //! merged into an in-memory copy (with ETag and If-Match like bmcweb);
-//! POSTs to `/Actions/` paths are accepted and recorded. Every request is
-//! logged so a test can see what kiln actually sent.
+//! POSTs to `/Actions/` paths are accepted and recorded. Firmware updates (a
+//! multipart push to the tree's `MultipartHttpPushUri`, or its `SimpleUpdate`
+//! action) start a Task that runs as the test scripts it, the way NVIDIA's
+//! bmcweb-based BMCs run theirs (see README.md beside this file). Every
+//! request is logged so a test can see what kiln actually sent.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -19,7 +22,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::http::{read_request, Accepting};
+use super::http::{read_request_raw, Accepting};
 
 /// One request as the server saw it.
 #[derive(Debug, Clone)]
@@ -62,8 +65,63 @@ pub struct Options {
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
+/// How the Tasks of firmware updates run.
+#[derive(Debug, Clone)]
+pub enum TaskScript {
+    /// Running for `polls - 1` reads of the Task (percent rising), then Completed.
+    Completes { polls: usize },
+    /// Running for `polls - 1` reads, then Exception with this message.
+    Fails { polls: usize, message: String },
+    /// Running forever.
+    Never,
+}
+
+/// What the server does with an update: how its Task runs, and which inventory members get
+/// which `Version` once it completes.
+#[derive(Debug, Clone)]
+pub struct UpdateBehaviour {
+    pub script: TaskScript,
+    pub sets: Vec<(String, String)>,
+}
+
+impl Default for UpdateBehaviour {
+    fn default() -> Self {
+        UpdateBehaviour { script: TaskScript::Completes { polls: 3 }, sets: Vec::new() }
+    }
+}
+
+/// One multipart push as the server received it.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub content_type: String,
+    pub content_length: Option<String>,
+    pub chunked: bool,
+    /// The `UpdateParameters` part.
+    pub parameters: Value,
+    pub file_name: String,
+    /// The `UpdateFile` part.
+    pub file: Vec<u8>,
+}
+
+struct Task {
+    id: usize,
+    script: TaskScript,
+    sets: Vec<(String, String)>,
+    target_uri: String,
+    polls: usize,
+}
+
+#[derive(Default)]
+struct Updates {
+    behaviour: UpdateBehaviour,
+    uploads: Vec<Upload>,
+    simple: Vec<Value>,
+    tasks: Vec<Task>,
+}
+
 struct Shared {
     options: Options,
+    updates: Mutex<Updates>,
     overlay: Mutex<HashMap<String, Value>>,
     files: Mutex<HashMap<String, Vec<u8>>>,
     faults: Mutex<Vec<Fault>>,
@@ -80,6 +138,7 @@ impl RecordedServer {
     pub fn start(options: Options) -> Self {
         let shared = Arc::new(Shared {
             options,
+            updates: Mutex::new(Updates::default()),
             overlay: Mutex::new(HashMap::new()),
             files: Mutex::new(HashMap::new()),
             faults: Mutex::new(Vec::new()),
@@ -132,6 +191,26 @@ impl RecordedServer {
         self.shared.files.lock().expect("files lock").insert(path.to_string(), bytes);
     }
 
+    /// How the Tasks of later updates run, and what they change.
+    pub fn on_update(&self, behaviour: UpdateBehaviour) {
+        self.shared.updates.lock().expect("updates lock").behaviour = behaviour;
+    }
+
+    /// Every multipart push received.
+    pub fn uploads(&self) -> Vec<Upload> {
+        self.shared.updates.lock().expect("updates lock").uploads.clone()
+    }
+
+    /// The bodies of every SimpleUpdate received.
+    pub fn simple_updates(&self) -> Vec<Value> {
+        self.shared.updates.lock().expect("updates lock").simple.clone()
+    }
+
+    /// How often each Task was read, by Task id.
+    pub fn task_polls(&self) -> Vec<usize> {
+        self.shared.updates.lock().expect("updates lock").tasks.iter().map(|t| t.polls).collect()
+    }
+
     pub fn requests(&self) -> Vec<Seen> {
         self.shared.seen.lock().expect("seen lock").clone()
     }
@@ -143,6 +222,11 @@ impl RecordedServer {
     /// The current state of a resource (recorded, with any PATCHes applied).
     pub fn resource(&self, path: &str) -> Option<Value> {
         load(&self.shared, path)
+    }
+
+    /// Replace a resource (a variant of the recorded tree built at test time).
+    pub fn set(&self, path: &str, value: Value) {
+        self.shared.overlay.lock().expect("overlay lock").insert(path.to_string(), value);
     }
 
     /// The ETag the server gives a resource now.
@@ -164,9 +248,10 @@ fn serve_connection(shared: &Shared, tcp: TcpStream) {
         None => Box::new(tcp),
     };
     // A client that refuses our certificate ends the handshake; reading then fails and we stop.
-    let Some((method, target, headers, body)) = read_request(&mut stream) else {
+    let Some((method, target, headers, raw)) = read_request_raw(&mut stream) else {
         return;
     };
+    let body = String::from_utf8_lossy(&raw).into_owned();
     let path = target.split('?').next().unwrap_or("").trim_end_matches('/').to_string();
     let path = if path.is_empty() { "/".to_string() } else { path };
     let header = |name: &str| headers.get(name).cloned();
@@ -199,6 +284,9 @@ fn serve_connection(shared: &Shared, tcp: TcpStream) {
             return respond_json(&mut stream, 401, &error_body("Incorrect username or password"), None);
         }
     }
+    if let Some((status, reply, location)) = update_route(shared, &method, &path, &headers, &raw) {
+        return respond_full(&mut stream, status, &reply, location.as_deref());
+    }
     match method.as_str() {
         "GET" => match load(shared, &path) {
             Some(v) => {
@@ -229,6 +317,164 @@ fn serve_connection(shared: &Shared, tcp: TcpStream) {
         "POST" if path.contains("/Actions/") => respond(&mut stream, 204, "application/json", b"", None),
         _ => respond_json(&mut stream, 405, &error_body("method not allowed"), None),
     }
+}
+
+/// The firmware update routes: a push to the tree's `MultipartHttpPushUri`, its `SimpleUpdate`
+/// action, and the Tasks (and task monitors) they start. `None`: not an update request.
+fn update_route(
+    shared: &Shared,
+    method: &str,
+    path: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+    raw: &[u8],
+) -> Option<(u16, Value, Option<String>)> {
+    let service = load(shared, "/redfish/v1/UpdateService");
+    let push_uri = service.as_ref().and_then(|s| s["MultipartHttpPushUri"].as_str().map(str::to_string));
+    let simple_uri = service.as_ref().and_then(|s| {
+        s.pointer("/Actions/#UpdateService.SimpleUpdate/target").and_then(Value::as_str).map(str::to_string)
+    });
+    if method == "POST" && push_uri.as_deref() == Some(path) {
+        let content_type = headers.get("content-type").cloned().unwrap_or_default();
+        let Some(upload) = parse_multipart(&content_type, raw, headers) else {
+            return Some((
+                400,
+                error_body("the body is not multipart/form-data with UpdateParameters and UpdateFile"),
+                None,
+            ));
+        };
+        let mut updates = shared.updates.lock().expect("updates lock");
+        updates.uploads.push(upload);
+        return Some(start_task(&mut updates, path));
+    }
+    if method == "POST" && simple_uri.as_deref() == Some(path) {
+        let Ok(body) = serde_json::from_slice::<Value>(raw) else {
+            return Some((400, error_body("malformed JSON"), None));
+        };
+        if body["ImageURI"].as_str().is_none() {
+            return Some((400, error_body("ImageURI is required"), None));
+        }
+        let mut updates = shared.updates.lock().expect("updates lock");
+        updates.simple.push(body);
+        return Some(start_task(&mut updates, path));
+    }
+    let rest = path.strip_prefix("/redfish/v1/TaskService/Tasks/")?;
+    if method != "GET" {
+        return None;
+    }
+    let (id, monitor) = match rest.strip_suffix("/Monitor") {
+        Some(id) => (id, true),
+        None => (rest, false),
+    };
+    let id: usize = id.parse().ok()?;
+    let mut updates = shared.updates.lock().expect("updates lock");
+    let task = updates.tasks.iter_mut().find(|t| t.id == id)?;
+    task.polls += 1;
+    let (state, percent, message) = match &task.script {
+        TaskScript::Completes { polls } if task.polls >= *polls => ("Completed", 100, None),
+        TaskScript::Fails { polls, message } if task.polls >= *polls => {
+            ("Exception", 100 * (polls - 1) / polls, Some(message.clone()))
+        }
+        TaskScript::Completes { polls } | TaskScript::Fails { polls, .. } => {
+            ("Running", 100 * task.polls / polls, None)
+        }
+        TaskScript::Never => ("Running", 10, None),
+    };
+    let completed_now = state == "Completed" && !task.sets.is_empty();
+    let sets = if completed_now { std::mem::take(&mut task.sets) } else { Vec::new() };
+    let body = task_body(task.id, &task.target_uri, state, percent, message.as_deref());
+    drop(updates);
+    for (member, version) in sets {
+        if let Some(mut v) = load(shared, &member) {
+            v["Version"] = json!(version);
+            shared.overlay.lock().expect("overlay lock").insert(member, v);
+        }
+    }
+    if monitor {
+        // bmcweb's task monitor: 202 with the Task while it runs, the Task itself once done.
+        let status = if state == "Running" { 202 } else { 200 };
+        return Some((status, body, None));
+    }
+    Some((200, body, None))
+}
+
+fn start_task(updates: &mut Updates, target_uri: &str) -> (u16, Value, Option<String>) {
+    let id = updates.tasks.len();
+    let b = updates.behaviour.clone();
+    updates.tasks.push(Task { id, script: b.script, sets: b.sets, target_uri: target_uri.to_string(), polls: 0 });
+    let monitor = format!("/redfish/v1/TaskService/Tasks/{id}/Monitor");
+    (202, task_body(id, target_uri, "Running", 0, None), Some(monitor))
+}
+
+/// A Task as bmcweb writes one (TaskEvent registry messages, `Payload` naming the request).
+fn task_body(id: usize, target_uri: &str, state: &str, percent: usize, failure: Option<&str>) -> Value {
+    let mut messages = vec![json!({"MessageId": "TaskEvent.1.0.TaskStarted",
+        "Message": format!("The task with Id '{id}' has started."), "Severity": "OK"})];
+    match (state, failure) {
+        ("Completed", _) => messages.push(json!({"MessageId": "TaskEvent.1.0.TaskCompletedOK",
+            "Message": format!("The task with Id '{id}' has Completed."), "Severity": "OK"})),
+        (_, Some(why)) => messages.push(json!({"MessageId": "TaskEvent.1.0.TaskAborted",
+            "Message": format!("The task with Id '{id}' has been aborted: {why}"), "Severity": "Critical"})),
+        _ => {}
+    }
+    json!({
+        "@odata.id": format!("/redfish/v1/TaskService/Tasks/{id}"),
+        "@odata.type": "#Task.v1_4_3.Task",
+        "Id": id.to_string(),
+        "Name": "Task",
+        "TaskMonitor": format!("/redfish/v1/TaskService/Tasks/{id}/Monitor"),
+        "TaskState": state,
+        "TaskStatus": if failure.is_some() && state == "Exception" { "Critical" } else { "OK" },
+        "PercentComplete": percent,
+        "Messages": messages,
+        "Payload": {"HttpOperation": "POST", "TargetUri": target_uri, "HttpHeaders": [], "JsonBody": "null"},
+    })
+}
+
+/// The two parts of a Redfish multipart push, or `None` when the body is not one.
+fn parse_multipart(
+    content_type: &str,
+    raw: &[u8],
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Option<Upload> {
+    let boundary = content_type.strip_prefix("multipart/form-data; boundary=")?;
+    let delimiter = format!("--{boundary}").into_bytes();
+    let mut parts = Vec::new();
+    let mut rest = raw.strip_prefix(&delimiter[..])?;
+    loop {
+        if rest.starts_with(b"--") {
+            break;
+        }
+        rest = rest.strip_prefix(b"\r\n")?;
+        let end = find(rest, &[b"\r\n".as_slice(), &delimiter].concat())?;
+        parts.push(&rest[..end]);
+        rest = &rest[end + 2 + delimiter.len()..];
+    }
+    let mut parameters = None;
+    let mut file = None;
+    for part in parts {
+        let split = find(part, b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&part[..split]).to_string();
+        let content = &part[split + 4..];
+        if head.contains("name=\"UpdateParameters\"") {
+            parameters = serde_json::from_slice::<Value>(content).ok();
+        } else if head.contains("name=\"UpdateFile\"") {
+            let name = head.split("filename=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("").to_string();
+            file = Some((name, content.to_vec()));
+        }
+    }
+    let (file_name, file) = file?;
+    Some(Upload {
+        content_type: content_type.to_string(),
+        content_length: headers.get("content-length").cloned(),
+        chunked: headers.get("transfer-encoding").is_some_and(|t| t.contains("chunked")),
+        parameters: parameters?,
+        file_name,
+        file,
+    })
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 fn take_fault(shared: &Shared, method: &str, path: &str) -> Option<FaultKind> {
@@ -276,6 +522,22 @@ fn merge(target: &mut Value, patch: &Value) {
 fn error_body(message: &str) -> Value {
     json!({"error": {"code": "Base.1.0.GeneralError", "message": message,
         "@Message.ExtendedInfo": [{"MessageId": "Base.1.0.GeneralError", "Message": message}]}})
+}
+
+fn respond_full(stream: &mut Box<dyn Stream>, status: u16, body: &Value, location: Option<&str>) {
+    let bytes = body.to_string();
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        if status == 202 { "Accepted" } else { "Status" },
+        bytes.len()
+    );
+    if let Some(l) = location {
+        head.push_str(&format!("Location: {l}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(bytes.as_bytes());
+    let _ = stream.flush();
 }
 
 fn respond_json(stream: &mut Box<dyn Stream>, status: u16, body: &Value, etag: Option<&str>) {

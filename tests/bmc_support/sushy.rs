@@ -1,5 +1,12 @@
 //! Starts a private sushy-tools Redfish emulator (fake driver, basic auth) for one test.
 //!
+//! `Sushy::start_libvirt()` starts one on libvirt's test driver (`test:///default`, in the
+//! emulator's own process, no daemon) instead: only that driver keeps firmware versions, so only
+//! it implements `SimpleUpdate` (it raises `BiosVersion` from 1.0.0 to 1.1.0); the fake driver
+//! answers 500 "Failed fetching BIOS information". Its Python binding comes from Debian's
+//! python3-libvirt, made visible to the venv's Python alone through `PYTHONPATH` pointing at a
+//! directory holding links to just the libvirt modules.
+//!
 //! The emulator is installed once into `target/venv` (or `KILN_TEST_VENV`) (python3 -m venv,
 //! pip install sushy-tools). Each instance gets its own state directory, its
 //! own htpasswd file with a bcrypt line made by the venv's `bcrypt`, and a free
@@ -72,6 +79,45 @@ fn ensure_installed() -> Result<PathBuf, String> {
     Ok(venv)
 }
 
+/// Debian's libvirt Python modules, linked into one directory of their own under target/ (so
+/// the venv sees libvirt and nothing else of the system's packages).
+fn libvirt_binding() -> Result<PathBuf, String> {
+    let system = Path::new("/usr/lib/python3/dist-packages");
+    let modules: Vec<PathBuf> = std::fs::read_dir(system)
+        .map_err(|e| format!("{}: {e} (Debian: apt-get install python3-libvirt)", system.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.starts_with("libvirt") && (name.ends_with(".py") || name.ends_with(".so"))
+        })
+        .collect();
+    if !modules.iter().any(|p| p.ends_with("libvirt.py")) {
+        return Err("python3-libvirt is not installed (Debian: apt-get install python3-libvirt)".into());
+    }
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/sushy-libvirt-python");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for m in &modules {
+        let link = dir.join(m.file_name().unwrap_or_default());
+        match std::os::unix::fs::symlink(m, &link) {
+            Ok(()) => {}
+            // Made already, perhaps by another test at the same moment.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("link {}: {e}", link.display())),
+        }
+    }
+    let venv = ensure_installed()?;
+    let check = Command::new(venv.join("bin/python"))
+        .args(["-c", "import libvirt; libvirt.open('test:///default').close()"])
+        .env("PYTHONPATH", &dir)
+        .output()
+        .map_err(|e| format!("cannot run the venv's python: {e}"))?;
+    if !check.status.success() {
+        let err = String::from_utf8_lossy(&check.stderr);
+        return Err(format!("the venv's python cannot use libvirt: {}", err.lines().last().unwrap_or("")));
+    }
+    Ok(dir)
+}
+
 fn free_port() -> Result<u16, String> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
     l.local_addr().map(|a| a.port()).map_err(|e| format!("no free port: {e}"))
@@ -101,6 +147,20 @@ impl Sushy {
     }
 
     pub fn start() -> Result<Sushy, String> {
+        Sushy::start_with("SUSHY_EMULATOR_FAKE_DRIVER = True", None)
+    }
+
+    /// An emulator on libvirt's test driver (see the module comment), or `None` after a SKIPPED
+    /// line (a failure under `KILN_REQUIRE_PEERS=1`).
+    pub fn start_libvirt_or_skip() -> Option<Sushy> {
+        Sushy::start_libvirt().map_err(|why| super::skip(&format!("sushy-tools on libvirt unavailable: {why}"))).ok()
+    }
+
+    pub fn start_libvirt() -> Result<Sushy, String> {
+        Sushy::start_with("SUSHY_EMULATOR_LIBVIRT_URI = 'test:///default'", Some(libvirt_binding()?))
+    }
+
+    fn start_with(driver: &str, python_path: Option<PathBuf>) -> Result<Sushy, String> {
         let venv = ensure_installed()?;
         let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
         let state = dir.path().join("state");
@@ -111,14 +171,18 @@ impl Sushy {
         let config = dir.path().join("emulator.conf");
         let text = format!(
             "SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'\nSUSHY_EMULATOR_LISTEN_PORT = {port}\n\
-             SUSHY_EMULATOR_FAKE_DRIVER = True\nSUSHY_EMULATOR_STATE_DIR = '{}'\nSUSHY_EMULATOR_AUTH_FILE = '{}'\n",
+             {driver}\nSUSHY_EMULATOR_STATE_DIR = '{}'\nSUSHY_EMULATOR_AUTH_FILE = '{}'\n",
             state.display(),
             htpasswd.display()
         );
         std::fs::write(&config, text).map_err(|e| format!("config: {e}"))?;
         let log = std::fs::File::create(dir.path().join("emulator.log")).map_err(|e| format!("log: {e}"))?;
         let log2 = log.try_clone().map_err(|e| format!("log: {e}"))?;
-        let child = Command::new(venv.join("bin/sushy-emulator"))
+        let mut command = Command::new(venv.join("bin/sushy-emulator"));
+        if let Some(dir) = &python_path {
+            command.env("PYTHONPATH", dir);
+        }
+        let child = command
             .arg("--config")
             .arg(&config)
             .stdin(Stdio::null())

@@ -13,9 +13,18 @@ use std::thread::{self, JoinHandle};
 /// Method, target, headers (names in lower case) and body.
 pub type Request = (String, String, BTreeMap<String, String>, String);
 
+/// Method, target, headers (names in lower case) and the body's bytes.
+pub type RawRequest = (String, String, BTreeMap<String, String>, Vec<u8>);
+
 /// Read one request with its `Content-Length` body; `None` when the peer
 /// closed early or sent something that is not HTTP.
 pub fn read_request(stream: &mut dyn Read) -> Option<Request> {
+    let (method, target, headers, body) = read_request_raw(stream)?;
+    Some((method, target, headers, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// `read_request` with the body as bytes (a firmware package is binary).
+pub fn read_request_raw(stream: &mut dyn Read) -> Option<RawRequest> {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
@@ -39,7 +48,7 @@ pub fn read_request(stream: &mut dyn Read) -> Option<Request> {
     let len: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
     let mut body = vec![0; len];
     reader.read_exact(&mut body).ok()?;
-    Some((method, target, headers, String::from_utf8_lossy(&body).into_owned()))
+    Some((method, target, headers, body))
 }
 
 /// A listener on 127.0.0.1 that hands each connection to `serve` on a thread

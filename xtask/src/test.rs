@@ -13,19 +13,20 @@ use crate::{sh, test_runner};
 
 /// Debian packages the test suite uses as real peers or tools.
 pub const TEST_PACKAGES: &[&str] = &[
-    "pciutils",       // lspci, for comparing inspect with the tool users know
-    "stress-ng",      // host burn-in
-    "openssh-server", // sshd in the lab's network namespaces
-    "openssh-client", // ssh-keygen for lab keys
-    "iproute2",       // ip netns, bridges, veths
-    "python3-venv",   // the venv for sushy-tools
-    "ipmitool",       // IPMI fallback client
-    "openipmi",       // ipmi_sim, the IPMI peer
-    "slurm-wlm",      // slurmctld and slurmd for the Slurm hand-off test
-    "munge",          // Slurm's authentication
-    "chromium",       // headless screenshots of the HTML report
-    "qemu-utils",     // qemu-img: image conversion and `qemu-img compare` in the image tests
-    "dnsmasq-base",   // dnsmasq --test checks the DHCP/TFTP configuration kiln writes
+    "pciutils",        // lspci, for comparing inspect with the tool users know
+    "stress-ng",       // host burn-in
+    "openssh-server",  // sshd in the lab's network namespaces
+    "openssh-client",  // ssh-keygen for lab keys
+    "iproute2",        // ip netns, bridges, veths
+    "python3-venv",    // the venv for sushy-tools
+    "python3-libvirt", // sushy-tools on libvirt's test driver: the one that implements SimpleUpdate
+    "ipmitool",        // IPMI fallback client
+    "openipmi",        // ipmi_sim, the IPMI peer
+    "slurm-wlm",       // slurmctld and slurmd for the Slurm hand-off test
+    "munge",           // Slurm's authentication
+    "chromium",        // headless screenshots of the HTML report
+    "qemu-utils",      // qemu-img: image conversion and `qemu-img compare` in the image tests
+    "dnsmasq-base",    // dnsmasq --test checks the DHCP/TFTP configuration kiln writes
     // The imaging VM test (tests/image_qemu.rs, xtask/src/vm): qemu with its
     // iPXE option ROMs, undionly.kpxe for the TFTP root, busybox for the VM's
     // initramfs, and what makes its bootable disk without mounting anything.

@@ -3,12 +3,13 @@
 //!
 //! Until Fabric Manager (and on Blackwell the NVLink Subnet Manager) has
 //! registered a GPU, CUDA fails with CUDA_ERROR_SYSTEM_NOT_READY, so this is
-//! judged before any burn-in.
+//! judged before any burn-in: `gate` is the same rule, as burn-in's gate
+//! before its first CUDA call.
 
 use std::collections::BTreeMap;
 
 use super::common::{error, fail, pass, ratio, skipped, Ctx, INSTALL_DRIVER, REREAD};
-use crate::checks::finding::{Component, Finding};
+use crate::checks::finding::{Component, Finding, Outcome};
 use crate::checks::platform::Platform;
 use crate::model::{FabricInfo, FabricState, Gpu};
 
@@ -54,6 +55,44 @@ pub fn check(ctx: &Ctx<'_>, spec: &Platform) -> Vec<Finding> {
         out.extend(clique(ctx, &reported, gpus.len()));
     }
     out
+}
+
+/// The fabric rule as burn-in's gate before any CUDA work.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Gate {
+    /// What `check` gives for the spec: the same findings validate reports.
+    pub findings: Vec<Finding>,
+    /// GPUs (NVML index) no kernel may run on, with why.
+    pub blocked: BTreeMap<u32, String>,
+}
+
+/// Judges the fabric as validate does and blocks every GPU a failing or
+/// erroring finding names. Whatever the spec says, a GPU whose registration
+/// has not completed (`not_started`, `in_progress`) is blocked too: CUDA
+/// refuses it (CUDA_ERROR_SYSTEM_NOT_READY) or hangs, so no test on it
+/// would say anything about the hardware.
+pub fn gate(ctx: &Ctx<'_>, spec: &Platform) -> Gate {
+    let findings = check(ctx, spec);
+    let mut blocked = BTreeMap::new();
+    for f in findings.iter().filter(|f| matches!(f.outcome, Outcome::Fail | Outcome::Error)) {
+        if let Some(index) = f.component.gpu_index {
+            blocked.entry(index).or_insert_with(|| format!("{}: {}", f.check, f.message));
+        }
+    }
+    for gpu in ctx.nvml_gpus().unwrap_or_default() {
+        if let Some(f) =
+            gpu.fabric.as_ref().filter(|f| matches!(f.state, FabricState::NotStarted | FabricState::InProgress))
+        {
+            blocked.entry(gpu.index).or_insert_with(|| {
+                format!(
+                    "GPU {} fabric registration is {}: CUDA cannot use it until it completes",
+                    gpu.index,
+                    state_name(f.state)
+                )
+            });
+        }
+    }
+    Gate { findings, blocked }
 }
 
 fn fabric_node() -> Component {
@@ -210,6 +249,37 @@ mod tests {
         assert_eq!((c.len(), c[0].outcome, c[0].component.gpu_index), (1, Outcome::Fail, Some(2)));
         // GB200 GPUs are located by tray, slot and module.
         assert_eq!(c[0].component.slot.as_deref(), Some("tray 3 slot 7 module 4"));
+    }
+
+    #[test]
+    fn the_gate_gives_validates_findings_and_blocks_the_gpus_they_fail() {
+        let mut node = testnode::gb200_tray();
+        fabric_mut(&mut node, 2).state = FabricState::NotSupported;
+        let spec = spec("gb200-nvl72-tray");
+        let g = super::gate(&crate::checks::rules::common::Ctx::new(&node), &spec);
+        let from_validate: Vec<_> =
+            validate(&node, &spec).into_iter().filter(|f| f.check.starts_with("fabric.")).collect();
+        assert_eq!(g.findings, from_validate);
+        assert_eq!(g.blocked.keys().copied().collect::<Vec<_>>(), [2]);
+        assert!(
+            g.blocked[&2].starts_with("fabric.state: GPU 2 fabric registration is not_supported"),
+            "{:?}",
+            g.blocked
+        );
+    }
+
+    #[test]
+    fn an_unfinished_registration_blocks_cuda_even_where_the_spec_does_not_judge_fabric() {
+        let mut node = testnode::hgx_b200();
+        fabric_mut(&mut node, 5).state = FabricState::InProgress;
+        let mut s = spec("hgx-b200");
+        s.fabric = None;
+        let g = super::gate(&crate::checks::rules::common::Ctx::new(&node), &s);
+        assert!(g.findings.is_empty());
+        assert_eq!(g.blocked.keys().copied().collect::<Vec<_>>(), [5]);
+        // Not supported is no registration to wait for: without [fabric] it blocks nothing.
+        fabric_mut(&mut node, 5).state = FabricState::NotSupported;
+        assert!(super::gate(&crate::checks::rules::common::Ctx::new(&node), &s).blocked.is_empty());
     }
 
     #[test]

@@ -69,7 +69,8 @@ pub fn dump_path(root: &Path) -> PathBuf {
 /// Reads and parses the dump under `root`.
 pub fn read_dump(root: &Path) -> Result<GpuInventory, DumpError> {
     let path = dump_path(root);
-    let text = fs::read_to_string(&path).map_err(|source| DumpError::Read { path: path.clone(), source })?;
+    let text = crate::input::read_to_string(&path, crate::input::Input::NvmlDump)
+        .map_err(|source| DumpError::Read { path: path.clone(), source })?;
     serde_json::from_str(&text).map_err(|source| DumpError::Parse {
         line: source.line(),
         column: source.column(),

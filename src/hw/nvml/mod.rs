@@ -1,5 +1,6 @@
 //! The NVML backend of the GPU surface: the live source, the dump a capture
-//! replays, and the session burn-in telemetry shares.
+//! replays, the session inspection and burn-in telemetry share, and the
+//! telemetry a capture replays.
 
 mod dump;
 mod format;
@@ -7,10 +8,13 @@ mod inspect;
 mod nvlink;
 mod raw;
 mod reads;
+mod recorded;
 mod session;
 mod source;
+mod telemetry;
 
 pub use dump::{dump_path, read_dump, write_dump, DumpError};
 pub use format::normalize_pci_address;
+pub use recorded::{counters_of, read_recording, RecordedGpu, RecordingError, TelemetryRecording};
 pub use session::{NvmlSession, OpenError, NVML_LIBRARY};
-pub use source::{NvmlSource, SnapshotGpuSource};
+pub use source::{LoadError, NvmlSource, SnapshotGpuSource};

@@ -1,31 +1,42 @@
-//! The two `GpuSource` backends: live NVML, and a capture's NVML dump.
+//! The two `GpuSource` backends: live NVML, and a capture's NVML dump and recorded telemetry.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
+use thiserror::Error;
 use tracing::debug;
 
 use super::dump::{read_dump, DumpError};
 use super::inspect::inspect_session;
-use super::session::{NvmlSession, NVML_LIBRARY};
+use super::recorded::{read_recording, RecordingError, ReplayedTelemetry};
+use super::session::{NvmlSession, OpenError, NVML_LIBRARY};
 use crate::hw::gpu::{GpuSource, NO_DRIVER};
+use crate::hw::telemetry::TelemetryAccess;
 use crate::model::GpuInventory;
 
-/// Reads the GPUs of this machine through NVML.
-#[derive(Debug, Clone)]
+/// Reads the GPUs of this machine through one NVML session, opened when the
+/// source is made: inspection and burn-in telemetry share it, and whether
+/// there is a driver at all is decided there, once.
+#[derive(Debug)]
 pub struct NvmlSource {
-    library: OsString,
+    session: Result<NvmlSession, OpenError>,
 }
 
 impl NvmlSource {
     /// NVML from the library search path (`libnvidia-ml.so.1`).
     pub fn new() -> Self {
-        NvmlSource { library: OsString::from(NVML_LIBRARY) }
+        Self::with_library(NVML_LIBRARY)
     }
 
     /// NVML from a given library file.
     pub fn with_library(library: impl Into<OsString>) -> Self {
-        NvmlSource { library: library.into() }
+        let library = library.into();
+        let session = NvmlSession::open_library(&library);
+        if let Err(error) = &session {
+            debug!(reason = %error.reason(), "nvml not opened");
+        }
+        NvmlSource { session }
     }
 }
 
@@ -37,39 +48,69 @@ impl Default for NvmlSource {
 
 impl GpuSource for NvmlSource {
     fn inspect(&self) -> GpuInventory {
-        match NvmlSession::open_library(&self.library) {
-            Ok(session) => inspect_session(&session),
-            Err(error) => {
-                debug!(reason = %error.reason(), "gpus not inspected");
-                GpuInventory::NotInspected { reason: error.reason() }
-            }
+        match &self.session {
+            Ok(session) => inspect_session(session),
+            Err(error) => GpuInventory::NotInspected { reason: error.reason() },
+        }
+    }
+
+    fn telemetry(&self) -> TelemetryAccess<'_> {
+        match &self.session {
+            Ok(session) => TelemetryAccess::Live(session),
+            Err(error) if error.is_no_driver() => TelemetryAccess::NoDriver,
+            Err(error) => TelemetryAccess::Failed(error.reason()),
         }
     }
 }
 
-/// Replays the NVML dump of a capture (`<root>/kiln/nvml.json`). A tree
-/// without a dump is a node without a driver; a dump that cannot be read or
-/// parsed is "not inspected" with the file, line and column in the reason.
+/// Replays the NVML dump of a capture (`<root>/kiln/nvml.json`) and its
+/// recorded telemetry (`<root>/kiln/telemetry.json`). A tree without a dump
+/// is a node without a driver; a dump that cannot be read or parsed is "not
+/// inspected" with the file, line and column in the reason.
 #[derive(Debug, Clone)]
 pub struct SnapshotGpuSource {
     pub root: PathBuf,
+    replayed: OnceLock<Result<ReplayedTelemetry, String>>,
 }
 
 impl SnapshotGpuSource {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        SnapshotGpuSource { root: root.into() }
+        SnapshotGpuSource { root: root.into(), replayed: OnceLock::new() }
     }
 
-    /// Like `new`, but a dump that is present and cannot be read or parsed is
-    /// an error (bad input), not a node that merely shows no GPUs.
-    pub fn load(root: impl Into<PathBuf>) -> Result<Self, DumpError> {
+    /// Like `new`, but a dump or telemetry recording that is present and
+    /// cannot be read or parsed is an error (bad input), not a node that
+    /// merely shows no GPUs.
+    pub fn load(root: impl Into<PathBuf>) -> Result<Self, LoadError> {
         let source = SnapshotGpuSource::new(root);
         match read_dump(&source.root) {
-            Ok(_) => Ok(source),
-            Err(error) if error.is_missing() => Ok(source),
-            Err(error) => Err(error),
+            Ok(_) => {}
+            Err(error) if error.is_missing() => {}
+            Err(error) => return Err(LoadError::Dump(error)),
         }
+        read_recording(&source.root).map_err(LoadError::Telemetry)?;
+        Ok(source)
     }
+
+    fn replay(&self) -> Result<ReplayedTelemetry, String> {
+        let gpus = match read_dump(&self.root) {
+            Ok(GpuInventory::Inspected { gpus, .. }) => gpus,
+            Ok(GpuInventory::NotInspected { reason }) => return Err(reason),
+            Err(error) if error.is_missing() => return Err(NO_DRIVER.to_string()),
+            Err(error) => return Err(error.reason()),
+        };
+        let recording = read_recording(&self.root).map_err(|e| e.to_string())?;
+        Ok(ReplayedTelemetry { gpus, recording })
+    }
+}
+
+/// Why a capture's GPU side cannot be replayed.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Dump(DumpError),
+    #[error(transparent)]
+    Telemetry(RecordingError),
 }
 
 impl GpuSource for SnapshotGpuSource {
@@ -78,6 +119,14 @@ impl GpuSource for SnapshotGpuSource {
             Ok(inventory) => inventory,
             Err(error) if error.is_missing() => GpuInventory::NotInspected { reason: NO_DRIVER.to_string() },
             Err(error) => GpuInventory::NotInspected { reason: error.reason() },
+        }
+    }
+
+    fn telemetry(&self) -> TelemetryAccess<'_> {
+        match self.replayed.get_or_init(|| self.replay()) {
+            Ok(replayed) => TelemetryAccess::Replay(replayed),
+            Err(reason) if reason == NO_DRIVER => TelemetryAccess::NoDriver,
+            Err(reason) => TelemetryAccess::Failed(reason.clone()),
         }
     }
 }

@@ -88,15 +88,22 @@ fn garbage_file_is_an_error_not_a_panic() {
 fn a_failing_migration_leaves_the_database_as_it_was() {
     let (_dir, path) = temp_db();
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    // A table in the way makes migration 1 fail halfway through its SQL.
-    raw(&path).execute_batch("CREATE TABLE runs (something TEXT);").expect("create a conflicting table");
+    // A schema-1 inventory with a table in the way makes migration 2 fail
+    // halfway through its SQL.
+    let conn = raw(&path);
+    conn.execute_batch(crate::inventory::migrate::MIGRATIONS[0].1).expect("schema 1");
+    conn.pragma_update(None, "user_version", 1).expect("version 1");
+    conn.execute_batch("CREATE TABLE burnin_figures (something TEXT);").expect("create a conflicting table");
+    drop(conn);
+    let tables = |conn: &rusqlite::Connection| -> i64 {
+        conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0)).expect("tables")
+    };
+    let before = tables(&raw(&path));
     let err = Inventory::open(&path).expect_err("the migration must fail");
-    assert!(matches!(err, InventoryError::Migrate { version: 1, .. }), "{err:?}");
+    assert!(matches!(err, InventoryError::Migrate { version: 2, .. }), "{err:?}");
     let conn = raw(&path);
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-    let tables: i64 =
-        conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0)).expect("tables");
-    assert_eq!((version, tables), (0, 1), "nothing of migration 1 was kept");
+    assert_eq!((version, tables(&conn)), (1, before), "nothing of migration 2 was kept");
 }
 
 #[test]
@@ -112,4 +119,73 @@ fn processes_opening_a_new_database_at_once_migrate_it_once() {
         let opened = opener.join().expect("thread").expect("every opener succeeds");
         assert_eq!(opened, Some(latest_version()));
     }
+}
+
+#[test]
+fn files_that_are_not_kiln_inventories_are_refused_and_left_alone() {
+    let (dir, _) = temp_db();
+    let foreign = dir.path().join("foreign.db");
+    raw(&foreign).execute_batch("CREATE TABLE recipes (name TEXT);").expect("another program's database");
+    let empty_sqlite = dir.path().join("empty-sqlite.db");
+    raw(&empty_sqlite).pragma_update(None, "journal_mode", "WAL").expect("an SQLite file with nothing in it");
+    let cases: Vec<(std::path::PathBuf, &str)> = vec![
+        (dir.path().join("zero.db"), "an empty file"),
+        (dir.path().join("one.db"), "not an SQLite database"),
+        (dir.path().join("garbage.db"), "not an SQLite database"),
+        (foreign, "without kiln's schema"),
+        (empty_sqlite, "without kiln's schema"),
+    ];
+    std::fs::write(&cases[0].0, b"").expect("write");
+    std::fs::write(&cases[1].0, b"S").expect("write");
+    std::fs::write(&cases[2].0, "SQLite format 2\n".repeat(64)).expect("write");
+    for (path, what) in &cases {
+        let before = std::fs::read(path).expect("read");
+        for (opener, result) in [
+            ("open", Inventory::open(path).map(drop)),
+            ("open_existing", Inventory::open_existing(path).map(drop)),
+            ("open_read_only", Inventory::open_read_only(path).map(drop)),
+        ] {
+            let err = result.expect_err("refused");
+            assert!(matches!(err, InventoryError::NotKiln { .. }), "{opener} {}: {err:?}", path.display());
+            let text = err.to_string();
+            assert!(text.contains(&path.display().to_string()) && text.contains(what), "{opener}: {text}");
+        }
+        assert!(std::fs::read(path).expect("read") == before, "{} unchanged", path.display());
+    }
+}
+
+#[test]
+fn a_newer_database_is_refused_before_anything_is_written() {
+    let (_dir, path) = temp_db();
+    drop(Inventory::open(&path).expect("open"));
+    let conn = raw(&path);
+    conn.pragma_update(None, "journal_mode", "DELETE").expect("as a newer kiln might keep it");
+    conn.pragma_update(None, "user_version", latest_version() + 1).expect("future");
+    drop(conn);
+    let before = std::fs::read(&path).expect("read");
+    for err in [
+        Inventory::open(&path).expect_err("refused"),
+        Inventory::open_existing(&path).expect_err("refused"),
+        Inventory::open_read_only(&path).expect_err("refused"),
+    ] {
+        assert!(matches!(err, InventoryError::TooNew { .. }), "{err:?}");
+    }
+    assert!(std::fs::read(&path).expect("read") == before, "not switched to WAL, not touched");
+}
+
+#[test]
+fn a_reader_writes_nothing_and_reads_an_older_schema() {
+    let (_dir, path) = temp_db();
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    let conn = raw(&path);
+    conn.execute_batch(crate::inventory::migrate::MIGRATIONS[0].1).expect("schema 1");
+    conn.pragma_update(None, "user_version", 1).expect("version 1");
+    drop(conn);
+    let before = std::fs::read(&path).expect("read");
+    let inv = Inventory::open_read_only(&path).expect("read-only");
+    assert_eq!(inv.schema_version().expect("version"), 1, "not migrated");
+    assert!(inv.nodes().expect("nodes").is_empty());
+    assert!(inv.conn.execute_batch("INSERT INTO nodes (hostname) VALUES ('x')").is_err(), "a reader cannot write");
+    drop(inv);
+    assert!(std::fs::read(&path).expect("read") == before, "the file is untouched");
 }
