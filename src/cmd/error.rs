@@ -394,4 +394,14 @@ mod tests {
         assert_eq!(lines[0], "kiln: error: 2 firmware item(s) could not be read");
         assert!(lines[1].starts_with("kiln: error: the outcome was not logged in inv.db: open database inv.db"));
     }
+
+    #[test]
+    fn a_url_password_in_an_error_is_never_printed() {
+        // A peer's message may repeat the URL it was given, credentials and all.
+        let peer = CmdError::Usage("the BMC said: Failed fetching image http://isouser:s3cret@10.0.0.5/x.iso".into());
+        let second = CmdError::BadInput("--media https://u:s3cret@h/y.iso: no such file".into());
+        let report = Outcome::from(peer).with_error(second).report();
+        assert!(!report.contains("s3cret") && !report.contains("isouser"), "{report}");
+        assert!(report.contains("http://***@10.0.0.5/x.iso") && report.contains("https://***@h/y.iso"), "{report}");
+    }
 }

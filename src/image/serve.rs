@@ -163,7 +163,13 @@ pub struct Server {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// The connections being answered, which stopping waits for (at most `DRAIN`).
+    slots: Arc<Mutex<Slots>>,
 }
+
+/// How long stopping waits for the answers being written: a deploy controller that has just
+/// recorded a node's report must not exit before the node hears it was taken.
+const DRAIN: Duration = Duration::from_secs(5);
 
 impl Server {
     /// Serve `root` on `listen` (port 0 picks a free port) in the background.
@@ -194,9 +200,11 @@ impl Server {
         let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: listen, source })?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
-        let thread = std::thread::spawn(move || accept_loop(listener, routes, limits, stop2));
+        let slots = Arc::new(Mutex::new(Slots::default()));
+        let slots2 = slots.clone();
+        let thread = std::thread::spawn(move || accept_loop(listener, routes, limits, stop2, slots2));
         tracing::info!(%addr, "serving boot artifacts");
-        Ok(Server { addr, stop, thread: Some(thread) })
+        Ok(Server { addr, stop, thread: Some(thread), slots })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -220,6 +228,11 @@ impl Server {
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        // No new connection is taken now; let those being answered finish, for a while.
+        let until = Instant::now() + DRAIN;
+        while self.slots.lock().unwrap_or_else(|p| p.into_inner()).total > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
@@ -278,8 +291,7 @@ impl Drop for Slot {
     }
 }
 
-fn accept_loop(listener: TcpListener, routes: Routes, limits: Limits, stop: Arc<AtomicBool>) {
-    let slots = Arc::new(Mutex::new(Slots::default()));
+fn accept_loop(listener: TcpListener, routes: Routes, limits: Limits, stop: Arc<AtomicBool>, slots: Arc<Mutex<Slots>>) {
     let routes = Arc::new(routes);
     for conn in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
@@ -790,6 +802,41 @@ mod tests {
         let status = text.lines().next().unwrap_or("").to_string();
         let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
         (status, body)
+    }
+
+    /// Answers after a pause, saying when it was asked and when it is done.
+    struct Slow {
+        asked: std::sync::mpsc::Sender<()>,
+        done: Arc<AtomicBool>,
+    }
+
+    impl PostRoutes for Slow {
+        fn post(&self, _: &Posted<'_>) -> Reply {
+            let _ = self.asked.send(());
+            std::thread::sleep(Duration::from_millis(400));
+            self.done.store(true, Ordering::SeqCst);
+            Reply::json(200, "{}".into())
+        }
+    }
+
+    #[test]
+    fn stopping_lets_an_answer_being_made_reach_its_client() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (asked, heard) = std::sync::mpsc::channel();
+        let done = Arc::new(AtomicBool::new(false));
+        let slow = Slow { asked, done: done.clone() };
+        let routes = Routes { mounts: vec![("/files/".into(), dir.path().to_path_buf())], post: Some(Arc::new(slow)) };
+        let server = Server::start_routes(routes, "127.0.0.1:0".parse().expect("addr")).expect("starts");
+        let addr = server.addr();
+        let client =
+            std::thread::spawn(move || exchange(addr, b"POST /agent/booted HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"));
+        heard.recv_timeout(Duration::from_secs(10)).expect("the request arrived");
+        // A controller stops its server once the node's report is recorded, then exits: the
+        // answer must be out by then.
+        server.stop();
+        assert!(done.load(Ordering::SeqCst), "stop returned while an answer was still being made");
+        let (status, _) = client.join().expect("client");
+        assert_eq!(status, "HTTP/1.1 200 OK");
     }
 
     #[test]
