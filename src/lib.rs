@@ -26,4 +26,5 @@ pub mod notice;
 pub mod rack;
 pub mod redact;
 pub mod report;
+pub mod secret;
 pub mod toml_error;
