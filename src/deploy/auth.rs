@@ -21,25 +21,19 @@
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use zeroize::Zeroizing;
 
 /// The request header carrying the proof (and the answer's).
 pub use crate::image::serve::AUTH_HEADER as HEADER;
 
-/// A node's key for one deployment. Zeroed when dropped; `Debug` never shows it.
+/// A node's key for one deployment. Zeroed when dropped (`zeroize`, as `Secret`); `Debug` never
+/// shows it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct NodeKey([u8; 32]);
+pub struct NodeKey(Zeroizing<[u8; 32]>);
 
 impl std::fmt::Debug for NodeKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("NodeKey(***)")
-    }
-}
-
-impl Drop for NodeKey {
-    fn drop(&mut self) {
-        self.0.fill(0);
-        // Keep the zeroing from being moved past the end of the key's life.
-        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -53,24 +47,26 @@ pub fn random<const N: usize>() -> Result<[u8; N], getrandom::Error> {
 impl NodeKey {
     /// A fresh random key.
     pub fn generate() -> Result<NodeKey, getrandom::Error> {
-        random().map(NodeKey)
+        let mut key = Zeroizing::new([0u8; 32]);
+        getrandom::getrandom(&mut *key)?;
+        Ok(NodeKey(key))
     }
 
     /// From its 64 hex digits (the kernel command line's `kiln.key=`).
     pub fn from_hex(text: &str) -> Option<NodeKey> {
-        let mut bytes = [0u8; 32];
-        hex::decode_to_slice(text.trim(), &mut bytes).ok()?;
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(text.trim(), &mut *bytes).ok()?;
         Some(NodeKey(bytes))
     }
 
     /// 64 hex digits, for the node's boot path only.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        hex::encode(self.0.as_slice())
     }
 
     fn mac(&self, role: &str, deploy: &str, node: &str, route: &str, status: Option<u16>, body: &[u8]) -> Hmac<Sha256> {
         // A key of any length is accepted by HMAC; 32 bytes always are.
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable_mac());
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&*self.0).unwrap_or_else(|_| unreachable_mac());
         let status = status.map(|s| s.to_string()).unwrap_or_default();
         for part in [role, deploy, node, route, &status] {
             m.update(part.as_bytes());
@@ -170,7 +166,7 @@ mod tests {
     use super::*;
 
     fn key(byte: u8) -> NodeKey {
-        NodeKey([byte; 32])
+        NodeKey(Zeroizing::new([byte; 32]))
     }
 
     #[test]
