@@ -112,6 +112,12 @@ pub enum CmdError {
     #[error("{count} firmware item(s) could not be read")]
     FirmwareUnreadable { count: usize },
 
+    /// A firmware recipe is malformed, or `--recipe` names none (exit 4).
+    #[error(transparent)]
+    FirmwareRecipe(#[from] crate::firmware::RecipeError),
+    /// A firmware package is missing or differs from its recipe; nothing was sent (exit 4).
+    #[error(transparent)]
+    FirmwarePackage(#[from] crate::firmware::package::PackageError),
     /// An image recipe is malformed (exit 4). Every issue is printed.
     #[error(transparent)]
     Recipe(#[from] RecipeError),
@@ -231,6 +237,8 @@ impl CmdError {
             | CmdError::Manifest(_)
             | CmdError::BmcTarget(_)
             | CmdError::Recipe(_)
+            | CmdError::FirmwareRecipe(_)
+            | CmdError::FirmwarePackage(_)
             | CmdError::ImageManifest(_)
             | CmdError::Pxe(_)
             | CmdError::Serve(_)
