@@ -55,6 +55,7 @@ pub fn check(spec: &Platform) -> Vec<(FieldPath, String)> {
     if let Some(burnin) = &spec.burnin {
         burnin_spec::check(burnin, &root.key("burnin"), &mut out);
     }
+    check_complete(spec, &root, &mut out);
     if let Some(fw) = &spec.firmware {
         let path = root.key("firmware");
         for (key, value) in [("bios_min", &fw.bios_min), ("driver_min", &fw.driver_min)] {
@@ -66,6 +67,65 @@ pub fn check(spec: &Platform) -> Vec<(FieldPath, String)> {
         }
     }
     out
+}
+
+/// A spec that parses can still be too little to judge its platform (a file
+/// cut short by a bad copy or an editor's crash reads as valid TOML): what it
+/// detects it must count, GPUs it expects must have their memory health
+/// judged, NVLink rules need GPUs, and a multi-node domain needs its NVLink
+/// and fabric rules. The fallback and other specs with no devices pass as
+/// long as they judge something.
+fn check_complete(spec: &Platform, root: &FieldPath, out: &mut Vec<(FieldPath, String)>) {
+    let judges_anything = !spec.devices.is_empty()
+        || spec.aer.is_some()
+        || spec.nvlink.is_some()
+        || spec.fabric.is_some()
+        || spec.gpu_health.is_some()
+        || spec.firmware.is_some()
+        || spec.nvlink_domain.is_some();
+    if !judges_anything {
+        out.push((
+            root.key("description"),
+            "the spec judges nothing: give the [[devices]] it expects, or [aer], [gpu_health], [firmware]".into(),
+        ));
+    }
+    for (i, presence) in spec.detect.pci.iter().enumerate() {
+        for (j, id) in presence.ids.iter().enumerate() {
+            if !spec.devices.iter().any(|g| g.ids.contains(id)) {
+                out.push((
+                    root.key("match").key("pci").index(i).key("ids").index(j),
+                    format!("{id} detects this platform, but no [[devices]] group counts it"),
+                ));
+            }
+        }
+    }
+    let first_gpu_group = spec.devices.iter().position(|g| g.role == Role::Gpu && g.expected_at_least() > 0);
+    if let Some(i) = first_gpu_group {
+        if spec.gpu_health.is_none() {
+            out.push((
+                root.key("devices").index(i).key("role"),
+                "the spec expects GPUs but does not judge their memory health (ECC, retired pages, row remaps): \
+                 add [gpu_health]"
+                    .into(),
+            ));
+        }
+    } else {
+        for (key, present) in [("nvlink", spec.nvlink.is_some()), ("fabric", spec.fabric.is_some())] {
+            if present {
+                out.push((root.key(key), format!("[{key}] judges GPUs, but [[devices]] expects none")));
+            }
+        }
+    }
+    if spec.nvlink_domain.is_some() {
+        for (key, present) in [("nvlink", spec.nvlink.is_some()), ("fabric", spec.fabric.is_some())] {
+            if !present {
+                out.push((
+                    root.key("nvlink_domain"),
+                    format!("a multi-node NVLink domain is judged over its links and fabric: add [{key}]"),
+                ));
+            }
+        }
+    }
 }
 
 /// A domain of at least two trays whose GPUs split evenly over them, as many

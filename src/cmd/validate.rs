@@ -188,7 +188,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("platforms")).expect("mkdir");
         let spec = "name = \"site-b200\"\ndescription = \"site\"\n[match]\narchitecture = \"x86_64\"\n\
-                    [[devices]]\nrole = \"gpu\"\nids = [\"10de:2901\"]\ncount = 9\n";
+                    [[devices]]\nrole = \"gpu\"\nids = [\"10de:2901\"]\ncount = 9\n[gpu_health]\n";
         std::fs::write(dir.path().join("platforms/site.toml"), spec).expect("write");
         let a = ValidateArgs { checks_dir: Some(dir.path().to_path_buf()), ..args() };
         let (code, v) = run_json(&testnode::hgx_b200(), &a);
