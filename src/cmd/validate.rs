@@ -113,7 +113,7 @@ pub enum NodeFileError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{} is not a kiln node document", file.display())]
+    #[error("cannot read {} as a kiln node document", file.display())]
     Parse {
         file: PathBuf,
         #[source]
@@ -208,5 +208,11 @@ mod tests {
         std::fs::write(&bad, "{\"schema_version\": 1,\n \"hostname\": 7}").expect("write");
         let err = crate::error::chain(&read_node(&bad).expect_err("malformed"));
         assert!(err.contains("bad.json") && err.contains("line 2"), "{err}");
+        let newer = dir.path().join("newer.json");
+        let mut doc = serde_json::to_value(testnode::vm()).expect("json");
+        doc["schema_version"] = serde_json::json!(999);
+        std::fs::write(&newer, doc.to_string()).expect("write");
+        let err = crate::error::chain(&read_node(&newer).expect_err("newer schema"));
+        assert!(err.contains("newer.json") && err.contains("node schema_version 999"), "{err}");
     }
 }
