@@ -47,7 +47,7 @@ pub fn run(args: &AgentArgs) -> CmdResult {
                 print(&mut out, answer)?;
             } else {
                 writeln!(
-                    out,
+                    crate::terminal::Text(&mut out),
                     "{node}: wrote and verified {bytes} bytes on {} in {seconds:.1}s, sha256 {image_sha256}",
                     target.display()
                 )?;
@@ -60,7 +60,7 @@ pub fn run(args: &AgentArgs) -> CmdResult {
             if args.json {
                 print(&mut out, AgentAnswer::Confirmed { node, message })?;
             } else {
-                writeln!(out, "{node}: {message}")?;
+                writeln!(crate::terminal::Text(&mut out), "{node}: {message}")?;
             }
         }
         Err(e) => {
