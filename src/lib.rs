@@ -26,3 +26,4 @@ pub mod rack;
 pub mod report;
 pub mod terminal;
 pub mod toml_error;
+pub mod truncate;

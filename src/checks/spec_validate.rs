@@ -7,6 +7,7 @@ use super::platform::{DeviceGroup, NvlinkDomain, Platform, Role};
 use super::spec_error::FieldPath;
 use super::version::{self, Radix};
 use crate::model::pcie_generation;
+use crate::truncate::quote;
 
 /// Widths a PCIe link can train to.
 const PCIE_WIDTHS: [u32; 7] = [1, 2, 4, 8, 12, 16, 32];
@@ -19,7 +20,7 @@ pub fn check(spec: &Platform) -> Vec<(FieldPath, String)> {
     if spec.name.is_empty() {
         out.push((root.key("name"), "must not be empty".to_string()));
     } else if !valid_name(&spec.name) {
-        out.push((root.key("name"), format!("{:?}: use lowercase letters, digits and '-'", spec.name)));
+        out.push((root.key("name"), format!("{}: use lowercase letters, digits and '-'", quote(&spec.name))));
     }
     if spec.description.trim().is_empty() {
         out.push((root.key("description"), "must not be empty".to_string()));
@@ -61,7 +62,7 @@ pub fn check(spec: &Platform) -> Vec<(FieldPath, String)> {
         for (key, value) in [("bios_min", &fw.bios_min), ("driver_min", &fw.driver_min)] {
             if let Some(v) = value {
                 if version::segments(v, Radix::Decimal).is_none() {
-                    out.push((path.key(key), format!("{v:?} is not a dotted decimal version")));
+                    out.push((path.key(key), format!("{} is not a dotted decimal version", quote(v))));
                 }
             }
         }
@@ -164,7 +165,7 @@ fn check_match(spec: &Platform, path: &FieldPath, out: &mut Vec<(FieldPath, Stri
     let m = &spec.detect;
     if let Some(arch) = &m.architecture {
         if arch != "x86_64" && arch != "aarch64" {
-            out.push((path.key("architecture"), format!("{arch:?}: expected \"x86_64\" or \"aarch64\"")));
+            out.push((path.key("architecture"), format!("{}: expected \"x86_64\" or \"aarch64\"", quote(arch))));
         }
     }
     for (i, p) in m.pci.iter().enumerate() {
@@ -229,7 +230,7 @@ fn check_group(group: &DeviceGroup, path: &FieldPath, out: &mut Vec<(FieldPath, 
                 format!("kiln does not read firmware of {} functions", group.role.as_str()),
             )),
             Some(r) if version::segments(fw, r).is_none() => {
-                out.push((path.key("firmware_min"), format!("{fw:?} is not a dotted version")))
+                out.push((path.key("firmware_min"), format!("{} is not a dotted version", quote(fw))))
             }
             Some(_) => {}
         }

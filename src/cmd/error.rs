@@ -305,7 +305,7 @@ impl CmdError {
             }
             _ => {}
         }
-        out
+        crate::truncate::message(&out).into_owned()
     }
 }
 

@@ -12,17 +12,17 @@ use thiserror::Error;
 pub enum ParseError {
     #[error("empty value")]
     Empty,
-    #[error("not a hex number: {0:?}")]
+    #[error("not a hex number: {}", crate::truncate::quote(.0))]
     NotHex(String),
-    #[error("not an integer: {0:?}")]
+    #[error("not an integer: {}", crate::truncate::quote(.0))]
     NotInteger(String),
-    #[error("not a link speed: {0:?}")]
+    #[error("not a link speed: {}", crate::truncate::quote(.0))]
     NotLinkSpeed(String),
-    #[error("not a \"NAME COUNT\" line: {0:?}")]
+    #[error("not a \"NAME COUNT\" line: {}", crate::truncate::quote(.0))]
     NotCounterLine(String),
-    #[error("not a cpu list: {0:?}")]
+    #[error("not a cpu list: {}", crate::truncate::quote(.0))]
     NotCpuList(String),
-    #[error("unexpected value: {0:?}")]
+    #[error("unexpected value: {}", crate::truncate::quote(.0))]
     Unexpected(String),
     #[error("no {field} line")]
     MissingField { field: String },
@@ -223,6 +223,14 @@ mod tests {
         assert_eq!(hex_u16("nvidia"), Err(ParseError::NotHex("nvidia".into())));
         assert_eq!(hex_u16(""), Err(ParseError::Empty));
         assert_eq!(hex_u32("0x+12"), Err(ParseError::NotHex("0x+12".into())));
+    }
+
+    #[test]
+    fn a_huge_bad_value_is_quoted_short() {
+        let big = "x".repeat(100_000);
+        let shown = hex_u16(&big).expect_err("not hex").to_string();
+        assert_eq!(shown, format!("not a hex number: \"{}\"... (100000 bytes)", "x".repeat(80)));
+        assert_eq!(hex_u16("nvidia").expect_err("not hex").to_string(), "not a hex number: \"nvidia\"");
     }
 
     #[test]

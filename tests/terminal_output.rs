@@ -1,6 +1,7 @@
-//! Strings from the machine reach the terminal as text, never as escape sequences: a hostname
-//! and a DMI product name that retitle the window and clear the screen are shown escaped in
-//! every text output and in errors, and kept as they are in JSON.
+//! What reaches the terminal from outside data. Strings from the machine are text, never escape
+//! sequences: a hostname and a DMI product name that retitle the window and clear the screen are
+//! shown escaped in every text output and in errors, and kept as they are in JSON. A huge input
+//! value quoted in an error is cut to its first characters and its size.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -59,4 +60,27 @@ fn an_error_quoting_a_hostile_value_is_escaped() {
     assert_eq!(out.status.code(), Some(kiln::exit::BAD_INPUT));
     let err = no_controls("the error", &out.stderr);
     assert!(err.contains("node\\x1b[2J.json"), "{err}");
+}
+
+#[test]
+fn an_error_quoting_a_huge_value_quotes_its_start_and_size() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = "A".repeat(100_000);
+    let cases = [
+        ("name.toml", format!("name = \"{big}\"\ndescription = \"x\"\n[aer]\n")),
+        (
+            "id.toml",
+            format!("name = \"x\"\ndescription = \"x\"\n[[devices]]\nrole = \"gpu\"\nids = [\"{big}\"]\ncount = 1\n"),
+        ),
+        ("bios.toml", format!("name = \"x\"\ndescription = \"x\"\n[firmware]\nbios_min = \"{big}\"\n")),
+    ];
+    for (file, text) in cases {
+        std::fs::write(dir.path().join(file), text).expect("write");
+        let out = kiln(dir.path(), &["spec", "check", file]);
+        assert_eq!(out.status.code(), Some(kiln::exit::BAD_INPUT), "{file}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.len() < 600, "{file}: {} bytes of error", err.len());
+        assert!(err.contains(&format!("{}\"... (100000 bytes)", "A".repeat(80))), "{file}: {err}");
+        assert!(err.contains(file), "{err}");
+    }
 }
