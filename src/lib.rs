@@ -19,6 +19,7 @@ pub mod hw;
 pub mod image;
 pub mod input;
 pub mod inventory;
+pub mod json_error;
 pub mod lifecycle;
 pub mod model;
 pub mod notice;

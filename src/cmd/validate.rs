@@ -113,19 +113,15 @@ pub enum NodeFileError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot read {} as a kiln node document", file.display())]
-    Parse {
-        file: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
+    #[error("cannot read {} as a kiln node document: {}:{}", file.display(), file.display(), source)]
+    Parse { file: PathBuf, source: crate::json_error::JsonError },
 }
 
 /// A node JSON document as `kiln inspect --json` prints it.
 pub fn read_node(file: &Path) -> Result<Node, NodeFileError> {
     let text = crate::input::read_to_string(file, crate::input::Input::NodeJson)
         .map_err(|source| NodeFileError::Read { file: file.to_path_buf(), source })?;
-    serde_json::from_str(&text).map_err(|source| NodeFileError::Parse { file: file.to_path_buf(), source })
+    crate::json_error::from_str(&text).map_err(|source| NodeFileError::Parse { file: file.to_path_buf(), source })
 }
 
 #[cfg(test)]
@@ -207,7 +203,7 @@ mod tests {
         let bad = dir.path().join("bad.json");
         std::fs::write(&bad, "{\"schema_version\": 1,\n \"hostname\": 7}").expect("write");
         let err = crate::error::chain(&read_node(&bad).expect_err("malformed"));
-        assert!(err.contains("bad.json") && err.contains("line 2"), "{err}");
+        assert!(err.contains("bad.json:2:") && err.contains("field `hostname`"), "{err}");
         let newer = dir.path().join("newer.json");
         let mut doc = serde_json::to_value(testnode::vm()).expect("json");
         doc["schema_version"] = serde_json::json!(999);
