@@ -38,8 +38,13 @@ pub fn parse_spec(text: &str, file: &Path) -> Result<Platform, SpecError> {
 
 /// Reads and parses one spec file.
 pub fn load_file(path: &Path) -> Result<LoadedSpec, SpecError> {
-    let text = crate::input::read_to_string(path, crate::input::Input::Spec)
-        .map_err(|source| SpecError::Read { file: path.to_path_buf(), source })?;
+    let text =
+        crate::input::read_to_string(path, crate::input::Input::Spec).map_err(
+            |source| match crate::input::NotUtf8::of(&source) {
+                Some(at) => SpecError::NotUtf8 { file: path.to_path_buf(), at },
+                None => SpecError::Read { file: path.to_path_buf(), source },
+            },
+        )?;
     Ok(LoadedSpec { platform: parse_spec(&text, path)?, origin: path.to_path_buf() })
 }
 
@@ -351,6 +356,17 @@ reason = "source"
         assert!(message.ends_with("add [fabric]"), "{message}");
         parse(&format!("{domain}[fabric]\n")).expect("complete");
         parse(builtin::PLATFORMS.iter().find(|(f, _)| *f == "generic.toml").expect("generic").1).expect("minimal");
+    }
+
+    #[test]
+    fn a_spec_that_is_not_utf8_names_line_and_column_of_the_first_bad_byte() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("latin1.toml");
+        std::fs::write(&file, b"name = \"t\"\ndescription = \"Stra\xdfe\"\n").expect("write");
+        let err = load_file(&file).expect_err("not UTF-8");
+        let shown = err.to_string();
+        assert!(shown.starts_with(&format!("{}:2:20: not UTF-8 text", file.display())), "{shown}");
+        assert!(matches!(err, SpecError::NotUtf8 { at: crate::input::NotUtf8 { line: 2, column: 20, byte: 30 }, .. }));
     }
 
     #[test]
