@@ -25,6 +25,7 @@ pub mod model;
 pub mod notice;
 pub mod rack;
 pub mod report;
+pub mod secret;
 pub mod terminal;
 pub mod toml_error;
 pub mod truncate;

@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 
 use kiln::checks::{Component, Finding, Outcome, Severity, Verdict};
 use kiln::exit;
-use kiln::inventory::sample::hgx_b200_node;
+use kiln::hw::fixture::sample::hgx_b200_node;
 use kiln::inventory::{Inventory, RunRecord};
 use kiln::lifecycle::RunKind;
 

@@ -17,7 +17,6 @@ mod note;
 mod query;
 mod rack;
 mod record;
-pub mod sample;
 mod timestamp;
 
 #[cfg(test)]

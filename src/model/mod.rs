@@ -7,6 +7,7 @@ mod gpu;
 mod host;
 mod node;
 mod pci;
+mod pci_address;
 mod problem;
 mod telemetry;
 
@@ -14,5 +15,6 @@ pub use gpu::*;
 pub use host::*;
 pub use node::*;
 pub use pci::*;
+pub use pci_address::{empty_when_none, PciAddress, PciAddressError};
 pub use problem::*;
 pub use telemetry::*;

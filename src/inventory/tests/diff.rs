@@ -1,7 +1,7 @@
 //! Changes between runs: swapped parts, new firmware, parts added and removed.
 
 use super::support::{record, temp_db};
-use crate::inventory::sample::{gpu_address, gpu_serial, hgx_b200_node};
+use crate::hw::fixture::sample::{gpu_serial, hgx_b200_node};
 use crate::inventory::{diff_components, Change, ComponentChange, ComponentRecord, Inventory};
 use crate::lifecycle::RunKind;
 use crate::model::{GpuInventory, Node};
@@ -34,10 +34,11 @@ fn a_swapped_gpu_and_a_reflashed_vbios_are_reported() {
     assert_eq!(
         lines,
         vec![
-            format!("gpu 0000:1b:00.0: serial {} -> 1650924060999 (part swapped)", gpu_serial("gpu-a01", 0)),
-            format!("gpu {}: firmware 97.00.6A.00.01 -> 97.00.6B.00.02", gpu_address(5)),
+            // GPUs are placed by their physical slot (1-8), drives by their PCI address.
+            format!("gpu 1: serial {} -> 1650924060999 (part swapped)", gpu_serial("gpu-a01", 0)),
+            "gpu 6: firmware 97.00.9C.00.1D -> 97.00.6B.00.02".to_string(),
             format!(
-                "nvme 0000:e2:00.0: removed (SAMSUNG MZQL23T8HCLS-00A07, serial {})",
+                "nvme 0000:b5:00.0: removed (SAMSUNG MZWLJ3T8HBLS-00007, serial {})",
                 pulled.serial.expect("serial")
             ),
         ]
