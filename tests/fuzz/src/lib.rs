@@ -6,8 +6,11 @@
 
 use std::path::Path;
 
+/// What a target does with one input.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name: `cargo xtask fuzz NAME`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("spec", spec),
     ("rack_manifest", rack_manifest),
     ("image_recipe", image_recipe),
