@@ -293,7 +293,7 @@ reason = "source"
     #[test]
     fn an_nvlink_domain_must_split_evenly_into_trays_of_the_nodes_gpus() {
         // GOOD expects 2 GPUs a node: 36 trays of 2 is a 72-GPU domain.
-        let ok = format!("{GOOD}\n[nvlink_domain]\ngpus = 72\ntrays = 36\n[nvlink]\nlinks_per_gpu = 2\n[fabric]\n");
+        let ok = format!("{GOOD}\n[nvlink_domain]\ngpus = 72\ntrays = 36\n[nvlink]\nlinks_per_gpu = 2\n");
         let d = parse(&ok).expect("valid").nvlink_domain.expect("domain");
         assert_eq!(d.gpus_per_tray(), 2);
         let (line, field, message) = located(parse(&ok.replace("trays = 36", "trays = 18")).expect_err("4 a tray"));
@@ -350,11 +350,11 @@ reason = "source"
             (field.as_str(), message.as_str()),
             ("nvlink", "[nvlink] judges GPUs, but [[devices]] expects none")
         );
-        let domain = format!("{GOOD}[nvlink]\nlinks_per_gpu = 2\n[nvlink_domain]\ngpus = 4\ntrays = 2\n");
-        let (_, field, message) = located(parse(&domain).expect_err("a domain without fabric rules"));
+        let domain = format!("{GOOD}[nvlink_domain]\ngpus = 4\ntrays = 2\n");
+        let (_, field, message) = located(parse(&domain).expect_err("a domain without NVLink rules"));
         assert_eq!(field, "nvlink_domain");
-        assert!(message.ends_with("add [fabric]"), "{message}");
-        parse(&format!("{domain}[fabric]\n")).expect("complete");
+        assert!(message.ends_with("add [nvlink]"), "{message}");
+        parse(&format!("{domain}[nvlink]\nlinks_per_gpu = 2\n")).expect("complete");
         parse(builtin::PLATFORMS.iter().find(|(f, _)| *f == "generic.toml").expect("generic").1).expect("minimal");
     }
 

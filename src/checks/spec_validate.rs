@@ -74,7 +74,7 @@ pub fn check(spec: &Platform) -> Vec<(FieldPath, String)> {
 /// cut short by a bad copy or an editor's crash reads as valid TOML): what it
 /// detects it must count, GPUs it expects must have their memory health
 /// judged, NVLink rules need GPUs, and a multi-node domain needs its NVLink
-/// and fabric rules. The fallback and other specs with no devices pass as
+/// rules. The fallback and other specs with no devices pass as
 /// long as they judge something.
 fn check_complete(spec: &Platform, root: &FieldPath, out: &mut Vec<(FieldPath, String)>) {
     let judges_anything = !spec.devices.is_empty()
@@ -117,15 +117,12 @@ fn check_complete(spec: &Platform, root: &FieldPath, out: &mut Vec<(FieldPath, S
             }
         }
     }
-    if spec.nvlink_domain.is_some() {
-        for (key, present) in [("nvlink", spec.nvlink.is_some()), ("fabric", spec.fabric.is_some())] {
-            if !present {
-                out.push((
-                    root.key("nvlink_domain"),
-                    format!("a multi-node NVLink domain is judged over its links and fabric: add [{key}]"),
-                ));
-            }
-        }
+    // A site may judge its trays without the fabric rule; never a domain without its links.
+    if spec.nvlink_domain.is_some() && spec.nvlink.is_none() {
+        out.push((
+            root.key("nvlink_domain"),
+            "a multi-node NVLink domain is judged over its links: add [nvlink]".into(),
+        ));
     }
 }
 
