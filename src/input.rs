@@ -32,6 +32,8 @@ pub enum Input {
     Recipe,
     /// An artifact manifest (`NAME.manifest.json`), or an image's own record.
     ArtifactManifest,
+    /// The node-binary manifest of a `cargo xtask dist` directory (`manifest.json`).
+    DistManifest,
     /// A block map (`NAME.bmap.json`): one entry per mapped range.
     BlockMap,
     /// A node's JSON (`kiln inspect --json`).
@@ -58,6 +60,7 @@ impl Input {
             Input::RackManifest => 16 * MIB,
             Input::Recipe => MIB,
             Input::ArtifactManifest => MIB,
+            Input::DistManifest => MIB,
             Input::BlockMap => 64 * MIB,
             Input::NodeJson => 64 * MIB,
             Input::Secret => MIB,
@@ -77,6 +80,7 @@ impl Input {
             Input::RackManifest => "rack manifest",
             Input::Recipe => "image recipe",
             Input::ArtifactManifest => "artifact manifest",
+            Input::DistManifest => "node-binary manifest",
             Input::BlockMap => "block map",
             Input::NodeJson => "node JSON file",
             Input::Secret => "password, token or certificate file",

@@ -15,7 +15,7 @@ use crate::cmd::validate::{NodeFileError, SelectError};
 use crate::deploy::{AgentError, DeployError, WriterLost};
 use crate::error::chain;
 use crate::exit;
-use crate::fleet::TrustError;
+use crate::fleet::{BinaryError, TrustError};
 use crate::handoff::KubeError;
 use crate::hw::capture::CaptureError;
 use crate::hw::source::OpenError;
@@ -112,6 +112,12 @@ pub enum CmdError {
     #[error("{count} firmware item(s) could not be read")]
     FirmwareUnreadable { count: usize },
 
+    /// A firmware recipe is malformed, or `--recipe` names none (exit 4).
+    #[error(transparent)]
+    FirmwareRecipe(#[from] crate::firmware::RecipeError),
+    /// A firmware package is missing or differs from its recipe; nothing was sent (exit 4).
+    #[error(transparent)]
+    FirmwarePackage(#[from] crate::firmware::package::PackageError),
     /// An image recipe is malformed (exit 4). Every issue is printed.
     #[error(transparent)]
     Recipe(#[from] RecipeError),
@@ -180,9 +186,11 @@ pub enum CmdError {
     /// known_hosts could not be read or written (exit 10).
     #[error(transparent)]
     Trust(#[from] TrustError),
-    /// The kiln binary to push to the nodes could not be read (exit 10).
-    #[error("read the kiln binary to push to the nodes")]
-    NodeBinary(#[source] std::io::Error),
+    /// The kiln to push to the nodes (`--node-binary FILE`, `--dist DIR`) is unusable: missing,
+    /// not an ELF executable, a malformed or inconsistent `kiln.dist` manifest (exit 4); the
+    /// running kiln could not be found (exit 10).
+    #[error(transparent)]
+    NodeBinary(BinaryError),
 
     /// Anything else: kiln's own I/O (stdout, its output files), a bug (exit 10).
     #[error(transparent)]
@@ -231,6 +239,8 @@ impl CmdError {
             | CmdError::Manifest(_)
             | CmdError::BmcTarget(_)
             | CmdError::Recipe(_)
+            | CmdError::FirmwareRecipe(_)
+            | CmdError::FirmwarePackage(_)
             | CmdError::ImageManifest(_)
             | CmdError::Pxe(_)
             | CmdError::Serve(_)
@@ -258,9 +268,9 @@ impl CmdError {
             CmdError::NotConfirmed { .. } => exit::CHECK_FAILED,
             // A failed drain never hides the verdict: the command gives the verdict's code.
             CmdError::DrainNoName | CmdError::Drain { .. } => exit::CHECK_FAILED,
-            CmdError::Capture(_) | CmdError::Trust(_) | CmdError::NodeBinary(_) | CmdError::Internal(_) => {
-                exit::INTERNAL
-            }
+            CmdError::NodeBinary(BinaryError::CurrentExe(_)) => exit::INTERNAL,
+            CmdError::NodeBinary(_) => exit::BAD_INPUT,
+            CmdError::Capture(_) | CmdError::Trust(_) | CmdError::Internal(_) => exit::INTERNAL,
             CmdError::Both(first, _) => first.exit_code(),
         }
     }

@@ -36,7 +36,7 @@ pub struct FirmwareReading<'a> {
 
 /// The node JSON stored with a firmware reading: the name only, and GPUs
 /// marked as not inspected, since the node itself was not read.
-fn placeholder_node(hostname: &str) -> Node {
+pub(super) fn placeholder_node(hostname: &str) -> Node {
     Node {
         schema_version: NODE_SCHEMA_VERSION,
         hostname: hostname.to_string(),

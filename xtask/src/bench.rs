@@ -16,15 +16,19 @@ pub fn run(args: &[String]) -> Result<u8> {
     if !args.iter().any(|a| a == "--no-install") && sh::is_root() {
         sh::apt_install(&["pciutils"])?;
     }
-    let kiln = sh::build_kiln(true)?;
+    // `--kiln FILE` measures that binary (say which in the figures) instead of a release build.
+    let kiln = match args.iter().position(|a| a == "--kiln").and_then(|i| args.get(i + 1)) {
+        Some(path) => std::path::PathBuf::from(path),
+        None => sh::build_kiln(true)?,
+    };
     let root = sh::root();
     let install = !args.iter().any(|a| a == "--no-install");
-    // `--only=node|image|fleet` runs one section; by default all three.
+    // `--only=node|image|fleet|firmware` runs one section; by default all four.
     let only = args.iter().find_map(|a| a.strip_prefix("--only=")).map(str::to_string);
     let wants = |name: &str| only.as_deref().is_none_or(|o| o == name);
     if let Some(o) = &only {
-        if !["node", "image", "fleet"].contains(&o.as_str()) {
-            bail!("--only takes node, image or fleet, not {o:?}");
+        if !["node", "image", "fleet", "firmware"].contains(&o.as_str()) {
+            bail!("--only takes node, image, fleet or firmware, not {o:?}");
         }
     }
     if wants("node") {
@@ -41,7 +45,31 @@ pub fn run(args: &[String]) -> Result<u8> {
             eprintln!("xtask: SKIPPED: rack fan-out benchmark needs root (network namespaces)");
         }
     }
+    // A firmware check beside DMTF's rf_firmware_inventory.py: over the recorded GH200 tree
+    // (no root needed), and over the lab's BMCs (root: network namespaces).
+    if wants("firmware") {
+        firmware(&kiln, flag_value(args, "--firmware-nodes").unwrap_or(8))?;
+    }
     Ok(0)
+}
+
+fn firmware(kiln: &Path, nodes: usize) -> Result<()> {
+    let root = sh::root();
+    let mut body = format!(
+        "Measured by `cargo xtask bench` on {} ({} cores), kiln binary `{}`.\n\n",
+        host_line(),
+        cores(),
+        kiln.strip_prefix(&root).unwrap_or(kiln).display()
+    );
+    body.push_str(&xtask::bench_firmware::run_recorded(&root, kiln, nodes, 5)?.markdown());
+    body.push('\n');
+    if sh::is_root() {
+        body.push_str(&xtask::bench_firmware::run_lab(&root, kiln, nodes, 5)?.markdown());
+    } else {
+        body.push_str("Lab BMCs: SKIPPED (the lab needs root for its network namespaces).\n");
+    }
+    println!("{body}");
+    write_section(&root.join("docs/benchmarks.md"), "firmware", &format!("{body}\n"))
 }
 
 /// Inspecting, validating and recording, beside lspci.
@@ -111,7 +139,14 @@ pub fn fleet_only(args: &[String]) -> Result<u8> {
 
 fn fleet(nodes: usize) -> Result<()> {
     let root = sh::root();
-    let report = xtask::bench_fleet::run(&root, nodes)?;
+    // The node binary a crew pushes: this machine's target from `cargo
+    // xtask dist`, in a directory of the benchmark's own.
+    let host = xtask::dist::host_target()?;
+    let dist = root.join("target/bench-dist");
+    let built = xtask::dist::build(&root, &host, &host)?;
+    xtask::dist::package(&built, &host, &dist)?;
+    xtask::dist::index(&dist, xtask::dist::PackLevels::SMALLEST)?;
+    let report = xtask::bench_fleet::run(&root, nodes, Some(&dist))?;
     let body = report.markdown();
     println!("{body}");
     write_section(&root.join("docs/benchmarks.md"), "fleet", &format!("{body}\n"))

@@ -41,10 +41,13 @@ pub const TEST_PACKAGES: &[&str] = &[
     "mtools",          // mcopy into the FAT image (syslinux uses it too)
     "dosfstools",      // mkfs.fat on an image file
     "binutils",        // strip: the kiln binary without debug info in the VM
+    "xz-utils",        // xz: node binaries packed by `cargo xtask dist`, unpacked on the nodes
+    "zstd",            // zstd: the same, the copy a node that has it unpacks fastest
 ];
 
 /// Python packages installed into `target/venv`.
-pub const VENV_PACKAGES: &[&str] = &["sushy-tools==2.2.0"];
+/// redfish-utilities: DMTF's `rf_firmware_inventory.py`, run beside kiln by the firmware benchmark.
+pub const VENV_PACKAGES: &[&str] = &["sushy-tools==2.2.0", xtask::lab::REDFISH_UTILITIES];
 
 pub fn install() -> Result<()> {
     if sh::is_root() {
@@ -57,8 +60,11 @@ pub fn install() -> Result<()> {
         eprintln!("xtask: not root: skipping apt installs; tests needing root will say SKIPPED");
     }
     let venv = sh::root().join("target/venv");
-    if !venv.join("bin/sushy-emulator").exists() {
-        sh::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    let installed = ["bin/sushy-emulator", "bin/rf_firmware_inventory.py"].iter().all(|p| venv.join(p).exists());
+    if !installed {
+        if !venv.join("bin/pip").exists() {
+            sh::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        }
         sh::run(
             Command::new(venv.join("bin/pip"))
                 .args(["install", "--quiet", "--disable-pip-version-check"])
@@ -83,5 +89,12 @@ pub fn run(args: &[String]) -> Result<u8> {
     if sh::is_root() {
         envs.push(("KILN_REQUIRE_PEERS", OsStr::new("1")));
     }
-    test_runner::run_all(&passthrough, &envs)
+    let code = test_runner::run_all(&passthrough, &envs)?;
+    // kiln must build for every architecture it is pushed to; where CI has
+    // another target installed (aarch64 beside x86_64), check it builds.
+    if passthrough.is_empty() && !xtask::dist::check_other_targets(&sh::root())? {
+        println!("xtask: FAILED cargo check for another installed target");
+        return Ok(1);
+    }
+    Ok(code)
 }
