@@ -32,7 +32,7 @@ fn main() {
     let report = outcome.report();
     if !report.is_empty() {
         let mut err = std::io::stderr().lock();
-        let _ = err.write_all(report.as_bytes()).and_then(|()| err.flush());
+        let _ = err.write_all(kiln::terminal::text(&report).as_bytes()).and_then(|()| err.flush());
     }
     std::process::exit(outcome.code())
 }

@@ -48,7 +48,7 @@ pub fn run(args: &AgentArgs) -> CmdResult {
                 print(&mut out, answer)?;
             } else {
                 writeln!(
-                    out,
+                    crate::terminal::Text(&mut out),
                     "{node}: wrote and verified {bytes} bytes on {} in {seconds:.1}s, sha256 {image_sha256}",
                     target.display()
                 )?;
@@ -61,7 +61,7 @@ pub fn run(args: &AgentArgs) -> CmdResult {
             if args.json {
                 print(&mut out, AgentAnswer::Confirmed { node, message })?;
             } else {
-                writeln!(out, "{node}: {message}")?;
+                writeln!(crate::terminal::Text(&mut out), "{node}: {message}")?;
             }
         }
         Err(e) => {

@@ -84,7 +84,7 @@ fn finish(
                 println!("{}", serde_json::to_string_pretty(&output.doc)?);
             } else {
                 for line in &output.lines {
-                    println!("{line}");
+                    crate::terminal::println(format_args!("{line}"));
                 }
             }
             let outcome = match output.problem {

@@ -321,7 +321,7 @@ impl CmdError {
             }
             _ => {}
         }
-        out
+        crate::truncate::message(&out).into_owned()
     }
 }
 

@@ -47,7 +47,7 @@ pub fn run(args: &RackImageArgs, notices: &dyn Notices) -> CmdResult {
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&outcome).context("serialize the deploy outcome")?)?;
     } else {
-        write!(out, "{}", table(&outcome))?;
+        write!(out, "{}", crate::terminal::text(&table(&outcome)))?;
         writeln!(out, "recorded in {} (deploy {})", db.display(), outcome.deploy_id)?;
     }
     // Each node that did not end on the image is named with its reason, beside the table or JSON.
