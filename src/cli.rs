@@ -498,9 +498,22 @@ pub struct RackImageArgs {
     /// other means (no BMC is touched).
     #[arg(long, value_enum, default_value_t = crate::deploy::BootVia::Pxe)]
     pub boot: crate::deploy::BootVia,
-    /// The ISO the BMC attaches with --boot media.
-    #[arg(long, value_name = "URL", required_if_eq("boot", "media"))]
-    pub media_url: Option<String>,
+    /// With --boot media: the installer image each node's BMC attaches. Its boot loader's kernel
+    /// line holds `kiln.settings=` and a run of `_`, which the controller fills per node with
+    /// its settings and deployment key as it serves it (docs/imaging.md).
+    #[arg(long, value_name = "FILE", required_if_eq("boot", "media"))]
+    pub media: Option<PathBuf>,
+    /// The kernel each node's own iPXE script boots (a file under /files/: the artifact's
+    /// directory or --boot-dir); needed for --boot pxe and none.
+    #[arg(long, value_name = "FILE", requires = "pxe_initrd")]
+    pub pxe_kernel: Option<String>,
+    /// The initrd each node's own iPXE script boots (a file under /files/).
+    #[arg(long, value_name = "FILE", requires = "pxe_kernel")]
+    pub pxe_initrd: Option<String>,
+    /// dnsmasq's lease file: an address leased to one of a node's MACs counts as the node's,
+    /// beside the manifest's address.
+    #[arg(long, value_name = "FILE")]
+    pub dhcp_leases: Option<PathBuf>,
     /// Where the controller listens for files and agents.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
     pub listen: std::net::SocketAddr,

@@ -39,7 +39,7 @@ pub fn run(args: &HandoffArgs) -> CmdResult {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome).context("serialize the hand-off outcome")?);
     } else {
-        print!("{}", render_text(&outcome));
+        crate::terminal::print(&render_text(&outcome));
     }
     Ok(Outcome::exit(outcome.exit_code))
 }

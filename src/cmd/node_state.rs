@@ -56,7 +56,7 @@ fn history(args: &NodeHistoryArgs) -> CmdResult {
         };
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        print!("{}", render_history(&args.node, &state, &events));
+        crate::terminal::print(&render_history(&args.node, &state, &events));
     }
     Ok(Outcome::ok())
 }
@@ -72,8 +72,8 @@ fn quarantine(args: &NodeQuarantineArgs) -> CmdResult {
     let actor = actor("quarantine", args.by.as_deref());
     let cause = format!("quarantined: {}", args.reason);
     match inventory.transition(&args.node, &to, &actor, &cause).map_err(|e| fail(&what, e))? {
-        Move::Changed => println!("{}: {before} -> {to}", args.node),
-        Move::Unchanged => println!("{}: already {to}; nothing recorded", args.node),
+        Move::Changed => crate::terminal::println(format_args!("{}: {before} -> {to}", args.node)),
+        Move::Unchanged => crate::terminal::println(format_args!("{}: already {to}; nothing recorded", args.node)),
     }
     Ok(Outcome::ok())
 }
@@ -88,7 +88,7 @@ fn release(args: &NodeReleaseArgs) -> CmdResult {
         None => "released from quarantine".to_string(),
     };
     let from = inventory.release(&args.node, &actor, &cause).map_err(|e| fail(&what, e))?;
-    println!("{}: {from} -> {}", args.node, LifecycleState::Enrolled);
+    crate::terminal::println(format_args!("{}: {from} -> {}", args.node, LifecycleState::Enrolled));
     println!("next: validate and burn in the node again; the next hand-off then puts it in service");
     Ok(Outcome::ok())
 }

@@ -94,11 +94,11 @@ pub fn step(args: &RackRunArgs, step: Step, notices: &dyn Notices) -> CmdResult 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome).context("serialize the rack outcome")?);
     } else {
-        print!("{}", summary_table(&outcome.nodes));
+        crate::terminal::print(&summary_table(&outcome.nodes));
         for f in outcome.rack_findings.iter().filter(|f| f.outcome != crate::checks::Outcome::Pass) {
-            println!("rack {} {}: {}", f.outcome.as_str(), f.check, f.message);
+            crate::terminal::println(format_args!("rack {} {}: {}", f.outcome.as_str(), f.check, f.message));
             if let Some(a) = &f.action {
-                println!("    action: {a}");
+                crate::terminal::println(format_args!("    action: {a}"));
             }
         }
         let checked = outcome.rack_findings.iter().filter(|f| f.outcome == crate::checks::Outcome::Pass).count();
@@ -157,7 +157,7 @@ fn trust(args: &RackTrustArgs) -> CmdResult {
                 format!("failed          {reason}")
             }
         };
-        println!("{:<12} {line}", o.node);
+        crate::terminal::println(format_args!("{:<12} {line}", o.node));
     }
     println!("known hosts: {}", manifest.credentials.known_hosts.display());
     Ok(Outcome::exit(code))

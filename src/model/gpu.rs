@@ -9,8 +9,11 @@ use super::{PciAddress, ReadProblem};
 
 /// What the GPU surface found. "No driver" is not an error: it is a state a
 /// CPU-only node or a node before driver install is legitimately in.
+///
+/// Read back through [`RawInventory`] rather than serde's internally tagged enum, which buffers
+/// the whole document and loses the line, column and field of an error inside it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[serde(tag = "status", rename_all = "snake_case", try_from = "RawInventory")]
 pub enum GpuInventory {
     Inspected {
         driver_version: String,
@@ -22,6 +25,47 @@ pub enum GpuInventory {
     },
     /// NVML could not be used; `reason` says why ("no NVIDIA driver").
     NotInspected { reason: String },
+}
+
+/// `GpuInventory` as it is read: every field of either state, streamed from the text.
+#[derive(Deserialize)]
+struct RawInventory {
+    status: InventoryStatus,
+    #[serde(default)]
+    driver_version: Option<String>,
+    #[serde(default)]
+    nvml_version: Option<String>,
+    #[serde(default)]
+    cuda_driver_version: Option<u32>,
+    #[serde(default)]
+    gpus: Option<Vec<Gpu>>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum InventoryStatus {
+    Inspected,
+    NotInspected,
+}
+
+impl TryFrom<RawInventory> for GpuInventory {
+    type Error = String;
+
+    fn try_from(raw: RawInventory) -> Result<Self, String> {
+        match raw.status {
+            InventoryStatus::Inspected => Ok(GpuInventory::Inspected {
+                driver_version: raw.driver_version.ok_or("missing field `driver_version`")?,
+                nvml_version: raw.nvml_version,
+                cuda_driver_version: raw.cuda_driver_version,
+                gpus: raw.gpus.ok_or("missing field `gpus`")?,
+            }),
+            InventoryStatus::NotInspected => {
+                Ok(GpuInventory::NotInspected { reason: raw.reason.ok_or("missing field `reason`")? })
+            }
+        }
+    }
 }
 
 impl GpuInventory {

@@ -163,9 +163,14 @@ fn errors(ctx: &Ctx<'_>, budget: &NvLinkErrorBudget, judged: &[(&Gpu, &[NvLink])
     ];
     let mut out = Vec::new();
     let mut judged_any = false;
+    // (GPU, counter) pairs where an active link did not report a budgeted counter: never a pass.
+    let mut unreported: Vec<String> = Vec::new();
     for (gpu, links) in judged {
         for (name, max, read) in &counters {
             let Some(max) = max else { continue };
+            if links.iter().any(|l| l.active && read(l).is_none()) {
+                unreported.push(format!("GPU {} {name}", gpu.index));
+            }
             let values: Vec<(u32, u64)> = links.iter().filter_map(|l| read(l).map(|v| (l.link, v))).collect();
             if values.is_empty() {
                 continue;
@@ -198,7 +203,16 @@ fn errors(ctx: &Ctx<'_>, budget: &NvLinkErrorBudget, judged: &[(&Gpu, &[NvLink])
         }
     }
     if out.is_empty() {
-        if judged_any {
+        if !unreported.is_empty() {
+            out.push(skipped(
+                ERRORS,
+                nvlink_node(),
+                format!(
+                    "NVML did not report every budgeted error counter of the active links: {}",
+                    unreported.join(", ")
+                ),
+            ));
+        } else if judged_any {
             out.push(pass(ERRORS, nvlink_node(), "NVLink error counters within budget on every GPU"));
         } else {
             out.push(skipped(ERRORS, nvlink_node(), "NVML reported no NVLink error counters"));
@@ -301,5 +315,21 @@ mod tests {
         let e = of(&f, "nvlink.errors");
         assert_eq!((e.len(), e[0].component.gpu_index), (1, Some(1)));
         assert!(e[0].message.contains("4200 NVLink CRC flit errors") && e[0].message.contains("link 4 4200"));
+    }
+
+    #[test]
+    fn an_error_counter_missing_on_one_gpu_is_not_a_pass() {
+        let mut node = testnode::hgx_b200();
+        for i in 0..8 {
+            for l in gpu_mut(&mut node, i).nvlinks.as_mut().expect("links") {
+                l.errors.replay = Some(0);
+            }
+        }
+        gpu_mut(&mut node, 3).nvlinks.as_mut().expect("links")[7].errors.replay = None;
+        let mut s = spec("hgx-b200");
+        s.nvlink.as_mut().expect("nvlink section").errors.replay_max = Some(0);
+        let e = of(&validate(&node, &s), "nvlink.errors").into_iter().cloned().collect::<Vec<_>>();
+        assert_eq!((e.len(), e[0].outcome), (1, Outcome::Skipped));
+        assert!(e[0].message.ends_with("GPU 3 replay"), "{}", e[0].message);
     }
 }

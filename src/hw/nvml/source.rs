@@ -280,6 +280,9 @@ mod tests {
         let reason = reason.expect("not inspected");
         assert!(reason.contains("malformed nvml dump"), "{reason}");
         assert!(reason.contains("invalid type"), "{reason}");
+        // The field and where it is, not 0:0.
+        let at = format!("{}:1:74: field `gpus[0].index`: ", dir.path().join("kiln/nvml.json").display());
+        assert!(reason.contains(&at), "{reason}");
     }
 
     #[test]
