@@ -126,7 +126,8 @@ fn handoff_and_healthcheck_against_slurmctld() {
     cfg.subnet = 3;
     cfg.bmc = false;
     cfg.bmc_port_base = 8400;
-    cfg.fixtures = ["hgx-b200", "hgx-b200", "hgx-b200-gpu-x8", "hgx-b200"]
+    // Four machines of their own (`NAME@N`: their own serials), as a rack's serial checks expect.
+    cfg.fixtures = ["hgx-b200@1", "hgx-b200@2", "hgx-b200-gpu-x8@3", "hgx-b200@4"]
         .iter()
         .map(|name| fixture_support::written(&cfg.dir, name))
         .collect();

@@ -69,7 +69,7 @@ fn firmware_check_and_locate_over_the_lab() {
     cfg.fixtures = (0..NODES)
         .map(|i| match i {
             0 => fixture_support::written(&cfg.dir, "hgx-b200"),
-            _ => fixture_support::written_unit(&cfg.dir, "hgx-b200", &format!("node{:02}", i + 1), 30 + i as u32),
+            _ => fixture_support::written(&cfg.dir, &format!("hgx-b200@{}", i + 1)),
         })
         .collect();
     let _teardown = Teardown(cfg.dir.clone());

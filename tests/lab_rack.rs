@@ -100,7 +100,7 @@ fn rack_against_the_lab() {
         .enumerate()
         .map(|(i, name)| match i {
             0 => fixture_support::written(&cfg.dir, name),
-            _ => fixture_support::written_unit(&cfg.dir, name, &format!("node{:02}", i + 1), 20 + i as u32),
+            _ => fixture_support::written(&cfg.dir, &format!("{name}@{}", i + 1)),
         })
         .collect();
     let _teardown = Teardown(cfg.dir.clone());

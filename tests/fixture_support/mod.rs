@@ -59,24 +59,3 @@ pub fn shared(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fixtures-{}", env!("CARGO_CRATE_NAME")));
     written(&dir, name)
 }
-
-/// Named HGX B200 tree `name` (the healthy one or one of its fault variants) as a machine of its
-/// own: hostname `host`, serials, UUIDs and MACs from `number`, so that a rack of such nodes
-/// passes the rack's serial checks. Written at `<dir>/fixtures/<host>-<name>`.
-pub fn written_unit(dir: &Path, name: &str, host: &str, number: u32) -> PathBuf {
-    use kiln::hw::fixture::trees::Fault;
-    use kiln::hw::fixture::{hgx_b200, Unit};
-    let mut tree = hgx_b200(&Unit::new(host, number, format!("1654225{number:06}")));
-    match Fault::ALL.iter().find(|f| name == format!("hgx-b200-{}", f.suffix())) {
-        Some(fault) => fault.apply(&mut tree),
-        None => assert_eq!(name, "hgx-b200", "not an HGX B200 tree"),
-    }
-    let path = dir.join("fixtures").join(format!("{host}-{name}"));
-    if !tree.differences(&path).is_ok_and(|d| d.is_empty()) {
-        if path.exists() {
-            std::fs::remove_dir_all(&path).expect("remove the old tree");
-        }
-        tree.write(&path).expect("write the fixture tree");
-    }
-    path
-}
