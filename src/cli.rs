@@ -49,6 +49,34 @@ pub enum Command {
     /// Record N inventories of a captured node into a database (benchmark).
     #[command(hide = true)]
     BenchRecord(BenchRecordArgs),
+    /// One rank of the NCCL collective burn-in (`kiln rack burnin` runs it on each tray).
+    #[command(hide = true)]
+    NcclRank(NcclRankArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NcclRankArgs {
+    /// This process's rank (0 makes the NCCL unique id).
+    #[arg(long, default_value_t = 0)]
+    pub rank: u32,
+    /// Processes in the collective (one per tray); 1: this node's GPUs alone.
+    #[arg(long, default_value_t = 1)]
+    pub ranks: u32,
+    /// Message sizes, MiB (comma-separated).
+    #[arg(long, value_name = "MIB", value_delimiter = ',')]
+    pub sizes_mib: Vec<u64>,
+    /// The collectives to run (default: both).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub ops: Vec<crate::burnin::collective::Op>,
+    #[arg(long, default_value_t = 20)]
+    pub iterations: u32,
+    #[arg(long, default_value_t = 5)]
+    pub warmup: u32,
+    /// Test aid: die or hang instead of working (docs/burnin.md).
+    #[arg(long, value_enum, hide = true)]
+    pub rank_hook: Option<crate::burnin::collective::RankHook>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

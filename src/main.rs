@@ -26,6 +26,7 @@ fn main() {
         Command::Healthcheck(args) => kiln::cmd::healthcheck::run(&args),
         Command::Image(command) => kiln::cmd::image::run(&command, &notices),
         Command::Agent(args) => kiln::cmd::agent::run(&args),
+        Command::NcclRank(args) => kiln::cmd::nccl_rank::run(&args),
     };
     let outcome = Outcome::from(result);
     // The one place a command's error reaches the user.

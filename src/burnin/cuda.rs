@@ -309,6 +309,15 @@ impl DeviceBuffer {
             .ctx(|| format!("clearing memory on GPU {}", self.gpu.ordinal))
     }
 
+    /// Fills `words` 32-bit words from byte `offset` with `value` on the GPU's stream.
+    pub fn fill_u32(&self, offset: usize, words: usize, value: u32) -> Result<(), CudaError> {
+        self.check_range(offset, words.saturating_mul(4), "fill")?;
+        self.gpu.bind()?;
+        // SAFETY: the range was checked against the allocation.
+        let r = unsafe { sys::cuMemsetD32Async(self.ptr + offset as u64, value, words, self.gpu.stream) };
+        r.result().ctx(|| format!("filling memory on GPU {}", self.gpu.ordinal))
+    }
+
     fn check_range(&self, offset: usize, len: usize, what: &str) -> Result<(), CudaError> {
         if offset.checked_add(len).is_none_or(|end| end > self.bytes) {
             return Err(CudaError::Driver {

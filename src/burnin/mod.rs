@@ -1,6 +1,7 @@
 //! Burn-in: GPU stress and bandwidth tests with telemetry, host stress, verdicts as findings, over
 //! the node `hw` inspected and the telemetry of the same source.
 
+pub mod collective;
 pub mod cuda;
 pub mod gemm;
 pub mod hbm;
@@ -9,6 +10,7 @@ pub mod host_link;
 pub mod judge;
 pub mod lock;
 pub mod memtest;
+pub mod nccl;
 pub mod options;
 pub mod p2p;
 pub mod pattern;

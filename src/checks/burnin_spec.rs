@@ -116,6 +116,39 @@ pub struct TelemetryLimits {
     pub reason: String,
 }
 
+/// The collective burn-in (`[burnin.collective]`): NCCL all-reduce and all-gather across every
+/// GPU of an NVLink domain, or of one node; the message sizes and what the largest must reach.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectiveLimits {
+    /// Message sizes, MiB (nccl-tests' size: the all-reduce buffer, the all-gather output).
+    pub sizes_mib: Vec<u64>,
+    /// Timed iterations per size, after `warmup` untimed ones.
+    pub iterations: u32,
+    pub warmup: u32,
+    /// A tray whose own bus bandwidth is under this fraction of the trays' median is an outlier.
+    pub outlier_fraction: f64,
+    /// Bus bandwidth, GB/s, at the largest size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_reduce: Option<Limit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_gather: Option<Limit>,
+}
+
+impl CollectiveLimits {
+    pub fn limit(&self, op: crate::burnin::collective::Op) -> Option<&Limit> {
+        match op {
+            crate::burnin::collective::Op::AllReduce => self.all_reduce.as_ref(),
+            crate::burnin::collective::Op::AllGather => self.all_gather.as_ref(),
+        }
+    }
+
+    /// The sizes in bytes.
+    pub fn sizes(&self) -> Vec<u64> {
+        self.sizes_mib.iter().map(|m| m.saturating_mul(1 << 20)).collect()
+    }
+}
+
 /// A platform's burn-in thresholds (`[burnin]` of its spec).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -131,11 +164,13 @@ pub struct BurninSpec {
     #[serde(default, skip_serializing_if = "PowerLimits::is_empty")]
     pub power: PowerLimits,
     pub telemetry: TelemetryLimits,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collective: Option<CollectiveLimits>,
 }
 
 impl BurninSpec {
     /// Every rate limit, by its field path under `[burnin]`.
-    fn limits(&self) -> [(&'static [&'static str], Option<&Limit>); 10] {
+    fn limits(&self) -> [(&'static [&'static str], Option<&Limit>); 12] {
         [
             (&["gemm", "bf16"], self.gemm.bf16.as_ref()),
             (&["gemm", "fp32"], self.gemm.fp32.as_ref()),
@@ -147,6 +182,8 @@ impl BurninSpec {
             (&["host_link", "h2d_together"], self.host_link.h2d_together.as_ref()),
             (&["host_link", "d2h_together"], self.host_link.d2h_together.as_ref()),
             (&["p2p", "pair"], self.p2p.pair.as_ref()),
+            (&["collective", "all_reduce"], self.collective.as_ref().and_then(|c| c.all_reduce.as_ref())),
+            (&["collective", "all_gather"], self.collective.as_ref().and_then(|c| c.all_gather.as_ref())),
         ]
     }
 }
@@ -183,6 +220,21 @@ pub fn check(spec: &BurninSpec, path: &FieldPath, out: &mut Vec<(FieldPath, Stri
     if let Some(w) = spec.power.target_w {
         if !w.is_finite() || w <= 0.0 {
             out.push((path.key("power").key("target_w"), format!("{w} is not a positive number")));
+        }
+    }
+    if let Some(c) = &spec.collective {
+        let at = path.key("collective");
+        if c.sizes_mib.is_empty() || c.sizes_mib.iter().any(|m| *m == 0 || *m > 64 * 1024) {
+            out.push((at.key("sizes_mib"), "needs at least one size, each 1 to 65536 MiB".into()));
+        }
+        if c.iterations == 0 || c.iterations > 10_000 {
+            out.push((at.key("iterations"), "must be 1 to 10000".into()));
+        }
+        if c.warmup > 1000 {
+            out.push((at.key("warmup"), "must be 0 to 1000".into()));
+        }
+        if !fraction(c.outlier_fraction) {
+            out.push((at.key("outlier_fraction"), "must be between 0 and 1".into()));
         }
     }
     let t = &spec.telemetry;

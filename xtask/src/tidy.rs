@@ -31,6 +31,7 @@ pub const KERNEL_LAYER: &[&str] = &[
     "src/burnin/hbm.rs",
     "src/burnin/host_link.rs",
     "src/burnin/memtest.rs",
+    "src/burnin/nccl.rs",
     "src/burnin/p2p.rs",
 ];
 

@@ -1,0 +1,63 @@
+//! `kiln nccl-rank` (hidden): one rank of the collective burn-in, as `kiln rack burnin` runs it on
+//! each tray of an NVLink domain; by hand, `--ranks 1` runs the collective over this node's GPUs.
+
+use anyhow::Context;
+
+use crate::burnin::collective::{human, run_rank, Op, RankOptions};
+use crate::cli::NcclRankArgs;
+use crate::cmd::{CmdError, CmdResult, Outcome};
+
+/// The sizes used when neither `--sizes-mib` nor a spec gives any.
+pub const DEFAULT_SIZES_MIB: [u64; 2] = [64, 1024];
+
+pub fn run(args: &NcclRankArgs) -> CmdResult {
+    let opts = options(args)?;
+    let report = run_rank(&opts, &mut std::io::stdin().lock());
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).context("serialize the rank report")?);
+    } else {
+        println!(
+            "rank {}/{} on {}: {}{}",
+            report.rank,
+            report.ranks,
+            report.hostname,
+            report.verdict.as_str(),
+            report.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
+        );
+        for r in &report.results {
+            crate::terminal::println(format_args!(
+                "{:<11} {:>9}  {:>10.1} us  algbw {:>7.1} GB/s  busbw {:>7.1} GB/s  wrong {}",
+                r.op.as_str(),
+                human(r.bytes),
+                r.time_us,
+                r.algbw_gbps,
+                r.busbw_gbps,
+                r.wrong_words
+            ));
+        }
+    }
+    Ok(Outcome::exit(report.exit_code()))
+}
+
+/// The rank's options from its flags; a rank outside `--ranks`, or a size out of range, is a
+/// usage error before anything is loaded.
+pub fn options(args: &NcclRankArgs) -> Result<RankOptions, CmdError> {
+    if args.ranks == 0 || args.rank >= args.ranks {
+        return Err(CmdError::Usage(format!("--rank {} is not one of --ranks {}", args.rank, args.ranks)));
+    }
+    let sizes_mib: Vec<u64> =
+        if args.sizes_mib.is_empty() { DEFAULT_SIZES_MIB.to_vec() } else { args.sizes_mib.clone() };
+    if let Some(bad) = sizes_mib.iter().find(|m| **m == 0 || **m > 64 * 1024) {
+        return Err(CmdError::Usage(format!("--sizes-mib {bad}: each size must be 1 to 65536 MiB")));
+    }
+    let ops = if args.ops.is_empty() { Op::ALL.to_vec() } else { args.ops.clone() };
+    Ok(RankOptions {
+        rank: args.rank,
+        ranks: args.ranks,
+        sizes: sizes_mib.iter().map(|m| m << 20).collect(),
+        ops,
+        warmup: args.warmup,
+        iterations: args.iterations.max(1),
+        hook: args.rank_hook,
+    })
+}
