@@ -729,9 +729,29 @@ pub struct RackRunArgs {
     /// Print the rack outcome as JSON (schema in docs/fleet.md).
     #[arg(long)]
     pub json: bool,
+    /// burnin, where the platform's NVLink domain spans trays: `with` runs the NCCL collective
+    /// across the trays after each tray's burn-in, `only` runs the collective alone, `off` none
+    /// (docs/burnin.md, "Collective").
+    #[arg(long, value_enum, default_value_t = CollectiveMode::With)]
+    pub collective: CollectiveMode,
+    /// Seconds each rank of the collective may run before its processes are killed and its tray
+    /// is named as hung.
+    #[arg(long, value_name = "SECS", default_value_t = 1800, value_parser = seconds_arg)]
+    pub rank_deadline: u64,
+    /// Test aid: NODE=die or NODE=hang makes that tray's rank die or hang (docs/burnin.md).
+    #[arg(long, hide = true, value_name = "NODE=HOOK")]
+    pub rank_hook: Vec<String>,
     /// Extra arguments for the node command, after `--`.
     #[arg(last = true, value_name = "ARGS")]
     pub node_args: Vec<String>,
+}
+
+/// Whether `kiln rack burnin` runs the collective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CollectiveMode {
+    With,
+    Only,
+    Off,
 }
 
 #[derive(Debug, Clone, Args)]

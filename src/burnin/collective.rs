@@ -266,8 +266,14 @@ fn announce(said: &Said) {
 /// id (rank 0 says it; the others read the controller's reply from `input`), joins the
 /// communicator with every local GPU and measures each op and size.
 pub fn run_rank(opts: &RankOptions, input: &mut dyn Read) -> RankReport {
-    // SAFETY: getpgrp has no preconditions.
-    let pgid = unsafe { libc::getpgrp() };
+    // A rank of several leads a process group of its own, so that the controller can kill it
+    // (and anything it started) without touching what started it. SAFETY: plain syscalls.
+    let pgid = unsafe {
+        if opts.ranks > 1 && libc::getpgrp() != libc::getpid() {
+            libc::setpgid(0, 0);
+        }
+        libc::getpgrp()
+    };
     announce(&Said::Pgid(pgid));
     match opts.hook {
         Some(RankHook::Die) => {

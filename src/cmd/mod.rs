@@ -20,6 +20,7 @@ pub mod node;
 pub mod node_state;
 pub mod outcome;
 pub mod rack;
+pub mod rack_collective;
 pub mod rack_image;
 pub mod report;
 pub mod spec;

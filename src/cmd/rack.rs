@@ -87,10 +87,25 @@ pub fn step(args: &RackRunArgs, step: Step, notices: &dyn Notices) -> CmdResult 
         force: args.force,
         whole_rack: args.nodes.is_empty(),
     };
+    let hooks = crate::cmd::rack_collective::hooks(args, &nodes)?;
     let progress = TerminalProgress::new(nodes.len(), step, notices);
-    let result = run_rack_step(&rack_step, &connector, inventory.as_mut(), &|node, phase| progress.event(node, phase));
+    let result = if crate::cmd::rack_collective::only(args, step, &manifest, &specs) {
+        Ok(crate::fleet::RackOutcome::new(&manifest.rack.id, step, Vec::new(), Vec::new()))
+    } else {
+        run_rack_step(&rack_step, &connector, inventory.as_mut(), &|node, phase| progress.event(node, phase))
+    };
     progress.finish();
-    let outcome = result?;
+    let mut outcome = result?;
+    let after = crate::cmd::rack_collective::After {
+        args,
+        step,
+        manifest: &manifest,
+        nodes: &nodes,
+        specs: &specs,
+        binary: &opts.binary,
+        hooks: &hooks,
+    };
+    crate::cmd::rack_collective::after_step(&after, &connector, inventory.as_mut(), &mut outcome);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome).context("serialize the rack outcome")?);
     } else {
@@ -108,6 +123,7 @@ pub fn step(args: &RackRunArgs, step: Step, notices: &dyn Notices) -> CmdResult 
         if let Some(id) = outcome.rack_run_id {
             println!("recorded in {} (rack run {id})", db.display());
         }
+        crate::cmd::rack_collective::print(&outcome, &db);
     }
     let ended = Outcome::exit(outcome.exit_code);
     Ok(match outcome.record_error {

@@ -1,6 +1,7 @@
 //! The controller side of a rack: SSH to the nodes, run the node commands on all of them at once,
 //! collect their JSON, and judge what only shows across nodes.
 
+mod collective;
 mod dist;
 pub mod elf;
 mod fanout;
@@ -19,6 +20,7 @@ mod table;
 mod transport;
 mod trust;
 
+pub use collective::{run_collective, CollectiveOutcome, CollectiveRun, RankOutcome, COLLECTIVE_KIND};
 pub use dist::{DistError, Encoding, MANIFEST as DIST_MANIFEST};
 pub use fanout::{run_step, FanoutOptions, Phase, Plan, Skip};
 pub use fingerprint::sha256_base64;

@@ -198,6 +198,9 @@ pub struct RackOutcome {
     /// Why the rack run could not be recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record_error: Option<String>,
+    /// `burnin` on a multi-tray NVLink domain: the NCCL collective across its trays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collective: Option<super::collective::CollectiveOutcome>,
 }
 
 impl RackOutcome {
@@ -213,6 +216,7 @@ impl RackOutcome {
             rack_findings,
             rack_run_id: None,
             record_error: None,
+            collective: None,
         }
     }
 }

@@ -134,6 +134,27 @@ pub(crate) fn guarded(remote: &str, expected: &[(&str, &str)], argv: &[String]) 
     vec!["sh".into(), "-c".into(), script]
 }
 
+/// `argv` run only when the node's kiln is the one meant for its architecture (`expected`, as in
+/// `guarded`), with its stdin left to it: the collective's ranks read the controller's reply
+/// there. Nothing is pushed: a node whose binary differs stops with exit 97 and a
+/// `kiln-binary-check:` line (push first with `run_current`).
+pub(crate) fn verified(remote: &str, expected: &[(&str, &str)], argv: &[String]) -> Vec<String> {
+    let words: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
+    let arms: String =
+        expected.iter().map(|(arch, sha)| format!("{}) w={};; ", shell_quote(arch), shell_quote(sha))).collect();
+    let script = format!(
+        "{check}; a=$(uname -m); w=; case \"$a\" in {arms}esac; \
+         if [ -n \"$w\" ] && [ \"$h\" = \"$w\" ]; then exec {cmd}; fi; \
+         echo \"{GUARD_MARKER} kiln at $p is not the binary meant for this $a node\" >&2; exit {GUARD_EXIT}",
+        check = check_script(remote),
+        cmd = words.join(" "),
+    );
+    vec!["sh".into(), "-c".into(), script]
+}
+
+/// The exit code of a `verified` command that refused to run.
+pub(crate) const VERIFY_EXIT: i32 = GUARD_EXIT;
+
 /// The node's request, once its whole line has arrived on stderr.
 fn request_in(stderr: &[u8]) -> Option<Result<NodeProbe, String>> {
     let text = String::from_utf8_lossy(stderr);

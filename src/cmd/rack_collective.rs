@@ -1,0 +1,181 @@
+//! `kiln rack burnin` on a platform whose NVLink domain spans trays: the NCCL collective across
+//! the trays after (or, with `--collective only`, instead of) each tray's own burn-in, recorded
+//! as a rack run of kind `collective` with a finding per tray.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::burnin::collective::human;
+use crate::checks::spec_load::LoadedSpec;
+use crate::checks::Outcome as FindingOutcome;
+use crate::cli::{CollectiveMode, RackRunArgs};
+use crate::cmd::CmdError;
+use crate::exit;
+use crate::fleet::{run_collective, CollectiveRun, Connector, RackOutcome, RemoteBinary, Step};
+use crate::inventory::{now, Inventory, RackRunRecord};
+use crate::rack::{RackManifest, RackNode};
+
+/// The hooks of `--rank-hook NODE=die|hang`, each node one of `nodes`; anything else is a usage
+/// error before any node is touched.
+pub fn hooks(args: &RackRunArgs, nodes: &[&RackNode]) -> Result<BTreeMap<String, String>, CmdError> {
+    let mut out = BTreeMap::new();
+    for h in &args.rank_hook {
+        let (node, hook) = h
+            .split_once('=')
+            .ok_or_else(|| CmdError::Usage(format!("--rank-hook {h}: expected NODE=die or NODE=hang")))?;
+        if !matches!(hook, "die" | "hang") {
+            return Err(CmdError::Usage(format!("--rank-hook {h}: the hook is die or hang")));
+        }
+        if !nodes.iter().any(|n| n.name == node) {
+            return Err(CmdError::Usage(format!("--rank-hook {h}: {node} is not a node of this run")));
+        }
+        out.insert(node.to_string(), hook.to_string());
+    }
+    Ok(out)
+}
+
+/// The rack platform's spec when its NVLink domain spans more than one tray: the collective
+/// applies to it.
+fn multi_tray_spec<'a>(manifest: &RackManifest, specs: &'a [LoadedSpec]) -> Option<&'a LoadedSpec> {
+    let name = manifest.rack.platform.as_deref()?;
+    let spec = crate::checks::detect::by_name(specs, name).ok()?;
+    spec.platform.nvlink_domain.as_ref().filter(|d| d.trays > 1).map(|_| spec)
+}
+
+/// Whether this step leaves out the per-tray burn-in (`--collective only` on a platform the
+/// collective applies to).
+pub fn only(args: &RackRunArgs, step: Step, manifest: &RackManifest, specs: &[LoadedSpec]) -> bool {
+    step == Step::Burnin && args.collective == CollectiveMode::Only && multi_tray_spec(manifest, specs).is_some()
+}
+
+/// What the collective needs beside the rack step's own settings.
+pub struct After<'a> {
+    pub args: &'a RackRunArgs,
+    pub step: Step,
+    pub manifest: &'a RackManifest,
+    pub nodes: &'a [&'a RackNode],
+    pub specs: &'a [LoadedSpec],
+    pub binary: &'a RemoteBinary,
+    pub hooks: &'a BTreeMap<String, String>,
+}
+
+/// Runs the collective after a `burnin` step where it applies, records it (a rack run of kind
+/// `collective`) and folds it into `outcome` and its exit code.
+pub fn after_step(
+    a: &After<'_>,
+    connector: &dyn Connector,
+    inventory: Option<&mut Inventory>,
+    outcome: &mut RackOutcome,
+) {
+    if a.step != Step::Burnin || a.args.collective == CollectiveMode::Off {
+        return;
+    }
+    let Some(spec) = multi_tray_spec(a.manifest, a.specs) else { return };
+    let limits = spec.platform.burnin.as_ref().and_then(|b| b.collective.as_ref());
+    // Rank 0 is the lowest tray; trays without a number follow, by name.
+    let mut trays: Vec<&RackNode> = a.nodes.to_vec();
+    trays.sort_by(|x, y| (x.tray.is_none(), x.tray, &x.name).cmp(&(y.tray.is_none(), y.tray, &y.name)));
+    let mut rank_args = Vec::new();
+    if let Some(l) = limits {
+        rank_args.push("--sizes-mib".to_string());
+        rank_args.push(l.sizes_mib.iter().map(u64::to_string).collect::<Vec<_>>().join(","));
+        rank_args.extend(["--iterations".into(), l.iterations.to_string(), "--warmup".into(), l.warmup.to_string()]);
+    }
+    let run = CollectiveRun {
+        nodes: &trays,
+        binary: a.binary,
+        push_timeout: Duration::from_secs(a.args.timeout.max(1)),
+        deadline: Duration::from_secs(a.args.rank_deadline.max(1)),
+        limits,
+        hooks: a.hooks,
+    };
+    let started = now();
+    let mut c = run_collective(&run, connector, &rank_args);
+    if let Some(inv) = inventory {
+        let node_status = c.node_status();
+        let gate = c.gate();
+        let record = RackRunRecord {
+            rack: &a.manifest.rack.id,
+            kind: "collective",
+            started_at: started,
+            finished_at: now(),
+            findings: &c.findings,
+            exit_code: c.exit_code,
+            node_status: &node_status,
+            actor: "kiln rack burnin",
+            gate: &gate,
+        };
+        match inv.record_rack_run(&record) {
+            Ok(id) => c.rack_run_id = Some(id.0),
+            Err(e) => {
+                tracing::warn!(rack = %a.manifest.rack.id, error = %e, "collective not recorded");
+                c.record_error = Some(e.to_string());
+                if matches!(c.exit_code, exit::OK | exit::CHECK_ERROR | exit::SKIPPED) {
+                    c.exit_code = exit::DATABASE;
+                }
+            }
+        }
+    }
+    outcome.exit_code = if outcome.nodes.is_empty() { c.exit_code } else { worse(outcome.exit_code, c.exit_code) };
+    outcome.collective = Some(c);
+}
+
+/// The exit code that says more of two: a failure, then an unreachable peer, the database, a
+/// check that could not run, a skip, a pass.
+fn worse(a: i32, b: i32) -> i32 {
+    const ORDER: [i32; 6] =
+        [exit::CHECK_FAILED, exit::PEER, exit::DATABASE, exit::CHECK_ERROR, exit::SKIPPED, exit::OK];
+    let rank = |c: i32| ORDER.iter().position(|o| *o == c).unwrap_or(0);
+    if rank(a) <= rank(b) {
+        a
+    } else {
+        b
+    }
+}
+
+/// The collective's lines in the text output, after the per-tray table.
+pub fn print(outcome: &RackOutcome, db: &std::path::Path) {
+    let Some(c) = &outcome.collective else { return };
+    crate::terminal::println(format_args!(
+        "collective over {} trays (rank deadline {} s): exit {}",
+        c.ranks, c.deadline_s, c.exit_code
+    ));
+    for t in &c.trays {
+        crate::terminal::println(format_args!(
+            "  rank {:<3} {:<16} {:<10} {}",
+            t.rank,
+            t.node,
+            t.status.as_str(),
+            t.reason.as_deref().unwrap_or("")
+        ));
+    }
+    for f in &c.figures {
+        crate::terminal::println(format_args!(
+            "  {:<10} {:>8}  busbw {:>7.1} GB/s  algbw {:>7.1} GB/s  ({} GPUs)",
+            f.op.as_str(),
+            human(f.bytes),
+            f.busbw_gbps,
+            f.algbw_gbps,
+            f.gpus
+        ));
+    }
+    for f in c.findings.iter().filter(|f| f.outcome != FindingOutcome::Pass && f.check != "burnin.collective.rank") {
+        crate::terminal::println(format_args!("  {} {}: {}", f.outcome.as_str(), f.check, f.message));
+    }
+    if let Some(id) = c.rack_run_id {
+        crate::terminal::println(format_args!("collective recorded in {} (rack run {id})", db.display()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worse_exit_code_wins() {
+        assert_eq!(worse(exit::OK, exit::SKIPPED), exit::SKIPPED);
+        assert_eq!(worse(exit::SKIPPED, exit::CHECK_FAILED), exit::CHECK_FAILED);
+        assert_eq!(worse(exit::PEER, exit::CHECK_ERROR), exit::PEER);
+        assert_eq!(worse(exit::OK, exit::OK), exit::OK);
+    }
+}
