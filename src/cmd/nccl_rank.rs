@@ -41,14 +41,14 @@ pub fn run(args: &NcclRankArgs) -> CmdResult {
 
 /// The rank's options from its flags; a rank outside `--ranks`, or a size out of range, is a
 /// usage error before anything is loaded.
-pub fn options(args: &NcclRankArgs) -> Result<RankOptions, CmdError> {
+pub fn options(args: &NcclRankArgs) -> CmdResult<RankOptions> {
     if args.ranks == 0 || args.rank >= args.ranks {
-        return Err(CmdError::Usage(format!("--rank {} is not one of --ranks {}", args.rank, args.ranks)));
+        return Err(CmdError::Usage(format!("--rank {} is not one of --ranks {}", args.rank, args.ranks)).into());
     }
     let sizes_mib: Vec<u64> =
         if args.sizes_mib.is_empty() { DEFAULT_SIZES_MIB.to_vec() } else { args.sizes_mib.clone() };
     if let Some(bad) = sizes_mib.iter().find(|m| **m == 0 || **m > 64 * 1024) {
-        return Err(CmdError::Usage(format!("--sizes-mib {bad}: each size must be 1 to 65536 MiB")));
+        return Err(CmdError::Usage(format!("--sizes-mib {bad}: each size must be 1 to 65536 MiB")).into());
     }
     let ops = if args.ops.is_empty() { Op::ALL.to_vec() } else { args.ops.clone() };
     Ok(RankOptions {

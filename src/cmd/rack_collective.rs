@@ -9,7 +9,7 @@ use crate::burnin::collective::human;
 use crate::checks::spec_load::LoadedSpec;
 use crate::checks::Outcome as FindingOutcome;
 use crate::cli::{CollectiveMode, RackRunArgs};
-use crate::cmd::CmdError;
+use crate::cmd::{CmdError, CmdResult};
 use crate::exit;
 use crate::fleet::{run_collective, CollectiveRun, Connector, RackOutcome, RemoteBinary, Step};
 use crate::inventory::{now, Inventory, RackRunRecord};
@@ -17,17 +17,17 @@ use crate::rack::{RackManifest, RackNode};
 
 /// The hooks of `--rank-hook NODE=die|hang`, each node one of `nodes`; anything else is a usage
 /// error before any node is touched.
-pub fn hooks(args: &RackRunArgs, nodes: &[&RackNode]) -> Result<BTreeMap<String, String>, CmdError> {
+pub fn hooks(args: &RackRunArgs, nodes: &[&RackNode]) -> CmdResult<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for h in &args.rank_hook {
         let (node, hook) = h
             .split_once('=')
             .ok_or_else(|| CmdError::Usage(format!("--rank-hook {h}: expected NODE=die or NODE=hang")))?;
         if !matches!(hook, "die" | "hang") {
-            return Err(CmdError::Usage(format!("--rank-hook {h}: the hook is die or hang")));
+            return Err(CmdError::Usage(format!("--rank-hook {h}: the hook is die or hang")).into());
         }
         if !nodes.iter().any(|n| n.name == node) {
-            return Err(CmdError::Usage(format!("--rank-hook {h}: {node} is not a node of this run")));
+            return Err(CmdError::Usage(format!("--rank-hook {h}: {node} is not a node of this run")).into());
         }
         out.insert(node.to_string(), hook.to_string());
     }
@@ -35,9 +35,20 @@ pub fn hooks(args: &RackRunArgs, nodes: &[&RackNode]) -> Result<BTreeMap<String,
 }
 
 /// The rack platform's spec when its NVLink domain spans more than one tray: the collective
-/// applies to it.
-fn multi_tray_spec<'a>(manifest: &RackManifest, specs: &'a [LoadedSpec]) -> Option<&'a LoadedSpec> {
-    let name = manifest.rack.platform.as_deref()?;
+/// applies to it. The platform is the manifest's, else the one every tray's burn-in report
+/// names.
+fn multi_tray_spec<'a>(
+    manifest: &RackManifest,
+    specs: &'a [LoadedSpec],
+    outcome: Option<&RackOutcome>,
+) -> Option<&'a LoadedSpec> {
+    let reported = || {
+        let names: Vec<&str> =
+            outcome?.nodes.iter().filter_map(|n| n.report.as_ref()?.get("platform")?.as_str()).collect();
+        let first = *names.first()?;
+        names.iter().all(|n| *n == first).then_some(first)
+    };
+    let name = manifest.rack.platform.as_deref().or_else(reported)?;
     let spec = crate::checks::detect::by_name(specs, name).ok()?;
     spec.platform.nvlink_domain.as_ref().filter(|d| d.trays > 1).map(|_| spec)
 }
@@ -45,7 +56,7 @@ fn multi_tray_spec<'a>(manifest: &RackManifest, specs: &'a [LoadedSpec]) -> Opti
 /// Whether this step leaves out the per-tray burn-in (`--collective only` on a platform the
 /// collective applies to).
 pub fn only(args: &RackRunArgs, step: Step, manifest: &RackManifest, specs: &[LoadedSpec]) -> bool {
-    step == Step::Burnin && args.collective == CollectiveMode::Only && multi_tray_spec(manifest, specs).is_some()
+    step == Step::Burnin && args.collective == CollectiveMode::Only && multi_tray_spec(manifest, specs, None).is_some()
 }
 
 /// What the collective needs beside the rack step's own settings.
@@ -70,7 +81,7 @@ pub fn after_step(
     if a.step != Step::Burnin || a.args.collective == CollectiveMode::Off {
         return;
     }
-    let Some(spec) = multi_tray_spec(a.manifest, a.specs) else { return };
+    let Some(spec) = multi_tray_spec(a.manifest, a.specs, Some(outcome)) else { return };
     let limits = spec.platform.burnin.as_ref().and_then(|b| b.collective.as_ref());
     // Rank 0 is the lowest tray; trays without a number follow, by name.
     let mut trays: Vec<&RackNode> = a.nodes.to_vec();

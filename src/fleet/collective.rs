@@ -104,6 +104,8 @@ impl RankOutcome {
 struct Shared {
     id: Option<String>,
     abort: Option<String>,
+    /// The first rank that failed (died, hung, unreachable): why the others were killed.
+    failure: Option<String>,
     pgids: HashMap<usize, i32>,
     running: HashSet<usize>,
     killed: HashSet<usize>,
@@ -304,7 +306,7 @@ fn run_one(
                                     let late = {
                                         let mut s = rv.lock();
                                         s.pgids.insert(i, p);
-                                        s.abort.is_some() && !s.killed.contains(&i)
+                                        s.failure.is_some() && !s.killed.contains(&i)
                                     };
                                     if late {
                                         rv.lock().killed.insert(i);
@@ -353,7 +355,7 @@ fn judge_rank(
 ) -> RankOutcome {
     let (killed, first_failure) = {
         let s = rv.lock();
-        (s.killed.contains(&i), s.abort.clone())
+        (s.killed.contains(&i), s.failure.clone())
     };
     let out = match result {
         Ok(out) => out,
@@ -426,8 +428,10 @@ fn finish(run: &CollectiveRun<'_>, connector: &dyn Connector, rv: &Rendezvous, i
     let to_kill: Vec<(usize, i32)> = {
         let mut s = rv.lock();
         s.running.remove(&i);
-        if failed && s.abort.is_none() {
-            s.abort = Some(format!("rank {i} on {} failed ({})", o.node, o.reason.clone().unwrap_or_default()));
+        if failed && s.failure.is_none() {
+            let why = format!("rank {i} on {} failed ({})", o.node, o.reason.clone().unwrap_or_default());
+            s.failure = Some(why.clone());
+            s.abort.get_or_insert(why);
         } else if i == 0 && s.id.is_none() && s.abort.is_none() {
             s.abort = Some(format!(
                 "rank 0 on {} ended before starting the collective ({})",

@@ -5,6 +5,11 @@ bf16 GEMM n^3 for a given number of seconds (random data, median of per-product 
 copy (bytes read + written, median of samples of 10 copies of 2 GiB), and pinned host
 copies (page-locked, not write-combined, median of samples of 4 copies of 256 MiB).
 Prints one JSON object. Used by docs/benchmarks.md.
+
+`torch_reference.py nccl [SIZES_MIB]` instead measures NCCL all-reduce and all-gather through
+torch.distributed, one process per GPU present, bus bandwidth as nccl-tests (and kiln nccl-rank)
+compute it: algbw = bytes / time, busbw = algbw x 2(n-1)/n (all-reduce) or (n-1)/n (all-gather),
+bytes being the all-reduce buffer or the whole all-gather output.
 """
 import json
 import statistics
@@ -92,5 +97,74 @@ def main():
     print(json.dumps(result, indent=2))
 
 
+def nccl_rank(rank, world, sizes_mib, iterations, warmup, port, queue):
+    import torch.distributed as dist
+
+    torch.cuda.set_device(rank)
+    dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    out = []
+    for op in ("all_reduce", "all_gather"):
+        for mib in sizes_mib:
+            words = (mib << 20) // 4
+            if op == "all_reduce":
+                buf = torch.full((words,), float(rank + 1), device="cuda", dtype=torch.float32)
+
+                def once():
+                    dist.all_reduce(buf)
+
+            else:
+                chunk = words // world
+                send = torch.full((chunk,), float(rank + 1), device="cuda", dtype=torch.float32)
+                recv = torch.empty((chunk * world,), device="cuda", dtype=torch.float32)
+
+                def once():
+                    dist.all_gather_into_tensor(recv, send)
+
+            for _ in range(warmup):
+                once()
+            torch.cuda.synchronize()
+            dist.barrier()
+            t0 = time.perf_counter()
+            for _ in range(iterations):
+                once()
+            torch.cuda.synchronize()
+            seconds = (time.perf_counter() - t0) / iterations
+            size = (mib << 20) if op == "all_reduce" else chunk * world * 4
+            factor = 2 * (world - 1) / world if op == "all_reduce" else (world - 1) / world
+            algbw = size / seconds / 1e9
+            out.append({"op": op, "bytes": size, "time_us": seconds * 1e6, "algbw_gbps": algbw,
+                        "busbw_gbps": algbw * factor})
+    if rank == 0:
+        queue.put(out)
+    dist.destroy_process_group()
+
+
+def nccl_main(sizes_mib, iterations=20, warmup=5):
+    import torch.multiprocessing as mp
+
+    world = torch.cuda.device_count()
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    port = 29500 + (int(time.time()) % 1000)
+    procs = [ctx.Process(target=nccl_rank, args=(r, world, sizes_mib, iterations, warmup, port, queue))
+             for r in range(world)]
+    for p in procs:
+        p.start()
+    results = queue.get(timeout=600)
+    for p in procs:
+        p.join(timeout=60)
+    print(json.dumps({
+        "device": torch.cuda.get_device_name(0),
+        "gpus": world,
+        "torch": torch.__version__,
+        "nccl": ".".join(str(v) for v in torch.cuda.nccl.version()),
+        "results": results,
+    }, indent=2))
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "nccl":
+        sizes = [int(s) for s in sys.argv[2].split(",")] if len(sys.argv) > 2 else [64, 1024, 4096]
+        nccl_main(sizes)
+    else:
+        main()
