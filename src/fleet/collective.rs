@@ -109,6 +109,8 @@ struct Shared {
     pgids: HashMap<usize, i32>,
     running: HashSet<usize>,
     killed: HashSet<usize>,
+    /// Ranks past their push (or failed before it): every rank starts only once all are.
+    ready: usize,
 }
 
 struct Rendezvous {
@@ -119,6 +121,21 @@ struct Rendezvous {
 impl Rendezvous {
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Says rank `i` is ready to start and waits for every other rank, at most until `until`:
+    /// a collective needs them all, so none starts while another is still being pushed kiln.
+    fn all_ready(&self, n: usize, until: Instant) {
+        let mut s = self.lock();
+        s.ready += 1;
+        self.changed.notify_all();
+        while s.ready < n {
+            let now = Instant::now();
+            if now >= until {
+                return;
+            }
+            s = self.changed.wait_timeout(s, until - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
     }
 
     /// Waits for the id or an abort, at most until `until`.
@@ -268,13 +285,19 @@ fn run_one(
         report,
     };
     rv.lock().running.insert(i);
+    let ready_by = t0 + run.push_timeout + Duration::from_secs(30);
     let outcome = match connector.connect(node) {
-        Err(e) => done(NodeStatus::PeerError, Some(e.to_string()), None, false),
+        Err(e) => {
+            rv.all_ready(run.nodes.len(), t0);
+            done(NodeStatus::PeerError, Some(e.to_string()), None, false)
+        }
         Ok(mut t) => {
             // kiln current on the tray first (pushed when missing or different), then the rank
             // itself, run only on that binary, its stdin kept for the id.
             let kiln = run.binary.remote_path.clone();
-            match run_current(t.as_mut(), run.binary, &[kiln.clone(), "--version".into()], run.push_timeout) {
+            let pushed = run_current(t.as_mut(), run.binary, &[kiln.clone(), "--version".into()], run.push_timeout);
+            rv.all_ready(run.nodes.len(), ready_by);
+            match pushed {
                 Err((e, _)) => done(NodeStatus::PeerError, Some(e.to_string()), None, false),
                 Ok(_) if rv.lock().abort.is_some() => {
                     let why = rv.lock().abort.clone().unwrap_or_default();
@@ -406,7 +429,8 @@ fn judge_rank(
                 _ => NodeStatus::Error,
             };
             let reason = r.reason.clone().or_else(|| (status != NodeStatus::Pass).then(|| format!("exit {c}")));
-            done(status, reason, Some(r), killed)
+            // It ended on its own, with its report, before a kill reached it.
+            done(status, reason, Some(r), false)
         }
         (RemoteExit::Code(c), None) => done(
             NodeStatus::Error,

@@ -1,0 +1,89 @@
+//! The collective's controller over the local transport with this build's real `kiln` as every
+//! rank (no SSH, no root): without NCCL every rank is skipped; a rank that dies is named and a
+//! rank hanging beside it is killed at once, long before its deadline; a rank that hangs alone
+//! is named at its deadline. No rank process outlives the run.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use kiln::fleet::{run_collective, CollectiveRun, LocalConnector, NodeStatus, RemoteBinary};
+use kiln::rack::RackNode;
+
+fn run(dir: &Path, hooks: &[(&str, &str)], deadline: Duration) -> (kiln::fleet::CollectiveOutcome, f64) {
+    let remote = dir.join("bin/kiln");
+    let binary = RemoteBinary::new(Some(Path::new(env!("CARGO_BIN_EXE_kiln"))), remote.to_str().expect("utf8"))
+        .expect("this build's kiln");
+    let nodes: Vec<RackNode> = (1..=4).map(|i| RackNode::new(&format!("t{i}"), "127.0.0.1")).collect();
+    let refs: Vec<&RackNode> = nodes.iter().collect();
+    let hooks: BTreeMap<String, String> = hooks.iter().map(|(n, h)| (n.to_string(), h.to_string())).collect();
+    let run = CollectiveRun {
+        nodes: &refs,
+        binary: &binary,
+        push_timeout: Duration::from_secs(60),
+        deadline,
+        limits: None,
+        hooks: &hooks,
+    };
+    let t0 = Instant::now();
+    let out = run_collective(&run, &LocalConnector, &["--sizes-mib".into(), "1".into()]);
+    (out, t0.elapsed().as_secs_f64())
+}
+
+/// Processes of this machine running a rank from `dir`.
+fn ranks_left(dir: &Path) -> Vec<String> {
+    let marker = dir.join("bin/kiln").display().to_string();
+    std::fs::read_dir("/proc")
+        .expect("proc")
+        .filter_map(|e| {
+            let cmd = std::fs::read(e.ok()?.path().join("cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            (cmd.contains(&marker) && cmd.contains("nccl-rank")).then_some(cmd)
+        })
+        .collect()
+}
+
+fn wait_none_left(dir: &Path) {
+    let until = Instant::now() + Duration::from_secs(5);
+    while !ranks_left(dir).is_empty() {
+        assert!(Instant::now() < until, "ranks left: {:?}", ranks_left(dir));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn without_nccl_every_rank_is_skipped_never_passed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, _) = run(dir.path(), &[], Duration::from_secs(60));
+    assert_eq!(out.exit_code, 7, "{out:#?}");
+    for t in &out.trays {
+        assert_eq!(t.status, NodeStatus::Skipped, "{out:#?}");
+        assert!(t.reason.as_deref().unwrap_or("").contains("no NCCL"), "{out:#?}");
+    }
+}
+
+#[test]
+fn a_dead_rank_is_named_and_the_hung_one_beside_it_is_killed_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, took) = run(dir.path(), &[("t2", "die"), ("t4", "hang")], Duration::from_secs(120));
+    assert_eq!(out.exit_code, 3, "{out:#?}");
+    assert!(out.trays[1].reason.as_deref().unwrap_or("").starts_with("died"), "{out:#?}");
+    assert!(out.trays[3].killed, "{out:#?}");
+    assert!(
+        out.trays[3].reason.as_deref().unwrap_or("").starts_with("stopped by kiln after rank 1 on t2 failed"),
+        "{out:#?}"
+    );
+    assert!(took < 30.0, "killed when t2 died, not at the deadline: {took:.1} s");
+    assert_eq!(out.gate().keys().collect::<Vec<_>>(), ["t2"], "{out:#?}");
+    wait_none_left(dir.path());
+}
+
+#[test]
+fn a_hung_rank_is_named_at_its_deadline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, took) = run(dir.path(), &[("t3", "hang")], Duration::from_secs(4));
+    assert_eq!(out.exit_code, 3, "{out:#?}");
+    assert!(out.trays[2].reason.as_deref().unwrap_or("").starts_with("hung: rank 2 on t3"), "{out:#?}");
+    assert!(took >= 4.0 && took < 15.0, "{took:.1} s");
+    wait_none_left(dir.path());
+}
