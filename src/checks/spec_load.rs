@@ -312,14 +312,16 @@ reason = "source"
         );
         let nv = parse(&base).expect("valid").nvlink.expect("nvlink");
         assert_eq!((nv.min_speed_mbps, nv.errors.crc_flit_max), (Some(53125), Some(100)));
+        let line_of = |key: &str| base.lines().position(|l| l.starts_with(key)).expect("line") + 1;
+        let (speed_line, budget_line) = (line_of("min_speed_mbps"), line_of("crc_flit_max"));
         let err = parse(&base.replace("= 53125", "= 0")).expect_err("speed 0");
-        assert!(err.to_string().contains("specs/t.toml:12"), "{err}");
+        assert!(err.to_string().contains(&format!("specs/t.toml:{speed_line}")), "{err}");
         let (line, field, _) = located(err);
-        assert_eq!((line, field.as_str()), (12, "nvlink.min_speed_mbps"));
+        assert_eq!((line, field.as_str()), (speed_line, "nvlink.min_speed_mbps"));
         let err = parse(&base.replace("= 100", "= -5")).expect_err("negative budget");
-        assert!(err.to_string().contains("specs/t.toml:14"), "{err}");
+        assert!(err.to_string().contains(&format!("specs/t.toml:{budget_line}")), "{err}");
         let (line, field, _) = located(err);
-        assert_eq!((line, field.as_str()), (14, "nvlink.errors.crc_flit_max"));
+        assert_eq!((line, field.as_str()), (budget_line, "nvlink.errors.crc_flit_max"));
     }
 
     #[test]
