@@ -53,16 +53,7 @@ pub fn load_file(path: &Path) -> Result<LoadedSpec, SpecError> {
 /// the wrong platform.
 pub fn load_dir(checks_dir: &Path) -> Result<Vec<LoadedSpec>, SpecError> {
     let dir = checks_dir.join("platforms");
-    let entries = std::fs::read_dir(&dir).map_err(|source| SpecError::ReadDir { dir: dir.clone(), source })?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|source| SpecError::ReadDir { dir: dir.clone(), source })?;
-        let path = entry.path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            files.push(path);
-        }
-    }
-    files.sort();
+    let files = crate::input::toml_files(&dir).map_err(|source| SpecError::ReadDir { dir: dir.clone(), source })?;
     if files.is_empty() {
         return Err(SpecError::EmptyDir { dir: checks_dir.to_path_buf() });
     }
