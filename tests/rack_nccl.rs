@@ -24,16 +24,6 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-struct Teardown(PathBuf);
-
-impl Drop for Teardown {
-    fn drop(&mut self) {
-        if let Err(e) = lab::down(&self.0) {
-            eprintln!("lab down failed: {e:#}");
-        }
-    }
-}
-
 /// `kiln rack <args> --json` against the lab; (exit code, JSON, seconds it took).
 fn kiln(manifest: &Path, db: &Path, args: &[&str]) -> (i32, Value, f64) {
     let t0 = Instant::now();
@@ -108,7 +98,7 @@ fn the_collective_runs_over_every_tray_and_a_dead_or_hung_rank_is_named_and_clea
             path
         })
         .collect();
-    let _teardown = Teardown(cfg.dir.clone());
+    let _teardown = lab::Teardown(cfg.dir.clone());
     let lab = lab::up(&cfg).expect("lab up");
     let manifest = lab.manifest().to_path_buf();
     // The rack's platform, as a site's manifest for an NVL72 rack names it.
