@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use crate::sh;
 
 /// Every target, in the order `cargo xtask fuzz` runs them.
-pub const TARGETS: [&str; 11] = [
+pub const TARGETS: [&str; 12] = [
     "spec",
     "rack_manifest",
     "image_recipe",
@@ -27,6 +27,7 @@ pub const TARGETS: [&str; 11] = [
     "node_json",
     "agent_message",
     "redfish_reply",
+    "collective_rank",
 ];
 
 const USAGE: &str = "usage: cargo xtask fuzz [TARGET] [--seconds N]   (targets: see --list)";
@@ -208,6 +209,11 @@ fn written_seeds(target: &str) -> Vec<&'static str> {
             r#"{"error":{"code":"Base.1.8.GeneralError","message":"x","@Message.ExtendedInfo":[{"Message":"busy"}]}}"#,
             "Running",
             "On",
+        ],
+        "collective_rank" => vec![
+            "kiln-rank: pgid=4242\nkiln-rank: waiting\n",
+            "id 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+            r#"{"kind":"kiln.collective-rank","hostname":"n","rank":0,"ranks":2,"gpus":4,"world":8,"verdict":"pass","results":[{"op":"all_reduce","bytes":1048576,"iterations":5,"time_us":10.0,"algbw_gbps":100.0,"busbw_gbps":175.0,"checked_words":10,"wrong_words":0}]}"#,
         ],
         _ => Vec::new(),
     }

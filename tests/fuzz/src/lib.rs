@@ -22,6 +22,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("node_json", node_json),
     ("agent_message", agent_message),
     ("redfish_reply", redfish_reply),
+    ("collective_rank", collective_rank),
 ];
 
 fn text(data: &[u8]) -> Option<&str> {
@@ -145,4 +146,18 @@ pub fn redfish_reply(data: &[u8]) {
     let _ = kiln::bmc::redfish_message(t);
     let _ = kiln::bmc::TaskState::from_redfish(t);
     let _ = kiln::bmc::PowerState::from_redfish(t);
+}
+
+/// What a collective's rank sends the controller (its stderr protocol lines and its JSON report,
+/// judged as a domain of one) and what the controller sends a rank (its one stdin line, the id).
+pub fn collective_rank(data: &[u8]) {
+    use kiln::burnin::collective::{judge, RankReport, Reply, Said};
+    let _ = Said::all_in(data);
+    let Some(t) = text(data) else { return };
+    if let Some(Reply::Id(hex)) = Reply::parse(t) {
+        let _ = hex.len();
+    }
+    if let Ok(report) = kiln::json_error::from_str::<RankReport>(t) {
+        let _ = judge(&[("fuzz-node", &report), ("fuzz-other", &report)], None);
+    }
 }
