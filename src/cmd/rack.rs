@@ -88,8 +88,9 @@ pub fn step(args: &RackRunArgs, step: Step, notices: &dyn Notices) -> CmdResult 
         whole_rack: args.nodes.is_empty(),
     };
     let hooks = crate::cmd::rack_collective::hooks(args, &nodes)?;
+    let collective_only = crate::cmd::rack_collective::only(args, step, &manifest, &specs)?;
     let progress = TerminalProgress::new(nodes.len(), step, notices);
-    let result = if crate::cmd::rack_collective::only(args, step, &manifest, &specs) {
+    let result = if collective_only {
         Ok(crate::fleet::RackOutcome::new(&manifest.rack.id, step, Vec::new(), Vec::new()))
     } else {
         run_rack_step(&rack_step, &connector, inventory.as_mut(), &|node, phase| progress.event(node, phase))

@@ -53,10 +53,20 @@ fn multi_tray_spec<'a>(
     spec.platform.nvlink_domain.as_ref().filter(|d| d.trays > 1).map(|_| spec)
 }
 
-/// Whether this step leaves out the per-tray burn-in (`--collective only` on a platform the
-/// collective applies to).
-pub fn only(args: &RackRunArgs, step: Step, manifest: &RackManifest, specs: &[LoadedSpec]) -> bool {
-    step == Step::Burnin && args.collective == CollectiveMode::Only && multi_tray_spec(manifest, specs, None).is_some()
+/// Whether this step leaves out the per-tray burn-in (`--collective only`). Only where the
+/// collective applies: otherwise a usage error, before any node is touched.
+pub fn only(args: &RackRunArgs, step: Step, manifest: &RackManifest, specs: &[LoadedSpec]) -> CmdResult<bool> {
+    if step != Step::Burnin || args.collective != CollectiveMode::Only {
+        return Ok(false);
+    }
+    if multi_tray_spec(manifest, specs, None).is_none() {
+        return Err(CmdError::Usage(
+            "--collective only: the manifest's [rack] platform must name a platform whose NVLink domain spans trays"
+                .into(),
+        )
+        .into());
+    }
+    Ok(true)
 }
 
 /// What the collective needs beside the rack step's own settings.
