@@ -242,7 +242,7 @@ fn checks_dir_overrides_a_built_in_platform_for_validate_and_burnin() {
     // The same site file with a malformed [burnin] section: both refuse it with file:line:field.
     let bad = checks_dir(&dir.path().join("bad"), |name, text| {
         if name == "gb200-nvl72-tray.toml" {
-            text.replace("outlier_fraction = 0.9", "outlier_fraction = \"most\"")
+            text.replacen("outlier_fraction = 0.9", "outlier_fraction = \"most\"", 1)
         } else {
             text
         }

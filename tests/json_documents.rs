@@ -39,6 +39,7 @@ const KINDS: &[&str] = &[
     "kiln.bmc-firmware",
     "kiln.bmc-info",
     "kiln.bmc-locate",
+    "kiln.collective-rank",
 ];
 
 /// `"kiln.*"` strings in the source that are not document kinds: settings on the kernel
@@ -167,6 +168,8 @@ fn every_json_output_carries_schema_version_and_a_documented_kind() {
     printed.push(validated);
     printed.push(Printed { what: "kiln validate --with-node: inspected".into(), doc: inspected });
     printed.push(document(dir, &["healthcheck", "--json", "--root", root], 0));
+    // One rank of the collective: no NCCL here, so skipped (7).
+    printed.push(document(dir, &["nccl-rank", "--json", "--ranks", "1", "--sizes-mib", "1"], 7));
     let burnin = kiln(dir, &["burnin", "--tests", "gemm", "--duration", "1s", "--json"]);
     printed.push(Printed {
         what: "kiln burnin --json".into(),

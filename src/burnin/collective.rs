@@ -111,6 +111,7 @@ pub struct SizeResult {
 /// What one rank reports (`kiln nccl-rank --json`, kind `kiln.collective-rank`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RankReport {
+    pub schema_version: u32,
     pub kind: String,
     pub hostname: String,
     pub rank: u32,
@@ -131,6 +132,7 @@ pub struct RankReport {
 impl RankReport {
     fn new(opts: &RankOptions) -> RankReport {
         RankReport {
+            schema_version: 1,
             kind: RANK_KIND.into(),
             hostname: crate::handoff::short_hostname().unwrap_or_default(),
             rank: opts.rank,
@@ -584,6 +586,7 @@ mod tests {
             })
             .collect();
         RankReport {
+            schema_version: 1,
             kind: RANK_KIND.into(),
             hostname: format!("t{rank}"),
             rank,

@@ -19,9 +19,6 @@ use crate::checks::{Component, Finding, Outcome, Severity};
 use crate::exit;
 use crate::rack::RackNode;
 
-/// The document kind of a rack collective's outcome.
-pub const COLLECTIVE_KIND: &str = "kiln.rack-collective";
-
 /// One collective over (part of) a rack.
 pub struct CollectiveRun<'a> {
     /// The trays, in rank order (rank 0 first).
@@ -56,7 +53,6 @@ pub struct RankOutcome {
 /// The whole collective: per tray, the domain's figures, the findings and the exit code.
 #[derive(Debug, Clone, Serialize)]
 pub struct CollectiveOutcome {
-    pub kind: &'static str,
     pub ranks: u32,
     pub exit_code: i32,
     pub deadline_s: u64,
@@ -199,7 +195,6 @@ pub fn run_collective(run: &CollectiveRun<'_>, connector: &dyn Connector, rank_a
     }
     let exit_code = exit_code(&trays, &findings);
     CollectiveOutcome {
-        kind: COLLECTIVE_KIND,
         ranks: n as u32,
         exit_code,
         deadline_s: run.deadline.as_secs(),
@@ -522,7 +517,7 @@ mod tests {
                 r#"#!/bin/sh
 [ "$1" = "--version" ] && {{ echo kiln; exit 0; }}
 rank=$4; ranks=$6
-report() {{ printf '{{"kind":"kiln.collective-rank","hostname":"h","rank":%s,"ranks":%s,"gpus":0,"world":0,"verdict":"skipped","reason":"%s","results":[]}}\n' "$rank" "$ranks" "$1"; exit 7; }}
+report() {{ printf '{{"schema_version":1,"kind":"kiln.collective-rank","hostname":"h","rank":%s,"ranks":%s,"gpus":0,"world":0,"verdict":"skipped","reason":"%s","results":[]}}\n' "$rank" "$ranks" "$1"; exit 7; }}
 if [ "$rank" = 0 ]; then
   {fail}
   echo "kiln-rank: id={id}" >&2

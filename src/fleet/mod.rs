@@ -20,7 +20,7 @@ mod table;
 mod transport;
 mod trust;
 
-pub use collective::{run_collective, CollectiveOutcome, CollectiveRun, RankOutcome, COLLECTIVE_KIND};
+pub use collective::{run_collective, CollectiveOutcome, CollectiveRun, RankOutcome};
 pub use dist::{DistError, Encoding, MANIFEST as DIST_MANIFEST};
 pub use fanout::{run_step, FanoutOptions, Phase, Plan, Skip};
 pub use fingerprint::sha256_base64;

@@ -213,7 +213,7 @@ fn written_seeds(target: &str) -> Vec<&'static str> {
         "collective_rank" => vec![
             "kiln-rank: pgid=4242\nkiln-rank: waiting\n",
             "id 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
-            r#"{"kind":"kiln.collective-rank","hostname":"n","rank":0,"ranks":2,"gpus":4,"world":8,"verdict":"pass","results":[{"op":"all_reduce","bytes":1048576,"iterations":5,"time_us":10.0,"algbw_gbps":100.0,"busbw_gbps":175.0,"checked_words":10,"wrong_words":0}]}"#,
+            r#"{"schema_version":1,"kind":"kiln.collective-rank","hostname":"n","rank":0,"ranks":2,"gpus":4,"world":8,"verdict":"pass","results":[{"op":"all_reduce","bytes":1048576,"iterations":5,"time_us":10.0,"algbw_gbps":100.0,"busbw_gbps":175.0,"checked_words":10,"wrong_words":0}]}"#,
         ],
         _ => Vec::new(),
     }
