@@ -662,12 +662,22 @@ pub struct HealthcheckArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct RackRunArgs {
-    /// The rack manifest (inventory/racks/NAME.toml).
-    #[arg(long, value_name = "FILE", env = "KILN_RACK")]
-    pub rack: PathBuf,
-    /// Run on at most N nodes at once.
+    /// The rack manifest (inventory/racks/NAME.toml; default: $KILN_RACK);
+    /// give it again for more racks, run at once (docs/fleet.md, "Many racks").
+    #[arg(long, value_name = "FILE")]
+    pub rack: Vec<PathBuf>,
+    /// A site manifest listing the racks to run at once (docs/fleet.md,
+    /// "Many racks"); instead of --rack.
+    #[arg(long, value_name = "FILE", conflicts_with = "rack")]
+    pub site: Option<PathBuf>,
+    /// Run on at most N nodes at once (with several racks: SSH sessions
+    /// across all of them).
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub parallel: usize,
+    /// With several racks: at most N nodes of one rack at once (default:
+    /// --parallel; a site manifest's per_rack wins for its rack).
+    #[arg(long, value_name = "N")]
+    pub per_rack: Option<usize>,
     /// Run the step again on nodes where it already passed.
     #[arg(long)]
     pub force: bool,

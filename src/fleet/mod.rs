@@ -14,6 +14,7 @@ pub mod rack_checks;
 mod rack_domain;
 mod rack_run;
 mod record;
+mod site_run;
 mod ssh;
 mod table;
 mod transport;
@@ -28,9 +29,13 @@ pub use node_binary::{
 };
 pub use outcome::{exit_code, BinaryState, FailureKind, NodeOutcome, NodeStatus, RackOutcome, Recorded, Step};
 pub(crate) use pool::map_bounded;
+pub use pool::{SessionPermit, Sessions};
 pub use rack_run::{run_rack_step, RackStep};
 pub use record::{already_passed, record_outcome, run_kind, RecordResult};
+pub use site_run::{
+    racks_at_once, run_site_step, worst_exit, OpenInventory, SiteOutcome, SiteRackStep, SiteStep, SITE_SCHEMA_VERSION,
+};
 pub use ssh::{SshConnector, SshTransport};
-pub use table::summary_table;
+pub use table::{site_table, summary_table};
 pub use transport::{shell_quote, CommandOutput, Connector, NodeTransport, RemoteExit, TransportError};
 pub use trust::{trust_nodes, TrustError, TrustOptions, TrustOutcome, TrustResult};

@@ -54,6 +54,11 @@ pub struct RackNode {
     /// Line of `tray` in the manifest (0 when not known), for errors.
     #[serde(skip)]
     pub tray_line: usize,
+    /// Lines of `name` and `address` in the manifest (0 when not known), for errors.
+    #[serde(skip)]
+    pub name_line: usize,
+    #[serde(skip)]
+    pub address_line: usize,
     /// Node-side `--root` for the node commands (a snapshot tree, used by the lab).
     pub kiln_root: Option<String>,
 }
@@ -73,6 +78,8 @@ impl RackNode {
             slot: None,
             tray: None,
             tray_line: 0,
+            name_line: 0,
+            address_line: 0,
             kiln_root: None,
         }
     }
@@ -350,7 +357,11 @@ impl RackManifest {
                     "give slot or tray, not both".into(),
                 ));
             }
+            let name_line = line_of(text, n.name.span().start);
+            let address_line = line_of(text, n.address.span().start);
             nodes.push(RackNode {
+                name_line,
+                address_line,
                 name: n.name.into_inner(),
                 address: n.address.into_inner(),
                 ssh_port: n.ssh_port,
