@@ -26,6 +26,7 @@ const KINDS: &[&str] = &[
     "kiln.rack_report",
     "kiln.node-history",
     "kiln.rack",
+    "kiln.site",
     "kiln.handoff",
     "kiln.rack-image",
     "kiln.rack-firmware",
@@ -187,6 +188,18 @@ fn every_json_output_carries_schema_version_and_a_documented_kind() {
     .expect("write rack manifest");
     let rack = s(&rack);
     printed.push(document(dir, &["rack", "status", "--json", "--rack", rack, "--connect-timeout", "1"], 6));
+    let rack2 = dir.join("rack2.toml");
+    std::fs::write(
+        &rack2,
+        "[rack]\nid = \"json-docs-2\"\n\n[credentials]\nknown_hosts = \"known_hosts\"\n\n\
+         [[nodes]]\nname = \"n2\"\naddress = \"127.0.0.2\"\nssh_port = 1\n",
+    )
+    .expect("write rack manifest");
+    let site =
+        document(dir, &["rack", "status", "--json", "--rack", rack, "--rack", s(&rack2), "--connect-timeout", "1"], 6);
+    let racks = site.doc["racks"].clone();
+    printed.push(site);
+    printed.push(Printed { what: "kiln rack status --rack A --rack B: racks[1]".into(), doc: racks[1].clone() });
     printed.push(document(
         dir,
         &["rack", "handoff", "--to", "slurm", "--dry-run", "--json", "--rack", rack, "--db", db, "--scontrol", "false"],

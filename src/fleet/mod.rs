@@ -37,5 +37,7 @@ pub use site_run::{
 };
 pub use ssh::{SshConnector, SshTransport};
 pub use table::{site_table, summary_table};
-pub use transport::{shell_quote, CommandOutput, Connector, NodeTransport, RemoteExit, TransportError};
+pub use transport::{
+    shell_quote, Answer, Answerer, CommandOutput, Connector, NodeTransport, RemoteExit, TransportError,
+};
 pub use trust::{trust_nodes, TrustError, TrustOptions, TrustOutcome, TrustResult};
