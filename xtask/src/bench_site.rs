@@ -35,6 +35,9 @@ pub struct SiteBench {
     pub pdsh: Measured,
     /// `kiln rack validate --rack r01.toml` alone, at the same bounds.
     pub one_rack: Measured,
+    /// The first half of the racks as a site of their own (`half_nodes` nodes).
+    pub half: Measured,
+    pub half_nodes: usize,
     pub kiln_nodes_answered: usize,
     pub pdsh_nodes_answered: usize,
     pub rack_failures: usize,
@@ -44,10 +47,11 @@ pub struct SiteBench {
 }
 
 impl SiteBench {
-    /// Controller memory per node beyond one rack's: what holding the site costs.
+    /// Controller memory per node between the half site and the whole one, both past the racks
+    /// a run holds at once: what each further node costs to hold.
     fn rss_per_node_mb(&self) -> f64 {
-        let extra = self.nodes.saturating_sub(RACK_TRAYS).max(1) as f64;
-        (self.kiln.rss_mb - self.one_rack.rss_mb) / extra
+        let extra = self.nodes.saturating_sub(self.half_nodes).max(1) as f64;
+        (self.kiln.rss_mb - self.half.rss_mb) / extra
     }
 
     pub fn markdown(&self) -> String {
@@ -63,11 +67,12 @@ impl SiteBench {
              | tool | what it does | wall | wall per node | controller CPU per node | controller peak RSS | nodes answered |\n|---|---|---|---|---|---|---|\n\
              | `kiln rack validate --site --force` | SSH, checksum, validate, record each node, rack checks and gate per rack | {kwall:.1} s | {kw:.0} ms | {kc:.1} ms | {krss:.1} MB | {ka} / {nodes} |\n\
              | `pdsh -R ssh -f {p}` | SSH, `kiln validate --json` on each node | {pwall:.1} s | {pw:.0} ms | {pc:.1} ms | {prss:.1} MB | {pa} / {nodes} |\n\
-             | `kiln rack validate --rack r01.toml --force` (one rack) | the same for {t} trays | {owall:.1} s | {ow:.0} ms | {oc:.1} ms | {orss:.1} MB | |\n\n\
+             | the same, first {hn} nodes as a site (1 run) | | {hwall:.1} s | {hw:.0} ms | {hc:.1} ms | {hrss:.1} MB | |\n\
+             | `kiln rack validate --rack r01.toml --force` (one rack, 1 run) | the same for {t} trays | {owall:.1} s | {ow:.0} ms | {oc:.1} ms | {orss:.1} MB | |\n\n\
              Site exit code {code}; rack findings failed: {f}; most SSH sessions open at once: {peak} (bound {p}).\n\n\
              Extrapolation to {site} trays (about 250 racks), **an estimate from the per-node costs above, not a measurement**:\n\
-             - controller memory: {krss:.1} MB at {nodes} nodes against {orss:.1} MB for one rack, {rpn:.3} MB per node beyond the first rack; \
-             at {site} trays about {srss:.0} MB (node reports are dropped once their rack is recorded, so what grows is one outcome line per node);\n\
+             - controller memory: {krss:.1} MB at {nodes} nodes, {hrss:.1} MB at {hn}, {orss:.1} MB for one rack: {rpn:.3} MB per further node \
+             (node reports are dropped once their rack is recorded; what stays is each node's outcome line); at {site} trays about {srss:.0} MB;\n\
              - controller CPU: {kc:.1} ms per node (SSH, checksum check, recording, rack checks), about {cpu:.0} s of CPU for {site} trays, \
              {cpum:.1} minutes on one core;\n\
              - wall time: in the lab the nodes and the controller share this machine's cores, so the lab's {kw:.0} ms per node is mostly the nodes' own work \
@@ -85,6 +90,11 @@ impl SiteBench {
             pwall = self.pdsh.wall_s,
             prss = self.pdsh.rss_mb,
             pa = self.pdsh_nodes_answered,
+            hn = self.half_nodes,
+            hwall = self.half.wall_s,
+            hw = self.half.wall_s / self.half_nodes.max(1) as f64 * 1000.0,
+            hc = self.half.cpu_s / self.half_nodes.max(1) as f64 * 1000.0,
+            hrss = self.half.rss_mb,
             owall = self.one_rack.wall_s,
             ow = self.one_rack.wall_s / RACK_TRAYS as f64 * 1000.0,
             oc = self.one_rack.cpu_s / RACK_TRAYS as f64 * 1000.0,
@@ -183,6 +193,13 @@ fn measure(lab: &lab::Lab, kiln: &Path, site: &Path, parallel: usize, rounds: us
     };
     let whole = validate(&["--site".as_ref(), site.as_os_str()]);
     let first_rack = site.with_file_name("r01.toml");
+    // The first half of the racks, as a site of its own.
+    let half_racks = racks.div_ceil(2);
+    let half_nodes = (half_racks * RACK_TRAYS).min(nodes);
+    let half_site = site.with_file_name("half.toml");
+    let listed: String = (1..=half_racks).map(|r| format!("\n[[racks]]\nmanifest = \"r{r:02}.toml\"\n")).collect();
+    std::fs::write(&half_site, format!("[site]\nid = \"lab-half\"\n{listed}")).context("write the half site")?;
+    let half = validate(&["--site".as_ref(), half_site.as_os_str()]);
     let one = validate(&["--rack".as_ref(), first_rack.as_os_str()]);
     let addresses: Vec<&str> = lab.state.nodes.iter().map(|n| n.address.as_str()).collect();
     let ssh_args = format!(
@@ -197,7 +214,7 @@ fn measure(lab: &lab::Lab, kiln: &Path, site: &Path, parallel: usize, rounds: us
 
     // A first run warms the page cache and the nodes' kiln; it is not what is compared.
     measured(&whole, &time_file)?;
-    let (mut k, mut p, mut o) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut k, mut p) = (Vec::new(), Vec::new());
     let (mut answered, mut failures, mut code, mut peak, mut pdsh_answered) = (0, 0, -1, 0, 0);
     for _ in 0..rounds {
         let (m, out) = measured(&whole, &time_file)?;
@@ -225,8 +242,9 @@ fn measure(lab: &lab::Lab, kiln: &Path, site: &Path, parallel: usize, rounds: us
         let hosts: BTreeSet<&str> =
             text.lines().filter(|l| l.contains("\"schema_version\"")).filter_map(|l| l.split(':').next()).collect();
         pdsh_answered = hosts.len();
-        o.push(measured(&one, &time_file)?.0);
     }
+    let half = measured(&half, &time_file)?.0;
+    let one_rack = measured(&one, &time_file)?.0;
     if answered == 0 {
         bail!("kiln reached no node; is the lab up?");
     }
@@ -237,7 +255,9 @@ fn measure(lab: &lab::Lab, kiln: &Path, site: &Path, parallel: usize, rounds: us
         rounds,
         kiln: median(k),
         pdsh: median(p),
-        one_rack: median(o),
+        one_rack,
+        half,
+        half_nodes,
         kiln_nodes_answered: answered,
         pdsh_nodes_answered: pdsh_answered,
         rack_failures: failures,
