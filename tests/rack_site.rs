@@ -81,16 +81,13 @@ impl Drop for Counted {
 }
 
 impl NodeTransport for Counted {
-    fn run(&mut self, argv: &[String], timeout: Duration) -> Result<kiln::fleet::CommandOutput, TransportError> {
-        self.inner.run(argv, timeout)
-    }
-    fn run_answering(
+    fn exec(
         &mut self,
         argv: &[String],
         timeout: Duration,
-        answer: &mut kiln::fleet::Answerer<'_>,
+        answer: Option<&mut kiln::fleet::Answerer<'_>>,
     ) -> Result<kiln::fleet::CommandOutput, TransportError> {
-        self.inner.run_answering(argv, timeout, answer)
+        self.inner.exec(argv, timeout, answer)
     }
     fn node(&self) -> &str {
         self.inner.node()

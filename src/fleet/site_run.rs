@@ -154,17 +154,13 @@ struct Held {
 }
 
 impl NodeTransport for Held {
-    fn run(&mut self, argv: &[String], timeout: std::time::Duration) -> Result<CommandOutput, TransportError> {
-        self.inner.run(argv, timeout)
-    }
-
-    fn run_answering(
+    fn exec(
         &mut self,
         argv: &[String],
         timeout: std::time::Duration,
-        answer: &mut Answerer<'_>,
+        answer: Option<&mut Answerer<'_>>,
     ) -> Result<CommandOutput, TransportError> {
-        self.inner.run_answering(argv, timeout, answer)
+        self.inner.exec(argv, timeout, answer)
     }
 
     fn node(&self) -> &str {

@@ -201,16 +201,7 @@ fn measure(lab: &lab::Lab, kiln: &Path, site: &Path, parallel: usize, rounds: us
     std::fs::write(&half_site, format!("[site]\nid = \"lab-half\"\n{listed}")).context("write the half site")?;
     let half = validate(&["--site".as_ref(), half_site.as_os_str()]);
     let one = validate(&["--rack".as_ref(), first_rack.as_os_str()]);
-    let addresses: Vec<&str> = lab.state.nodes.iter().map(|n| n.address.as_str()).collect();
-    let ssh_args = format!(
-        "-i {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes -l%u %h",
-        lab.client_key().display(),
-        lab.known_hosts().display()
-    );
-    let mut pdsh = Command::new("pdsh");
-    pdsh.args(["-R", "ssh", "-l", "root", "-f"]).arg(parallel.to_string()).arg("-w").arg(addresses.join(","));
-    pdsh.args(["/var/lib/kiln/bin/kiln", "validate", "--json", "--root", "/srv/kiln/fixture"]);
-    pdsh.env("PDSH_SSH_ARGS", &ssh_args);
+    let pdsh = lab.pdsh(parallel, &["validate", "--json", "--root", "/srv/kiln/fixture"]);
 
     // A first run warms the page cache and the nodes' kiln; it is not what is compared.
     measured(&whole, &time_file)?;
