@@ -73,7 +73,7 @@ pub fn step(args: &RackRunArgs, step: Step, notices: &dyn Notices) -> CmdResult 
     }
     .map_err(CmdError::NodeBinary)?;
     let opts = FanoutOptions {
-        parallel: args.parallel.max(1),
+        parallel: args.parallel.min(args.per_rack.unwrap_or(usize::MAX)).max(1),
         command_timeout: Duration::from_secs(args.timeout.max(1)),
         binary,
     };
