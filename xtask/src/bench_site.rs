@@ -72,7 +72,7 @@ impl SiteBench {
              Site exit code {code}; rack findings failed: {f}; most SSH sessions open at once: {peak} (bound {p}).\n\n\
              Extrapolation to {site} trays (about 250 racks), **an estimate from the per-node costs above, not a measurement**:\n\
              - controller memory: {krss:.1} MB at {nodes} nodes, {hrss:.1} MB at {hn}, {orss:.1} MB for one rack: {rpn:.3} MB per further node \
-             (node reports are dropped once their rack is recorded; what stays is each node's outcome line); at {site} trays about {srss:.0} MB;\n\
+             (node reports are dropped once their rack is recorded and judged; the racks in flight hold theirs); at {site} trays about {srss:.0} MB;\n\
              - controller CPU: {kc:.1} ms per node (SSH, checksum check, recording, rack checks), about {cpu:.0} s of CPU for {site} trays, \
              {cpum:.1} minutes on one core;\n\
              - wall time: in the lab the nodes and the controller share this machine's cores, so the lab's {kw:.0} ms per node is mostly the nodes' own work \
