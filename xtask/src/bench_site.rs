@@ -147,7 +147,7 @@ pub fn run(repo: &Path, kiln: &Path, nodes: usize, parallel: usize, rounds: usiz
     let mut cfg = LabConfig::standard(repo, nodes);
     cfg.dir = repo.join("target/lab-bench-site");
     cfg.manifest = cfg.dir.join("lab.toml");
-    cfg.prefix = "ks".into();
+    cfg.prefix = "kz".into();
     cfg.subnet = 8;
     cfg.bmc = false;
     // Each rack is trays 1 to 18 of one healthy rack, as kiln's fixture builder writes them;
