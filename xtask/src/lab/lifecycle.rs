@@ -328,12 +328,20 @@ impl Lab {
 }
 
 /// Takes the lab in a directory down when dropped, even when a test's assertion fails halfway.
+/// After a test that passed, the directory goes too (each node holds a copy of the pushed kiln:
+/// 18 trays of a debug build are over 3 GB); after a failure it stays, to be looked at.
 pub struct Teardown(pub PathBuf);
 
 impl Drop for Teardown {
     fn drop(&mut self) {
-        if let Err(e) = down(&self.0) {
-            eprintln!("lab down failed: {e:#}");
+        match down(&self.0) {
+            Err(e) => eprintln!("lab down failed: {e:#}"),
+            Ok(()) if !std::thread::panicking() => {
+                if let Err(e) = std::fs::remove_dir_all(&self.0) {
+                    eprintln!("could not remove the lab directory {}: {e}", self.0.display());
+                }
+            }
+            Ok(()) => eprintln!("the failed test's lab is kept in {}", self.0.display()),
         }
     }
 }
