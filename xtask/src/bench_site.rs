@@ -170,6 +170,10 @@ pub fn run(repo: &Path, kiln: &Path, nodes: usize, parallel: usize, rounds: usiz
         .and_then(|()| lab::write_site(&lab.state, RACK_TRAYS, true, &cfg.dir.join("site")))
         .and_then(|site| measure(&lab, &binary, &site, parallel, rounds));
     lab::down(&cfg.dir)?;
+    // The lab's copy of kiln, its fixtures and the nodes' directories: nothing to keep.
+    if let Err(e) = std::fs::remove_dir_all(&cfg.dir) {
+        eprintln!("could not remove the lab directory {}: {e}", cfg.dir.display());
+    }
     let mut bench = result?;
     bench.lab_up_s = lab_up_s;
     Ok(bench)
