@@ -21,7 +21,7 @@ pub fn run(cmd: RackCommand, notices: &dyn Notices) -> CmdResult {
     match cmd {
         RackCommand::Inspect(a) => step(&a, Step::Inspect, notices),
         RackCommand::Validate(a) => step(&a, Step::Validate, notices),
-        RackCommand::Burnin(a) => step(&a, Step::Burnin, notices),
+        RackCommand::Burnin(a) => crate::cmd::rack_burnin_slurm::burnin(&a, notices),
         RackCommand::Status(a) => step(&a, Step::Status, notices),
         RackCommand::Trust(a) => trust(&a),
         RackCommand::Handoff(a) => crate::cmd::handoff::run(&a),
@@ -119,7 +119,7 @@ pub fn step(args: &RackRunArgs, step: Step, notices: &dyn Notices) -> CmdResult 
 /// The node command's extra arguments: `--checks-dir` goes to the node
 /// commands that judge (validate, burnin) unless the arguments after `--`
 /// already name one.
-fn node_args(args: &RackRunArgs, step: Step) -> Vec<String> {
+pub(crate) fn node_args(args: &RackRunArgs, step: Step) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(dir) = &args.checks_dir {
         let judges = matches!(step, Step::Validate | Step::Burnin);

@@ -243,7 +243,7 @@ fn status_outcome(
 }
 
 /// Turns a node command's exit code and JSON into the node's status.
-fn judge(mut o: NodeOutcome, out: &CommandOutput) -> NodeOutcome {
+pub(crate) fn judge(mut o: NodeOutcome, out: &CommandOutput) -> NodeOutcome {
     let json: Option<serde_json::Value> = serde_json::from_slice(&out.stdout).ok();
     o.verdict = json.as_ref().and_then(|j| j.get("verdict")).and_then(|v| v.as_str()).map(str::to_string);
     let tail = out.stderr_tail();

@@ -14,6 +14,8 @@ pub mod rack_checks;
 mod rack_domain;
 mod rack_run;
 mod record;
+mod slurm_burnin;
+pub mod slurm_jobs;
 mod ssh;
 mod table;
 mod transport;
@@ -30,6 +32,10 @@ pub use outcome::{exit_code, BinaryState, FailureKind, NodeOutcome, NodeStatus, 
 pub(crate) use pool::map_bounded;
 pub use rack_run::{run_rack_step, RackStep};
 pub use record::{already_passed, record_outcome, run_kind, RecordResult};
+pub use slurm_burnin::{
+    job_name, run_slurm_burnin, JobReport, SlurmBurnin, SlurmBurninError, SlurmBurninOutcome, SlurmEvent,
+};
+pub use slurm_jobs::{SlurmCli, SlurmJobError, SlurmJobs};
 pub use ssh::{SshConnector, SshTransport};
 pub use table::summary_table;
 pub use transport::{shell_quote, CommandOutput, Connector, NodeTransport, RemoteExit, TransportError};
