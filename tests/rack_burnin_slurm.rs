@@ -135,8 +135,19 @@ impl Rig<'_> {
         id
     }
 
-    fn sbatch_calls(&self) -> usize {
-        std::fs::read_to_string(&self.sbatch_log).map(|t| t.lines().count()).unwrap_or(0)
+    /// How many times kiln ran sbatch for `node`.
+    fn sbatch_calls(&self, node: &str) -> usize {
+        let pinned = format!("--nodelist={node} ");
+        std::fs::read_to_string(&self.sbatch_log)
+            .map(|t| t.lines().filter(|l| l.contains(&pinned)).count())
+            .unwrap_or(0)
+    }
+
+    /// The jobs of `nodes` the inventory holds open.
+    fn open_jobs(&self, nodes: &[&str]) -> usize {
+        Inventory::open_read_only(&self.db)
+            .and_then(|inv| inv.open_slurm_jobs(&self.rack))
+            .map_or(0, |jobs| jobs.iter().filter(|j| nodes.contains(&j.node.as_str())).count())
     }
 }
 
@@ -230,9 +241,13 @@ fn burnin_as_slurm_jobs_is_recorded_with_job_ids_survives_a_controller_restart_a
     let out = rig.kiln_command(&["rack", "validate", "--rack", &m, "--db", &d]).output().expect("validate");
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
 
+    // Slurm's time limits are whole minutes, checked every 30 s: node04's job, over its limit,
+    // ends a minute or more after it starts, so it starts first and the rest runs meanwhile.
+    let over_time = start_a_job_over_its_time_limit(&rig, &cfg.dir);
     unknown_nodes_are_named_and_nothing_is_submitted(&rig, &cfg.dir);
     a_restarted_controller_follows_the_jobs_it_submitted(&rig);
-    cancelled_and_timed_out_jobs_fail_their_nodes_with_the_job_id(&rig, &cfg.dir);
+    a_cancelled_job_fails_its_node_with_the_job_id(&rig);
+    a_job_over_its_time_limit_fails_its_node_with_the_job_id(&rig, over_time);
     an_unreachable_slurm_is_an_error_and_records_nothing(&rig, &cfg.dir);
 
     // Jobs run by slurmstepd outlive slurmd: cancel every one left before the cluster goes.
@@ -254,7 +269,7 @@ fn unknown_nodes_are_named_and_nothing_is_submitted(rig: &Rig<'_>, dir: &Path) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("Slurm does not know node99") && stderr.contains("nothing was submitted"), "{stderr}");
-    assert_eq!(rig.sbatch_calls(), 0);
+    assert_eq!(rig.sbatch_calls("node99") + rig.sbatch_calls("node01"), 0);
     let _ = std::fs::remove_file(&extra);
 }
 
@@ -269,19 +284,18 @@ fn a_restarted_controller_follows_the_jobs_it_submitted(rig: &Rig<'_>) {
     let names: Vec<String> = ["node01", "node02"].iter().map(|n| format!("kiln-burnin-{}-{n}", rig.rack)).collect();
     let ids: Vec<String> = names.iter().map(|n| rig.job_named(n, "PENDING")).collect();
     // Recorded before any wait: both open in the inventory while the first controller waits.
-    wait_for(Duration::from_secs(20), "both jobs recorded", || {
-        Inventory::open_read_only(&rig.db).and_then(|inv| inv.open_slurm_jobs(&rig.rack)).map_or(0, |j| j.len()) == 2
-    });
+    wait_for(Duration::from_secs(20), "both jobs recorded", || rig.open_jobs(&["node01", "node02"]) == 2);
     first.kill().expect("kill the controller");
     let _ = first.wait();
-    assert_eq!(rig.sbatch_calls(), 2, "one sbatch per node");
+    let calls = || (rig.sbatch_calls("node01"), rig.sbatch_calls("node02"));
+    assert_eq!(calls(), (1, 1), "one sbatch per node");
     for h in &holds {
         rig.slurm("scancel", &[h]);
     }
 
     let (code, out, text) = rig.run(&args);
     assert_eq!(code, 7, "no GPU: the burn-in skipped its GPU tests: {text}");
-    assert_eq!(rig.sbatch_calls(), 2, "the restarted controller submitted nothing: {text}");
+    assert_eq!(calls(), (1, 1), "the restarted controller submitted nothing: {text}");
     let inv = Inventory::open_read_only(&rig.db).expect("open");
     for (node, id) in ["node01", "node02"].iter().zip(&ids) {
         let job = job_out(&out, node);
@@ -309,48 +323,77 @@ fn a_restarted_controller_follows_the_jobs_it_submitted(rig: &Rig<'_>) {
             "{history:#?}"
         );
     }
-    assert!(inv.open_slurm_jobs(&rig.rack).expect("open jobs").is_empty());
+    assert_eq!(rig.open_jobs(&["node01", "node02"]), 0);
 }
 
-/// node03's job waits behind a hold and is cancelled; node04's runs a host
-/// burn-in (a stress-ng that only sleeps) past its 5 s limit. Both nodes
-/// fail with their job id and state; no burn-in is recorded for them.
-fn cancelled_and_timed_out_jobs_fail_their_nodes_with_the_job_id(rig: &Rig<'_>, dir: &Path) {
-    let hold = rig.hold("node03");
+/// node04 runs a host burn-in (a stress-ng that only sleeps) with a time limit of 5 s, which
+/// Slurm takes as one minute.
+fn start_a_job_over_its_time_limit(rig: &Rig<'_>, dir: &Path) -> Child {
     let sleeper = dir.join("stress-ng-sleeps");
     write_script(&sleeper, "#!/bin/sh\nexec sleep 300\n");
-    let args = ["--nodes", "node03,node04", "--time", "0:05", "--", "--tests", "host", "--duration", "5m"];
-    let before = rig.sbatch_calls();
+    let args = ["--nodes", "node04", "--time", "0:05", "--", "--tests", "host", "--duration", "5m"];
     let controller = rig.spawn(&args, &[("KILN_STRESS_NG", &sleeper)]);
+    rig.job_named(&format!("kiln-burnin-{}-node04", rig.rack), "RUNNING");
+    controller
+}
+
+/// Checks that a node's job ended in `state` with its id in the node's reason and failed state,
+/// and left no burn-in run.
+fn job_failed_the_node(json: &Value, node: &str, state: &str) -> u64 {
+    let job = job_out(json, node);
+    let id = job["job_id"].as_u64().expect("job id");
+    assert_eq!(job["state"], state, "{json:#}");
+    let n = node_out(json, node);
+    assert_eq!((n["status"].as_str(), n["failure"].as_str()), (Some("peer_error"), Some("slurm_job")), "{n:#}");
+    let want = format!("Slurm job {id} ended {state}");
+    assert!(n["reason"].as_str().is_some_and(|r| r.contains(&want)), "{n:#}");
+    id
+}
+
+fn recorded_as_failed(rig: &Rig<'_>, node: &str, id: u64, state: &str) {
+    let inv = Inventory::open_read_only(&rig.db).expect("open");
+    match inv.state(node).expect("state") {
+        LifecycleState::Failed { reason } => {
+            assert!(reason.contains(&format!("Slurm job {id} ended {state}")), "{reason}")
+        }
+        other => panic!("{node} is {other:?}, not failed"),
+    }
+    let row = inv.node(node).expect("query").expect("node");
+    assert!(inv.latest_run_of_kind(row.id, RunKind::Burnin).expect("query").is_none(), "no burn-in recorded");
+    let jobs = inv.slurm_jobs(node).expect("jobs");
+    assert_eq!((jobs[0].job_id, jobs[0].state.as_str(), jobs[0].run_id), (id, state, None));
+}
+
+fn finished(controller: Child) -> (i32, Value, String) {
+    let out = controller.wait_with_output().expect("wait for kiln");
+    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), json, text)
+}
+
+/// node03's job waits behind a hold and is cancelled there.
+fn a_cancelled_job_fails_its_node_with_the_job_id(rig: &Rig<'_>) {
+    let hold = rig.hold("node03");
+    let controller = rig.spawn(&["--nodes", "node03", "--", "--tests", "gemm"], &[]);
     let cancelled = rig.job_named(&format!("kiln-burnin-{}-node03", rig.rack), "PENDING");
     rig.slurm("scancel", &[&cancelled]);
-    let t = Instant::now();
-    let out = controller.wait_with_output().expect("wait for kiln");
-    eprintln!("the timed-out job ended {:.1} s after the cancel", t.elapsed().as_secs_f64());
+    let (code, json, text) = finished(controller);
     rig.slurm("scancel", &[&hold]);
-    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(6), "{text}");
-    assert_eq!(rig.sbatch_calls(), before + 2);
-    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    let inv = Inventory::open_read_only(&rig.db).expect("open");
-    for (node, state) in [("node03", "CANCELLED"), ("node04", "TIMEOUT")] {
-        let job = job_out(&json, node);
-        let id = job["job_id"].as_u64().expect("job id");
-        assert_eq!(job["state"], state, "{json:#}");
-        let n = node_out(&json, node);
-        assert_eq!((n["status"].as_str(), n["failure"].as_str()), (Some("peer_error"), Some("slurm_job")), "{n:#}");
-        let want = format!("Slurm job {id} ended {state}");
-        assert!(n["reason"].as_str().is_some_and(|r| r.contains(&want)), "{n:#}");
-        match inv.state(node).expect("state") {
-            LifecycleState::Failed { reason } => assert!(reason.contains(&want), "{reason}"),
-            other => panic!("{node} is {other:?}, not failed"),
-        }
-        let row = inv.node(node).expect("query").expect("node");
-        assert!(inv.latest_run_of_kind(row.id, RunKind::Burnin).expect("query").is_none(), "no burn-in recorded");
-        let jobs = inv.slurm_jobs(node).expect("jobs");
-        assert_eq!((jobs[0].state.as_str(), jobs[0].run_id), (state, None));
-    }
-    assert_eq!(cancelled, job_out(&json, "node03")["job_id"].to_string());
+    assert_eq!(code, 6, "{text}");
+    let id = job_failed_the_node(&json, "node03", "CANCELLED");
+    assert_eq!(id.to_string(), cancelled);
+    recorded_as_failed(rig, "node03", id, "CANCELLED");
+    assert_eq!(rig.sbatch_calls("node03"), 1);
+}
+
+fn a_job_over_its_time_limit_fails_its_node_with_the_job_id(rig: &Rig<'_>, controller: Child) {
+    let t = Instant::now();
+    let (code, json, text) = finished(controller);
+    eprintln!("waited {:.1} s more for the job over its time limit", t.elapsed().as_secs_f64());
+    assert_eq!(code, 6, "{text}");
+    let id = job_failed_the_node(&json, "node04", "TIMEOUT");
+    recorded_as_failed(rig, "node04", id, "TIMEOUT");
+    assert_eq!(rig.sbatch_calls("node04"), 1);
 }
 
 /// slurm.conf pointing at a port where no slurmctld listens: a clear error,
