@@ -33,17 +33,6 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Takes the lab down even when an assertion fails halfway.
-struct Teardown(PathBuf);
-
-impl Drop for Teardown {
-    fn drop(&mut self) {
-        if let Err(e) = lab::down(&self.0) {
-            eprintln!("lab down failed: {e:#}");
-        }
-    }
-}
-
 /// What the test needs to run kiln and Slurm's clients against the cluster.
 struct Rig<'a> {
     cluster: &'a SlurmCluster,
@@ -195,7 +184,7 @@ fn burnin_as_slurm_jobs_is_recorded_with_job_ids_survives_a_controller_restart_a
         .iter()
         .map(|name| fixture_support::written(&cfg.dir, name))
         .collect();
-    let _teardown = Teardown(cfg.dir.clone());
+    let _teardown = lab::Teardown(cfg.dir.clone());
     let lab = lab::up(&cfg).expect("lab up");
     let specs: Vec<SlurmNodeSpec> = lab
         .state

@@ -82,7 +82,7 @@ pub fn burnin(args: &RackBurninArgs, notices: &dyn Notices) -> CmdResult {
     };
     let out = run_slurm_burnin(&job, &SlurmCli, &connector, &mut inventory, &progress)?;
     if run.json {
-        println!("{}", serde_json::to_string_pretty(&out).context("serialize the rack outcome")?);
+        crate::terminal::json(&out).context("serialize the rack outcome")?;
     } else {
         crate::terminal::print(&summary_table(&out.outcome.nodes));
         for j in &out.slurm_jobs {
@@ -96,7 +96,7 @@ pub fn burnin(args: &RackBurninArgs, notices: &dyn Notices) -> CmdResult {
             ));
         }
         if let Some(id) = out.outcome.rack_run_id {
-            println!("recorded in {} (rack run {id})", db.display());
+            crate::terminal::println(format_args!("recorded in {} (rack run {id})", db.display()));
         }
     }
     let skipped = out.outcome.nodes.iter().filter(|n| n.status == NodeStatus::Skipped).count();

@@ -244,7 +244,7 @@ pub fn run_slurm_burnin(
         let binary = match prepared {
             Ok(binary) => binary,
             Err(o) => {
-                finish(inv, b.rack, o, &mut outcomes, progress);
+                finish(inv, b.rack, *o, &mut outcomes, progress);
                 continue;
             }
         };
@@ -295,9 +295,9 @@ fn prepare(
     connector: &dyn Connector,
     opts: &FanoutOptions,
     job_dir: &str,
-) -> Result<BinaryState, NodeOutcome> {
+) -> Result<BinaryState, Box<NodeOutcome>> {
     let (started, t0) = (now(), Instant::now());
-    let failed = |e: TransportError| peer_error(&node.name, e.kind(), e.to_string(), started, t0);
+    let failed = |e: TransportError| Box::new(peer_error(&node.name, e.kind(), e.to_string(), started, t0));
     let mut t = connector.connect(node).map_err(failed)?;
     let argv = vec!["mkdir".to_string(), "-p".into(), "--".into(), job_dir.to_string()];
     let (binary, out) =
@@ -308,7 +308,7 @@ fn prepare(
         o.failure = Some(FailureKind::Remote);
         o.reason = Some(format!("could not create the job directory {job_dir} on the node: {why}"));
         o.binary = Some(binary);
-        return Err(o);
+        return Err(Box::new(o));
     }
     Ok(binary)
 }
