@@ -370,8 +370,8 @@ pub enum RackCommand {
     Inspect(RackRunArgs),
     /// Validate every node against its platform spec, then check the rack.
     Validate(RackRunArgs),
-    /// Burn in every node.
-    Burnin(RackRunArgs),
+    /// Burn in every node: over SSH, or as one Slurm job per node (--via slurm).
+    Burnin(RackBurninArgs),
     /// Show which nodes answer and whether their kiln is current.
     Status(RackRunArgs),
     /// Record the nodes' SSH host keys (first contact; shows fingerprints).
@@ -658,6 +658,46 @@ pub struct HealthcheckArgs {
     /// Print the findings as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `kiln rack burnin`: the rack step's arguments, and how each node's burn-in runs.
+#[derive(Debug, Clone, Args)]
+pub struct RackBurninArgs {
+    #[command(flatten)]
+    pub run: RackRunArgs,
+    #[command(flatten)]
+    pub slurm: SlurmBurninArgs,
+}
+
+/// How a rack's burn-in reaches its nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BurninVia {
+    /// One SSH session per node, held for the whole burn-in.
+    Ssh,
+    /// One exclusive Slurm job per node (sbatch), followed with squeue/sacct.
+    Slurm,
+}
+
+/// `kiln rack burnin --via slurm` (docs/fleet.md, "Burn-in through Slurm").
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Burn-in through Slurm")]
+pub struct SlurmBurninArgs {
+    /// How each node's burn-in runs.
+    #[arg(long, value_enum, default_value_t = BurninVia::Ssh, value_name = "HOW")]
+    pub via: BurninVia,
+    /// Slurm partition of the jobs (sbatch --partition); default: the cluster's.
+    #[arg(long, value_name = "P")]
+    pub partition: Option<String>,
+    /// Slurm account of the jobs (sbatch --account).
+    #[arg(long, value_name = "A")]
+    pub account: Option<String>,
+    /// Job time limit (sbatch --time: MIN, MIN:SEC, H:M:S, D-H:M); default:
+    /// --timeout rounded up to minutes.
+    #[arg(long, value_name = "TIME")]
+    pub time: Option<String>,
+    /// Seconds between looks at the jobs (squeue).
+    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = seconds_arg)]
+    pub poll: u64,
 }
 
 #[derive(Debug, Clone, Args)]

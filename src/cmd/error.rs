@@ -177,6 +177,10 @@ pub enum CmdError {
     /// The rack run was done, but could not be recorded (exit 5).
     #[error("the rack run could not be recorded in {}: {reason}", db.display())]
     RackNotRecorded { db: PathBuf, reason: String },
+    /// `kiln rack burnin --via slurm` could not start or follow its jobs: Slurm unreachable
+    /// (exit 6), nodes Slurm does not know (exit 4), the inventory (exit 5).
+    #[error(transparent)]
+    SlurmBurnin(#[from] crate::fleet::SlurmBurninError),
     /// `kiln healthcheck --drain` has no node name to drain.
     #[error("cannot drain: the hostname could not be read (pass --node-name)")]
     DrainNoName,
@@ -271,6 +275,7 @@ impl CmdError {
             CmdError::NodeBinary(BinaryError::CurrentExe(_)) => exit::INTERNAL,
             CmdError::NodeBinary(_) => exit::BAD_INPUT,
             CmdError::Capture(_) | CmdError::Trust(_) | CmdError::Internal(_) => exit::INTERNAL,
+            CmdError::SlurmBurnin(e) => e.exit_code(),
             CmdError::Both(first, _) => first.exit_code(),
         }
     }

@@ -19,6 +19,7 @@ pub mod node;
 pub mod node_state;
 pub mod outcome;
 pub mod rack;
+pub mod rack_burnin_slurm;
 pub mod rack_image;
 pub mod rack_site;
 pub mod report;

@@ -21,7 +21,7 @@ pub fn run(cmd: RackCommand, notices: &dyn Notices) -> CmdResult {
     match cmd {
         RackCommand::Inspect(a) => step(&a, Step::Inspect, notices),
         RackCommand::Validate(a) => step(&a, Step::Validate, notices),
-        RackCommand::Burnin(a) => step(&a, Step::Burnin, notices),
+        RackCommand::Burnin(a) => crate::cmd::rack_burnin_slurm::burnin(&a, notices),
         RackCommand::Status(a) => step(&a, Step::Status, notices),
         RackCommand::Trust(a) => trust(&a),
         RackCommand::Handoff(a) => crate::cmd::handoff::run(&a),

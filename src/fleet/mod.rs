@@ -15,6 +15,8 @@ mod rack_domain;
 mod rack_run;
 mod record;
 mod site_run;
+mod slurm_burnin;
+pub mod slurm_jobs;
 mod ssh;
 mod table;
 mod transport;
@@ -35,6 +37,10 @@ pub use record::{already_passed, record_outcome, run_kind, RecordResult};
 pub use site_run::{
     racks_at_once, run_site_step, worst_exit, OpenInventory, SiteOutcome, SiteRackStep, SiteStep, SITE_SCHEMA_VERSION,
 };
+pub use slurm_burnin::{
+    job_name, run_slurm_burnin, JobReport, SlurmBurnin, SlurmBurninError, SlurmBurninOutcome, SlurmEvent,
+};
+pub use slurm_jobs::{SlurmCli, SlurmJobError, SlurmJobs};
 pub use ssh::{SshConnector, SshTransport};
 pub use table::{site_table, summary_table};
 pub use transport::{

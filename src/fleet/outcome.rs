@@ -72,6 +72,9 @@ pub enum FailureKind {
     Transfer,
     /// kiln on the node exited with a code that is not a verdict, or printed no JSON.
     Remote,
+    /// The node's Slurm job ended without running kiln to its end (cancelled,
+    /// over its time limit, node failure), or left no result.
+    SlurmJob,
 }
 
 impl FailureKind {
@@ -86,6 +89,7 @@ impl FailureKind {
             FailureKind::Disconnected => "disconnected",
             FailureKind::Transfer => "transfer",
             FailureKind::Remote => "remote",
+            FailureKind::SlurmJob => "slurm_job",
         }
     }
 }

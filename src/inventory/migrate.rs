@@ -19,6 +19,7 @@ pub static MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("migrations/0003_images_written.sql")),
     (4, include_str!("migrations/0004_rack_runs.sql")),
     (5, include_str!("migrations/0005_deploys.sql")),
+    (6, include_str!("migrations/0006_slurm_jobs.sql")),
 ];
 
 /// The schema version this binary writes: the last migration's number.

@@ -18,6 +18,7 @@ mod note;
 mod query;
 mod rack;
 mod record;
+mod slurm_jobs;
 mod timestamp;
 
 #[cfg(test)]
@@ -37,4 +38,5 @@ pub use lifecycle::LifecycleEvent;
 pub use query::{NodeRow, RunChanges, RunRow, SerialSighting};
 pub use rack::{RackRunId, RackRunRecord, RackRunRow};
 pub use record::{NodeId, RunId, RunLifecycle, RunRecord};
+pub use slurm_jobs::{SlurmJobEnd, SlurmJobRow, SLURM_JOB_OPEN};
 pub use timestamp::{format_timestamp, now};

@@ -7,6 +7,9 @@
 //! own NodeName. No cgroup plugins, so nothing needs systemd. Every process
 //! is stopped by pid when the cluster is dropped.
 
+// Each test binary that includes this module uses only part of it.
+#![allow(dead_code)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -67,6 +70,26 @@ impl SlurmCluster {
         port_base: u16,
         nodes: &[SlurmNodeSpec],
     ) -> SlurmCluster {
+        SlurmCluster::start_with(dir, controller, controller_address, port_base, nodes, "", &|n| {
+            let mut cmd = Command::new("nsenter");
+            cmd.arg(format!("--net=/run/netns/{}", n.netns));
+            cmd
+        })
+    }
+
+    /// `start` with more slurm.conf lines (`extra_conf`) and each slurmd started
+    /// by the command `enter` gives (slurmd and its arguments are appended):
+    /// `nsenter --target PID --net --uts --mount` runs a node's jobs in the
+    /// namespaces of the node's sshd, so a job sees what an SSH session sees.
+    pub fn start_with(
+        dir: &Path,
+        controller: &str,
+        controller_address: &str,
+        port_base: u16,
+        nodes: &[SlurmNodeSpec],
+        extra_conf: &str,
+        enter: &dyn Fn(&SlurmNodeSpec) -> Command,
+    ) -> SlurmCluster {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir.join("state")).expect("create the slurm dir");
         std::fs::create_dir_all(dir.join("log")).expect("create the log dir");
@@ -121,6 +144,7 @@ impl SlurmCluster {
             dir.display(),
             dir.display(),
         );
+        conf.push_str(extra_conf);
         for n in nodes {
             conf.push_str(&format!("NodeName={} NodeAddr={} CPUs=1 State=UNKNOWN\n", n.name, n.address));
             std::fs::create_dir_all(dir.join(format!("spool-{}", n.name))).expect("spool dir");
@@ -139,8 +163,7 @@ impl SlurmCluster {
         cluster.children.push(("slurmctld".into(), ctld));
         wait_for(Duration::from_secs(20), "slurmctld to answer", || cluster.scontrol(&["ping"]).status.success());
         for n in nodes {
-            let slurmd = Command::new("nsenter")
-                .arg(format!("--net=/run/netns/{}", n.netns))
+            let slurmd = enter(n)
                 .args(["slurmd", "-D", "-N", &n.name, "-f"])
                 .arg(&cluster.conf)
                 .stdout(Stdio::null())
