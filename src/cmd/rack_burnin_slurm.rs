@@ -30,7 +30,12 @@ pub fn burnin(args: &RackBurninArgs, notices: &dyn Notices) -> CmdResult {
     let run = &args.run;
     let time = s.time.clone().unwrap_or_else(|| minutes_for(run.timeout));
     check_time(&time).map_err(|e| CmdError::Usage(format!("--time: {e}")))?;
-    let manifest = load(&run.rack, &run.nodes)?;
+    let racks = crate::cmd::rack::rack_files(run)?;
+    let rack = match racks.as_slice() {
+        [one] if run.site.is_none() => one,
+        _ => return Err(CmdError::Usage("--via slurm burns in one rack: give one --rack".into()).into()),
+    };
+    let manifest = load(rack, &run.nodes)?;
     let nodes = manifest.select(&run.nodes).map_err(CmdError::RackNodes)?;
     // A malformed --checks-dir is refused before anything is submitted.
     crate::checks::spec_load::load_set(run.checks_dir.as_deref())?;
