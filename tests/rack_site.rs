@@ -266,3 +266,16 @@ fn a_site_naming_a_node_twice_or_a_missing_rack_is_refused_before_anything_runs(
     assert_eq!(racks, ["r1", "r1", "r3"], "{text}");
     assert!(text.contains("2 racks, 3 nodes: 0 pass, 0 fail, 0 error, 0 skipped, 3 peer_error"), "{text}");
 }
+
+#[test]
+fn burn_in_through_slurm_takes_one_rack_and_says_so_for_several() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    rack_file(d, "a.toml", "ra", &[("a1", "10.0.0.1")]);
+    rack_file(d, "b.toml", "rb", &[("b1", "10.0.0.2")]);
+    let out = kiln(d, &["rack", "burnin", "--via", "slurm", "--rack", "a.toml", "--rack", "b.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(kiln::exit::USAGE), "{stderr}");
+    assert!(stderr.contains("--via slurm burns in one rack"), "{stderr}");
+    assert!(!d.join("kiln.db").exists(), "nothing is recorded for a refused command");
+}
