@@ -384,6 +384,27 @@ pub enum RackCommand {
     /// Firmware of every node against its recipe: check, update.
     #[command(subcommand)]
     Firmware(RackFirmwareCommand),
+    /// The scheduler topology of the verified NVLink domains (Slurm blocks,
+    /// tree, topology.yaml, Kubernetes clique labels), from the inventory.
+    Topology(RackTopologyArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RackTopologyArgs {
+    /// Rack manifests whose nodes to place (repeat for several racks).
+    #[arg(long, value_name = "FILE", required = true, num_args = 1..)]
+    pub rack: Vec<PathBuf>,
+    /// The form to write.
+    #[arg(long, value_enum)]
+    pub format: crate::handoff::TopologyFormat,
+    /// Write the file here (atomically) instead of printing it.
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Print the domains, the nodes left out and the text as JSON (kind kiln.rack-topology).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
