@@ -645,6 +645,15 @@ pub struct HandoffArgs {
     /// The `scontrol` program (Slurm).
     #[arg(long, value_name = "PATH", default_value = "scontrol")]
     pub scontrol: PathBuf,
+    /// Slurm: write the topology of the nodes handed off (their verified
+    /// NVLink domains) to PATH, atomically, then `scontrol reconfigure`.
+    /// The whole rack only (not with --nodes): the file replaces the old one.
+    #[arg(long, value_name = "PATH", conflicts_with = "nodes")]
+    pub topology: Option<PathBuf>,
+    /// The form of --topology (default: topology.yaml for a .yaml file, else
+    /// the block form on Slurm 23.11 and later, the tree form before).
+    #[arg(long, value_enum, requires = "topology")]
+    pub topology_format: Option<crate::handoff::TopologyFormat>,
     /// Kubernetes API server URL, https://host:6443.
     #[arg(long, value_name = "URL", required_if_eq("to", "kubernetes"))]
     pub kube_api: Option<String>,

@@ -104,3 +104,24 @@ pub fn run(args: &RackTopologyArgs) -> CmdResult {
     }
     Ok(Outcome::exit(code))
 }
+
+/// `kiln rack handoff --topology PATH`: the verified domains of the nodes this hand-off put in
+/// service (or would, in a dry run), installed at `path`. A failed install makes the hand-off's
+/// exit code 6: slurmctld was not told.
+pub fn install_for_handoff(
+    inventory: &Inventory,
+    rack: &str,
+    outcome: &crate::handoff::HandoffOutcome,
+    path: &std::path::Path,
+    format: Option<TopologyFormat>,
+    ctl: &dyn crate::handoff::SlurmConfig,
+) -> Result<crate::handoff::TopologyInstall, crate::inventory::InventoryError> {
+    let candidates: Vec<Candidate> = outcome
+        .nodes
+        .iter()
+        .filter(|n| n.disposition == crate::handoff::Disposition::HandedOff)
+        .map(|n| Candidate { rack: rack.to_string(), node: n.decision.node.clone() })
+        .collect();
+    let topology = verified_domains(inventory, &candidates)?;
+    Ok(crate::handoff::install_topology(&topology, path, format, ctl, outcome.dry_run))
+}

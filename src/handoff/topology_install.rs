@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::scontrol::Scontrol;
 use super::topology::{Topology, TopologyFormat};
@@ -28,7 +28,7 @@ pub trait SlurmConfig {
 const BLOCK_SINCE: (u32, u32) = (23, 11);
 
 /// How the install went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InstallResult {
     /// Written and slurmctld reconfigured.
@@ -43,24 +43,24 @@ pub enum InstallResult {
 }
 
 /// The `topology` part of a hand-off's outcome.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopologyInstall {
     pub path: PathBuf,
     pub format: TopologyFormat,
     /// The verified domains written, by block (or switch) name, with their nodes.
     pub domains: Vec<InstalledDomain>,
     pub result: InstallResult,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Why Slurm may not use the file although it was written (the plugin slurm.conf names, or
     /// a file outside slurm.conf's directory).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     /// The file's text (also in a dry run).
     pub text: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstalledDomain {
     pub name: String,
     pub clique: String,
@@ -205,6 +205,28 @@ fn warnings(format: TopologyFormat, path: &Path, version: Option<(u32, u32)>, ct
             }
         }
         Err(e) => out.push(format!("could not read Slurm's configuration: {}", crate::error::chain(&e))),
+    }
+    out
+}
+
+/// The install as lines a person reads, after the nodes of a hand-off.
+pub fn render_text(t: &TopologyInstall) -> String {
+    let what = match t.result {
+        InstallResult::Installed => "written, slurmctld reconfigured",
+        InstallResult::AlreadyDone => "already holds this topology",
+        InstallResult::WouldDo => "would be written (dry run)",
+        InstallResult::NothingToInstall => "left as it was: no node handed off is in a verified NVLink domain",
+        InstallResult::Failed => "FAILED",
+    };
+    let mut out = format!("topology {} ({}): {what}\n", t.path.display(), t.format.as_str());
+    for d in &t.domains {
+        out.push_str(&format!("    {}: {} node(s), clique {}\n", d.name, d.nodes.len(), d.clique));
+    }
+    if let Some(e) = &t.error {
+        out.push_str(&format!("    error: {e}\n"));
+    }
+    for w in &t.warnings {
+        out.push_str(&format!("    warning: {w}\n"));
     }
     out
 }

@@ -39,6 +39,15 @@ pub struct SlurmCluster {
     children: Vec<(String, Child)>,
 }
 
+/// What a test changes in the cluster it starts: slurm.conf lines (`Key=Value`) that replace
+/// the line of the same key or are added, and files written beside slurm.conf (a
+/// topology.conf) before the daemons start.
+#[derive(Debug, Default, Clone)]
+pub struct SlurmExtras {
+    pub conf: Vec<String>,
+    pub files: Vec<(String, String)>,
+}
+
 fn uid_of(user: &str) -> (u32, u32) {
     let id = |flag: &str| -> u32 {
         let out = Command::new("id").args([flag, user]).output().expect("run id");
@@ -66,6 +75,18 @@ impl SlurmCluster {
         controller_address: &str,
         port_base: u16,
         nodes: &[SlurmNodeSpec],
+    ) -> SlurmCluster {
+        Self::start_with(dir, controller, controller_address, port_base, nodes, &SlurmExtras::default())
+    }
+
+    /// `start` with `extras` in slurm.conf and beside it.
+    pub fn start_with(
+        dir: &Path,
+        controller: &str,
+        controller_address: &str,
+        port_base: u16,
+        nodes: &[SlurmNodeSpec],
+        extras: &SlurmExtras,
     ) -> SlurmCluster {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir.join("state")).expect("create the slurm dir");
@@ -127,7 +148,17 @@ impl SlurmCluster {
         }
         let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
         conf.push_str(&format!("PartitionName=main Nodes={} Default=YES MaxTime=INFINITE State=UP\n", names.join(",")));
+        for line in &extras.conf {
+            let key = line.split('=').next().unwrap_or_default().to_ascii_lowercase();
+            let mut kept: Vec<&str> =
+                conf.lines().filter(|l| l.split('=').next().unwrap_or_default().to_ascii_lowercase() != key).collect();
+            kept.push(line);
+            conf = kept.join("\n") + "\n";
+        }
         std::fs::write(&cluster.conf, conf).expect("write slurm.conf");
+        for (name, text) in &extras.files {
+            std::fs::write(dir.join(name), text).unwrap_or_else(|e| panic!("write {name}: {e}"));
+        }
 
         let ctld = Command::new("unshare")
             .args(["--uts", "sh", "-c", "hostname \"$1\" && exec slurmctld -D -f \"$2\"", "sh", controller])
