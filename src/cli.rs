@@ -387,6 +387,36 @@ pub enum RackCommand {
     /// The scheduler topology of the verified NVLink domains (Slurm blocks,
     /// tree, topology.yaml, Kubernetes clique labels), from the inventory.
     Topology(RackTopologyArgs),
+    /// Write each verified NVLink domain's IMEX peer list (nodes_config.cfg)
+    /// on its gate-passed trays over SSH, and record it.
+    Imex(RackImexArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RackImexArgs {
+    /// The rack manifest (inventory/racks/NAME.toml).
+    #[arg(long, value_name = "FILE", env = "KILN_RACK")]
+    pub rack: PathBuf,
+    /// Print each domain's list and the trays it goes to; write and record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where the IMEX daemon reads its peers on the nodes.
+    #[arg(long, value_name = "PATH", default_value = crate::fleet::imex::NODES_CONFIG)]
+    pub config_path: String,
+    /// Write on at most N nodes at once.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub parallel: usize,
+    /// Seconds to wait for a node to accept the connection.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = seconds_arg)]
+    pub connect_timeout: u64,
+    /// Seconds the write may take on a node.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = seconds_arg)]
+    pub timeout: u64,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Print the outcome as JSON (kind kiln.rack-imex).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

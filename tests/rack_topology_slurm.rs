@@ -9,50 +9,19 @@
 
 #[allow(dead_code)] // this test starts its cluster with `start_with` and waits on no node
 mod slurm_support;
+mod topology_lab;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use kiln::checks::Verdict;
-use kiln::hw::fixture::{gb200_tray, Gb200Tray};
 use kiln::inventory::{Inventory, RunRecord};
 use kiln::lifecycle::{LifecycleState, RunKind};
 use serde_json::Value;
 use slurm_support::{SlurmCluster, SlurmExtras, SlurmNodeSpec};
-use xtask::lab::{self, LabConfig};
+use topology_lab::Teardown;
 
 const TRAYS: u32 = 4;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-struct Teardown(PathBuf);
-
-impl Drop for Teardown {
-    fn drop(&mut self) {
-        if let Err(e) = lab::down(&self.0) {
-            eprintln!("lab down failed: {e:#}");
-        }
-    }
-}
-
-/// The shipped specs, the NVL72 tray's domain cut to four trays (16 GPUs).
-fn checks_dir(dir: &Path) -> PathBuf {
-    let checks = dir.join("checks");
-    let _ = std::fs::remove_dir_all(&checks);
-    std::fs::create_dir_all(checks.join("platforms")).expect("mkdir");
-    for entry in std::fs::read_dir(repo().join("checks/platforms")).expect("list checks/platforms") {
-        let path = entry.expect("entry").path();
-        let mut text = std::fs::read_to_string(&path).expect("read spec");
-        if text.contains("[nvlink_domain]") {
-            text = text.replace("\ngpus = 72\n", "\ngpus = 16\n").replace("\ntrays = 18\n", "\ntrays = 4\n");
-            assert!(text.contains("\ntrays = 4\n"), "the domain's tray count is where this test expects it");
-        }
-        std::fs::write(checks.join("platforms").join(path.file_name().expect("name")), text).expect("write spec");
-    }
-    checks
-}
 
 fn run(cluster: &SlurmCluster, args: &[&str]) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
@@ -104,43 +73,19 @@ fn topology(cluster: &SlurmCluster) -> Vec<(String, String)> {
 
 #[test]
 fn a_verified_domain_is_loaded_by_slurmctld_and_handoff_installs_the_topology_of_what_it_hands_off() {
-    if let Some(why) = (!lab::is_root())
-        .then(|| "not root: the lab and slurmd need network namespaces".to_string())
-        .or_else(|| slurm_support::missing_program().map(|p| format!("{p} missing (apt-get install slurm-wlm munge)")))
-    {
-        if std::env::var("KILN_REQUIRE_PEERS").is_ok_and(|v| v == "1") {
-            panic!("KILN_REQUIRE_PEERS=1 but {why}");
-        }
+    let missing = slurm_support::missing_program().map(|p| format!("{p} missing (apt-get install slurm-wlm munge)"));
+    if let Some(why) = topology_lab::skip_reason(missing) {
         println!("SKIPPED: {why}");
         return;
     }
-    let mut cfg = LabConfig::standard(&repo(), TRAYS as usize);
-    cfg.dir = repo().join("target/lab-topology");
-    cfg.manifest = cfg.dir.join("rack.toml");
-    cfg.prefix = "kp".into();
-    cfg.subnet = 13;
-    cfg.bmc = false;
+    let mut cfg = topology_lab::config("lab-topology", "kp", 13, TRAYS);
     cfg.bmc_port_base = 8900;
-    let fixtures = cfg.dir.join("fixtures");
-    cfg.fixtures = (1..=TRAYS)
-        .map(|i| {
-            let path = fixtures.join(format!("gb200-tray-{i:02}"));
-            if path.exists() {
-                std::fs::remove_dir_all(&path).expect("remove the old tree");
-            }
-            gb200_tray(&Gb200Tray::in_rack(i)).write(&path).expect("write the tray");
-            path
-        })
-        .collect();
     let _teardown = Teardown(cfg.dir.clone());
-    let lab = lab::up(&cfg).expect("lab up");
-    let checks = checks_dir(&cfg.dir);
+    let lab = topology_lab::up(&mut cfg, TRAYS, topology_lab::healthy);
+    let checks = topology_lab::checks_dir(&cfg.dir, TRAYS);
     let c = checks.to_string_lossy().into_owned();
     let m = lab.manifest().to_string_lossy().into_owned();
-    let db = cfg.dir.join("kiln.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
+    let db = topology_lab::fresh_db(&cfg.dir);
     let d = db.to_string_lossy().into_owned();
 
     // 1. The gate: every tray validates, and the rack check passes the four-tray domain.

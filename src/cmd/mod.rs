@@ -20,6 +20,7 @@ pub mod node_state;
 pub mod outcome;
 pub mod rack;
 pub mod rack_image;
+pub mod rack_imex;
 pub mod rack_topology;
 pub mod report;
 pub mod spec;
