@@ -57,7 +57,7 @@ pub fn run(args: &HandoffArgs) -> CmdResult {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcome).context("serialize the hand-off outcome")?);
+        crate::terminal::json(&outcome).context("serialize the hand-off outcome")?;
     } else {
         crate::terminal::print(&render_text(&outcome));
     }

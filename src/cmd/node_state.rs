@@ -54,7 +54,7 @@ fn history(args: &NodeHistoryArgs) -> CmdResult {
             state: &state,
             events: &events,
         };
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        crate::terminal::json(&doc)?;
     } else {
         crate::terminal::print(&render_history(&args.node, &state, &events));
     }
@@ -89,7 +89,9 @@ fn release(args: &NodeReleaseArgs) -> CmdResult {
     };
     let from = inventory.release(&args.node, &actor, &cause).map_err(|e| fail(&what, e))?;
     crate::terminal::println(format_args!("{}: {from} -> {}", args.node, LifecycleState::Enrolled));
-    println!("next: validate and burn in the node again; the next hand-off then puts it in service");
+    crate::terminal::println(format_args!(
+        "next: validate and burn in the node again; the next hand-off then puts it in service"
+    ));
     Ok(Outcome::ok())
 }
 
