@@ -101,7 +101,7 @@ pub fn run(args: &RackImexArgs) -> CmdResult {
             not_recorded: &not_recorded,
             exit_code: code,
         };
-        println!("{}", serde_json::to_string_pretty(&doc).context("serialize the IMEX outcome")?);
+        crate::terminal::json(&doc).context("serialize the IMEX outcome")?;
         return Ok(Outcome::exit(code));
     }
     print_text(args, &domains, &writes, &left_out, &not_recorded);
@@ -116,7 +116,7 @@ fn print_text(
     not_recorded: &[String],
 ) {
     if domains.is_empty() {
-        println!("no verified NVLink domain: no IMEX peer list written");
+        crate::terminal::println(format_args!("no verified NVLink domain: no IMEX peer list written"));
     }
     for d in domains {
         let mode = if args.dry_run { " (dry run: nothing written)" } else { "" };
@@ -147,6 +147,8 @@ fn print_text(
         crate::terminal::println(format_args!("not recorded: {n}"));
     }
     if writes.iter().any(|w| w.write == ImexWrite::Written) {
-        println!("the IMEX daemon reads its peers when it starts: restart nvidia-imex on the trays written");
+        crate::terminal::println(format_args!(
+            "the IMEX daemon reads its peers when it starts: restart nvidia-imex on the trays written"
+        ));
     }
 }

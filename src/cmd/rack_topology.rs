@@ -78,25 +78,25 @@ pub fn run(args: &RackTopologyArgs) -> CmdResult {
             text: text.as_deref(),
             exit_code: code,
         };
-        println!("{}", serde_json::to_string_pretty(&doc).context("serialize the topology")?);
+        crate::terminal::json(&doc).context("serialize the topology")?;
         return Ok(Outcome::exit(code));
     }
     match (&args.out, &text) {
-        (None, Some(text)) => print!("{text}"),
+        (None, Some(text)) => crate::terminal::print(text),
         (Some(out), Some(_)) => {
             let nodes: usize = topology.domains.iter().map(|d| d.nodes.len()).sum();
-            println!(
+            crate::terminal::println(format_args!(
                 "wrote {} ({}): {} verified NVLink domain(s), {nodes} node(s)",
                 out.display(),
                 args.format.as_str(),
                 topology.domains.len()
-            );
+            ));
             for l in &topology.left_out {
                 crate::terminal::println(format_args!("left out {} ({}): {}", l.node, l.rack, l.reason));
             }
         }
         (_, None) => {
-            println!("no verified NVLink domain: nothing written");
+            crate::terminal::println(format_args!("no verified NVLink domain: nothing written"));
             for l in &topology.left_out {
                 crate::terminal::println(format_args!("left out {} ({}): {}", l.node, l.rack, l.reason));
             }

@@ -5,21 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use kiln::hw::fixture::{gb200_tray, FixtureTree, Gb200Tray};
+pub use xtask::lab::Teardown;
 use xtask::lab::{self, Lab, LabConfig};
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Takes the lab down when dropped.
-pub struct Teardown(pub PathBuf);
-
-impl Drop for Teardown {
-    fn drop(&mut self) {
-        if let Err(e) = lab::down(&self.0) {
-            eprintln!("lab down failed: {e:#}");
-        }
-    }
 }
 
 /// Why the lab cannot run here, if it cannot; panics instead under KILN_REQUIRE_PEERS=1.
