@@ -80,3 +80,19 @@ fn the_imex_check_passes_a_ready_domain_fails_each_fault_and_skips_a_tray_withou
     assert_eq!(code, 0, "no IMEX is not a failure");
     assert_eq!(imex, pairs(&[("imex.daemon", "skipped")]));
 }
+
+#[test]
+fn a_capture_of_a_tray_with_imex_replays_the_daemons_answer() {
+    use kiln::hw::{capture::capture, inspect, open};
+    let tmp = tempfile::tempdir().expect("dir");
+    let src = tmp.path().join("tray");
+    let mut tree = gb200_tray(&Gb200Tray::in_rack(2));
+    tree.file("kiln/imex-ctl.json", DEGRADED).file("etc/nvidia-imex/nodes_config.cfg", PEERS);
+    tree.write(&src).expect("write the tree");
+    let (t, g) = open(Some(&src)).expect("open the tree");
+    let dest = tmp.path().join("capture");
+    let summary = capture(t.as_ref(), g.as_ref(), &dest).expect("capture");
+    assert!(matches!(&summary.node.imex, Some(kiln::model::Imex::Inspected { .. })), "{:?}", summary.node.imex);
+    let (t, g) = open(Some(&dest)).expect("open the capture");
+    assert_eq!(inspect(t.as_ref(), g.as_ref()), summary.node);
+}

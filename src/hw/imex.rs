@@ -40,12 +40,8 @@ pub fn read_imex(tree: &dyn SysTree) -> Imex {
     let daemon = match (daemon, has_config_dir) {
         (Some(d), _) => d,
         (None, false) => {
-            return Imex::NotInstalled {
-                reason: format!(
-                    "IMEX is not installed: no {CTL} {} and no /{CONFIG_DIR}",
-                    if live { "on PATH" } else { "output recorded" }
-                ),
-            }
+            // The same words live and replayed: a capture replays as the node it was taken from.
+            return Imex::NotInstalled { reason: format!("IMEX is not installed: no {CTL} and no /{CONFIG_DIR}") };
         }
         (None, true) if live => {
             ImexDaemon::NotAnswering { reason: format!("/{CONFIG_DIR} is there but {CTL} is not on PATH") }
@@ -166,6 +162,33 @@ pub fn parse_domain(text: &str) -> ImexDaemon {
     ImexDaemon::Answered { domain: domain.to_string(), peers }
 }
 
+/// What a capture records of the daemon so that its replay reads the same: the answer as
+/// `kiln/imex-ctl.json` in the command's own format (domain status and each peer's host, status
+/// and version), or the failure's message as `kiln/imex-ctl.err`. Nothing for an output that
+/// could not be read, or without IMEX.
+pub fn recording(imex: Option<&Imex>) -> Option<(&'static str, String)> {
+    let Some(Imex::Inspected { daemon, .. }) = imex else { return None };
+    match daemon {
+        ImexDaemon::Answered { domain, peers } => {
+            let nodes: serde_json::Map<String, Value> = peers
+                .iter()
+                .map(|p| {
+                    let mut n = serde_json::json!({ "status": p.status, "host": p.host });
+                    if let Some(v) = &p.version {
+                        n["version"] = Value::String(v.clone());
+                    }
+                    (p.index.clone(), n)
+                })
+                .collect();
+            let doc = serde_json::json!({ "nodes": nodes, "status": domain });
+            let text = serde_json::to_string_pretty(&doc).ok()?;
+            Some((RECORDED, format!("{text}\n")))
+        }
+        ImexDaemon::NotAnswering { reason } => Some((RECORDED_ERROR, format!("{reason}\n"))),
+        ImexDaemon::Unreadable { .. } => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,5 +240,17 @@ mod tests {
         let Imex::Inspected { daemon, channel0, .. } = read_imex(&down) else { panic!("inspected") };
         assert_eq!(daemon, ImexDaemon::NotAnswering { reason: "connection refused".into() });
         assert!(!channel0);
+    }
+
+    #[test]
+    fn a_recording_replays_as_the_answer_it_records() {
+        for (rel, text) in [(RECORDED, UP), (RECORDED_ERROR, "refused\n")] {
+            let (_d, t) = tree(&[(rel, text), (NODES_CONFIG, "10.77.5.11\n")]);
+            let read = read_imex(&t);
+            let (path, recorded) = recording(Some(&read)).expect("recorded");
+            let (_d2, again) = tree(&[(path, recorded.as_str()), (NODES_CONFIG, "10.77.5.11\n")]);
+            assert_eq!(read_imex(&again), read);
+        }
+        assert!(recording(Some(&Imex::NotInstalled { reason: "none".into() })).is_none());
     }
 }
