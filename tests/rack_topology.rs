@@ -147,3 +147,48 @@ fn a_missing_inventory_or_a_bad_manifest_is_refused_with_its_exit_code() {
     assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml"));
 }
+
+#[test]
+fn topology_and_imex_flags_that_do_not_fit_are_refused_before_anything_is_done() {
+    let dir = tempfile::tempdir().expect("dir");
+    let r = manifest(dir.path(), "r1", &["n1", "n2"]);
+    let db = dir.path().join("kiln.db");
+    Inventory::open(&db).expect("create the inventory");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t\n").expect("token");
+    let topo = dir.path().join("topology.conf");
+    let (r, d, t, p) = (s(&r), s(&db), s(&token), s(&topo));
+    // A Slurm topology file for a Kubernetes hand-off: a usage error, nothing written.
+    let out = kiln(&[
+        "rack",
+        "handoff",
+        "--to",
+        "kubernetes",
+        "--kube-api",
+        "https://127.0.0.1:1",
+        "--kube-token-file",
+        t,
+        "--rack",
+        r,
+        "--db",
+        d,
+        "--topology",
+        p,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--to slurm"));
+    // The file replaces the whole rack's topology: not with --nodes.
+    let out = kiln(&["rack", "handoff", "--to", "slurm", "--rack", r, "--db", d, "--topology", p, "--nodes", "n1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!topo.exists());
+    // rack imex without an inventory: exit 5, and nothing is created.
+    let missing = dir.path().join("none.db");
+    let out = kiln(&["rack", "imex", "--rack", r, "--db", s(&missing)]);
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!missing.exists());
+    // No tray passed the gate: nothing to write, exit 1, no node contacted (their addresses are
+    // not reachable from here).
+    let out = kiln(&["rack", "imex", "--rack", r, "--db", d]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("left out n1 (r1): not in the inventory"));
+}
