@@ -384,6 +384,57 @@ pub enum RackCommand {
     /// Firmware of every node against its recipe: check, update.
     #[command(subcommand)]
     Firmware(RackFirmwareCommand),
+    /// The scheduler topology of the verified NVLink domains (Slurm blocks,
+    /// tree, topology.yaml, Kubernetes clique labels), from the inventory.
+    Topology(RackTopologyArgs),
+    /// Write each verified NVLink domain's IMEX peer list (nodes_config.cfg)
+    /// on its gate-passed trays over SSH, and record it.
+    Imex(RackImexArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RackImexArgs {
+    /// The rack manifest (inventory/racks/NAME.toml).
+    #[arg(long, value_name = "FILE", env = "KILN_RACK")]
+    pub rack: PathBuf,
+    /// Print each domain's list and the trays it goes to; write and record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where the IMEX daemon reads its peers on the nodes.
+    #[arg(long, value_name = "PATH", default_value = crate::fleet::imex::NODES_CONFIG)]
+    pub config_path: String,
+    /// Write on at most N nodes at once.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub parallel: usize,
+    /// Seconds to wait for a node to accept the connection.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = seconds_arg)]
+    pub connect_timeout: u64,
+    /// Seconds the write may take on a node.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = seconds_arg)]
+    pub timeout: u64,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Print the outcome as JSON (kind kiln.rack-imex).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RackTopologyArgs {
+    /// Rack manifests whose nodes to place (repeat for several racks).
+    #[arg(long, value_name = "FILE", required = true, num_args = 1..)]
+    pub rack: Vec<PathBuf>,
+    /// The form to write.
+    #[arg(long, value_enum)]
+    pub format: crate::handoff::TopologyFormat,
+    /// Write the file here (atomically) instead of printing it.
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Print the domains, the nodes left out and the text as JSON (kind kiln.rack-topology).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -624,6 +675,15 @@ pub struct HandoffArgs {
     /// The `scontrol` program (Slurm).
     #[arg(long, value_name = "PATH", default_value = "scontrol")]
     pub scontrol: PathBuf,
+    /// Slurm: write the topology of the nodes handed off (their verified
+    /// NVLink domains) to PATH, atomically, then `scontrol reconfigure`.
+    /// The whole rack only (not with --nodes): the file replaces the old one.
+    #[arg(long, value_name = "PATH", conflicts_with = "nodes")]
+    pub topology: Option<PathBuf>,
+    /// The form of --topology (default: topology.yaml for a .yaml file, else
+    /// the block form on Slurm 23.11 and later, the tree form before).
+    #[arg(long, value_enum, requires = "topology")]
+    pub topology_format: Option<crate::handoff::TopologyFormat>,
     /// Kubernetes API server URL, https://host:6443.
     #[arg(long, value_name = "URL", required_if_eq("to", "kubernetes"))]
     pub kube_api: Option<String>,

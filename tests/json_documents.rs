@@ -31,6 +31,8 @@ const KINDS: &[&str] = &[
     "kiln.rack-image",
     "kiln.rack-firmware",
     "kiln.rack-firmware-update",
+    "kiln.rack-topology",
+    "kiln.rack-imex",
     "kiln.agent",
     "kiln.image-build",
     "kiln.image-write",
@@ -206,6 +208,12 @@ fn every_json_output_carries_schema_version_and_a_documented_kind() {
         6,
     ));
     printed.push(document(dir, &["report", "--rack", rack, "--format", "json", "--db", db], 0));
+    printed.push(document(
+        dir,
+        &["rack", "topology", "--rack", rack, "--format", "slurm-block", "--json", "--db", db],
+        1,
+    ));
+    printed.push(document(dir, &["rack", "imex", "--rack", rack, "--dry-run", "--json", "--db", db], 1));
     // An agent with its deployment key (as its boot path gives it) whose controller is gone.
     let cmdline = dir.join("cmdline");
     std::fs::write(&cmdline, format!("kiln.node=n1 kiln.deploy=d1 kiln.key={}\n", "ab".repeat(32))).expect("cmdline");

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use kiln::inventory::Inventory;
 use kiln::lifecycle::{LifecycleState, RunKind};
 use serde_json::Value;
-use slurm_support::{SlurmCluster, SlurmNodeSpec};
+use slurm_support::{SlurmCluster, SlurmExtras, SlurmNodeSpec};
 use xtask::lab::{self, LabConfig};
 
 fn skip_reason() -> Option<String> {
@@ -193,22 +193,14 @@ fn burnin_as_slurm_jobs_is_recorded_with_job_ids_survives_a_controller_restart_a
         .map(|n| SlurmNodeSpec { name: n.name.clone(), address: n.address.clone(), netns: n.netns.clone() })
         .collect();
     let pids: Vec<(String, u32)> = lab.state.nodes.iter().map(|n| (n.name.clone(), n.sshd_pid)).collect();
-    let enter = |n: &SlurmNodeSpec| {
-        let pid = pids.iter().find(|(name, _)| *name == n.name).map(|(_, p)| *p).expect("sshd pid");
-        let mut cmd = Command::new("nsenter");
-        cmd.args(["--target", &pid.to_string(), "--net", "--uts", "--mount"]);
-        cmd
-    };
     // KillWait: a job over its time limit gets SIGKILL 2 s after SIGTERM.
-    let cluster = SlurmCluster::start_with(
-        &cfg.dir.join("slurm"),
-        "ksctl",
-        &cfg.host_address(),
-        16977,
-        &specs,
-        "KillWait=2\nMinJobAge=600\n",
-        &enter,
-    );
+    let extras = SlurmExtras {
+        conf: vec!["KillWait=2".into(), "MinJobAge=600".into()],
+        sshd_namespaces: pids,
+        ..SlurmExtras::default()
+    };
+    let cluster =
+        SlurmCluster::start_with(&cfg.dir.join("slurm"), "ksctl", &cfg.host_address(), 16977, &specs, &extras);
     eprintln!("lab and slurm up in {:.1} s", started.elapsed().as_secs_f64());
 
     let wrappers = cfg.dir.join("wrappers");

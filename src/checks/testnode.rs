@@ -115,6 +115,7 @@ fn base(hostname: &str, arch: &str, pci: Vec<PciDevice>, gpus: GpuInventory) -> 
         pci,
         gpus,
         problems: Vec::new(),
+        imex: None,
     }
 }
 

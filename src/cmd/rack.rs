@@ -27,6 +27,8 @@ pub fn run(cmd: RackCommand, notices: &dyn Notices) -> CmdResult {
         RackCommand::Handoff(a) => crate::cmd::handoff::run(&a),
         RackCommand::Image(a) => crate::cmd::rack_image::run(&a, notices),
         RackCommand::Firmware(c) => crate::cmd::firmware::run(c, notices),
+        RackCommand::Topology(a) => crate::cmd::rack_topology::run(&a),
+        RackCommand::Imex(a) => crate::cmd::rack_imex::run(&a),
     }
 }
 

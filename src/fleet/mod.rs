@@ -5,6 +5,7 @@ mod dist;
 pub mod elf;
 mod fanout;
 mod fingerprint;
+pub mod imex;
 mod local;
 mod node_binary;
 mod outcome;

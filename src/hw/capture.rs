@@ -199,6 +199,9 @@ pub fn capture(tree: &dyn SysTree, gpus: &dyn GpuSource, dest: &Path) -> Result<
     let nvml = serde_json::to_string_pretty(&node.gpus).map_err(CaptureError::Serialize)?;
     writer.own_file(NVML_DUMP_PATH, format!("{nvml}\n").as_bytes())?;
     writer.own_file(ARCH_PATH, format!("{}\n", node.cpus.architecture).as_bytes())?;
+    if let Some((path, text)) = super::imex::recording(node.imex.as_ref()) {
+        writer.own_file(path, text.as_bytes())?;
+    }
     let list = serde_json::to_string_pretty(&unreadable).map_err(CaptureError::Serialize)?;
     writer.own_file(UNREADABLE_PATH, format!("{list}\n").as_bytes())?;
 

@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod fixture;
 pub mod gpu;
 pub mod host;
+pub mod imex;
 pub mod inspect;
 pub mod net;
 pub mod nvml;

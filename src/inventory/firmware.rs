@@ -49,6 +49,7 @@ pub(super) fn placeholder_node(hostname: &str) -> Node {
         pci: Vec::new(),
         gpus: GpuInventory::NotInspected { reason: "a BMC firmware reading: the node itself was not inspected".into() },
         problems: Vec::new(),
+        imex: None,
     }
 }
 
