@@ -7,7 +7,6 @@
 //! handed off, which slurmctld shows after its reconfigure. Needs root, the lab and Debian's
 //! slurm-wlm and munge; otherwise prints SKIPPED (and fails under KILN_REQUIRE_PEERS=1).
 
-#[allow(dead_code)] // this test starts its cluster with `start_with` and waits on no node
 mod slurm_support;
 mod topology_lab;
 
@@ -112,6 +111,7 @@ fn a_verified_domain_is_loaded_by_slurmctld_and_handoff_installs_the_topology_of
     let extras = SlurmExtras {
         conf: vec!["TopologyPlugin=topology/tree".into()],
         files: vec![("topology.conf".into(), tree.clone())],
+        ..SlurmExtras::default()
     };
     let slurm_dir = cfg.dir.join("slurm");
     let cluster = SlurmCluster::start_with(&slurm_dir, "kpctl", &cfg.host_address(), 16971, &specs, &extras);
