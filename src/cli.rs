@@ -137,7 +137,7 @@ pub enum ReportFormat {
 pub struct ReportArgs {
     #[command(flatten)]
     pub db: DbArgs,
-    /// Only this node (hostname).
+    /// Only this node: its name (manifest name or hostname), serial or system UUID.
     #[arg(long, value_name = "NAME")]
     pub node: Option<String>,
     /// Output format (JSON and CSV described in docs/json-schema.md).

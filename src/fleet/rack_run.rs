@@ -10,6 +10,7 @@ use super::rack_checks::{nodes_from_outcomes, rack_findings, RackMember};
 use super::record::{already_passed, apply, record_outcome, run_kind, RecordResult};
 use super::transport::Connector;
 use crate::checks::spec_load::LoadedSpec;
+use crate::checks::{Component, Finding, Outcome, Severity};
 use crate::exit;
 use crate::inventory::{now, Inventory, InventoryError, RackRunRecord};
 use crate::model::Node;
@@ -80,7 +81,7 @@ pub fn run_rack_step(
     }
     let inventory = recording.map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()));
 
-    let findings = if matches!(kind, Step::Inspect | Step::Validate) {
+    let mut findings = if matches!(kind, Step::Inspect | Step::Validate) {
         let mut collected = nodes_from_outcomes(&outcomes, step.rack_platform);
         if let Some(inv) = inventory.as_deref() {
             collected.extend(skipped_members(inv, &outcomes, kind, step.rack_platform));
@@ -93,6 +94,7 @@ pub fn run_rack_step(
     } else {
         Vec::new()
     };
+    findings.extend(outcomes.iter().filter_map(machine_finding));
     let mut outcome = RackOutcome::new(step.rack, kind, outcomes, findings);
     if let Some(inv) = inventory {
         let node_status: BTreeMap<String, String> =
@@ -120,6 +122,24 @@ pub fn run_rack_step(
         }
     }
     Ok(outcome)
+}
+
+/// A place of the rack that holds a different machine than the inventory recorded there: a
+/// finding until someone has looked (it shows in the run that saw the change, and in the
+/// place's machine history).
+fn machine_finding(o: &NodeOutcome) -> Option<Finding> {
+    let change = o.recorded.as_ref()?.machine_change.as_ref()?;
+    let component = Component { kind: "node".into(), name: Some(o.node.clone()), ..Component::default() };
+    Some(
+        Finding::new("inventory.machine", Outcome::Fail, Severity::Warning, component, change.message.clone())
+            .expected(&change.was)
+            .actual(&change.now)
+            .action(format!(
+                "confirm the machine in {} is meant to be there (a planned replacement or move); if not, \
+                 put the recorded machine back",
+                o.node
+            )),
+    )
 }
 
 /// The recorded models of nodes skipped because their step already passed,

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::outcome::{NodeOutcome, NodeStatus, Recorded, Step};
+use super::outcome::{MachineChange, NodeOutcome, NodeStatus, Recorded, Step};
 use crate::burnin::report::BurninReport;
 use crate::checks::{Finding, Verdict};
 use crate::error::chain;
@@ -145,17 +145,18 @@ pub fn record_outcome(inv: &mut Inventory, rack: &str, o: &NodeOutcome) -> Recor
     let ran = o.failure.is_none() && o.report.is_some();
     let result = if ran {
         let Some(report) = o.report.as_ref() else { return RecordResult::Recorded(Recorded::default()) };
-        let mut parsed = match parse(inv, &o.node, o.step, report) {
+        let parsed = match parse(inv, &o.node, o.step, report) {
             Ok(p) => p,
             Err(why) => return RecordResult::Unreadable(format!("kiln on the node answered, but {why}")),
         };
-        let reported = std::mem::replace(&mut parsed.node.hostname, o.node.clone());
+        let reported = parsed.node.hostname.clone();
         // A burn-in that could not run a requested test did not burn the node
         // in: it is kept, but moves nothing (as `kiln burnin --db` does).
         let incomplete = parsed.burnin.as_ref().is_some_and(|b| b.incomplete);
         let run = RunRecord {
             kind,
             node: &parsed.node,
+            name: Some(&o.node),
             platform: parsed.platform.as_deref(),
             rack: Some(rack),
             findings: &parsed.findings,
@@ -170,10 +171,17 @@ pub fn record_outcome(inv: &mut Inventory, rack: &str, o: &NodeOutcome) -> Recor
             Some(b) => inv.record_burnin_run(&run, b),
             None => inv.record_run(&run),
         };
-        written.map(|id| Recorded {
-            run_id: Some(id.0),
-            reported_hostname: (reported != o.node && !reported.is_empty()).then_some(reported),
-            ..Recorded::default()
+        written.and_then(|id| {
+            let machine_change = inv
+                .machine_events_of_run(id)?
+                .into_iter()
+                .find_map(|e| e.previous.map(|was| MachineChange { was, now: e.machine, message: e.message }));
+            Ok(Recorded {
+                run_id: Some(id.0),
+                reported_hostname: (reported != o.node && !reported.is_empty()).then_some(reported),
+                machine_change,
+                ..Recorded::default()
+            })
         })
     } else if o.status == NodeStatus::PeerError || (o.status == NodeStatus::Error && !operator_error(o)) {
         fail_node(inv, rack, o, &actor)

@@ -24,8 +24,9 @@ impl BenchStats {
 }
 
 /// Record `runs` validate runs of `template` with `findings`, spread over
-/// `distinct_nodes` hostnames (`<hostname>-0000`, ...), each run in its own
-/// transaction exactly as a real run is recorded.
+/// `distinct_nodes` machines (hostnames `<hostname>-0000`, ..., each with its
+/// own DMI serials and UUID), each run in its own transaction exactly as a real
+/// run is recorded.
 pub fn record_inventories(
     inventory: &mut Inventory,
     template: &Node,
@@ -35,7 +36,15 @@ pub fn record_inventories(
 ) -> Result<BenchStats, InventoryError> {
     let distinct_nodes = distinct_nodes.max(1);
     let nodes: Vec<Node> = (0..distinct_nodes.min(runs))
-        .map(|i| Node { hostname: format!("{}-{i:04}", template.hostname), ..template.clone() })
+        .map(|i| {
+            let mut node = Node { hostname: format!("{}-{i:04}", template.hostname), ..template.clone() };
+            let own = |s: &Option<String>| Some(format!("{}-{i:04}", s.as_deref().unwrap_or("bench")));
+            node.dmi.product_serial = own(&template.dmi.product_serial);
+            node.dmi.board_serial = own(&template.dmi.board_serial);
+            node.dmi.product_uuid =
+                template.dmi.product_uuid.as_ref().map(|_| format!("6e1f0c2a-0000-4000-8000-{i:012x}"));
+            node
+        })
         .collect();
     let per_run_components = components_of(template).len();
     let verdict = Verdict::of(findings);

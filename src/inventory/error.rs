@@ -82,8 +82,13 @@ pub enum InventoryError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("record {kind} run: the node has no hostname")]
-    NoHostname { kind: RunKind },
+    #[error(
+        "record {kind} run: nothing identifies the node: it reported no hostname and no DMI system UUID, \
+         system or board serial"
+    )]
+    NoIdentity { kind: RunKind },
+    #[error("find node {name}: {} nodes answer to that name ({}); name one by its serial", matches.len(), matches.join(", "))]
+    AmbiguousNode { name: String, matches: Vec<String> },
     #[error("record {kind} run of node {hostname}")]
     RecordRun {
         hostname: String,

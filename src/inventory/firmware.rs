@@ -6,7 +6,7 @@
 //! and the queries that compare a node's runs (`latest_run`, `previous_run`)
 //! skip it, so that a BMC reading never shows as "every part removed".
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, TransactionBehavior};
 use time::OffsetDateTime;
 
 use crate::model::{Cpus, Dmi, GpuInventory, Memory, Node, NODE_SCHEMA_VERSION};
@@ -68,10 +68,7 @@ impl Inventory {
         let finished = format_timestamp(r.finished_at);
 
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
-        let existing: Option<i64> = tx
-            .prepare_cached("SELECT id FROM nodes WHERE hostname = ?1")
-            .and_then(|mut s| s.query_row([r.node], |row| row.get(0)).optional())
-            .map_err(failed)?;
+        let existing = super::machine::node_named(&tx, r.node).map_err(|e| e.into_inventory(failed))?;
         let node_id = match existing {
             Some(id) => {
                 tx.execute(
@@ -83,7 +80,7 @@ impl Inventory {
             }
             None => {
                 tx.execute(
-                    "INSERT INTO nodes (hostname, first_seen, last_seen, rack, state) VALUES (?1, ?2, ?3, ?4, 'enrolled')",
+                    "INSERT INTO nodes (name, first_seen, last_seen, rack, state) VALUES (?1, ?2, ?3, ?4, 'enrolled')",
                     params![r.node, started, finished, r.rack],
                 )
                 .map_err(failed)?;

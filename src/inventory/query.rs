@@ -18,14 +18,39 @@ use super::{ComponentRecord, Inventory, InventoryError};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeRow {
     pub id: NodeId,
-    pub hostname: String,
+    /// What the node is called: its rack manifest name, else its hostname, else its serial.
+    /// Two nodes may share one (two machines that answer to the same hostname).
+    pub name: String,
+    /// The hostname the node last reported.
+    pub hostname: Option<String>,
+    /// The machine in the node's place (`model::MachineIdentity::key`), when known.
+    pub machine: Option<String>,
+    pub system_uuid: Option<String>,
+    pub board_serial: Option<String>,
+    /// NVML chassis serial and tray index (NVL72 trays).
+    pub chassis_serial: Option<String>,
+    pub tray_index: Option<u32>,
     pub first_seen: String,
     pub last_seen: String,
     pub rack: Option<String>,
     pub platform: Option<String>,
-    /// DMI product serial.
+    /// DMI system serial.
     pub serial: Option<String>,
     pub state: LifecycleState,
+}
+
+impl NodeRow {
+    /// The machine in the node's place as a technician reads it, when known.
+    pub fn machine_label(&self) -> Option<String> {
+        crate::model::MachineIdentity {
+            system_uuid: self.system_uuid.clone(),
+            system_serial: self.serial.clone(),
+            board_serial: self.board_serial.clone(),
+            chassis_serial: self.chassis_serial.clone(),
+            tray_index: self.tray_index,
+        }
+        .describe()
+    }
 }
 
 /// One recorded run, without its node JSON.
@@ -56,7 +81,8 @@ pub struct RunChanges {
 /// Where a serial number was seen: which node, which run, which part.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SerialSighting {
-    pub hostname: String,
+    /// The node's name.
+    pub node: String,
     pub run_id: RunId,
     pub finished_at: String,
     pub component: ComponentRecord,
@@ -78,15 +104,24 @@ fn json_object_column(row: &Row<'_>, column: usize) -> rusqlite::Result<serde_js
     }
 }
 
-const NODE_COLUMNS: &str = "n.id, n.hostname, n.first_seen, n.last_seen, n.rack, n.platform, n.serial, n.state, \
-                            n.state_reason";
+const NODE_COLUMNS: &str = "n.id, n.name, n.first_seen, n.last_seen, n.rack, n.platform, n.serial, n.state, \
+                            n.state_reason, n.hostname, n.machine, n.system_uuid, n.board_serial, \
+                            n.chassis_serial, n.tray_index";
+/// How many columns `NODE_COLUMNS` has.
+const NODE_WIDTH: usize = 15;
 
 fn node_row(row: &Row<'_>) -> rusqlite::Result<NodeRow> {
     let state = LifecycleState::from_parts(&row.get::<_, String>(7)?, row.get(8)?)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(7, Type::Text, Box::new(e)))?;
     Ok(NodeRow {
         id: NodeId(row.get(0)?),
-        hostname: row.get(1)?,
+        name: row.get(1)?,
+        hostname: row.get(9)?,
+        machine: row.get(10)?,
+        system_uuid: row.get(11)?,
+        board_serial: row.get(12)?,
+        chassis_serial: row.get(13)?,
+        tray_index: row.get(14)?,
         first_seen: row.get(2)?,
         last_seen: row.get(3)?,
         rack: row.get(4)?,
@@ -156,18 +191,28 @@ impl Inventory {
         rows.collect::<Result<Vec<T>, _>>().map_err(failed)
     }
 
-    /// Every node, by hostname.
+    /// Every node, by name (then by id: two machines may share a name).
     pub fn nodes(&self) -> Result<Vec<NodeRow>, InventoryError> {
-        let sql = format!("SELECT {NODE_COLUMNS} FROM nodes n ORDER BY n.hostname");
+        let sql = format!("SELECT {NODE_COLUMNS} FROM nodes n ORDER BY n.name, n.id");
         self.query_rows(|| "nodes".to_string(), &sql, [], node_row)
     }
 
-    /// One node by hostname, `None` when the inventory has never seen it.
-    pub fn node(&self, hostname: &str) -> Result<Option<NodeRow>, InventoryError> {
-        let sql = format!("SELECT {NODE_COLUMNS} FROM nodes n WHERE n.hostname = ?1");
-        let failed = |source| InventoryError::Query { what: format!("node {hostname}"), source };
+    /// One node by name, else by its machine (a system or board serial, a system UUID);
+    /// `None` when the inventory has never seen it, an error when two nodes answer to the name.
+    pub fn node(&self, name: &str) -> Result<Option<NodeRow>, InventoryError> {
+        let failed = |source| InventoryError::Query { what: format!("node {name}"), source };
+        let Some(id) = super::machine::node_named(&self.conn, name).map_err(|e| e.into_inventory(failed))? else {
+            return Ok(None);
+        };
+        self.node_by_id(NodeId(id))
+    }
+
+    /// One node by its row id.
+    pub fn node_by_id(&self, id: NodeId) -> Result<Option<NodeRow>, InventoryError> {
+        let sql = format!("SELECT {NODE_COLUMNS} FROM nodes n WHERE n.id = ?1");
+        let failed = |source| InventoryError::Query { what: format!("node {}", id.0), source };
         let mut stmt = self.conn.prepare_cached(&sql).map_err(failed)?;
-        stmt.query_row([hostname], node_row).optional().map_err(failed)
+        stmt.query_row([id.0], node_row).optional().map_err(failed)
     }
 
     /// A node's runs, newest first.
@@ -187,13 +232,13 @@ impl Inventory {
     }
 
     /// Every node with its newest node run (`None` for a node enrolled but
-    /// never run), by hostname, in one query.
+    /// never run), by name, in one query.
     pub fn latest_runs(&self) -> Result<Vec<(NodeRow, Option<RunRow>)>, InventoryError> {
         let sql = format!(
             "SELECT {NODE_COLUMNS}, {RUN_COLUMNS} FROM nodes n
              LEFT JOIN runs r ON r.id = (SELECT r.id FROM runs r WHERE r.node_id = n.id AND {NODE_RUN}
                                          {NEWEST_FIRST} LIMIT 1)
-             ORDER BY n.hostname"
+             ORDER BY n.name, n.id"
         );
         self.query_rows(
             || "latest run of every node".to_string(),
@@ -201,8 +246,8 @@ impl Inventory {
             [],
             |row| {
                 let node = node_row(row)?;
-                let run = match row.get::<_, Option<i64>>(9)? {
-                    Some(_) => Some(run_row(row, 9)?),
+                let run = match row.get::<_, Option<i64>>(NODE_WIDTH)? {
+                    Some(_) => Some(run_row(row, NODE_WIDTH)?),
                     None => None,
                 };
                 Ok((node, run))
@@ -293,7 +338,7 @@ impl Inventory {
     /// disk has been, and where it is now.
     pub fn find_serial(&self, serial: &str) -> Result<Vec<SerialSighting>, InventoryError> {
         let sql = format!(
-            "SELECT n.hostname, r.id, r.finished_at, {COMPONENT_COLUMNS}
+            "SELECT n.name, r.id, r.finished_at, {COMPONENT_COLUMNS}
              FROM components c JOIN runs r ON r.id = c.run_id JOIN nodes n ON n.id = c.node_id
              WHERE c.serial = ?1 {NEWEST_FIRST}"
         );
@@ -303,7 +348,7 @@ impl Inventory {
             [serial],
             |row| {
                 Ok(SerialSighting {
-                    hostname: row.get(0)?,
+                    node: row.get(0)?,
                     run_id: RunId(row.get(1)?),
                     finished_at: row.get(2)?,
                     component: component_row(row, 3)?,

@@ -5,6 +5,7 @@
 
 mod gpu;
 mod host;
+mod identity;
 mod node;
 mod pci;
 mod problem;
@@ -12,6 +13,7 @@ mod telemetry;
 
 pub use gpu::*;
 pub use host::*;
+pub use identity::*;
 pub use node::*;
 pub use pci::*;
 pub use problem::*;

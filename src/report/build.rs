@@ -50,7 +50,7 @@ fn node_report(inventory: &Inventory, node: NodeRow, last_run: Option<RunRow>) -
     let changes = inventory.changes_since_previous_run(node.id)?;
     let burnin = inventory.latest_burnin(node.id)?.map(|r| burnin_section(&r));
     Ok(NodeReport {
-        hostname: node.hostname,
+        hostname: node.name,
         rack: node.rack,
         platform: node.platform,
         serial: node.serial,
