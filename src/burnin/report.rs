@@ -29,16 +29,19 @@ pub struct GpuIdentity {
     /// NUMA node the GPU hangs off, when the kernel knows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub numa_node: Option<u32>,
+    /// Where it sits, as validate names it: the PCI slot, or NVML's NVL72 tray position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
 }
 
 impl GpuIdentity {
     pub fn component(&self) -> Component {
         Component {
             kind: "gpu".into(),
-            address: Some(self.pci_address.clone()),
+            address: Some(crate::checks::rules::common::normalize_address(&self.pci_address)),
             gpu_index: Some(self.index),
             serial: self.serial.clone(),
-            slot: None,
+            slot: self.slot.clone(),
             name: self.name.clone(),
         }
     }

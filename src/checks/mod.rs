@@ -17,7 +17,7 @@ pub mod testnode;
 pub mod validate;
 pub mod version;
 
-pub use finding::{Component, Finding, Outcome, Severity, Verdict};
+pub use finding::{place_label, Component, Finding, Outcome, Severity, Verdict};
 pub use platform::Platform;
 pub use spec_error::SpecError;
 pub use validate::validate;

@@ -120,15 +120,14 @@ fn node_block(node: &NodeReport, out: &mut String) {
             .iter()
             .map(|c| {
                 vec![
-                    c.kind.clone(),
-                    or_dash(c.place()),
+                    c.label(),
                     or_dash(c.model.as_deref()),
                     or_dash(c.serial.as_deref()),
                     or_dash(c.firmware.as_deref()),
                 ]
             })
             .collect();
-        indent(&columns(&["KIND", "PLACE", "MODEL", "SERIAL", "FIRMWARE"], &rows), out);
+        indent(&columns(&["PART", "MODEL", "SERIAL", "FIRMWARE"], &rows), out);
     }
 
     let f = &node.findings;

@@ -34,8 +34,8 @@ fn a_swapped_gpu_and_a_reflashed_vbios_are_reported() {
     assert_eq!(
         lines,
         vec![
-            format!("gpu 0000:1b:00.0: serial {} -> 1650924060999 (part swapped)", gpu_serial("gpu-a01", 0)),
-            format!("gpu {}: firmware 97.00.6A.00.01 -> 97.00.6B.00.02", gpu_address(5)),
+            format!("gpu0 0000:1b:00.0: serial {} -> 1650924060999 (part swapped)", gpu_serial("gpu-a01", 0)),
+            format!("gpu5 {}: firmware 97.00.6A.00.01 -> 97.00.6B.00.02", gpu_address(5)),
             format!(
                 "nvme 0000:e2:00.0: removed (SAMSUNG MZQL23T8HCLS-00A07, serial {})",
                 pulled.serial.expect("serial")
@@ -84,11 +84,13 @@ fn unknown_values_are_not_changes_and_added_parts_are() {
             ComponentChange {
                 kind: "bios".into(),
                 place: None,
+                label: "bios".into(),
                 change: Change::FirmwareChanged { from: "1.0".into(), to: "1.1".into() }
             },
             ComponentChange {
                 kind: "gpu".into(),
                 place: Some("b".into()),
+                label: "gpu b".into(),
                 change: Change::Added { model: Some("m".into()), serial: Some("s2".into()) }
             },
         ]
@@ -110,5 +112,5 @@ fn slot_wins_over_address_as_the_place() {
     let mut b = part("gpu", Some("0000:9d:00.0"), Some("s2"), None);
     b.slot = Some("SXM3".into());
     let lines: Vec<String> = diff_components(&[a], &[b]).iter().map(ToString::to_string).collect();
-    assert_eq!(lines, vec!["gpu SXM3: serial s1 -> s2 (part swapped)"]);
+    assert_eq!(lines, vec!["gpu slot SXM3 0000:9d:00.0: serial s1 -> s2 (part swapped)"]);
 }
