@@ -184,6 +184,10 @@ pub enum CmdError {
     #[error("read the kiln binary to push to the nodes")]
     NodeBinary(#[source] std::io::Error),
 
+    /// A time (`--at`) in none of the accepted forms (exit 2).
+    #[error("--at {given:?}: not a time kiln reads; use {accepted}")]
+    BadTime { given: String, accepted: &'static str },
+
     /// Anything else: kiln's own I/O (stdout, its output files), a bug (exit 10).
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -220,9 +224,11 @@ impl CmdError {
     /// The process exit code this error stands for (`docs/exit-codes.md`).
     pub fn exit_code(&self) -> i32 {
         match self {
-            CmdError::Usage(_) | CmdError::RackNodes(_) | CmdError::BurninOptions(_) | CmdError::CaptureInto(_) => {
-                exit::USAGE
-            }
+            CmdError::Usage(_)
+            | CmdError::RackNodes(_)
+            | CmdError::BurninOptions(_)
+            | CmdError::CaptureInto(_)
+            | CmdError::BadTime { .. } => exit::USAGE,
             CmdError::BadInput(_)
             | CmdError::Source(_)
             | CmdError::NodeFile(_)
@@ -314,7 +320,11 @@ impl CmdError {
 /// is the database.
 fn inventory_code(e: &InventoryError) -> i32 {
     match e {
-        InventoryError::UnknownNode { .. } => exit::USAGE,
+        InventoryError::UnknownNode { .. }
+        | InventoryError::AmbiguousNode { .. }
+        | InventoryError::UnknownSerial { .. }
+        | InventoryError::UnknownRun { .. }
+        | InventoryError::NotYetRecorded { .. } => exit::USAGE,
         InventoryError::IllegalTransition { .. } => exit::CHECK_FAILED,
         _ => exit::DATABASE,
     }

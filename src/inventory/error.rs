@@ -96,6 +96,12 @@ pub enum InventoryError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("find part {serial}: no part with that serial was ever recorded")]
+    UnknownSerial { serial: String },
+    #[error("node {hostname} as of {at}: it was first recorded later, at {first_seen}")]
+    NotYetRecorded { hostname: String, at: String, first_seen: String },
+    #[error("run {run}: {why}")]
+    UnknownRun { run: i64, why: String },
     #[error("find node {hostname}: not in the inventory")]
     UnknownNode { hostname: String },
     #[error("move node {hostname} to {to}")]

@@ -154,9 +154,10 @@ fn run_row(row: &Row<'_>, at: usize) -> rusqlite::Result<RunRow> {
     })
 }
 
-const COMPONENT_COLUMNS: &str = "c.kind, c.slot, c.address, c.vendor, c.model, c.serial, c.firmware, c.extra";
+pub(super) const COMPONENT_COLUMNS: &str =
+    "c.kind, c.slot, c.address, c.vendor, c.model, c.serial, c.firmware, c.extra";
 
-fn component_row(row: &Row<'_>, at: usize) -> rusqlite::Result<ComponentRecord> {
+pub(super) fn component_row(row: &Row<'_>, at: usize) -> rusqlite::Result<ComponentRecord> {
     Ok(ComponentRecord {
         kind: row.get(at)?,
         slot: row.get(at + 1)?,
@@ -224,10 +225,28 @@ impl Inventory {
     /// A node's newest run of the node itself (inspect, validate, burn-in;
     /// not a BMC firmware reading).
     pub fn latest_run(&self, node: NodeId) -> Result<Option<RunRow>, InventoryError> {
-        let sql =
-            format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.node_id = ?1 AND {NODE_RUN} {NEWEST_FIRST} LIMIT 1");
-        let mut rows =
-            self.query_rows(|| format!("latest run of node {}", node.0), &sql, [node.0], |row| run_row(row, 0))?;
+        self.latest_run_as_of(node, None)
+    }
+
+    /// `latest_run` among the runs started at or before `as_of` (a timestamp as stored).
+    pub fn latest_run_as_of(&self, node: NodeId, as_of: Option<&str>) -> Result<Option<RunRow>, InventoryError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs r WHERE r.node_id = ?1 AND {NODE_RUN} AND (?2 IS NULL OR r.started_at <= ?2)
+             {NEWEST_FIRST} LIMIT 1"
+        );
+        let mut rows = self.query_rows(
+            || format!("latest run of node {}", node.0),
+            &sql,
+            rusqlite::params![node.0, as_of],
+            |row| run_row(row, 0),
+        )?;
+        Ok(rows.pop())
+    }
+
+    /// One run by id, `None` when there is none.
+    pub fn run(&self, run: RunId) -> Result<Option<RunRow>, InventoryError> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = ?1");
+        let mut rows = self.query_rows(|| format!("run {}", run.0), &sql, [run.0], |row| run_row(row, 0))?;
         Ok(rows.pop())
     }
 
@@ -272,14 +291,25 @@ impl Inventory {
     /// newest first: the latest validate and the latest burn-in, so a later
     /// burn-in does not hide an earlier validate's failures.
     pub fn latest_judged_runs(&self, node: NodeId) -> Result<Vec<RunRow>, InventoryError> {
+        self.latest_judged_runs_as_of(node, None)
+    }
+
+    /// `latest_judged_runs` among the runs started at or before `as_of`.
+    pub fn latest_judged_runs_as_of(&self, node: NodeId, as_of: Option<&str>) -> Result<Vec<RunRow>, InventoryError> {
         let sql = format!(
             "SELECT {RUN_COLUMNS} FROM runs r
              WHERE r.node_id = ?1 AND r.verdict IS NOT NULL
                AND r.id = (SELECT k.id FROM runs k WHERE k.node_id = r.node_id AND k.kind = r.kind
-                           AND k.verdict IS NOT NULL ORDER BY k.started_at DESC, k.id DESC LIMIT 1)
+                           AND k.verdict IS NOT NULL AND (?2 IS NULL OR k.started_at <= ?2)
+                           ORDER BY k.started_at DESC, k.id DESC LIMIT 1)
              {NEWEST_FIRST}"
         );
-        self.query_rows(|| format!("latest judged runs of node {}", node.0), &sql, [node.0], |row| run_row(row, 0))
+        self.query_rows(
+            || format!("latest judged runs of node {}", node.0),
+            &sql,
+            rusqlite::params![node.0, as_of],
+            |row| run_row(row, 0),
+        )
     }
 
     /// The node run of the same node recorded just before `run`.
@@ -328,6 +358,12 @@ impl Inventory {
     /// before; `None` when it has fewer than two runs.
     pub fn changes_since_previous_run(&self, node: NodeId) -> Result<Option<RunChanges>, InventoryError> {
         let Some(latest) = self.latest_run(node)? else { return Ok(None) };
+        self.changes_before(&latest)
+    }
+
+    /// What changed in a node's parts between `run` and the node run before it.
+    pub fn changes_before(&self, latest: &RunRow) -> Result<Option<RunChanges>, InventoryError> {
+        let latest = latest.clone();
         let Some(previous) = self.previous_run(&latest)? else { return Ok(None) };
         let before = self.run_components(previous.id)?;
         let after = self.run_components(latest.id)?;

@@ -11,7 +11,7 @@ pub const CSV_COLUMNS: [&str; 22] = [
 /// RFC 4180 quoting: a field with a comma, quote or line break is quoted,
 /// with its quotes doubled. Lines end in `\n` rather than RFC 4180's `\r\n`,
 /// which every CSV reader we know accepts.
-fn field(value: &str) -> String {
+pub(crate) fn field(value: &str) -> String {
     if value.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {

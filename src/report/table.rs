@@ -9,7 +9,7 @@ use super::{NodeReport, Report};
 
 /// Lay out rows under headers, columns padded to their widest cell; the last
 /// column is not padded, so lines carry no trailing spaces.
-fn columns(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn columns(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -192,6 +192,9 @@ pub fn render_table(report: &Report) -> String {
         return "No nodes recorded.\n".to_string();
     }
     let mut out = String::new();
+    if let Some(at) = &report.as_of {
+        out.push_str(&format!("As of {at}: each node's newest run started by then.\n\n"));
+    }
     for (i, node) in report.nodes.iter().enumerate() {
         if i > 0 {
             out.push('\n');

@@ -1,0 +1,157 @@
+//! Questions about the past: where a part has been (`part_history`), a node's state as of a time,
+//! and the whole inventory as it stands (`export`).
+
+use rusqlite::params;
+use serde::Serialize;
+
+use crate::lifecycle::LifecycleState;
+
+use super::query::{component_row, COMPONENT_COLUMNS};
+use super::record::{NodeId, RunId};
+use super::{ComponentRecord, Inventory, InventoryError, NodeRow, RunRow};
+
+/// One stay of a part: a place (a node, and the part's label there) it was recorded in, from the
+/// first run that saw it there to the last.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PartStay {
+    /// The node's name, its rack, and the machine in that place when the part was seen.
+    pub node: String,
+    pub node_id: NodeId,
+    pub rack: Option<String>,
+    /// The part's place as kiln names it (`gpu3 slot 4 0000:61:00.0`), its kind and model.
+    pub label: String,
+    pub kind: String,
+    pub model: Option<String>,
+    /// When the first and the last run of this stay finished, and how many runs saw it.
+    pub from: String,
+    pub to: String,
+    pub runs: usize,
+    pub first_run: RunId,
+    pub last_run: RunId,
+    /// The first later run of the same node without the part in that place: it was gone by
+    /// then. `None` when the node's newest run still has it there (`current`).
+    pub gone_by: Option<String>,
+    pub current: bool,
+}
+
+/// A node as `export` gives it: the node, its newest node run, and that run's parts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportedNode {
+    pub node: NodeRow,
+    pub run: Option<RunRow>,
+    pub parts: Vec<ComponentRecord>,
+}
+
+/// One sighting: a run of a node that recorded the part.
+struct Sighting {
+    node_id: i64,
+    node: String,
+    rack: Option<String>,
+    run_id: i64,
+    finished_at: String,
+    part: ComponentRecord,
+}
+
+impl Inventory {
+    /// Every place a part with this serial has been recorded in, oldest first: each stay with
+    /// its time range and whether the part is still there. A part seen in one place, then
+    /// another, then the first again has three stays. Empty when the serial was never recorded.
+    pub fn part_history(&self, serial: &str) -> Result<Vec<PartStay>, InventoryError> {
+        let sql = format!(
+            "SELECT n.id, n.name, n.rack, r.id, r.finished_at, {COMPONENT_COLUMNS}
+             FROM components c JOIN runs r ON r.id = c.run_id JOIN nodes n ON n.id = c.node_id
+             WHERE c.serial = ?1 AND r.kind <> 'bmc_firmware'
+             ORDER BY r.started_at, r.id, c.id"
+        );
+        let sightings = self.query_rows(
+            || format!("where part {serial} has been"),
+            &sql,
+            [serial],
+            |row| {
+                Ok(Sighting {
+                    node_id: row.get(0)?,
+                    node: row.get(1)?,
+                    rack: row.get(2)?,
+                    run_id: row.get(3)?,
+                    finished_at: row.get(4)?,
+                    part: component_row(row, 5)?,
+                })
+            },
+        )?;
+        let mut stays: Vec<PartStay> = Vec::new();
+        for s in sightings {
+            let label = s.part.label();
+            if let Some(last) = stays.last_mut() {
+                if last.node_id.0 == s.node_id && last.label == label {
+                    if last.last_run.0 != s.run_id {
+                        last.runs += 1;
+                    }
+                    last.to = s.finished_at;
+                    last.last_run = RunId(s.run_id);
+                    continue;
+                }
+            }
+            stays.push(PartStay {
+                node: s.node,
+                node_id: NodeId(s.node_id),
+                rack: s.rack,
+                label,
+                kind: s.part.kind.clone(),
+                model: s.part.model.clone(),
+                from: s.finished_at.clone(),
+                to: s.finished_at,
+                runs: 1,
+                first_run: RunId(s.run_id),
+                last_run: RunId(s.run_id),
+                gone_by: None,
+                current: false,
+            });
+        }
+        for stay in &mut stays {
+            // The node's next node run after the stay's last: without the part there, or none.
+            let next: Vec<String> = self.query_rows(
+                || format!("runs of node {} after run {}", stay.node_id.0, stay.last_run.0),
+                "SELECT r.finished_at FROM runs r, runs l
+                 WHERE l.id = ?2 AND r.node_id = ?1 AND r.kind <> 'bmc_firmware'
+                   AND (r.started_at > l.started_at OR (r.started_at = l.started_at AND r.id > l.id))
+                 ORDER BY r.started_at, r.id LIMIT 1",
+                params![stay.node_id.0, stay.last_run.0],
+                |row| row.get(0),
+            )?;
+            stay.gone_by = next.into_iter().next();
+            stay.current = stay.gone_by.is_none();
+        }
+        Ok(stays)
+    }
+
+    /// A node's lifecycle state as of `at` (a timestamp as stored): the state its last event
+    /// at or before then left it in; `None` before it was enrolled.
+    pub fn state_as_of(&self, node: NodeId, at: &str) -> Result<Option<LifecycleState>, InventoryError> {
+        let mut rows = self.query_rows(
+            || format!("lifecycle state of node {} at {at}", node.0),
+            "SELECT to_state, to_reason FROM lifecycle_events WHERE node_id = ?1 AND at <= ?2
+             ORDER BY at DESC, id DESC LIMIT 1",
+            params![node.0, at],
+            |row| {
+                let name: String = row.get(0)?;
+                LifecycleState::from_parts(&name, row.get(1)?)
+                    .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+            },
+        )?;
+        Ok(rows.pop())
+    }
+
+    /// Every node with the parts of its newest node run, by name: the site as the inventory
+    /// knows it.
+    pub fn export(&self) -> Result<Vec<ExportedNode>, InventoryError> {
+        let mut out = Vec::new();
+        for (node, run) in self.latest_runs()? {
+            let parts = match &run {
+                Some(r) => self.run_components(r.id)?,
+                None => Vec::new(),
+            };
+            out.push(ExportedNode { node, run, parts });
+        }
+        Ok(out)
+    }
+}
