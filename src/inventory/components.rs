@@ -175,6 +175,20 @@ pub fn components_of(node: &Node) -> Vec<ComponentRecord> {
     if node.memory.total_kib > 0 {
         out.push(ComponentRecord::new("memory").extra("total_kib", node.memory.total_kib));
     }
+    // Populated DIMM slots, placed by the board's slot name.
+    for d in node.memory.dimms.iter().filter(|d| d.populated()) {
+        let mut c = ComponentRecord::new("dimm");
+        c.slot = Some(d.locator.clone());
+        c.vendor = d.manufacturer.clone();
+        c.model = d.part_number.clone();
+        c.serial = d.serial.clone();
+        out.push(
+            c.extra("size_bytes", d.size_bytes)
+                .extra("type", d.memory_type.clone())
+                .extra("speed_mts", d.speed_mts)
+                .extra("bank", d.bank_locator.clone()),
+        );
+    }
     let mut covered: BTreeSet<String> = BTreeSet::new();
     for gpu in node.gpus.gpus() {
         let address = sysfs_address(&gpu.pci_address);

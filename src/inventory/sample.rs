@@ -214,7 +214,7 @@ pub fn hgx_b200_node(hostname: &str) -> Node {
                 NumaNode { id: 1, cpulist: "56-111,168-223".into(), memory_kib: Some(1_056_000_000) },
             ],
         },
-        memory: Memory { total_kib: 2_112_000_000 },
+        memory: Memory { total_kib: 2_112_000_000, dimms: Vec::new() },
         disks,
         net,
         pci: pci_devices,
