@@ -123,6 +123,10 @@ pub struct ValidateArgs {
     /// With --json: include the inspected node (`inspected`), for `kiln rack`.
     #[arg(long, requires = "json")]
     pub with_node: bool,
+    /// Also judge the node against this bill of materials (TOML, or CSV by its name; docs/bom.md):
+    /// expected serials by place, counts and sizes.
+    #[arg(long, value_name = "FILE")]
+    pub bom: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

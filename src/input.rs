@@ -27,6 +27,8 @@ pub enum Input {
     RackManifest,
     /// An image recipe (`images/*.toml`).
     Recipe,
+    /// A bill of materials (TOML or CSV).
+    Bom,
     /// An artifact manifest (`NAME.manifest.json`), or an image's own record.
     ArtifactManifest,
     /// A block map (`NAME.bmap.json`): one entry per mapped range.
@@ -53,6 +55,7 @@ impl Input {
             Input::Spec => 4 * MIB,
             Input::RackManifest => 16 * MIB,
             Input::Recipe => MIB,
+            Input::Bom => 64 * MIB,
             Input::ArtifactManifest => MIB,
             Input::BlockMap => 64 * MIB,
             Input::NodeJson => 64 * MIB,
@@ -71,6 +74,7 @@ impl Input {
             Input::Spec => "platform spec",
             Input::RackManifest => "rack manifest",
             Input::Recipe => "image recipe",
+            Input::Bom => "bill of materials",
             Input::ArtifactManifest => "artifact manifest",
             Input::BlockMap => "block map",
             Input::NodeJson => "node JSON file",

@@ -59,6 +59,7 @@ fn record_node(inv: &mut Inventory, name: &str, fixture: &Path) -> Verdict {
         json: true,
         node: None,
         with_node: false,
+        bom: None,
     };
     let report = kiln::cmd::validate::judge(&node, &args).expect("judge");
     let run = RunRecord {

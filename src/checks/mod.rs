@@ -1,5 +1,6 @@
 //! Platform specs and the rules that judge a `Node` against them.
 
+pub mod bom;
 pub mod builtin;
 pub mod burnin_spec;
 pub mod derive;

@@ -112,6 +112,9 @@ pub enum CmdError {
     #[error("{count} firmware item(s) could not be read")]
     FirmwareUnreadable { count: usize },
 
+    /// A bill of materials is malformed (exit 4). Every issue is printed.
+    #[error(transparent)]
+    Bom(#[from] crate::checks::bom::BomError),
     /// An image recipe is malformed (exit 4). Every issue is printed.
     #[error(transparent)]
     Recipe(#[from] RecipeError),
@@ -237,6 +240,7 @@ impl CmdError {
             | CmdError::Manifest(_)
             | CmdError::BmcTarget(_)
             | CmdError::Recipe(_)
+            | CmdError::Bom(_)
             | CmdError::ImageManifest(_)
             | CmdError::Pxe(_)
             | CmdError::Serve(_)
@@ -285,6 +289,11 @@ impl CmdError {
         let mut out = format!("kiln: error: {}\n", chain(self));
         match self {
             CmdError::Spec(SpecError::Invalid { file, issues }) => {
+                for issue in issues.iter().skip(1) {
+                    out.push_str(&format!("kiln: error: {}:{issue}\n", file.display()));
+                }
+            }
+            CmdError::Bom(crate::checks::bom::BomError::Invalid { file, issues }) => {
                 for issue in issues.iter().skip(1) {
                     out.push_str(&format!("kiln: error: {}:{issue}\n", file.display()));
                 }

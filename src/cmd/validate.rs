@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use crate::checks::bom::Bom;
 use crate::checks::detect::Selection;
 use crate::checks::select::{self, SpecChoice};
 use crate::checks::spec_load::LoadedSpec;
@@ -34,13 +35,21 @@ pub fn select_spec(node: &Node, args: &ValidateArgs) -> Result<(LoadedSpec, Sele
 }
 
 /// Judges a node and returns the report, for callers that record it (the
-/// inventory, the rack path) as well as print it.
-pub fn judge(node: &Node, args: &ValidateArgs) -> Result<ValidateReport, SelectError> {
+/// inventory, the rack path) as well as print it. With `--bom`, the bill of
+/// materials' findings follow the spec's.
+pub fn judge(node: &Node, args: &ValidateArgs) -> CmdResult<ValidateReport> {
+    let bom = match &args.bom {
+        Some(path) => Some(Bom::load(path)?),
+        None => None,
+    };
     let (spec, selection, also) = select_spec(node, args)?;
     if !also.is_empty() {
         tracing::warn!(chosen = %spec.platform.name, also = %also.join(", "), "several platform specs match this node");
     }
-    let findings = validate(node, &spec.platform);
+    let mut findings = validate(node, &spec.platform);
+    if let Some(bom) = &bom {
+        findings.extend(bom.judge(node, &node.hostname, &spec.platform.name));
+    }
     Ok(ValidateReport::new(
         &node.hostname,
         &spec.platform.name,
@@ -144,6 +153,7 @@ mod tests {
             json: true,
             node: None,
             with_node: false,
+            bom: None,
         }
     }
 
