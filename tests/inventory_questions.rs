@@ -159,3 +159,49 @@ fn bad_questions_are_usage_errors_that_say_what_is_wrong() {
     assert_eq!(out.status.code(), Some(kiln::exit::USAGE));
     assert!(String::from_utf8_lossy(&out.stderr).contains("run 99: no such run in the inventory"));
 }
+
+#[test]
+fn one_serial_in_two_places_at_once_fails_naming_both() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("kiln.db");
+    let tray_a = inspected("hgx-b200");
+    let mut tray_b = inspected("h100-sxm");
+    let shared = gpu_serial(&tray_a, 2);
+    record(&db, dir.path(), &tray_a);
+    tray_b["gpus"]["gpus"][5]["serial"] = shared.clone().into();
+    let file = dir.path().join("b.json");
+    std::fs::write(&file, serde_json::to_vec(&tray_b).expect("encode")).expect("write");
+    let out = kiln(&db, &["validate", "--node", file.to_str().expect("utf-8"), "--json"]);
+    assert_eq!(out.status.code(), Some(kiln::exit::CHECK_FAILED), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("report");
+    let dup: Vec<&Value> = doc["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["check"] == "inventory.serial_unique")
+        .collect();
+    assert_eq!(dup.len(), 1, "{doc:#}");
+    assert_eq!(dup[0]["outcome"], "fail");
+    assert_eq!(dup[0]["component"]["label"], "gpu5 slot 6 0000:c3:00.0");
+    let message = dup[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(&format!(
+            "gpu5 slot 6 0000:c3:00.0: serial {shared} is also recorded in hgx-b200-01 as gpu2 slot 3 0000:52:00.0 (run 1, "
+        )),
+        "{message}"
+    );
+
+    // A machine re-inspected finds no conflict with its own earlier runs.
+    let out = kiln(&db, &["validate", "--node", dir.path().join("node.json").to_str().expect("utf-8"), "--json"]);
+    let again: Value = serde_json::from_slice(&out.stdout).expect("report");
+    let own: Vec<&Value> = again["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| {
+            f["check"] == "inventory.serial_unique"
+                && !f["message"].as_str().unwrap_or_default().contains("hgx-h100-01")
+        })
+        .collect();
+    assert!(own.is_empty(), "{own:#?}");
+}

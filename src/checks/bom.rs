@@ -367,18 +367,7 @@ fn dimm_component(d: &crate::model::Dimm) -> Component {
 }
 
 fn part_component(p: &ComponentRecord) -> Component {
-    Component {
-        kind: p.kind.clone(),
-        address: p.address.clone(),
-        gpu_index: if p.kind == "gpu" {
-            p.extra.get("index").and_then(serde_json::Value::as_u64).and_then(|i| u32::try_from(i).ok())
-        } else {
-            None
-        },
-        serial: p.serial.clone(),
-        slot: p.slot.clone(),
-        name: p.model.clone(),
-    }
+    p.finding_component()
 }
 
 /// Whether `place` (as a BOM writes it) names where `part` sits.
@@ -657,7 +646,11 @@ mod tests {
             .collect();
         assert_eq!(
             failed,
-            [("bom.dimm_count", "2".to_string()), ("bom.dimm_size", "32 GiB".to_string()), ("bom.memory", "96".to_string())],
+            [
+                ("bom.dimm_count", "2".to_string()),
+                ("bom.dimm_size", "32 GiB".to_string()),
+                ("bom.memory", "96".to_string())
+            ],
             "{findings:#?}"
         );
         let count = findings.iter().find(|f| f.check == "bom.dimm_count").and_then(|f| f.action.clone());

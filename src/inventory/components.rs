@@ -105,6 +105,19 @@ impl ComponentRecord {
         crate::checks::place_label(&self.kind, index, slot.as_deref(), self.address.as_deref())
     }
 
+    /// The part as a finding names it: the same label (`checks::place_label`).
+    pub fn finding_component(&self) -> crate::checks::Component {
+        let index = self.extra.get("index").and_then(Value::as_u64).and_then(|i| u32::try_from(i).ok());
+        crate::checks::Component {
+            kind: self.kind.clone(),
+            address: self.address.clone(),
+            gpu_index: index.filter(|_| self.kind == "gpu"),
+            serial: self.serial.clone(),
+            slot: self.slot.clone(),
+            name: self.model.clone(),
+        }
+    }
+
     fn extra(mut self, key: &str, value: impl Into<Value>) -> Self {
         let value = value.into();
         if !value.is_null() {

@@ -8,7 +8,7 @@ use crate::lifecycle::LifecycleState;
 
 use super::query::{component_row, COMPONENT_COLUMNS};
 use super::record::{NodeId, RunId};
-use super::{ComponentRecord, Inventory, InventoryError, NodeRow, RunRow};
+use super::{components_of, ComponentRecord, Inventory, InventoryError, NodeRow, RunRow};
 
 /// One stay of a part: a place (a node, and the part's label there) it was recorded in, from the
 /// first run that saw it there to the last.
@@ -32,6 +32,22 @@ pub struct PartStay {
     /// then. `None` when the node's newest run still has it there (`current`).
     pub gone_by: Option<String>,
     pub current: bool,
+}
+
+/// A part of a node being judged whose serial the newest run of another node also holds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SerialConflict {
+    pub serial: String,
+    /// The part here: its kind and label, and the part itself.
+    pub kind: String,
+    pub label: String,
+    pub part: ComponentRecord,
+    /// The other place: node name, rack, the part's label there, and the run that saw it.
+    pub other_node: String,
+    pub other_rack: Option<String>,
+    pub other_label: String,
+    pub other_run: RunId,
+    pub other_seen_at: String,
 }
 
 /// A node as `export` gives it: the node, its newest node run, and that run's parts.
@@ -122,6 +138,53 @@ impl Inventory {
             stay.current = stay.gone_by.is_none();
         }
         Ok(stays)
+    }
+
+    /// Every part of `node` whose serial another node's newest node run also records: one
+    /// part in two places at once (a cloned serial, or a part moved from a place not inspected
+    /// since). The node itself is left out: the nodes of its machine (`MachineIdentity::key`),
+    /// or, without one, the identity-less nodes of its hostname. System, board and chassis
+    /// serials are the machine's own and are not compared.
+    pub fn serials_elsewhere(&self, node: &crate::model::Node) -> Result<Vec<SerialConflict>, InventoryError> {
+        let key = crate::model::MachineIdentity::of(node).key();
+        let sql = format!(
+            "SELECT n.name, n.rack, r.id, r.finished_at, {COMPONENT_COLUMNS}
+             FROM components c JOIN nodes n ON n.id = c.node_id JOIN runs r ON r.id = c.run_id
+             WHERE c.serial = ?1
+               AND r.id = (SELECT k.id FROM runs k WHERE k.node_id = n.id AND k.kind <> 'bmc_firmware'
+                           ORDER BY k.started_at DESC, k.id DESC LIMIT 1)
+               AND NOT (CASE WHEN ?2 IS NOT NULL THEN n.machine IS ?2
+                             ELSE n.machine IS NULL AND n.name = ?3 END)
+             ORDER BY n.name, n.id, c.id"
+        );
+        let mut out = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for part in components_of(node) {
+            let Some(serial) = part.serial.clone().filter(|s| !s.trim().is_empty()) else { continue };
+            if matches!(part.kind.as_str(), "system" | "board" | "chassis") || !seen.insert(serial.clone()) {
+                continue;
+            }
+            let others = self.query_rows(
+                || format!("other places of serial {serial}"),
+                &sql,
+                params![serial, key, node.hostname],
+                |row| Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?, row.get(3)?, component_row(row, 4)?)),
+            )?;
+            for (other_node, other_rack, run, at, there) in others {
+                out.push(SerialConflict {
+                    serial: serial.clone(),
+                    kind: part.kind.clone(),
+                    label: part.label(),
+                    part: part.clone(),
+                    other_node,
+                    other_rack,
+                    other_label: there.label(),
+                    other_run: RunId(run),
+                    other_seen_at: at,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// A node's lifecycle state as of `at` (a timestamp as stored): the state its last event

@@ -33,7 +33,7 @@ pub use deploy::{deploy_failure_reason, DeployId, DeployStart, DeployStep, Deplo
 pub use diff::{diff_components, Change, ComponentChange};
 pub use error::InventoryError;
 pub use firmware::{FirmwareReading, BMC_FIRMWARE_RUN};
-pub use history::{ExportedNode, PartStay};
+pub use history::{ExportedNode, PartStay, SerialConflict};
 pub use images::{ImageWrite, ImageWriteRow};
 pub use lifecycle::LifecycleEvent;
 pub use machine::MachineEvent;
