@@ -91,6 +91,10 @@ fn a_tree_without_a_hostname_is_recorded_by_its_serial() {
 }
 
 fn rack_step(dir: &Path, inv: &mut Inventory, places: &[(&str, &str)]) -> RackOutcome {
+    rack_step_in(dir, inv, "r7", places)
+}
+
+fn rack_step_in(dir: &Path, inv: &mut Inventory, rack: &str, places: &[(&str, &str)]) -> RackOutcome {
     let nodes: Vec<RackNode> = places
         .iter()
         .map(|(name, tree)| RackNode {
@@ -109,15 +113,8 @@ fn rack_step(dir: &Path, inv: &mut Inventory, places: &[(&str, &str)]) -> RackOu
     let plan = Plan { step: Step::Validate, command: vec!["sh".into(), "-c".into(), script.into()], push: true };
     let specs = kiln::checks::spec_load::load_builtin().expect("built-in specs");
     let refs: Vec<&RackNode> = nodes.iter().collect();
-    let step = RackStep {
-        rack: "r7",
-        rack_platform: None,
-        specs: &specs,
-        nodes: &refs,
-        plan: &plan,
-        opts: &opts,
-        force: true,
-    };
+    let step =
+        RackStep { rack, rack_platform: None, specs: &specs, nodes: &refs, plan: &plan, opts: &opts, force: true };
     run_rack_step(&step, &LocalConnector, Some(inv), &|_, _| {}).expect("inventory readable")
 }
 
@@ -176,4 +173,19 @@ fn machines_swapped_between_rack_places_are_reported_as_moved() {
     // Nothing changed since: a third run finds nothing to report.
     let again = rack_step(dir.path(), &mut inv, &[("tray03", "h100-sxm"), ("tray07", "hgx-b200")]);
     assert_eq!(machine_findings(&again), Vec::<(String, String)>::new());
+}
+
+#[test]
+fn the_same_manifest_name_in_two_racks_is_two_places() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut inv = Inventory::open(dir.path().join("kiln.db")).expect("open");
+    rack_step_in(dir.path(), &mut inv, "r7", &[("tray03", "hgx-b200")]);
+    let other = rack_step_in(dir.path(), &mut inv, "r8", &[("tray03", "h100-sxm")]);
+    assert!(other.rack_findings.iter().all(|f| f.check != "inventory.machine"), "no machine changed place");
+    let r7 = inv.node("r7/tray03").expect("query").expect("r7's tray03");
+    let r8 = inv.node("r8/tray03").expect("query").expect("r8's tray03");
+    assert_ne!(r7.id, r8.id);
+    assert_eq!((r7.serial.as_deref(), r8.serial.as_deref()), (Some("1654225000123"), Some("1654223000456")));
+    let err = inv.node("tray03").expect_err("two racks have a tray03");
+    assert!(err.to_string().contains("name one by its serial, or as RACK/NAME"), "{err}");
 }

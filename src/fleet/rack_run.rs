@@ -53,7 +53,7 @@ pub fn run_rack_step(
     let mut skips: HashMap<String, String> = HashMap::new();
     if let (Some(inv), false) = (inventory.as_deref(), step.force) {
         for n in step.nodes {
-            if let Some(reason) = already_passed(inv, &n.name, kind)? {
+            if let Some(reason) = already_passed(inv, &super::record::place(step.rack, &n.name), kind)? {
                 skips.insert(n.name.clone(), reason);
             }
         }
@@ -84,7 +84,7 @@ pub fn run_rack_step(
     let mut findings = if matches!(kind, Step::Inspect | Step::Validate) {
         let mut collected = nodes_from_outcomes(&outcomes, step.rack_platform);
         if let Some(inv) = inventory.as_deref() {
-            collected.extend(skipped_members(inv, &outcomes, kind, step.rack_platform));
+            collected.extend(skipped_members(inv, step.rack, &outcomes, kind, step.rack_platform));
         }
         let members: Vec<RackMember<'_>> = collected
             .iter()
@@ -146,6 +146,7 @@ fn machine_finding(o: &NodeOutcome) -> Option<Finding> {
 /// so that rack checks on a rerun still compare the whole rack.
 fn skipped_members(
     inv: &Inventory,
+    rack: &str,
     outcomes: &[NodeOutcome],
     kind: Step,
     rack_platform: Option<&str>,
@@ -155,7 +156,7 @@ fn skipped_members(
         .iter()
         .filter(|o| o.status == NodeStatus::Skipped && o.remote_exit.is_none())
         .filter_map(|o| {
-            let row = inv.node(&o.node).ok()??;
+            let row = inv.node(&super::record::place(rack, &o.node)).ok()??;
             let run = inv.latest_run_of_kind(row.id, run_kind).ok()??;
             let node = inv.run_node(run.id).ok()?;
             Some((o.node.clone(), run.platform.or_else(|| rack_platform.map(str::to_string)), node))

@@ -52,6 +52,11 @@ pub fn already_passed(inv: &Inventory, node: &str, step: Step) -> Result<Option<
     }
 }
 
+/// How the inventory names a rack's place: `RACK/NAME` (manifest names repeat across racks).
+pub fn place(rack: &str, name: &str) -> String {
+    format!("{rack}/{name}")
+}
+
 /// What a node command's JSON gives the inventory.
 struct Parsed {
     node: Node,
@@ -145,7 +150,7 @@ pub fn record_outcome(inv: &mut Inventory, rack: &str, o: &NodeOutcome) -> Recor
     let ran = o.failure.is_none() && o.report.is_some();
     let result = if ran {
         let Some(report) = o.report.as_ref() else { return RecordResult::Recorded(Recorded::default()) };
-        let parsed = match parse(inv, &o.node, o.step, report) {
+        let parsed = match parse(inv, &place(rack, &o.node), o.step, report) {
             Ok(p) => p,
             Err(why) => return RecordResult::Unreadable(format!("kiln on the node answered, but {why}")),
         };
@@ -191,7 +196,7 @@ pub fn record_outcome(inv: &mut Inventory, rack: &str, o: &NodeOutcome) -> Recor
         Ok(Recorded::default())
     };
     match result.and_then(|mut r| {
-        let state = inv.state(&o.node)?;
+        let state = inv.state(&place(rack, &o.node))?;
         r.state = Some(state.name().to_string());
         r.state_reason = state.reason().map(str::to_string);
         Ok(r)
@@ -214,7 +219,7 @@ fn fail_node(inv: &mut Inventory, rack: &str, o: &NodeOutcome, actor: &str) -> R
     let reason =
         format!("{} could not run ({what}): {}", o.step.as_str(), o.reason.as_deref().unwrap_or("no reason given"));
     let cause = format!("{actor} at {}", format_timestamp(o.finished));
-    match inv.transition(&o.node, &LifecycleState::Failed { reason }, actor, &cause) {
+    match inv.transition(&place(rack, &o.node), &LifecycleState::Failed { reason }, actor, &cause) {
         Ok(_) => Ok(Recorded::default()),
         // A quarantined node stays held: a person's hold outranks a run.
         Err(InventoryError::IllegalTransition { .. }) => Ok(Recorded::default()),

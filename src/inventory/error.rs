@@ -87,7 +87,11 @@ pub enum InventoryError {
          system or board serial"
     )]
     NoIdentity { kind: RunKind },
-    #[error("find node {name}: {} nodes answer to that name ({}); name one by its serial", matches.len(), matches.join(", "))]
+    #[error(
+        "find node {name}: {} nodes answer to that name ({}); name one by its serial, or as RACK/NAME",
+        matches.len(),
+        matches.join(", ")
+    )]
     AmbiguousNode { name: String, matches: Vec<String> },
     #[error("record {kind} run of node {hostname}")]
     RecordRun {

@@ -105,7 +105,11 @@ impl Inventory {
         let failed = |source| InventoryError::Transition { hostname: hostname.to_string(), source };
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
         let at = format_timestamp(now());
-        let id = match node_id(&tx, hostname).map_err(|e| e.into_inventory(failed))? {
+        let found = match rack {
+            Some(_) => super::machine::node_in_rack(&tx, hostname, rack).map_err(failed)?,
+            None => node_id(&tx, hostname).map_err(|e| e.into_inventory(failed))?,
+        };
+        let id = match found {
             Some(id) => {
                 tx.execute("UPDATE nodes SET rack = coalesce(?2, rack) WHERE id = ?1", params![id, rack])
                     .map_err(failed)?;

@@ -124,12 +124,7 @@ pub(crate) fn place_of_run(
     let key = identity.key();
     let reported = Some(run.node.hostname.trim()).filter(|h| !h.is_empty());
     let found: Option<i64> = match (run.name, &key) {
-        (Some(name), _) => tx
-            .prepare_cached(
-                "SELECT id FROM nodes WHERE name = ?1 ORDER BY (rack IS ?2) DESC, last_seen DESC, id DESC LIMIT 1",
-            )?
-            .query_row(params![name, run.rack], |r| r.get(0))
-            .optional()?,
+        (Some(name), _) => node_in_rack(tx, name, run.rack)?,
         (None, Some(k)) => tx
             .prepare_cached("SELECT id FROM nodes WHERE machine = ?1 ORDER BY last_seen DESC, id DESC LIMIT 1")?
             .query_row([k], |r| r.get(0))
@@ -221,6 +216,18 @@ pub(crate) fn place_of_run(
     Ok(Place { node_id, created, machine_moves: moves })
 }
 
+/// The node of a place: `name` in `rack` (or, never placed in a rack, recorded under that name
+/// by the node path, which the rack then adopts); a node of that name in another rack is another
+/// place. Without a rack, the newest node of that name.
+pub(crate) fn node_in_rack(conn: &Connection, name: &str, rack: Option<&str>) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(
+        "SELECT id FROM nodes WHERE name = ?1 AND (?2 IS NULL OR rack IS NULL OR rack = ?2)
+         ORDER BY (rack IS ?2) DESC, last_seen DESC, id DESC LIMIT 1",
+    )?
+    .query_row(params![name, rack], |r| r.get(0))
+    .optional()
+}
+
 /// Why a name did not give one node.
 pub(crate) enum NameError {
     Sql(rusqlite::Error),
@@ -243,10 +250,18 @@ impl NameError {
     }
 }
 
-/// The node a person or a manifest names: by its name; else by its machine (a system or board
-/// serial, a system UUID, or a machine key). Two nodes of that name are an error that lists
-/// them by machine, so the caller can name the one meant.
+/// The node a person or a manifest names: by its name; else `RACK/NAME`, a rack's place
+/// (`node_in_rack`); else by its machine (a system or board serial, a system UUID, or a machine
+/// key). Two nodes of that name are an error that lists them by machine and rack, so the caller
+/// can name the one meant.
 pub(crate) fn node_named(conn: &Connection, name: &str) -> Result<Option<i64>, NameError> {
+    if let Some((rack, place)) = name.split_once('/') {
+        let exact: Option<i64> =
+            conn.prepare_cached("SELECT id FROM nodes WHERE name = ?1")?.query_row([name], |r| r.get(0)).optional()?;
+        if exact.is_none() {
+            return Ok(node_in_rack(conn, place, Some(rack))?);
+        }
+    }
     let ids = |sql: &str| -> rusqlite::Result<Vec<(i64, Option<String>)>> {
         conn.prepare_cached(sql)?.query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
     };
@@ -266,6 +281,7 @@ pub(crate) fn node_named(conn: &Connection, name: &str) -> Result<Option<i64>, N
                 listed.push(format!("{machine}{rack}"));
             }
             Err(NameError::Ambiguous(InventoryError::AmbiguousNode { name: name.to_string(), matches: listed }))
+            // (RACK/NAME names a rack's place when names repeat across racks.)
         }
     }
 }

@@ -42,9 +42,11 @@ pub fn build_rack_report(
     let mut models: Vec<(String, Option<String>, Node)> = Vec::new();
     for (name, slot, tray) in places {
         let record = by_name.remove(&name);
-        let (events, view) = match (&record, inventory.node(&name)?) {
+        // A manifest's names are places of its rack (`RACK/NAME`): names repeat across racks.
+        let key = manifest.map_or_else(|| name.clone(), |m| format!("{}/{name}", m.rack.id));
+        let (events, view) = match (&record, inventory.node(&key)?) {
             (Some(_), Some(row)) => {
-                let history = inventory.history(&name)?;
+                let history = inventory.history(&key)?;
                 let skip = history.len().saturating_sub(EVENTS_SHOWN);
                 (history.into_iter().skip(skip).collect(), burnin(inventory, &row)?)
             }

@@ -238,3 +238,18 @@ fn two_machines_with_one_hostname_stay_two_nodes_and_a_machine_without_identity_
     inv.record_run(&RunRecord::new(RunKind::Inspect, &vm, "tech-ana")).expect("record again");
     assert_eq!(inv.nodes().expect("nodes").len(), 3, "the VM is one node of its own, run twice");
 }
+
+#[test]
+fn one_name_in_two_racks_is_two_places() {
+    let (_dir, path) = temp_db();
+    let mut inv = Inventory::open(&path).expect("open");
+    let a = hgx_b200_node("a");
+    let b = hgx_b200_node("b");
+    for (rack, node) in [("r7", &a), ("r8", &b)] {
+        let run = RunRecord { name: Some("tray03"), rack: Some(rack), ..RunRecord::new(RunKind::Inspect, node, "t") };
+        inv.record_run(&run).expect("record");
+    }
+    let rows = inv.nodes().expect("nodes");
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert_eq!(inv.node("r8/tray03").expect("query").map(|n| n.serial), Some(b.dmi.product_serial.clone()));
+}
