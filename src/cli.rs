@@ -63,6 +63,12 @@ pub struct BenchRecordArgs {
     pub count: usize,
     #[arg(long, value_name = "PATH")]
     pub db: PathBuf,
+    /// Record a synthetic site instead: this many racks of 18 trays (each its own machine),
+    /// checked daily for --days days; prints the figures as JSON.
+    #[arg(long, value_name = "N")]
+    pub site_racks: Option<usize>,
+    #[arg(long, default_value_t = 1)]
+    pub days: usize,
 }
 
 /// Where a node command reads the machine from.

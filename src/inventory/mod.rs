@@ -25,7 +25,7 @@ mod timestamp;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use bench::{record_inventories, BenchStats};
+pub use bench::{record_inventories, record_site, BenchStats, SiteStats, TRAYS_PER_RACK};
 pub use burnin_query::{BurninFigureRecord, BurninRecord, BurninResultRecord, BurninResultStatus, BurninSampleRecord};
 pub use components::{components_of, ComponentRecord};
 pub use db::{db_path, Inventory, DEFAULT_BUSY_TIMEOUT, DEFAULT_DB_PATH};

@@ -16,16 +16,22 @@ pub fn run(args: &[String]) -> Result<u8> {
     if !args.iter().any(|a| a == "--no-install") && sh::is_root() {
         sh::apt_install(&["pciutils"])?;
     }
-    let kiln = sh::build_kiln(true)?;
+    // `--debug` measures the debug build (quicker to build on a loaded machine; the section
+    // says which build it measured).
+    let release = !args.iter().any(|a| a == "--debug");
+    let kiln = sh::build_kiln(release)?;
     let root = sh::root();
     let install = !args.iter().any(|a| a == "--no-install");
-    // `--only=node|image|fleet` runs one section; by default all three.
+    // `--only=node|image|fleet|site` runs one section; by default all four.
     let only = args.iter().find_map(|a| a.strip_prefix("--only=")).map(str::to_string);
     let wants = |name: &str| only.as_deref().is_none_or(|o| o == name);
     if let Some(o) = &only {
-        if !["node", "image", "fleet"].contains(&o.as_str()) {
-            bail!("--only takes node, image or fleet, not {o:?}");
+        if !["node", "image", "fleet", "site"].contains(&o.as_str()) {
+            bail!("--only takes node, image, fleet or site, not {o:?}");
         }
+    }
+    if wants("site") {
+        crate::bench_site::run(&kiln, &root, release)?;
     }
     if wants("node") {
         node(&kiln, &root)?;
@@ -145,11 +151,11 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn cores() -> usize {
+pub fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-fn host_line() -> String {
+pub fn host_line() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_image;
+mod bench_site;
 mod bringup;
 mod sh;
 mod test;
