@@ -1,10 +1,11 @@
 //! Reading what kiln did not write: regular files only, and never more than a cap per kind of input.
 //!
 //! Every file kiln parses from the user or the machine (sysfs and procfs values, captures, NVML
-//! dumps, specs, manifests, recipes, block maps, node JSON, password and token files, the kernel
-//! command line) is read here. A FIFO would block the open forever and `/dev/zero` never ends, so
-//! the file is opened without blocking and refused unless it is a regular file, and at most the
-//! kind's cap is read: a larger file is an error naming the cap, never a truncated parse.
+//! dumps and telemetry recordings, specs, manifests, recipes, block maps, node JSON, password
+//! and token files, the kernel command line) is read here. A FIFO would block the open forever
+//! and `/dev/zero` never ends, so the file is opened without blocking and refused unless it is a
+//! regular file, and at most the kind's cap is read: a larger file is an error naming the cap,
+//! never a truncated parse.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -21,6 +22,8 @@ pub enum Input {
     CaptureIndex,
     /// `kiln/nvml.json` of a capture.
     NvmlDump,
+    /// `kiln/telemetry.json` of a capture: burn-in telemetry recorded for replay.
+    TelemetryRecording,
     /// A platform spec (`checks/platforms/*.toml`).
     Spec,
     /// A rack manifest.
@@ -52,6 +55,7 @@ impl Input {
             Input::SysFile => 4 * MIB,
             Input::CaptureIndex => 16 * MIB,
             Input::NvmlDump => 64 * MIB,
+            Input::TelemetryRecording => 64 * MIB,
             Input::Spec => 4 * MIB,
             Input::RackManifest => 16 * MIB,
             Input::Recipe => MIB,
@@ -71,6 +75,7 @@ impl Input {
             Input::SysFile => "sysfs or procfs file",
             Input::CaptureIndex => "capture's list of unreadable files",
             Input::NvmlDump => "NVML dump",
+            Input::TelemetryRecording => "telemetry recording",
             Input::Spec => "platform spec",
             Input::RackManifest => "rack manifest",
             Input::Recipe => "image recipe",
@@ -118,13 +123,19 @@ pub fn open_regular(path: &Path, kind: Input) -> io::Result<File> {
     let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path)?;
     let file_type = file.metadata()?.file_type();
     if !file_type.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{}: kiln reads a {} only from a regular file", file_type_name(file_type), kind.name()),
-        ));
+        return Err(not_regular(file_type_name(file_type), kind));
     }
     // Regular files ignore O_NONBLOCK; nothing to undo.
     Ok(file)
+}
+
+/// The error for a `kind` input that is `what` (`a directory`, `a FIFO`) instead of a regular
+/// file: what `open_regular` refuses, and what a tree held in memory says the same way.
+pub fn not_regular(what: &str, kind: Input) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{what}: kiln reads a {} only from a regular file", kind.name()),
+    )
 }
 
 /// All of `reader`, at most `kind`'s cap; more is an error, not a truncation.

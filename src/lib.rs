@@ -24,4 +24,5 @@ pub mod model;
 pub mod notice;
 pub mod rack;
 pub mod report;
+pub mod secret;
 pub mod toml_error;

@@ -4,6 +4,8 @@
 //! Through the real binary. Every command must end within a deadline (a hang is killed and
 //! fails the test), with a documented exit code and a message naming the file or field.
 
+mod fixture_support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,7 +19,7 @@ fn kiln_bin() -> PathBuf {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    fixture_support::shared(name)
 }
 
 struct Ran {
@@ -84,12 +86,9 @@ fn replace_with_dev_zero(path: &Path) {
     std::os::unix::fs::symlink("/dev/zero", path).expect("symlink");
 }
 
-/// The healthy HGX B200 tree copied into `dir`, symlinks kept.
+/// The healthy HGX B200 tree written into `dir`, for a test to spoil.
 fn copy_tree(dir: &Path) -> PathBuf {
-    let dest = dir.join("root");
-    let ok = Command::new("cp").arg("-a").arg(fixture("hgx-b200")).arg(&dest).status().expect("cp");
-    assert!(ok.success());
-    dest
+    fixture_support::written(dir, "hgx-b200")
 }
 
 const WIDTH: &str = "sys/bus/pci/devices/0000:2a:00.0/current_link_width";

@@ -1,7 +1,9 @@
 //! `kiln validate --bom`: a node judged against its bill of materials with the real binary,
 //! from TOML and from CSV; bad BOMs are bad input naming file, line and field.
 
-use std::path::{Path, PathBuf};
+mod fixture_support;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -15,7 +17,7 @@ fn s(p: &Path) -> &str {
 }
 
 fn inspected() -> Value {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hgx-b200");
+    let root = fixture_support::shared("hgx-b200");
     let out = kiln(&["inspect", "--json", "--root", s(&root)]);
     serde_json::from_slice(&out.stdout).expect("node JSON")
 }

@@ -1,21 +1,21 @@
 //! `kiln burnin --root` on snapshot nodes built at test time from the healthy GB200 tray
-//! (`tests/fixtures/gb200-nvl72-tray`) with the fixture builder: burn-in judges the same
+//! (`gb200-nvl72-tray` of `kiln::hw::fixture`) with the fixture builder: burn-in judges the same
 //! inspection validate judges, gates on the same fabric rule before any CUDA work, replays
 //! recorded telemetry, and takes its thresholds from the platform file `--checks-dir` names.
 //!
 //! No GPU is needed: a replayed capture runs no kernel, so these pass the same on any machine.
 
+mod fixture_support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use kiln::hw::fixture::FixtureTree;
-use kiln::hw::nvml::read_dump;
+use kiln::hw::fixture::{gb200_tray, Gb200Tray};
 use kiln::model::{FabricState, GpuInventory};
 
-const TRAY: &str = "tests/fixtures/gb200-nvl72-tray";
-
+/// The healthy tray written out, as `cargo xtask fixtures` writes it.
 fn healthy_tray() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(TRAY)
+    fixture_support::shared("gb200-nvl72-tray")
 }
 
 fn kiln(args: &[&str]) -> Output {
@@ -36,8 +36,8 @@ fn json(out: &Output) -> serde_json::Value {
 /// The healthy tray with its NVML dump changed by `edit` and extra files added,
 /// written under `dir`.
 fn tray_with(dir: &Path, edit: impl FnOnce(&mut GpuInventory), extra: &[(&str, String)]) -> PathBuf {
-    let mut tree = FixtureTree::read(&healthy_tray()).expect("read the healthy tray");
-    let mut inventory = read_dump(&healthy_tray()).expect("the tray's NVML dump");
+    let mut tree = gb200_tray(&Gb200Tray::default());
+    let mut inventory = tree.gpu_inventory().cloned().expect("the tray's NVML dump");
     edit(&mut inventory);
     tree.nvml(&inventory);
     for (path, text) in extra {

@@ -1,6 +1,8 @@
 //! `kiln capture`: a capture replays as exactly the node it was taken from, on this
 //! machine, on the fixture trees, and with files that could not be read.
 
+mod fixture_support;
+
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -39,7 +41,7 @@ fn live_machine_capture_replays_identically() {
 #[test]
 fn fixture_captures_replay_identically() {
     for name in ["hgx-b200", "gb200-nvl72-tray", "hgx-b200-missing-gpu", "hgx-b200-malformed"] {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+        let root = fixture_support::shared(name);
         let (tree, gpus) = open(Some(&root)).expect("fixture opens");
         let original = inspect(tree.as_ref(), gpus.as_ref());
         let dir = tempfile::tempdir().expect("tempdir");
@@ -53,7 +55,7 @@ fn fixture_captures_replay_identically() {
             assert_eq!(std::fs::read(dir.path().join("c").join(raw)).ok(), std::fs::read(root.join(raw)).ok());
         }
         // Symlinks stay symlinks, with their relative targets.
-        let link = dir.path().join("c/sys/bus/pci/devices").join(&original.pci[0].address);
+        let link = dir.path().join("c/sys/bus/pci/devices").join(original.pci[0].address.to_string());
         let target = std::fs::read_link(&link).expect("bus entry is a symlink");
         assert!(target.starts_with("../../../devices"), "{name}: {}", target.display());
     }
@@ -80,6 +82,12 @@ impl SysTree for Unreadable {
         match self.failing.iter().find(|(p, _)| p == rel) {
             Some((_, errno)) => Err(io::Error::from_raw_os_error(*errno)),
             None => self.inner.read(rel),
+        }
+    }
+    fn read_bytes(&self, rel: &Path) -> io::Result<Vec<u8>> {
+        match self.failing.iter().find(|(p, _)| p == rel) {
+            Some((_, errno)) => Err(io::Error::from_raw_os_error(*errno)),
+            None => self.inner.read_bytes(rel),
         }
     }
     fn list(&self, rel: &Path) -> io::Result<Vec<String>> {
@@ -147,7 +155,7 @@ fn unreadable_and_binary_files_replay_as_they_read_live() {
     );
     assert!(node.problems[0].message.contains("os error 5"), "{}", node.problems[0].message);
     assert!(node.problems[1].message.contains("UTF-8"), "{}", node.problems[1].message);
-    let gpu = node.pci_device("0000:01:00.0").expect("device kept");
+    let gpu = node.pci_device(&"0000:01:00.0".parse().expect("address")).expect("device kept");
     assert_eq!(gpu.aer, None, "an unreadable AER file is not zero errors");
     assert_eq!(gpu.link.as_ref().and_then(|l| l.current_width), None);
 

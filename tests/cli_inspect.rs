@@ -1,6 +1,8 @@
 //! `kiln inspect` and `kiln capture` as a user runs them: exit codes and output.
 
-use std::path::{Path, PathBuf};
+mod fixture_support;
+
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use kiln::model::Node;
@@ -10,7 +12,7 @@ fn kiln(args: &[&str]) -> Output {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    fixture_support::shared(name)
 }
 
 fn json_node(args: &[&str]) -> Node {

@@ -3,6 +3,8 @@
 //! or peer at fault. A code that reports a verdict (1, 3, 7) says no error at all unless one
 //! happened beside it.
 
+mod fixture_support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -20,7 +22,7 @@ fn kiln(dir: &Path, args: &[&str]) -> Output {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    fixture_support::shared(name)
 }
 
 fn s(p: &Path) -> &str {
@@ -153,22 +155,4 @@ fn internal_10_says_what_kiln_could_not_do() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = kiln(dir.path(), &["capture", "/proc/kiln-capture", "--root", s(&fixture("hgx-b200"))]);
     fails_once(&out, exit::INTERNAL, &["capture failed", "cannot create /proc/kiln-capture"]);
-}
-
-#[test]
-fn commands_leave_stderr_to_main_and_the_notice_sink() {
-    // Errors are returned to `main`, which prints them once; warnings, notes and progress go
-    // through `kiln::notice`. A command that writes stderr itself bypasses both.
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cmd");
-    let mut offenders = Vec::new();
-    for entry in std::fs::read_dir(&dir).expect("read src/cmd") {
-        let path = entry.expect("entry").path();
-        let text = std::fs::read_to_string(&path).expect("read source");
-        for (n, line) in text.lines().enumerate() {
-            if ["eprintln!", "eprint!", "stderr()"].iter().any(|w| line.contains(w)) {
-                offenders.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
-            }
-        }
-    }
-    assert!(offenders.is_empty(), "stderr written outside main and kiln::notice:\n{}", offenders.join("\n"));
 }

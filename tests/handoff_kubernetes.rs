@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use kiln::checks::{Component, Finding, Outcome, Severity, Verdict};
-use kiln::inventory::sample::hgx_b200_node;
+use kiln::hw::fixture::sample::hgx_b200_node;
 use kiln::inventory::{Inventory, RunRecord};
 use kiln::lifecycle::{LifecycleState, RunKind};
 use kube_support::{node_object, FakeKube};

@@ -2,6 +2,7 @@
 //! slurmd per lab node (network namespaces). Needs root, the lab and Debian's slurm-wlm and munge;
 //! otherwise prints SKIPPED (and fails under KILN_REQUIRE_PEERS=1).
 
+mod fixture_support;
 mod slurm_support;
 
 use std::path::{Path, PathBuf};
@@ -126,7 +127,10 @@ fn handoff_and_healthcheck_against_slurmctld() {
     cfg.subnet = 3;
     cfg.bmc = false;
     cfg.bmc_port_base = 8400;
-    cfg.fixtures = ["hgx-b200", "hgx-b200", "hgx-b200-gpu-x8", "hgx-b200"].iter().map(PathBuf::from).collect();
+    cfg.fixtures = ["hgx-b200", "hgx-b200", "hgx-b200-gpu-x8", "hgx-b200"]
+        .iter()
+        .map(|name| fixture_support::written(&cfg.dir, name))
+        .collect();
     let _teardown = Teardown(cfg.dir.clone());
     let lab = lab::up(&cfg).expect("lab up");
     let specs: Vec<SlurmNodeSpec> = lab
@@ -143,7 +147,7 @@ fn handoff_and_healthcheck_against_slurmctld() {
     let _ = std::fs::remove_file(&db);
     let mut inv = Inventory::open(&db).expect("open inventory");
     for n in &lab.state.nodes {
-        let verdict = record_node(&mut inv, &n.name, &repo().join("tests/fixtures").join(&n.fixture));
+        let verdict = record_node(&mut inv, &n.name, &fixture_support::written(&cfg.dir, &n.fixture));
         assert_eq!(verdict == Verdict::Pass, n.name != "node03", "{} ({})", n.name, n.fixture);
     }
     drop(inv);
@@ -267,7 +271,7 @@ fn healthcheck_drains_its_own_node(cluster: &SlurmCluster, lab: &xtask::lab::Lab
     let run_on_node02 = |fixture: &str| -> (i32, String, f64) {
         let mut cmd = Command::new("nsenter");
         cluster.configure(&mut cmd);
-        let root = repo().join("tests/fixtures").join(fixture);
+        let root = fixture_support::written(&lab.state.dir, fixture);
         cmd.arg(format!("--net=/run/netns/{netns}"))
             .args(["unshare", "--uts", "sh", "-c", "hostname node02 && exec \"$@\"", "sh"])
             .arg(env!("CARGO_BIN_EXE_kiln"))

@@ -5,14 +5,16 @@
 //! writing ones (`kiln validate`, `kiln node quarantine`); each must exit 5 naming the file,
 //! and leave its bytes as they were.
 
+mod fixture_support;
+
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use kiln::exit;
+use kiln::hw::fixture::sample::hgx_b200_node;
 use kiln::inventory::migrate::latest_version;
-use kiln::inventory::sample::hgx_b200_node;
 use kiln::inventory::{Inventory, RunRecord};
 use kiln::lifecycle::RunKind;
 
@@ -25,7 +27,7 @@ fn kiln(args: &[&str], db: &Path) -> Command {
 }
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hgx-b200")
+    fixture_support::shared("hgx-b200")
 }
 
 fn run(cmd: &mut Command) -> (Option<i32>, String) {

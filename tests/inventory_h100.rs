@@ -12,11 +12,11 @@ fn an_h100_inventory_of_an_older_schema_migrates_and_reports() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("kiln.db");
     std::fs::copy(&fixture, &db).expect("copy the fixture");
-    let before = rows_of_every_table(&db);
+    let before = Inventory::open_read_only(&db).expect("read the schema-2 file").row_counts().expect("counts");
     assert!(before.iter().any(|(t, n)| t == "nodes" && *n == 1), "{before:?}");
 
     let inv = Inventory::open(&db).expect("opens and migrates");
-    let after = rows_of_every_table(&db);
+    let after = inv.row_counts().expect("counts");
     for (table, rows) in &before {
         let now = after.iter().find(|(t, _)| t == table).map(|(_, n)| *n);
         assert_eq!(now, Some(*rows), "table {table} keeps every row through the migrations");
@@ -50,23 +50,4 @@ fn an_h100_inventory_of_an_older_schema_migrates_and_reports() {
     let table = kiln::report::render_table(&report);
     assert!(table.contains("1752724007035"), "the GPU's serial is in the report:\n{table}");
     assert!(table.contains("Burn-in (run 2): pass"), "{table}");
-}
-
-/// Every table of the database with its row count, read without kiln.
-fn rows_of_every_table(db: &std::path::Path) -> Vec<(String, i64)> {
-    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open");
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-        .expect("prepare")
-        .query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("tables");
-    tables
-        .into_iter()
-        .map(|t| {
-            let n: i64 = conn.query_row(&format!("SELECT count(*) FROM \"{t}\""), [], |r| r.get(0)).expect("count");
-            (t, n)
-        })
-        .collect()
 }

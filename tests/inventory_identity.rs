@@ -1,6 +1,8 @@
 //! A node is the machine, not its hostname: machines recorded by the real binary into one
 //! database on disk, and rack places whose machines were swapped, recorded as a rack step.
 
+mod fixture_support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -11,7 +13,7 @@ use kiln::inventory::Inventory;
 use kiln::rack::RackNode;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    fixture_support::shared(name)
 }
 
 fn kiln(args: &[&str]) -> Output {

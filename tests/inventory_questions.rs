@@ -1,7 +1,9 @@
 //! Asking the inventory about the past, with the real binary and a database on disk: where a
 //! GPU swapped between two trays has been, a node as of a time, a diff of two runs, the export.
 
-use std::path::{Path, PathBuf};
+mod fixture_support;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -17,7 +19,7 @@ fn json(db: &Path, args: &[&str]) -> Value {
 }
 
 fn inspected(tree: &str) -> Value {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(tree);
+    let root = fixture_support::shared(tree);
     let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
         .args(["inspect", "--json", "--root", root.to_str().expect("utf-8")])
         .output()

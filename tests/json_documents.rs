@@ -5,6 +5,7 @@
 //! The source is read for every kind it can print, so a new document cannot go unlisted.
 
 mod bmc_support;
+mod fixture_support;
 #[path = "image_support/mod.rs"]
 mod image_support;
 
@@ -142,7 +143,7 @@ fn every_kind_is_documented_and_the_source_prints_no_other() {
 fn every_json_output_carries_schema_version_and_a_documented_kind() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    let fixture = repo().join("tests/fixtures/hgx-b200");
+    let fixture = fixture_support::shared("hgx-b200");
     let root = s(&fixture);
     let db = dir.join("kiln.db");
     let db = s(&db);

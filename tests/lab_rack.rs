@@ -3,6 +3,7 @@
 //! failure with KILN_REQUIRE_PEERS=1). One test, scenarios in order, one lab.
 
 mod bmc_support;
+mod fixture_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -92,7 +93,7 @@ fn rack_against_the_lab() {
     cfg.prefix = "kt".into();
     cfg.subnet = 1;
     cfg.bmc_port_base = 8200;
-    cfg.fixtures = FIXTURES.iter().map(PathBuf::from).collect();
+    cfg.fixtures = FIXTURES.iter().map(|name| fixture_support::written(&cfg.dir, name)).collect();
     let _teardown = Teardown(cfg.dir.clone());
     let _ = std::fs::remove_file(cfg.dir.join("kiln.db"));
     let mut lab = lab::up(&cfg).expect("lab up");

@@ -2,6 +2,8 @@
 //! SQLite databases on disk, and the repair flow of docs/handoff.md (a node
 //! kiln quarantined is released, then a passing validate moves it on).
 
+mod fixture_support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -25,7 +27,7 @@ fn kiln(args: &[&str], cwd: &Path) -> Output {
 }
 
 fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name).to_str().expect("utf-8 path").to_string()
+    fixture_support::shared(name).to_str().expect("utf-8 path").to_string()
 }
 
 fn stderr(out: &Output) -> String {

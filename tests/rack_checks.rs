@@ -137,11 +137,9 @@ fn nvl72_gpu_without_fabric_is_an_error_not_a_pass() {
     assert_eq!(errors.len(), 4);
 }
 
-/// The healthy GB200 tray fixture, inspected.
+/// The healthy GB200 tray of the fixture builder, inspected.
 fn gb200_tray() -> Node {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gb200-nvl72-tray");
-    let (tree, gpus) = kiln::hw::open(Some(&root)).expect("open the tray");
-    kiln::hw::inspect(tree.as_ref(), gpus.as_ref())
+    kiln::hw::fixture::sample::gb200_tray_node()
 }
 
 fn with_cluster(mut node: Node, uuid: &str) -> Node {

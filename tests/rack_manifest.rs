@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kiln::rack::{BmcTls, CredentialError, ManifestError, PasswordSource, RackManifest};
+use kiln::secret::PasswordError;
 
 const GOOD: &str = r#"
 [rack]
@@ -160,14 +161,14 @@ fn password_is_read_at_use_and_never_printed() {
     assert!(!format!("{m:?}").contains("s3cret"));
 
     std::fs::write(&file, "").expect("write");
-    assert!(matches!(m.credentials.bmc_password(), Err(CredentialError::Empty { .. })));
+    assert!(matches!(m.credentials.bmc_password(), Err(CredentialError::Password(PasswordError::FileEmpty { .. }))));
     std::fs::remove_file(&file).expect("rm");
     let err = m.credentials.bmc_password().expect_err("missing file");
     assert!(err.to_string().contains("bmc-pass"), "{err}");
 
     let m = parse(&GOOD.replace("KILN_TEST_BMC_PASSWORD", "KILN_TEST_BMC_PASSWORD_UNSET_XYZ")).expect("parse");
     let err = m.credentials.bmc_password().expect_err("unset variable");
-    assert!(err.to_string().contains("environment variable KILN_TEST_BMC_PASSWORD_UNSET_XYZ: it is not set"), "{err}");
+    assert!(err.to_string().contains("environment variable KILN_TEST_BMC_PASSWORD_UNSET_XYZ is not set"), "{err}");
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! A rack step recorded in the inventory, end to end with the real kiln binary on this machine
 //! (the local transport, fixture trees as the nodes): runs, lifecycle, skip and --force, rack runs.
 
+mod fixture_support;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,7 +16,7 @@ use kiln::lifecycle::{LifecycleState, RunKind};
 use kiln::rack::RackNode;
 
 fn fixture(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name).display().to_string()
+    fixture_support::shared(name).display().to_string()
 }
 
 fn node(name: &str, root: &str) -> RackNode {

@@ -1,11 +1,13 @@
 //! `kiln report` end to end: the binary against database files in temporary directories.
 
+mod fixture_support;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
 use kiln::checks::{Component, Finding, Outcome, Severity, Verdict};
 use kiln::exit;
-use kiln::inventory::sample::hgx_b200_node;
+use kiln::hw::fixture::sample::hgx_b200_node;
 use kiln::inventory::{Inventory, RunRecord};
 use kiln::lifecycle::RunKind;
 
@@ -85,7 +87,7 @@ fn an_unknown_node_is_a_usage_error() {
 fn a_gpu_is_named_the_same_in_findings_components_and_json() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("kiln.db");
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hgx-b200-gpu-x8");
+    let root = fixture_support::shared("hgx-b200-gpu-x8");
     let out = kiln(
         &["validate", "--root", root.to_str().expect("utf-8"), "--db", db.to_str().expect("utf-8")],
         None,

@@ -194,12 +194,12 @@ fn parts_csv_names_each_failed_part_with_serial_place_and_evidence() {
     assert_eq!(lines[0], kiln::report::PARTS_CSV_COLUMNS.join(","));
     assert_eq!(lines.len(), 3, "GPU 3 and NIC 6 of a07-n03: {out}");
     let gpu = lines.iter().find(|l| l.contains(",gpu,")).expect("gpu row");
-    let serial = kiln::inventory::sample::gpu_serial("a07-n03", 3);
+    let serial = kiln::hw::fixture::sample::gpu_serial("a07-n03", 3);
     for want in [
         "sjc1-a07",
         "a07-n03",
         "U22",
-        &kiln::inventory::sample::gpu_address(3),
+        &kiln::hw::fixture::sample::gpu_address(3),
         serial.as_str(),
         "trained at x8",
         "reseat GPU 3",
@@ -247,7 +247,7 @@ fn html_is_one_self_contained_file() {
         assert!(html.contains(&format!("href=\"#node-{node}\"")), "{node} link");
     }
     assert!(html.contains("No burn-in recorded"), "the CLI has no burn-in tables yet");
-    assert!(html.contains("serial 1650") && html.contains("(part swapped)"), "n02's swap is shown");
+    assert!(html.contains("1650924060999") && html.contains("(part swapped)"), "n02's swap is shown");
     assert!(html.contains("reseat GPU 3 in its tray"));
     assert!(html.contains("suspect tray: smoke smell"));
     // With burn-in data the charts are inline SVG.

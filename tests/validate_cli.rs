@@ -3,9 +3,40 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
+use kiln::hw::fixture::sample;
+use kiln::model::GpuInventory;
+
+/// Node JSON for `--node`: the HGX B200 nodes written from the representative node (healthy,
+/// GPU 2 trained at x8, no driver) once per run under the target directory, and the committed
+/// plain VM.
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nodes").join(format!("{name}.json"))
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    if name == "vm" {
+        return Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nodes/vm.json");
+    }
+    let dir = DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("validate_cli-nodes");
+        std::fs::create_dir_all(&dir).expect("create the node directory");
+        let healthy = sample::representative();
+        let mut x8 = healthy.clone();
+        let gpu2: kiln::model::PciAddress = sample::gpu_address(2).parse().expect("address");
+        let dev = x8.pci.iter_mut().find(|d| d.address == gpu2).expect("GPU 2");
+        dev.link.as_mut().expect("GPU 2 link").current_width = Some(8);
+        let mut no_driver = healthy.clone();
+        no_driver.gpus = GpuInventory::NotInspected { reason: "no NVIDIA driver".into() };
+        for (name, node) in [("hgx-b200-healthy", healthy), ("hgx-b200-gpu2-x8", x8), ("hgx-b200-no-driver", no_driver)]
+        {
+            let json = serde_json::to_string_pretty(&node).expect("node JSON");
+            // Written beside and renamed, so a second run at the same time never reads half a file.
+            let part = dir.join(format!("{name}.json.{}", std::process::id()));
+            std::fs::write(&part, json).expect("write node JSON");
+            std::fs::rename(&part, dir.join(format!("{name}.json"))).expect("rename node JSON");
+        }
+        dir
+    });
+    dir.join(format!("{name}.json"))
 }
 
 fn kiln(args: &[&str]) -> Output {
@@ -76,7 +107,7 @@ fn table_output_leads_with_the_failure() {
     let text = String::from_utf8_lossy(&out.stdout);
     let first_finding = text.lines().nth(3).expect("a finding line");
     assert!(first_finding.starts_with("fail     pcie.width"), "{text}");
-    assert!(text.contains("-> GPU at 0000:33:00.0 trained to x8: reseat the GPU or check riser"), "{text}");
+    assert!(text.contains("-> GPU at 0000:52:00.0 trained to x8: reseat the GPU or check riser"), "{text}");
 }
 
 #[test]

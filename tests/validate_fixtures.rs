@@ -1,19 +1,18 @@
-//! Every fixture tree, inspected and validated against its detected platform:
-//! healthy trees pass, and each faulty variant fails with exactly its fault.
-//! The reports are snapshot-tested (`INSTA_UPDATE=always` to accept changes).
-
-use std::path::PathBuf;
+//! Every named fixture tree, inspected (in memory, as `--root` inspects it written out:
+//! `tests/fixtures.rs`) and validated against its detected platform: healthy trees pass, and
+//! each faulty variant fails with exactly its fault. The reports are snapshot-tested
+//! (`INSTA_UPDATE=always` to accept changes).
 
 use kiln::checks::{detect, spec_load, validate, Outcome, Verdict};
+use kiln::model::Node;
 
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+fn inspect(name: &str) -> Node {
+    kiln::hw::fixture::trees::build(name).expect("a named tree").inspect()
 }
 
 /// The platform chosen and every finding that is not a pass, one per line.
 fn report(name: &str) -> (String, Verdict, String) {
-    let (tree, gpus) = kiln::hw::open(Some(&fixture(name))).expect("fixture opens");
-    let node = kiln::hw::inspect(tree.as_ref(), gpus.as_ref());
+    let node = inspect(name);
     let specs = spec_load::load_set(None).expect("built-in specs load");
     let spec = detect::detect(&specs, &node).expect("a platform is detected");
     let findings = validate(&node, &spec.spec.platform);
@@ -35,8 +34,7 @@ fn report(name: &str) -> (String, Verdict, String) {
 
 /// The failing or erroring check ids of a fixture, sorted and deduplicated.
 fn bad_checks(name: &str) -> Vec<String> {
-    let (tree, gpus) = kiln::hw::open(Some(&fixture(name))).expect("fixture opens");
-    let node = kiln::hw::inspect(tree.as_ref(), gpus.as_ref());
+    let node = inspect(name);
     let specs = spec_load::load_set(None).expect("specs");
     let spec = detect::detect(&specs, &node).expect("detected");
     let mut ids: Vec<String> = validate(&node, &spec.spec.platform)

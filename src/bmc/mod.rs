@@ -14,7 +14,6 @@ mod ops;
 pub mod rack_target;
 mod redfish;
 mod retry;
-mod secret;
 mod target;
 mod task;
 mod tls;
@@ -22,6 +21,7 @@ mod update;
 mod versions;
 mod wait;
 
+pub use crate::secret::{PasswordSource, Secret};
 pub use activation::AcCycle;
 pub use connector::{agent, api_agent, TlsConnector};
 pub use document::{BmcAnswer, BmcDocument, Media, BMC_SCHEMA_VERSION};
@@ -34,10 +34,7 @@ pub use multipart::{multipart_body, MultipartBody};
 pub use ops::{Bmc, BootTarget, Identity, PowerAction, PowerState};
 pub use redfish::{BootOverride, MediaSlot, RedfishBmc};
 pub use retry::{with_retries, Attempt, RetryPolicy, Tries};
-pub use secret::Secret;
-pub use target::{
-    parse_bmc_url, parse_system_path, read_password, BmcTarget, IpmiAddress, PasswordSource, TargetError, TlsOptions,
-};
+pub use target::{parse_bmc_url, parse_system_path, read_password, BmcTarget, IpmiAddress, TargetError, TlsOptions};
 pub use task::{TaskRef, TaskState, TaskStatus, TaskWait};
 pub use tls::{client_config, Fingerprint, TlsError, TlsPolicy};
 pub use update::{UpdateParameters, UpdateService};

@@ -6,8 +6,8 @@ use std::path::Path;
 use super::ipmi::IpmiBmc;
 use super::target::{parse_bmc_url, parse_system_path, BmcTarget, IpmiAddress, TargetError};
 use super::tls::{Fingerprint, TlsPolicy};
-use super::Secret;
 use crate::rack::{BmcTls, RackManifest, RackNode};
+use crate::secret::Secret;
 
 /// Reads the manifest at `path` and builds the target of node `node`.
 pub fn load_target(path: &Path, node: &str) -> Result<BmcTarget, TargetError> {
@@ -85,7 +85,7 @@ fn credentials(manifest: &RackManifest, node: &str) -> Result<(String, Secret), 
         why: "missing".into(),
     })?;
     let password = creds.bmc_password().map_err(|source| TargetError::Credential { node: node.to_string(), source })?;
-    Ok((username, Secret::new(password.expose())))
+    Ok((username, password))
 }
 
 #[cfg(test)]

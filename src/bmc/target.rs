@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::tls::{Fingerprint, TlsError, TlsPolicy};
-use super::Secret;
+use crate::secret::{PasswordError, PasswordSource, Secret};
 
 /// Everything needed to reach one BMC.
 #[derive(Debug, Clone, Serialize)]
@@ -94,13 +94,6 @@ impl fmt::Display for IpmiAddress {
     }
 }
 
-/// Where a BMC password comes from; never the command line or the manifest itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PasswordSource {
-    Env(String),
-    File(PathBuf),
-}
-
 /// The TLS options as given (flags or manifest fields), before validation.
 #[derive(Debug, Clone, Default)]
 pub struct TlsOptions {
@@ -137,18 +130,11 @@ pub enum TargetError {
     BadIpmiAddress { value: String, why: String },
     #[error("bmc system path {value:?} must start with /redfish/v1/")]
     BadSystemPath { value: String },
-    #[error("the BMC password variable {name} is not set")]
-    PasswordEnvUnset { name: String },
-    #[error("the BMC password variable {name} is empty")]
-    PasswordEnvEmpty { name: String },
-    #[error("cannot read the BMC password file {}", path.display())]
-    PasswordFile {
-        path: PathBuf,
+    #[error("read the BMC password")]
+    Password {
         #[source]
-        source: std::io::Error,
+        source: PasswordError,
     },
-    #[error("the BMC password file {} is empty", path.display())]
-    PasswordFileEmpty { path: PathBuf },
     #[error("give at most one of a CA file, a pinned fingerprint and --insecure")]
     TlsConflict,
     #[error("bad TLS setting")]
@@ -203,25 +189,9 @@ pub fn parse_system_path(text: &str) -> Result<String, TargetError> {
     Ok(path.to_string())
 }
 
-/// Read a password from its source. A file's trailing newline is dropped
-/// (`echo pw > file` writes one); anything else is kept as is.
+/// Reads a password from its source now (`PasswordSource::read`), as a target error.
 pub fn read_password(source: &PasswordSource) -> Result<Secret, TargetError> {
-    match source {
-        PasswordSource::Env(name) => match std::env::var(name) {
-            Ok(v) if v.is_empty() => Err(TargetError::PasswordEnvEmpty { name: name.clone() }),
-            Ok(v) => Ok(Secret::new(v)),
-            Err(_) => Err(TargetError::PasswordEnvUnset { name: name.clone() }),
-        },
-        PasswordSource::File(path) => {
-            let text = crate::input::read_to_string(path, crate::input::Input::Secret)
-                .map_err(|source| TargetError::PasswordFile { path: path.clone(), source })?;
-            let pw = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
-            if pw.is_empty() {
-                return Err(TargetError::PasswordFileEmpty { path: path.clone() });
-            }
-            Ok(Secret::new(pw))
-        }
-    }
+    source.read().map_err(|source| TargetError::Password { source })
 }
 
 #[cfg(test)]
@@ -262,20 +232,10 @@ mod tests {
     }
 
     #[test]
-    fn password_file_drops_only_the_trailing_newline() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("pw");
-        std::fs::write(&path, " p@ss word \n").expect("write");
-        let pw = read_password(&PasswordSource::File(path.clone())).expect("readable");
-        assert_eq!(pw.expose(), " p@ss word ");
-        std::fs::write(&path, "\n").expect("write");
-        assert!(matches!(read_password(&PasswordSource::File(path)), Err(TargetError::PasswordFileEmpty { .. })));
-    }
-
-    #[test]
-    fn unset_password_variable_is_named() {
+    fn a_password_that_cannot_be_read_names_its_source() {
         let err = read_password(&PasswordSource::Env("KILN_TEST_SURELY_UNSET_VAR".into())).expect_err("unset");
-        assert!(err.to_string().contains("KILN_TEST_SURELY_UNSET_VAR"));
+        let chain = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(chain, "read the BMC password: environment variable KILN_TEST_SURELY_UNSET_VAR is not set");
     }
 
     #[test]

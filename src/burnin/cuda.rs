@@ -59,6 +59,19 @@ impl<T> Context<T> for Result<T, DriverError> {
     }
 }
 
+/// The CUDA version the driver supports (`12080` for 12.8). Call only once the driver library
+/// is known present (`libraries().driver`).
+pub fn driver_version() -> Result<i32, String> {
+    let mut v: std::ffi::c_int = 0;
+    // SAFETY: the driver library is present (checked by the caller); cuDriverGetVersion
+    // exists in every CUDA driver and needs no initialisation.
+    let r = unsafe { sys::cuDriverGetVersion(&mut v) };
+    if r != sys::cudaError_enum::CUDA_SUCCESS {
+        return Err(format!("cuDriverGetVersion failed: {r:?}"));
+    }
+    Ok(v)
+}
+
 /// The number of devices CUDA sees (after CUDA_VISIBLE_DEVICES).
 pub fn device_count() -> Result<i32, CudaError> {
     cu::init().ctx(|| "cuInit".into())?;

@@ -551,7 +551,7 @@ mod tests {
     fn gpu(i: u32) -> GpuIdentity {
         GpuIdentity {
             index: i,
-            pci_address: format!("0000:{:02x}:00.0", 0x1b + i),
+            pci_address: crate::model::PciAddress::new(0, 0x1b + i as u8, 0, 0).expect("address"),
             serial: Some(format!("165{i}")),
             uuid: None,
             name: Some("NVIDIA H100 80GB HBM3".into()),

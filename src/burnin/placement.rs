@@ -7,7 +7,7 @@
 //! of the GPU's PCI function, the node's `cpulist`); nothing here reads sysfs.
 
 use crate::hw::parse;
-use crate::model::Node;
+use crate::model::{Node, PciAddress};
 
 /// A GPU's NUMA node and the CPUs on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +19,7 @@ pub struct Placement {
 /// The placement of the GPU at `pci_address`: `Ok(None)` when the platform
 /// gives no NUMA node (`-1`, a VM) or the node has no CPUs (GPU memory
 /// exposed as a memory-only node); `Err` says what the model lacks.
-pub fn placement(node: &Node, pci_address: &str) -> Result<Option<Placement>, String> {
+pub fn placement(node: &Node, pci_address: &PciAddress) -> Result<Option<Placement>, String> {
     let Some(device) = node.pci_device(pci_address) else {
         return Err(format!("{pci_address} is not among the inspected PCI functions"));
     };
@@ -53,7 +53,7 @@ pub fn pin_current_thread(cpus: &[usize]) -> Result<(), String> {
 
 /// Pins the calling thread to the GPU's NUMA node; the note to keep on the
 /// result when it could not be.
-pub fn pin(node: &Node, pci_address: &str) -> Option<String> {
+pub fn pin(node: &Node, pci_address: &PciAddress) -> Option<String> {
     match placement(node, pci_address) {
         Ok(Some(p)) => match pin_current_thread(&p.cpus) {
             Ok(()) => None,
@@ -67,39 +67,39 @@ pub fn pin(node: &Node, pci_address: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hw::fixture::trees;
+    use crate::hw::fixture::sample;
 
-    /// The healthy GB200 tray, inspected from the tree the fixture builder writes.
+    /// The healthy GB200 tray, as the fixture builder describes it.
     fn gb200() -> Node {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let root = dir.path().join("tray");
-        trees::gb200_tray().write(&root).expect("write the tree");
-        let (tree, gpus) = crate::hw::open(Some(&root)).expect("opens");
-        crate::hw::inspect(tree.as_ref(), gpus.as_ref())
+        sample::gb200_tray_node()
+    }
+
+    fn at(text: &str) -> PciAddress {
+        text.parse().expect("test address")
     }
 
     #[test]
     fn placement_comes_from_the_models_numa_data() {
         let node = gb200();
-        let p = placement(&node, "0018:01:00.0").expect("known").expect("placed");
+        let p = placement(&node, &at("0018:01:00.0")).expect("known").expect("placed");
         assert_eq!(p.node, 1);
         let cpulist = &node.cpus.numa_nodes.iter().find(|n| n.id == 1).expect("node 1").cpulist;
         let expected: Vec<usize> = parse::cpulist(cpulist).expect("parses").into_iter().map(|c| c as usize).collect();
         assert_eq!(p.cpus, expected);
         assert!(!p.cpus.is_empty());
-        assert_eq!(placement(&node, "0008:01:00.0").expect("known").expect("placed").node, 0);
+        assert_eq!(placement(&node, &at("0008:01:00.0")).expect("known").expect("placed").node, 0);
     }
 
     #[test]
     fn unknown_node_is_none_and_missing_data_is_said() {
         let mut node = gb200();
-        let e = placement(&node, "0077:01:00.0").expect_err("no such function");
+        let e = placement(&node, &at("0077:01:00.0")).expect_err("no such function");
         assert!(e.contains("0077:01:00.0"), "{e}");
         let gpu = node.pci.iter_mut().find(|d| d.address == "0019:01:00.0").expect("gpu 3");
         gpu.numa_node = None;
-        assert_eq!(placement(&node, "0019:01:00.0"), Ok(None));
+        assert_eq!(placement(&node, &at("0019:01:00.0")), Ok(None));
         node.cpus.numa_nodes.retain(|n| n.id != 0);
-        let e = placement(&node, "0008:01:00.0").expect_err("node 0 gone");
+        let e = placement(&node, &at("0008:01:00.0")).expect_err("node 0 gone");
         assert!(e.contains("NUMA node 0"), "{e}");
     }
 

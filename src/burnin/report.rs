@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::options::{GemmDtype, TestKind};
 use crate::checks::{Component, Finding, Verdict};
+use crate::model::PciAddress;
 pub use crate::model::{HealthCounters, Sample, Watch, XidEvent};
 
 pub const REPORT_KIND: &str = "kiln.burnin";
@@ -18,8 +19,8 @@ pub const REPORT_VERSION: u32 = 2;
 pub struct GpuIdentity {
     /// NVML index (PCI bus order).
     pub index: u32,
-    /// PCI address, `0000:1b:00.0`.
-    pub pci_address: String,
+    /// PCI address, written in sysfs form (`0000:1b:00.0`).
+    pub pci_address: PciAddress,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serial: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -38,7 +39,7 @@ impl GpuIdentity {
     pub fn component(&self) -> Component {
         Component {
             kind: "gpu".into(),
-            address: Some(crate::checks::rules::common::normalize_address(&self.pci_address)),
+            address: Some(self.pci_address.to_string()),
             gpu_index: Some(self.index),
             serial: self.serial.clone(),
             slot: self.slot.clone(),

@@ -234,7 +234,7 @@ impl GpuSide<'_> {
     fn choose<'g>(&self, gpus: &'g [ModelGpu], out: &mut Collected) -> Vec<Chosen<'g>> {
         let mut chosen = Vec::new();
         for gpu in gpus.iter().filter(|g| self.plan.opts.gpus.includes(g.index)) {
-            if gpu.pci_address.is_empty() {
+            let Some(address) = gpu.pci_address else {
                 let why: Vec<String> = gpu.problems.iter().map(|p| format!("{}: {}", p.path, p.message)).collect();
                 out.findings.push(
                     Finding::new(
@@ -247,8 +247,8 @@ impl GpuSide<'_> {
                     .action("check the driver (nvidia-smi -q) and the kernel log (dmesg)"),
                 );
                 continue;
-            }
-            let numa_node = match placement::placement(self.plan.node, &gpu.pci_address) {
+            };
+            let numa_node = match placement::placement(self.plan.node, &address) {
                 Ok(p) => p.map(|p| p.node),
                 Err(e) => {
                     tracing::warn!(gpu = gpu.index, "NUMA node unknown: {e}");
@@ -257,7 +257,7 @@ impl GpuSide<'_> {
             };
             let identity = GpuIdentity {
                 index: gpu.index,
-                pci_address: gpu.pci_address.clone(),
+                pci_address: address,
                 serial: gpu.serial.clone().filter(|s| !s.trim().is_empty()),
                 uuid: gpu.uuid.clone(),
                 name: gpu.name.clone(),
@@ -316,7 +316,7 @@ impl GpuSide<'_> {
         let mut workers = Vec::new();
         for g in usable {
             let opened = match &mapping {
-                Ok(m) => match m.iter().find(|(_, addr)| *addr == g.identity.pci_address) {
+                Ok(m) => match m.iter().find(|(_, addr)| g.identity.pci_address == *addr) {
                     Some((ordinal, _)) => Gpu::open(*ordinal).map_err(|e| crate::error::chain(&e)),
                     None => Err("not visible to CUDA (check CUDA_VISIBLE_DEVICES)".into()),
                 },
@@ -401,13 +401,7 @@ impl GpuSide<'_> {
 }
 
 fn cuda_driver_version_ok() -> Result<(), String> {
-    let mut v: std::ffi::c_int = 0;
-    // SAFETY: the driver library is present (checked by the caller); cuDriverGetVersion
-    // exists in every CUDA driver and needs no initialisation.
-    let r = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut v) };
-    if r != cudarc::driver::sys::cudaError_enum::CUDA_SUCCESS {
-        return Err(format!("cuDriverGetVersion failed: {r:?}"));
-    }
+    let v = cuda::driver_version()?;
     if v < MIN_CUDA_DRIVER {
         return Err(format!(
             "the driver supports CUDA {}.{}; kiln's GPU tests need CUDA {}.{} (driver 580 or later)",

@@ -615,7 +615,7 @@ mod tests {
 
     #[test]
     fn counts_and_sizes_fail_with_the_slots_they_concern() {
-        let mut node = crate::inventory::sample::hgx_b200_node("gpu-a01");
+        let mut node = crate::hw::fixture::sample::hgx_b200_node("gpu-a01");
         let dimm = |slot: &str, gib: u64| crate::model::Dimm {
             locator: slot.into(),
             size_bytes: Some(gib << 30),

@@ -139,18 +139,12 @@ fn firmware_min(ctx: &Ctx<'_>, role: Role, members: &[&PciDevice]) -> Option<Str
         .map(|d| {
             let v = match role {
                 Role::Gpu => ctx.gpu_at(&d.address).and_then(|g| g.vbios_version.clone()),
-                Role::Nic | Role::Dpu => ctx
-                    .node
-                    .net
-                    .iter()
-                    .find(|p| p.pci_address.as_deref() == Some(d.address.as_str()))
-                    .and_then(|p| p.firmware.clone()),
-                Role::Nvme => ctx
-                    .node
-                    .disks
-                    .iter()
-                    .find(|b| b.pci_address.as_deref() == Some(d.address.as_str()))
-                    .and_then(|b| b.firmware.clone()),
+                Role::Nic | Role::Dpu => {
+                    ctx.node.net.iter().find(|p| p.pci_address == Some(d.address)).and_then(|p| p.firmware.clone())
+                }
+                Role::Nvme => {
+                    ctx.node.disks.iter().find(|b| b.pci_address == Some(d.address)).and_then(|b| b.firmware.clone())
+                }
                 Role::Nvswitch | Role::PcieSwitch => None,
             }?;
             // Keep only the version word: `28.39.1002 (MT_0000000838)` -> `28.39.1002`.
@@ -208,7 +202,11 @@ mod tests {
 
     #[test]
     fn derives_counts_links_numa_and_nvlink_from_a_b200() {
-        let node = testnode::hgx_b200();
+        let mut node = testnode::hgx_b200();
+        // Idle GPUs downtrain their link speed; the width stays.
+        for i in 0..8 {
+            pci_mut(&mut node, &hgx_gpu_address(i)).link.as_mut().expect("link").current_speed_gts = Some(2.5);
+        }
         let spec = spec_from_node(&node, "golden-b200");
         let roles: Vec<(Role, String, Option<u32>)> =
             spec.devices.iter().map(|g| (g.role, g.ids[0].to_string(), g.count)).collect();
@@ -218,6 +216,8 @@ mod tests {
                 (Role::Gpu, "10de:2901".into(), Some(8)),
                 (Role::Nic, "15b3:1021".into(), Some(8)),
                 (Role::Dpu, "15b3:a2dc".into(), Some(2)),
+                (Role::Nvme, "1344:51c3".into(), None),
+                (Role::Nvme, "144d:a824".into(), None),
             ]
         );
         let gpu = &spec.devices[0];
@@ -225,10 +225,10 @@ mod tests {
         // Speed from capability (the GPUs idle at 2.5 GT/s), width as trained.
         assert_eq!((link.speed_gts, link.width, link.check_speed), (Some(32.0), Some(16), Some(SpeedCheck::Max)));
         assert_eq!(gpu.numa.as_deref(), Some(&[0, 0, 0, 0, 1, 1, 1, 1][..]));
-        assert_eq!(gpu.firmware_min.as_deref(), Some("97.00.0B.00.01"));
+        assert_eq!(gpu.firmware_min.as_deref(), Some("97.00.9C.00.1D"));
         assert_eq!(spec.nvlink.as_ref().map(|n| n.links_per_gpu), Some(18));
         assert!(spec.fabric.is_some());
-        assert_eq!(spec.firmware.as_ref().and_then(|f| f.driver_min.as_deref()), Some("570.124.06"));
+        assert_eq!(spec.firmware.as_ref().and_then(|f| f.driver_min.as_deref()), Some("570.133.20"));
     }
 
     #[test]
@@ -237,7 +237,7 @@ mod tests {
         node.dmi.product_serial = Some("SN123".into());
         let spec = spec_from_node(&node, "golden-b200");
         let text = render(&spec, &node, "captures/b200-01").expect("renders");
-        assert!(text.contains("# hostname: b200-node-01\n# serial: SN123\n"), "{text}");
+        assert!(text.contains("# hostname: hgx-b200-01\n# serial: SN123\n"), "{text}");
         let back = parse_spec(&text, Path::new("golden.toml")).expect("derived spec parses");
         assert_eq!(back, spec);
         let f = validate(&node, &back);

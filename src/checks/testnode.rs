@@ -1,9 +1,11 @@
-//! Nodes built in code for rule tests: a healthy HGX B200, an HGX H100, a
-//! GB200 tray and a plain VM, shaped like what inspection reports, plus
-//! helpers to break them one fault at a time.
+//! Nodes for rule tests: the representative HGX B200, HGX H100 and GB200 tray
+//! (`hw::fixture::sample`, the fixture builder's trees inspected), a plain VM
+//! built here (no fixture tree describes one), and helpers to break a node one
+//! fault at a time.
 
 use std::collections::BTreeMap;
 
+use crate::hw::fixture::sample;
 use crate::model::*;
 
 fn aer_clean() -> AerCounters {
@@ -27,7 +29,7 @@ fn link(cur_speed: f64, max_speed: f64, cur_width: u32, max_width: u32) -> LinkS
 /// A PCI function with the given place in the tree.
 pub fn device(address: &str, vendor: u16, dev: u16, class: u32, upstream: &[&str], numa: Option<u32>) -> PciDevice {
     PciDevice {
-        address: address.to_string(),
+        address: address.parse().expect("test address"),
         class,
         vendor_id: vendor,
         device_id: dev,
@@ -39,7 +41,7 @@ pub fn device(address: &str, vendor: u16, dev: u16, class: u32, upstream: &[&str
         driver: None,
         numa_node: numa,
         link: Some(link(32.0, 32.0, 16, 16)),
-        upstream: upstream.iter().map(|s| s.to_string()).collect(),
+        upstream: upstream.iter().map(|s| s.parse().expect("test address")).collect(),
         aer: Some(aer_clean()),
         slot: None,
     }
@@ -67,7 +69,7 @@ pub fn gpu(index: u32, address: &str, name: &str, links: u32, fabric: bool) -> G
         serial: Some(format!("165232400000{index}")),
         board_part_number: None,
         vbios_version: Some("97.00.0B.00.01".into()),
-        pci_address: address.to_string(),
+        pci_address: Some(address.parse().expect("test address")),
         memory_total_bytes: Some(80 << 30),
         pcie: None,
         nvlinks: if links > 0 { Some(nvlinks(links)) } else { None },
@@ -89,7 +91,7 @@ pub fn gpu(index: u32, address: &str, name: &str, links: u32, fabric: bool) -> G
 
 fn base(hostname: &str, arch: &str, pci: Vec<PciDevice>, gpus: GpuInventory) -> Node {
     let mut pci = pci;
-    pci.sort_by(|a, b| a.address.cmp(&b.address));
+    pci.sort_by_key(|d| d.address);
     Node {
         schema_version: NODE_SCHEMA_VERSION,
         hostname: hostname.to_string(),
@@ -115,127 +117,34 @@ fn base(hostname: &str, arch: &str, pci: Vec<PciDevice>, gpus: GpuInventory) -> 
     }
 }
 
-/// GPU address of slot `i` (0..8) in the HGX trees built below.
+/// GPU address of slot `i` (0..8) of the HGX nodes.
 pub fn hgx_gpu_address(i: usize) -> String {
-    format!("0000:{:02x}:00.0", hgx_bus(i) + 3)
+    sample::gpu_address(i as u8)
 }
 
-/// NIC address of slot `i` in the HGX trees built below.
+/// NIC address of slot `i` of the HGX nodes.
 pub fn hgx_nic_address(i: usize) -> String {
-    format!("0000:{:02x}:00.0", hgx_bus(i) + 4)
+    sample::nic_address(i as u8)
 }
 
 /// Switch downstream port above GPU `i`.
 pub fn hgx_gpu_port(i: usize) -> String {
-    format!("0000:{:02x}:00.0", hgx_bus(i) + 2)
+    sample::gpu_port(i as u8)
 }
 
-fn hgx_bus(i: usize) -> usize {
-    // Four trees per socket, as on HGX boards: buses 0x10.. on socket 0,
-    // 0x90.. on socket 1.
-    if i < 4 {
-        0x10 + 0x10 * i
-    } else {
-        0x90 + 0x10 * (i - 4)
-    }
-}
-
-/// Eight trees: CPU root port, PCIe switch upstream port, two downstream
-/// ports, a GPU below one and a ConnectX-7 below the other. GPUs idle at 2.5 GT/s.
-fn hgx_trees(gpu_id: u16) -> Vec<PciDevice> {
-    let mut pci = Vec::new();
-    for i in 0..8 {
-        let b = hgx_bus(i);
-        let numa = Some(if i < 4 { 0 } else { 1 });
-        let root = format!("0000:{b:02x}:01.0");
-        let up = format!("0000:{:02x}:00.0", b + 1);
-        let gport = hgx_gpu_port(i);
-        let nport = format!("0000:{:02x}:01.0", b + 2);
-        pci.push(device(&root, 0x8086, 0x352a, 0x060400, &[], numa));
-        pci.push(device(&up, 0x1000, 0xc030, 0x060400, &[&root], numa));
-        pci.push(device(&gport, 0x1000, 0xc030, 0x060400, &[&up, &root], numa));
-        pci.push(device(&nport, 0x1000, 0xc030, 0x060400, &[&up, &root], numa));
-        let mut g = device(&hgx_gpu_address(i), 0x10de, gpu_id, 0x030200, &[&gport, &up, &root], numa);
-        // Idle GPUs downtrain their link speed; the width stays.
-        g.link = Some(link(2.5, 32.0, 16, 16));
-        pci.push(g);
-        pci.push(device(&hgx_nic_address(i), 0x15b3, 0x1021, 0x020700, &[&nport, &up, &root], numa));
-    }
-    pci
-}
-
-/// A healthy HGX B200: 8 B200, 8 ConnectX-7, 2 BlueField-3 functions,
-/// 18 NVLinks per GPU, fabric registered.
+/// The healthy HGX B200 every rule test starts from: the representative node.
 pub fn hgx_b200() -> Node {
-    let mut pci = hgx_trees(0x2901);
-    pci.push(device("0000:d0:01.0", 0x8086, 0x352a, 0x060400, &[], Some(1)));
-    pci.push(device("0000:d1:00.0", 0x15b3, 0xa2dc, 0x020000, &["0000:d0:01.0"], Some(1)));
-    pci.push(device("0000:d1:00.1", 0x15b3, 0xa2dc, 0x020000, &["0000:d0:01.0"], Some(1)));
-    let gpus = (0..8).map(|i| gpu(i as u32, &hgx_gpu_address(i), "NVIDIA B200", 18, true)).collect();
-    let inv = GpuInventory::Inspected {
-        driver_version: "570.124.06".into(),
-        nvml_version: None,
-        cuda_driver_version: None,
-        gpus,
-    };
-    base("b200-node-01", "x86_64", pci, inv)
+    sample::representative()
 }
 
-/// A healthy HGX H100 8-GPU: 8 H100 SXM5, 4 NVSwitch functions, 18 NVLinks per GPU.
+/// The healthy HGX H100 8-GPU: 8 H100 SXM5, 4 NVSwitch functions, 18 NVLinks per GPU.
 pub fn hgx_h100() -> Node {
-    let mut pci = hgx_trees(0x2330);
-    pci.push(device("0000:e0:01.0", 0x8086, 0x352a, 0x060400, &[], Some(1)));
-    for f in 0..4 {
-        let mut s = device(&format!("0000:e1:00.{f}"), 0x10de, 0x22a3, 0x068000, &["0000:e0:01.0"], Some(1));
-        s.link = Some(link(8.0, 8.0, 2, 2));
-        pci.push(s);
-    }
-    let gpus = (0..8).map(|i| gpu(i as u32, &hgx_gpu_address(i), "NVIDIA H100 80GB HBM3", 18, false)).collect();
-    let inv = GpuInventory::Inspected {
-        driver_version: "550.90.07".into(),
-        nvml_version: None,
-        cuda_driver_version: None,
-        gpus,
-    };
-    base("h100-node-01", "x86_64", pci, inv)
+    sample::h100_sxm_node()
 }
 
-/// A healthy GB200 compute tray: 4 GPUs each alone in its PCI domain.
+/// The healthy GB200 compute tray: 4 GPUs each alone in its PCI domain.
 pub fn gb200_tray() -> Node {
-    let addrs = ["0008:01:00.0", "0009:01:00.0", "0018:01:00.0", "0019:01:00.0"];
-    let mut pci = Vec::new();
-    let mut gpus = Vec::new();
-    for (i, a) in addrs.iter().enumerate() {
-        let numa = Some(if i < 2 { 0 } else { 1 });
-        let root = format!("{}:00:00.0", &a[..4]);
-        pci.push(device(&root, 0x10de, 0x22b1, 0x060400, &[], numa));
-        let mut d = device(a, 0x10de, 0x2941, 0x030200, &[&root], numa);
-        // C2C, not PCIe: sysfs shows a narrow link that must not be judged.
-        d.link = Some(link(16.0, 16.0, 1, 1));
-        pci.push(d);
-        let mut g = gpu(i as u32, a, "NVIDIA GB200", 18, true);
-        g.platform = Some(PlatformInfo {
-            chassis_serial: Some("1821000000000".into()),
-            slot_number: 7,
-            tray_index: 3,
-            host_id: 1,
-            peer_type: 0,
-            module_id: [2, 1, 4, 3][i],
-        });
-        gpus.push(g);
-    }
-    for (i, a) in ["0000:01:00.0", "0002:01:00.0", "0010:01:00.0", "0012:01:00.0"].iter().enumerate() {
-        pci.push(device(a, 0x15b3, 0x1021, 0x020700, &[], Some(if i < 2 { 0 } else { 1 })));
-    }
-    pci.push(device("0006:01:00.0", 0x15b3, 0xa2dc, 0x020000, &[], Some(0)));
-    pci.push(device("0016:01:00.0", 0x15b3, 0xa2dc, 0x020000, &[], Some(1)));
-    let inv = GpuInventory::Inspected {
-        driver_version: "580.65.06".into(),
-        nvml_version: None,
-        cuda_driver_version: None,
-        gpus,
-    };
-    base("gb200-tray-03", "aarch64", pci, inv)
+    sample::gb200_tray_node()
 }
 
 /// An ordinary cloud VM: a few virtual devices without AER and with odd
@@ -286,7 +195,7 @@ pub fn gpu_mut(node: &mut Node, index: u32) -> &mut Gpu {
 pub fn remove_pci(node: &mut Node, address: &str) {
     node.pci.retain(|d| d.address != address);
     if let GpuInventory::Inspected { gpus, .. } = &mut node.gpus {
-        gpus.retain(|g| g.pci_address != address);
+        gpus.retain(|g| g.pci_address.is_none_or(|a| a != address));
     }
 }
 
@@ -310,13 +219,10 @@ pub fn with(findings: &[crate::checks::Finding], outcome: crate::checks::Outcome
     findings.iter().filter(|f| f.outcome == outcome).collect()
 }
 
-/// The nodes written to `tests/fixtures/nodes/` for the CLI tests.
+/// The nodes written to `tests/fixtures/nodes/` for the CLI tests: the VM, which no fixture
+/// tree describes (the CLI tests write the HGX nodes from `hw::fixture::sample` themselves).
 pub fn fixtures() -> Vec<(&'static str, Node)> {
-    let mut x8 = hgx_b200();
-    pci_mut(&mut x8, &hgx_gpu_address(2)).link.as_mut().expect("link").current_width = Some(8);
-    let mut no_driver = hgx_b200();
-    no_driver.gpus = GpuInventory::NotInspected { reason: "no NVIDIA driver".into() };
-    vec![("hgx-b200-healthy", hgx_b200()), ("hgx-b200-gpu2-x8", x8), ("hgx-b200-no-driver", no_driver), ("vm", vm())]
+    vec![("vm", vm())]
 }
 
 #[cfg(test)]

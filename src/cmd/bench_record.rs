@@ -12,7 +12,7 @@ pub fn run(args: &BenchRecordArgs) -> CmdResult {
     let spec = crate::checks::detect::detect(&specs, &node)?;
     let findings = validate(&node, &spec.spec.platform);
     if let Some(racks) = args.site_racks {
-        return site(args, &node, &findings, racks);
+        return site(args, &node, &findings, &spec.spec.platform.name, racks);
     }
     let mut inv = Inventory::open(&args.db)?;
     let stats = record_inventories(&mut inv, &node, &findings, args.count, args.count)?;
@@ -44,11 +44,12 @@ fn site(
     args: &BenchRecordArgs,
     node: &crate::model::Node,
     findings: &[crate::checks::Finding],
+    platform: &str,
     racks: usize,
 ) -> CmdResult {
     let stats = {
         let mut inv = Inventory::open(&args.db)?;
-        crate::inventory::record_site(&mut inv, node, findings, racks, args.days)?
+        crate::inventory::record_site(&mut inv, node, findings, platform, racks, args.days)?
     };
     let size = |suffix: &str| {
         let mut p = args.db.as_os_str().to_owned();

@@ -10,7 +10,7 @@ use super::recipe_load::load_builtin;
 use crate::bmc::{BmcVersions, FirmwareItem, InventoryRead};
 use crate::checks::testnode;
 use crate::checks::{Outcome, Verdict};
-use crate::model::{NetPort, PortKind};
+use crate::model::{GpuInventory, NetPort};
 
 fn recipe(name: &str) -> Recipe {
     load_builtin().expect("built-in recipes").into_iter().find(|r| r.recipe.name == name).expect("recipe").recipe
@@ -190,24 +190,29 @@ fn an_unreadable_inventory_makes_every_inventory_component_unreadable() {
 #[test]
 fn inband_versions_come_from_the_node_model() {
     let mut node = testnode::hgx_b200();
-    for (i, d) in node.pci.clone().iter().filter(|d| d.device_id == 0x1021).enumerate() {
-        node.net.push(NetPort {
-            name: format!("ibp{i}"),
-            kind: PortKind::Infiniband,
-            address: None,
-            driver: Some("mlx5_core".into()),
-            firmware: Some(if i == 3 { "28.39.1002 (MT_0000000838)" } else { "28.43.1014 (MT_0000000838)" }.into()),
-            pci_address: Some(d.address.clone()),
-            speed_mbps: None,
-            state: None,
-        });
+    // The sample node's ConnectX-7 ports (one per function), one of them a release behind.
+    let cx7: Vec<_> = node.pci.iter().filter(|d| d.device_id == 0x1021).map(|d| d.address).collect();
+    let mut ports: Vec<&mut NetPort> =
+        node.net.iter_mut().filter(|p| p.pci_address.is_some_and(|a| cx7.contains(&a))).collect();
+    ports.sort_by_key(|p| p.pci_address);
+    ports.dedup_by_key(|p| p.pci_address);
+    assert_eq!(ports.len(), 8, "the sample HGX B200 has 8 ConnectX-7 functions with a port each");
+    for (i, port) in ports.into_iter().enumerate() {
+        port.firmware = Some(if i == 3 { "28.39.1002 (MT_0000000838)" } else { "28.43.1014 (MT_0000000838)" }.into());
     }
     node.dmi.bios_version = Some("1.2.0".into());
+    // A driver a release behind, and every GPU's VBIOS one behind but GPU 5's.
+    if let GpuInventory::Inspected { driver_version, gpus, .. } = &mut node.gpus {
+        *driver_version = "570.124.06".into();
+        for g in gpus {
+            g.vbios_version = Some("97.00.0B.00.01".into());
+        }
+    }
     testnode::gpu_mut(&mut node, 5).vbios_version = Some("97.00.A5.00.01".into());
     let r = recipe("hgx-b200");
     let v = BmcVersions { manager_firmware: Ok(Some("25.06.01".into())), ..versions(Vec::new()) };
     let c = judge(&r, Observed { bmc: Ok(&v), node: Ok(&node) });
-    // The test node's other GPUs run 97.00.0B.00.01: older than the pinned 97.00.A5.
+    // The other GPUs' 97.00.0B.00.01 is older than the pinned 97.00.A5.
     let vbios: Vec<Status> = c.of("vbios").map(|e| e.status).collect();
     assert_eq!(vbios.len(), 8);
     assert_eq!(vbios.iter().filter(|s| **s == Status::UpToDate).count(), 1);

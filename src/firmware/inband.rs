@@ -3,7 +3,7 @@
 
 use crate::checks::pci_id::PciId;
 use crate::checks::Component;
-use crate::model::{GpuInventory, Node};
+use crate::model::{GpuInventory, Node, PciAddress};
 
 use super::recipe::InBand;
 
@@ -22,25 +22,26 @@ pub struct Instance {
 
 /// Every instance of `what` on the node, or why none could be read (no NVIDIA driver).
 pub fn instances(node: &Node, what: InBand, pci_ids: &[PciId]) -> Result<Vec<Instance>, String> {
-    let wanted = |address: Option<&str>| -> bool {
+    let wanted = |address: Option<PciAddress>| -> bool {
         if pci_ids.is_empty() {
             return true;
         }
-        let Some(device) = address.and_then(|a| node.pci_device(a)) else { return false };
+        let Some(device) = address.and_then(|a| node.pci_device(&a)) else { return false };
         pci_ids.iter().any(|id| id.matches(device))
     };
-    let bluefield = |address: &str| node.pci_device(address).is_some_and(|d| BLUEFIELD.iter().any(|id| id.matches(d)));
+    let bluefield =
+        |address: &PciAddress| node.pci_device(address).is_some_and(|d| BLUEFIELD.iter().any(|id| id.matches(d)));
     match what {
         InBand::Vbios => match &node.gpus {
             GpuInventory::NotInspected { reason } => Err(format!("GPUs not inspected: {reason}")),
             GpuInventory::Inspected { gpus, .. } => Ok(gpus
                 .iter()
                 .map(|g| Instance {
-                    place: format!("gpu{} {}", g.index, g.pci_address),
+                    place: format!("gpu{} {}", g.index, g.address_label()),
                     reported: g.vbios_version.clone(),
                     part: Component {
                         kind: "gpu".into(),
-                        address: Some(g.pci_address.clone()),
+                        address: g.pci_address.map(|a| a.to_string()),
                         gpu_index: Some(g.index),
                         serial: g.serial.clone(),
                         name: g.name.clone(),
@@ -65,12 +66,12 @@ pub fn instances(node: &Node, what: InBand, pci_ids: &[PciId]) -> Result<Vec<Ins
         InBand::Nic | InBand::Dpu => {
             let mut out: Vec<Instance> = Vec::new();
             for port in &node.net {
-                let Some(address) = port.pci_address.as_deref() else { continue };
-                let is_dpu = bluefield(address);
+                let Some(address) = port.pci_address else { continue };
+                let is_dpu = bluefield(&address);
                 // With pci_ids the recipe says which functions count; without, DPU ports are
                 // told from NIC ports by their PCI ids.
                 let counts = if pci_ids.is_empty() { is_dpu == (what == InBand::Dpu) } else { wanted(Some(address)) };
-                if !counts || out.iter().any(|i| i.part.address.as_deref() == Some(address)) {
+                if !counts || out.iter().any(|i| i.part.address.as_deref().is_some_and(|a| address == a)) {
                     continue;
                 }
                 out.push(Instance {
@@ -80,7 +81,7 @@ pub fn instances(node: &Node, what: InBand, pci_ids: &[PciId]) -> Result<Vec<Ins
                         kind: what.as_str().into(),
                         address: Some(address.to_string()),
                         name: Some(port.name.clone()),
-                        slot: node.pci_device(address).and_then(|d| d.slot.clone()),
+                        slot: node.pci_device(&address).and_then(|d| d.slot.clone()),
                         ..Default::default()
                     },
                 });
@@ -91,7 +92,7 @@ pub fn instances(node: &Node, what: InBand, pci_ids: &[PciId]) -> Result<Vec<Ins
             .disks
             .iter()
             .filter(|d| d.name.starts_with("nvme") || d.pci_address.is_some())
-            .filter(|d| wanted(d.pci_address.as_deref()))
+            .filter(|d| wanted(d.pci_address))
             .map(|d| Instance {
                 place: match &d.pci_address {
                     Some(a) => format!("{} {a}", d.name),
@@ -100,7 +101,7 @@ pub fn instances(node: &Node, what: InBand, pci_ids: &[PciId]) -> Result<Vec<Ins
                 reported: d.firmware.clone(),
                 part: Component {
                     kind: "nvme".into(),
-                    address: d.pci_address.clone(),
+                    address: d.pci_address.map(|a| a.to_string()),
                     serial: d.serial.clone(),
                     name: d.model.clone().or_else(|| Some(d.name.clone())),
                     ..Default::default()

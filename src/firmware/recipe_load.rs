@@ -182,7 +182,7 @@ sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
         let from_dir = load_dir(&dir).expect("checks/firmware parses");
         let a: Vec<_> = from_dir.iter().map(|r| &r.recipe).collect();
         let b: Vec<_> = builtin.iter().map(|r| &r.recipe).collect();
-        assert_eq!(a, b, "src/firmware/builtin.rs must list every file in checks/firmware");
+        assert_eq!(a, b, "build.rs must embed every file in checks/firmware");
     }
 
     #[test]

@@ -256,7 +256,7 @@ fn fabric_domain(members: &[RackMember<'_>]) -> Vec<Finding> {
         for g in m.node.gpus.gpus() {
             let component = Component {
                 kind: "gpu".into(),
-                address: Some(g.pci_address.clone()),
+                address: g.pci_address.map(|a| a.to_string()),
                 gpu_index: Some(g.index),
                 serial: g.serial.clone(),
                 name: Some(format!("{} gpu{}", m.name, g.index)),

@@ -244,8 +244,8 @@ pub fn apply(o: &mut NodeOutcome, result: RecordResult) {
 mod tests {
     use super::*;
     use crate::fleet::FailureKind;
+    use crate::hw::fixture::sample::hgx_b200_node;
     use crate::inventory::now;
-    use crate::inventory::sample::hgx_b200_node;
 
     fn outcome(step: Step, status: NodeStatus) -> NodeOutcome {
         NodeOutcome {

@@ -180,7 +180,7 @@ pub fn decide(inventory: &Inventory, hostname: &str) -> Result<Decision, Invento
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::sample::hgx_b200_node;
+    use crate::hw::fixture::sample::hgx_b200_node;
     use crate::inventory::tests::support::{record, temp_db, validate_findings};
     use crate::lifecycle::RunKind;
 

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use super::parse;
 use super::probe::{is_invalid_argument, Probe};
-use crate::model::{NetPort, PortKind};
+use crate::model::{NetPort, PciAddress, PortKind};
 
 const NET: &str = "sys/class/net";
 const INFINIBAND: &str = "sys/class/infiniband";
@@ -42,7 +42,7 @@ pub fn ethernet_macs(tree: &dyn super::root::SysTree) -> Vec<String> {
         .collect()
 }
 
-fn read_interface(probe: &mut Probe, name: &str, firmware_by_pci: &BTreeMap<String, String>) -> Option<NetPort> {
+fn read_interface(probe: &mut Probe, name: &str, firmware_by_pci: &BTreeMap<PciAddress, String>) -> Option<NetPort> {
     let dir = Path::new(NET).join(name);
     // Virtual interfaces (lo, bridges, bonds, veth) have no `device` link.
     if name == "lo" || !probe.exists(&dir.join("device")) {
@@ -70,7 +70,7 @@ fn read_interface(probe: &mut Probe, name: &str, firmware_by_pci: &BTreeMap<Stri
 
 /// Reads InfiniBand ports, and maps each RDMA device's PCI address to its
 /// firmware version for the Ethernet interfaces of the same function.
-fn read_infiniband(probe: &mut Probe) -> (Vec<NetPort>, BTreeMap<String, String>) {
+fn read_infiniband(probe: &mut Probe) -> (Vec<NetPort>, BTreeMap<PciAddress, String>) {
     let mut ports = Vec::new();
     let mut firmware_by_pci = BTreeMap::new();
     for device in probe.list(Path::new(INFINIBAND), None) {
@@ -81,7 +81,7 @@ fn read_infiniband(probe: &mut Probe) -> (Vec<NetPort>, BTreeMap<String, String>
         let driver = probe.link_name(&dir.join("device/driver"), at);
         let pci_address = probe.resolve(&dir.join("device"), at).and_then(|p| parse::pci_addresses_in_path(&p).pop());
         if let (Some(pci), Some(fw)) = (&pci_address, &firmware) {
-            firmware_by_pci.insert(pci.clone(), fw.clone());
+            firmware_by_pci.insert(*pci, fw.clone());
         }
         for port in probe.list(&dir.join("ports"), at) {
             let port_dir = dir.join("ports").join(&port);
@@ -103,7 +103,7 @@ fn read_infiniband(probe: &mut Probe) -> (Vec<NetPort>, BTreeMap<String, String>
                 address,
                 driver: driver.clone(),
                 firmware: firmware.clone(),
-                pci_address: pci_address.clone(),
+                pci_address,
                 speed_mbps,
                 state,
             });
@@ -198,7 +198,7 @@ mod tests {
         let names: Vec<&str> = ports.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["eno1", "eno2"]);
         assert!(ports.iter().all(|p| p.speed_mbps.is_none() && p.state.as_deref() == Some("down")));
-        assert_eq!(ports[0].pci_address.as_deref(), Some("0000:01:00.0"));
+        assert!(ports[0].pci_address.is_some_and(|a| a == "0000:01:00.0"));
         assert_eq!(ports[0].driver.as_deref(), Some("i40e"));
         assert_eq!(ports[0].firmware, None, "no RDMA device, no firmware");
     }

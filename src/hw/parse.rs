@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
+use crate::model::PciAddress;
+
 /// A sysfs or procfs value that does not have the expected shape.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ParseError {
@@ -186,28 +188,10 @@ pub fn meminfo_kib(text: &str, field: &str) -> Result<u64, ParseError> {
     Err(ParseError::MissingField { field: field.to_string() })
 }
 
-/// Whether a name is a PCI address in sysfs form (`0000:1b:00.0`; domains
-/// can be wider than four digits behind Intel VMD).
-pub fn is_pci_address(name: &str) -> bool {
-    let Some((rest, function)) = name.rsplit_once('.') else { return false };
-    let mut parts = rest.split(':');
-    let (Some(domain), Some(bus), Some(device), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return false;
-    };
-    let hex = |s: &str, min: usize, max: usize| {
-        s.len() >= min && s.len() <= max && s.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-    };
-    hex(domain, 4, 8)
-        && hex(bus, 2, 2)
-        && hex(device, 2, 2)
-        && function.len() == 1
-        && function.chars().all(|c| ('0'..='7').contains(&c))
-}
-
 /// The PCI addresses among a resolved sysfs path's components, in path order
-/// (root port first).
-pub fn pci_addresses_in_path(path: &std::path::Path) -> Vec<String> {
-    path.components().filter_map(|c| c.as_os_str().to_str()).filter(|s| is_pci_address(s)).map(str::to_string).collect()
+/// (root port first); `pci0000:15` and other names that are no address are passed over.
+pub fn pci_addresses_in_path(path: &std::path::Path) -> Vec<PciAddress> {
+    path.components().filter_map(|c| c.as_os_str().to_str()).filter_map(|s| PciAddress::parse(s).ok()).collect()
 }
 
 #[cfg(test)]
@@ -297,16 +281,11 @@ mod tests {
     }
 
     #[test]
-    fn pci_addresses() {
-        assert!(is_pci_address("0000:1b:00.0"));
-        assert!(is_pci_address("10000:e0:06.0"));
-        assert!(!is_pci_address("0000:1B:00.0"));
-        assert!(!is_pci_address("pci0000:00"));
-        assert!(!is_pci_address("0000:1b:00"));
-        assert!(!is_pci_address("0000:1b:00.0.1"));
-        assert!(!is_pci_address("virtio1"));
-        assert!(!is_pci_address("0000:1b:00.8"));
-        let path = std::path::Path::new("sys/devices/pci0000:15/0000:15:01.0/0000:16:00.0/0000:17:02.0/nvme/nvme0");
-        assert_eq!(pci_addresses_in_path(path), vec!["0000:15:01.0", "0000:16:00.0", "0000:17:02.0"]);
+    fn pci_addresses_in_a_resolved_path() {
+        let path = std::path::Path::new(
+            "sys/devices/pci0000:15/0000:15:01.0/0000:16:00.0/0000:17:02.0/virtio1/nvme/nvme0/0000:1b:00",
+        );
+        let found: Vec<String> = pci_addresses_in_path(path).iter().map(ToString::to_string).collect();
+        assert_eq!(found, ["0000:15:01.0", "0000:16:00.0", "0000:17:02.0"]);
     }
 }

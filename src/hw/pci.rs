@@ -13,7 +13,7 @@ use pci_ids::FromId;
 
 use super::parse;
 use super::probe::Probe;
-use crate::model::{AerCounters, LinkState, PciDevice};
+use crate::model::{AerCounters, LinkState, PciAddress, PciDevice};
 
 const DEVICES: &str = "sys/bus/pci/devices";
 const SLOTS: &str = "sys/bus/pci/slots";
@@ -24,22 +24,29 @@ const SLOTS: &str = "sys/bus/pci/slots";
 pub fn read_pci_devices(probe: &mut Probe) -> Vec<PciDevice> {
     let slots = read_slots(probe);
     let mut devices = Vec::new();
-    for address in probe.list(Path::new(DEVICES), None) {
-        if !parse::is_pci_address(&address) {
-            probe.problem(&Path::new(DEVICES).join(&address), None, "not a pci address");
+    for name in probe.list(Path::new(DEVICES), None) {
+        let Ok(address) = PciAddress::parse(&name) else {
+            probe.problem(&Path::new(DEVICES).join(&name), None, "not a pci address");
             continue;
-        }
-        if let Some(device) = read_device(probe, &address, &slots) {
+        };
+        if let Some(device) = read_device(probe, &name, address, &slots) {
             devices.push(device);
         }
     }
-    devices.sort_by(|a, b| a.address.cmp(&b.address));
+    devices.sort_by_key(|d| d.address);
     devices
 }
 
-fn read_device(probe: &mut Probe, address: &str, slots: &BTreeMap<String, String>) -> Option<PciDevice> {
-    let dir = Path::new(DEVICES).join(address);
-    let at = Some(address);
+/// One function; `name` is its directory under `sys/bus/pci/devices` (and the component its
+/// problems are recorded against), `address` the same name parsed.
+fn read_device(
+    probe: &mut Probe,
+    name: &str,
+    address: PciAddress,
+    slots: &BTreeMap<String, String>,
+) -> Option<PciDevice> {
+    let dir = Path::new(DEVICES).join(name);
+    let at = Some(name);
     let class = probe.parsed(&dir.join("class"), at, parse::hex_u32);
     let vendor_id = probe.parsed(&dir.join("vendor"), at, parse::hex_u16);
     let device_id = probe.parsed(&dir.join("device"), at, parse::hex_u16);
@@ -51,13 +58,13 @@ fn read_device(probe: &mut Probe, address: &str, slots: &BTreeMap<String, String
     let subsystem_device_id = probe.parsed(&dir.join("subsystem_device"), at, parse::hex_u16);
     let driver = probe.link_name(&dir.join("driver"), at);
     let numa_node = probe.parsed(&dir.join("numa_node"), at, parse::numa_node).flatten();
-    let link = read_link_state(probe, &dir, address);
-    let upstream = read_upstream(probe, &dir, address);
-    let aer = read_aer(probe, &dir, address);
-    let slot = slots.get(address.rsplit_once('.').map(|(s, _)| s).unwrap_or(address)).cloned();
+    let link = read_link_state(probe, &dir, name);
+    let upstream = read_upstream(probe, &dir, name, address);
+    let aer = read_aer(probe, &dir, name);
+    let slot = slots.get(&address.slot_address()).cloned();
     let (vendor_name, device_name, class_name) = names(class, vendor_id, device_id);
     Some(PciDevice {
-        address: address.to_string(),
+        address,
         class,
         vendor_id,
         device_id,
@@ -108,19 +115,15 @@ fn read_link_state(probe: &mut Probe, dir: &Path, address: &str) -> Option<LinkS
 }
 
 /// The PCI addresses above a device, nearest first, from its resolved sysfs path.
-fn read_upstream(probe: &mut Probe, dir: &Path, address: &str) -> Vec<String> {
-    let Some(resolved) = probe.resolve(dir, Some(address)) else {
+fn read_upstream(probe: &mut Probe, dir: &Path, name: &str, address: PciAddress) -> Vec<PciAddress> {
+    let Some(resolved) = probe.resolve(dir, Some(name)) else {
         return Vec::new();
     };
     let mut chain = parse::pci_addresses_in_path(&resolved);
-    if chain.last().map(String::as_str) == Some(address) {
+    if chain.last() == Some(&address) {
         chain.pop();
     } else {
-        probe.problem(
-            dir,
-            Some(address),
-            format!("resolves to {} which does not end in the device", resolved.display()),
-        );
+        probe.problem(dir, Some(name), format!("resolves to {} which does not end in the device", resolved.display()));
     }
     chain.reverse();
     chain
@@ -230,7 +233,10 @@ mod tests {
         assert_eq!(problems, vec![]);
         assert_eq!(devices.len(), 1, "only functions listed in sys/bus/pci/devices");
         let d = &devices[0];
-        assert_eq!((d.address.as_str(), d.class, d.vendor_id, d.device_id), ("0000:01:00.0", 0x030200, 0x10de, 0x2330));
+        assert_eq!(
+            (d.address.to_string().as_str(), d.class, d.vendor_id, d.device_id),
+            ("0000:01:00.0", 0x030200, 0x10de, 0x2330)
+        );
         assert_eq!((d.subsystem_vendor_id, d.subsystem_device_id), (Some(0x10de), Some(0x16c1)));
         assert_eq!(d.driver.as_deref(), Some("nvidia"));
         assert_eq!(d.numa_node, Some(1));
@@ -259,7 +265,7 @@ mod tests {
             .file(format!("{a}/aer_dev_nonfatal"), "DLP\n")
             .attr(format!("{b}/vendor"), "0xNVDA");
         let (devices, problems) = read(&tree);
-        let addresses: Vec<&str> = devices.iter().map(|d| d.address.as_str()).collect();
+        let addresses: Vec<String> = devices.iter().map(|d| d.address.to_string()).collect();
         assert_eq!(addresses, ["0000:01:00.0"], "the device without a vendor is left out");
         let a = devices.iter().find(|d| d.address == "0000:01:00.0").expect("a");
         assert_eq!(a.numa_node, None);

@@ -11,11 +11,8 @@ use std::path::{Component, Path, PathBuf};
 pub trait SysTree: Send + Sync {
     /// Reads a whole file as text.
     fn read(&self, rel: &Path) -> io::Result<String>;
-    /// Reads a whole file as bytes (SMBIOS tables under `sys/firmware/dmi/entries`). A tree
-    /// that holds text only reads it as text.
-    fn read_bytes(&self, rel: &Path) -> io::Result<Vec<u8>> {
-        self.read(rel).map(String::into_bytes)
-    }
+    /// Reads a whole file as bytes (SMBIOS tables under `sys/firmware/dmi/entries`).
+    fn read_bytes(&self, rel: &Path) -> io::Result<Vec<u8>>;
     /// Lists the names in a directory, sorted.
     fn list(&self, rel: &Path) -> io::Result<Vec<String>>;
     /// Reads a symlink's target as stored (relative targets stay relative).

@@ -115,6 +115,7 @@ pub fn record_site(
     inventory: &mut Inventory,
     template: &Node,
     findings: &[Finding],
+    platform: &str,
     racks: usize,
     days: usize,
 ) -> Result<SiteStats, InventoryError> {
@@ -149,7 +150,7 @@ pub fn record_site(
             let run = RunRecord {
                 name: Some(name),
                 rack: Some(rack),
-                platform: Some("gb200-nvl72"),
+                platform: Some(platform),
                 findings,
                 verdict: Some(verdict),
                 started_at: at,

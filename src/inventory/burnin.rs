@@ -71,7 +71,7 @@ pub fn record_burnin(tx: &Connection, run_id: i64, report: &BurninReport) -> rus
             run_id,
             r.test.as_str(),
             g.map(|g| g.index),
-            g.map(|g| g.pci_address.as_str()),
+            g.map(|g| g.pci_address.to_string()),
             g.and_then(|g| g.serial.as_deref()),
             g.and_then(|g| g.uuid.as_deref()),
             status,
@@ -192,7 +192,7 @@ mod tests {
     fn gpu() -> GpuIdentity {
         GpuIdentity {
             index: 0,
-            pci_address: "0000:1b:00.0".into(),
+            pci_address: "0000:1b:00.0".parse().expect("address"),
             serial: Some("1650123456789".into()),
             uuid: Some("GPU-1234".into()),
             name: Some("NVIDIA H100 80GB HBM3".into()),

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::model::{Node, PciDevice};
+use crate::model::{Node, PciAddress, PciDevice};
 
 /// One part of a node as recorded with a run.
 ///
@@ -148,16 +148,6 @@ fn pci_kind(dev: &PciDevice) -> &'static str {
     }
 }
 
-/// NVML may write a PCI address with an 8-digit domain and upper case
-/// (`00000000:1B:00.0`); sysfs writes `0000:1b:00.0`. Compare in sysfs form.
-fn sysfs_address(address: &str) -> String {
-    let lower = address.to_ascii_lowercase();
-    match lower.split_once(':') {
-        Some((domain, rest)) if domain.len() == 8 && domain.starts_with("0000") => format!("{}:{rest}", &domain[4..]),
-        _ => lower,
-    }
-}
-
 fn pci_id(dev: &PciDevice) -> String {
     format!("{:04x}:{:04x}", dev.vendor_id, dev.device_id)
 }
@@ -166,7 +156,7 @@ fn pci_id(dev: &PciDevice) -> String {
 fn from_pci(kind: &str, dev: &PciDevice) -> ComponentRecord {
     let mut c = ComponentRecord::new(kind);
     c.slot = dev.slot.clone();
-    c.address = Some(dev.address.clone());
+    c.address = Some(dev.address.to_string());
     c.vendor = Some(dev.vendor_name.clone().unwrap_or_else(|| format!("{:04x}", dev.vendor_id)));
     c.model = Some(dev.device_name.clone().unwrap_or_else(|| pci_id(dev)));
     c.extra("pci_id", pci_id(dev)).extra("class", format!("0x{:06x}", dev.class)).extra("driver", dev.driver.clone())
@@ -202,13 +192,12 @@ pub fn components_of(node: &Node) -> Vec<ComponentRecord> {
                 .extra("bank", d.bank_locator.clone()),
         );
     }
-    let mut covered: BTreeSet<String> = BTreeSet::new();
+    let mut covered: BTreeSet<PciAddress> = BTreeSet::new();
     for gpu in node.gpus.gpus() {
-        let address = sysfs_address(&gpu.pci_address);
-        let pci = node.pci.iter().find(|d| sysfs_address(&d.address) == address);
+        let pci = gpu.pci_address.and_then(|a| node.pci_device(&a));
         let mut c = match pci {
             Some(dev) => from_pci("gpu", dev),
-            None => ComponentRecord { address: Some(address.clone()), ..ComponentRecord::new("gpu") },
+            None => ComponentRecord { address: gpu.pci_address.map(|a| a.to_string()), ..ComponentRecord::new("gpu") },
         };
         c.vendor = c.vendor.or_else(|| Some("NVIDIA".to_string()));
         c.model = gpu.name.clone().or(c.model);
@@ -222,23 +211,23 @@ pub fn components_of(node: &Node) -> Vec<ComponentRecord> {
         if let Some(p) = &gpu.platform {
             c = c.extra("module_id", p.module_id).extra("tray_index", p.tray_index).extra("slot_number", p.slot_number);
         }
-        covered.insert(address);
+        covered.extend(gpu.pci_address);
         out.push(c);
     }
     let unseen_gpus: Vec<&PciDevice> =
-        node.pci.iter().filter(|d| pci_kind(d) == "gpu" && !covered.contains(&sysfs_address(&d.address))).collect();
+        node.pci.iter().filter(|d| pci_kind(d) == "gpu" && !covered.contains(&d.address)).collect();
     for dev in unseen_gpus {
-        covered.insert(sysfs_address(&dev.address));
+        covered.insert(dev.address);
         out.push(from_pci("gpu", dev).extra("seen_by_nvml", false));
     }
     out.extend(network_components(node, &mut covered));
     let disks = disk_components(node, &mut covered);
     for dev in node.pci.iter().filter(|d| pci_kind(d) == "nvswitch") {
-        covered.insert(sysfs_address(&dev.address));
+        covered.insert(dev.address);
         out.push(from_pci("nvswitch", dev));
     }
     out.extend(disks);
-    for dev in node.pci.iter().filter(|d| !d.is_bridge() && !covered.contains(&sysfs_address(&d.address))) {
+    for dev in node.pci.iter().filter(|d| !d.is_bridge() && !covered.contains(&d.address)) {
         out.push(from_pci(pci_kind(dev), dev));
     }
     out
@@ -285,11 +274,11 @@ fn cpu_component(node: &Node) -> ComponentRecord {
 
 /// One record per PCI function that has network ports; the first port (by
 /// name) gives the serial (its MAC or GUID) and the firmware.
-fn network_components(node: &Node, covered: &mut BTreeSet<String>) -> Vec<ComponentRecord> {
-    let mut by_function: BTreeMap<String, Vec<&crate::model::NetPort>> = BTreeMap::new();
+fn network_components(node: &Node, covered: &mut BTreeSet<PciAddress>) -> Vec<ComponentRecord> {
+    let mut by_function: BTreeMap<PciAddress, Vec<&crate::model::NetPort>> = BTreeMap::new();
     for port in &node.net {
-        if let Some(address) = &port.pci_address {
-            by_function.entry(sysfs_address(address)).or_default().push(port);
+        if let Some(address) = port.pci_address {
+            by_function.entry(address).or_default().push(port);
         }
     }
     let mut out = Vec::new();
@@ -298,11 +287,11 @@ fn network_components(node: &Node, covered: &mut BTreeSet<String>) -> Vec<Compon
             continue;
         }
         ports.sort_by(|a, b| a.name.cmp(&b.name));
-        let pci = node.pci.iter().find(|d| sysfs_address(&d.address) == address);
+        let pci = node.pci_device(&address);
         let mut c = match pci {
             Some(dev) if pci_kind(dev) == "dpu" => from_pci("dpu", dev),
             Some(dev) => from_pci("nic", dev),
-            None => ComponentRecord { address: Some(address.clone()), ..ComponentRecord::new("nic") },
+            None => ComponentRecord { address: Some(address.to_string()), ..ComponentRecord::new("nic") },
         };
         c.serial = ports.iter().find_map(|p| p.address.clone());
         c.firmware = ports.iter().find_map(|p| p.firmware.clone());
@@ -325,16 +314,16 @@ fn network_components(node: &Node, covered: &mut BTreeSet<String>) -> Vec<Compon
     out
 }
 
-fn disk_components(node: &Node, covered: &mut BTreeSet<String>) -> Vec<ComponentRecord> {
+fn disk_components(node: &Node, covered: &mut BTreeSet<PciAddress>) -> Vec<ComponentRecord> {
     let mut out = Vec::new();
     for disk in &node.disks {
         let kind = if disk.name.starts_with("nvme") { "nvme" } else { "disk" };
-        let pci_address = disk.pci_address.as_deref().map(sysfs_address);
-        let pci = pci_address.as_ref().and_then(|a| node.pci.iter().find(|d| sysfs_address(&d.address) == *a));
+        let pci_address = disk.pci_address;
+        let pci = pci_address.and_then(|a| node.pci_device(&a));
         let mut c = ComponentRecord::new(kind);
         c.slot = pci.and_then(|d| d.slot.clone());
         // A disk not on PCI (SATA, SAS) is placed by its kernel name.
-        c.address = pci_address.clone().or_else(|| Some(disk.name.clone()));
+        c.address = Some(pci_address.map_or_else(|| disk.name.clone(), |a| a.to_string()));
         c.vendor = pci.and_then(|d| d.vendor_name.clone());
         c.model = disk.model.clone();
         c.serial = disk.serial.clone();
@@ -349,16 +338,4 @@ fn disk_components(node: &Node, covered: &mut BTreeSet<String>) -> Vec<Component
         out.push(c);
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nvml_addresses_compare_in_sysfs_form() {
-        assert_eq!(sysfs_address("00000000:1B:00.0"), "0000:1b:00.0");
-        assert_eq!(sysfs_address("0000:1b:00.0"), "0000:1b:00.0");
-        assert_eq!(sysfs_address("00010000:01:00.0"), "00010000:01:00.0");
-    }
 }

@@ -19,7 +19,6 @@ mod note;
 mod query;
 mod rack;
 mod record;
-pub mod sample;
 mod timestamp;
 
 #[cfg(test)]

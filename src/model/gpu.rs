@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ReadProblem;
+use super::{PciAddress, ReadProblem};
 
 /// What the GPU surface found. "No driver" is not an error: it is a state a
 /// CPU-only node or a node before driver install is legitimately in.
@@ -54,9 +54,10 @@ pub struct Gpu {
     pub board_part_number: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vbios_version: Option<String>,
-    /// PCI address in sysfs form, lowercase, 4-digit domain: `0000:1b:00.0`.
-    /// Empty when NVML could not give one (a problem in `problems` says why).
-    pub pci_address: String,
+    /// PCI address, written in sysfs form (`0000:1b:00.0`). `None` (written as an empty
+    /// string) when NVML could not give one; a problem in `problems` says why.
+    #[serde(with = "super::empty_when_none")]
+    pub pci_address: Option<PciAddress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_total_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -80,6 +81,13 @@ pub struct Gpu {
     /// Queries that failed for this GPU (other than "not supported").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<ReadProblem>,
+}
+
+impl Gpu {
+    /// The PCI address for messages: `0000:1b:00.0`, or `unknown address` when NVML gave none.
+    pub fn address_label(&self) -> String {
+        self.pci_address.map_or_else(|| "unknown address".to_string(), |a| a.to_string())
+    }
 }
 
 /// PCIe link as NVML reports it (generation, not GT/s).
@@ -106,7 +114,7 @@ pub struct NvLink {
     pub version: Option<u32>,
     /// PCI address of the far end (an NVSwitch or a peer GPU).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remote_pci_address: Option<String>,
+    pub remote_pci_address: Option<PciAddress>,
     /// Link speed in megabytes per second, as NVML gives it (53125 on NVLink 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speed_mbps: Option<u64>,

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::PciAddress;
+
 /// Identity from DMI (`/sys/class/dmi/id`). Every field is optional: VMs and
 /// some boards leave them empty or unreadable to non-root users.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -108,7 +110,7 @@ pub struct BlockDevice {
     pub rotational: bool,
     /// PCI address of the controller, when the device sits on PCI (NVMe).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pci_address: Option<String>,
+    pub pci_address: Option<PciAddress>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,7 +135,7 @@ pub struct NetPort {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firmware: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pci_address: Option<String>,
+    pub pci_address: Option<PciAddress>,
     /// Link speed in Mb/s when the link is up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speed_mbps: Option<u64>,

@@ -8,6 +8,7 @@ mod host;
 mod identity;
 mod node;
 mod pci;
+mod pci_address;
 mod problem;
 mod telemetry;
 
@@ -16,5 +17,6 @@ pub use host::*;
 pub use identity::*;
 pub use node::*;
 pub use pci::*;
+pub use pci_address::{empty_when_none, PciAddress, PciAddressError};
 pub use problem::*;
 pub use telemetry::*;

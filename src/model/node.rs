@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{BlockDevice, Cpus, Dmi, GpuInventory, Memory, NetPort, PciDevice, ReadProblem};
+use super::{BlockDevice, Cpus, Dmi, GpuInventory, Memory, NetPort, PciAddress, PciDevice, ReadProblem};
 
 /// Version of the `Node` JSON. Bumped on any change a consumer could notice;
 /// documented in `docs/json-schema.md`.
@@ -36,8 +36,8 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn pci_device(&self, address: &str) -> Option<&PciDevice> {
-        self.pci.iter().find(|d| d.address == address)
+    pub fn pci_device(&self, address: &PciAddress) -> Option<&PciDevice> {
+        self.pci.iter().find(|d| d.address == *address)
     }
 
     /// The nearest upstream port of a device, when it has one.

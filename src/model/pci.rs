@@ -4,11 +4,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::PciAddress;
+
 /// One PCI function.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PciDevice {
-    /// Full address, `0000:1b:00.0`.
-    pub address: String,
+    /// Full address, written `0000:1b:00.0`.
+    pub address: PciAddress,
     /// Class code as 24 bits, `0x030200` for a 3D controller.
     pub class: u32,
     pub vendor_id: u16,
@@ -35,7 +37,7 @@ pub struct PciDevice {
     /// Addresses of the bridges above this device, nearest first, ending at
     /// the root port. Empty for a device directly on a root bus.
     #[serde(default)]
-    pub upstream: Vec<String>,
+    pub upstream: Vec<PciAddress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aer: Option<AerCounters>,
     /// Physical slot name from `/sys/bus/pci/slots/*/address`, when the

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::credentials::{BmcTls, Credentials, PasswordSource};
+use super::credentials::{BmcTls, Credentials};
 use super::location::{field_at, line_of};
+use crate::secret::PasswordSource;
 
 /// A parsed, checked rack manifest. Relative paths in it are already resolved
 /// against the manifest's directory.

@@ -3,8 +3,7 @@
 mod credentials;
 mod location;
 mod manifest;
-mod secret;
 
-pub use credentials::{BmcTls, CredentialError, Credentials, PasswordSource};
+pub use crate::secret::PasswordSource;
+pub use credentials::{BmcTls, CredentialError, Credentials};
 pub use manifest::{ManifestError, Rack, RackManifest, RackNode};
-pub use secret::Secret;

@@ -194,7 +194,7 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[1].starts_with("verdict FAIL  (") && lines[1].contains(" 1 fail,"), "{}", lines[1]);
         assert!(lines[3].starts_with("fail     pcie.width"), "{}", lines[3]);
-        assert!(lines[4].trim_start().starts_with("serial 1652324000002"), "{}", lines[4]);
+        assert!(lines[4].trim_start().starts_with("serial 1652424000018"), "{}", lines[4]);
         assert!(lines[5].trim_start().starts_with("-> GPU at "), "{}", lines[5]);
         assert!(!text.contains('\x1b'), "no colour when not asked");
     }
@@ -206,7 +206,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&text).expect("valid json");
         assert_eq!(v["schema_version"], 1);
         assert_eq!(v["kind"], "kiln.validate");
-        assert_eq!(v["node"], "b200-node-01");
+        assert_eq!(v["node"], "hgx-b200-01");
         assert_eq!(v["platform"], "hgx-b200");
         assert_eq!(v["platform_selection"], "detected");
         assert_eq!(v["verdict"], "fail");

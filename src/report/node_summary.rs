@@ -103,7 +103,7 @@ fn gpus(out: &mut String, node: &Node) {
                     out,
                     "  {:<4}{:<14}{:<26}{:<16}{:<10}{:<9}{:<12}{:<8}",
                     g.index,
-                    g.pci_address,
+                    or_dash(g.pci_address.map(|a| a.to_string()).as_deref()),
                     or_dash(g.name.as_deref()),
                     or_dash(g.serial.as_deref()),
                     pcie,
@@ -131,7 +131,7 @@ fn nics(out: &mut String, node: &Node) {
             p.name,
             kind,
             or_dash(p.address.as_deref()),
-            or_dash(p.pci_address.as_deref()),
+            or_dash(p.pci_address.map(|a| a.to_string()).as_deref()),
             speed,
             or_dash(p.state.as_deref()),
             or_dash(p.firmware.as_deref())
@@ -150,7 +150,7 @@ fn disks(out: &mut String, node: &Node) {
             or_dash(d.model.as_deref()),
             or_dash(d.serial.as_deref()),
             or_dash(d.firmware.as_deref()),
-            or_dash(d.pci_address.as_deref())
+            or_dash(d.pci_address.map(|a| a.to_string()).as_deref())
         );
     }
 }
@@ -177,7 +177,7 @@ fn links(out: &mut String, node: &Node) {
             .unwrap_or_else(|| "no link".into());
         let name = d.device_name.as_deref().unwrap_or("unknown device");
         let numa = d.numa_node.map_or("-".into(), |n| n.to_string());
-        let root = d.upstream.last().map_or("-", String::as_str);
+        let root = d.upstream.last().map_or_else(|| "-".to_string(), ToString::to_string);
         let _ = writeln!(
             out,
             "  {:<14}{:04x}:{:04x} {:<34}{:<36}numa {:<3}{} hop(s) to {}",

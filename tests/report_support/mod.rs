@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use kiln::checks::{Component, Finding, Outcome, Severity, Verdict};
-use kiln::inventory::sample::{gpu_address, gpu_serial, hgx_b200_node, nic_address};
+use kiln::hw::fixture::sample::{gpu_address, gpu_serial, hgx_b200_node, nic_address};
 use kiln::inventory::{Inventory, NodeRow, RunId, RunRecord};
 use kiln::lifecycle::{LifecycleState, RunKind};
 use kiln::model::GpuInventory;

@@ -58,7 +58,7 @@ fn node(kiln: &Path, root: &Path) -> Result<()> {
 
     // 1. Inspecting this machine against lspci -vvv over the same devices.
     if sh::have("lspci") {
-        let k = median_time(RUNS, || quiet(Command::new(&kiln).args(["inspect", "--json"])))?;
+        let k = median_time(RUNS, || quiet(Command::new(kiln).args(["inspect", "--json"])))?;
         let l = median_time(RUNS, || quiet(Command::new("lspci").arg("-vvv")))?;
         section.push_str(&format!(
             "| inspect this machine (`kiln inspect --json` vs `lspci -vvv`) | {} | {} | {:.2} |\n",
@@ -70,11 +70,12 @@ fn node(kiln: &Path, root: &Path) -> Result<()> {
         section.push_str("| inspect this machine | SKIPPED: lspci not installed | | |\n");
     }
 
-    // 2. Validating the 8-GPU fixture.
-    let fixture = root.join("tests/fixtures/hgx-b200");
+    // 2. Validating the 8-GPU fixture, written fresh by kiln's builder.
+    xtask::fixtures::write(root, &root.join("target/bench/fixtures"), &["hgx-b200"])?;
+    let fixture = root.join("target/bench/fixtures/hgx-b200");
     let fixture_arg = fixture.to_string_lossy().into_owned();
     let v = median_time(RUNS, || {
-        quiet(Command::new(&kiln).args(["validate", "--json", "--platform", "hgx-b200", "--root", &fixture_arg]))
+        quiet(Command::new(kiln).args(["validate", "--json", "--platform", "hgx-b200", "--root", &fixture_arg]))
     })?;
     section.push_str(&format!("| validate the hgx-b200 fixture (8 GPUs) | {} | | |\n", ms(v)));
 
@@ -88,7 +89,7 @@ fn node(kiln: &Path, root: &Path) -> Result<()> {
     let db_arg = db.to_string_lossy().into_owned();
     let start = Instant::now();
     let ok =
-        quiet(Command::new(&kiln).args(["bench-record", "--root", &fixture_arg, "--count", "1000", "--db", &db_arg]))?;
+        quiet(Command::new(kiln).args(["bench-record", "--root", &fixture_arg, "--count", "1000", "--db", &db_arg]))?;
     let took = start.elapsed();
     if !ok {
         bail!("kiln bench-record failed");

@@ -24,7 +24,7 @@ fn record(kiln: &Path, root: &Path, db: &Path, racks: usize, days: usize) -> Res
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
-    let fixture = root.join("tests/fixtures/gb200-nvl72-tray");
+    let fixture = root.join("target/bench/fixtures/gb200-nvl72-tray");
     let out = Command::new(kiln)
         .args(["bench-record", "--root"])
         .arg(&fixture)
@@ -47,6 +47,8 @@ pub fn run(kiln: &Path, root: &Path, release: bool) -> Result<()> {
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir).context("could not create target/bench")?;
     let db = dir.join("site.db");
+    // The tray template, written fresh by kiln's fixture builder.
+    xtask::fixtures::write(root, &root.join("target/bench/fixtures"), &["gb200-nvl72-tray"])?;
     let full = record(kiln, root, &db, RACKS, 1)?;
     let month = record(kiln, root, &db, HISTORY_RACKS, HISTORY_DAYS)?;
     let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);

@@ -2,5 +2,7 @@
 
 pub mod bench_fleet;
 pub mod bringup_rack;
+pub mod fixtures;
 pub mod lab;
+pub mod tidy;
 pub mod vm;

@@ -26,6 +26,11 @@ commands:
                      install what the tests need (apt, pip) and run every test
   bench [--no-install] [--fleet-nodes N] [--only=node|image|fleet]
                      run the benchmarks, write docs/benchmarks.md
+  tidy               check the architecture's boundaries in the source tree
+                     (also a test of `cargo xtask test`)
+  fixtures [DIR] [NAME...]
+                     write the hand-built fixture trees (all, or the names
+                     given) for kiln --root; DIR defaults to target/fixtures
   lab up [--nodes N] [--fixtures A,B,..] [--no-bmc] [--no-trust] | down | status
                      an emulated rack on this machine (network namespaces,
                      sshd, Redfish emulators); writes inventory/racks/lab.toml
@@ -68,6 +73,8 @@ fn main() -> ExitCode {
         "test" => test::run(rest),
         "bench" => bench::run(rest),
         "lab" => xtask::lab::cli(rest).map(|()| 0),
+        "fixtures" => xtask::fixtures::cli(&sh::root(), rest),
+        "tidy" => xtask::tidy::cli(&sh::root()),
         "bench-fleet" => bench::fleet_only(rest),
         "vm" => vm(rest),
         "help" | "--help" | "-h" => {

@@ -5,29 +5,29 @@ use std::collections::BTreeMap;
 
 use crate::checks::finding::{Component, Finding, Outcome, Severity};
 use crate::checks::platform::DeviceGroup;
-use crate::model::{Gpu, GpuInventory, Node, PciDevice, ReadProblem};
+use crate::model::{Gpu, GpuInventory, Node, PciAddress, PciDevice, ReadProblem};
 
 /// The node being judged, with lookups the rules share.
 pub struct Ctx<'a> {
     pub node: &'a Node,
-    gpus_by_address: BTreeMap<String, &'a Gpu>,
+    gpus_by_address: BTreeMap<PciAddress, &'a Gpu>,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(node: &'a Node) -> Self {
-        let gpus_by_address = node.gpus.gpus().iter().map(|g| (normalize_address(&g.pci_address), g)).collect();
+        let gpus_by_address = node.gpus.gpus().iter().filter_map(|g| Some((g.pci_address?, g))).collect();
         Ctx { node, gpus_by_address }
     }
 
     /// The NVML view of the GPU at a PCI address, when NVML listed it.
-    pub fn gpu_at(&self, address: &str) -> Option<&'a Gpu> {
-        self.gpus_by_address.get(&normalize_address(address)).copied()
+    pub fn gpu_at(&self, address: &PciAddress) -> Option<&'a Gpu> {
+        self.gpus_by_address.get(address).copied()
     }
 
     /// The functions of a group, in PCI address order.
     pub fn members(&self, group: &DeviceGroup) -> Vec<&'a PciDevice> {
         let mut v: Vec<&PciDevice> = self.node.pci.iter().filter(|d| group.matches(d)).collect();
-        v.sort_by(|a, b| a.address.cmp(&b.address));
+        v.sort_by_key(|d| d.address);
         v
     }
 
@@ -46,7 +46,7 @@ impl<'a> Ctx<'a> {
         let slot = device.slot.clone().or_else(|| gpu.and_then(gpu_slot));
         Component {
             kind: kind.to_string(),
-            address: Some(device.address.clone()),
+            address: Some(device.address.to_string()),
             gpu_index: gpu.map(|g| g.index),
             serial: gpu.and_then(|g| g.serial.clone()),
             slot,
@@ -60,10 +60,10 @@ impl<'a> Ctx<'a> {
     /// The component for a GPU NVML listed; the PCI slot name wins over the
     /// NVML platform position when sysfs has one.
     pub fn gpu_component(&self, gpu: &Gpu) -> Component {
-        let pci_slot = self.node.pci_device(&normalize_address(&gpu.pci_address)).and_then(|d| d.slot.clone());
+        let pci_slot = gpu.pci_address.and_then(|a| self.node.pci_device(&a)).and_then(|d| d.slot.clone());
         Component {
             kind: "gpu".into(),
-            address: Some(normalize_address(&gpu.pci_address)),
+            address: gpu.pci_address.map(|a| a.to_string()),
             gpu_index: Some(gpu.index),
             serial: gpu.serial.clone(),
             slot: pci_slot.or_else(|| gpu_slot(gpu)),
@@ -76,12 +76,11 @@ impl<'a> Ctx<'a> {
     pub fn gpu_problem(&self, gpu: &'a Gpu, needle: &str) -> Option<&'a ReadProblem> {
         let needle = needle.to_lowercase();
         let key = format!("gpu{}", gpu.index);
-        let address = normalize_address(&gpu.pci_address);
         let node: &'a Node = self.node;
         let on_node = node
             .problems
             .iter()
-            .filter(|p| p.component.as_deref().is_some_and(|c| c == key || normalize_address(c) == address));
+            .filter(|p| p.component.as_deref().is_some_and(|c| c == key || gpu.pci_address.is_some_and(|a| a == *c)));
         gpu.problems.iter().chain(on_node).find(|p| p.path.to_lowercase().contains(&needle))
     }
 
@@ -90,26 +89,13 @@ impl<'a> Ctx<'a> {
         let node: &'a Node = self.node;
         node.problems
             .iter()
-            .find(|p| p.component.as_deref() == Some(device.address.as_str()) && p.path.contains(needle))
+            .find(|p| p.component.as_deref().is_some_and(|c| device.address == *c) && p.path.contains(needle))
     }
 }
 
 /// `tray 3 slot 2 module 1` from NVML's platform info (Blackwell).
 fn gpu_slot(gpu: &Gpu) -> Option<String> {
     gpu.platform.as_ref().map(|p| format!("tray {} slot {} module {}", p.tray_index, p.slot_number, p.module_id))
-}
-
-/// A PCI address in sysfs form: lowercase with a 4-digit domain. NVML writes
-/// `00000000:1B:00.0`; sysfs writes `0000:1b:00.0`.
-pub fn normalize_address(address: &str) -> String {
-    let lower = address.trim().to_lowercase();
-    match lower.split_once(':') {
-        Some((domain, rest)) if domain.len() > 4 && domain.chars().all(|c| c == '0') => format!("0000:{rest}"),
-        Some((domain, rest)) if domain.len() > 4 && domain.is_ascii() => {
-            format!("{}:{rest}", &domain[domain.len() - 4..])
-        }
-        _ => lower,
-    }
 }
 
 pub fn pass(check: &str, component: Component, message: impl Into<String>) -> Finding {
@@ -142,18 +128,4 @@ pub const REREAD: &str = "re-run kiln as root; if it persists, check the device 
 /// `"{n}/{m} {what}"` for pass summaries.
 pub fn ratio(n: usize, m: usize, what: &str) -> String {
     format!("{n}/{m} {what}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn normalizes_nvml_addresses_to_sysfs_form() {
-        assert_eq!(normalize_address("00000000:1B:00.0"), "0000:1b:00.0");
-        assert_eq!(normalize_address("00000008:01:00.0"), "0008:01:00.0");
-        assert_eq!(normalize_address("0000:1b:00.0"), "0000:1b:00.0");
-        // Garbage stays garbage rather than panicking.
-        assert_eq!(normalize_address("ééééé:1b"), "ééééé:1b");
-    }
 }

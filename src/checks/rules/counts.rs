@@ -7,7 +7,7 @@ use super::common::{error, fail, pass, ratio, Ctx, INSTALL_DRIVER};
 use crate::checks::finding::{Component, Finding};
 use crate::checks::pci_id::join_ids;
 use crate::checks::platform::{DeviceGroup, Platform, Role};
-use crate::model::PciDevice;
+use crate::model::{PciAddress, PciDevice};
 
 pub fn check(ctx: &Ctx<'_>, spec: &Platform) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -83,14 +83,13 @@ fn empty_ports(ctx: &Ctx<'_>, present: &[&PciDevice], missing: usize) -> Vec<Str
     if parent_sigs.is_empty() {
         return Vec::new();
     }
-    let has_children: BTreeSet<&str> =
-        ctx.node.pci.iter().filter_map(|d| d.upstream.first()).map(String::as_str).collect();
+    let has_children: BTreeSet<&PciAddress> = ctx.node.pci.iter().filter_map(|d| d.upstream.first()).collect();
     let suspects: Vec<String> = ctx
         .node
         .pci
         .iter()
-        .filter(|d| d.is_bridge() && parent_sigs.contains(&signature(d)) && !has_children.contains(d.address.as_str()))
-        .map(|d| d.address.clone())
+        .filter(|d| d.is_bridge() && parent_sigs.contains(&signature(d)) && !has_children.contains(&d.address))
+        .map(|d| d.address.to_string())
         .collect();
     if suspects.len() <= missing {
         suspects
@@ -184,7 +183,7 @@ mod tests {
     fn too_many_devices_fail_too() {
         let mut node = testnode::hgx_b200();
         let mut extra = node.pci.iter().find(|d| d.device_id == 0x1021).expect("a NIC").clone();
-        extra.address = "0000:f0:00.0".into();
+        extra.address = "0000:f0:00.0".parse().expect("address");
         extra.upstream.clear();
         node.pci.push(extra);
         let f = validate(&node, &spec("hgx-b200"));

@@ -248,7 +248,7 @@ mod tests {
         let c = of(&f, "fabric.clique");
         assert_eq!((c.len(), c[0].outcome, c[0].component.gpu_index), (1, Outcome::Fail, Some(2)));
         // GB200 GPUs are located by tray, slot and module.
-        assert_eq!(c[0].component.slot.as_deref(), Some("tray 3 slot 7 module 4"));
+        assert_eq!(c[0].component.slot.as_deref(), Some("tray 4 slot 7 module 4"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::common::{error, fail, pass, skipped, Ctx, INSTALL_DRIVER, REREAD};
 use crate::checks::finding::{Component, Finding, Outcome};
 use crate::checks::platform::{DeviceGroup, Platform, Role};
 use crate::checks::version::{self, Radix};
-use crate::model::GpuInventory;
+use crate::model::{GpuInventory, PciAddress};
 
 pub fn check(ctx: &Ctx<'_>, spec: &Platform) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -39,14 +39,14 @@ fn source(role: Role) -> Option<(&'static str, Radix, &'static str)> {
 }
 
 /// The firmware version inspection found for a function, if any.
-fn version_of(ctx: &Ctx<'_>, role: Role, address: &str) -> Option<String> {
+fn version_of(ctx: &Ctx<'_>, role: Role, address: &PciAddress) -> Option<String> {
     match role {
         Role::Gpu => ctx.gpu_at(address).and_then(|g| g.vbios_version.clone()),
         Role::Nic | Role::Dpu => {
-            ctx.node.net.iter().find(|p| p.pci_address.as_deref() == Some(address)).and_then(|p| p.firmware.clone())
+            ctx.node.net.iter().find(|p| p.pci_address.as_ref() == Some(address)).and_then(|p| p.firmware.clone())
         }
         Role::Nvme => {
-            ctx.node.disks.iter().find(|d| d.pci_address.as_deref() == Some(address)).and_then(|d| d.firmware.clone())
+            ctx.node.disks.iter().find(|d| d.pci_address.as_ref() == Some(address)).and_then(|d| d.firmware.clone())
         }
         Role::Nvswitch | Role::PcieSwitch => None,
     }
@@ -71,7 +71,7 @@ fn group_firmware(ctx: &Ctx<'_>, group: &DeviceGroup, min: &str) -> Vec<Finding>
             out.push(error(check, comp, format!("{what} version of {} not found", device.address), REREAD));
             continue;
         };
-        out.push(compare(check, comp, what, &have, min, radix, &device.address));
+        out.push(compare(check, comp, what, &have, min, radix, &device.address.to_string()));
     }
     if out.iter().all(|f| f.outcome == Outcome::Pass) {
         let n = members.len();
@@ -128,9 +128,8 @@ fn driver(ctx: &Ctx<'_>, min: &str) -> Finding {
 #[cfg(test)]
 mod tests {
     use crate::checks::platform::FirmwareRules;
-    use crate::checks::testnode::{self, gpu_mut, of, spec};
+    use crate::checks::testnode::{self, gpu_mut, hgx_nic_address, of, spec};
     use crate::checks::{validate, Outcome};
-    use crate::model::NetPort;
 
     #[test]
     fn old_vbios_fails_for_that_gpu() {
@@ -146,18 +145,13 @@ mod tests {
     #[test]
     fn nic_firmware_and_driver_minimums() {
         let mut node = testnode::hgx_b200();
-        for (i, d) in node.pci.clone().iter().filter(|d| d.device_id == 0x1021).enumerate() {
-            node.net.push(NetPort {
-                name: format!("ibp{i}"),
-                kind: crate::model::PortKind::Infiniband,
-                address: None,
-                driver: Some("mlx5_core".into()),
-                firmware: Some(if i == 0 { "28.39.1002 (MT_0000000838)" } else { "28.42.1000" }.into()),
-                pci_address: Some(d.address.clone()),
-                speed_mbps: None,
-                state: None,
-            });
+        // The ConnectX-7 beside GPU 0 runs old firmware; its port says so.
+        let nic: crate::model::PciAddress = hgx_nic_address(0).parse().expect("address");
+        for port in node.net.iter_mut().filter(|p| p.pci_address == Some(nic)) {
+            port.firmware = Some("28.39.1002 (MT_0000000838)".into());
         }
+        // A BIOS version not read is an error, not a pass.
+        node.dmi.bios_version = None;
         let mut s = spec("hgx-b200");
         s.devices[1].firmware_min = Some("28.40.1000".into());
         s.firmware = Some(FirmwareRules { bios_min: Some("1.2".into()), driver_min: Some("570.124.06".into()) });
@@ -166,7 +160,6 @@ mod tests {
         assert_eq!((n.len(), n[0].outcome), (1, Outcome::Fail));
         assert_eq!(n[0].actual.as_deref(), Some("28.39.1002 (MT_0000000838)"));
         assert_eq!(of(&f, "driver.version")[0].outcome, Outcome::Pass);
-        // The test node has no DMI BIOS version: not read is an error.
         assert_eq!(of(&f, "firmware.bios")[0].outcome, Outcome::Error);
     }
 }

@@ -56,7 +56,7 @@ fn not_reported(ctx: &Ctx<'_>, gpu: &Gpu) -> Finding {
         None => fail(
             ACTIVE,
             comp,
-            format!("NVML reports no NVLink on GPU {} at {}", gpu.index, gpu.pci_address),
+            format!("NVML reports no NVLink on GPU {} at {}", gpu.index, gpu.address_label()),
             "check that this GPU model matches the platform spec; update the driver and re-run",
         ),
     }
@@ -76,7 +76,7 @@ fn active(ctx: &Ctx<'_>, rules: &NvLinkRules, judged: &[(&Gpu, &[NvLink])], tota
             fail(
                 ACTIVE,
                 ctx.gpu_component(gpu),
-                format!("GPU {} at {}: {up}/{want} NVLinks active{down_note}", gpu.index, gpu.pci_address),
+                format!("GPU {} at {}: {up}/{want} NVLinks active{down_note}", gpu.index, gpu.address_label()),
                 format!(
                     "NVLinks down on GPU {}: check `nvidia-smi nvlink -s` and the fabric manager log, reset the GPU; \
                      if links stay down, reseat the GPU/baseboard connectors or RMA",

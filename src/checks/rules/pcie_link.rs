@@ -77,7 +77,7 @@ fn capability<T: PartialOrd + Copy + std::fmt::Display>(
     show: impl Fn(T) -> String,
 ) -> Option<Capability<T>> {
     let own = own?;
-    let up = ctx.node.upstream_port(device).and_then(|p| upstream_of(p).map(|v| (p.address.clone(), v)));
+    let up = ctx.node.upstream_port(device).and_then(|p| upstream_of(p).map(|v| (p.address, v)));
     Some(match up {
         Some((addr, v)) if v < own => Capability {
             value: v,
@@ -261,7 +261,7 @@ mod tests {
         let x = fails[0];
         assert_eq!(x.component.address.as_deref(), Some(hgx_gpu_address(2).as_str()));
         assert_eq!(x.component.gpu_index, Some(2));
-        assert_eq!(x.component.serial.as_deref(), Some("1652324000002"));
+        assert_eq!(x.component.serial.as_deref(), Some("1652424000018"));
         assert_eq!((x.expected.as_deref(), x.actual.as_deref()), (Some("x16"), Some("x8")));
         assert_eq!(
             x.action.as_deref(),

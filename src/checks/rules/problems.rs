@@ -5,10 +5,10 @@
 //! users on many hosts and say nothing about health, so a problem reading
 //! them is `skipped` (identity not checked), not an error.
 
-use super::common::{error, normalize_address, pass, skipped, Ctx, REREAD};
+use super::common::{error, pass, skipped, Ctx, REREAD};
 use crate::checks::finding::{Component, Finding};
 use crate::checks::platform::Platform;
-use crate::model::ReadProblem;
+use crate::model::{PciAddress, ReadProblem};
 
 const CHECK: &str = "inspect.read_error";
 const IDENTITY: &str = "inspect.identity";
@@ -53,7 +53,7 @@ fn component(ctx: &Ctx<'_>, spec: &Platform, name: Option<&str>) -> Component {
     {
         return ctx.gpu_component(gpu);
     }
-    if let Some(device) = ctx.node.pci_device(&normalize_address(name)) {
+    if let Some(device) = PciAddress::parse(name).ok().and_then(|a| ctx.node.pci_device(&a)) {
         let group = spec.devices.iter().find(|g| g.matches(device));
         let kind = group.map(|g| g.role.as_str()).unwrap_or("pci");
         return ctx.device_component(device, kind, group.and_then(|g| g.label.as_deref()));

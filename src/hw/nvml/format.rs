@@ -1,34 +1,5 @@
-//! Pure conversions from NVML's raw shapes to the model's: PCI addresses, UUIDs,
-//! fixed-size byte strings, and struct version words.
-
-/// Rewrites an NVML bus id (`00000000:1B:00.0`, 8-digit domain, uppercase) into
-/// the sysfs form the rest of kiln uses (`0000:1b:00.0`). Returns `None` when the
-/// text is not a PCI address, so a caller can say so instead of guessing.
-///
-/// NVML pads the domain to 8 hex digits; sysfs prints 4 unless the domain needs
-/// more, so a domain above 0xffff keeps all its digits.
-pub fn normalize_pci_address(bus_id: &str) -> Option<String> {
-    let bus_id = bus_id.trim_matches(char::from(0)).trim();
-    let (domain, rest) = bus_id.split_once(':')?;
-    let (bus, rest) = rest.split_once(':')?;
-    let (device, function) = rest.split_once('.')?;
-    let domain = parse_hex(domain, 8)?;
-    let bus = parse_hex(bus, 2)?;
-    let device = parse_hex(device, 2)?;
-    let function = parse_hex(function, 1)?;
-    if bus > 0xff || device > 0x1f || function > 7 {
-        return None;
-    }
-    Some(format!("{domain:04x}:{bus:02x}:{device:02x}.{function:x}"))
-}
-
-/// Parses 1 to `max_digits` hex digits, nothing else (no sign, no `0x`).
-fn parse_hex(text: &str, max_digits: usize) -> Option<u32> {
-    if text.is_empty() || text.len() > max_digits || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u32::from_str_radix(text, 16).ok()
-}
+//! Pure conversions from NVML's raw shapes to the model's: UUIDs, fixed-size byte
+//! strings, and struct version words. (NVML's bus ids are parsed by `PciAddress::parse`.)
 
 /// Formats 16 raw bytes as a lowercase UUID with dashes (8-4-4-4-12), the way
 /// NVIDIA tools print the fabric cluster UUID.
@@ -64,33 +35,6 @@ pub const fn struct_version(size: usize, version: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nvml_bus_id_becomes_sysfs_form() {
-        assert_eq!(normalize_pci_address("00000000:1B:00.0").as_deref(), Some("0000:1b:00.0"));
-        assert_eq!(normalize_pci_address("00000009:01:00.0").as_deref(), Some("0009:01:00.0"));
-        assert_eq!(normalize_pci_address("00000018:01:00.0").as_deref(), Some("0018:01:00.0"));
-        assert_eq!(normalize_pci_address("0000:c1:00.1").as_deref(), Some("0000:c1:00.1"));
-    }
-
-    #[test]
-    fn wide_domain_keeps_its_digits() {
-        assert_eq!(normalize_pci_address("00010000:01:00.0").as_deref(), Some("10000:01:00.0"));
-    }
-
-    #[test]
-    fn trailing_nuls_and_spaces_are_ignored() {
-        assert_eq!(normalize_pci_address("00000000:3D:00.0\0\0").as_deref(), Some("0000:3d:00.0"));
-    }
-
-    #[test]
-    fn garbage_is_not_an_address() {
-        for bad in ["", "N/A", "0000:1b:00", "0000:1b.00.0", "000000000:1b:00.0", "0000:1g:00.0", "0000:1b:20.0"] {
-            assert_eq!(normalize_pci_address(bad), None, "{bad:?}");
-        }
-        assert_eq!(normalize_pci_address("0000:1b:00.8"), None);
-        assert_eq!(normalize_pci_address("0000:+1:00.0"), None);
-    }
 
     #[test]
     fn uuid_has_dashes_in_the_usual_places() {

@@ -6,12 +6,11 @@ use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::Device;
 use tracing::debug;
 
-use super::format::normalize_pci_address;
 use super::nvlink::read_nvlinks;
 use super::raw;
 use super::reads::{describe, Reads};
 use super::session::NvmlSession;
-use crate::model::{EccCounters, Gpu, GpuInventory, GpuPcieLink, ReadProblem, RetiredPages};
+use crate::model::{EccCounters, Gpu, GpuInventory, GpuPcieLink, PciAddress, ReadProblem, RetiredPages};
 
 /// The whole inventory from an open session. A GPU that cannot even be opened
 /// still appears, by index, with the reason among its problems, so a lost GPU
@@ -83,8 +82,8 @@ fn read_gpu(session: &NvmlSession, index: u32) -> Gpu {
     Gpu { problems: reads.into_problems(), ..gpu }
 }
 
-/// A GPU NVML counts but could not open: only its index is known. The PCI
-/// address is empty because NVML never told us one.
+/// A GPU NVML counts but could not open: only its index is known. There is no
+/// PCI address because NVML never told us one.
 fn empty_gpu(index: u32, problems: Vec<ReadProblem>) -> Gpu {
     Gpu {
         index,
@@ -93,7 +92,7 @@ fn empty_gpu(index: u32, problems: Vec<ReadProblem>) -> Gpu {
         serial: None,
         board_part_number: None,
         vbios_version: None,
-        pci_address: String::new(),
+        pci_address: None,
         memory_total_bytes: None,
         pcie: None,
         nvlinks: None,
@@ -107,17 +106,15 @@ fn empty_gpu(index: u32, problems: Vec<ReadProblem>) -> Gpu {
     }
 }
 
-/// `nvmlDeviceGetPciInfo_v3`, normalized to sysfs form. Empty when unreadable
-/// (with a problem): the model requires an address and there is none to give.
-fn read_pci_address(device: &Device<'_>, reads: &mut Reads) -> String {
-    let Some(pci) = reads.take("nvmlDeviceGetPciInfo_v3", device.pci_info()) else {
-        return String::new();
-    };
-    match normalize_pci_address(&pci.bus_id) {
-        Some(address) => address,
-        None => {
+/// `nvmlDeviceGetPciInfo_v3`'s bus id (`00000000:1B:00.0`), parsed. `None` when
+/// unreadable or not an address, with a problem saying which.
+fn read_pci_address(device: &Device<'_>, reads: &mut Reads) -> Option<PciAddress> {
+    let pci = reads.take("nvmlDeviceGetPciInfo_v3", device.pci_info())?;
+    match PciAddress::parse(&pci.bus_id) {
+        Ok(address) => Some(address),
+        Err(_) => {
             reads.problem("nvmlDeviceGetPciInfo_v3", format!("not a pci address: {:?}", pci.bus_id));
-            String::new()
+            None
         }
     }
 }

@@ -14,7 +14,6 @@ mod source;
 mod telemetry;
 
 pub use dump::{dump_path, read_dump, write_dump, DumpError};
-pub use format::normalize_pci_address;
-pub use recorded::{counters_of, read_recording, RecordedGpu, RecordingError, TelemetryRecording};
+pub use recorded::{counters_of, read_recording, RecordedGpu, RecordingError, ReplayedTelemetry, TelemetryRecording};
 pub use session::{NvmlSession, OpenError, NVML_LIBRARY};
 pub use source::{LoadError, NvmlSource, SnapshotGpuSource};

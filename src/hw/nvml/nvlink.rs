@@ -7,10 +7,9 @@ use nvml_wrapper::Device;
 use nvml_wrapper_sys::bindings::field_id::{NVML_FI_DEV_NVLINK_GET_SPEED, NVML_FI_DEV_NVLINK_LINK_COUNT};
 use nvml_wrapper_sys::bindings::NVML_NVLINK_MAX_LINKS;
 
-use super::format::normalize_pci_address;
 use super::raw::field_value;
 use super::reads::Reads;
-use crate::model::{NvLink, NvLinkErrors};
+use crate::model::{NvLink, NvLinkErrors, PciAddress};
 
 /// Reads every NVLink the GPU has. `None` when NVML reports no NVLink at all
 /// (a PCIe card, a driver without NVLink support, a VM that hides links).
@@ -83,9 +82,9 @@ fn read_link(device: &Device<'_>, link: u32, reads: &mut Reads) -> Option<NvLink
     let (remote_pci_address, speed_mbps) = if active {
         let remote = reads
             .take(&format!("nvmlDeviceGetNvLinkRemotePciInfo_v2(link {link})"), wrapper.remote_pci_info())
-            .and_then(|pci| match normalize_pci_address(&pci.bus_id) {
-                Some(address) => Some(address),
-                None => {
+            .and_then(|pci| match PciAddress::parse(&pci.bus_id) {
+                Ok(address) => Some(address),
+                Err(_) => {
                     reads.problem(
                         &format!("nvmlDeviceGetNvLinkRemotePciInfo_v2(link {link})"),
                         format!("not a pci address: {:?}", pci.bus_id),

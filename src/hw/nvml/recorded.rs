@@ -66,7 +66,7 @@ pub struct RecordedGpu {
 /// Reads the recording under `root`; `Ok(None)` when the capture has none.
 pub fn read_recording(root: &Path) -> Result<Option<TelemetryRecording>, RecordingError> {
     let path = root.join(TELEMETRY_PATH);
-    let text = match std::fs::read_to_string(&path) {
+    let text = match crate::input::read_to_string(&path, crate::input::Input::TelemetryRecording) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(RecordingError::Read { path, source }),
@@ -176,7 +176,7 @@ mod tests {
             serial: None,
             board_part_number: None,
             vbios_version: None,
-            pci_address: "0000:52:00.0".into(),
+            pci_address: Some("0000:52:00.0".parse().expect("address")),
             memory_total_bytes: None,
             pcie: Some(GpuPcieLink {
                 current_generation: Some(5),

@@ -1,7 +1,7 @@
 //! The benchmark hook writes what it says it wrote.
 
 use super::support::{count, raw, temp_db, validate_findings};
-use crate::inventory::sample::hgx_b200_node;
+use crate::hw::fixture::sample::hgx_b200_node;
 use crate::inventory::{components_of, record_inventories, Inventory};
 
 #[test]

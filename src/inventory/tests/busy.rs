@@ -5,7 +5,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::support::{raw, temp_db};
-use crate::inventory::sample::hgx_b200_node;
+use crate::hw::fixture::sample::hgx_b200_node;
 use crate::inventory::{Inventory, InventoryError, RunRecord};
 use crate::lifecycle::RunKind;
 

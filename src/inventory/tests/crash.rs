@@ -7,8 +7,8 @@ use std::process::Command;
 
 use super::support::{count, raw, record, temp_db, validate_findings};
 use crate::checks::Verdict;
+use crate::hw::fixture::sample::hgx_b200_node;
 use crate::inventory::record::RecordStage;
-use crate::inventory::sample::hgx_b200_node;
 use crate::inventory::{components_of, Inventory, RunRecord};
 use crate::lifecycle::RunKind;
 

@@ -1,7 +1,7 @@
 //! Changes between runs: swapped parts, new firmware, parts added and removed.
 
 use super::support::{record, temp_db};
-use crate::inventory::sample::{gpu_address, gpu_serial, hgx_b200_node};
+use crate::hw::fixture::sample::{gpu_address, gpu_serial, hgx_b200_node};
 use crate::inventory::{diff_components, Change, ComponentChange, ComponentRecord, Inventory};
 use crate::lifecycle::RunKind;
 use crate::model::{GpuInventory, Node};
@@ -34,10 +34,15 @@ fn a_swapped_gpu_and_a_reflashed_vbios_are_reported() {
     assert_eq!(
         lines,
         vec![
-            format!("gpu0 0000:1b:00.0: serial {} -> 1650924060999 (part swapped)", gpu_serial("gpu-a01", 0)),
-            format!("gpu5 {}: firmware 97.00.6A.00.01 -> 97.00.6B.00.02", gpu_address(5)),
+            // GPUs by NVML index, physical slot (1-8) and address; drives by their PCI address.
             format!(
-                "nvme 0000:e2:00.0: removed (SAMSUNG MZQL23T8HCLS-00A07, serial {})",
+                "gpu0 slot 1 {}: serial {} -> 1650924060999 (part swapped)",
+                gpu_address(0),
+                gpu_serial("gpu-a01", 0)
+            ),
+            format!("gpu5 slot 6 {}: firmware 97.00.9C.00.1D -> 97.00.6B.00.02", gpu_address(5)),
+            format!(
+                "nvme 0000:b5:00.0: removed (SAMSUNG MZWLJ3T8HBLS-00007, serial {})",
                 pulled.serial.expect("serial")
             ),
         ]

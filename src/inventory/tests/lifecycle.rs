@@ -1,7 +1,7 @@
 //! Lifecycle transitions persisted: legal moves, refused moves, an append-only history.
 
 use super::support::{count, raw, record, temp_db, validate_findings};
-use crate::inventory::sample::hgx_b200_node;
+use crate::hw::fixture::sample::hgx_b200_node;
 use crate::inventory::{Inventory, InventoryError};
 use crate::lifecycle::{LifecycleState, Move, RunKind};
 

@@ -1,8 +1,8 @@
 //! Opening, migrating and re-opening databases.
 
 use super::support::{count, raw, record, temp_db, validate_findings};
+use crate::hw::fixture::sample::hgx_b200_node;
 use crate::inventory::migrate::latest_version;
-use crate::inventory::sample::hgx_b200_node;
 use crate::inventory::{Inventory, InventoryError};
 use crate::lifecycle::RunKind;
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::support::{at, record, temp_db, validate_findings};
 use crate::checks::{Component, Finding, Outcome, Severity, Verdict};
-use crate::inventory::sample::hgx_b200_node;
+use crate::hw::fixture::sample::hgx_b200_node;
 use crate::inventory::{ComponentRecord, FirmwareReading, Inventory, RackRunRecord, BMC_FIRMWARE_RUN};
 use crate::lifecycle::{LifecycleState, RunKind};
 

@@ -2,7 +2,7 @@
 
 use super::support::{at, count, raw, record, temp_db, validate_findings};
 use crate::checks::Verdict;
-use crate::inventory::sample::hgx_b200_node;
+use crate::hw::fixture::sample::hgx_b200_node;
 use crate::inventory::{components_of, format_timestamp, Inventory, InventoryError, RunLifecycle, RunRecord};
 use crate::lifecycle::{LifecycleState, RunKind};
 
@@ -81,8 +81,8 @@ fn serials_are_found_across_nodes() {
     let seen = inv.find_serial(&moved).expect("find");
     let places: Vec<(&str, Option<&str>)> =
         seen.iter().map(|s| (s.node.as_str(), s.component.address.as_deref())).collect();
-    let gpu5 = crate::inventory::sample::gpu_address(5);
-    let gpu3 = crate::inventory::sample::gpu_address(3);
+    let gpu5 = crate::hw::fixture::sample::gpu_address(5);
+    let gpu3 = crate::hw::fixture::sample::gpu_address(3);
     assert_eq!(places, vec![("gpu-a02", Some(gpu5.as_str())), ("gpu-a01", Some(gpu3.as_str()))]);
 }
 

@@ -26,9 +26,9 @@ pub fn at(minutes: i64) -> OffsetDateTime {
 pub fn validate_findings(failing: bool) -> Vec<Finding> {
     let gpu = |i: u32| Component {
         kind: "gpu".into(),
-        address: Some(crate::inventory::sample::gpu_address(i as u8)),
+        address: Some(crate::hw::fixture::sample::gpu_address(i as u8)),
         gpu_index: Some(i),
-        serial: Some(crate::inventory::sample::gpu_serial("gpu-a01", i as u8)),
+        serial: Some(crate::hw::fixture::sample::gpu_serial("gpu-a01", i as u8)),
         slot: None,
         name: Some("NVIDIA B200".into()),
     };

@@ -7,7 +7,7 @@ use crate::burnin::report::{
     Watch, REPORT_KIND, REPORT_VERSION,
 };
 use crate::checks::{Component, Finding, Outcome, Severity, Verdict};
-use crate::inventory::sample::{gpu_address, gpu_serial, hgx_b200_node};
+use crate::hw::fixture::sample::{gpu_address, gpu_serial, hgx_b200_node};
 use crate::inventory::tests::support::{at, raw, record, temp_db, validate_findings};
 use crate::inventory::{Inventory, InventoryError, RunId, RunLifecycle, RunRecord};
 use crate::lifecycle::RunKind;
@@ -27,7 +27,7 @@ fn start_ms() -> i64 {
 fn gpu(i: u32) -> GpuIdentity {
     GpuIdentity {
         index: i,
-        pci_address: gpu_address(i as u8),
+        pci_address: gpu_address(i as u8).parse().expect("address"),
         serial: Some(gpu_serial(HOST, i as u8)),
         uuid: Some(format!("GPU-{i:08}")),
         name: Some("NVIDIA B200".into()),

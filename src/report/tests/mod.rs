@@ -3,7 +3,7 @@
 mod burnin;
 
 use crate::checks::{Component, Finding, Outcome, Severity};
-use crate::inventory::sample::hgx_b200_node;
+use crate::hw::fixture::sample::hgx_b200_node;
 use crate::inventory::tests::support::{at, record, temp_db, validate_findings};
 use crate::inventory::{Inventory, InventoryError};
 use crate::lifecycle::RunKind;

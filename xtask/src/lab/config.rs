@@ -27,7 +27,7 @@ pub struct LabConfig {
     pub fixtures: Vec<PathBuf>,
     /// Write the nodes' host keys into known_hosts (the lab made them itself).
     pub pretrust: bool,
-    /// The repository, for `tests/fixtures`.
+    /// The repository, for `tests/fixtures` (recorded trees) and `target/fixtures` (hand-built ones).
     pub repo: PathBuf,
 }
 

@@ -1,5 +1,6 @@
-//! Which snapshot tree each lab node runs kiln against, and a tiny generated one when the
-//! repository's fixtures are absent.
+//! Which snapshot tree each lab node runs kiln against: a tree recorded from a real machine
+//! (`tests/fixtures/NAME`), one of kiln's hand-built trees (written into `target/fixtures` by
+//! kiln's builder at each `up`), a path, or a tiny generated one when kiln cannot be run.
 
 use std::path::{Path, PathBuf};
 
@@ -19,12 +20,15 @@ pub struct Assigned {
     pub label: String,
 }
 
-/// A fixture name (`tests/fixtures/NAME`) or a path.
-fn resolve(repo: &Path, entry: &Path) -> anyhow::Result<Assigned> {
-    let path = if entry.components().count() == 1 && !entry.exists() {
-        repo.join("tests/fixtures").join(entry)
-    } else {
-        entry.to_path_buf()
+/// A bare name is a recorded tree when `tests/fixtures/NAME` is one, else a hand-built tree in
+/// `target/fixtures` (`built`); anything else is a path.
+fn resolve(repo: &Path, built: &Path, entry: &Path) -> anyhow::Result<Assigned> {
+    let bare = entry.components().count() == 1 && !entry.exists();
+    let recorded = repo.join("tests/fixtures").join(entry);
+    let path = match bare {
+        true if recorded.is_dir() => recorded,
+        true => built.join(entry),
+        false => entry.to_path_buf(),
     };
     if !path.is_dir() {
         bail!("fixture {} is not a directory", path.display());
@@ -34,29 +38,45 @@ fn resolve(repo: &Path, entry: &Path) -> anyhow::Result<Assigned> {
     Ok(Assigned { path, label })
 }
 
-/// Trees for every node: the configured list (last entry repeating), else
-/// `hgx-b200` with the faulty variants on node03 and node05 when the
-/// repository has them, else a generated tree per node.
+/// The bare names among `entries` that are no recorded tree: those kiln's builder writes.
+fn hand_built<'a>(repo: &Path, entries: impl Iterator<Item = &'a Path>) -> Vec<String> {
+    let mut names: Vec<String> = entries
+        .filter(|e| e.components().count() == 1 && !e.exists() && !repo.join("tests/fixtures").join(e).is_dir())
+        .map(|e| e.to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Trees for every node: the configured list (last entry repeating), else `hgx-b200` with the
+/// faulty variants on node03 and node05, written fresh by kiln's builder; when kiln cannot be
+/// built and run here, a generated tree per node.
 pub fn assign(cfg: &LabConfig) -> anyhow::Result<Vec<Assigned>> {
+    let built = cfg.repo.join(crate::fixtures::DEFAULT_DIR);
     let mut out = Vec::with_capacity(cfg.nodes);
     if !cfg.fixtures.is_empty() {
+        let names = hand_built(&cfg.repo, cfg.fixtures.iter().map(PathBuf::as_path));
+        if !names.is_empty() {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            crate::fixtures::write(&cfg.repo, &built, &names)?;
+        }
         for i in 0..cfg.nodes {
             let entry = &cfg.fixtures[i.min(cfg.fixtures.len() - 1)];
-            out.push(resolve(&cfg.repo, entry)?);
+            out.push(resolve(&cfg.repo, &built, entry)?);
         }
         return Ok(out);
     }
-    let fixtures = cfg.repo.join("tests/fixtures");
-    if fixtures.join(HEALTHY).is_dir() {
-        for i in 0..cfg.nodes {
-            let name = FAULTY
-                .iter()
-                .find(|(at, name)| *at == i && fixtures.join(name).is_dir())
-                .map(|(_, name)| *name)
-                .unwrap_or(HEALTHY);
-            out.push(resolve(&cfg.repo, Path::new(name))?);
+    let names: Vec<&str> = std::iter::once(HEALTHY).chain(FAULTY.iter().map(|(_, n)| *n)).collect();
+    match crate::fixtures::write(&cfg.repo, &built, &names) {
+        Ok(()) => {
+            for i in 0..cfg.nodes {
+                let name = FAULTY.iter().find(|(at, _)| *at == i).map(|(_, name)| *name).unwrap_or(HEALTHY);
+                out.push(resolve(&cfg.repo, &built, Path::new(name))?);
+            }
+            return Ok(out);
         }
-        return Ok(out);
+        Err(e) => eprintln!("lab: no hand-built fixture trees ({e:#}); the nodes get generated minimal trees"),
     }
     for i in 0..cfg.nodes {
         let root = cfg.node_dir(i).join("root");
