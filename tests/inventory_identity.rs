@@ -171,6 +171,22 @@ fn machines_swapped_between_rack_places_are_reported_as_moved() {
     assert_eq!(kinds[1].0, Some(kinds[0].1), "the second machine replaced the first");
     assert_eq!(history[1].other_node.as_deref(), Some("tray07"));
     assert_eq!(inv.nodes().expect("nodes").len(), 2, "no node was made of a machine");
+    // The place's history says it too, in the binary's words.
+    let db = dir.path().join("kiln.db");
+    let out = kiln(&["node", "history", "r7/tray03", "--json", "--db", db.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("history JSON");
+    let messages: Vec<&str> = doc["machine_events"]
+        .as_array()
+        .expect("machine events")
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert_eq!(messages.len(), 2, "{doc:#}");
+    assert_eq!(messages[1], found[0].1);
+    let text = kiln(&["node", "history", "r7/tray03", "--db", db.to_str().expect("utf-8")]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("machines in this place:") && text.contains(found[0].1.as_str()), "{text}");
 
     // Nothing changed since: a third run finds nothing to report.
     let again = rack_step(dir.path(), &mut inv, &[("tray03", "h100-sxm"), ("tray07", "hgx-b200")]);
