@@ -38,7 +38,7 @@ pub enum Command {
     /// Run node commands on every node of a rack over SSH.
     #[command(subcommand)]
     Rack(RackCommand),
-    /// A node's BMC: power, boot device, virtual media, firmware, identity.
+    /// A node's BMC: power, boot device, virtual media, firmware, identity, locate LED.
     Bmc(BmcArgs),
     /// Fast read-only check of this node (inspect + validate), for Slurm's
     /// HealthCheckProgram; --drain drains this node on failure.
@@ -409,6 +409,19 @@ pub enum BmcCommand {
     Firmware,
     /// Show the node's identity, power, boot override and media.
     Info,
+    /// Light or clear the tray's locate LED (Redfish LocationIndicatorActive,
+    /// or IndicatorLED on older BMCs), or show it.
+    Locate {
+        #[arg(value_enum)]
+        state: LocateWord,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LocateWord {
+    On,
+    Off,
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -438,6 +451,90 @@ pub enum RackCommand {
     /// Deploy an OS image to the rack: boot each node into the imaging agent
     /// through its BMC, serve the image, confirm what booted.
     Image(RackImageArgs),
+    /// Firmware of every node against its recipe: check, update.
+    #[command(subcommand)]
+    Firmware(RackFirmwareCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RackFirmwareCommand {
+    /// Read every node's firmware (BMC, and in-band from its recorded
+    /// inspection) and judge it against the recipe; recorded as a run.
+    Check(RackFirmwareArgs),
+    /// Bring every non-compliant component to the recipe through the BMCs,
+    /// then check again.
+    Update(RackFirmwareUpdateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RackFirmwareArgs {
+    /// The rack manifest (inventory/racks/NAME.toml).
+    #[arg(long, value_name = "FILE", env = "KILN_RACK")]
+    pub rack: PathBuf,
+    /// The firmware recipe (default: the one for each node's platform).
+    #[arg(long, value_name = "NAME")]
+    pub recipe: Option<String>,
+    /// Only these nodes (comma-separated names from the manifest).
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    /// Talk to at most N BMCs at once.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub parallel: usize,
+    /// Directory whose firmware/ holds the recipes (default: the ones built
+    /// into kiln).
+    #[arg(long, value_name = "DIR", env = "KILN_CHECKS")]
+    pub checks_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Print the outcome as JSON (kind kiln.rack-firmware).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RackFirmwareUpdateArgs {
+    /// The rack manifest (inventory/racks/NAME.toml).
+    #[arg(long, value_name = "FILE", env = "KILN_RACK")]
+    pub rack: PathBuf,
+    /// The firmware recipe to bring the nodes to.
+    #[arg(long, value_name = "NAME")]
+    pub recipe: String,
+    /// Only these nodes (comma-separated names from the manifest).
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    /// Update at most N nodes at once (a recipe's one_at_a_time = "rack"
+    /// package goes to one node at a time whatever N is).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub parallel: usize,
+    /// Print the plan per node and change nothing (BMCs, inventory).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where relative package files of the recipe are (default: the
+    /// current directory).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub packages: PathBuf,
+    /// Where checked copies of the packages are kept while they are served
+    /// and pushed (default: a directory of its own under the system's temp).
+    #[arg(long, value_name = "DIR")]
+    pub staging: Option<PathBuf>,
+    /// Where kiln serves packages for SimpleUpdate.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8081")]
+    pub listen: std::net::SocketAddr,
+    /// The URL BMCs reach that server at (default http://LISTEN).
+    #[arg(long, value_name = "URL")]
+    pub advertise: Option<String>,
+    /// How often a BMC's update Task is polled.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration_arg)]
+    pub task_poll: std::time::Duration,
+    /// Directory whose firmware/ holds the recipes (default: the ones built
+    /// into kiln).
+    #[arg(long, value_name = "DIR", env = "KILN_CHECKS")]
+    pub checks_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Print the outcome as JSON (kind kiln.rack-firmware-update).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// A flag in whole seconds, 1 to a week: the clocks deadlines are kept on

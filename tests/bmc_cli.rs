@@ -355,3 +355,85 @@ fn power_over_ipmi_through_the_manifest() {
     assert_eq!(out.status.code(), Some(kiln::exit::PEER));
     assert!(text(&out).1.contains("firmware inventory is not supported over IPMI"), "{:?}", text(&out));
 }
+
+#[test]
+fn locate_on_and_off_through_a_rack_manifest_are_read_back_and_logged() {
+    let server = RecordedServer::recorded("gh200", Some(("admin", PW)));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = write_manifest(dir.path(), &server.url());
+    let m = manifest.to_str().expect("utf-8 path");
+    let db = dir.path().join("kiln.db");
+    let db_arg = db.to_str().expect("utf-8 path");
+    let system = "/redfish/v1/Systems/System_0";
+    let lit = |server: &RecordedServer| server.resource(system).expect("system")["LocationIndicatorActive"].clone();
+    assert_eq!(lit(&server), Value::Bool(false), "the recording starts with the LED off");
+
+    let out = kiln(&["bmc", "locate", "on", "--rack", m, "--node", "node01", "--db", db_arg, "--json"]);
+    assert_no_password(&out);
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(v["kind"], "kiln.bmc-locate");
+    assert_eq!(v["node"], "node01");
+    assert_eq!(v["locate"]["on"], true);
+    assert_eq!(v["locate"]["property"], "LocationIndicatorActive");
+    assert_eq!(v["locate"]["resource"], system);
+    // The BMC itself holds the change, not just kiln's answer.
+    assert_eq!(lit(&server), Value::Bool(true));
+    assert_eq!(server.count("PATCH", system), 1);
+
+    let status = kiln(&["bmc", "locate", "status", "--rack", m, "--node", "node01", "--db", db_arg]);
+    assert_eq!(status.status.code(), Some(0), "{:?}", text(&status));
+    assert!(text(&status).0.contains("node01: locate LED on (LocationIndicatorActive = true"), "{:?}", text(&status));
+    assert_eq!(server.count("PATCH", system), 1, "status reads only");
+
+    let off = kiln(&["bmc", "locate", "off", "--rack", m, "--node", "node01", "--db", db_arg]);
+    assert_eq!(off.status.code(), Some(0), "{:?}", text(&off));
+    assert_eq!(lit(&server), Value::Bool(false));
+    let url = server.url();
+    let notes = bmc_notes(&db, "node01");
+    assert_eq!(notes.len(), 4, "{notes:?}");
+    assert_eq!(notes[0], format!("bmc locate.on requested ({url})"));
+    assert!(notes[1].starts_with(&format!("bmc locate.on done ({url}): node01: locate LED on")), "{notes:?}");
+    assert_eq!(notes[2], format!("bmc locate.off requested ({url})"));
+    assert!(notes[3].starts_with(&format!("bmc locate.off done ({url}): node01: locate LED off")), "{notes:?}");
+}
+
+#[test]
+fn locate_on_a_bmc_without_an_indicator_exits_peer_and_says_so() {
+    // The recorded BlueField BMC has neither LocationIndicatorActive nor IndicatorLED.
+    let server = RecordedServer::recorded("nvidia_dpu", Some(("admin", PW)));
+    let out = kiln(&["bmc", "locate", "on", "--bmc", &server.url(), "--bmc-user", "admin"]);
+    assert_no_password(&out);
+    assert_eq!(out.status.code(), Some(kiln::exit::PEER), "{:?}", text(&out));
+    let (_, err) = text(&out);
+    assert!(err.contains("neither its chassis nor its system has LocationIndicatorActive or IndicatorLED"), "{err}");
+    assert!(server.requests().iter().all(|r| r.method != "PATCH"), "nothing was changed");
+}
+
+#[test]
+fn locate_against_the_emulator_blinks_its_indicator_led() {
+    let emulator = match Sushy::start() {
+        Ok(s) => s,
+        Err(why) => return skip(&format!("sushy-tools emulator unavailable: {why}")),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("kiln.db");
+    let run = |word: &str| {
+        kiln_cmd()
+            .args(["bmc", "locate", word, "--json", "--bmc", &emulator.url, "--bmc-user", sushy::USER, "--node", "n1"])
+            .arg("--db")
+            .arg(&db)
+            .env("KILN_BMC_PASSWORD", sushy::PASSWORD)
+            .output()
+            .expect("kiln runs")
+    };
+    let out = run("on");
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!((v["locate"]["property"].as_str(), v["locate"]["on"].as_bool()), (Some("IndicatorLED"), Some(true)));
+    let resource = v["locate"]["resource"].as_str().expect("resource").to_string();
+    assert_eq!(emulator.get(&resource)["IndicatorLED"], "Blinking", "the emulator holds the change");
+    let out = run("off");
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    assert_eq!(emulator.get(&resource)["IndicatorLED"], "Off");
+}

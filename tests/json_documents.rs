@@ -31,6 +31,8 @@ const KINDS: &[&str] = &[
     "kiln.rack",
     "kiln.handoff",
     "kiln.rack-image",
+    "kiln.rack-firmware",
+    "kiln.rack-firmware-update",
     "kiln.agent",
     "kiln.image-build",
     "kiln.image-write",
@@ -39,6 +41,7 @@ const KINDS: &[&str] = &[
     "kiln.bmc-media",
     "kiln.bmc-firmware",
     "kiln.bmc-info",
+    "kiln.bmc-locate",
 ];
 
 /// `"kiln.*"` strings in the source that are not document kinds: settings on the kernel
@@ -248,11 +251,45 @@ fn every_json_output_carries_schema_version_and_a_documented_kind() {
         &["media", "eject"],
         &["firmware"],
         &["info"],
+        &["locate", "status"],
     ] {
         let args = bmc(command);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         printed.push(document(dir, &args, 0));
     }
+
+    // A rack firmware check of a node whose BMC is the recorded tree.
+    let fw_rack = dir.join("fw-rack.toml");
+    std::fs::write(
+        &fw_rack,
+        format!(
+            "[rack]\nid = \"json-fw\"\n\n[credentials]\nbmc_user = \"admin\"\nbmc_password_env = \"RACK_PW\"\n\n\
+             [[nodes]]\nname = \"gh\"\naddress = \"127.0.0.1\"\nbmc = \"{url}\"\n"
+        ),
+    )
+    .expect("write rack manifest");
+    printed.push(document(
+        dir,
+        &["rack", "firmware", "check", "--rack", s(&fw_rack), "--recipe", "gh200-recorded", "--db", db, "--json"],
+        0,
+    ));
+    printed.push(document(
+        dir,
+        &[
+            "rack",
+            "firmware",
+            "update",
+            "--rack",
+            s(&fw_rack),
+            "--recipe",
+            "gh200-recorded",
+            "--db",
+            db,
+            "--dry-run",
+            "--json",
+        ],
+        0,
+    ));
 
     let mut seen = BTreeSet::new();
     for p in &printed {

@@ -229,6 +229,10 @@ fn rack_csv_table_and_json_list_every_manifest_node() {
     assert_eq!(v["kind"], "kiln.rack_report");
     assert_eq!(v["nodes"].as_array().map(Vec::len), Some(5));
     assert_eq!(v["nodes"][4]["record"], serde_json::Value::Null);
+    // Pipelines get the locate command of every node with a BMC.
+    let locate = v["nodes"][2]["locate"].as_str().expect("n03 has a BMC");
+    assert_eq!(locate, format!("kiln bmc locate on --rack {} --node a07-n03", path_str(&s.manifest)));
+    assert!(v["nodes"][1].get("locate").is_none(), "n02 has no BMC");
 }
 
 #[test]
@@ -250,6 +254,12 @@ fn html_is_one_self_contained_file() {
     assert!(html.contains("1650924060999") && html.contains("(part swapped)"), "n02's swap is shown");
     assert!(html.contains("reseat GPU 3 in its tray"));
     assert!(html.contains("suspect tray: smoke smell"));
+    // The failing node with a BMC gets the command that lights its tray's locate LED; the
+    // passing one with a BMC does not, nor does the failing one without a BMC.
+    let locate = |node: &str| format!("kiln bmc locate on --rack {} --node {node}", path_str(&s.manifest));
+    assert!(html.contains(&locate("a07-n03")), "n03 failed and has a BMC");
+    assert!(!html.contains(&locate("a07-n01")), "n01 is handed off: nothing to find");
+    assert_eq!(html.matches("kiln bmc locate on").count(), 2, "n03's row and n03's section");
     // With burn-in data the charts are inline SVG.
     let full = render_html(&library_report(&s));
     assert!(full.matches("<svg").count() >= 15, "three line charts, a heatmap and bars per node with burn-in");

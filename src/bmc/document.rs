@@ -1,10 +1,10 @@
 //! The documents `kiln bmc ... --json` prints: one kind per command (`kiln.bmc-power`,
-//! `kiln.bmc-boot`, `kiln.bmc-media`, `kiln.bmc-firmware`, `kiln.bmc-info`), each with
+//! `kiln.bmc-boot`, `kiln.bmc-media`, `kiln.bmc-firmware`, `kiln.bmc-info`, `kiln.bmc-locate`), each with
 //! `schema_version`, the BMC and the node; described in `docs/json-schema.md`.
 
 use serde::Serialize;
 
-use super::{BootOverride, BootTarget, FirmwareComponent, FirmwareItem, Identity, MediaSlot, PowerState};
+use super::{BootOverride, BootTarget, FirmwareComponent, FirmwareItem, Identity, Locate, MediaSlot, PowerState};
 
 /// `schema_version` of every `kiln.bmc-*` document; bumped on any change a consumer could notice.
 pub const BMC_SCHEMA_VERSION: u32 = 1;
@@ -13,7 +13,8 @@ pub const BMC_SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BmcDocument {
     pub schema_version: u32,
-    /// `kiln.bmc-power`, `kiln.bmc-boot`, `kiln.bmc-media`, `kiln.bmc-firmware`, `kiln.bmc-info`.
+    /// `kiln.bmc-power`, `kiln.bmc-boot`, `kiln.bmc-media`, `kiln.bmc-firmware`, `kiln.bmc-info`,
+    /// `kiln.bmc-locate`.
     pub kind: &'static str,
     /// The BMC as kiln names it in messages: its URL, or its IPMI address.
     pub bmc: String,
@@ -54,6 +55,8 @@ pub enum BmcAnswer {
         #[serde(skip_serializing_if = "Option::is_none")]
         boot_override: Option<BootOverride>,
     },
+    /// `kiln bmc locate on|off|status`: the locate indicator as read back.
+    Locate { locate: Locate },
 }
 
 impl BmcAnswer {
@@ -65,6 +68,7 @@ impl BmcAnswer {
             BmcAnswer::Media { .. } => "kiln.bmc-media",
             BmcAnswer::Firmware { .. } => "kiln.bmc-firmware",
             BmcAnswer::Info { .. } => "kiln.bmc-info",
+            BmcAnswer::Locate { .. } => "kiln.bmc-locate",
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::bmc::{
     BmcError, BmcTarget, BootTarget, FirmwareItem, IpmiAddress, IpmiBmc, Media, PasswordSource, PowerAction,
     PowerState, RedfishBmc, TargetError, TlsOptions,
 };
-use crate::cli::{BmcArgs, BmcCommand, BmcTargetArgs, BmcVia, BootWord, MediaCommand, PowerWord};
+use crate::cli::{BmcArgs, BmcCommand, BmcTargetArgs, BmcVia, BootWord, LocateWord, MediaCommand, PowerWord};
 use crate::cmd::{CmdError, CmdResult, Outcome};
 use crate::error::chain;
 use crate::exit;
@@ -135,6 +135,9 @@ fn record_firmware(
     Ok(())
 }
 
+/// How long a locate change may take to show when read back.
+const LOCATE_READBACK: Duration = Duration::from_secs(10);
+
 /// Who the event log names for BMC actions.
 const ACTOR: &str = "kiln bmc";
 
@@ -166,7 +169,12 @@ fn change_of(command: &BmcCommand) -> Option<Change> {
             Some(change("media.insert".into(), Some(without_userinfo(url)), false))
         }
         BmcCommand::Media(MediaCommand::Eject) => Some(change("media.eject".into(), None, false)),
-        BmcCommand::Media(MediaCommand::Status) | BmcCommand::Firmware | BmcCommand::Info => None,
+        BmcCommand::Locate { state: LocateWord::On } => Some(change("locate.on".into(), None, false)),
+        BmcCommand::Locate { state: LocateWord::Off } => Some(change("locate.off".into(), None, false)),
+        BmcCommand::Media(MediaCommand::Status)
+        | BmcCommand::Firmware
+        | BmcCommand::Info
+        | BmcCommand::Locate { state: LocateWord::Status } => None,
     }
 }
 
@@ -401,6 +409,24 @@ fn run_command(
             // An unreadable member is not a healthy one: say so in the exit code.
             let problem = (unreadable > 0).then_some(CmdError::FirmwareUnreadable { count: unreadable });
             Ok(Output { lines, doc, problem, firmware: Some(items) })
+        }
+        BmcCommand::Locate { state } => {
+            let Some(rf) = redfish else {
+                return Err(BmcError::NotSupported {
+                    bmc: bmc.label().to_string(),
+                    operation: "locate",
+                    why: "over IPMI (use the Redfish BMC)".into(),
+                });
+            };
+            let locate = match state {
+                LocateWord::Status => rf.locate()?,
+                LocateWord::On => rf.set_locate(true, LOCATE_READBACK)?,
+                LocateWord::Off => rf.set_locate(false, LOCATE_READBACK)?,
+            };
+            let word = if locate.on { "on" } else { "off" };
+            let line =
+                format!("{who}: locate LED {word} ({} = {} on {})", locate.property, locate.value, locate.resource);
+            Ok(Output::ok(vec![line], doc(BmcAnswer::Locate { locate })))
         }
         BmcCommand::Info => {
             let identity = bmc.identity()?;

@@ -115,6 +115,12 @@ pub enum CmdError {
     /// A bill of materials is malformed (exit 4). Every issue is printed.
     #[error(transparent)]
     Bom(#[from] crate::checks::bom::BomError),
+    /// A firmware recipe is malformed, or `--recipe` names none (exit 4).
+    #[error(transparent)]
+    FirmwareRecipe(#[from] crate::firmware::RecipeError),
+    /// A firmware package is missing or differs from its recipe; nothing was sent (exit 4).
+    #[error(transparent)]
+    FirmwarePackage(#[from] crate::firmware::package::PackageError),
     /// An image recipe is malformed (exit 4). Every issue is printed.
     #[error(transparent)]
     Recipe(#[from] RecipeError),
@@ -241,6 +247,8 @@ impl CmdError {
             | CmdError::BmcTarget(_)
             | CmdError::Recipe(_)
             | CmdError::Bom(_)
+            | CmdError::FirmwareRecipe(_)
+            | CmdError::FirmwarePackage(_)
             | CmdError::ImageManifest(_)
             | CmdError::Pxe(_)
             | CmdError::Serve(_)

@@ -8,6 +8,8 @@ pub mod bmc;
 pub mod burnin;
 pub mod capture;
 pub mod error;
+pub mod firmware;
+pub mod firmware_update;
 pub mod handoff;
 pub mod healthcheck;
 pub mod image;

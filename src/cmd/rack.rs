@@ -26,6 +26,7 @@ pub fn run(cmd: RackCommand, notices: &dyn Notices) -> CmdResult {
         RackCommand::Trust(a) => trust(&a),
         RackCommand::Handoff(a) => crate::cmd::handoff::run(&a),
         RackCommand::Image(a) => crate::cmd::rack_image::run(&a, notices),
+        RackCommand::Firmware(c) => crate::cmd::firmware::run(c, notices),
     }
 }
 

@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::package::{PackageServer, StagedPackage};
 use super::plan::{NodePlan, PlannedUpdate};
 use super::recipe::{Activation, Method};
-use crate::bmc::{AcCycle, RedfishBmc, TaskStatus, TaskWait, UpdateParameters, UpdateService};
+use crate::bmc::{AcCycle, RedfishBmc, TaskRef, TaskStatus, TaskWait, UpdateParameters, UpdateService};
 use crate::error::chain;
 
 /// A step of a firmware update.
@@ -214,7 +214,10 @@ fn update_one(
         component: label.clone(),
         step: Step::Task,
         state: "started",
-        detail: format!("{task:?}"),
+        detail: match &task {
+            TaskRef::Task(path) => path.clone(),
+            TaskRef::None => "the BMC named no Task: done when answered".into(),
+        },
     });
     let result = bmc.follow_task(&task, wait, &mut |s: &TaskStatus| {
         events(&StepEvent {

@@ -11,6 +11,7 @@ pub mod findings;
 pub mod inband;
 pub mod package;
 pub mod plan;
+pub mod rack;
 pub mod recipe;
 pub mod recipe_load;
 pub mod recipe_validate;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::checks::{Outcome, Verdict};
-use crate::inventory::{Inventory, InventoryError, RunId, RunRow};
+use crate::inventory::{Inventory, InventoryError, RunId, RunRow, FIRMWARE_CHECK_RUN};
 use crate::lifecycle::LifecycleState;
 
 /// How many failed check ids a reason names before it says "and N more".
@@ -114,6 +114,8 @@ fn checks_with(
 /// - unknown to the inventory: hold;
 /// - quarantined or failed, or a latest judged run failed: fail, naming the
 ///   failed checks (or the state's reason when no run names any);
+/// - the latest firmware check failed (a pinned component out of date; advisory ones pass):
+///   hold, naming the components and `kiln rack firmware update`;
 /// - a latest judged run could not check (verdict `error`): hold;
 /// - `ready` or `handed_off`: pass;
 /// - `burned_in` with a passing validate and a passing burn-in: pass, signed off on the way;
@@ -130,7 +132,10 @@ pub fn decide(inventory: &Inventory, hostname: &str) -> Result<Decision, Invento
         });
     };
     let runs = inventory.latest_judged_runs(node.id)?;
-    let failing: Vec<&RunRow> = runs.iter().filter(|r| r.verdict == Some(Verdict::Fail)).collect();
+    // A node out of firmware compliance is held (an update fixes it), not failed: it is the
+    // failing node runs that quarantine.
+    let (firmware_failing, failing): (Vec<&RunRow>, Vec<&RunRow>) =
+        runs.iter().filter(|r| r.verdict == Some(Verdict::Fail)).partition(|r| r.kind == FIRMWARE_CHECK_RUN);
     let erring: Vec<&RunRow> = runs.iter().filter(|r| r.verdict == Some(Verdict::Error)).collect();
     let state = node.state.clone();
     let health = match &state {
@@ -145,6 +150,11 @@ pub fn decide(inventory: &Inventory, hostname: &str) -> Result<Decision, Invento
                 list_checks(&checks)
             };
             Health::Fail { reason: with_run(text, run), checks, run }
+        }
+        _ if !firmware_failing.is_empty() => {
+            let (checks, run) = checks_with(inventory, &firmware_failing, Outcome::Fail)?;
+            let text = format!("firmware out of compliance: {}", list_checks(&checks));
+            Health::Hold { reason: with_run(text, run) + "; kiln rack firmware update", run }
         }
         _ if !erring.is_empty() => {
             let (checks, run) = checks_with(inventory, &erring, Outcome::Error)?;
@@ -183,6 +193,50 @@ mod tests {
     use crate::hw::fixture::sample::hgx_b200_node;
     use crate::inventory::tests::support::{record, temp_db, validate_findings};
     use crate::lifecycle::RunKind;
+
+    #[test]
+    fn a_node_out_of_firmware_compliance_is_held_not_failed() {
+        use crate::checks::{Component, Finding, Severity};
+        use crate::inventory::{FirmwareCheckRecord, FIRMWARE_CHECK_RUN};
+        let (_dir, path) = temp_db();
+        let mut inv = Inventory::open(&path).expect("open");
+        let ok = hgx_b200_node("n1");
+        record(&mut inv, RunKind::Validate, &ok, &validate_findings(false), 0);
+        record(&mut inv, RunKind::Burnin, &ok, &validate_findings(false), 5);
+        let stale = Finding::new("firmware.bmc", Outcome::Fail, Severity::Warning, Component::node(), "older");
+        let check = |inv: &mut Inventory, findings: &[Finding], verdict| {
+            let t = crate::inventory::now();
+            inv.record_firmware_check(&FirmwareCheckRecord {
+                node: "n1",
+                rack: None,
+                platform: None,
+                inspected: None,
+                components: &[],
+                findings,
+                verdict,
+                exit_code: 1,
+                started_at: t,
+                finished_at: t,
+                actor: "test",
+                move_to: None,
+            })
+            .expect("record")
+        };
+        let run = check(&mut inv, std::slice::from_ref(&stale), Verdict::Fail);
+        let d = decide(&inv, "n1").expect("decide");
+        let Health::Hold { reason, run: held_on } = &d.health else { panic!("held: {d:?}") };
+        assert_eq!(*held_on, Some(run));
+        assert_eq!(
+            reason,
+            &format!("firmware out of compliance: firmware.bmc (run {}); kiln rack firmware update", run.0)
+        );
+        // The firmware run is never the node's latest run.
+        let row = inv.node("n1").expect("query").expect("node");
+        assert_ne!(inv.latest_run(row.id).expect("query").map(|r| r.kind), Some(FIRMWARE_CHECK_RUN.to_string()));
+        // Brought up to date, the node passes (and is signed off as before).
+        check(&mut inv, &[], Verdict::Pass);
+        assert!(matches!(decide(&inv, "n1").expect("decide").health, Health::Pass { sign_off: true, .. }));
+    }
 
     #[test]
     fn each_state_and_verdict_decides() {

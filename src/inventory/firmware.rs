@@ -36,7 +36,7 @@ pub struct FirmwareReading<'a> {
 
 /// The node JSON stored with a firmware reading: the name only, and GPUs
 /// marked as not inspected, since the node itself was not read.
-fn placeholder_node(hostname: &str) -> Node {
+pub(super) fn placeholder_node(hostname: &str) -> Node {
     Node {
         schema_version: NODE_SCHEMA_VERSION,
         hostname: hostname.to_string(),
@@ -68,7 +68,10 @@ impl Inventory {
         let finished = format_timestamp(r.finished_at);
 
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
-        let existing = super::machine::node_named(&tx, r.node).map_err(|e| e.into_inventory(failed))?;
+        let existing = match r.rack {
+            Some(_) => super::machine::node_in_rack(&tx, r.node, r.rack).map_err(failed)?,
+            None => super::machine::node_named(&tx, r.node).map_err(|e| e.into_inventory(failed))?,
+        };
         let node_id = match existing {
             Some(id) => {
                 tx.execute(

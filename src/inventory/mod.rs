@@ -10,6 +10,7 @@ mod diff;
 mod error;
 mod finding_rows;
 mod firmware;
+mod firmware_check;
 mod history;
 mod images;
 mod lifecycle;
@@ -32,6 +33,7 @@ pub use deploy::{deploy_failure_reason, DeployId, DeployStart, DeployStep, Deplo
 pub use diff::{diff_components, Change, ComponentChange};
 pub use error::InventoryError;
 pub use firmware::{FirmwareReading, BMC_FIRMWARE_RUN};
+pub use firmware_check::{FirmwareCheckRecord, FIRMWARE_CHECK_RUN};
 pub use history::{ExportedNode, PartStay, SerialConflict};
 pub use images::{ImageWrite, ImageWriteRow};
 pub use lifecycle::LifecycleEvent;

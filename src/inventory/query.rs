@@ -174,9 +174,9 @@ pub(super) fn component_row(row: &Row<'_>, at: usize) -> rusqlite::Result<Compon
 /// the same millisecond.
 const NEWEST_FIRST: &str = "ORDER BY r.started_at DESC, r.id DESC";
 
-/// Runs that read the node itself: not BMC firmware readings, whose
-/// component list holds only firmware (see `inventory::firmware`).
-const NODE_RUN: &str = "r.kind <> 'bmc_firmware'";
+/// Runs that read the node itself: not BMC firmware readings or firmware checks, whose
+/// component lists hold only firmware (see `inventory::firmware`, `inventory::firmware_check`).
+const NODE_RUN: &str = "r.kind NOT IN ('bmc_firmware', 'firmware')";
 
 impl Inventory {
     pub(super) fn query_rows<T>(

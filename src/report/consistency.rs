@@ -118,6 +118,7 @@ mod tests {
             record: None,
             events: Vec::new(),
             burnin: BurninView { figures, ..Default::default() },
+            locate: None,
         }
     }
 

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::burnin_section::run_verdict;
+use super::firmware_matrix::FirmwareMatrix;
 use super::html_node::node_section;
 use super::html_style::{state_colors, CSS, STATES};
 use super::rack_model::{RackNodeReport, RackReport};
@@ -87,6 +88,10 @@ fn overview(report: &RackReport, out: &mut String) {
                 (why, run, changes)
             }
         };
+        let mut why = esc(&why);
+        if let (true, Some(locate)) = (n.is_failing(), &n.locate) {
+            let _ = write!(why, r#"<br><code class="locate">{}</code>"#, esc(locate));
+        }
         let _ = write!(
             out,
             r##"<tr><td class="mono">{}</td><td><a href="#{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"##,
@@ -94,7 +99,7 @@ fn overview(report: &RackReport, out: &mut String) {
             anchor(&n.name),
             esc(&n.name),
             badge(n.state_name()),
-            esc(&why),
+            why,
             esc(&run),
             esc(&changes)
         );
@@ -177,6 +182,52 @@ fn consistency(report: &RackReport, out: &mut String) {
     }
 }
 
+/// Component x tray: each cell the versions the tray's newest firmware check read, coloured by
+/// how they stand against the recipe's pin (shown on hover and in the row's last column).
+fn firmware(m: &FirmwareMatrix, out: &mut String) {
+    out.push_str("<table class=\"fwmatrix\"><tr><th>component</th>");
+    for t in &m.trays {
+        let _ = write!(
+            out,
+            r##"<th><a href="#{}">{}</a><br><small>{}</small></th>"##,
+            anchor(&t.node),
+            esc(&t.position),
+            esc(&t.node)
+        );
+    }
+    out.push_str("<th>pinned</th></tr>");
+    for (c, cells) in m.components.iter().zip(&m.cells) {
+        let _ = write!(out, r#"<tr><td class="mono">{}</td>"#, esc(c.trim_start_matches("firmware.")));
+        let mut pinned = None;
+        for cell in cells {
+            match cell {
+                None => out.push_str(r#"<td class="muted">-</td>"#),
+                Some(cell) => {
+                    pinned = pinned.or(cell.pinned.clone());
+                    let o = cell.outcome.as_str();
+                    let versions = if cell.versions.is_empty() { "-".to_string() } else { cell.versions.join(" / ") };
+                    let _ = write!(
+                        out,
+                        r#"<td class="mono o-{o}" title="{o}: {} instance(s)">{}</td>"#,
+                        cell.instances,
+                        esc(&versions)
+                    );
+                }
+            }
+        }
+        let _ = write!(out, r#"<td class="mono">{}</td></tr>"#, esc(pinned.as_deref().unwrap_or("-")));
+    }
+    out.push_str("<tr><td class=\"muted\">not in the recipe</td>");
+    for t in &m.trays {
+        let text = match t.run_id {
+            Some(_) => t.not_in_recipe.to_string(),
+            None => "never checked".into(),
+        };
+        let _ = write!(out, r#"<td class="muted">{}</td>"#, esc(&text));
+    }
+    out.push_str("<td></td></tr></table>");
+}
+
 /// The whole page.
 pub fn render_html(report: &RackReport) -> String {
     let mut out = String::with_capacity(64 * 1024);
@@ -230,6 +281,11 @@ pub fn render_html(report: &RackReport) -> String {
     out.push_str("</section><section class=\"card\"><h2>Rack consistency</h2>");
     consistency(report, &mut out);
     out.push_str("</section>");
+    if let Some(m) = &report.firmware {
+        out.push_str("<section class=\"card\"><h2>Firmware</h2>");
+        firmware(m, &mut out);
+        out.push_str("</section>");
+    }
     for n in &report.nodes {
         node_section(n, &mut out);
     }

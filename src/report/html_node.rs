@@ -208,6 +208,9 @@ pub fn node_section(n: &RackNodeReport, out: &mut String) {
     if let Some(reason) = r.state.reason().filter(|r| !r.is_empty()) {
         let _ = write!(out, r#"<p class="reason">{}</p>"#, esc(reason));
     }
+    if let (true, Some(locate)) = (n.is_failing(), &n.locate) {
+        let _ = write!(out, r#"<p class="locate">Find the tray: <code>{}</code></p>"#, esc(locate));
+    }
     out.push_str(r#"<div class="grid2"><div><h3>Findings</h3>"#);
     findings(r, out);
     out.push_str("</div><div><h3>Changed since the previous run</h3>");

@@ -61,6 +61,7 @@ tr.skipped td{color:#757575}
 .muted{color:#78909C}
 .node h2 small{font-weight:400;color:#607D8B;font-size:13px;margin-left:8px}
 .reason{margin:4px 0 8px;font-weight:600}
+code.locate,.locate code{font:12px ui-monospace,monospace;background:#ECEFF1;padding:1px 4px;border-radius:3px;user-select:all}
 .grid2{display:grid;grid-template-columns:3fr 2fr;gap:18px}
 .charts{display:flex;flex-wrap:wrap;gap:10px}
 svg.chart{background:#fff;border:1px solid #ECEFF1;border-radius:4px}

@@ -7,6 +7,7 @@ pub mod columns;
 mod consistency;
 mod csv;
 pub mod findings;
+pub mod firmware_matrix;
 mod html;
 mod html_node;
 mod html_style;

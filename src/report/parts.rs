@@ -36,7 +36,8 @@ pub fn parts_of(node: &RackNodeReport) -> Vec<RmaPart> {
     for stored in record.findings.not_passing.iter().filter(|s| s.finding.outcome == Outcome::Fail) {
         let f = &stored.finding;
         let c = &f.component;
-        if NOT_PARTS.contains(&c.kind.as_str()) {
+        // Firmware out of date is updated, not sent back.
+        if NOT_PARTS.contains(&c.kind.as_str()) || f.check.starts_with("firmware.") {
             continue;
         }
         let rec = recorded(&record.components, c.address.as_deref(), c.serial.as_deref(), c.gpu_index);

@@ -4,6 +4,7 @@ use time::OffsetDateTime;
 
 use super::burnin_view::BurninView;
 use super::consistency::{outliers, rack_consistency};
+use super::firmware_matrix::FirmwareMatrix;
 use super::parts::parts_of;
 use super::rack_model::{RackNodeReport, RackReport, RACK_REPORT_KIND, RACK_REPORT_SCHEMA_VERSION};
 use super::{build_report, NodeReport};
@@ -30,17 +31,23 @@ pub fn build_rack_report(
     let all = build_report(inventory, None, generated_at)?;
     let mut by_name: std::collections::HashMap<String, NodeReport> =
         all.nodes.into_iter().map(|n| (n.hostname.clone(), n)).collect();
-    let places: Vec<(String, Option<String>, Option<u32>)> = match manifest {
-        Some(m) => m.nodes.iter().map(|n| (n.name.clone(), n.slot.clone(), n.tray)).collect(),
+    // Name, slot, tray, locate command.
+    type Place = (String, Option<String>, Option<u32>, Option<String>);
+    let places: Vec<Place> = match manifest {
+        Some(m) => m
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.slot.clone(), n.tray, n.bmc.as_ref().map(|_| locate_command(m, &n.name))))
+            .collect(),
         None => {
             let mut names: Vec<String> = by_name.keys().cloned().collect();
             names.sort();
-            names.into_iter().map(|n| (n, None, None)).collect()
+            names.into_iter().map(|n| (n, None, None, None)).collect()
         }
     };
     let mut nodes = Vec::with_capacity(places.len());
     let mut models: Vec<(String, Option<String>, Node)> = Vec::new();
-    for (name, slot, tray) in places {
+    for (name, slot, tray, locate) in places {
         let record = by_name.remove(&name);
         // A manifest's names are places of its rack (`RACK/NAME`): names repeat across racks.
         let key = manifest.map_or_else(|| name.clone(), |m| format!("{}/{name}", m.rack.id));
@@ -56,11 +63,13 @@ pub fn build_rack_report(
             models.push((name.clone(), run.platform.clone(), inventory.run_node(run.id)?));
         }
         let rack = manifest.map(|m| m.rack.id.clone()).or_else(|| record.as_ref().and_then(|r| r.rack.clone()));
-        nodes.push(RackNodeReport { name, rack, slot, tray, record, events, burnin: view });
+        nodes.push(RackNodeReport { name, rack, slot, tray, record, events, burnin: view, locate });
     }
     let consistency = rack_consistency(&models, manifest.and_then(|m| m.rack.platform.as_deref()));
     let outliers = outliers(&nodes);
     let parts = nodes.iter().flat_map(parts_of).collect();
+    let trays: Vec<(String, String)> = nodes.iter().map(|n| (n.name.clone(), n.position())).collect();
+    let firmware = FirmwareMatrix::build(inventory, &trays)?;
     Ok(RackReport {
         schema_version: RACK_REPORT_SCHEMA_VERSION,
         kind: RACK_REPORT_KIND.into(),
@@ -70,5 +79,32 @@ pub fn build_rack_report(
         consistency,
         outliers,
         parts,
+        firmware,
     })
+}
+
+/// `kiln bmc locate on --rack FILE --node N` for a node of `manifest`, the path quoted for a
+/// shell when it needs it.
+pub fn locate_command(manifest: &RackManifest, node: &str) -> String {
+    format!("kiln bmc locate on --rack {} --node {}", shell_word(&manifest.path.to_string_lossy()), shell_word(node))
+}
+
+fn shell_word(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn a_path_a_shell_would_split_is_quoted() {
+        assert_eq!(shell_word("inventory/racks/a07.toml"), "inventory/racks/a07.toml");
+        assert_eq!(shell_word("my racks/a07.toml"), "'my racks/a07.toml'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+    }
 }

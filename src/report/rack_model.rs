@@ -29,6 +29,9 @@ pub struct RackReport {
     pub outliers: Vec<Outlier>,
     /// Failed parts to send back.
     pub parts: Vec<RmaPart>,
+    /// Component x tray from each node's newest firmware check; absent when none was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<super::firmware_matrix::FirmwareMatrix>,
 }
 
 /// One node: where it sits and what the inventory holds.
@@ -43,6 +46,10 @@ pub struct RackNodeReport {
     /// The newest lifecycle events, newest last.
     pub events: Vec<LifecycleEvent>,
     pub burnin: BurninView,
+    /// The command that lights the tray's locate LED (`kiln bmc locate on --rack FILE --node N`),
+    /// when the manifest gives the node a Redfish BMC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locate: Option<String>,
 }
 
 impl RackNodeReport {
@@ -53,6 +60,14 @@ impl RackNodeReport {
             (None, Some(t)) => format!("tray {t}"),
             (None, None) => "-".into(),
         }
+    }
+
+    /// Failed, or its latest runs have a failing finding: a technician has to go to it.
+    pub fn is_failing(&self) -> bool {
+        self.record.as_ref().is_some_and(|r| {
+            r.state.name() == "failed"
+                || r.findings.not_passing.iter().any(|s| s.finding.outcome == crate::checks::Outcome::Fail)
+        })
     }
 
     /// The lifecycle state's name, or `unknown` for a node not in the inventory.

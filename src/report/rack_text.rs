@@ -91,6 +91,10 @@ pub fn render_rack_table(report: &RackReport) -> String {
             o.node, o.figure, o.value, o.unit, o.median, o.deviation_pct
         ));
     }
+    if let Some(m) = &report.firmware {
+        out.push('\n');
+        out.push_str(&m.render_text());
+    }
     if !report.parts.is_empty() {
         out.push_str(&format!(
             "{} part(s) to return: kiln report --rack FILE --format csv --parts\n",

@@ -18,10 +18,15 @@ row = "A"
 position = 7
 platform = "hgx-b200"
 
+[credentials]
+bmc_user = "admin"
+bmc_password_env = "KILN_BMC_PASSWORD"
+
 [[nodes]]
 name = "a07-n01"
 address = "10.20.7.11"
 slot = "U02"
+bmc = "https://10.20.8.11"
 
 [[nodes]]
 name = "a07-n02"
@@ -32,6 +37,7 @@ slot = "U12"
 name = "a07-n03"
 address = "10.20.7.13"
 slot = "U22"
+bmc = "https://10.20.8.13"
 
 [[nodes]]
 name = "a07-n04"

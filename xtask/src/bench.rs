@@ -16,22 +16,24 @@ pub fn run(args: &[String]) -> Result<u8> {
     if !args.iter().any(|a| a == "--no-install") && sh::is_root() {
         sh::apt_install(&["pciutils"])?;
     }
-    // `--debug` measures the debug build (quicker to build on a loaded machine; the section
-    // says which build it measured).
-    let release = !args.iter().any(|a| a == "--debug");
-    let kiln = sh::build_kiln(release)?;
+    // `--kiln FILE` measures that binary (say which in the figures) instead of a release build.
+    let given = args.iter().position(|a| a == "--kiln").and_then(|i| args.get(i + 1));
+    let kiln = match given {
+        Some(path) => std::path::PathBuf::from(path),
+        None => sh::build_kiln(true)?,
+    };
     let root = sh::root();
     let install = !args.iter().any(|a| a == "--no-install");
-    // `--only=node|image|fleet|site` runs one section; by default all four.
+    // `--only=node|image|fleet|firmware|site` runs one section; by default all five.
     let only = args.iter().find_map(|a| a.strip_prefix("--only=")).map(str::to_string);
     let wants = |name: &str| only.as_deref().is_none_or(|o| o == name);
     if let Some(o) = &only {
-        if !["node", "image", "fleet", "site"].contains(&o.as_str()) {
-            bail!("--only takes node, image, fleet or site, not {o:?}");
+        if !["node", "image", "fleet", "firmware", "site"].contains(&o.as_str()) {
+            bail!("--only takes node, image, fleet, firmware or site, not {o:?}");
         }
     }
     if wants("site") {
-        crate::bench_site::run(&kiln, &root, release)?;
+        crate::bench_site::run(&kiln, &root, given.map(String::as_str))?;
     }
     if wants("node") {
         node(&kiln, &root)?;
@@ -47,7 +49,31 @@ pub fn run(args: &[String]) -> Result<u8> {
             eprintln!("xtask: SKIPPED: rack fan-out benchmark needs root (network namespaces)");
         }
     }
+    // A firmware check beside DMTF's rf_firmware_inventory.py: over the recorded GH200 tree
+    // (no root needed), and over the lab's BMCs (root: network namespaces).
+    if wants("firmware") {
+        firmware(&kiln, flag_value(args, "--firmware-nodes").unwrap_or(8))?;
+    }
     Ok(0)
+}
+
+fn firmware(kiln: &Path, nodes: usize) -> Result<()> {
+    let root = sh::root();
+    let mut body = format!(
+        "Measured by `cargo xtask bench` on {} ({} cores), kiln binary `{}`.\n\n",
+        host_line(),
+        cores(),
+        kiln.strip_prefix(&root).unwrap_or(kiln).display()
+    );
+    body.push_str(&xtask::bench_firmware::run_recorded(&root, kiln, nodes, 5)?.markdown());
+    body.push('\n');
+    if sh::is_root() {
+        body.push_str(&xtask::bench_firmware::run_lab(&root, kiln, nodes, 5)?.markdown());
+    } else {
+        body.push_str("Lab BMCs: SKIPPED (the lab needs root for its network namespaces).\n");
+    }
+    println!("{body}");
+    write_section(&root.join("docs/benchmarks.md"), "firmware", &format!("{body}\n"))
 }
 
 /// Inspecting, validating and recording, beside lspci.

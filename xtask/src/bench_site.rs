@@ -43,7 +43,8 @@ fn record(kiln: &Path, root: &Path, db: &Path, racks: usize, days: usize) -> Res
     Ok(figures)
 }
 
-pub fn run(kiln: &Path, root: &Path, release: bool) -> Result<()> {
+/// `given`: the binary `--kiln` named, else `None` for the release build.
+pub fn run(kiln: &Path, root: &Path, given: Option<&str>) -> Result<()> {
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir).context("could not create target/bench")?;
     let db = dir.join("site.db");
@@ -55,10 +56,12 @@ pub fn run(kiln: &Path, root: &Path, release: bool) -> Result<()> {
     let pass_s = full["day_seconds"][0].as_f64().unwrap_or(f64::NAN);
     let per_run = f(&full, "db_bytes") / f(&full, "runs");
     let mib = |b: f64| b / (1u64 << 20) as f64;
-    let build = if release { "release" } else { "debug" };
+    let (flag, build) = match given {
+        Some(k) => (format!(" --kiln {k}"), format!("the binary {k}")),
+        None => (String::new(), "the release build".to_string()),
+    };
     let mut s = format!(
-        "Measured by `cargo xtask bench --only=site{}` on {} ({} cores), {build} build.\n\n",
-        if release { "" } else { " --debug" },
+        "Measured by `cargo xtask bench --only=site{flag}` on {} ({} cores), {build}.\n\n",
         crate::bench::host_line(),
         crate::bench::cores()
     );

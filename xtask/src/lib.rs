@@ -1,5 +1,7 @@
 //! Workflows around kiln, as a library so that integration tests can drive them too.
 
+pub mod bench_firmware;
+pub mod bench_firmware_tree;
 pub mod bench_fleet;
 pub mod bringup_rack;
 pub mod fixtures;

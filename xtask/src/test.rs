@@ -44,7 +44,8 @@ pub const TEST_PACKAGES: &[&str] = &[
 ];
 
 /// Python packages installed into `target/venv`.
-pub const VENV_PACKAGES: &[&str] = &["sushy-tools==2.2.0"];
+/// redfish-utilities: DMTF's `rf_firmware_inventory.py`, run beside kiln by the firmware benchmark.
+pub const VENV_PACKAGES: &[&str] = &["sushy-tools==2.2.0", xtask::lab::REDFISH_UTILITIES];
 
 pub fn install() -> Result<()> {
     if sh::is_root() {
@@ -57,8 +58,11 @@ pub fn install() -> Result<()> {
         eprintln!("xtask: not root: skipping apt installs; tests needing root will say SKIPPED");
     }
     let venv = sh::root().join("target/venv");
-    if !venv.join("bin/sushy-emulator").exists() {
-        sh::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    let installed = ["bin/sushy-emulator", "bin/rf_firmware_inventory.py"].iter().all(|p| venv.join(p).exists());
+    if !installed {
+        if !venv.join("bin/pip").exists() {
+            sh::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        }
         sh::run(
             Command::new(venv.join("bin/pip"))
                 .args(["install", "--quiet", "--disable-pip-version-check"])

@@ -7,6 +7,10 @@ use anyhow::{bail, Context};
 
 use super::process::run;
 
+/// DMTF's Redfish utilities (`rf_firmware_inventory.py`), which the firmware benchmark runs
+/// beside kiln.
+pub const REDFISH_UTILITIES: &str = "redfish-utilities==3.5.2";
+
 /// The sushy-tools release the lab is known to work with.
 const SUSHY_TOOLS: &str = "sushy-tools==2.2.0";
 

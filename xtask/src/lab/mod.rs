@@ -13,8 +13,9 @@ mod process;
 mod sshd;
 mod state;
 
+pub use bmc::BMC_USER;
 pub use cli::cli;
 pub use config::{repo_root, LabConfig};
-pub use deps::{install_packages, is_root};
+pub use deps::{install_packages, is_root, REDFISH_UTILITIES};
 pub use lifecycle::{down, status, up, Lab, NodeHealth};
 pub use state::{LabNode, LabState};
