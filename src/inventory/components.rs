@@ -95,6 +95,13 @@ impl ComponentRecord {
     /// 0000:1b:00.0` (NVML index, physical slot or NVL72 tray position, address), `nic
     /// 0000:1c:00.0`, `bios`.
     pub fn label(&self) -> String {
+        // A firmware item is named by its Redfish Id (`firmware FW_BMC_0`), not a physical place.
+        if self.kind == "firmware" {
+            return match self.place() {
+                Some(place) => format!("firmware {place}"),
+                None => "firmware".to_string(),
+            };
+        }
         let index = self.extra.get("index").and_then(Value::as_u64).and_then(|i| u32::try_from(i).ok());
         let index = index.filter(|_| self.kind == "gpu");
         let tray = || {
