@@ -731,9 +731,14 @@ pub struct RackRunArgs {
     /// Where kiln lives on the nodes (pushed there when missing or different).
     #[arg(long, value_name = "PATH", default_value = "/var/lib/kiln/bin/kiln")]
     pub remote_path: String,
-    /// Push this binary instead of the running kiln (another architecture).
+    /// Push this binary instead of the running kiln (nodes of its
+    /// architecture only); wins over --dist.
     #[arg(long, value_name = "FILE")]
     pub node_binary: Option<PathBuf>,
+    /// Push each node the binary for its architecture from this directory
+    /// (`cargo xtask dist`; docs/fleet.md).
+    #[arg(long, value_name = "DIR", env = "KILN_DIST")]
+    pub dist: Option<PathBuf>,
     /// Directory of platform specs for the rack checks (default: the ones
     /// built into kiln); validate and burnin pass it to the node command, so
     /// it must be at the same path on the nodes.

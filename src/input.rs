@@ -34,6 +34,8 @@ pub enum Input {
     Bom,
     /// An artifact manifest (`NAME.manifest.json`), or an image's own record.
     ArtifactManifest,
+    /// The node-binary manifest of a `cargo xtask dist` directory (`manifest.json`).
+    DistManifest,
     /// A block map (`NAME.bmap.json`): one entry per mapped range.
     BlockMap,
     /// A node's JSON (`kiln inspect --json`).
@@ -61,6 +63,7 @@ impl Input {
             Input::Recipe => MIB,
             Input::Bom => 64 * MIB,
             Input::ArtifactManifest => MIB,
+            Input::DistManifest => MIB,
             Input::BlockMap => 64 * MIB,
             Input::NodeJson => 64 * MIB,
             Input::Secret => MIB,
@@ -81,6 +84,7 @@ impl Input {
             Input::Recipe => "image recipe",
             Input::Bom => "bill of materials",
             Input::ArtifactManifest => "artifact manifest",
+            Input::DistManifest => "node-binary manifest",
             Input::BlockMap => "block map",
             Input::NodeJson => "node JSON file",
             Input::Secret => "password, token or certificate file",

@@ -45,8 +45,11 @@ const KINDS: &[&str] = &[
 ];
 
 /// `"kiln.*"` strings in the source that are not document kinds: settings on the kernel
-/// command line (`kiln.controller=...`) and the inventory's file name.
-const NOT_KINDS: &[&str] = &["kiln.controller", "kiln.mode", "kiln.stall_timeout", "kiln.target", "kiln.db"];
+/// command line (`kiln.controller=...`), the inventory's file name, and the kind of the
+/// node-binary manifest `cargo xtask dist` writes and `kiln rack --dist` reads (a file format,
+/// described in docs/json-schema.md without being printed).
+const NOT_KINDS: &[&str] =
+    &["kiln.controller", "kiln.mode", "kiln.stall_timeout", "kiln.target", "kiln.db", "kiln.dist"];
 
 const PW: &str = "json-docs-pw";
 

@@ -114,6 +114,7 @@ fn rack_against_the_lab() {
     bmc_through_the_manifest(&manifest);
     bmc_answering_500_is_retried_then_reported(&manifest);
     bringup_runs_the_pipeline(&manifest);
+    a_mixed_rack_gets_each_node_its_binary_from_dist(&mut lab, &manifest);
     assert_eq!(inventory(&manifest).integrity_check().expect("integrity"), ["ok"]);
 
     drop(_teardown);
@@ -533,4 +534,54 @@ fn bringup_runs_the_pipeline(manifest: &Path) {
     assert!(matches!(run.exit_code, kiln::exit::SKIPPED | kiln::exit::CHECK_ERROR), "{run:?}");
     assert_eq!(run.actor, "kiln rack burnin");
     assert!(inv.latest_run_of_kind(inv.node("node03").unwrap().unwrap().id, RunKind::Burnin).unwrap().is_none());
+}
+
+/// `kiln rack --dist DIR` over a rack whose node04 reports another
+/// architecture (its sshd runs under `setarch i686`, so `uname -m` there says
+/// i686) and a directory holding only this machine's binary, packed by
+/// `xtask::dist` as `cargo xtask dist` packs it: the other nodes get the
+/// packed copy, unpacked and verified on the node, and run; node04 fails
+/// naming its architecture, is sent nothing, and the rest go on.
+fn a_mixed_rack_gets_each_node_its_binary_from_dist(lab: &mut Lab, manifest: &Path) {
+    let dir = manifest.parent().expect("manifest dir").join("dist");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    // A stripped copy of the test's kiln: a binary other than the one the
+    // nodes have, so every node needs a push.
+    let stripped = dir.join("kiln-stripped");
+    let st = Command::new("strip").arg("-o").arg(&stripped).arg(env!("CARGO_BIN_EXE_kiln")).status().expect("strip");
+    assert!(st.success(), "strip (binutils)");
+    let target = xtask::dist::host_target().expect("host target");
+    let out = dir.join("out");
+    xtask::dist::package(&stripped, &target, &out).expect("package");
+    let m = xtask::dist::index(&out, xtask::dist::PackLevels::FAST).expect("index");
+    let want = m.targets[0].binary.sha256.clone();
+    lab.set_node_arch("node04", Some("i686")).expect("node04 as i686");
+    let dist = out.to_str().expect("utf-8").to_string();
+    let (code, run) = kiln_rack("inspect", manifest, &["--force", "--dist", &dist]);
+    let (scode, status) = kiln_rack("status", manifest, &["--dist", &dist]);
+    lab.set_node_arch("node04", None).expect("node04 as itself");
+    assert_eq!(code, kiln::exit::PEER, "node04 could not be given a binary: {run:#}");
+    for name in ["node01", "node02", "node03"] {
+        let n = node(&run, name);
+        assert_eq!(n["binary"], "pushed", "{n:#}");
+        assert_eq!(n["status"], "pass", "{n:#}");
+        assert_eq!(node(&status, name)["binary"], "current", "{status:#}");
+    }
+    let n4 = node(&run, "node04");
+    assert_eq!((n4["status"].as_str(), n4["failure"].as_str()), (Some("peer_error"), Some("transfer")), "{n4:#}");
+    let reason = n4["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("the node is i686") && reason.contains("no kiln for i686 (it has x86_64)"), "{reason}");
+    assert_eq!(scode, kiln::exit::PEER, "{status:#}");
+    // What runs on the nodes is the binary, byte for byte, and the stamp
+    // beside it holds the checksum the node computed before putting it there.
+    let var_lib = lab.state.node("node01").expect("node01").sshd.var_lib.clone();
+    let on_node = kiln::fleet::local_sha256(&var_lib.join("bin/kiln")).expect("node01's kiln");
+    assert_eq!(on_node, want);
+    let stamp = std::fs::read_to_string(var_lib.join("bin/kiln.sha256")).expect("stamp");
+    assert_eq!(stamp.lines().next(), Some(want.as_str()));
+    let inv = inventory(manifest);
+    let n1 = inv.node("node01").expect("query").expect("node");
+    let last = inv.latest_run(n1.id).expect("query").expect("run");
+    assert_eq!((last.kind.as_str(), last.actor.as_str()), ("inspect", "kiln rack inspect"), "recorded as any inspect");
 }

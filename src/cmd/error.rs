@@ -15,7 +15,7 @@ use crate::cmd::validate::{NodeFileError, SelectError};
 use crate::deploy::{AgentError, DeployError, WriterLost};
 use crate::error::chain;
 use crate::exit;
-use crate::fleet::TrustError;
+use crate::fleet::{BinaryError, TrustError};
 use crate::handoff::KubeError;
 use crate::hw::capture::CaptureError;
 use crate::hw::source::OpenError;
@@ -189,9 +189,11 @@ pub enum CmdError {
     /// known_hosts could not be read or written (exit 10).
     #[error(transparent)]
     Trust(#[from] TrustError),
-    /// The kiln binary to push to the nodes could not be read (exit 10).
-    #[error("read the kiln binary to push to the nodes")]
-    NodeBinary(#[source] std::io::Error),
+    /// The kiln to push to the nodes (`--node-binary FILE`, `--dist DIR`) is unusable: missing,
+    /// not an ELF executable, a malformed or inconsistent `kiln.dist` manifest (exit 4); the
+    /// running kiln could not be found (exit 10).
+    #[error(transparent)]
+    NodeBinary(BinaryError),
 
     /// A time (`--at`) in none of the accepted forms (exit 2).
     #[error("--at {given:?}: not a time kiln reads; use {accepted}")]
@@ -276,9 +278,9 @@ impl CmdError {
             CmdError::NotConfirmed { .. } => exit::CHECK_FAILED,
             // A failed drain never hides the verdict: the command gives the verdict's code.
             CmdError::DrainNoName | CmdError::Drain { .. } => exit::CHECK_FAILED,
-            CmdError::Capture(_) | CmdError::Trust(_) | CmdError::NodeBinary(_) | CmdError::Internal(_) => {
-                exit::INTERNAL
-            }
+            CmdError::NodeBinary(BinaryError::CurrentExe(_)) => exit::INTERNAL,
+            CmdError::NodeBinary(_) => exit::BAD_INPUT,
+            CmdError::Capture(_) | CmdError::Trust(_) | CmdError::Internal(_) => exit::INTERNAL,
             CmdError::Both(first, _) => first.exit_code(),
         }
     }

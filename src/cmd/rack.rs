@@ -52,7 +52,11 @@ pub fn step(args: &RackRunArgs, step: Step, notices: &dyn Notices) -> CmdResult 
     // not be recorded is refused rather than done and forgotten.
     let db = db_path(args.db.db.as_deref());
     let mut inventory = if step == Step::Status { None } else { Some(Inventory::open(&db)?) };
-    let binary = RemoteBinary::new(args.node_binary.as_deref(), &args.remote_path).map_err(CmdError::NodeBinary)?;
+    let binary = match (&args.node_binary, &args.dist) {
+        (None, Some(dir)) => RemoteBinary::from_dist(dir, &args.remote_path),
+        (file, _) => RemoteBinary::new(file.as_deref(), &args.remote_path),
+    }
+    .map_err(CmdError::NodeBinary)?;
     let opts = FanoutOptions {
         parallel: args.parallel.max(1),
         command_timeout: Duration::from_secs(args.timeout.max(1)),

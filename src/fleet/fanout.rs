@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
+use super::node_binary::RemoteBinary;
 use super::outcome::{BinaryState, FailureKind, NodeOutcome, NodeStatus, Step};
 use super::pool::map_bounded;
-use super::push::{ensure, guarded, stopped_by_guard, RemoteBinary};
+use super::push::{check, run_current};
 use super::transport::{CommandOutput, Connector, NodeTransport, RemoteExit, TransportError};
 use crate::exit;
 use crate::rack::RackNode;
@@ -189,10 +190,10 @@ fn run_node(
     o
 }
 
-/// Makes sure the node runs this kiln, then runs `argv`. With `push` the
-/// command first goes out guarded by the binary check (one round trip when
-/// the binary is current); only a node whose binary is missing or differs
-/// gets the push and a second command.
+/// Makes sure the node runs the kiln meant for it, then runs `argv`. With
+/// `push` both happen in one remote command (`push::guarded`): the binary
+/// goes out on that command's input only when the node asks for it.
+/// Without, the node's binary is only looked at.
 fn binary_then_run(
     t: &mut dyn NodeTransport,
     plan: &Plan,
@@ -202,27 +203,11 @@ fn binary_then_run(
 ) -> Result<(BinaryState, CommandOutput), (TransportError, Option<BinaryState>)> {
     let timeout = opts.command_timeout;
     if plan.push {
-        let local = opts.binary.sha256().map_err(|detail| {
-            let e = TransportError::Checksum {
-                node: t.node().to_string(),
-                path: opts.binary.local.display().to_string(),
-                detail,
-            };
-            (e, None)
-        })?;
         progress(Phase::Running);
-        let out = t.run(&guarded(&opts.binary.remote_path, local, argv), timeout).map_err(|e| (e, None))?;
-        if !stopped_by_guard(&out) {
-            return Ok((BinaryState::Current, out));
-        }
-        progress(Phase::CheckingBinary);
-        let binary = ensure(t, &opts.binary, true, timeout).map_err(|e| (e, None))?;
-        progress(Phase::Running);
-        let out = t.run(argv, timeout).map_err(|e| (e, Some(binary)))?;
-        return Ok((binary, out));
+        return run_current(t, &opts.binary, argv, timeout);
     }
     progress(Phase::CheckingBinary);
-    let binary = ensure(t, &opts.binary, false, timeout).map_err(|e| (e, None))?;
+    let binary = check(t, &opts.binary, timeout).map_err(|e| (e, None))?;
     progress(Phase::Running);
     let out = t.run(argv, timeout).map_err(|e| (e, Some(binary)))?;
     Ok((binary, out))
@@ -379,7 +364,7 @@ esac
         let dir = tempfile::tempdir().expect("tempdir");
         let src = fake_kiln(dir.path());
         let remote = dir.path().join("node-bin/kiln");
-        let binary = RemoteBinary::new(Some(&src), remote.to_str().expect("utf8")).expect("binary");
+        let binary = RemoteBinary::unchecked(&src, std::env::consts::ARCH, remote.to_str().expect("utf8"));
         let opts = FanoutOptions { parallel: 4, command_timeout: Duration::from_secs(1), binary };
         let nodes =
             [node("a", Some("/good")), node("b", Some("/bad")), node("c", Some("/crash")), node("d", Some("/slow"))];
@@ -402,7 +387,7 @@ esac
         let dir = tempfile::tempdir().expect("tempdir");
         let src = fake_kiln(dir.path());
         let remote = dir.path().join("node-bin/kiln");
-        let binary = RemoteBinary::new(Some(&src), remote.to_str().expect("utf8")).expect("binary");
+        let binary = RemoteBinary::unchecked(&src, std::env::consts::ARCH, remote.to_str().expect("utf8"));
         let opts = FanoutOptions { parallel: 2, command_timeout: Duration::from_secs(5), binary };
         let nodes = [node("a", Some("/bad")), node("b", Some("/good"))];
         let refs: Vec<&RackNode> = nodes.iter().collect();

@@ -2,11 +2,10 @@
 //! (a bench node, a CI runner) and for testing the fan-out without SSH.
 
 use std::io::Read;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::transport::{upload_tmp_name, CommandOutput, Connector, NodeTransport, RemoteExit, TransportError};
+use super::transport::{Answer, Answerer, CommandOutput, Connector, NodeTransport, RemoteExit, TransportError};
 use crate::rack::RackNode;
 
 /// Opens a [`LocalTransport`] for any node, whatever its address.
@@ -29,25 +28,29 @@ impl LocalTransport {
     pub fn new(node: impl Into<String>) -> Self {
         LocalTransport { node: node.into() }
     }
-}
 
-impl NodeTransport for LocalTransport {
-    fn node(&self) -> &str {
-        &self.node
-    }
-
-    fn run(&mut self, argv: &[String], timeout: Duration) -> Result<CommandOutput, TransportError> {
+    /// Runs `argv` as a child; with `answer`, its stdin is a pipe that gets
+    /// the reply once `answer` gives one (see `run_answering`), else it is
+    /// closed from the start.
+    fn exec(
+        &mut self,
+        argv: &[String],
+        timeout: Duration,
+        mut answer: Option<&mut Answerer<'_>>,
+    ) -> Result<CommandOutput, TransportError> {
         let program = argv.first().cloned().unwrap_or_default();
         let spawn_err = |source| TransportError::Spawn { node: self.node.clone(), program: program.clone(), source };
         let mut child = Command::new(&program)
             .args(&argv[1.min(argv.len())..])
-            .stdin(Stdio::null())
+            .stdin(if answer.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(spawn_err)?;
+        let mut stdin = child.stdin.take();
         // Both pipes are drained on their own threads so that a chatty stderr
-        // cannot fill its pipe and stall the child.
+        // cannot fill its pipe and stall the child; stderr comes back in
+        // pieces, for `answer` to read as it arrives.
         let mut out_pipe = child.stdout.take();
         let mut err_pipe = child.stderr.take();
         let out_thread = std::thread::spawn(move || {
@@ -57,15 +60,40 @@ impl NodeTransport for LocalTransport {
             }
             v
         });
+        let (err_tx, err_rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let err_thread = std::thread::spawn(move || {
-            let mut v = Vec::new();
-            if let Some(p) = err_pipe.as_mut() {
-                let _ = p.read_to_end(&mut v);
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Some(p) = err_pipe.as_mut() {
+                match p.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if err_tx.send(buf[..n].to_vec()).is_err() {
+                            break;
+                        }
+                    }
+                }
             }
-            v
         });
+        let mut stderr = Vec::new();
         let deadline = Instant::now() + timeout;
         let status = loop {
+            let mut more = false;
+            while let Ok(piece) = err_rx.try_recv() {
+                stderr.extend_from_slice(&piece);
+                more = true;
+            }
+            if more {
+                if let Some(a) = answer.as_mut() {
+                    if let Some(reply) = a(&stderr) {
+                        answer = None;
+                        if let Some(mut pipe) = stdin.take() {
+                            // A child that ends before reading all of it
+                            // leaves a broken pipe; what it printed says why.
+                            let _ = write_answer(&mut pipe, &reply);
+                        }
+                    }
+                }
+            }
             match child.try_wait().map_err(spawn_err)? {
                 Some(status) => break status,
                 None if Instant::now() >= deadline => {
@@ -80,8 +108,12 @@ impl NodeTransport for LocalTransport {
                 None => std::thread::sleep(Duration::from_millis(5)),
             }
         };
+        drop(stdin);
         let stdout = out_thread.join().unwrap_or_default();
-        let stderr = err_thread.join().unwrap_or_default();
+        let _ = err_thread.join();
+        while let Ok(piece) = err_rx.try_recv() {
+            stderr.extend_from_slice(&piece);
+        }
         let exit = match status.code() {
             Some(code) => RemoteExit::Code(code),
             None => {
@@ -91,28 +123,34 @@ impl NodeTransport for LocalTransport {
         };
         Ok(CommandOutput { stdout, stderr, exit })
     }
+}
 
-    fn upload(&mut self, local: &Path, remote: &str, mode: u32, _timeout: Duration) -> Result<(), TransportError> {
-        use std::os::unix::fs::PermissionsExt;
-        let upload_err = |source| TransportError::Upload {
-            node: self.node.clone(),
-            local: local.display().to_string(),
-            remote: remote.to_string(),
-            source,
-        };
-        let target = Path::new(remote);
-        if let Some(dir) = target.parent() {
-            std::fs::create_dir_all(dir).map_err(upload_err)?;
-        }
-        let tmp = upload_tmp_name(remote);
-        std::fs::copy(local, &tmp).map_err(upload_err)?;
-        let result = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
-            .and_then(|_| std::fs::rename(&tmp, target));
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(upload_err(e));
-        }
-        Ok(())
+/// Writes `reply` to a child's stdin; dropping the pipe closes it.
+fn write_answer(pipe: &mut std::process::ChildStdin, reply: &Answer) -> std::io::Result<()> {
+    use std::io::Write;
+    pipe.write_all(&reply.header)?;
+    if let Some(body) = &reply.body {
+        std::io::copy(&mut std::fs::File::open(body)?, pipe)?;
+    }
+    pipe.flush()
+}
+
+impl NodeTransport for LocalTransport {
+    fn node(&self) -> &str {
+        &self.node
+    }
+
+    fn run(&mut self, argv: &[String], timeout: Duration) -> Result<CommandOutput, TransportError> {
+        self.exec(argv, timeout, None)
+    }
+
+    fn run_answering(
+        &mut self,
+        argv: &[String],
+        timeout: Duration,
+        answer: &mut Answerer<'_>,
+    ) -> Result<CommandOutput, TransportError> {
+        self.exec(argv, timeout, Some(answer))
     }
 }
 
@@ -164,22 +202,28 @@ mod tests {
     }
 
     #[test]
-    fn upload_replaces_whole_and_checksums() {
+    fn a_command_is_answered_once_when_it_asks() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let src = dir.path().join("src");
-        std::fs::write(&src, b"hello").expect("write");
-        let dst = dir.path().join("bin/kiln");
-        let dst = dst.to_str().expect("utf8");
+        let body = dir.path().join("body");
+        std::fs::write(&body, b"the body\n").expect("write");
         let mut t = LocalTransport::new("here");
-        assert_eq!(t.sha256(dst, Duration::from_secs(5)).expect("sha"), None);
-        t.upload(&src, dst, 0o755, Duration::from_secs(5)).expect("upload");
-        // sha256("hello")
-        assert_eq!(
-            t.sha256(dst, Duration::from_secs(5)).expect("sha").as_deref(),
-            Some("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
-        );
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dst).expect("meta").permissions().mode();
-        assert_eq!(mode & 0o777, 0o755);
+        // Asks on stderr, reads a line and then the rest of its input.
+        let script = "echo 'need it' >&2; read -r word; echo \"word=$word\"; cat";
+        let mut seen = Vec::new();
+        let out = t
+            .run_answering(&argv(&["sh", "-c", script]), Duration::from_secs(5), &mut |stderr| {
+                seen.push(String::from_utf8_lossy(stderr).into_owned());
+                stderr
+                    .starts_with(b"need it\n")
+                    .then(|| Answer { header: b"hello\n".to_vec(), body: Some(body.clone()) })
+            })
+            .expect("run");
+        assert_eq!(out.stdout, b"word=hello\nthe body\n");
+        assert_eq!(seen, ["need it\n"], "asked once");
+        // A command that never asks runs as `run` would; its input ends when it does.
+        let out = t
+            .run_answering(&argv(&["sh", "-c", "echo quiet"]), Duration::from_secs(5), &mut |_| panic!("never asked"))
+            .expect("run");
+        assert_eq!(out.stdout, b"quiet\n");
     }
 }

@@ -1,9 +1,12 @@
 //! The controller side of a rack: SSH to the nodes, run the node commands on all of them at once,
 //! collect their JSON, and judge what only shows across nodes.
 
+mod dist;
+pub mod elf;
 mod fanout;
 mod fingerprint;
 mod local;
+mod node_binary;
 mod outcome;
 mod pool;
 mod push;
@@ -15,12 +18,15 @@ mod table;
 mod transport;
 mod trust;
 
+pub use dist::{DistError, Encoding, MANIFEST as DIST_MANIFEST};
 pub use fanout::{run_step, FanoutOptions, Phase, Plan, Skip};
 pub use fingerprint::sha256_base64;
 pub use local::{LocalConnector, LocalTransport};
+pub use node_binary::{
+    local_sha256, BinaryError, BinarySource, NodeBinary, Packed, RemoteBinary, Wire, DEFAULT_REMOTE_PATH,
+};
 pub use outcome::{exit_code, BinaryState, FailureKind, NodeOutcome, NodeStatus, RackOutcome, Recorded, Step};
 pub(crate) use pool::map_bounded;
-pub use push::{local_sha256, RemoteBinary, DEFAULT_REMOTE_PATH};
 pub use rack_run::{run_rack_step, RackStep};
 pub use record::{already_passed, record_outcome, run_kind, RecordResult};
 pub use ssh::{SshConnector, SshTransport};

@@ -101,9 +101,11 @@ impl TransportError {
             TransportError::Auth { .. } => FailureKind::Auth,
             TransportError::Timeout { .. } => FailureKind::Timeout,
             TransportError::Disconnected { .. } | TransportError::Channel { .. } => FailureKind::Disconnected,
-            TransportError::Upload { .. } | TransportError::Checksum { .. } | TransportError::WrongArch { .. } => {
-                FailureKind::Transfer
-            }
+            TransportError::Upload { .. }
+            | TransportError::Checksum { .. }
+            | TransportError::WrongArch { .. }
+            | TransportError::NoBinaryForArch { .. }
+            | TransportError::Install { .. } => FailureKind::Transfer,
             TransportError::Spawn { .. } => FailureKind::Remote,
         }
     }

@@ -7,11 +7,11 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ssh2::{CheckResult, KnownHostFileKind, OpenFlags, OpenType, Session};
+use ssh2::{CheckResult, KnownHostFileKind, Session};
 
 use super::fingerprint::sha256_base64;
 use super::transport::{
-    shell_quote, upload_tmp_name, CommandOutput, Connector, NodeTransport, RemoteExit, TransportError,
+    shell_quote, Answer, Answerer, CommandOutput, Connector, NodeTransport, RemoteExit, TransportError,
 };
 use crate::rack::{Credentials, RackNode};
 
@@ -167,17 +167,14 @@ impl SshTransport {
         unsafe { libc::poll(&mut pfd, 1, ms) };
     }
 
-    fn disconnected(&self, what: &str, e: impl std::fmt::Display) -> TransportError {
-        TransportError::Disconnected { node: self.node.clone(), what: what.to_string(), detail: e.to_string() }
-    }
-}
-
-impl NodeTransport for SshTransport {
-    fn node(&self) -> &str {
-        &self.node
-    }
-
-    fn run(&mut self, argv: &[String], timeout: Duration) -> Result<CommandOutput, TransportError> {
+    /// Runs `argv` on a channel of its own; with `answer`, writes its reply
+    /// to the command's stdin once it gives one (see `run_answering`).
+    fn exec(
+        &mut self,
+        argv: &[String],
+        timeout: Duration,
+        mut answer: Option<&mut Answerer<'_>>,
+    ) -> Result<CommandOutput, TransportError> {
         // The remote `timeout` kills a hung command on the node itself:
         // closing the channel alone would leave it running there.
         let secs = timeout.as_secs().max(1);
@@ -221,6 +218,21 @@ impl NodeTransport for SshTransport {
                     }
                 }
             }
+            if let Some(a) = answer.as_mut() {
+                if progressed {
+                    if let Some(reply) = a(&stderr) {
+                        answer = None;
+                        self.session.set_blocking(true);
+                        // A command that ends before reading all of it
+                        // leaves a write error; what it printed says why.
+                        if let Err(e) = write_answer(&mut channel, &reply) {
+                            tracing::debug!(node = %self.node, error = %e, "the command stopped reading its input");
+                        }
+                        self.session.set_blocking(false);
+                        continue;
+                    }
+                }
+            }
             if channel.eof() {
                 break;
             }
@@ -252,61 +264,27 @@ impl NodeTransport for SshTransport {
         Ok(CommandOutput { stdout, stderr, exit })
     }
 
-    fn upload(&mut self, local: &Path, remote: &str, mode: u32, timeout: Duration) -> Result<(), TransportError> {
-        let node = self.node.clone();
-        let upload_err = |source: std::io::Error| TransportError::Upload {
-            node: node.clone(),
-            local: local.display().to_string(),
-            remote: remote.to_string(),
-            source,
-        };
-        let dir = Path::new(remote).parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| "/".into());
-        let out = self.run(&["mkdir".into(), "-p".into(), dir.clone()], timeout)?;
-        if out.exit != RemoteExit::Code(0) {
-            let detail = out.stderr_tail().unwrap_or_else(|| format!("mkdir -p {dir} failed"));
-            return Err(upload_err(std::io::Error::other(detail)));
-        }
-        // Written beside the target and renamed over it, so that a node never
-        // runs a half-written binary and a running one is not overwritten in place.
-        let tmp = upload_tmp_name(remote);
-        let mut file = std::fs::File::open(local).map_err(upload_err)?;
-        self.session.set_blocking(true);
-        self.session.set_timeout(millis(timeout));
-        let sftp = self.session.sftp().map_err(|source| TransportError::Channel {
-            node: self.node.clone(),
-            what: "sftp".into(),
-            source,
-        })?;
-        let mut remote_file = sftp
-            .open_mode(
-                Path::new(&tmp),
-                OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE,
-                0o600,
-                OpenType::File,
-            )
-            .map_err(|e| upload_err(e.into()))?;
-        // Large writes let libssh2 keep many SFTP packets in flight.
-        let mut buf = vec![0u8; 4 << 20];
-        loop {
-            let n = file.read(&mut buf).map_err(upload_err)?;
-            if n == 0 {
-                break;
-            }
-            remote_file.write_all(&buf[..n]).map_err(upload_err)?;
-        }
-        drop(remote_file);
-        drop(sftp);
-        let script = format!(
-            "chmod {mode:o} {t} && mv -f {t} {r} || {{ rm -f {t}; exit 1; }}",
-            t = shell_quote(&tmp),
-            r = shell_quote(remote)
-        );
-        let out = self.run(&["sh".into(), "-c".into(), script], timeout)?;
-        if out.exit != RemoteExit::Code(0) {
-            let detail = out.stderr_tail().unwrap_or_else(|| "chmod/mv failed".into());
-            return Err(upload_err(std::io::Error::other(detail)));
-        }
-        Ok(())
+    fn disconnected(&self, what: &str, e: impl std::fmt::Display) -> TransportError {
+        TransportError::Disconnected { node: self.node.clone(), what: what.to_string(), detail: e.to_string() }
+    }
+}
+
+impl NodeTransport for SshTransport {
+    fn node(&self) -> &str {
+        &self.node
+    }
+
+    fn run(&mut self, argv: &[String], timeout: Duration) -> Result<CommandOutput, TransportError> {
+        self.exec(argv, timeout, None)
+    }
+
+    fn run_answering(
+        &mut self,
+        argv: &[String],
+        timeout: Duration,
+        answer: &mut Answerer<'_>,
+    ) -> Result<CommandOutput, TransportError> {
+        self.exec(argv, timeout, Some(answer))
     }
 }
 
@@ -316,4 +294,22 @@ fn millis(d: Duration) -> u32 {
 
 fn io_kind(e: &ssh2::Error) -> ErrorKind {
     std::io::Error::from(ssh2::Error::from_errno(e.code())).kind()
+}
+
+/// Writes `reply` to the channel's stdin and closes it.
+fn write_answer(channel: &mut ssh2::Channel, reply: &Answer) -> std::io::Result<()> {
+    channel.write_all(&reply.header)?;
+    if let Some(body) = &reply.body {
+        let mut file = std::fs::File::open(body)?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            channel.write_all(&buf[..n])?;
+        }
+    }
+    channel.flush()?;
+    channel.send_eof().map_err(std::io::Error::from)
 }

@@ -1,6 +1,6 @@
-//! `NodeTransport`: the narrow surface the fan-out needs from a node (run, upload, checksum), and its errors.
+//! `NodeTransport`: the narrow surface the fan-out needs from a node (run a command, answer one), and its errors.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::rack::RackNode;
@@ -41,33 +41,30 @@ pub trait NodeTransport {
     /// at most `timeout`; a command still running then is killed.
     fn run(&mut self, argv: &[String], timeout: Duration) -> Result<CommandOutput, TransportError>;
 
-    /// Writes the local file `local` to `remote` on the node (created or
-    /// replaced whole; a reader never sees a half-written file) with `mode`.
-    fn upload(&mut self, local: &Path, remote: &str, mode: u32, timeout: Duration) -> Result<(), TransportError>;
+    /// Runs `argv` like `run`, and answers it once: `answer` is shown the
+    /// command's stderr so far each time more arrives, and the first
+    /// [`Answer`] it returns is written to the command's stdin, which is then
+    /// closed. A command never answered gets its stdin closed only when it
+    /// ends, so it must not wait on it unasked.
+    fn run_answering(
+        &mut self,
+        argv: &[String],
+        timeout: Duration,
+        answer: &mut Answerer<'_>,
+    ) -> Result<CommandOutput, TransportError>;
 
     /// The node's name, for error messages.
     fn node(&self) -> &str;
+}
 
-    /// SHA-256 of a file on the node, lowercase hex, by running `sha256sum`
-    /// there; `None` when the file does not exist.
-    fn sha256(&mut self, remote: &str, timeout: Duration) -> Result<Option<String>, TransportError> {
-        let script = format!("if [ -e {p} ]; then sha256sum -- {p}; else echo missing; fi", p = shell_quote(remote));
-        let out = self.run(&["sh".into(), "-c".into(), script], timeout)?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        if out.exit == RemoteExit::Code(0) && text.trim() == "missing" {
-            return Ok(None);
-        }
-        match (&out.exit, text.split_whitespace().next()) {
-            (RemoteExit::Code(0), Some(hex)) if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) => {
-                Ok(Some(hex.to_ascii_lowercase()))
-            }
-            _ => Err(TransportError::Checksum {
-                node: self.node().to_string(),
-                path: remote.to_string(),
-                detail: out.stderr_tail().unwrap_or_else(|| format!("{:?}", out.exit)),
-            }),
-        }
-    }
+/// Shown a command's stderr so far; returns what to write to its stdin, once.
+pub type Answerer<'a> = dyn FnMut(&[u8]) -> Option<Answer> + 'a;
+
+/// What to write to a command's stdin: `header`, then the bytes of `body`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub header: Vec<u8>,
+    pub body: Option<PathBuf>,
 }
 
 /// Opens transports to nodes; shared by the fan-out's worker threads.
@@ -143,8 +140,23 @@ pub enum TransportError {
     },
     #[error("{node}: checksum {path}: {detail}")]
     Checksum { node: String, path: String, detail: String },
-    #[error("{node}: push kiln: the node is {remote_arch} and this kiln is built for {local_arch}; install kiln on the node or pass --node-binary")]
-    WrongArch { node: String, remote_arch: String, local_arch: String },
+    #[error(
+        "{node}: push kiln: the node is {node_arch} and {} is built for {binary_arch}; pass --dist DIR holding a \
+         {node_arch} kiln (`cargo xtask dist --target {}`, or built on a {node_arch} node: docs/fleet.md) \
+         or --node-binary FILE built for {node_arch}",
+        binary.display(),
+        super::elf::rust_target(node_arch)
+    )]
+    WrongArch { node: String, node_arch: String, binary: PathBuf, binary_arch: String },
+    #[error(
+        "{node}: push kiln: the node is {node_arch} and {} has no kiln for {node_arch} (it has {has}); \
+         add one with `cargo xtask dist --target {} --out DIR`, or build it on a {node_arch} node (docs/fleet.md)",
+        dir.display(),
+        super::elf::rust_target(node_arch)
+    )]
+    NoBinaryForArch { node: String, node_arch: String, dir: PathBuf, has: String },
+    #[error("{node}: install kiln at {path}: {detail}")]
+    Install { node: String, path: String, detail: String },
     #[error("{node}: run {program} locally")]
     Spawn {
         node: String,
@@ -152,14 +164,6 @@ pub enum TransportError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// A name beside `remote` for writing a file before renaming it into place,
-/// unique within this process so that concurrent uploads never share one.
-pub(crate) fn upload_tmp_name(remote: &str) -> String {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{remote}.upload-{}-{n}", std::process::id())
 }
 
 /// Quotes one argument for a POSIX shell (the remote side of SSH runs a

@@ -143,7 +143,14 @@ pub fn fleet_only(args: &[String]) -> Result<u8> {
 
 fn fleet(nodes: usize) -> Result<()> {
     let root = sh::root();
-    let report = xtask::bench_fleet::run(&root, nodes)?;
+    // The node binary a crew pushes: this machine's target from `cargo
+    // xtask dist`, in a directory of the benchmark's own.
+    let host = xtask::dist::host_target()?;
+    let dist = root.join("target/bench-dist");
+    let built = xtask::dist::build(&root, &host, &host)?;
+    xtask::dist::package(&built, &host, &dist)?;
+    xtask::dist::index(&dist, xtask::dist::PackLevels::SMALLEST)?;
+    let report = xtask::bench_fleet::run(&root, nodes, Some(&dist))?;
     let body = report.markdown();
     println!("{body}");
     write_section(&root.join("docs/benchmarks.md"), "fleet", &format!("{body}\n"))

@@ -4,6 +4,7 @@ pub mod bench_firmware;
 pub mod bench_firmware_tree;
 pub mod bench_fleet;
 pub mod bringup_rack;
+pub mod dist;
 pub mod fixtures;
 pub mod lab;
 pub mod tidy;

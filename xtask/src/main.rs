@@ -37,6 +37,10 @@ commands:
   vm build [--controller URL]
                      the VM test's parts under target/vm/build: Debian's
                      cloud kernel, the imaging initrd, the deployable image
+  dist [--target T]... [--out DIR] [--no-build]
+                     node binaries per architecture for `kiln rack --dist`
+                     (default: x86_64 and aarch64 Linux, where installed;
+                     out: target/kiln-dist): stripped, packed, manifest.json
   bench-fleet [NODES]
                      only the rack fan-out benchmark (kiln vs pdsh)
 ";
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
         "test" => test::run(rest),
         "bench" => bench::run(rest),
         "lab" => xtask::lab::cli(rest).map(|()| 0),
+        "dist" => xtask::dist::cli(rest),
         "fixtures" => xtask::fixtures::cli(&sh::root(), rest),
         "tidy" => xtask::tidy::cli(&sh::root()),
         "bench-fleet" => bench::fleet_only(rest),

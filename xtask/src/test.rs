@@ -41,6 +41,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "mtools",          // mcopy into the FAT image (syslinux uses it too)
     "dosfstools",      // mkfs.fat on an image file
     "binutils",        // strip: the kiln binary without debug info in the VM
+    "xz-utils",        // xz: node binaries packed by `cargo xtask dist`, unpacked on the nodes
+    "zstd",            // zstd: the same, the copy a node that has it unpacks fastest
 ];
 
 /// Python packages installed into `target/venv`.
@@ -87,5 +89,12 @@ pub fn run(args: &[String]) -> Result<u8> {
     if sh::is_root() {
         envs.push(("KILN_REQUIRE_PEERS", OsStr::new("1")));
     }
-    test_runner::run_all(&passthrough, &envs)
+    let code = test_runner::run_all(&passthrough, &envs)?;
+    // kiln must build for every architecture it is pushed to; where CI has
+    // another target installed (aarch64 beside x86_64), check it builds.
+    if passthrough.is_empty() && !xtask::dist::check_other_targets(&sh::root())? {
+        println!("xtask: FAILED cargo check for another installed target");
+        return Ok(1);
+    }
+    Ok(code)
 }

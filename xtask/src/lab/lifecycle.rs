@@ -93,6 +93,7 @@ pub fn up(cfg: &LabConfig) -> anyhow::Result<Lab> {
             fixture: fixture.path.clone(),
             var_lib,
             log: node_dir.join("sshd.log"),
+            personality: None,
         };
         // Recorded before starting, so that `down` finds the namespace even
         // if sshd fails to start.
@@ -269,6 +270,17 @@ impl Lab {
         let address = n.address.clone();
         self.state.save()?;
         wait_tcp(&format!("{address}:22"), Duration::from_secs(10))
+    }
+
+    /// Restarts a node's sshd so that its sessions report `arch` from
+    /// `uname -m` (a `setarch` personality, inherited by every session;
+    /// `None`: the machine's own). The kernel offers only the personalities
+    /// it runs, so on x86_64 the other one is `i686`.
+    pub fn set_node_arch(&mut self, node: &str, arch: Option<&str>) -> anyhow::Result<()> {
+        let n = self.state.nodes.iter_mut().find(|n| n.name == node).context("no such node")?;
+        n.sshd.personality = arch.map(str::to_string);
+        self.state.save()?;
+        self.restart_sshd(node)
     }
 
     /// Gives a node a new host key and restarts its sshd, as a reinstall

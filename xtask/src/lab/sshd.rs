@@ -95,6 +95,11 @@ pub struct SshdLaunch {
     pub fixture: PathBuf,
     pub var_lib: PathBuf,
     pub log: PathBuf,
+    /// The architecture the node's sessions report (`uname -m`), set with
+    /// `setarch`: `i686` makes a node that is not the controller's kind,
+    /// for what a mixed rack does. `None`: the machine's own.
+    #[serde(default)]
+    pub personality: Option<String>,
 }
 
 /// Starts sshd in the node's namespaces and returns its pid. `nsenter`,
@@ -107,13 +112,14 @@ pub fn start(l: &SshdLaunch) -> anyhow::Result<u32> {
          mount -t tmpfs kiln-lab-srv /srv; mkdir -p {root}; \
          mount --bind {fixture} {root}; mount -o remount,bind,ro {root}; \
          mount --bind {var_lib} {node_var_lib}; \
-         exec /usr/sbin/sshd -D -e -f {config}",
+         exec {setarch}/usr/sbin/sshd -D -e -f {config}",
         host = quote(&l.hostname),
         root = NODE_ROOT,
         fixture = quote(&l.fixture.to_string_lossy()),
         var_lib = quote(&l.var_lib.to_string_lossy()),
         node_var_lib = NODE_VAR_LIB,
         config = quote(&l.config.to_string_lossy()),
+        setarch = l.personality.as_deref().map(|p| format!("setarch {} ", quote(p))).unwrap_or_default(),
     );
     let argv: Vec<String> = [
         "nsenter",
