@@ -568,9 +568,22 @@ pub struct RackImageArgs {
     /// other means (no BMC is touched).
     #[arg(long, value_enum, default_value_t = crate::deploy::BootVia::Pxe)]
     pub boot: crate::deploy::BootVia,
-    /// The ISO the BMC attaches with --boot media.
-    #[arg(long, value_name = "URL", required_if_eq("boot", "media"))]
-    pub media_url: Option<String>,
+    /// With --boot media: the installer image each node's BMC attaches. Its boot loader's kernel
+    /// line holds `kiln.settings=` and a run of `_`, which the controller fills per node with
+    /// its settings and deployment key as it serves it (docs/imaging.md).
+    #[arg(long, value_name = "FILE", required_if_eq("boot", "media"))]
+    pub media: Option<PathBuf>,
+    /// The kernel each node's own iPXE script boots (a file under /files/: the artifact's
+    /// directory or --boot-dir); needed for --boot pxe and none.
+    #[arg(long, value_name = "FILE", requires = "pxe_initrd")]
+    pub pxe_kernel: Option<String>,
+    /// The initrd each node's own iPXE script boots (a file under /files/).
+    #[arg(long, value_name = "FILE", requires = "pxe_kernel")]
+    pub pxe_initrd: Option<String>,
+    /// dnsmasq's lease file: an address leased to one of a node's MACs counts as the node's,
+    /// beside the manifest's address.
+    #[arg(long, value_name = "FILE")]
+    pub dhcp_leases: Option<PathBuf>,
     /// Where the controller listens for files and agents.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
     pub listen: std::net::SocketAddr,
@@ -669,6 +682,15 @@ pub struct HandoffArgs {
     /// Print the outcome as JSON (schema in docs/handoff.md).
     #[arg(long)]
     pub json: bool,
+    /// Hand off the healthy trays of an all-or-nothing NVLink domain (a
+    /// spec's `[nvlink_domain] all_or_nothing`) whose other trays are broken;
+    /// without it such a domain is held whole.
+    #[arg(long)]
+    pub partial: bool,
+    /// Read the platform specs (which domains are all or nothing) from
+    /// DIR/platforms/*.toml instead of the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    pub checks_dir: Option<PathBuf>,
     /// The `scontrol` program (Slurm).
     #[arg(long, value_name = "PATH", default_value = "scontrol")]
     pub scontrol: PathBuf,

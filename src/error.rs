@@ -13,7 +13,10 @@ pub fn chain(e: &dyn std::error::Error) -> String {
         }
         cur = c.source();
     }
-    s
+    match crate::truncate::message(&s) {
+        std::borrow::Cow::Owned(short) => short,
+        std::borrow::Cow::Borrowed(_) => s,
+    }
 }
 
 #[cfg(test)]

@@ -44,6 +44,8 @@ pub enum Input {
     Secret,
     /// `/proc/cmdline` or a file standing for it.
     KernelCmdline,
+    /// dnsmasq's DHCP lease file (one short line per lease).
+    DhcpLeases,
     /// An artifact file that is hashed or streamed, not parsed (an image,
     /// a base image): any size, but a regular file.
     Artifact,
@@ -68,6 +70,7 @@ impl Input {
             Input::NodeJson => 64 * MIB,
             Input::Secret => MIB,
             Input::KernelCmdline => 64 << 10,
+            Input::DhcpLeases => 4 * MIB,
             Input::Artifact => u64::MAX,
         }
     }
@@ -89,6 +92,7 @@ impl Input {
             Input::NodeJson => "node JSON file",
             Input::Secret => "password, token or certificate file",
             Input::KernelCmdline => "kernel command line",
+            Input::DhcpLeases => "DHCP lease file",
             Input::Artifact => "image artifact",
         }
     }
@@ -156,11 +160,41 @@ pub fn read_all(reader: impl Read, kind: Input) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Where a file stops being UTF-8 text: the first bad byte, 1-based line and column (in
+/// characters), and its offset. Carried inside the `io::Error` of [`read_to_string`], so a
+/// caller that names lines (specs, manifests, recipes) can give `file:line:column`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not UTF-8 text: line {line}, column {column} (byte {byte}) is not part of a UTF-8 character")]
+pub struct NotUtf8 {
+    pub line: usize,
+    pub column: usize,
+    pub byte: usize,
+}
+
+impl NotUtf8 {
+    /// The position of the first byte of `bytes` that is not UTF-8, when there is one.
+    pub fn find(bytes: &[u8]) -> Option<NotUtf8> {
+        let byte = std::str::from_utf8(bytes).err()?.valid_up_to();
+        // Everything before it is valid, so this cannot fail.
+        let before = std::str::from_utf8(&bytes[..byte]).unwrap_or_default();
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+        Some(NotUtf8 { line, column, byte })
+    }
+
+    /// The `NotUtf8` inside an error of [`read_to_string`], if that is what it was.
+    pub fn of(e: &io::Error) -> Option<NotUtf8> {
+        e.get_ref().and_then(|inner| inner.downcast_ref::<NotUtf8>()).copied()
+    }
+}
+
 /// `read_all` as UTF-8 text.
 pub fn read_all_to_string(reader: impl Read, kind: Input) -> io::Result<String> {
-    String::from_utf8(read_all(reader, kind)?).map_err(|e| {
-        io::Error::new(io::ErrorKind::InvalidData, format!("not UTF-8 text (at byte {})", e.utf8_error().valid_up_to()))
-    })
+    let bytes = read_all(reader, kind)?;
+    if let Some(at) = NotUtf8::find(&bytes) {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, at));
+    }
+    String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// A regular file's bytes, at most `kind`'s cap.

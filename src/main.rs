@@ -10,7 +10,7 @@ use kiln::notice::Stderr;
 
 fn main() {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    kiln::logging::init(cli.verbose);
     let notices = Stderr::new();
     let result: CmdResult = match cli.command {
         Command::Inspect(args) => kiln::cmd::inspect::run(&args),
@@ -33,23 +33,7 @@ fn main() {
     let report = outcome.report();
     if !report.is_empty() {
         let mut err = std::io::stderr().lock();
-        let _ = err.write_all(report.as_bytes()).and_then(|()| err.flush());
+        let _ = err.write_all(kiln::terminal::text(&report).as_bytes()).and_then(|()| err.flush());
     }
     std::process::exit(outcome.code())
-}
-
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KILN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // ureq logs raw wire bytes (Authorization headers included) at trace
-    // level: never let BMC credentials reach the log, whatever KILN_LOG says.
-    // kiln's own debug lines already name each BMC request and its status.
-    let filter =
-        ["ureq=warn", "ureq_proto=warn"].iter().filter_map(|d| d.parse().ok()).fold(filter, |f, d| f.add_directive(d));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

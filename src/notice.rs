@@ -26,11 +26,12 @@ pub enum Notice<'a> {
 impl Notice<'_> {
     /// The line as the user reads it, without the line end.
     pub fn line(&self) -> String {
-        match self {
+        let line = match self {
             Notice::Warning(text) => format!("kiln: warning: {text}"),
             Notice::Note(text) => format!("kiln: note: {text}"),
             Notice::Status(text) => format!("kiln: {text}"),
-        }
+        };
+        crate::terminal::value(&line).into_owned()
     }
 }
 
@@ -92,13 +93,13 @@ impl Notices for Stderr {
 
     fn progress(&self, line: &str) {
         if self.terminal {
-            self.write(&format!("{ERASE_LINE}{line}\n"));
+            self.write(&format!("{ERASE_LINE}{}\n", crate::terminal::value(line)));
         }
     }
 
     fn status(&self, line: &str) {
         if self.terminal {
-            self.write(&format!("{ERASE_LINE}{line}"));
+            self.write(&format!("{ERASE_LINE}{}", crate::terminal::value(line)));
         }
     }
 

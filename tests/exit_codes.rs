@@ -106,9 +106,12 @@ fn peer_6_names_the_peer_and_the_node() {
         &["bmc", "power", "status", "--bmc", "http://127.0.0.1:1", "--bmc-user", "admin", "--node", "n7"],
     );
     fails_once(&out, exit::PEER, &["http://127.0.0.1:1 (n7)", "GET /redfish/v1"]);
+    // An agent with its deployment key (as its boot path gives it) whose controller is gone.
+    let cmdline = dir.path().join("cmdline");
+    std::fs::write(&cmdline, format!("kiln.node=n7 kiln.deploy=d1 kiln.key={}\n", "ab".repeat(32))).expect("cmdline");
     let out = kiln(
         dir.path(),
-        &["agent", "--controller", "http://127.0.0.1:1", "--wait-for", "1s", "--cmdline", "/nonexistent"],
+        &["agent", "--controller", "http://127.0.0.1:1", "--wait-for", "1s", "--cmdline", s(&cmdline)],
     );
     fails_once(&out, exit::PEER, &["controller http://127.0.0.1:1/agent/hello", "did not answer within 1s"]);
 }

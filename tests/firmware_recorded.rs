@@ -348,7 +348,11 @@ fn the_bmc_password_appears_in_no_error_event_finding_or_log() {
         .with_ansi(false)
         .finish();
     let mut seen: Vec<String> = Vec::new();
-    tracing::subscriber::with_default(subscriber, || {
+    // Process-wide, not scoped: a scoped subscriber can miss events whose
+    // callsites other tests of this binary registered first on other threads.
+    // No other test here installs one.
+    tracing::subscriber::set_global_default(subscriber).expect("the one subscriber of this test binary");
+    {
         for script in [TaskScript::Completes { polls: 2 }, TaskScript::Fails { polls: 2, message: "bad image".into() }]
         {
             let (server, bmc) = serve("gh200");
@@ -375,7 +379,7 @@ fn the_bmc_password_appears_in_no_error_event_finding_or_log() {
         .expect("client");
         seen.push(format!("{:?}", wrong.firmware_versions()));
         seen.push(format!("{:?}", wrong.set_locate(true, Duration::from_secs(1))));
-    });
+    }
     seen.push(String::from_utf8_lossy(&log.0.lock().expect("log")).into_owned());
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PW}"));
     let all = seen.join("\n");

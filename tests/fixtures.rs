@@ -46,7 +46,8 @@ fn a_tray_varies_by_place_fabric_and_link() {
     let tray = Gb200Tray { unit: Unit::new("tray-11", 11, "1821724190111"), tray_index: 11, ..Gb200Tray::default() };
     let mut tree = gb200_tray(&tray);
     if let Some(fabric) = tree.gpu_mut(2).and_then(|g| g.fabric.as_mut()) {
-        fabric.health_mask = 0x4;
+        // Degraded bandwidth: the first field reads 1 (true) instead of 2.
+        fabric.health_mask = 0x1a9;
     }
     let gpu1 = tree.gpu_address(1).expect("GPU 1");
     tree.train(&gpu1, "16.0", 16);
@@ -55,7 +56,10 @@ fn a_tray_varies_by_place_fabric_and_link() {
     let gpus = node.gpus.gpus();
     assert!(gpus.iter().all(|g| g.platform.as_ref().map(|p| p.tray_index) == Some(11)));
     assert_eq!(gpus[0].platform.as_ref().and_then(|p| p.chassis_serial.as_deref()), Some("1821724190111"));
-    assert_eq!(gpus.iter().map(|g| g.fabric.as_ref().map_or(0, |f| f.health_mask)).collect::<Vec<_>>(), [0, 0, 4, 0]);
+    assert_eq!(
+        gpus.iter().map(|g| g.fabric.as_ref().map_or(0, |f| f.health_mask)).collect::<Vec<_>>(),
+        [0x1aa, 0x1aa, 0x1a9, 0x1aa]
+    );
     let link = node.pci_device(&at(&gpu1)).and_then(|d| d.link.clone()).expect("link");
     assert_eq!((link.current_speed_gts, link.max_speed_gts), (Some(16.0), Some(32.0)));
     let default = kiln::hw::fixture::sample::gb200_tray_node();

@@ -131,7 +131,8 @@ fn handoff_and_healthcheck_against_slurmctld() {
     cfg.subnet = 3;
     cfg.bmc = false;
     cfg.bmc_port_base = 8400;
-    cfg.fixtures = ["hgx-b200", "hgx-b200", "hgx-b200-gpu-x8", "hgx-b200"]
+    // Four machines of their own (`NAME@N`: their own serials), as a rack's serial checks expect.
+    cfg.fixtures = ["hgx-b200@1", "hgx-b200@2", "hgx-b200-gpu-x8@3", "hgx-b200@4"]
         .iter()
         .map(|name| fixture_support::written(&cfg.dir, name))
         .collect();
@@ -165,6 +166,7 @@ fn handoff_and_healthcheck_against_slurmctld() {
     let manifest = lab.manifest().to_path_buf();
 
     dry_run_changes_nothing(&cluster, &manifest, &db);
+    an_all_or_nothing_domain_is_held_whole_unless_partial(&cluster, &manifest, &db, &cfg.dir);
     handoff_resumes_drains_and_leaves_a_human_drain(&cluster, &manifest, &db);
     second_run_changes_nothing(&cluster, &manifest, &db);
     healthcheck_drains_its_own_node(&cluster, &lab, &manifest, &db);
@@ -194,6 +196,45 @@ fn dry_run_changes_nothing(cluster: &SlurmCluster, manifest: &Path, db: &Path) {
     assert_eq!(states(cluster), before, "a dry run changes nothing in Slurm");
     let after: Vec<usize> = ["node01", "node03"].iter().map(|n| events(db, n).len()).collect();
     assert_eq!(history, after, "a dry run records nothing");
+}
+
+/// The four nodes as one all-or-nothing NVLink domain (`--checks-dir` with the hgx-b200 spec plus an
+/// `[nvlink_domain]` of 4 trays that says `all_or_nothing`): node03 failing holds the healthy nodes
+/// too, naming node03; `--partial` hands off the healthy ones alone. Dry runs, so that the rest of
+/// the test sees the cluster as it was.
+fn an_all_or_nothing_domain_is_held_whole_unless_partial(
+    cluster: &SlurmCluster,
+    manifest: &Path,
+    db: &Path,
+    dir: &Path,
+) {
+    let checks = dir.join("domain-checks");
+    std::fs::create_dir_all(checks.join("platforms")).expect("mkdir");
+    let spec = std::fs::read_to_string(repo().join("checks/platforms/hgx-b200.toml")).expect("hgx-b200 spec");
+    let spec = format!("{spec}\n[nvlink_domain]\ngpus = 32\ntrays = 4\nall_or_nothing = true\n");
+    std::fs::write(checks.join("platforms/hgx-b200.toml"), spec).expect("write the spec");
+    let checks = checks.to_string_lossy().into_owned();
+    let before = states(cluster);
+
+    let (code, out) = handoff(cluster, manifest, db, &["--dry-run", "--checks-dir", &checks]);
+    assert_eq!(code, 1, "{out:#}");
+    let domain = &out["domains"][0];
+    assert_eq!(domain["nodes"].as_array().map(Vec::len), Some(4), "{out:#}");
+    assert_eq!(domain["broken"][0]["node"], "node03", "{out:#}");
+    assert!(domain["broken"][0]["reason"].as_str().is_some_and(|r| r.contains("pcie.width")), "{out:#}");
+    for healthy in ["node01", "node02"] {
+        let n = node_out(&out, healthy);
+        assert_eq!(n["health"], "hold", "{healthy}: {n:#}");
+        assert!(n["reason"].as_str().is_some_and(|r| r.contains("NVLink domain") && r.contains("node03")), "{n:#}");
+        assert!(n["actions"][0]["what"].as_str().is_some_and(|w| w.contains("DRAIN")), "{n:#}");
+    }
+
+    let (_, out) = handoff(cluster, manifest, db, &["--dry-run", "--partial", "--checks-dir", &checks]);
+    assert_eq!(out["domains"][0]["partial"], true);
+    assert_eq!(node_out(&out, "node01")["health"], "pass", "{out:#}");
+    assert!(node_out(&out, "node01")["actions"][0]["what"].as_str().is_some_and(|w| w.contains("RESUME")));
+    assert_eq!(node_out(&out, "node03")["health"], "fail");
+    assert_eq!(states(cluster), before, "dry runs change nothing in Slurm");
 }
 
 fn handoff_resumes_drains_and_leaves_a_human_drain(cluster: &SlurmCluster, manifest: &Path, db: &Path) {

@@ -182,3 +182,67 @@ fn an_image_is_written_straight_from_the_server() {
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     assert!(stderr(&out).contains("missing.raw"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_password_in_an_image_url_is_never_printed_or_recorded() {
+    if !have_qemu_img() {
+        return skip("qemu-img not installed (Debian package qemu-utils)");
+    }
+    const PW: &str = "img-Pa55-4410";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recipe = test_recipe(dir.path());
+    let out_dir = dir.path().join("out");
+    let out = kiln(&["image", "build", s(&recipe), "--out", s(&out_dir)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let server = Served::start(&out_dir);
+    let with_user = server.base.replace("http://", &format!("http://reader:{PW}@"));
+    let (disk, db) = (dir.path().join("disk.img"), dir.path().join("kiln.db"));
+    let bmap_url = format!("{with_user}/kiln-test.bmap.json");
+    let mut said = String::new();
+    for (image, want) in [("kiln-test.raw", 0), ("missing.raw", 6)] {
+        let url = format!("{with_user}/{image}");
+        for json in [false, true] {
+            let mut args = vec!["image", "write", &url, s(&disk), "--bmap", &bmap_url, "--db", s(&db)];
+            if json {
+                args.push("--json");
+            }
+            let out =
+                Command::new(env!("CARGO_BIN_EXE_kiln")).args(&args).env("KILN_LOG", "debug").output().expect("run");
+            assert_eq!(out.status.code(), Some(want), "{}", stderr(&out));
+            said.push_str(&String::from_utf8_lossy(&out.stdout));
+            said.push_str(&stderr(&out));
+        }
+    }
+    assert!(said.contains("http://***@127.0.0.1:"), "the URL is still named, hidden: {said}");
+    assert!(!said.contains(PW) && !said.contains("reader:"), "{said}");
+    let rows = kiln::inventory::Inventory::open_existing(&db).expect("db").images_written().expect("rows");
+    assert_eq!(rows.len(), 2, "the two writes that fetched an image");
+    let bytes = std::fs::read(&db).expect("db");
+    assert!(!bytes.windows(PW.len()).any(|w| w == PW.as_bytes()), "the password is in the database");
+}
+
+#[test]
+fn a_fetched_block_map_must_be_the_one_its_manifest_names() {
+    if !have_qemu_img() {
+        return skip("qemu-img not installed (Debian package qemu-utils)");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recipe = test_recipe(dir.path());
+    let out_dir = dir.path().join("out");
+    let out = kiln(&["image", "build", s(&recipe), "--out", s(&out_dir)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The same map with one byte of whitespace more: well formed, but not the manifest's.
+    let map = std::fs::read_to_string(out_dir.join("kiln-test.bmap.json")).expect("bmap");
+    std::fs::write(out_dir.join("other.bmap.json"), format!("{map} ")).expect("other");
+    let server = Served::start(&out_dir);
+    let manifest = out_dir.join("kiln-test.manifest.json");
+    let disk = dir.path().join("disk.img");
+    let other = format!("{}/other.bmap.json", server.base);
+    let out = kiln(&["image", "write", s(&manifest), s(&disk), "--bmap", &other]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("other.bmap.json has sha256") && stderr(&out).contains("its manifest says"));
+    assert!(!disk.exists(), "refused before the target was created");
+    let good = format!("{}/kiln-test.bmap.json", server.base);
+    let out = kiln(&["image", "write", s(&manifest), s(&disk), "--bmap", &good]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

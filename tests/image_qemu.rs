@@ -200,7 +200,8 @@ fn agent_failure(console: &str) -> Option<&str> {
 /// The boot's milestones as the serial console shows them, in order.
 const MILESTONES: &[(&str, &str)] = &[
     ("iPXE initialising devices", "qemu's iPXE option ROM runs"),
-    ("boot.ipxe... ok", "iPXE fetched kiln's script (DHCP from kiln's dnsmasq configuration)"),
+    ("kiln.ipxe... ok", "iPXE fetched kiln's chain script (DHCP from kiln's dnsmasq configuration)"),
+    ("52-54-00-77-09-11.ipxe... ok", "iPXE fetched the node's own script (its MAC and address checked)"),
     ("kiln-vm: imaging environment (network boot) started", "the imaging environment's /init runs"),
     ("kiln-vm: network up", "the imaging environment has its DHCP lease"),
     ("kiln-vm: running: /bin/kiln agent --reboot", "the imaging agent starts"),
@@ -272,28 +273,6 @@ fn a_vm_pxe_boots_is_imaged_by_kiln_and_reports_the_booted_image() {
     })
     .unwrap_or_else(|e| panic!("build the VM's parts: {e:#}"));
 
-    // kiln's iPXE script (the recipe's command line plus where the agent finds its controller),
-    // served with the kernel and initrd from --boot-dir under /files/.
-    let script = parts.boot_dir.join("boot.ipxe");
-    let append = format!("kiln.controller={} kiln.mode=imaging kiln.target=/dev/vda", controller_url());
-    let out = kiln(&[
-        "image",
-        "pxe-config",
-        "--server",
-        &format!("{}/files", controller_url()),
-        "--kernel",
-        "vmlinuz",
-        "--initrd",
-        "initrd.img",
-        "--manifest",
-        s(&parts.manifest),
-        "--append",
-        &append,
-        "--out",
-        s(&script),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "pxe-config: {}", stderr(&out));
-
     // kiln's dnsmasq configuration: the VM's fixed address, undionly.kpxe over TFTP for a plain
     // PXE ROM (qemu's ROM is iPXE already and is sent the script's URL, option 175).
     let tftp = run_dir.join("tftp");
@@ -310,7 +289,7 @@ fn a_vm_pxe_boots_is_imaged_by_kiln_and_reports_the_booted_image() {
         "--tftp-root",
         s(&tftp),
         "--script-url",
-        &format!("{}/files/boot.ipxe", controller_url()),
+        &format!("{}/boot/kiln.ipxe", controller_url()),
         "--host",
         &format!("{NODE_MAC},{NODE_IP},{NODE}"),
         "--out",
@@ -365,6 +344,12 @@ fn a_vm_pxe_boots_is_imaged_by_kiln_and_reports_the_booted_image() {
             &controller_url(),
             "--boot-dir",
             s(&parts.boot_dir),
+            "--pxe-kernel",
+            "vmlinuz",
+            "--pxe-initrd",
+            "initrd.img",
+            "--dhcp-leases",
+            s(&run_dir.join("leases")),
             "--target",
             "/dev/vda",
             "--node-timeout",
@@ -499,6 +484,20 @@ fn a_vm_pxe_boots_is_imaged_by_kiln_and_reports_the_booted_image() {
         "no PXE command line"
     );
     assert!(text.contains("kiln.mode=booted"), "the deployed image's kernel command line is missing");
+    // The node's key for this deployment came on that command line (the kernel prints it on the
+    // node's own console), and went nowhere the controller writes.
+    let key = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("kiln.key="))
+        .filter(|k| k.len() == 64)
+        .unwrap_or_else(|| panic!("no kiln.key= on the imaging kernel's command line"))
+        .to_string();
+    assert!(text.contains(&format!("kiln.node={NODE} kiln.deploy=")), "no kiln.node= and kiln.deploy=");
+    let written = [&controller.stdout, &controller.stderr, &db]
+        .iter()
+        .map(|p| std::fs::read(p).unwrap_or_default())
+        .any(|bytes| bytes.windows(key.len()).any(|w| w == key.as_bytes()));
+    assert!(!written, "the node's key is in the controller's output or the inventory");
     let log = std::fs::read_to_string(&dnsmasq_log).unwrap_or_default();
     assert!(log.contains(&format!("DHCPACK({BRIDGE}) {NODE_IP} {NODE_MAC}")), "dnsmasq gave the VM no lease:\n{log}");
     assert!(log.contains("user class: iPXE"), "no DHCP request from iPXE:\n{log}");

@@ -188,8 +188,8 @@ fn a_client_that_stops_reading_a_download_is_dropped_and_a_slow_one_is_not() {
 fn a_post_body_that_trickles_is_dropped_at_the_body_deadline() {
     struct Echo;
     impl kiln::image::serve::PostRoutes for Echo {
-        fn post(&self, _: &str, body: &[u8], _: SocketAddr) -> (u16, String) {
-            (200, format!("{{\"len\":{}}}", body.len()))
+        fn post(&self, p: &kiln::image::serve::Posted<'_>) -> kiln::image::serve::Reply {
+            kiln::image::serve::Reply::json(200, format!("{{\"len\":{}}}", p.body.len()))
         }
     }
     let dir = tempfile::tempdir().expect("tempdir");

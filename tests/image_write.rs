@@ -323,3 +323,104 @@ fn the_wipe_command_zeroes_both_ends() {
     assert_eq!(out.status.code(), Some(4));
     assert!(!dir.path().join("missing").exists());
 }
+
+/// A block map like `bmap` but without its `drop`-th range, `mapped_bytes` adjusted to agree (so
+/// the map is well formed), saved as `name` beside it; with `sha`, its `image_sha256` set to that.
+fn doctored_map(bmap: &Path, drop: usize, sha: Option<&str>, name: &str) -> PathBuf {
+    let mut v: Value = serde_json::from_slice(&std::fs::read(bmap).expect("bmap")).expect("bmap json");
+    if let Some(ranges) = v["ranges"].as_array_mut() {
+        let gone = ranges.remove(drop);
+        let len = gone["end"].as_u64().expect("end") - gone["start"].as_u64().expect("start");
+        v["mapped_bytes"] = (v["mapped_bytes"].as_u64().expect("mapped") - len).into();
+    }
+    if let Some(sha) = sha {
+        v["image_sha256"] = sha.into();
+    }
+    let path = bmap.with_file_name(name);
+    std::fs::write(&path, serde_json::to_string_pretty(&v).expect("json")).expect("write map");
+    BlockMap::load(&path).expect("the doctored map is well formed");
+    path
+}
+
+fn sha256_of(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().expect("digest").to_string()
+}
+
+/// The write failed closed: exit 4 naming the whole-image digest, the target wiped, and the
+/// inventory holding a failed write with no digest.
+fn assert_refused_as_a_whole(out: &std::process::Output, disk: &Path, db: &Path, reference: &str) {
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(out));
+    let err = stderr(out);
+    assert!(err.contains("what was written has sha256") && err.contains(&format!("but {reference} says")), "{err}");
+    assert!(err.contains("target wiped"), "{err}");
+    assert_eq!(json_of(out)["target_state"], "wiped");
+    assert!(tables_wiped(disk), "the target still holds a partition table");
+    let rows = kiln::inventory::Inventory::open_existing(db).expect("db").images_written().expect("rows");
+    assert_eq!((rows[0].outcome.as_str(), rows[0].image_sha256.as_deref()), ("failed", None), "{:?}", rows[0]);
+    assert!(!stdout(out).contains("\"outcome\": \"ok\""), "{}", stdout(out));
+}
+
+#[test]
+fn a_block_map_that_leaves_out_a_range_fails_the_write_and_wipes_the_target() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (manifest, raw, bmap) = artifact(dir.path());
+    let db = dir.path().join("kiln.db");
+    // The map keeps the true image_sha256; only the ranges lie.
+    let short = doctored_map(&bmap, 2, None, "short.bmap.json");
+    let disk = written_disk(dir.path(), &manifest);
+    let out = kiln(&["image", "write", s(&raw), s(&disk), "--bmap", s(&short), "--json", "--db", s(&db)]);
+    assert_refused_as_a_whole(&out, &disk, &db, "its block map");
+}
+
+#[test]
+fn a_wrong_image_sha256_in_the_block_map_fails_the_write_and_wipes_the_target() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (manifest, raw, bmap) = artifact(dir.path());
+    let db = dir.path().join("kiln.db");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&bmap).expect("bmap")).expect("json");
+    v["image_sha256"] = "00".repeat(32).into();
+    let wrong = dir.path().join("out/wrong.bmap.json");
+    std::fs::write(&wrong, serde_json::to_string(&v).expect("json")).expect("write");
+    let disk = written_disk(dir.path(), &manifest);
+    let out = kiln(&["image", "write", s(&raw), s(&disk), "--bmap", s(&wrong), "--json", "--db", s(&db)]);
+    assert_refused_as_a_whole(&out, &disk, &db, "its block map");
+}
+
+#[test]
+fn an_artifact_proves_its_image_by_the_manifest_not_by_the_block_map() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (manifest, raw, bmap) = artifact(dir.path());
+    let db = dir.path().join("kiln.db");
+    let disk = written_disk(dir.path(), &manifest);
+    // A map that leaves out a range and claims the digest of the image it describes (the image
+    // with that range zeroed): consistent with itself, so only the manifest can catch it.
+    let map = BlockMap::load(&bmap).expect("bmap");
+    let gone = &map.ranges[2];
+    let mut zeroed = std::fs::read(&raw).expect("raw");
+    zeroed[gone.start as usize..gone.end as usize].fill(0);
+    let zeroed_path = dir.path().join("zeroed.raw");
+    std::fs::write(&zeroed_path, &zeroed).expect("zeroed");
+    let lie = doctored_map(&bmap, 2, Some(&sha256_of(&zeroed_path)), "lie.bmap.json");
+
+    // Named by a manifest that does not name it: refused before anything is written.
+    let out = kiln(&["image", "write", s(&manifest), s(&disk), "--bmap", s(&lie), "--json", "--db", s(&db)]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("its manifest says"), "{}", stderr(&out));
+    assert!(!tables_wiped(&disk), "refused before the target was touched");
+
+    // A manifest that names the lying map by its digest still records the image's own digest.
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&manifest).expect("manifest")).expect("json");
+    m["bmap"]["file"] = "lie.bmap.json".into();
+    m["bmap"]["sha256"] = sha256_of(&lie).into();
+    let rebound = dir.path().join("out/rebound.manifest.json");
+    std::fs::write(&rebound, serde_json::to_string_pretty(&m).expect("json")).expect("write");
+    let out = kiln(&["image", "write", s(&rebound), s(&disk), "--json", "--db", s(&db)]);
+    assert_refused_as_a_whole(&out, &disk, &db, "the artifact manifest");
+
+    // The honest artifact still writes, and its digest is what was recomputed.
+    let out = kiln(&["image", "write", s(&manifest), s(&disk), "--json", "--db", s(&db)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json_of(&out)["image_sha256"].as_str(), Some(sha256_of(&raw).as_str()));
+    assert!(qemu_compare(&raw, &disk));
+}

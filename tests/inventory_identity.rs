@@ -115,8 +115,16 @@ fn rack_step_in(dir: &Path, inv: &mut Inventory, rack: &str, places: &[(&str, &s
     let plan = Plan { step: Step::Validate, command: vec!["sh".into(), "-c".into(), script.into()], push: true };
     let specs = kiln::checks::spec_load::load_builtin().expect("built-in specs");
     let refs: Vec<&RackNode> = nodes.iter().collect();
-    let step =
-        RackStep { rack, rack_platform: None, specs: &specs, nodes: &refs, plan: &plan, opts: &opts, force: true };
+    let step = RackStep {
+        rack,
+        rack_platform: None,
+        specs: &specs,
+        nodes: &refs,
+        plan: &plan,
+        opts: &opts,
+        force: true,
+        whole_rack: true,
+    };
     run_rack_step(&step, &LocalConnector, Some(inv), &|_, _| {}).expect("inventory readable")
 }
 

@@ -45,11 +45,19 @@ const KINDS: &[&str] = &[
 ];
 
 /// `"kiln.*"` strings in the source that are not document kinds: settings on the kernel
-/// command line (`kiln.controller=...`), the inventory's file name, and the kind of the
-/// node-binary manifest `cargo xtask dist` writes and `kiln rack --dist` reads (a file format,
-/// described in docs/json-schema.md without being printed).
-const NOT_KINDS: &[&str] =
-    &["kiln.controller", "kiln.mode", "kiln.stall_timeout", "kiln.target", "kiln.db", "kiln.dist"];
+/// command line (`kiln.controller=...`, the deployment's `kiln.deploy=` and `kiln.key=`), the
+/// inventory's file name, and the kind of the node-binary manifest `cargo xtask dist` writes and
+/// `kiln rack --dist` reads (a file format, described in docs/json-schema.md without being printed).
+const NOT_KINDS: &[&str] = &[
+    "kiln.controller",
+    "kiln.mode",
+    "kiln.stall_timeout",
+    "kiln.target",
+    "kiln.deploy",
+    "kiln.key",
+    "kiln.db",
+    "kiln.dist",
+];
 
 const PW: &str = "json-docs-pw";
 
@@ -192,9 +200,12 @@ fn every_json_output_carries_schema_version_and_a_documented_kind() {
         6,
     ));
     printed.push(document(dir, &["report", "--rack", rack, "--format", "json", "--db", db], 0));
+    // An agent with its deployment key (as its boot path gives it) whose controller is gone.
+    let cmdline = dir.join("cmdline");
+    std::fs::write(&cmdline, format!("kiln.node=n1 kiln.deploy=d1 kiln.key={}\n", "ab".repeat(32))).expect("cmdline");
     printed.push(document(
         dir,
-        &["agent", "--controller", "http://127.0.0.1:1", "--wait-for", "1s", "--cmdline", "/nonexistent", "--json"],
+        &["agent", "--controller", "http://127.0.0.1:1", "--wait-for", "1s", "--cmdline", s(&cmdline), "--json"],
         6,
     ));
 
@@ -211,6 +222,10 @@ fn every_json_output_carries_schema_version_and_a_documented_kind() {
         let out = dir.join("out");
         printed.push(document(dir, &["image", "build", s(&recipe), "--out", s(&out), "--json"], 0));
         let manifest = out.join("kiln-test.manifest.json");
+        // The imaging kernel and initrd each node's iPXE script (with its key) would boot.
+        for file in ["vmlinuz", "initrd.img"] {
+            std::fs::write(out.join(file), b"boot file").expect("boot file");
+        }
         printed.push(document(
             dir,
             &[
@@ -222,6 +237,10 @@ fn every_json_output_carries_schema_version_and_a_documented_kind() {
                 s(&manifest),
                 "--boot",
                 "none",
+                "--pxe-kernel",
+                "vmlinuz",
+                "--pxe-initrd",
+                "initrd.img",
                 "--node-timeout",
                 "1s",
                 "--listen",

@@ -65,7 +65,13 @@ fn firmware_check_and_locate_over_the_lab() {
     cfg.prefix = "kf".into();
     cfg.subnet = 6;
     cfg.bmc_port_base = 8600;
-    cfg.fixtures = vec![fixture_support::written(&cfg.dir, "hgx-b200")];
+    // Each node a machine of its own (its own serials), as the rack's serial checks expect.
+    cfg.fixtures = (0..NODES)
+        .map(|i| match i {
+            0 => fixture_support::written(&cfg.dir, "hgx-b200"),
+            _ => fixture_support::written(&cfg.dir, &format!("hgx-b200@{}", i + 1)),
+        })
+        .collect();
     let _teardown = Teardown(cfg.dir.clone());
     let lab = lab::up(&cfg).expect("lab up");
     let manifest = lab.manifest().to_path_buf();

@@ -93,7 +93,16 @@ fn rack_against_the_lab() {
     cfg.prefix = "kt".into();
     cfg.subnet = 1;
     cfg.bmc_port_base = 8200;
-    cfg.fixtures = FIXTURES.iter().map(|name| fixture_support::written(&cfg.dir, name)).collect();
+    // node01 is the healthy tree itself; the others are machines of their own (their own
+    // serials), as the rack's serial checks expect of a real rack.
+    cfg.fixtures = FIXTURES
+        .iter()
+        .enumerate()
+        .map(|(i, name)| match i {
+            0 => fixture_support::written(&cfg.dir, name),
+            _ => fixture_support::written(&cfg.dir, &format!("{name}@{}", i + 1)),
+        })
+        .collect();
     let _teardown = Teardown(cfg.dir.clone());
     let _ = std::fs::remove_file(cfg.dir.join("kiln.db"));
     let mut lab = lab::up(&cfg).expect("lab up");
@@ -339,6 +348,7 @@ fn sshd_killed_mid_run_fails_only_that_node(lab: &mut Lab, manifest: &Path) {
         plan: &plan,
         opts: &opts,
         force: true,
+        whole_rack: false,
     };
     let mut inv = inventory(manifest);
     let outcome = std::thread::scope(|s| {

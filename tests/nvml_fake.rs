@@ -92,6 +92,12 @@ fn a_healthy_gpu_is_read_in_full() {
     assert_eq!(fabric.cluster_uuid, "a0a1a2a3-a4a5-a6a7-a8a9-aaabacadaeaf");
     assert_eq!((fabric.status, fabric.clique_id, fabric.health_mask), (0, 32766, 0x155));
 
+    // NVLink-C2C from field values 170-172 (per link) and 231-233.
+    let c2c = gpu.c2c.as_ref().expect("c2c");
+    let links: Vec<_> = c2c.links.iter().map(|l| (l.link, l.active, l.bandwidth_mbps)).collect();
+    assert_eq!(links, [(0, true, Some(45000)), (1, false, None)]);
+    assert_eq!((c2c.errors.interrupts, c2c.errors.replay, c2c.errors.replay_b2b), (Some(1), Some(2), Some(3)));
+
     let platform = gpu.platform.as_ref().expect("platform");
     assert_eq!(platform.chassis_serial.as_deref(), Some("1821724000123"));
     assert_eq!(

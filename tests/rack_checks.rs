@@ -44,8 +44,11 @@ fn failing<'a>(findings: &'a [kiln::checks::Finding], check: &str) -> Vec<&'a ki
 fn consistent_nodes_pass() {
     let nodes: Vec<Node> = (0..3).map(|i| node(&format!("n{i}"), "1.2", &["97.00.01"; 8], None)).collect();
     let names = ["n0", "n1", "n2"];
-    let members: Vec<RackMember> =
-        nodes.iter().zip(names).map(|(node, name)| RackMember { name, platform: Some("hgx-b200"), node }).collect();
+    let members: Vec<RackMember> = nodes
+        .iter()
+        .zip(names)
+        .map(|(node, name)| RackMember { name, platform: Some("hgx-b200"), node, tray: None })
+        .collect();
     let findings = rack_findings(&members, &specs());
     assert!(findings.iter().all(|f| f.outcome != Outcome::Fail), "{findings:#?}");
     assert!(findings.iter().any(|f| f.check == "rack.firmware.vbios" && f.outcome == Outcome::Pass));
@@ -63,7 +66,7 @@ fn the_odd_node_out_is_named_with_expected_and_actual() {
     ];
     let names = ["n0", "n1", "n2", "n3"];
     let members: Vec<RackMember> =
-        nodes.iter().zip(names).map(|(node, name)| RackMember { name, platform: None, node }).collect();
+        nodes.iter().zip(names).map(|(node, name)| RackMember { name, platform: None, node, tray: None }).collect();
     let findings = rack_findings(&members, &specs());
 
     let bios = failing(&findings, "rack.firmware.bios");
@@ -85,8 +88,11 @@ fn the_odd_node_out_is_named_with_expected_and_actual() {
 #[test]
 fn an_even_split_has_no_majority_and_still_fails() {
     let nodes = [node("n0", "1.1", &["a"], None), node("n1", "1.2", &["a"], None)];
-    let members: Vec<RackMember> =
-        nodes.iter().zip(["n0", "n1"]).map(|(node, name)| RackMember { name, platform: None, node }).collect();
+    let members: Vec<RackMember> = nodes
+        .iter()
+        .zip(["n0", "n1"])
+        .map(|(node, name)| RackMember { name, platform: None, node, tray: None })
+        .collect();
     let bios: Vec<_> =
         rack_findings(&members, &specs()).into_iter().filter(|f| f.check == "rack.firmware.bios").collect();
     assert_eq!(bios.len(), 1);
@@ -108,7 +114,7 @@ fn nvl72_gpus_must_share_cluster_and_clique() {
     let members: Vec<RackMember> = nodes
         .iter()
         .zip(names)
-        .map(|(node, name)| RackMember { name, platform: Some("gb200-nvl72-tray"), node })
+        .map(|(node, name)| RackMember { name, platform: Some("gb200-nvl72-tray"), node, tray: None })
         .collect();
     let findings = rack_findings(&members, &specs());
     let cluster = failing(&findings, "rack.fabric.cluster");
@@ -129,7 +135,7 @@ fn nvl72_gpu_without_fabric_is_an_error_not_a_pass() {
     let members: Vec<RackMember> = nodes
         .iter()
         .zip(["t0", "t1"])
-        .map(|(node, name)| RackMember { name, platform: Some("gb200-nvl72-tray"), node })
+        .map(|(node, name)| RackMember { name, platform: Some("gb200-nvl72-tray"), node, tray: None })
         .collect();
     let findings = rack_findings(&members, &specs());
     let errors: Vec<_> =
@@ -156,8 +162,11 @@ fn trays_named_by_no_platform_are_detected_and_judged_as_one_domain() {
     let tray = gb200_tray();
     let odd = with_cluster(gb200_tray(), "6b1f0000-0000-4000-8000-0000000000ff");
     let nodes = [tray.clone(), tray, odd];
-    let members: Vec<RackMember> =
-        nodes.iter().zip(["t0", "t1", "t2"]).map(|(node, name)| RackMember { name, platform: None, node }).collect();
+    let members: Vec<RackMember> = nodes
+        .iter()
+        .zip(["t0", "t1", "t2"])
+        .map(|(node, name)| RackMember { name, platform: None, node, tray: None })
+        .collect();
     let findings = rack_findings(&members, &specs());
     let cluster = failing(&findings, "rack.fabric.cluster");
     assert_eq!(cluster.len(), 4, "every GPU of t2: {findings:#?}");
@@ -167,7 +176,7 @@ fn trays_named_by_no_platform_are_detected_and_judged_as_one_domain() {
     let members: Vec<RackMember> = nodes
         .iter()
         .zip(["t0", "t1", "t2"])
-        .map(|(node, name)| RackMember { name, platform: Some("site-tray"), node })
+        .map(|(node, name)| RackMember { name, platform: Some("site-tray"), node, tray: None })
         .collect();
     assert_eq!(failing(&rack_findings(&members, &specs()), "rack.fabric.cluster").len(), 4);
 }
@@ -178,7 +187,11 @@ fn the_domain_check_follows_the_spec_capability_not_the_platform_name() {
     let odd = with_cluster(gb200_tray(), "6b1f0000-0000-4000-8000-0000000000ff");
     let nodes = [tray.clone(), tray, odd];
     let named = |platform| -> Vec<RackMember> {
-        nodes.iter().zip(["t0", "t1", "t2"]).map(|(node, name)| RackMember { name, platform, node }).collect()
+        nodes
+            .iter()
+            .zip(["t0", "t1", "t2"])
+            .map(|(node, name)| RackMember { name, platform, node, tray: None })
+            .collect()
     };
     // The same spec without [nvlink_domain]: its trays are separate machines.
     let mut without: Vec<_> = specs();
@@ -226,4 +239,94 @@ fn a_rack_run_with_a_malformed_checks_dir_is_refused_before_any_node_is_touched(
         assert!(err.contains("platforms/site.toml:4:1") && err.contains("trays"), "{step}: {err}");
         assert!(!db.exists(), "{step}: the inventory was opened before the specs were checked");
     }
+}
+
+/// Tray `i` of a healthy NVL72 rack, built from the healthy tray by the fixture builder.
+fn rack_tray(i: u32) -> Node {
+    use kiln::hw::fixture::{gb200_tray, Gb200Tray};
+    gb200_tray(&Gb200Tray::in_rack(i)).inspect()
+}
+
+/// Members of a GB200 rack, each at the manifest tray its name says (`tray-05` at tray 5).
+fn placed<'a>(trays: &'a [(String, Node)]) -> Vec<RackMember<'a>> {
+    trays
+        .iter()
+        .map(|(name, node)| RackMember {
+            name,
+            platform: Some("gb200-nvl72-tray"),
+            node,
+            tray: name.strip_prefix("tray-").and_then(|n| n.parse().ok()),
+        })
+        .collect()
+}
+
+fn rack(trays: impl IntoIterator<Item = u32>) -> Vec<(String, Node)> {
+    trays.into_iter().map(|i| (format!("tray-{i:02}"), rack_tray(i))).collect()
+}
+
+fn outcome_of(findings: &[kiln::checks::Finding], check: &str) -> Vec<Outcome> {
+    findings.iter().filter(|f| f.check == check).map(|f| f.outcome).collect()
+}
+
+#[test]
+fn a_full_nvl72_rack_passes_completeness_placement_and_serials() {
+    let trays = rack(1..=18);
+    let findings = rack_findings(&placed(&trays), &specs());
+    for check in ["rack.domain.trays", "rack.domain.gpus", "rack.placement.tray", "rack.serial.gpu"] {
+        assert_eq!(outcome_of(&findings, check), [Outcome::Pass], "{check}: {findings:#?}");
+    }
+    assert!(findings.iter().all(|f| f.outcome != Outcome::Fail), "{findings:#?}");
+}
+
+#[test]
+fn a_short_rack_fails_as_the_racks_finding_naming_no_node() {
+    let trays = rack(1..=12);
+    let findings = rack_findings(&placed(&trays), &specs());
+    let short = failing(&findings, "rack.domain.trays");
+    assert_eq!(short.len(), 1, "{findings:#?}");
+    assert_eq!(short[0].component.kind, "rack");
+    assert_eq!((short[0].expected.as_deref(), short[0].actual.as_deref()), (Some("18"), Some("12")));
+    assert!(short[0].message.contains("position 13, 14, 15, 16, 17, 18"), "{}", short[0].message);
+    // A run over some of the rack's nodes is short by design: not judged there.
+    let partial = kiln::fleet::rack_checks::rack_findings_scoped(&placed(&trays), &specs(), false);
+    assert_eq!(outcome_of(&partial, "rack.domain.trays"), [Outcome::Skipped]);
+}
+
+#[test]
+fn a_tray_where_the_manifest_puts_another_fails_placement_naming_it() {
+    let mut trays = rack(1..=18);
+    // The nodes at manifest trays 5 and 6 answer with each other's tray: swapped cables.
+    let (a, b) = (trays[4].1.clone(), trays[5].1.clone());
+    trays[4].1 = b;
+    trays[5].1 = a;
+    let findings = rack_findings(&placed(&trays), &specs());
+    let wrong = failing(&findings, "rack.placement.tray");
+    let named: Vec<_> = wrong.iter().map(|f| f.component.name.as_deref().unwrap_or("")).collect();
+    assert_eq!(named, ["tray-05", "tray-06"], "{findings:#?}");
+    assert_eq!((wrong[0].expected.as_deref(), wrong[0].actual.as_deref()), (Some("tray 5"), Some("tray 6")));
+    assert!(wrong[0].message.contains("chassis serial 1821724190006"), "{}", wrong[0].message);
+}
+
+#[test]
+fn duplicated_gpu_and_tray_serials_fail_on_every_holder() {
+    let mut trays = rack(1..=18);
+    // Tray 9's record is a copy of tray 8's: the same GPU and system serials.
+    let mut copy = trays[7].1.clone();
+    copy.hostname = "tray-09".into();
+    if let kiln::model::GpuInventory::Inspected { gpus, .. } = &mut copy.gpus {
+        for g in gpus {
+            g.platform.as_mut().expect("platform").tray_index = 9;
+        }
+    }
+    trays[8].1 = copy;
+    let findings = rack_findings(&placed(&trays), &specs());
+    let gpu = failing(&findings, "rack.serial.gpu");
+    assert_eq!(gpu.len(), 8, "4 serials on two trays each: {findings:#?}");
+    assert!(gpu.iter().all(|f| {
+        let n = f.component.name.as_deref().unwrap_or("");
+        n.starts_with("tray-08 gpu") || n.starts_with("tray-09 gpu")
+    }));
+    let system = failing(&findings, "rack.serial.system");
+    let named: Vec<_> = system.iter().map(|f| f.component.name.as_deref().unwrap_or("")).collect();
+    assert_eq!(named, ["tray-08", "tray-09"]);
 }

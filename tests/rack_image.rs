@@ -3,9 +3,13 @@
 //! emulator as the BMC (its own request log is the witness of what the controller asked, and in
 //! which order), and the inventory read back from SQLite.
 //!
-//! The node is simulated honestly: once the emulator has served the reset, the test starts a real
-//! `kiln agent` (imaging mode), as the node's installer would; then `kiln agent --mode booted`, as
-//! the installed system would. Every wait has a deadline and fails the test with what it saw.
+//! The node is simulated honestly: once the emulator has served the reset, the test fetches what
+//! the node's boot path gives it (its own iPXE script, or its virtual medium, from the node's or
+//! its BMC's address, 127.0.0.1) and starts a real `kiln agent` (imaging mode) with that kernel
+//! command line, as the node's installer would; then `kiln agent --mode booted`, as the installed
+//! system would, with the boot token the imaging agent left on the disk. A spoofing peer sends the
+//! same requests from 127.0.0.2 (and with wrong or old keys from 127.0.0.1). Every wait has a
+//! deadline and fails the test with what it saw.
 
 mod bmc_support;
 mod image_support;
@@ -21,6 +25,7 @@ use std::time::{Duration, Instant};
 use bmc_support::ipmisim::{self, IpmiSim};
 use bmc_support::sushy::{Sushy, PASSWORD, USER};
 use image_support::{have_qemu_img, qemu_compare, s, skip, tables_wiped, test_recipe, MIB};
+use kiln::deploy::auth::{AgentAuth, NodeKey};
 use kiln::inventory::{Inventory, StepOutcome};
 use kiln::lifecycle::LifecycleState;
 
@@ -173,6 +178,9 @@ fn build_artifact(dir: &Path) -> Option<Artifact> {
     let out = dir.join("out");
     let done = kiln_proc("kiln image build", &["image", "build", s(&recipe), "--out", s(&out)]).wait(LIMIT);
     assert_eq!(done.code(), Some(0), "build: {}", done.stderr);
+    // What each node's iPXE script boots (never booted here: the test reads the script).
+    std::fs::write(out.join("vmlinuz"), b"kernel").expect("kernel");
+    std::fs::write(out.join("initrd.img"), b"initrd").expect("initrd");
     Some(Artifact { manifest: out.join("kiln-test.manifest.json"), image: out.join("kiln-test.raw") })
 }
 
@@ -186,9 +194,8 @@ fn rack(dir: &Path, nodes: &[(&str, Option<&str>)]) -> PathBuf {
     );
     for (i, (name, bmc)) in nodes.iter().enumerate() {
         text.push_str(&format!(
-            "\n[[nodes]]\nname = \"{name}\"\naddress = \"192.0.2.{}\"\nmacs = [\"52:54:00:00:00:{:02x}\"]\n",
-            i + 1,
-            i + 1
+            "\n[[nodes]]\nname = \"{name}\"\naddress = \"127.0.0.1\"\nmacs = [\"{}\"]\n",
+            mac(i + 1)
         ));
         if let Some(url) = bmc {
             text.push_str(&format!("bmc = \"{url}\"\n"));
@@ -199,12 +206,76 @@ fn rack(dir: &Path, nodes: &[(&str, Option<&str>)]) -> PathBuf {
     path
 }
 
+/// The MAC of the `i`-th node of `rack` (from 1).
+fn mac(i: usize) -> String {
+    format!("52:54:00:00:00:{i:02x}")
+}
+
+/// The controller; each node's iPXE script boots the artifact directory's `vmlinuz` and
+/// `initrd.img`.
 fn controller(port: u16, rack: &Path, artifact: &Path, db: &Path, extra: &[&str]) -> Proc {
     let listen = format!("127.0.0.1:{port}");
-    let mut args =
-        vec!["rack", "image", "--rack", s(rack), "--artifact", s(artifact), "--listen", &listen, "--db", s(db)];
+    let mut args = vec![
+        "rack",
+        "image",
+        "--rack",
+        s(rack),
+        "--artifact",
+        s(artifact),
+        "--listen",
+        &listen,
+        "--db",
+        s(db),
+        "--pxe-kernel",
+        "vmlinuz",
+        "--pxe-initrd",
+        "initrd.img",
+    ];
     args.extend_from_slice(extra);
     kiln_proc("kiln rack image", &args)
+}
+
+/// GET `url` from this host (127.0.0.1, the nodes' and the emulator's address): status and body.
+fn fetch(url: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let mut r = agent.get(url).call().expect("controller answers");
+    (r.status().as_u16(), r.body_mut().with_config().limit(64 << 20).read_to_string().unwrap_or_default())
+}
+
+/// Wait until `node`'s boot is due (its reset is recorded in deployment `run`, the inventory's
+/// first, second, ...), then fetch its own iPXE script as the node's firmware would and keep the
+/// `kiln.*` words of its kernel line in `dir/<node>.cmdline`, the imaging environment's
+/// /proc/cmdline.
+fn boot_words(port: u16, db: &Path, node: &str, mac: &str, dir: &Path, ctl: &mut Proc, run: i64) -> PathBuf {
+    wait_until(LIMIT, &format!("{node}'s reset in deployment {run}"), ctl, || {
+        let inv = Inventory::open(db).expect("open inventory");
+        inv.deploy_steps(node).expect("steps").iter().any(|s| s.deploy_id == run && s.step == "reset")
+    });
+    let url = format!("http://127.0.0.1:{port}/boot/{}.ipxe", mac.replace(':', "-"));
+    let (status, script) = fetch(&url);
+    assert_eq!(status, 200, "{url}: {script}");
+    let kernel =
+        script.lines().find(|l| l.starts_with("kernel ")).unwrap_or_else(|| panic!("no kernel line: {script}"));
+    assert!(kernel.contains(&format!("kiln.node={node} ")), "{kernel}");
+    cmdline_file(dir, node, kernel)
+}
+
+/// The `kiln.*` words of `line`, as a kernel command line file for the agent's `--cmdline`.
+fn cmdline_file(dir: &Path, node: &str, line: &str) -> PathBuf {
+    let words: Vec<&str> = line.split_whitespace().filter(|w| w.starts_with("kiln.")).collect();
+    let path = dir.join(format!("{node}.cmdline"));
+    std::fs::write(&path, words.join(" ") + "\n").expect("cmdline file");
+    path
+}
+
+/// The disk holds the image, and nothing else (the boot token was erased after the boot).
+fn holds_image(image: &Path, disk: &Path) -> bool {
+    let (image, disk) = (std::fs::read(image).expect("image"), std::fs::read(disk).expect("disk"));
+    disk.len() >= image.len() && disk[..image.len()] == image[..] && disk[image.len()..].iter().all(|&b| b == 0)
 }
 
 fn agent(port: u16, extra: &[&str]) -> Proc {
@@ -276,14 +347,12 @@ fn deploy_over_redfish_writes_the_image_and_confirms_the_boot() {
     let Some(sushy) = Sushy::start_or_skip() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let Some(art) = build_artifact(dir.path()) else { return };
-    let boot_dir = dir.path().join("boot");
-    std::fs::create_dir(&boot_dir).expect("boot dir");
-    // The emulator downloads what it inserts: the controller serves it from --boot-dir.
-    std::fs::write(boot_dir.join("installer.iso"), b"CD001 kiln installer\n".repeat(64)).expect("iso");
+    // The emulator downloads what it inserts: the controller serves the node's own copy.
+    let iso = installer_iso(dir.path());
     let rack = rack(dir.path(), &[("n1", Some(&sushy.url))]);
     let (db, disk) = (dir.path().join("kiln.db"), dir.path().join("n1.disk"));
     let port = free_port();
-    let media_url = format!("http://127.0.0.1:{port}/files/installer.iso");
+    let media_url = format!("http://127.0.0.1:{port}/boot/media/n1/installer.iso");
     let mut ctl = controller(
         port,
         &rack,
@@ -292,10 +361,8 @@ fn deploy_over_redfish_writes_the_image_and_confirms_the_boot() {
         &[
             "--boot",
             "media",
-            "--media-url",
-            &media_url,
-            "--boot-dir",
-            s(&boot_dir),
+            "--media",
+            s(&iso),
             "--target",
             s(&disk),
             "--node-timeout",
@@ -315,13 +382,21 @@ fn deploy_over_redfish_writes_the_image_and_confirms_the_boot() {
     let inserted = media_slots(&sushy).into_iter().filter(|m| m["Inserted"] == true).collect::<Vec<_>>();
     assert_eq!(inserted.len(), 1, "one slot holds the installer: {inserted:?}");
     assert_eq!(inserted[0]["Image"], media_url.as_str());
+    // The node boots the medium: its kernel line is the placeholder's, filled with n1's words.
+    let (status, medium) = fetch(&media_url);
+    assert_eq!(status, 200, "{medium}");
+    assert_eq!(medium.len() as u64, std::fs::metadata(&iso).expect("iso").len(), "the medium keeps its layout");
+    let line = medium.lines().find(|l| l.contains("kiln.controller=")).expect("the filled placeholder");
+    assert!(line.contains("kiln.node=n1 kiln.deploy=") && line.contains(" kiln.key="), "{line}");
+    assert!(!std::fs::read_to_string(&iso).expect("iso").contains("kiln.key="), "the key is never on disk");
+    let words = cmdline_file(dir.path(), "n1", line);
 
-    let imaging = agent(port, &["--node", "n1"]).wait(LIMIT);
+    let imaging = agent(port, &["--cmdline", s(&words)]).wait(LIMIT);
     assert_eq!(imaging.code(), Some(0), "imaging agent: {}\n{}", imaging.stdout, imaging.stderr);
     assert!(imaging.stdout.contains("not rebooting without --reboot"), "{}", imaging.stdout);
     assert!(imaging.stdout.contains(SHA), "{}", imaging.stdout);
 
-    let booted = agent(port, &["--node", "n1", "--mode", "booted"]).wait(LIMIT);
+    let booted = agent(port, &["--target", s(&disk), "--mode", "booted"]).wait(LIMIT);
     assert_eq!(booted.code(), Some(0), "booted agent: {}\n{}", booted.stdout, booted.stderr);
     assert!(booted.stdout.contains(&format!("n1: node n1 booted image sha256 {SHA}")), "{}", booted.stdout);
 
@@ -346,7 +421,7 @@ fn deploy_over_redfish_writes_the_image_and_confirms_the_boot() {
 
     // The disk is the image, byte for byte.
     assert!(qemu_compare(&art.image, &disk), "disk differs from the image");
-    assert_eq!(std::fs::read(&art.image).expect("image"), std::fs::read(&disk).expect("disk"));
+    assert!(holds_image(&art.image, &disk), "the disk holds more than the image");
 
     // Every step recorded, in order, and in the node's lifecycle history.
     let recorded = steps(&db, "n1");
@@ -369,12 +444,25 @@ fn deploy_over_redfish_writes_the_image_and_confirms_the_boot() {
     assert!(history.iter().all(|e| e.actor == "enrolled" || e.actor == "kiln rack image"), "{history:?}");
     assert_eq!(state(&db, "n1"), LifecycleState::Enrolled);
 
-    // The BMC password appears nowhere kiln wrote.
-    for text in [&done.stdout, &done.stderr, &imaging.stderr, &booted.stderr] {
+    // The BMC password and the node's key appear nowhere kiln wrote.
+    let key = line.split_whitespace().find_map(|w| w.strip_prefix("kiln.key=")).expect("key").to_string();
+    for text in [&done.stdout, &done.stderr, &imaging.stdout, &imaging.stderr, &booted.stdout, &booted.stderr] {
         assert!(!text.contains(PASSWORD), "password leaked: {text}");
+        assert!(!text.contains(&key), "the node's key leaked: {text}");
     }
     let db_bytes = std::fs::read(&db).expect("db");
     assert!(!db_bytes.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()), "password in the database");
+    assert!(!db_bytes.windows(key.len()).any(|w| w == key.as_bytes()), "the node's key in the database");
+}
+
+/// An installer image whose boot loader's kernel line carries kiln's placeholder.
+fn installer_iso(dir: &Path) -> PathBuf {
+    let mut bytes = b"CD001 kiln installer\n".repeat(64);
+    bytes.extend_from_slice(format!("linux /vmlinuz console=ttyS0 kiln.settings={}\n", "_".repeat(400)).as_bytes());
+    bytes.extend_from_slice(&b"\0".repeat(4096));
+    let path = dir.join("installer.iso");
+    std::fs::write(&path, bytes).expect("iso");
+    path
 }
 
 #[test]
@@ -384,13 +472,25 @@ fn a_bmc_that_refuses_virtual_media_fails_the_node_at_boot_set() {
     let Some(art) = build_artifact(dir.path()) else { return };
     let rack = rack(dir.path(), &[("n1", Some(&sushy.url))]);
     let db = dir.path().join("kiln.db");
-    // Nothing listens on port 9: the emulator cannot fetch the image and answers 500.
+    let iso = installer_iso(dir.path());
+    // The controller says it is where nothing listens (port 9): the emulator cannot fetch the
+    // image and answers 500.
     let ctl = controller(
         free_port(),
         &rack,
         &art.manifest,
         &db,
-        &["--boot", "media", "--media-url", "http://127.0.0.1:9/missing.iso", "--node-timeout", "60s", "--json"],
+        &[
+            "--boot",
+            "media",
+            "--media",
+            s(&iso),
+            "--advertise",
+            "http://127.0.0.1:9",
+            "--node-timeout",
+            "60s",
+            "--json",
+        ],
     );
     let done = ctl.wait(LIMIT);
     assert_eq!(done.code(), Some(1), "{}\n{}", done.stdout, done.stderr);
@@ -426,8 +526,9 @@ fn a_bmc_that_refuses_virtual_media_fails_the_node_at_boot_set() {
 fn deploy_without_bmc(dir: &Path, art: &Artifact, disk: &Path, db: &Path) -> (Done, Done) {
     let rack = rack(dir, &[("n1", None)]);
     let port = free_port();
-    let ctl = controller(port, &rack, &art.manifest, db, &["--boot", "none", "--node-timeout", "90s"]);
-    let imaging = agent(port, &["--node", "n1", "--target", s(disk)]).wait(LIMIT);
+    let mut ctl = controller(port, &rack, &art.manifest, db, &["--boot", "none", "--node-timeout", "90s"]);
+    let words = boot_words(port, db, "n1", &mac(1), dir, &mut ctl, 1);
+    let imaging = agent(port, &["--cmdline", s(&words), "--target", s(disk)]).wait(LIMIT);
     (ctl.wait(LIMIT), imaging)
 }
 
@@ -503,8 +604,132 @@ fn an_image_larger_than_the_disk_is_refused_and_the_disk_untouched() {
     assert_eq!(std::fs::read(&disk).expect("disk"), before, "the disk was changed");
 }
 
+/// POST `body` to the controller's `route` from `from` (a local address this test binds, as a
+/// host on the boot network would send it), with `auth` as the `Kiln-Agent-Auth` header.
+fn post_from(port: u16, from: &str, route: &str, body: &str, auth: Option<&str>) -> (u16, String) {
+    let header = auth.map(|a| format!("Kiln-Agent-Auth: {a}\r\n")).unwrap_or_default();
+    let request = format!(
+        "POST {route} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{header}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    raw_from(port, from, &request)
+}
+
+/// Send `request` from the local address `from` and answer the status and body.
+fn raw_from(port: u16, from: &str, request: &str) -> (u16, String) {
+    use socket2::{Domain, Socket, Type};
+    use std::io::Write;
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let local: std::net::SocketAddr = format!("{from}:0").parse().expect("address");
+    socket.bind(&local.into()).expect("bind the spoofing address");
+    let server: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+    socket.connect(&server.into()).expect("connect");
+    let mut stream: std::net::TcpStream = socket.into();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+}
+
+/// The four requests that move a node, as a spoofer would send them for `node`.
+fn the_four(node: &str, mac: &str) -> [(&'static str, String); 4] {
+    [
+        ("/agent/hello", format!(r#"{{"node":"{node}","macs":["{mac}"],"mode":"imaging"}}"#)),
+        ("/agent/result", format!(r#"{{"node":"{node}","ok":true,"image_sha256":"{SHA}","bytes":5242880}}"#)),
+        ("/agent/hello", format!(r#"{{"node":"{node}","macs":["{mac}"],"mode":"booted"}}"#)),
+        ("/agent/booted", format!(r#"{{"node":"{node}","image_sha256":"{SHA}","source":"disk"}}"#)),
+    ]
+}
+
+/// The node, deployment and key a node's kernel command line file gives it.
+fn auth_of(words: &Path) -> AgentAuth {
+    let text = std::fs::read_to_string(words).expect("words");
+    let word = |k: &str| text.split_whitespace().find_map(|w| w.strip_prefix(k)).expect(k).to_string();
+    let key = NodeKey::from_hex(&word("kiln.key=")).expect("a key");
+    AgentAuth { node: word("kiln.node="), deploy: word("kiln.deploy="), key }
+}
+
 #[test]
-fn an_unknown_agent_gets_a_404_and_a_silent_node_times_out() {
+fn a_spoofing_peer_moves_no_node_and_a_rerun_redoes_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(art) = build_artifact(dir.path()) else { return };
+    let rack = rack(dir.path(), &[("n1", None)]);
+    let (db, disk) = (dir.path().join("kiln.db"), dir.path().join("n1.disk"));
+    const SPOOFER: &str = "127.0.0.2";
+
+    // First run: only the spoofer speaks for n1.
+    let port = free_port();
+    let mut ctl = controller(port, &rack, &art.manifest, &db, &["--boot", "none", "--node-timeout", "40s"]);
+    wait_until(LIMIT, "n1's reset in the inventory", &mut ctl, || step_names(&steps(&db, "n1")).contains(&"reset"));
+    let script = format!("GET /boot/{}.ipxe HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", mac(1).replace(':', "-"));
+    let (status, body) = raw_from(port, SPOOFER, &script);
+    assert_eq!(status, 403, "the node's script (and key) is not given to another host: {body}");
+    // What a sniffer on the boot network could have seen: the node's own script, key included.
+    let sniffed = auth_of(&boot_words(port, &db, "n1", &mac(1), dir.path(), &mut ctl, 1));
+    let random_key = AgentAuth { key: NodeKey::generate().expect("random"), ..sniffed.clone() };
+    let mut tried = 0;
+    for (route, body) in the_four("n1", &mac(1)) {
+        for (from, auth, what) in [
+            (SPOOFER, None, "no proof, from another host (its MAC, its name)"),
+            ("127.0.0.1", None, "no proof, from the node's address"),
+            ("127.0.0.1", Some(&random_key), "a wrong key, from the node's address"),
+            (SPOOFER, Some(&sniffed), "the node's own key, from another host"),
+        ] {
+            let header = auth.map(|a| a.header(route, body.as_bytes()));
+            let (status, answer) = post_from(port, from, route, &body, header.as_deref());
+            assert_eq!(status, 403, "{route} with {what}: {answer}");
+            tried += 1;
+        }
+    }
+    assert_eq!(tried, 16);
+    let done = ctl.wait(LIMIT);
+    assert_eq!(done.code(), Some(1), "{}\n{}", done.stdout, done.stderr);
+    assert!(done.stderr.contains("kiln: n1: image: agent: no hello from the node's imaging agent"), "{}", done.stderr);
+    assert!(done.stderr.contains("refused POST /agent/result from 127.0.0.2"), "refusals are logged: {}", done.stderr);
+    // Nothing was recorded as written or booted; the refusals are in n1's history.
+    let recorded = steps(&db, "n1");
+    assert_eq!(step_names(&recorded), ["boot-set", "reset", "agent"], "{recorded:?}");
+    assert_eq!(recorded[2].1, StepOutcome::Failed);
+    assert!(matches!(state(&db, "n1"), LifecycleState::Failed { .. }));
+    let history = Inventory::open(&db).expect("open").history("n1").expect("history");
+    let refused: Vec<&str> =
+        history.iter().map(|e| e.cause.as_str()).filter(|c| c.starts_with("image: refused ")).collect();
+    assert_eq!(refused.len(), kiln::deploy::MAX_NOTED, "{refused:#?}");
+    assert!(
+        refused.iter().any(|c| c.contains("from 127.0.0.2") && c.contains("not node n1's address")),
+        "{refused:#?}"
+    );
+    let db_bytes = std::fs::read(&db).expect("db");
+    let key = sniffed.key.to_hex();
+    assert!(!db_bytes.windows(key.len()).any(|w| w == key.as_bytes()), "the key is in the database");
+    assert!(!done.stderr.contains(&key) && !done.stdout.contains(&key), "the key is in the output");
+
+    // The rerun does not call n1 booted: it deploys it again. Requests signed for the first run
+    // are refused even from the node's own address, and the real agent does the work.
+    let port = free_port();
+    let mut ctl = controller(port, &rack, &art.manifest, &db, &["--boot", "none", "--node-timeout", "90s"]);
+    let words = boot_words(port, &db, "n1", &mac(1), dir.path(), &mut ctl, 2);
+    assert_ne!(auth_of(&words), sniffed, "a new deployment, a new key");
+    for (route, body) in the_four("n1", &mac(1)) {
+        let header = sniffed.header(route, body.as_bytes());
+        let (status, answer) = post_from(port, "127.0.0.1", route, &body, Some(&header));
+        assert_eq!(status, 403, "replayed {route}: {answer}");
+        assert!(answer.contains("made for another deployment"), "{answer}");
+    }
+    let imaging = agent(port, &["--cmdline", s(&words), "--target", s(&disk)]).wait(LIMIT);
+    assert_eq!(imaging.code(), Some(0), "{}", imaging.stderr);
+    let booted = agent(port, &["--target", s(&disk), "--mode", "booted"]).wait(LIMIT);
+    assert_eq!(booted.code(), Some(0), "{}", booted.stderr);
+    let done = ctl.wait(LIMIT);
+    assert_eq!(done.code(), Some(0), "{}\n{}", done.stdout, done.stderr);
+    assert!(done.stdout.contains("n1    booted") && !done.stdout.contains("already-booted"), "{}", done.stdout);
+    assert!(holds_image(&art.image, &disk));
+}
+
+#[test]
+fn an_agent_without_its_key_is_refused_and_a_silent_node_times_out() {
     let dir = tempfile::tempdir().expect("tempdir");
     let Some(art) = build_artifact(dir.path()) else { return };
     let rack = rack(dir.path(), &[("n1", None)]);
@@ -514,46 +739,36 @@ fn an_unknown_agent_gets_a_404_and_a_silent_node_times_out() {
     wait_until(Duration::from_secs(30), "the controller to listen", &mut ctl, || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
-
-    let stranger = agent(port, &["--node", "n9"]).wait(LIMIT);
+    // An agent booted some other way has no key and says so before asking anything.
+    let keyless = agent(port, &["--node", "n1", "--cmdline", "/nonexistent/cmdline"]).wait(LIMIT);
+    assert_eq!(keyless.code(), Some(2), "{}", keyless.stderr);
+    assert!(keyless.stderr.contains("no kiln.node=, kiln.deploy= and kiln.key= on the kernel command line"));
+    // Another node's words: refused by the controller (n9 is not being deployed).
+    let foreign = dir.path().join("n9.cmdline");
+    std::fs::write(&foreign, format!("kiln.node=n9 kiln.deploy=00 kiln.key={}\n", "ab".repeat(32))).expect("words");
+    let stranger = agent(port, &["--cmdline", s(&foreign)]).wait(LIMIT);
     assert_eq!(stranger.code(), Some(4), "{}", stranger.stderr);
     assert!(
-        stranger.stderr.contains("refused this agent (404): no node of rack deploy-test matches node \"n9\""),
-        "{}",
-        stranger.stderr
+        stranger.stderr.contains("refused this agent (403)")
+            && stranger.stderr.contains("\"n9\" is not being deployed")
     );
-    // By MAC and by address alike: nothing of the rack matches.
-    let post = |body: &str| -> (u16, String) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
-        let mut r = agent
-            .post(&format!("http://127.0.0.1:{port}/agent/hello"))
-            .header("Content-Type", "application/json")
-            .send(body)
-            .expect("controller answers");
-        (r.status().as_u16(), r.body_mut().read_to_string().expect("body"))
-    };
-    let (status, body) = post(r#"{"macs":["02:00:00:00:00:99"],"mode":"imaging"}"#);
-    assert_eq!(status, 404, "{body}");
-    let (status, body) = post(r#"{"node":"n1","mode":"sideways"}"#);
-    assert_eq!((status, body.as_str()), (400, r#"{"error":"field `mode`: \"sideways\" is not imaging or booted"}"#));
-    // A known MAC is n1, told to write (n1 waits for its agent).
-    let (status, body) = post(r#"{"macs":["52:54:00:00:00:01"],"mode":"imaging"}"#);
-    assert_eq!(status, 200, "{body}");
-    assert!(body.contains(r#""action":"write""#) && body.contains(r#""node":"n1""#), "{body}");
+    // A malformed request with the node's proof is still a 400 naming the field.
+    let words = boot_words(port, &db, "n1", &mac(1), dir.path(), &mut ctl, 1);
+    let n1 = auth_of(&words);
+    let body = r#"{"node":"n1","mode":"sideways"}"#;
+    let header = n1.header("/agent/hello", body.as_bytes());
+    let (status, answer) = post_from(port, "127.0.0.1", "/agent/hello", body, Some(&header));
+    assert_eq!((status, answer.as_str()), (400, r#"{"error":"field `mode`: \"sideways\" is not imaging or booted"}"#));
 
-    // The hello counted as the agent; no result comes, so the node times out at `written`.
+    // No hello came, so the node times out at `agent`.
     let done = ctl.wait(LIMIT);
     assert_eq!(done.code(), Some(1), "{}", done.stderr);
     assert!(
-        done.stderr.contains("kiln: n1: image: written: no write result from the agent within 8s"),
+        done.stderr.contains("kiln: n1: image: agent: no hello from the node's imaging agent within 8s"),
         "{}",
         done.stderr
     );
-    assert_eq!(step_names(&steps(&db, "n1")), ["boot-set", "reset", "agent", "written"]);
+    assert_eq!(step_names(&steps(&db, "n1")), ["boot-set", "reset", "agent"]);
 }
 
 #[test]
@@ -568,9 +783,10 @@ fn a_rerun_after_an_interrupted_deploy_skips_booted_nodes_and_restarts_the_other
     // First run: n1 goes all the way; n2's agent never comes, and the controller is killed.
     let port = free_port();
     let mut ctl = controller(port, &rack, &art.manifest, &db, &args);
-    let imaging = agent(port, &["--node", "n1", "--target", s(&disk1)]).wait(LIMIT);
+    let words = boot_words(port, &db, "n1", &mac(1), dir.path(), &mut ctl, 1);
+    let imaging = agent(port, &["--cmdline", s(&words), "--target", s(&disk1)]).wait(LIMIT);
     assert_eq!(imaging.code(), Some(0), "{}", imaging.stderr);
-    let booted = agent(port, &["--node", "n1", "--target", s(&disk1), "--mode", "booted"]).wait(LIMIT);
+    let booted = agent(port, &["--target", s(&disk1), "--mode", "booted"]).wait(LIMIT);
     assert_eq!(booted.code(), Some(0), "{}", booted.stderr);
     wait_until(Duration::from_secs(30), "n1's booted step in the inventory", &mut ctl, || {
         steps(&db, "n1").last().is_some_and(|(s, o)| s == "booted" && *o == StepOutcome::Ok)
@@ -580,10 +796,11 @@ fn a_rerun_after_an_interrupted_deploy_skips_booted_nodes_and_restarts_the_other
 
     // Second run: n1 is skipped, n2 starts again from boot-set and completes.
     let port = free_port();
-    let ctl = controller(port, &rack, &art.manifest, &db, &args);
-    let imaging = agent(port, &["--node", "n2", "--target", s(&disk2)]).wait(LIMIT);
+    let mut ctl = controller(port, &rack, &art.manifest, &db, &args);
+    let words = boot_words(port, &db, "n2", &mac(2), dir.path(), &mut ctl, 2);
+    let imaging = agent(port, &["--cmdline", s(&words), "--target", s(&disk2)]).wait(LIMIT);
     assert_eq!(imaging.code(), Some(0), "{}", imaging.stderr);
-    let booted = agent(port, &["--node", "n2", "--target", s(&disk2), "--mode", "booted"]).wait(LIMIT);
+    let booted = agent(port, &["--target", s(&disk2), "--mode", "booted"]).wait(LIMIT);
     assert_eq!(booted.code(), Some(0), "{}", booted.stderr);
     let done = ctl.wait(LIMIT);
     assert_eq!(done.code(), Some(0), "{}\n{}", done.stdout, done.stderr);
@@ -608,7 +825,7 @@ fn a_rerun_after_an_interrupted_deploy_skips_booted_nodes_and_restarts_the_other
 fn ipmi_rack(dir: &Path, port: u16) -> PathBuf {
     let text = format!(
         "[rack]\nid = \"deploy-test\"\n\n[credentials]\nbmc_user = \"{}\"\nbmc_password_env = \"{IPMI_PW_ENV}\"\n\n\
-         [[nodes]]\nname = \"n1\"\naddress = \"192.0.2.1\"\nmacs = [\"52:54:00:00:00:01\"]\nipmi = \"127.0.0.1:{port}\"\n",
+         [[nodes]]\nname = \"n1\"\naddress = \"127.0.0.1\"\nmacs = [\"52:54:00:00:00:01\"]\nipmi = \"127.0.0.1:{port}\"\n",
         ipmisim::USER
     );
     let path = dir.join("rack.toml");
@@ -645,9 +862,10 @@ fn deploy_over_ipmi_boots_pxe_resets_and_the_agent_writes_the_image() {
     assert_eq!(ipmi_changes(&sim), ["set boot pxe", "set reset 1"], "{}", sim.calls());
     assert_eq!(sim.host_boot(), "pxe");
 
-    let imaging = agent(port, &["--node", "n1"]).wait(LIMIT);
+    let words = boot_words(port, &db, "n1", &mac(1), dir.path(), &mut ctl, 1);
+    let imaging = agent(port, &["--cmdline", s(&words)]).wait(LIMIT);
     assert_eq!(imaging.code(), Some(0), "imaging agent: {}\n{}", imaging.stdout, imaging.stderr);
-    let booted = agent(port, &["--node", "n1", "--mode", "booted"]).wait(LIMIT);
+    let booted = agent(port, &["--target", s(&disk), "--mode", "booted"]).wait(LIMIT);
     assert_eq!(booted.code(), Some(0), "booted agent: {}\n{}", booted.stdout, booted.stderr);
     let done = ctl.wait(LIMIT);
     assert_eq!(done.code(), Some(0), "controller: {}\n{}", done.stdout, done.stderr);
@@ -657,7 +875,7 @@ fn deploy_over_ipmi_boots_pxe_resets_and_the_agent_writes_the_image() {
     // words) before the agent heard "reboot".
     assert_eq!(ipmi_changes(&sim), ["set boot pxe", "set reset 1", "set boot default"], "{}", sim.calls());
     assert!(qemu_compare(&art.image, &disk), "disk differs from the image");
-    assert_eq!(std::fs::read(&art.image).expect("image"), std::fs::read(&disk).expect("disk"));
+    assert!(holds_image(&art.image, &disk), "the disk holds more than the image");
     let recorded = steps(&db, "n1");
     assert_eq!(step_names(&recorded), ["boot-set", "reset", "agent", "written", "reboot", "booted"]);
     assert!(recorded.iter().all(|(_, o)| *o == StepOutcome::Ok), "{recorded:?}");
@@ -677,12 +895,13 @@ fn virtual_media_on_an_ipmi_only_node_fails_at_boot_set_naming_the_field() {
     let Some(art) = build_artifact(dir.path()) else { return };
     let rack = ipmi_rack(dir.path(), sim.port);
     let db = dir.path().join("kiln.db");
+    let iso = installer_iso(dir.path());
     let ctl = controller(
         free_port(),
         &rack,
         &art.manifest,
         &db,
-        &["--boot", "media", "--media-url", "http://127.0.0.1:9/installer.iso", "--node-timeout", "60s"],
+        &["--boot", "media", "--media", s(&iso), "--node-timeout", "60s"],
     );
     let done = ctl.wait(LIMIT);
     assert_eq!(done.code(), Some(1), "{}\n{}", done.stdout, done.stderr);

@@ -189,3 +189,69 @@ fn the_cli_refuses_a_bad_manifest_with_exit_4() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("{}:6: field `nodes[0].addres`", path.display())), "{stderr}");
 }
+
+#[test]
+fn a_tray_outside_the_racks_domain_names_file_line_and_field() {
+    let text = "[rack]\nid = \"r1\"\nplatform = \"gb200-nvl72-tray\"\n\n[[nodes]]\nname = \"t1\"\naddress = \"10.0.0.1\"\ntray = 1\n\n[[nodes]]\nname = \"t19\"\naddress = \"10.0.0.2\"\ntray = 19\n";
+    let m = parse(text).expect("the manifest alone is sound");
+    m.check_trays(19).expect("19 trays hold tray 19");
+    let err = m.check_trays(18).expect_err("tray 19 of 18").to_string();
+    assert!(err.contains(":13: field `nodes[1].tray`"), "{err}");
+    assert!(err.contains("outside the rack's 18 compute trays (1-18"), "{err}");
+    let zero = parse(&text.replace("tray = 1\n", "tray = 0\n")).expect("parses");
+    assert!(zero.check_trays(18).expect_err("tray 0").to_string().contains(":8: field `nodes[0].tray`"));
+}
+
+#[test]
+fn a_user_or_password_in_an_address_is_refused_saying_where_credentials_go() {
+    for (from, to, field) in [
+        ("bmc = \"https://10.77.0.111:8000\"", "bmc = \"https://admin:pa55word@10.77.0.111:8000\"", "nodes[0].bmc"),
+        ("bmc = \"https://10.77.0.111:8000\"", "bmc = \"http://admin@10.77.0.111:8000\"", "nodes[0].bmc"),
+        ("ipmi = \"10.77.0.111:623\"", "ipmi = \"admin:pa55word@10.77.0.111:623\"", "nodes[0].ipmi"),
+        ("address = \"10.77.0.12\"", "address = \"root:pa55word@10.77.0.12\"", "nodes[1].address"),
+    ] {
+        let text = GOOD.replace(from, to);
+        let line = text.lines().position(|l| l == to).expect("line") + 1;
+        let msg = refused(&text);
+        assert!(msg.starts_with(&format!("/racks/lab.toml:{line}: field `{field}`")), "{msg}");
+        assert!(msg.contains("carries a user or password"), "{msg}");
+        assert!(!msg.contains("pa55word") && !msg.contains("admin@"), "the refusal repeats the credentials: {msg}");
+        let says_where = if field.ends_with("address") {
+            "credentials.ssh_user"
+        } else {
+            "credentials.bmc_password_env (an environment variable) or credentials.bmc_password_file"
+        };
+        assert!(msg.contains(says_where), "{msg}");
+    }
+}
+
+#[test]
+fn the_cli_refuses_a_bmc_url_with_a_password_and_never_echoes_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("creds.toml");
+    let db = dir.path().join("kiln.db");
+    let text = GOOD.replace("bmc = \"https://10.77.0.111:8000\"", "bmc = \"https://admin:pa55word@10.77.0.111:8000\"");
+    std::fs::write(&path, text).expect("write");
+    for args in [
+        &["rack", "status", "--rack"][..],
+        &["bmc", "power", "status", "--node", "node01", "--rack"][..],
+        &["bmc", "power", "reset", "--node", "node01", "--rack"][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(args)
+            .arg(&path)
+            .env("KILN_DB", &db)
+            .env("KILN_LOG", "trace")
+            .env("KILN_TEST_BMC_PASSWORD", "unused")
+            .output()
+            .expect("run");
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(kiln::exit::BAD_INPUT), "{args:?}: {stdout}{stderr}");
+        assert!(stderr.contains("field `nodes[0].bmc`"), "{args:?}: {stderr}");
+        assert!(!stdout.contains("pa55word") && !stderr.contains("pa55word"), "{args:?}: {stdout}{stderr}");
+    }
+    // Refused before anything was recorded.
+    if let Ok(bytes) = std::fs::read(&db) {
+        assert!(!bytes.windows(8).any(|w| w == b"pa55word"), "the password reached the database");
+    }
+}

@@ -11,6 +11,8 @@ use kiln::fleet::{
     run_rack_step, FanoutOptions, LocalConnector, NodeOutcome, NodeStatus, Plan, RackOutcome, RackStep, RemoteBinary,
     Step,
 };
+use kiln::hw::fixture::trees::Fault;
+use kiln::hw::fixture::{hgx_b200, Unit};
 use kiln::inventory::Inventory;
 use kiln::lifecycle::{LifecycleState, RunKind};
 use kiln::rack::RackNode;
@@ -23,13 +25,25 @@ fn node(name: &str, root: &str) -> RackNode {
     RackNode { kiln_root: Some(root.to_string()), ..RackNode::new(name, "127.0.0.1") }
 }
 
+/// An HGX B200 of its own (its own serials, so the rack's serial check has nothing to say) with
+/// `fault`, written under `dir/name`.
+fn own_tree(dir: &Path, name: &str, number: u32, fault: Option<Fault>) -> String {
+    let mut tree = hgx_b200(&Unit::new(name, number, format!("1654225{number:06}")));
+    if let Some(f) = fault {
+        f.apply(&mut tree);
+    }
+    let root = dir.join(name);
+    tree.write(&root).expect("write the tree");
+    root.display().to_string()
+}
+
 /// The rack: a healthy node, one GPU at x8, one with an NVLink down, and
 /// one whose kiln is killed as it starts (its root names `die`).
-fn rack() -> Vec<RackNode> {
+fn rack(dir: &Path) -> Vec<RackNode> {
     vec![
         node("node01", &fixture("hgx-b200")),
-        node("node02", &fixture("hgx-b200-gpu-x8")),
-        node("node03", &fixture("hgx-b200-nvlink-down")),
+        node("node02", &own_tree(dir, "node02", 12, Some(Fault::GpuX8))),
+        node("node03", &own_tree(dir, "node03", 13, Some(Fault::NvlinkDown))),
         node("node04", "/nonexistent/die"),
     ]
 }
@@ -60,6 +74,7 @@ fn run(dir: &Path, inv: &mut Inventory, nodes: &[RackNode], force: bool) -> Rack
         plan: &plan,
         opts: &opts,
         force,
+        whole_rack: true,
     };
     run_rack_step(&step, &LocalConnector, Some(inv), &|_, _| {}).expect("inventory readable")
 }
@@ -86,7 +101,7 @@ fn failed_checks(inv: &Inventory, name: &str) -> Vec<String> {
 fn validate_is_recorded_and_a_rerun_skips_what_passed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut inv = Inventory::open(dir.path().join("kiln.db")).expect("open inventory");
-    let nodes = rack();
+    let nodes = rack(dir.path());
 
     let first = run(dir.path(), &mut inv, &nodes, false);
     let status: Vec<NodeStatus> = first.nodes.iter().map(|n| n.status).collect();

@@ -5,6 +5,7 @@
 //! `System_0` on NVIDIA's OpenBMC, a UUID on the sushy emulator); every path
 //! comes from an `@odata.id` the BMC itself sent.
 
+use crate::redact;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -324,7 +325,8 @@ impl Bmc for RedfishBmc {
     fn insert_media(&self, url: &str) -> Result<(), BmcError> {
         let (slot, body) = self.media_slot()?;
         if slot.inserted {
-            tracing::info!(bmc = %self.client.label(), slot = %slot.path, image = ?slot.image, "ejecting the image already inserted");
+            let image = slot.image.as_deref().map(redact::userinfo);
+            tracing::info!(bmc = %self.client.label(), slot = %slot.path, image = ?image, "ejecting the image already inserted");
             self.post_media_action(&body, &slot.path, "EjectMedia", json!({}))?;
         }
         self.post_media_action(
@@ -333,7 +335,7 @@ impl Bmc for RedfishBmc {
             "InsertMedia",
             json!({"Image": url, "Inserted": true, "WriteProtected": true}),
         )?;
-        tracing::info!(bmc = %self.client.label(), slot = %slot.path, image = url, "virtual media inserted");
+        tracing::info!(bmc = %self.client.label(), slot = %slot.path, image = %redact::userinfo(url), "virtual media inserted");
         Ok(())
     }
 

@@ -165,7 +165,9 @@ pub enum TargetError {
 
 /// Check a BMC URL: `https://host[:port]` or, written out, `http://host[:port]`.
 pub fn parse_bmc_url(text: &str) -> Result<String, TargetError> {
-    let bad = |why: &str| TargetError::BadUrl { value: text.to_string(), why: why.to_string() };
+    // The value is shown in the error: never with the password it may carry.
+    let bad =
+        |why: &str| TargetError::BadUrl { value: crate::redact::userinfo(text).into_owned(), why: why.to_string() };
     let url = text.trim().trim_end_matches('/');
     let rest = url
         .strip_prefix("https://")

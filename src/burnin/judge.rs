@@ -440,7 +440,10 @@ fn row_remap(g: &GpuTelemetry, on: &OnGpu) -> Finding {
             format!("{}: a row remap was already pending before the burn-in", on.who),
             "reset the GPU to apply the pending remap, then re-run the burn-in",
         ),
-        (_, Some(false), _) => on.pass(ROW_REMAP, format!("{}: no pending row remap", on.who)),
+        (_, Some(false), Some(false)) => on.pass(ROW_REMAP, format!("{}: no pending or failed row remap", on.who)),
+        (_, Some(false), None) => {
+            on.skipped(ROW_REMAP, format!("{}: no pending row remap; a failed remap is not reported by NVML", on.who))
+        }
         _ => on.skipped(ROW_REMAP, format!("{}: row remapping not reported by NVML", on.who)),
     }
 }
@@ -733,5 +736,10 @@ mod tests {
         assert_eq!(find(&f, "burnin.telemetry.ecc", 0).outcome, Outcome::Skipped);
         assert_eq!(find(&f, "burnin.telemetry.throttle", 0).outcome, Outcome::Skipped);
         assert_eq!(find(&f, "burnin.telemetry.read", 0).outcome, Outcome::Error);
+        // Half of the remap state is not the whole: a failure NVML did not report is no pass.
+        let mut after = clean();
+        after.remap_failure = None;
+        let f = judge_telemetry(&[telemetry(vec![sample(0)], clean(), after, vec![])], &h100(), &catalog, 1.0);
+        assert_eq!(find(&f, "burnin.telemetry.row_remap", 0).outcome, Outcome::Skipped);
     }
 }

@@ -95,7 +95,7 @@ mod tests {
     fn a_spec_without_a_burnin_section_is_refused_with_its_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("site.toml");
-        std::fs::write(&file, "name = \"site\"\ndescription = \"validation only\"\n").expect("write");
+        std::fs::write(&file, "name = \"site\"\ndescription = \"validation only\"\n[aer]\n").expect("write");
         let e = Thresholds::select(&testnode::vm(), &SpecChoice { spec_file: Some(&file), ..Default::default() })
             .expect_err("no [burnin]");
         let shown = e.to_string();

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use super::pci_id::PciId;
 use super::platform::{
-    AerRules, DeviceGroup, FabricRules, FirmwareRules, GpuHealthRules, LinkRules, MatchRules, NvLinkRules, PciPresence,
-    Platform, Role, SpeedCheck,
+    AerRules, C2cErrorBudget, C2cRules, DeviceGroup, FabricRules, FirmwareRules, GpuHealthRules, LinkRules, MatchRules,
+    NvLinkRules, PciPresence, Platform, Role, SpeedCheck,
 };
 use super::rules::common::Ctx;
 use super::version::{self, Radix};
@@ -84,7 +84,15 @@ pub fn spec_from_node(node: &Node, name: &str) -> Platform {
         devices,
         aer: Some(AerRules { fatal_max: 0, nonfatal_max: None, correctable_max: None }),
         nvlink,
-        fabric: all_registered.then_some(FabricRules { require_completed: true, same_clique: true }),
+        fabric: all_registered.then_some(FabricRules { require_completed: true, same_clique: true, health: true }),
+        // Every GPU joined to its CPU by C2C: as many links as the golden node's fewest.
+        c2c: gpus
+            .iter()
+            .map(|g| g.c2c.as_ref().map(|c| c.links.len() as u32))
+            .collect::<Option<Vec<u32>>>()
+            .and_then(|counts| counts.into_iter().min())
+            .filter(|n| *n > 0)
+            .map(|min_links| C2cRules { min_links, min_bandwidth_mbps: None, errors: C2cErrorBudget::default() }),
         gpu_health: has_gpus
             .then_some(GpuHealthRules { ecc_volatile_uncorrected_max: 0, retired_pages_max: Some(RETIRED_PAGES_MAX) }),
         firmware: (bios_min.is_some() || driver_min.is_some()).then_some(FirmwareRules { bios_min, driver_min }),

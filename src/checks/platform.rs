@@ -32,6 +32,9 @@ pub struct Platform {
     pub nvlink: Option<NvLinkRules>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fabric: Option<FabricRules>,
+    /// NVLink-C2C between each GPU and its CPU (GB200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub c2c: Option<C2cRules>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_health: Option<GpuHealthRules>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -296,6 +299,40 @@ impl NvLinkErrorBudget {
     }
 }
 
+/// NVLink-C2C expectations per GPU. When this section is present C2C must be
+/// inspected: no driver is an error; a driver that reports no C2C link is
+/// `skipped`, never a pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct C2cRules {
+    /// Fewest C2C links each GPU must report; every link reported must be active.
+    #[serde(default = "one")]
+    pub min_links: u32,
+    /// Lowest acceptable bandwidth per active link, MB/s as NVML reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_bandwidth_mbps: Option<u64>,
+    /// Error counter budgets per GPU since driver load; absent = not judged.
+    #[serde(default, skip_serializing_if = "C2cErrorBudget::is_empty")]
+    pub errors: C2cErrorBudget,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct C2cErrorBudget {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupts_max: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_max: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_b2b_max: Option<u64>,
+}
+
+impl C2cErrorBudget {
+    pub fn is_empty(&self) -> bool {
+        self.interrupts_max.is_none() && self.replay_max.is_none() && self.replay_b2b_max.is_none()
+    }
+}
+
 /// NVLink fabric registration (Fabric Manager / NVLink Subnet Manager).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -306,6 +343,12 @@ pub struct FabricRules {
     /// Every GPU must report the same cluster UUID and clique id.
     #[serde(default = "yes")]
     pub same_clique: bool,
+    /// Every field of each registered GPU's fabric health mask is judged
+    /// (degraded bandwidth, route recovery and health, access-timeout
+    /// recovery, incorrect configuration); a field the driver does not
+    /// report is skipped.
+    #[serde(default = "yes")]
+    pub health: bool,
 }
 
 fn yes() -> bool {
@@ -335,6 +378,11 @@ pub struct NvlinkDomain {
     pub gpus: u32,
     /// Compute trays (nodes) in the domain.
     pub trays: u32,
+    /// Hand the domain to a cluster whole or not at all: while any tray is
+    /// not healthy, `kiln rack handoff` holds every tray of it (unless
+    /// `--partial`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub all_or_nothing: bool,
 }
 
 impl NvlinkDomain {

@@ -39,6 +39,8 @@ pub enum SpecError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{}:{}:{}: not UTF-8 text (byte {} is not part of a UTF-8 character)", file.display(), at.line, at.column, at.byte)]
+    NotUtf8 { file: PathBuf, at: crate::input::NotUtf8 },
     #[error("{}:{line}:{column}: field `{field}`: {message}", file.display())]
     Parse { file: PathBuf, line: usize, column: usize, field: String, message: String },
     #[error("{}:{}{}", file.display(), issues.first().map(ToString::to_string).unwrap_or_default(), more(issues))]

@@ -38,8 +38,13 @@ pub fn parse_spec(text: &str, file: &Path) -> Result<Platform, SpecError> {
 
 /// Reads and parses one spec file.
 pub fn load_file(path: &Path) -> Result<LoadedSpec, SpecError> {
-    let text = crate::input::read_to_string(path, crate::input::Input::Spec)
-        .map_err(|source| SpecError::Read { file: path.to_path_buf(), source })?;
+    let text =
+        crate::input::read_to_string(path, crate::input::Input::Spec).map_err(
+            |source| match crate::input::NotUtf8::of(&source) {
+                Some(at) => SpecError::NotUtf8 { file: path.to_path_buf(), at },
+                None => SpecError::Read { file: path.to_path_buf(), source },
+            },
+        )?;
     Ok(LoadedSpec { platform: parse_spec(&text, path)?, origin: path.to_path_buf() })
 }
 
@@ -117,6 +122,7 @@ role = "gpu"
 ids = ["10de:2901"]
 count = 2
 numa = [0, 1]
+[gpu_health]
 "#;
 
     fn parse(text: &str) -> Result<Platform, SpecError> {
@@ -228,7 +234,7 @@ numa = [0, 1]
         let err = parse(&text).expect_err("two issues");
         let SpecError::Invalid { issues, .. } = err else { panic!("expected Invalid") };
         let fields: Vec<(usize, &str)> = issues.iter().map(|i| (i.line, i.field.as_str())).collect();
-        assert_eq!(fields, [(1, "name"), (11, "devices[0].link.width")]);
+        assert_eq!(fields, [(1, "name"), (12, "devices[0].link.width")]);
     }
 
     #[test]
@@ -268,35 +274,119 @@ reason = "source"
     fn a_malformed_burnin_section_names_file_line_and_field() {
         let typo = format!("{GOOD}{BURNIN}").replace("min_coverage", "min_coverge");
         let err = parse(&typo).expect_err("unknown field");
-        assert!(err.to_string().starts_with("specs/t.toml:19:1: field `burnin.memtest.min_coverge`"), "{err}");
+        assert!(err.to_string().starts_with("specs/t.toml:20:1: field `burnin.memtest.min_coverge`"), "{err}");
         let (line, field, message) = located(
             parse(&format!("{GOOD}{BURNIN}").replace("= 0.9\n\n[burnin.gemm.bf16]", "= 9.0\n\n[burnin.gemm.bf16]"))
                 .expect_err("range"),
         );
-        assert_eq!((line, field.as_str()), (11, "burnin.gemm.outlier_fraction"));
+        assert_eq!((line, field.as_str()), (12, "burnin.gemm.outlier_fraction"));
         assert!(message.contains("between 0 and 1"), "{message}");
         let inverted = format!("{GOOD}{BURNIN}").replace("min = 1309.0", "min = 1900.0");
         let (line, field, message) = located(parse(&inverted).expect_err("min above expected"));
-        assert_eq!((line, field.as_str()), (15, "burnin.gemm.bf16.min"));
+        assert_eq!((line, field.as_str()), (16, "burnin.gemm.bf16.min"));
         assert!(message.contains("above expected"), "{message}");
         let no_reason = format!("{GOOD}{BURNIN}").replacen("reason = \"source\"", "reason = \" \"", 1);
         let (line, field, _) = located(parse(&no_reason).expect_err("empty reason"));
-        assert_eq!((line, field.as_str()), (16, "burnin.gemm.bf16.reason"));
+        assert_eq!((line, field.as_str()), (17, "burnin.gemm.bf16.reason"));
     }
 
     #[test]
     fn an_nvlink_domain_must_split_evenly_into_trays_of_the_nodes_gpus() {
         // GOOD expects 2 GPUs a node: 36 trays of 2 is a 72-GPU domain.
-        let ok = format!("{GOOD}\n[nvlink_domain]\ngpus = 72\ntrays = 36\n");
+        let ok = format!("{GOOD}\n[nvlink_domain]\ngpus = 72\ntrays = 36\n[nvlink]\nlinks_per_gpu = 2\n");
         let d = parse(&ok).expect("valid").nvlink_domain.expect("domain");
         assert_eq!(d.gpus_per_tray(), 2);
         let (line, field, message) = located(parse(&ok.replace("trays = 36", "trays = 18")).expect_err("4 a tray"));
-        assert_eq!((line, field.as_str()), (11, "nvlink_domain.gpus"));
+        assert_eq!((line, field.as_str()), (12, "nvlink_domain.gpus"));
         assert!(message.contains("4 per tray") && message.contains("expects 2"), "{message}");
         let (_, field, _) = located(parse(&ok.replace("trays = 36", "trays = 7")).expect_err("uneven"));
         assert_eq!(field, "nvlink_domain.gpus");
         let (_, field, _) = located(parse(&ok.replace("trays = 36", "trays = 1")).expect_err("one tray"));
         assert_eq!(field, "nvlink_domain.trays");
+    }
+
+    #[test]
+    fn an_nvlink_speed_of_zero_or_a_negative_budget_names_file_line_and_field() {
+        let base = format!(
+            "{GOOD}\n[nvlink]\nlinks_per_gpu = 18\nmin_speed_mbps = 53125\n[nvlink.errors]\ncrc_flit_max = 100\n"
+        );
+        let nv = parse(&base).expect("valid").nvlink.expect("nvlink");
+        assert_eq!((nv.min_speed_mbps, nv.errors.crc_flit_max), (Some(53125), Some(100)));
+        // The 1-based line of the first line of `base` that starts with `key`.
+        let line_of = |key: &str| base.lines().position(|l| l.starts_with(key)).map_or(0, |i| i + 1);
+        let (speed, budget) = (line_of("min_speed_mbps"), line_of("crc_flit_max"));
+        let err = parse(&base.replace("= 53125", "= 0")).expect_err("speed 0");
+        assert!(err.to_string().contains(&format!("specs/t.toml:{speed}:")), "{err}");
+        let (line, field, _) = located(err);
+        assert_eq!((line, field.as_str()), (speed, "nvlink.min_speed_mbps"));
+        let err = parse(&base.replace("= 100", "= -5")).expect_err("negative budget");
+        assert!(err.to_string().contains(&format!("specs/t.toml:{budget}:")), "{err}");
+        let (line, field, _) = located(err);
+        assert_eq!((line, field.as_str()), (budget, "nvlink.errors.crc_flit_max"));
+    }
+
+    #[test]
+    fn a_built_in_spec_cut_short_is_refused_unless_it_still_judges_its_platform() {
+        let mut refused = 0;
+        for (file, text) in builtin::PLATFORMS {
+            let full = parse(text).expect("the whole file is a spec");
+            for (end, _) in text.match_indices('\n') {
+                let Ok(cut) = parse(&text[..=end]) else {
+                    refused += 1;
+                    continue;
+                };
+                // Dropping [burnin] or trailing optional budgets leaves a usable spec;
+                // losing detection, a device group, NVLink, fabric or the domain does not.
+                let line = text[..end].matches('\n').count() + 1;
+                assert_eq!(
+                    (&cut.detect, &cut.devices, &cut.nvlink, &cut.fabric, &cut.nvlink_domain),
+                    (&full.detect, &full.devices, &full.nvlink, &full.fabric, &full.nvlink_domain),
+                    "{file} cut after line {line} passes but judges less of its platform"
+                );
+                assert!(!full.expects_gpus() || cut.gpu_health.is_some(), "{file} cut after line {line}");
+            }
+        }
+        assert!(refused > 0);
+    }
+
+    #[test]
+    fn an_incomplete_spec_names_what_is_missing() {
+        let head = "name = \"t\"\ndescription = \"test\"\n";
+        let (_, field, message) = located(parse(head).expect_err("judges nothing"));
+        assert_eq!(field, "description");
+        assert!(message.contains("judges nothing"), "{message}");
+        let detects =
+            format!("{head}[match]\narchitecture = \"x86_64\"\n[[match.pci]]\nids = [\"10de:2901\"]\n[aer]\n");
+        let (line, field, message) = located(parse(&detects).expect_err("counts nothing it detects"));
+        assert_eq!((line, field.as_str()), (6, "match.pci[0].ids[0]"));
+        assert!(message.contains("10de:2901 detects this platform, but no [[devices]] group counts it"), "{message}");
+        let no_health = GOOD.replace("[gpu_health]\n", "");
+        let (line, field, message) = located(parse(&no_health).expect_err("GPUs without memory health"));
+        assert_eq!((line, field.as_str()), (5, "devices[0].role"));
+        assert!(message.contains("add [gpu_health]"), "{message}");
+        let links = format!("{head}[aer]\n[nvlink]\nlinks_per_gpu = 18\n");
+        let (_, field, message) = located(parse(&links).expect_err("NVLink without GPUs"));
+        assert_eq!(
+            (field.as_str(), message.as_str()),
+            ("nvlink", "[nvlink] judges GPUs, but [[devices]] expects none")
+        );
+        let domain = format!("{GOOD}[nvlink_domain]\ngpus = 4\ntrays = 2\n");
+        let (_, field, message) = located(parse(&domain).expect_err("a domain without NVLink rules"));
+        assert_eq!(field, "nvlink_domain");
+        assert!(message.ends_with("add [nvlink]"), "{message}");
+        parse(&format!("{domain}[nvlink]\nlinks_per_gpu = 2\n")).expect("complete");
+        parse(builtin::PLATFORMS.iter().find(|(f, _)| *f == "generic.toml").expect("generic").1).expect("minimal");
+    }
+
+    #[test]
+    fn a_spec_that_is_not_utf8_names_line_and_column_of_the_first_bad_byte() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("latin1.toml");
+        std::fs::write(&file, b"name = \"t\"\ndescription = \"Stra\xdfe\"\n").expect("write");
+        let err = load_file(&file).expect_err("not UTF-8");
+        let shown = err.to_string();
+        assert!(shown.starts_with(&format!("{}:2:20: not UTF-8 text", file.display())), "{shown}");
+        assert!(matches!(err, SpecError::NotUtf8 { at: crate::input::NotUtf8 { line: 2, column: 20, byte: 30 }, .. }));
     }
 
     #[test]

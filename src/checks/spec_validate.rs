@@ -7,6 +7,7 @@ use super::platform::{DeviceGroup, NvlinkDomain, Platform, Role};
 use super::spec_error::FieldPath;
 use super::version::{self, Radix};
 use crate::model::pcie_generation;
+use crate::truncate::quote;
 
 /// Widths a PCIe link can train to.
 const PCIE_WIDTHS: [u32; 7] = [1, 2, 4, 8, 12, 16, 32];
@@ -19,7 +20,7 @@ pub fn check(spec: &Platform) -> Vec<(FieldPath, String)> {
     if spec.name.is_empty() {
         out.push((root.key("name"), "must not be empty".to_string()));
     } else if !valid_name(&spec.name) {
-        out.push((root.key("name"), format!("{:?}: use lowercase letters, digits and '-'", spec.name)));
+        out.push((root.key("name"), format!("{}: use lowercase letters, digits and '-'", quote(&spec.name))));
     }
     if spec.description.trim().is_empty() {
         out.push((root.key("description"), "must not be empty".to_string()));
@@ -42,6 +43,25 @@ pub fn check(spec: &Platform) -> Vec<(FieldPath, String)> {
         if nv.links_per_gpu == 0 {
             out.push((root.key("nvlink").key("links_per_gpu"), "must be at least 1; drop [nvlink] if none".into()));
         }
+        if nv.min_speed_mbps == Some(0) {
+            out.push((
+                root.key("nvlink").key("min_speed_mbps"),
+                "a speed of 0 passes a link at any speed: give the per-link speed (53125 on NVLink 5) or drop the field"
+                    .into(),
+            ));
+        }
+    }
+    if let Some(c2c) = &spec.c2c {
+        let path = root.key("c2c");
+        if c2c.min_links == 0 {
+            out.push((path.key("min_links"), "must be at least 1; drop [c2c] if the GPU has no C2C link".into()));
+        }
+        if c2c.min_bandwidth_mbps == Some(0) {
+            out.push((
+                path.key("min_bandwidth_mbps"),
+                "a bandwidth of 0 passes any link: give one or drop the field".into(),
+            ));
+        }
     }
     if spec.fallback && !spec.detect.is_empty() {
         out.push((
@@ -55,17 +75,74 @@ pub fn check(spec: &Platform) -> Vec<(FieldPath, String)> {
     if let Some(burnin) = &spec.burnin {
         burnin_spec::check(burnin, &root.key("burnin"), &mut out);
     }
+    check_complete(spec, &root, &mut out);
     if let Some(fw) = &spec.firmware {
         let path = root.key("firmware");
         for (key, value) in [("bios_min", &fw.bios_min), ("driver_min", &fw.driver_min)] {
             if let Some(v) = value {
                 if version::segments(v, Radix::Decimal).is_none() {
-                    out.push((path.key(key), format!("{v:?} is not a dotted decimal version")));
+                    out.push((path.key(key), format!("{} is not a dotted decimal version", quote(v))));
                 }
             }
         }
     }
     out
+}
+
+/// A spec that parses can still be too little to judge its platform (a file
+/// cut short by a bad copy or an editor's crash reads as valid TOML): what it
+/// detects it must count, GPUs it expects must have their memory health
+/// judged, NVLink rules need GPUs, and a multi-node domain needs its NVLink
+/// rules. The fallback and other specs with no devices pass as
+/// long as they judge something.
+fn check_complete(spec: &Platform, root: &FieldPath, out: &mut Vec<(FieldPath, String)>) {
+    let judges_anything = !spec.devices.is_empty()
+        || spec.aer.is_some()
+        || spec.nvlink.is_some()
+        || spec.fabric.is_some()
+        || spec.gpu_health.is_some()
+        || spec.firmware.is_some()
+        || spec.nvlink_domain.is_some();
+    if !judges_anything {
+        out.push((
+            root.key("description"),
+            "the spec judges nothing: give the [[devices]] it expects, or [aer], [gpu_health], [firmware]".into(),
+        ));
+    }
+    for (i, presence) in spec.detect.pci.iter().enumerate() {
+        for (j, id) in presence.ids.iter().enumerate() {
+            if !spec.devices.iter().any(|g| g.ids.contains(id)) {
+                out.push((
+                    root.key("match").key("pci").index(i).key("ids").index(j),
+                    format!("{id} detects this platform, but no [[devices]] group counts it"),
+                ));
+            }
+        }
+    }
+    let first_gpu_group = spec.devices.iter().position(|g| g.role == Role::Gpu && g.expected_at_least() > 0);
+    if let Some(i) = first_gpu_group {
+        if spec.gpu_health.is_none() {
+            out.push((
+                root.key("devices").index(i).key("role"),
+                "the spec expects GPUs but does not judge their memory health (ECC, retired pages, row remaps): \
+                 add [gpu_health]"
+                    .into(),
+            ));
+        }
+    } else {
+        for (key, present) in [("nvlink", spec.nvlink.is_some()), ("fabric", spec.fabric.is_some())] {
+            if present {
+                out.push((root.key(key), format!("[{key}] judges GPUs, but [[devices]] expects none")));
+            }
+        }
+    }
+    // A site may judge its trays without the fabric rule; never a domain without its links.
+    if spec.nvlink_domain.is_some() && spec.nvlink.is_none() {
+        out.push((
+            root.key("nvlink_domain"),
+            "a multi-node NVLink domain is judged over its links: add [nvlink]".into(),
+        ));
+    }
 }
 
 /// A domain of at least two trays whose GPUs split evenly over them, as many
@@ -104,7 +181,7 @@ fn check_match(spec: &Platform, path: &FieldPath, out: &mut Vec<(FieldPath, Stri
     let m = &spec.detect;
     if let Some(arch) = &m.architecture {
         if arch != "x86_64" && arch != "aarch64" {
-            out.push((path.key("architecture"), format!("{arch:?}: expected \"x86_64\" or \"aarch64\"")));
+            out.push((path.key("architecture"), format!("{}: expected \"x86_64\" or \"aarch64\"", quote(arch))));
         }
     }
     for (i, p) in m.pci.iter().enumerate() {
@@ -169,7 +246,7 @@ fn check_group(group: &DeviceGroup, path: &FieldPath, out: &mut Vec<(FieldPath, 
                 format!("kiln does not read firmware of {} functions", group.role.as_str()),
             )),
             Some(r) if version::segments(fw, r).is_none() => {
-                out.push((path.key("firmware_min"), format!("{fw:?} is not a dotted version")))
+                out.push((path.key("firmware_min"), format!("{} is not a dotted version", quote(fw))))
             }
             Some(_) => {}
         }

@@ -81,9 +81,10 @@ pub fn gpu(index: u32, address: &str, name: &str, links: u32, fabric: bool) -> G
             status: 0,
             cluster_uuid: "11111111-2222-3333-4444-555555555555".into(),
             clique_id: 1,
-            health_mask: 0,
+            health_mask: 0x1aa,
         }),
         platform: None,
+        c2c: None,
         power_limit_watts: Some(1000.0),
         problems: Vec::new(),
     }

@@ -16,6 +16,7 @@ pub fn validate(node: &Node, spec: &Platform) -> Vec<Finding> {
     out.extend(rules::numa::check(&ctx, spec));
     out.extend(rules::aer::check(&ctx, spec));
     out.extend(rules::nvlink::check(&ctx, spec));
+    out.extend(rules::c2c::check(&ctx, spec));
     out.extend(rules::fabric::check(&ctx, spec));
     out.extend(rules::memory_health::check(&ctx, spec));
     out.extend(rules::firmware::check(&ctx, spec));
@@ -117,9 +118,10 @@ mod tests {
         for (node, name) in &cases {
             for f in validate(node, &spec(name)) {
                 let dotted = f.check.split('.').count() >= 2
-                    && f.check
-                        .split('.')
-                        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+                    && f.check.split('.').all(|p| {
+                        p.starts_with(|c: char| c.is_ascii_lowercase())
+                            && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                    });
                 assert!(dotted, "check id {:?}", f.check);
                 if matches!(f.outcome, Outcome::Fail | Outcome::Error) {
                     assert!(f.action.as_deref().is_some_and(|a| !a.is_empty()), "{name}: {f:?}");

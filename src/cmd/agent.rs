@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::cli::AgentArgs;
 use crate::cmd::{CmdError, CmdResult, Outcome};
+use crate::deploy::auth::{AgentAuth, NodeKey};
 use crate::deploy::cmdline::{parse_cmdline, CmdlineSettings};
 use crate::deploy::protocol::AgentMode;
 use crate::deploy::{run_booted, run_imaging, AgentDone, AgentOptions};
@@ -47,7 +48,7 @@ pub fn run(args: &AgentArgs) -> CmdResult {
                 print(&mut out, answer)?;
             } else {
                 writeln!(
-                    out,
+                    crate::terminal::Text(&mut out),
                     "{node}: wrote and verified {bytes} bytes on {} in {seconds:.1}s, sha256 {image_sha256}",
                     target.display()
                 )?;
@@ -60,7 +61,7 @@ pub fn run(args: &AgentArgs) -> CmdResult {
             if args.json {
                 print(&mut out, AgentAnswer::Confirmed { node, message })?;
             } else {
-                writeln!(out, "{node}: {message}")?;
+                writeln!(crate::terminal::Text(&mut out), "{node}: {message}")?;
             }
         }
         Err(e) => {
@@ -111,7 +112,13 @@ fn options(args: &AgentArgs, k: &CmdlineSettings) -> Result<AgentOptions, String
         .or_else(|| k.controller.clone())
         .ok_or("no controller: give --controller URL or kiln.controller= on the kernel command line")?;
     if !controller.starts_with("http://") && !controller.starts_with("https://") {
-        return Err(format!("controller {controller:?} is not an http:// or https:// URL"));
+        return Err(format!("controller {:?} is not an http:// or https:// URL", crate::redact::userinfo(&controller)));
+    }
+    if crate::redact::has_userinfo(&controller) {
+        return Err(format!(
+            "controller {}: the controller takes no user or password",
+            crate::redact::userinfo(&controller)
+        ));
     }
     let mode = match (args.mode, k.mode.as_deref()) {
         (Some(m), _) => m,
@@ -130,10 +137,30 @@ fn options(args: &AgentArgs, k: &CmdlineSettings) -> Result<AgentOptions, String
     if stall_timeout.is_zero() {
         return Err("the stall timeout must be longer than 0s".into());
     }
+    let node = args.node.clone().or_else(|| k.node.clone());
+    // The node's proof for this deployment comes from its boot path only (never a flag, which
+    // any local user could read in the process list).
+    let auth = match (&k.node, &k.deploy, &k.key) {
+        (Some(kn), Some(deploy), Some(key)) => {
+            if node.as_deref().is_some_and(|n| n != kn) {
+                return Err(format!(
+                    "--node {} disagrees with kiln.node={kn} on the kernel command line",
+                    node.unwrap_or_default()
+                ));
+            }
+            let key =
+                NodeKey::from_hex(&key.0).ok_or("kiln.key= on the kernel command line: expected 64 hex digits")?;
+            Some(AgentAuth { node: kn.clone(), deploy: deploy.clone(), key })
+        }
+        (_, None, None) => None,
+        _ => return Err("the kernel command line needs all of kiln.node=, kiln.deploy= and kiln.key=, or none".into()),
+    };
     let tree = crate::hw::root::FsTree::live();
     Ok(AgentOptions {
         controller,
-        node: args.node.clone().or_else(|| k.node.clone()),
+        node,
+        auth,
+        disks: crate::hw::block::disk_paths(&tree),
         target: args.target.clone().or_else(|| k.target.clone().map(Into::into)),
         mode,
         reboot: args.reboot,

@@ -15,6 +15,7 @@ use crate::exit;
 use crate::inventory::{db_path, now, ComponentRecord, FirmwareReading, Inventory, InventoryError};
 use crate::notice::{Notice, Notices};
 use crate::rack::RackManifest;
+use crate::redact;
 
 /// Run a `kiln bmc` command. A bad target is bad input (exit 4), a BMC that
 /// fails or answers wrong a peer error (exit 6).
@@ -83,7 +84,7 @@ fn finish(
                 println!("{}", serde_json::to_string_pretty(&output.doc)?);
             } else {
                 for line in &output.lines {
-                    println!("{line}");
+                    crate::terminal::println(format_args!("{line}"));
                 }
             }
             let outcome = match output.problem {
@@ -166,7 +167,7 @@ fn change_of(command: &BmcCommand) -> Option<Change> {
             Some(change(format!("boot.{word}"), Some("next boot only".into()), false))
         }
         BmcCommand::Media(MediaCommand::Insert { url }) => {
-            Some(change("media.insert".into(), Some(without_userinfo(url)), false))
+            Some(change("media.insert".into(), Some(redact::userinfo(url).into_owned()), false))
         }
         BmcCommand::Media(MediaCommand::Eject) => Some(change("media.eject".into(), None, false)),
         BmcCommand::Locate { state: LocateWord::On } => Some(change("locate.on".into(), None, false)),
@@ -175,16 +176,6 @@ fn change_of(command: &BmcCommand) -> Option<Change> {
         | BmcCommand::Firmware
         | BmcCommand::Info
         | BmcCommand::Locate { state: LocateWord::Status } => None,
-    }
-}
-
-/// An image URL without any `user:password@` in it, for the event log.
-fn without_userinfo(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let host_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..host_end].rfind('@') {
-        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-        None => url.to_string(),
     }
 }
 
@@ -205,13 +196,14 @@ impl Journal {
         Ok(Journal { inv, node: node.to_string(), target: target.to_string() })
     }
 
-    /// Appends `bmc <action> <stage> (<bmc url>)[: detail]` to the node's history.
+    /// Appends `bmc <action> <stage> (<bmc url>)[: detail]` to the node's history, with the user
+    /// and password of any URL in it hidden (an image URL, or one a BMC's error repeats).
     fn log(&mut self, action: &str, stage: &str, detail: Option<&str>) -> Result<(), InventoryError> {
         let cause = match detail {
             Some(d) if !d.is_empty() => format!("bmc {action} {stage} ({}): {d}", self.target),
             _ => format!("bmc {action} {stage} ({})", self.target),
         };
-        self.inv.note(&self.node, ACTOR, &cause, None)
+        self.inv.note(&self.node, ACTOR, &redact::userinfo(&cause), None)
     }
 }
 
@@ -357,9 +349,13 @@ fn run_command(
             Ok(Output::ok(vec![line], doc(BmcAnswer::Boot { boot_once: boot })))
         }
         BmcCommand::Media(MediaCommand::Insert { url }) => {
+            // The BMC needs the URL as given (it may have to log in to fetch it); what is
+            // printed and logged never shows its user or password.
             bmc.insert_media(url)?;
-            let media = Media::Changed { inserted: true, image: Some(url.clone()) };
-            Ok(Output::ok(vec![format!("{who}: virtual CD holds {url}")], doc(BmcAnswer::Media { media })))
+            let shown = redact::userinfo(url).into_owned();
+            let line = format!("{who}: virtual CD holds {shown}");
+            let media = Media::Changed { inserted: true, image: Some(shown) };
+            Ok(Output::ok(vec![line], doc(BmcAnswer::Media { media })))
         }
         BmcCommand::Media(MediaCommand::Eject) => {
             bmc.eject_media()?;
@@ -374,7 +370,8 @@ fn run_command(
                     why: "over IPMI (use the Redfish BMC)".into(),
                 });
             };
-            let (slot, _) = rf.media_slot()?;
+            let (mut slot, _) = rf.media_slot()?;
+            slot.image = slot.image.map(|i| redact::userinfo(&i).into_owned());
             let line = match (&slot.image, slot.inserted) {
                 (Some(image), true) => format!("{who}: virtual CD {} holds {image}", slot.path),
                 _ => format!("{who}: virtual CD {} is empty", slot.path),

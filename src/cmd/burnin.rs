@@ -45,7 +45,7 @@ pub fn burnin(args: BurninArgs, notices: &dyn Notices) -> CmdResult {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", render::text(&report));
+        crate::terminal::print(&render::text(&report));
     }
     let code = exit_code(report.verdict, report.incomplete);
     if let Some(db) = &args.db.db {

@@ -288,9 +288,15 @@ impl CmdError {
     /// The error as the user reads it on stderr, one line per line, each ending in `\n`:
     /// `kiln: error: ` and the error with its causes (`error::chain`), then any lines that
     /// belong to it (every issue of a malformed file, the target's state after a failed write).
+    /// The user and password of any URL in it (an image URL, or one a peer's error repeats)
+    /// read `***` (`redact::userinfo`).
     pub fn report(&self) -> String {
+        crate::redact::userinfo(&self.lines()).into_owned()
+    }
+
+    fn lines(&self) -> String {
         match self {
-            CmdError::Both(first, second) => return first.report() + &second.report(),
+            CmdError::Both(first, second) => return first.lines() + &second.lines(),
             CmdError::NotConfirmed { nodes } => {
                 return nodes.iter().map(|(node, why)| format!("kiln: {node}: {why}\n")).collect();
             }
@@ -330,7 +336,7 @@ impl CmdError {
             }
             _ => {}
         }
-        out
+        crate::truncate::message(&out).into_owned()
     }
 }
 
@@ -355,7 +361,8 @@ fn agent_code(e: &AgentError) -> i32 {
         AgentError::WriteFailed { source, .. } if source.is::<WriterLost>() => exit::INTERNAL,
         AgentError::WriteFailed { .. } if e.is_bad_image() => exit::BAD_INPUT,
         AgentError::WriteFailed { .. } | AgentError::ReadTarget { .. } => exit::TARGET_FAILED,
-        AgentError::Refused { status: 404, .. } => exit::BAD_INPUT,
+        AgentError::Refused { status: 403 | 404, .. } => exit::BAD_INPUT,
+        AgentError::NoKey(_) => exit::USAGE,
         AgentError::NotConfirmed(_) | AgentError::ToldToStay => exit::CHECK_FAILED,
         AgentError::ImageJson { .. } => exit::BAD_INPUT,
         AgentError::Reboot(_) => exit::INTERNAL,
@@ -363,6 +370,7 @@ fn agent_code(e: &AgentError) -> i32 {
         | AgentError::Stalled { .. }
         | AgentError::Refused { .. }
         | AgentError::BadReply { .. }
+        | AgentError::NotGenuine { .. }
         | AgentError::StillWaiting { .. } => exit::PEER,
     }
 }
@@ -414,5 +422,15 @@ mod tests {
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert_eq!(lines[0], "kiln: error: 2 firmware item(s) could not be read");
         assert!(lines[1].starts_with("kiln: error: the outcome was not logged in inv.db: open database inv.db"));
+    }
+
+    #[test]
+    fn a_url_password_in_an_error_is_never_printed() {
+        // A peer's message may repeat the URL it was given, credentials and all.
+        let peer = CmdError::Usage("the BMC said: Failed fetching image http://isouser:s3cret@10.0.0.5/x.iso".into());
+        let second = CmdError::BadInput("--media https://u:s3cret@h/y.iso: no such file".into());
+        let report = Outcome::from(peer).with_error(second).report();
+        assert!(!report.contains("s3cret") && !report.contains("isouser"), "{report}");
+        assert!(report.contains("http://***@10.0.0.5/x.iso") && report.contains("https://***@h/y.iso"), "{report}");
     }
 }

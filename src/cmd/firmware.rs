@@ -47,7 +47,7 @@ pub(crate) fn print(report: &RackFirmware, json: bool) -> CmdResult<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(report).context("serialize the firmware check")?);
     } else {
-        print!("{}", render_table(report));
+        crate::terminal::print(&render_table(report));
     }
     Ok(())
 }

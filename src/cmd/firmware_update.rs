@@ -443,7 +443,7 @@ fn finish(rack: &str, recipe: &Recipe, dry_run: bool, nodes: Vec<NodeUpdate>, js
     if json {
         println!("{}", serde_json::to_string_pretty(&doc).context("serialize the firmware update")?);
     } else {
-        print!("{}", render(&doc));
+        crate::terminal::print(&render(&doc));
     }
     Ok(Outcome::exit(doc.exit_code))
 }

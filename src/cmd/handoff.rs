@@ -2,18 +2,23 @@
 
 use anyhow::Context;
 
+use crate::checks::spec_load::LoadedSpec;
 use crate::cli::{HandoffArgs, HandoffTarget};
 use crate::cmd::{CmdError, CmdResult, Outcome};
-use crate::handoff::{hand_off_rack, render_text, Cluster, KubeApi, Scontrol};
-use crate::inventory::{db_path, Inventory};
+use crate::handoff::{hand_off_domains, render_text, Cluster, Domain, KubeApi, Scontrol};
+use crate::inventory::{db_path, Inventory, InventoryError};
+use crate::lifecycle::RunKind;
+use crate::rack::RackManifest;
 
 pub fn run(args: &HandoffArgs) -> CmdResult {
     let manifest = super::rack::load(&args.rack, &args.nodes)?;
     // `load` checked every name.
     let nodes = manifest.select(&args.nodes).map_err(CmdError::RackNodes)?;
     let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    let specs = crate::checks::spec_load::load_set(args.checks_dir.as_deref())?;
     let path = db_path(args.db.db.as_deref());
     let mut inventory = Inventory::open_existing(&path)?;
+    let domains = domains(&manifest, &specs, &inventory)?;
     let scontrol;
     let kube;
     let cluster = match args.to {
@@ -29,11 +34,39 @@ pub fn run(args: &HandoffArgs) -> CmdResult {
             Cluster::Kubernetes(&kube)
         }
     };
-    let outcome = hand_off_rack(&mut inventory, &manifest.rack.id, &names, &cluster, args.dry_run)?;
+    let outcome =
+        hand_off_domains(&mut inventory, &manifest.rack.id, &names, &cluster, args.dry_run, &domains, args.partial)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome).context("serialize the hand-off outcome")?);
     } else {
-        print!("{}", render_text(&outcome));
+        crate::terminal::print(&render_text(&outcome));
     }
     Ok(Outcome::exit(outcome.exit_code))
+}
+
+/// The manifest's all-or-nothing NVLink domains: its nodes grouped by
+/// platform (the manifest's, else the one the node's latest validate was
+/// judged against), for each platform whose `[nvlink_domain]` says
+/// `all_or_nothing`. Every node of the manifest counts, selected or not.
+fn domains(manifest: &RackManifest, specs: &[LoadedSpec], inv: &Inventory) -> Result<Vec<Domain>, InventoryError> {
+    let whole = |name: &str| {
+        crate::checks::detect::by_name(specs, name)
+            .ok()
+            .and_then(|s| s.platform.nvlink_domain.as_ref())
+            .is_some_and(|d| d.all_or_nothing)
+    };
+    let mut by_platform: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
+    for n in &manifest.nodes {
+        let platform = match &manifest.rack.platform {
+            Some(p) => Some(p.clone()),
+            None => match inv.node(&n.name)? {
+                Some(row) => inv.latest_run_of_kind(row.id, RunKind::Validate)?.and_then(|r| r.platform),
+                None => None,
+            },
+        };
+        if let Some(p) = platform.filter(|p| whole(p)) {
+            by_platform.entry(p).or_default().push(n.name.clone());
+        }
+    }
+    Ok(by_platform.into_iter().map(|(platform, nodes)| Domain { platform, nodes }).collect())
 }

@@ -42,6 +42,7 @@ pub fn run(args: &HealthcheckArgs) -> CmdResult {
     if args.json {
         writeln!(out, "{}", render_json(&report)?).context("write the report")?;
     } else {
+        let mut out = crate::terminal::Text(&mut out);
         let failed = report.findings.iter().filter(|f| f.outcome == Outcome::Fail).count();
         let errors = report.findings.iter().filter(|f| f.outcome == Outcome::Error).count();
         writeln!(
@@ -84,8 +85,8 @@ pub fn run(args: &HealthcheckArgs) -> CmdResult {
     let mut outcome = outcome;
     for a in &actions {
         match &a.result {
-            ActionResult::Done => writeln!(out, "drained: {}", a.what),
-            ActionResult::AlreadyDone { why } => writeln!(out, "not drained again: {why}"),
+            ActionResult::Done => writeln!(crate::terminal::Text(&mut out), "drained: {}", a.what),
+            ActionResult::AlreadyDone { why } => writeln!(crate::terminal::Text(&mut out), "not drained again: {why}"),
             ActionResult::Failed { error } => {
                 outcome = outcome.with_error(CmdError::Drain { error: error.clone() });
                 Ok(())

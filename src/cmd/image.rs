@@ -20,6 +20,7 @@ use crate::image::{
 };
 use crate::inventory::{ImageWrite, Inventory};
 use crate::notice::{Notice, Notices};
+use crate::redact;
 
 pub fn run(command: &ImageCommand, notices: &dyn Notices) -> CmdResult {
     match command {
@@ -138,6 +139,9 @@ pub enum ImageSourceError {
     /// A block map that is not the one its manifest names (exit 4).
     #[error("block map {} has sha256 {got}, its manifest says {want}", path.display())]
     MapMismatch { path: PathBuf, got: Digest, want: Digest },
+    /// A block map fetched from a URL that is not the one its manifest names (exit 4).
+    #[error("block map {url} has sha256 {got}, its manifest says {want}")]
+    RemoteMapMismatch { url: String, got: Digest, want: Digest },
     /// A stream (URL, standard input) without `--bmap` (exit 2).
     #[error("writing from {from} needs --bmap (its size and ranges)")]
     NeedsMap { from: &'static str },
@@ -159,21 +163,34 @@ impl ImageSourceError {
     }
 }
 
-/// The image source and its block map, from the command line.
-fn open_image(args: &ImageWriteArgs) -> Result<(Box<dyn ImageSource>, BlockMap), ImageSourceError> {
-    let (image_path, bmap_path, expect_bmap_sha) = if args.image.to_string_lossy().ends_with(".manifest.json") {
-        let m = Manifest::load(&args.image)?;
-        let (img, map) = m.files(&args.image);
-        (img, Some(args.bmap.clone().unwrap_or(map)), Some(m.bmap.sha256))
-    } else {
-        (args.image.clone(), args.bmap.clone(), None)
-    };
+/// An image to write: its source, its block map, and the whole image's digest its artifact
+/// manifest records (when written from one).
+type Opened = (Box<dyn ImageSource>, BlockMap, Option<Digest>);
+
+/// The image source and its block map, from the command line. From an artifact manifest, the
+/// block map must be the one the manifest names by digest, local or fetched.
+fn open_image(args: &ImageWriteArgs) -> Result<Opened, ImageSourceError> {
+    let (image_path, bmap_path, expect_bmap_sha, expect_image_sha) =
+        if args.image.to_string_lossy().ends_with(".manifest.json") {
+            let m = Manifest::load(&args.image)?;
+            let (img, map) = m.files(&args.image);
+            (img, Some(args.bmap.clone().unwrap_or(map)), Some(m.bmap.sha256), Some(m.image.sha256))
+        } else {
+            (args.image.clone(), args.bmap.clone(), None, None)
+        };
     let map = match &bmap_path {
         Some(p) if is_url(p) => {
             let url = p.to_string_lossy();
+            let shown = || redact::userinfo(&url).into_owned();
             let body = fetch::get(&url)?;
             let text = crate::input::read_all_to_string(body, crate::input::Input::BlockMap)
-                .map_err(|source| ImageSourceError::ReadRemoteMap { url: url.to_string(), source })?;
+                .map_err(|source| ImageSourceError::ReadRemoteMap { url: shown(), source })?;
+            if let Some(want) = expect_bmap_sha {
+                let got = Digest::of(text.as_bytes());
+                if got != want {
+                    return Err(ImageSourceError::RemoteMapMismatch { url: shown(), got, want });
+                }
+            }
             Some(BlockMap::parse(&text, p)?)
         }
         Some(p) => {
@@ -194,13 +211,13 @@ fn open_image(args: &ImageWriteArgs) -> Result<(Box<dyn ImageSource>, BlockMap),
         };
         let url = image_path.to_string_lossy().into_owned();
         let body = fetch::get(&url)?;
-        return Ok((Box::new(StreamSource::new(body, url)), map));
+        return Ok((Box::new(StreamSource::new(body, url)), map, expect_image_sha));
     }
     if image_path == Path::new("-") {
         let Some(map) = map else {
             return Err(ImageSourceError::NeedsMap { from: "standard input" });
         };
-        return Ok((Box::new(StreamSource::new(std::io::stdin(), "standard input")), map));
+        return Ok((Box::new(StreamSource::new(std::io::stdin(), "standard input")), map, expect_image_sha));
     }
     if same_file(&image_path, &args.target) {
         return Err(ImageSourceError::SameFile { image: image_path, target: args.target.clone() });
@@ -212,7 +229,7 @@ fn open_image(args: &ImageWriteArgs) -> Result<(Box<dyn ImageSource>, BlockMap),
         Some(m) => m,
         None => BlockMap::scan(source.file(), source.path())?,
     };
-    Ok((Box::new(source), map))
+    Ok((Box::new(source), map, expect_image_sha))
 }
 
 /// True when both paths exist and are one file (writing an image onto
@@ -231,9 +248,13 @@ fn is_url(p: &Path) -> bool {
 }
 
 fn write_cmd(args: &ImageWriteArgs, notices: &dyn Notices) -> CmdResult {
-    let (mut source, map) = open_image(args)?;
-    let opts =
-        WriteOptions { direct: !args.no_direct, preserve_on_error: args.preserve_on_error, ..Default::default() };
+    let (mut source, map, manifest_sha) = open_image(args)?;
+    let opts = WriteOptions {
+        direct: !args.no_direct,
+        preserve_on_error: args.preserve_on_error,
+        image_sha256: manifest_sha,
+        ..Default::default()
+    };
     let mut progress = for_stderr(args.json);
     let started = std::time::Instant::now();
     let result = crate::image::write_image(source.as_mut(), &map, &args.target, &opts, progress.as_mut());
@@ -310,7 +331,8 @@ fn record(
 ) -> Result<(), crate::inventory::InventoryError> {
     let mut inv = Inventory::open(db)?;
     let target = args.target.display().to_string();
-    let sha = map.image_sha256.map(|d| d.to_string());
+    // Only a digest the write proved is recorded: a failed write has none.
+    let sha = result.as_ref().ok().and_then(|r| r.image_sha256).map(|d| d.to_string());
     let (ok, written, state, error) = match result {
         Ok(r) => (true, r.bytes_written, None, None),
         Err(f) => (false, 0, Some(f.target.as_str()), Some(chain(f))),

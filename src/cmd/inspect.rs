@@ -13,7 +13,7 @@ pub fn run(args: &InspectArgs) -> CmdResult {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&NodeDocument::new(&node))?);
     } else {
-        print!("{}", render_node(&node));
+        crate::terminal::print(&render_node(&node));
     }
     if let Some(db) = &args.db.db {
         let run = RunRecord {

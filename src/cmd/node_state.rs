@@ -63,16 +63,17 @@ fn history(args: &NodeHistoryArgs) -> CmdResult {
         };
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        print!("{}", render_history(&args.node, &state, &events));
+        let mut text = render_history(&args.node, &state, &events);
         // The first machine seen is in the JSON; the text shows the place's machines once
         // another has stood there.
         if machines.iter().any(|m| m.previous.is_some() || m.other_node.is_some()) {
-            println!("machines in this place:");
+            text.push_str("machines in this place:\n");
             for m in &machines {
                 let run = m.run_id.map(|r| format!(" [run {}]", r.0)).unwrap_or_default();
-                println!("{}  {}{run}", m.at, m.message);
+                text.push_str(&format!("{}  {}{run}\n", m.at, m.message));
             }
         }
+        crate::terminal::print(&text);
     }
     Ok(Outcome::ok())
 }
@@ -88,8 +89,8 @@ fn quarantine(args: &NodeQuarantineArgs) -> CmdResult {
     let actor = actor("quarantine", args.by.as_deref());
     let cause = format!("quarantined: {}", args.reason);
     match inventory.transition(&args.node, &to, &actor, &cause).map_err(|e| fail(&what, e))? {
-        Move::Changed => println!("{}: {before} -> {to}", args.node),
-        Move::Unchanged => println!("{}: already {to}; nothing recorded", args.node),
+        Move::Changed => crate::terminal::println(format_args!("{}: {before} -> {to}", args.node)),
+        Move::Unchanged => crate::terminal::println(format_args!("{}: already {to}; nothing recorded", args.node)),
     }
     Ok(Outcome::ok())
 }
@@ -104,7 +105,7 @@ fn release(args: &NodeReleaseArgs) -> CmdResult {
         None => "released from quarantine".to_string(),
     };
     let from = inventory.release(&args.node, &actor, &cause).map_err(|e| fail(&what, e))?;
-    println!("{}: {from} -> {}", args.node, LifecycleState::Enrolled);
+    crate::terminal::println(format_args!("{}: {from} -> {}", args.node, LifecycleState::Enrolled));
     println!("next: validate and burn in the node again; the next hand-off then puts it in service");
     Ok(Outcome::ok())
 }

@@ -48,6 +48,16 @@ pub fn step(args: &RackRunArgs, step: Step, notices: &dyn Notices) -> CmdResult 
     let nodes = manifest.select(&args.nodes).map_err(CmdError::RackNodes)?;
     // The specs the rack checks read, checked before any node is touched.
     let specs = crate::checks::spec_load::load_set(args.checks_dir.as_deref())?;
+    // A tray number outside the rack's NVLink domain is bad input, before any node is touched.
+    if let Some(domain) = manifest
+        .rack
+        .platform
+        .as_deref()
+        .and_then(|p| crate::checks::detect::by_name(&specs, p).ok())
+        .and_then(|s| s.platform.nvlink_domain.as_ref())
+    {
+        manifest.check_trays(domain.trays)?;
+    }
     // The database is opened before any node is touched: a run that could
     // not be recorded is refused rather than done and forgotten.
     let db = db_path(args.db.db.as_deref());
@@ -75,6 +85,7 @@ pub fn step(args: &RackRunArgs, step: Step, notices: &dyn Notices) -> CmdResult 
         plan: &plan,
         opts: &opts,
         force: args.force,
+        whole_rack: args.nodes.is_empty(),
     };
     let progress = TerminalProgress::new(nodes.len(), step, notices);
     let result = run_rack_step(&rack_step, &connector, inventory.as_mut(), &|node, phase| progress.event(node, phase));
@@ -83,11 +94,11 @@ pub fn step(args: &RackRunArgs, step: Step, notices: &dyn Notices) -> CmdResult 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome).context("serialize the rack outcome")?);
     } else {
-        print!("{}", summary_table(&outcome.nodes));
+        crate::terminal::print(&summary_table(&outcome.nodes));
         for f in outcome.rack_findings.iter().filter(|f| f.outcome != crate::checks::Outcome::Pass) {
-            println!("rack {} {}: {}", f.outcome.as_str(), f.check, f.message);
+            crate::terminal::println(format_args!("rack {} {}: {}", f.outcome.as_str(), f.check, f.message));
             if let Some(a) = &f.action {
-                println!("    action: {a}");
+                crate::terminal::println(format_args!("    action: {a}"));
             }
         }
         let checked = outcome.rack_findings.iter().filter(|f| f.outcome == crate::checks::Outcome::Pass).count();
@@ -146,7 +157,7 @@ fn trust(args: &RackTrustArgs) -> CmdResult {
                 format!("failed          {reason}")
             }
         };
-        println!("{:<12} {line}", o.node);
+        crate::terminal::println(format_args!("{:<12} {line}", o.node));
     }
     println!("known hosts: {}", manifest.credentials.known_hosts.display());
     Ok(Outcome::exit(code))

@@ -26,7 +26,9 @@ pub fn run(args: &RackImageArgs, notices: &dyn Notices) -> CmdResult {
     let opts = DeployOptions {
         nodes: args.nodes.clone(),
         boot: args.boot,
-        media_url: args.media_url.clone(),
+        media: args.media.clone(),
+        pxe: args.pxe_kernel.clone().zip(args.pxe_initrd.clone()),
+        dhcp_leases: args.dhcp_leases.clone(),
         listen: args.listen,
         advertise: args.advertise.clone(),
         boot_dir: args.boot_dir.clone(),
@@ -45,7 +47,7 @@ pub fn run(args: &RackImageArgs, notices: &dyn Notices) -> CmdResult {
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&outcome).context("serialize the deploy outcome")?)?;
     } else {
-        write!(out, "{}", table(&outcome))?;
+        write!(out, "{}", crate::terminal::text(&table(&outcome)))?;
         writeln!(out, "recorded in {} (deploy {})", db.display(), outcome.deploy_id)?;
     }
     // Each node that did not end on the image is named with its reason, beside the table or JSON.

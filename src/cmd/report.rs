@@ -40,7 +40,7 @@ pub fn run(args: &ReportArgs) -> CmdResult {
     let text = if rack_view {
         let report = build_rack_report(&inventory, manifest.as_ref(), now, &load_burnin_view)?;
         match args.format {
-            ReportFormat::Table => render_rack_table(&report),
+            ReportFormat::Table => crate::terminal::text(&render_rack_table(&report)).into_owned(),
             ReportFormat::Json => serde_json::to_string_pretty(&report).context("serialize the rack report")? + "\n",
             ReportFormat::Csv if args.parts => render_parts_csv(&report.parts),
             ReportFormat::Csv => render_rack_csv(&report),
@@ -59,7 +59,7 @@ pub fn run(args: &ReportArgs) -> CmdResult {
         match args.format {
             ReportFormat::Json => render_json(&report)?,
             ReportFormat::Csv => render_csv(&report),
-            _ => render_table(&report),
+            _ => crate::terminal::text(&render_table(&report)).into_owned(),
         }
     };
     if let Some(out) = &args.out {

@@ -96,7 +96,7 @@ mod tests {
     fn check_accepts_good_and_rejects_bad_specs() {
         let dir = tempfile::tempdir().expect("tempdir");
         let good = dir.path().join("good.toml");
-        std::fs::write(&good, "name = \"x\"\ndescription = \"y\"\n").expect("write");
+        std::fs::write(&good, "name = \"x\"\ndescription = \"y\"\n[aer]\n").expect("write");
         let mut out = Vec::new();
         assert_eq!(code(check(&good, &mut out)), exit::OK);
         let bad = dir.path().join("bad.toml");

@@ -163,19 +163,15 @@ pub enum NodeFileError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{} is not a kiln node document", file.display())]
-    Parse {
-        file: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
+    #[error("cannot read {} as a kiln node document: {}:{}", file.display(), file.display(), source)]
+    Parse { file: PathBuf, source: crate::json_error::JsonError },
 }
 
 /// A node JSON document as `kiln inspect --json` prints it.
 pub fn read_node(file: &Path) -> Result<Node, NodeFileError> {
     let text = crate::input::read_to_string(file, crate::input::Input::NodeJson)
         .map_err(|source| NodeFileError::Read { file: file.to_path_buf(), source })?;
-    serde_json::from_str(&text).map_err(|source| NodeFileError::Parse { file: file.to_path_buf(), source })
+    crate::json_error::from_str(&text).map_err(|source| NodeFileError::Parse { file: file.to_path_buf(), source })
 }
 
 #[cfg(test)]
@@ -239,7 +235,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("platforms")).expect("mkdir");
         let spec = "name = \"site-b200\"\ndescription = \"site\"\n[match]\narchitecture = \"x86_64\"\n\
-                    [[devices]]\nrole = \"gpu\"\nids = [\"10de:2901\"]\ncount = 9\n";
+                    [[devices]]\nrole = \"gpu\"\nids = [\"10de:2901\"]\ncount = 9\n[gpu_health]\n";
         std::fs::write(dir.path().join("platforms/site.toml"), spec).expect("write");
         let a = ValidateArgs { checks_dir: Some(dir.path().to_path_buf()), ..args() };
         let (code, v) = run_json(&testnode::hgx_b200(), &a);
@@ -258,6 +254,12 @@ mod tests {
         let bad = dir.path().join("bad.json");
         std::fs::write(&bad, "{\"schema_version\": 1,\n \"hostname\": 7}").expect("write");
         let err = crate::error::chain(&read_node(&bad).expect_err("malformed"));
-        assert!(err.contains("bad.json") && err.contains("line 2"), "{err}");
+        assert!(err.contains("bad.json:2:") && err.contains("field `hostname`"), "{err}");
+        let newer = dir.path().join("newer.json");
+        let mut doc = serde_json::to_value(testnode::vm()).expect("json");
+        doc["schema_version"] = serde_json::json!(999);
+        std::fs::write(&newer, doc.to_string()).expect("write");
+        let err = crate::error::chain(&read_node(&newer).expect_err("newer schema"));
+        assert!(err.contains("newer.json") && err.contains("node schema_version 999"), "{err}");
     }
 }

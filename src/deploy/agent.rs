@@ -2,6 +2,10 @@
 //! controller names (verified, failing closed: `image::write_image`), report the result, reboot
 //! when told. Booted mode: hello, report the digest of what is on the disk.
 //!
+//! Every request is signed with the node's key for this deployment (imaging: from the kernel
+//! command line; booted: from the boot token the imaging agent left on the disk, `token`), and
+//! only answers the controller signed are acted on.
+//!
 //! Every wait is bounded: the controller is retried until `wait_for`, each request has its own
 //! time limit.
 
@@ -14,12 +18,14 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 
+use super::auth::AgentAuth;
 use super::client::{post_json, Answer, NoAnswer};
 use super::node::humanize;
 use super::protocol::{
     AgentMode, AgentResult, BootedReply, BootedReport, BootedSource, Hello, HelloReply, ResultReply,
 };
 use super::stall::{poll_interval, Stalled, Watch, Watched};
+use super::token;
 use crate::error::chain;
 use crate::image::{fetch, wipe, BlockMap, Progress, StreamSource, Target, TargetState, WriteOptions};
 
@@ -39,6 +45,11 @@ pub struct AgentOptions {
     /// Where the booted image says what it is (`/etc/kiln/image.json`).
     pub image_json: PathBuf,
     pub macs: Vec<String>,
+    /// Imaging: the node's proof for this deployment, from `kiln.node=`, `kiln.deploy=`,
+    /// `kiln.key=`. (Booted mode reads it from the boot token.)
+    pub auth: Option<AgentAuth>,
+    /// Booted mode without a target: the disks to look for the boot token on.
+    pub disks: Vec<PathBuf>,
 }
 
 /// How an agent's work ended, when it did.
@@ -63,6 +74,10 @@ pub enum AgentError {
     Refused { url: String, status: u16, message: String },
     #[error("controller {url} answered {what}")]
     BadReply { url: String, what: String },
+    #[error("controller {url} answered without this deployment's proof: not the controller that booted this node")]
+    NotGenuine { url: String },
+    #[error("no deployment key: {0}")]
+    NoKey(String),
     #[error("controller {url} still said wait after {waited}")]
     StillWaiting { url: String, waited: String },
     #[error("the write failed and was reported to the controller ({state})")]
@@ -100,6 +115,7 @@ impl AgentError {
             AgentError::WriteFailed { source, .. } => {
                 source.downcast_ref::<crate::image::WriteFailure>().is_some_and(|f| f.error.is_bad_image())
                     || source.downcast_ref::<PrepareError>().is_some()
+                    || matches!(source.downcast_ref::<token::TokenError>(), Some(token::TokenError::NoRoom { .. }))
             }
             _ => false,
         }
@@ -126,11 +142,22 @@ impl AgentOptions {
     }
 }
 
+/// POST to the controller's `/agent/<route>`, signed with `auth`.
+fn post(
+    opts: &AgentOptions,
+    auth: &AgentAuth,
+    route: &str,
+    body: &impl serde::Serialize,
+    limit: Duration,
+) -> Result<Answer, NoAnswer> {
+    post_json(&opts.controller, &format!("/agent/{route}"), body, limit, auth)
+}
+
 /// Say hello until the controller gives work (not `wait`), or `wait_for` passes.
-fn hello(opts: &AgentOptions) -> Result<HelloReply, AgentError> {
+fn hello(opts: &AgentOptions, auth: &AgentAuth) -> Result<HelloReply, AgentError> {
     let url = opts.url("hello");
     let body = Hello {
-        node: opts.node.clone(),
+        node: Some(auth.node.clone()),
         macs: opts.macs.clone(),
         mode: opts.mode,
         kiln_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -138,7 +165,7 @@ fn hello(opts: &AgentOptions) -> Result<HelloReply, AgentError> {
     let deadline = Instant::now() + opts.wait_for;
     let waited = || humanize(opts.wait_for);
     loop {
-        let pause = match post_json(&url, &body, HELLO_LIMIT) {
+        let pause = match post(opts, auth, "hello", &body, HELLO_LIMIT) {
             Err(source) => {
                 if Instant::now() >= deadline {
                     return Err(AgentError::Unreachable { url, waited: waited(), source });
@@ -146,7 +173,8 @@ fn hello(opts: &AgentOptions) -> Result<HelloReply, AgentError> {
                 tracing::debug!(error = %chain(&source), "controller not answering yet");
                 Duration::from_secs(2)
             }
-            Ok(Answer { status: 200, body: text }) => match serde_json::from_str::<HelloReply>(&text) {
+            Ok(Answer { status: 200, genuine: false, .. }) => return Err(AgentError::NotGenuine { url }),
+            Ok(Answer { status: 200, body: text, .. }) => match serde_json::from_str::<HelloReply>(&text) {
                 Ok(HelloReply::Wait { retry_ms, .. }) => {
                     if Instant::now() >= deadline {
                         return Err(AgentError::StillWaiting { url, waited: waited() });
@@ -169,20 +197,47 @@ fn hello(opts: &AgentOptions) -> Result<HelloReply, AgentError> {
 /// Imaging mode, start to end. The write runs on its own thread, watched for a stalled
 /// transfer (`stall_timeout`).
 pub fn run_imaging(opts: &AgentOptions, progress: Box<dyn Progress + Send>) -> Result<AgentDone, AgentError> {
-    let reply = hello(opts)?;
-    let HelloReply::Write { node, image_url, bmap_url, target, image_sha256, image_size } = reply else {
+    let Some(auth) = &opts.auth else {
+        return Err(AgentError::NoKey(
+            "no kiln.node=, kiln.deploy= and kiln.key= on the kernel command line: the controller gives each node \
+             its key through its boot path (the iPXE script or virtual medium of kiln rack image)"
+                .into(),
+        ));
+    };
+    let reply = hello(opts, auth)?;
+    let HelloReply::Write { node, image_url, bmap_url, bmap_sha256, target, image_sha256, image_size } = reply else {
         return Err(AgentError::BadReply { url: opts.url("hello"), what: format!("{reply:?} to an imaging hello") });
     };
     let target = opts.target.clone().unwrap_or_else(|| PathBuf::from(&target));
-    tracing::info!(%node, target = %target.display(), %image_url, "writing the image");
+    tracing::info!(%node, target = %target.display(), image_url = %crate::redact::userinfo(&image_url), "writing the image");
     let started = Instant::now();
-    let job = WriteJob { image_url, bmap_url, image_sha256, image_size, target: target.clone() };
+    let job = WriteJob { image_url, bmap_url, bmap_sha256, image_sha256, image_size, target: target.clone() };
     let (outcome, stalled) = match guarded_write(job, opts.stall_timeout, progress) {
         Guarded::Done(outcome) => (outcome, None),
         Guarded::Stalled(stall, state) => {
             tracing::error!(%node, error = %stall, target_state = state.as_str(), "image transfer stalled");
             (Err((state, Box::new(stall.clone()) as Box<_>)), Some((stall, state)))
         }
+    };
+    // The installed system's agent proves itself with the same key: it is left on the target,
+    // past the image, before the result goes out (a target that cannot hold it fails the write).
+    let outcome = match outcome {
+        Ok(done) => match token::write(&target, image_size, auth) {
+            Ok(()) => Ok(done),
+            Err(e) => {
+                let state = wipe_beside(&WriteJob {
+                    image_url: String::new(),
+                    bmap_url: String::new(),
+                    bmap_sha256: String::new(),
+                    image_sha256: String::new(),
+                    image_size,
+                    target: target.clone(),
+                });
+                tracing::error!(%node, error = %chain(&e), target_state = state.as_str(), "boot token not written");
+                Err((state, Box::new(e) as Box<dyn std::error::Error + Send + Sync>))
+            }
+        },
+        failed => failed,
     };
     let seconds = started.elapsed().as_secs_f64();
     let result = match &outcome {
@@ -208,12 +263,12 @@ pub fn run_imaging(opts: &AgentOptions, progress: Box<dyn Progress + Send>) -> R
     let url = opts.url("result");
     if let Some((source, state)) = stalled {
         // Best effort: the controller may be what stalled. Its answer changes nothing.
-        if let Err(e) = post_json(&url, &result, HELLO_LIMIT) {
+        if let Err(e) = post(opts, auth, "result", &result, HELLO_LIMIT) {
             tracing::warn!(error = %chain(&e), "the stall could not be reported to the controller");
         }
         return Err(AgentError::Stalled { state, source });
     }
-    let answer = post_json(&url, &result, RESULT_LIMIT).map_err(|source| AgentError::Unreachable {
+    let answer = post(opts, auth, "result", &result, RESULT_LIMIT).map_err(|source| AgentError::Unreachable {
         url: url.clone(),
         waited: humanize(RESULT_LIMIT),
         source,
@@ -222,13 +277,23 @@ pub fn run_imaging(opts: &AgentOptions, progress: Box<dyn Progress + Send>) -> R
         Ok(done) => done,
         Err((state, source)) => return Err(AgentError::WriteFailed { state, source }),
     };
+    // Not told to reboot: the token has no use any more.
+    let forget = |e: AgentError| {
+        if let Err(why) = token::erase(&target) {
+            tracing::warn!(target_path = %target.display(), error = %why, "the boot token could not be erased");
+        }
+        Err(e)
+    };
     if answer.status != 200 {
-        return Err(AgentError::Refused { url, status: answer.status, message: answer.message() });
+        return forget(AgentError::Refused { url, status: answer.status, message: answer.message() });
+    }
+    if !answer.genuine {
+        return forget(AgentError::NotGenuine { url });
     }
     match serde_json::from_str::<ResultReply>(&answer.body) {
         Ok(ResultReply::Reboot) => {}
-        Ok(ResultReply::Stay) => return Err(AgentError::ToldToStay),
-        Err(e) => return Err(AgentError::BadReply { url, what: format!("an unreadable result reply: {e}") }),
+        Ok(ResultReply::Stay) => return forget(AgentError::ToldToStay),
+        Err(e) => return forget(AgentError::BadReply { url, what: format!("an unreadable result reply: {e}") }),
     }
     // Whatever else happens, what was written is on stable storage before a reboot.
     nix::unistd::sync();
@@ -246,6 +311,7 @@ type WriteOutcome = Result<(u64, String), (TargetState, Box<dyn std::error::Erro
 struct WriteJob {
     image_url: String,
     bmap_url: String,
+    bmap_sha256: String,
     image_sha256: String,
     image_size: u64,
     target: PathBuf,
@@ -311,15 +377,22 @@ fn wipe_beside(job: &WriteJob) -> TargetState {
 /// target. Answers the bytes written and the verified digest. Every network wait goes through
 /// `watch`.
 fn write(job: &WriteJob, watch: &Arc<Watch>, progress: &mut dyn Progress) -> WriteOutcome {
-    let WriteJob { image_url, bmap_url, image_sha256, image_size, target } = job;
+    let WriteJob { image_url, bmap_url, bmap_sha256, image_sha256, image_size, target } = job;
     let (image_size, target) = (*image_size, target.as_path());
     let untouched = |msg: String| (TargetState::Untouched, Box::new(PrepareError(msg)) as Box<_>);
-    let mut text = String::new();
     let body = watch.wait(bmap_url, || fetch::get(bmap_url)).map_err(|e| untouched(format!("GET {bmap_url}: {e}")))?;
-    Watched::new(body.map_err(|e| untouched(chain(&e)))?, bmap_url, watch.clone(), false)
-        .take(64 << 20)
-        .read_to_string(&mut text)
-        .map_err(|e| untouched(format!("read block map {bmap_url}: {e}")))?;
+    let text = crate::input::read_all_to_string(
+        Watched::new(body.map_err(|e| untouched(chain(&e)))?, bmap_url, watch.clone(), false),
+        crate::input::Input::BlockMap,
+    )
+    .map_err(|e| untouched(format!("read block map {bmap_url}: {e}")))?;
+    // The block map is the one the artifact manifest names, by its digest.
+    let got = crate::image::Digest::of(text.as_bytes()).to_string();
+    if got != *bmap_sha256 {
+        return Err(untouched(format!(
+            "block map {bmap_url} has sha256 {got}; the controller said {bmap_sha256} (the artifact manifest's)"
+        )));
+    }
     let map = BlockMap::parse(&text, Path::new(bmap_url)).map_err(|e| untouched(chain(&e)))?;
     let map_sha = map.image_sha256.map(|d| d.to_string()).unwrap_or_default();
     if map_sha != *image_sha256 || map.image_size != image_size {
@@ -334,7 +407,9 @@ fn write(job: &WriteJob, watch: &Arc<Watch>, progress: &mut dyn Progress) -> Wri
     let body = Watched::new(body.map_err(|e| untouched(chain(&e)))?, image_url, watch.clone(), true);
     let mut source = StreamSource::new(body, image_url.to_string());
     watch.touch();
-    match crate::image::write_image(&mut source, &map, target, &WriteOptions::default(), progress) {
+    // What is written must be the image the controller named, recomputed as a whole.
+    let opts = WriteOptions { image_sha256: image_sha256.parse().ok(), ..WriteOptions::default() };
+    match crate::image::write_image(&mut source, &map, target, &opts, progress) {
         Ok(report) => {
             for n in &report.notes {
                 tracing::info!(note = %n, "writer");
@@ -346,13 +421,34 @@ fn write(job: &WriteJob, watch: &Arc<Watch>, progress: &mut dyn Progress) -> Wri
     }
 }
 
-/// Booted mode, start to end.
+/// Booted mode, start to end. The key comes from the boot token the imaging agent left on the
+/// disk it wrote (`--target`, else the first disk that holds one), which is erased once the
+/// controller confirmed the boot.
 pub fn run_booted(opts: &AgentOptions) -> Result<AgentDone, AgentError> {
-    let reply = hello(opts)?;
-    let HelloReply::Report { node, image_size, target } = reply else {
+    let candidates = match &opts.target {
+        Some(t) => vec![t.clone()],
+        None => opts.disks.clone(),
+    };
+    let Some((disk, auth)) = token::find(&candidates) else {
+        let looked = candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+        return Err(AgentError::NoKey(format!(
+            "no boot token on {}: the imaging agent leaves one at the start of the disk's last MiB after a verified \
+             write (docs/imaging.md, \"Deploying\")",
+            if looked.is_empty() { "any disk".to_string() } else { looked }
+        )));
+    };
+    if let Some(named) = opts.node.as_deref().filter(|n| *n != auth.node) {
+        return Err(AgentError::NoKey(format!(
+            "the boot token on {} is node {}'s, not {named}'s",
+            disk.display(),
+            auth.node
+        )));
+    }
+    let reply = hello(opts, &auth)?;
+    let HelloReply::Report { node, image_size, .. } = reply else {
         return Err(AgentError::BadReply { url: opts.url("hello"), what: format!("{reply:?} to a booted hello") });
     };
-    let target = opts.target.clone().unwrap_or_else(|| PathBuf::from(&target));
+    let target = disk;
     let (image_sha256, source) = if opts.image_json.exists() {
         (read_image_json(&opts.image_json)?, BootedSource::ImageJson)
     } else {
@@ -360,16 +456,21 @@ pub fn run_booted(opts: &AgentOptions) -> Result<AgentDone, AgentError> {
     };
     let url = opts.url("booted");
     let report = BootedReport { node: node.clone(), image_sha256, source };
-    let answer = post_json(&url, &report, HELLO_LIMIT).map_err(|source| AgentError::Unreachable {
+    let answer = post(opts, &auth, "booted", &report, HELLO_LIMIT).map_err(|source| AgentError::Unreachable {
         url: url.clone(),
         waited: humanize(HELLO_LIMIT),
         source,
     })?;
     let reply: BootedReply = match serde_json::from_str(&answer.body) {
-        Ok(r) => r,
-        Err(_) => return Err(AgentError::Refused { url, status: answer.status, message: answer.message() }),
+        Ok(r) if answer.genuine => r,
+        Ok(_) if answer.status == 200 => return Err(AgentError::NotGenuine { url }),
+        _ => return Err(AgentError::Refused { url, status: answer.status, message: answer.message() }),
     };
     if reply.ok {
+        // Confirmed: the key has served its purpose; it does not stay on the disk.
+        if let Err(e) = token::erase(&target) {
+            tracing::warn!(target_path = %target.display(), error = %e, "the boot token could not be erased");
+        }
         Ok(AgentDone::Confirmed { node, message: reply.message })
     } else {
         Err(AgentError::NotConfirmed(reply.message))

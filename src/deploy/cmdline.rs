@@ -1,6 +1,7 @@
 //! The agent's settings from the kernel command line (`kiln.controller=`, `kiln.node=`,
-//! `kiln.target=`, `kiln.mode=`, `kiln.stall_timeout=`): a node booted into the imaging
-//! environment by PXE or virtual media has no other place to be told where its controller is.
+//! `kiln.target=`, `kiln.mode=`, `kiln.stall_timeout=`, and the node's proof for this
+//! deployment, `kiln.deploy=` and `kiln.key=`): a node booted into the imaging environment by PXE
+//! or virtual media has no other place to be told where its controller is, or who it is.
 
 /// The `kiln.*` settings found on a kernel command line; absent ones are `None`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -11,6 +12,20 @@ pub struct CmdlineSettings {
     pub mode: Option<String>,
     /// Unparsed: the agent parses it like `--stall-timeout` and names the key when it cannot.
     pub stall_timeout: Option<String>,
+    /// The deployment the key is for.
+    pub deploy: Option<String>,
+    /// The node's key for that deployment (hex); `Debug` never shows it.
+    pub key: Option<HiddenKey>,
+}
+
+/// The `kiln.key=` text, kept out of `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HiddenKey(pub String);
+
+impl std::fmt::Debug for HiddenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 /// Parse `/proc/cmdline` text. Words are split on whitespace; a value cannot hold a space (the
@@ -29,6 +44,11 @@ pub fn parse_cmdline(text: &str) -> CmdlineSettings {
             "kiln.target" => &mut s.target,
             "kiln.mode" => &mut s.mode,
             "kiln.stall_timeout" => &mut s.stall_timeout,
+            "kiln.deploy" => &mut s.deploy,
+            "kiln.key" => {
+                s.key = Some(HiddenKey(value.to_string()));
+                continue;
+            }
             _ => continue,
         };
         *slot = Some(value.to_string());
@@ -52,5 +72,8 @@ mod tests {
         assert_eq!(s.mode.as_deref(), Some("booted"));
         assert_eq!(s.stall_timeout.as_deref(), Some("5m"));
         assert_eq!(parse_cmdline("ro quiet"), CmdlineSettings::default());
+        let s = parse_cmdline("kiln.deploy=d1 kiln.key=abcd kiln.settings=______");
+        assert_eq!((s.deploy.as_deref(), s.key.as_ref().map(|k| k.0.as_str())), (Some("d1"), Some("abcd")));
+        assert!(!format!("{s:?}").contains("abcd"), "the key never shows");
     }
 }

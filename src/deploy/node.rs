@@ -19,7 +19,7 @@ use crate::inventory::StepOutcome;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum BootVia {
-    /// Insert virtual media (`--media-url`) and boot once from CD.
+    /// Insert the node's own virtual medium (`--media`, served per node) and boot once from CD.
     Media,
     /// Boot once from the network.
     Pxe,
@@ -127,6 +127,8 @@ impl<'a, 'j> Driver<'a, 'j> {
 
     fn run(&mut self) -> Result<(), Failed> {
         let node = self.job.node;
+        // From here the node's boot files (its iPXE script, its virtual medium) are served to it.
+        self.board.set_phase(node, Phase::Booting);
         // boot-set
         match self.job.boot {
             BootVia::Media => {
@@ -145,7 +147,8 @@ impl<'a, 'j> Driver<'a, 'j> {
                     .map_err(|e| Failed(Step::BootSet, format!("BMC refused virtual media: {}", chain(&e))))?;
                 bmc.set_boot_once(BootTarget::Cd)
                     .map_err(|e| Failed(Step::BootSet, format!("BMC refused boot override cd: {}", chain(&e))))?;
-                self.ok(Step::BootSet, &format!("virtual media {url} inserted, next boot cd"))?;
+                let shown = crate::redact::userinfo(url);
+                self.ok(Step::BootSet, &format!("virtual media {shown} inserted, next boot cd"))?;
             }
             BootVia::Pxe => {
                 let bmc = self.needs_bmc(Step::BootSet)?;
@@ -276,7 +279,7 @@ mod tests {
 
     use super::*;
     use crate::bmc::{BmcError, FirmwareItem, Identity};
-    use crate::deploy::testing::{node, offer, SHA};
+    use crate::deploy::testing::{self, node, SHA};
 
     /// A BMC that keeps what it was asked, in order, and whose host is on.
     #[derive(Default)]
@@ -332,13 +335,12 @@ mod tests {
     }
 
     fn board() -> Board {
-        Board::new("r1", vec![node("n1", "10.0.0.1", &[], Some("https://bmc"))], &["n1".to_string()], offer())
+        testing::board(vec![node("n1", "10.0.0.1", &[], Some("https://bmc"))], &["n1"]).0
     }
 
+    /// A request of n1's agent, signed with its key, from its address.
     fn post(b: &Board, path: &str, body: &str) -> serde_json::Value {
-        let (_, text) =
-            crate::image::serve::PostRoutes::post(b, path, body.as_bytes(), "10.0.0.1:1".parse().expect("addr"));
-        serde_json::from_str(&text).expect("json")
+        testing::post(b, path, body, "10.0.0.1", Some(&testing::agent("n1"))).1
     }
 
     #[test]

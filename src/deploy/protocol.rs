@@ -28,8 +28,17 @@ pub struct Hello {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "lowercase")]
 pub enum HelloReply {
-    /// Write this image to `target`, verified against the block map.
-    Write { node: String, image_url: String, bmap_url: String, target: String, image_sha256: String, image_size: u64 },
+    /// Write this image to `target`, verified against the block map, which must have
+    /// `bmap_sha256`; what is written must have `image_sha256` as a whole.
+    Write {
+        node: String,
+        image_url: String,
+        bmap_url: String,
+        bmap_sha256: String,
+        target: String,
+        image_sha256: String,
+        image_size: u64,
+    },
     /// Booted mode: report the SHA-256 of the first `image_size` bytes of `target`.
     Report { node: String, image_size: u64, target: String },
     /// Not now: ask again after `retry_ms`.

@@ -1,6 +1,7 @@
 //! `kiln rack image` as a library call: decide which nodes to deploy (resume), serve the artifact
 //! and the agent routes on one listener, drive the nodes with bounded concurrency, record it all.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -8,14 +9,17 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::board::{Board, Offer};
+use super::auth::{random, NodeKey};
+use super::board::{Access, Board, BootFiles, Offer};
+use super::bootpath::{Media, NodeWords};
+use super::identify::Peers;
 use super::node::{deploy_node, BootVia, NodeJob, StepSink};
 use super::step::{NodeReport, NodeStatus, Step};
 use crate::bmc::rack_target::{ipmi_from_manifest, target_from_manifest};
 use crate::bmc::{Bmc, RedfishBmc, TlsPolicy};
 use crate::error::chain;
 use crate::exit;
-use crate::image::serve::{Routes, Server};
+use crate::image::serve::{error_json, Generated, PostRoutes, Posted, Reply, Routes, Server};
 use crate::image::{BlockMap, Manifest};
 use crate::inventory::{DeployId, DeployStart, DeployStep, Inventory, InventoryError, StepOutcome};
 use crate::lifecycle::LifecycleState;
@@ -29,7 +33,12 @@ pub const ACTOR: &str = "kiln rack image";
 pub struct DeployOptions {
     pub nodes: Vec<String>,
     pub boot: BootVia,
-    pub media_url: Option<String>,
+    /// `--boot media`: the installer image, with its `kiln.settings=` placeholder.
+    pub media: Option<PathBuf>,
+    /// Network boot: the kernel and initrd (paths under `/files/`) each node's iPXE script boots.
+    pub pxe: Option<(String, String)>,
+    /// dnsmasq's lease file: addresses leased to nodes' MACs count as theirs.
+    pub dhcp_leases: Option<PathBuf>,
     pub listen: SocketAddr,
     /// The base URL nodes reach the controller at; default `http://<listen>`.
     pub advertise: Option<String>,
@@ -61,6 +70,9 @@ pub enum DeployError {
     Artifact { path: PathBuf, why: String },
     #[error("--listen {addr} binds every address: give --advertise URL, the address nodes reach")]
     NoAdvertise { addr: SocketAddr },
+    /// How nodes would receive their keys, or be recognised, does not work out.
+    #[error("{0}")]
+    Boot(String),
     #[error("serve the artifact and agent routes")]
     Serve(#[source] crate::image::serve::ServeError),
     #[error("record the deployment in the inventory")]
@@ -96,6 +108,13 @@ impl DeployArtifact {
         let Some(sha) = map.image_sha256 else {
             return Err(bad(format!("block map {} has no image_sha256 to confirm a boot by", bmap_path.display())));
         };
+        if sha != manifest.image.sha256 {
+            return Err(bad(format!(
+                "block map {} says the image has sha256 {sha}, the manifest says {}",
+                bmap_path.display(),
+                manifest.image.sha256
+            )));
+        }
         if !image_path.is_file() {
             return Err(bad(format!("image {} is missing", image_path.display())));
         }
@@ -244,6 +263,14 @@ pub fn run_deploy(
     if opts.advertise.is_none() && opts.listen.ip().is_unspecified() {
         return Err(DeployError::NoAdvertise { addr: opts.listen });
     }
+    if let Some(url) = opts.advertise.as_deref().filter(|u| crate::redact::has_userinfo(u)) {
+        return Err(DeployError::Boot(format!(
+            "--advertise {}: the controller takes no user or password",
+            crate::redact::userinfo(url)
+        )));
+    }
+    let selected: Vec<&crate::rack::RackNode> = names.iter().filter_map(|n| manifest.node(n)).collect();
+    let peers = Peers::new(&selected, opts.dhcp_leases.clone()).map_err(DeployError::Boot)?;
     let mut mounts = vec![("/files/".to_string(), artifact.dir.clone())];
     if let Some(dir) = &opts.boot_dir {
         mounts.push(("/files/".to_string(), dir.clone()));
@@ -256,11 +283,20 @@ pub fn run_deploy(
         Some(url) => url.trim_end_matches('/').to_string(),
         None => format!("http://{}", server.addr()),
     };
+    let boot = boot_files(artifact, opts, &base, &names)?;
+    // This deployment's id and each node's key: drawn now, held in memory only.
+    let no_random = |e: getrandom::Error| DeployError::Boot(format!("no random numbers from the system: {e}"));
+    let deploy_nonce = hex::encode(random::<16>().map_err(no_random)?);
+    let mut keys = HashMap::new();
+    for name in &names {
+        keys.insert(name.clone(), NodeKey::generate().map_err(no_random)?);
+    }
     // Nothing is recorded before the listener is up: a deployment that cannot serve its nodes
     // leaves no trace of having started.
     let mut inventory = inventory;
     let (to_deploy, settled) =
         triage(&mut inventory, rack, &names, sha, opts.restart).map_err(DeployError::Inventory)?;
+    keys.retain(|n, _| to_deploy.contains(n));
     let deploy_id = inventory
         .start_deploy(&DeployStart {
             rack,
@@ -274,21 +310,37 @@ pub fn run_deploy(
         image_url: format!("{base}/files/{}", artifact.image_file),
         bmap_url: format!("{base}/files/{}", artifact.bmap_file),
         image_sha256: sha.to_string(),
+        bmap_sha256: artifact.manifest.bmap.sha256.to_string(),
         image_size: artifact.map.image_size,
         target: opts.target.clone(),
     };
-    let board = Arc::new(Board::new(rack, manifest.nodes.clone(), &to_deploy, offer));
+    let inventory = Arc::new(Mutex::new(inventory));
+    let note = {
+        let (inventory, rack) = (inventory.clone(), rack.to_string());
+        // A refusal is noted on a node the inventory knows (every node being deployed is); an
+        // unproven request never enrolls one.
+        move |node: &str, cause: &str| {
+            let mut inv = inventory.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = inv.note(node, ACTOR, cause, None) {
+                tracing::warn!(node, rack = %rack, error = %chain(&e), "a refused agent request is logged only");
+            }
+        }
+    };
+    let media_name = boot.media.as_ref().map(|m| m.name.clone());
+    let access = Access { deploy: deploy_nonce, keys, peers, boot, note: Box::new(note) };
+    let board = Arc::new(Board::new(rack, manifest.nodes.clone(), &to_deploy, offer, access));
     *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(board.clone());
     started(&base);
 
-    let inventory = Mutex::new(inventory);
     let sink = InventorySink { inventory: &inventory, deploy: deploy_id, image_sha256: sha, failed: Mutex::new(false) };
     let deployed = crate::fleet::map_bounded(&to_deploy, opts.parallel.max(1), |name| {
+        // The BMC fetches the node's own medium, with its key in it, from here.
+        let media_url = media_name.as_ref().map(|m| format!("{base}/boot/media/{name}/{m}"));
         let job = NodeJob {
             node: name,
             bmc: bmc_for(manifest, name, opts.insecure),
             boot: opts.boot,
-            media_url: opts.media_url.as_deref(),
+            media_url: media_url.as_deref(),
             timeout: opts.node_timeout,
             reboot_grace: opts.reboot_grace,
         };
@@ -306,7 +358,8 @@ pub fn run_deploy(
     } else {
         exit::CHECK_FAILED
     };
-    let mut inventory = inventory.into_inner().unwrap_or_else(|p| p.into_inner());
+    // A connection thread may still hold the board (and so the inventory) for a moment.
+    let mut inventory = inventory.lock().unwrap_or_else(|p| p.into_inner());
     inventory.finish_deploy(deploy_id, exit_code).map_err(DeployError::Inventory)?;
     Ok(DeployOutcome {
         schema_version: DEPLOY_SCHEMA_VERSION,
@@ -322,15 +375,86 @@ pub fn run_deploy(
     })
 }
 
-/// The POST routes before the board exists (a request in that instant is told to come back).
+/// The routes before the board exists (a request in that instant is told to come back).
 struct LateBoard(Arc<Mutex<Option<Arc<Board>>>>);
 
-impl crate::image::serve::PostRoutes for LateBoard {
-    fn post(&self, path: &str, body: &[u8], peer: SocketAddr) -> (u16, String) {
-        let board = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        match board {
-            Some(b) => b.post(path, body, peer),
-            None => (503, crate::image::serve::error_json("the controller is starting; retry")),
+impl LateBoard {
+    fn board(&self) -> Option<Arc<Board>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl PostRoutes for LateBoard {
+    fn post(&self, posted: &Posted<'_>) -> Reply {
+        match self.board() {
+            Some(b) => b.post(posted),
+            None => Reply::json(503, error_json("the controller is starting; retry")),
         }
+    }
+
+    fn get(&self, path: &str, peer: SocketAddr) -> Option<Generated> {
+        match self.board() {
+            Some(b) => b.get(path, peer),
+            None => Some(Generated::Refused(503, error_json("the controller is starting; retry"))),
+        }
+    }
+}
+
+/// How each node receives its key: checked before anything is served or recorded.
+fn boot_files(
+    artifact: &DeployArtifact,
+    opts: &DeployOptions,
+    base: &str,
+    nodes: &[String],
+) -> Result<BootFiles, DeployError> {
+    let fail = |why: String| Err(DeployError::Boot(why));
+    let mut boot =
+        BootFiles { base: base.to_string(), cmdline: artifact.manifest.kernel_cmdline.clone(), ..Default::default() };
+    if let Some((kernel, initrd)) = &opts.pxe {
+        for (flag, file) in [("--pxe-kernel", kernel), ("--pxe-initrd", initrd)] {
+            let mut dirs = std::iter::once(&artifact.dir).chain(opts.boot_dir.as_ref());
+            if !dirs.any(|d| crate::image::serve::resolve(&d.canonicalize().unwrap_or_default(), file).is_some()) {
+                return fail(format!("{flag} {file}: no such file in the artifact's directory or --boot-dir"));
+            }
+        }
+        boot.pxe = Some((kernel.clone(), initrd.clone()));
+    }
+    if let Some(path) = &opts.media {
+        let media = Media::load(path).map_err(DeployError::Boot)?;
+        // The longest words any node gets (keys and ids have fixed lengths).
+        let need = nodes
+            .iter()
+            .map(|n| {
+                let words = NodeWords {
+                    controller: base.to_string(),
+                    node: n.clone(),
+                    deploy: "0".repeat(32),
+                    key_hex: "0".repeat(64),
+                    target: opts.target.clone(),
+                };
+                words.line().len()
+            })
+            .max()
+            .unwrap_or(0);
+        if need > media.room() {
+            return fail(format!(
+                "{}: its `kiln.settings=` placeholder holds {} characters; the nodes' settings need {need} \
+                 (lengthen its run of `_`)",
+                path.display(),
+                media.room()
+            ));
+        }
+        boot.media = Some(media);
+    }
+    match opts.boot {
+        BootVia::Media if boot.media.is_none() => {
+            fail("--boot media needs --media FILE: the installer image that carries each node's key".into())
+        }
+        BootVia::Pxe | BootVia::None if boot.pxe.is_none() => fail(format!(
+            "--boot {} needs --pxe-kernel FILE and --pxe-initrd FILE: each node's iPXE script (which carries its \
+             key for this deployment) boots them",
+            opts.boot.as_str()
+        )),
+        _ => Ok(boot),
     }
 }

@@ -11,6 +11,7 @@ mod outcome;
 mod pool;
 mod push;
 pub mod rack_checks;
+mod rack_domain;
 mod rack_run;
 mod record;
 mod ssh;

@@ -1,11 +1,13 @@
 //! Checks that only show across nodes: nodes of one platform that differ in firmware versions or
-//! component counts, and the trays of a multi-node NVLink domain (a spec's `[nvlink_domain]`,
-//! GB200 NVL72) whose GPUs did not all join one domain.
+//! component counts; GPU or system serials seen twice in the rack; and the trays of a multi-node
+//! NVLink domain (a spec's `[nvlink_domain]`, GB200 NVL72), judged as one machine: all of its trays
+//! there, each where the manifest says (NVML's tray index), and every GPU in one domain.
 
 use std::collections::BTreeMap;
 
 use super::outcome::{NodeOutcome, Step};
 use crate::checks::detect;
+use crate::checks::platform::NvlinkDomain;
 use crate::checks::spec_load::LoadedSpec;
 use crate::checks::{Component, Finding, Outcome, Severity};
 use crate::model::{FabricState, Node};
@@ -17,6 +19,8 @@ pub struct RackMember<'a> {
     /// Platform spec name; nodes without one are grouped by DMI product name.
     pub platform: Option<&'a str>,
     pub node: &'a Node,
+    /// The manifest's tray number for the node (NVML's tray index), when it gives one.
+    pub tray: Option<u32>,
 }
 
 /// The node models carried by `inspect` outcomes (the report is a `Node`)
@@ -52,6 +56,13 @@ pub fn nodes_from_outcomes(
 /// `specs`: by the name the member was judged against, else detected from
 /// its model as `kiln validate` detects it) has an `[nvlink_domain]`.
 pub fn rack_findings(members: &[RackMember<'_>], specs: &[LoadedSpec]) -> Vec<Finding> {
+    rack_findings_scoped(members, specs, true)
+}
+
+/// `rack_findings`, saying whether `members` is the whole rack: a domain's
+/// completeness (`rack.domain.trays`) is only judged over the whole rack, since
+/// a run over some of its nodes is short by design.
+pub fn rack_findings_scoped(members: &[RackMember<'_>], specs: &[LoadedSpec], whole_rack: bool) -> Vec<Finding> {
     let mut groups: BTreeMap<String, Vec<RackMember<'_>>> = BTreeMap::new();
     for m in members {
         groups.entry(group_of(m)).or_default().push(*m);
@@ -62,16 +73,55 @@ pub fn rack_findings(members: &[RackMember<'_>], specs: &[LoadedSpec]) -> Vec<Fi
             findings.extend(consistency(platform, group, attr));
         }
     }
-    let mut domains: BTreeMap<&str, Vec<RackMember<'_>>> = BTreeMap::new();
+    findings.extend(super::rack_domain::serials(members));
+    let mut domains: BTreeMap<&str, (&NvlinkDomain, Vec<RackMember<'_>>)> = BTreeMap::new();
     for m in members {
-        if let Some(spec) = spec_of(m, specs).filter(|s| s.platform.nvlink_domain.is_some()) {
-            domains.entry(spec.platform.name.as_str()).or_default().push(*m);
+        if let Some(spec) = spec_of(m, specs) {
+            if let Some(domain) = &spec.platform.nvlink_domain {
+                domains.entry(spec.platform.name.as_str()).or_insert_with(|| (domain, Vec::new())).1.push(*m);
+            }
         }
     }
-    for trays in domains.values() {
+    for (platform, (domain, trays)) in &domains {
+        findings.extend(super::rack_domain::completeness(platform, domain, trays, whole_rack));
+        findings.extend(super::rack_domain::placement(domain, trays));
         findings.extend(fabric_domain(trays));
     }
     findings
+}
+
+/// The nodes failing rack findings hold, each with the distinct ids of those
+/// checks in finding order. A finding names a node by its component (`node`,
+/// or `<node> gpuN`); a finding about a whole multi-node NVLink domain (a
+/// short rack: its component is the rack, named by the domain's platform)
+/// holds every node of that domain.
+pub fn gated(findings: &[Finding], members: &[RackMember<'_>], specs: &[LoadedSpec]) -> BTreeMap<String, Vec<String>> {
+    let mut domains: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for m in members {
+        if let Some(spec) = spec_of(m, specs).filter(|s| s.platform.nvlink_domain.is_some()) {
+            domains.entry(spec.platform.name.as_str()).or_default().push(m.name);
+        }
+    }
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in findings.iter().filter(|f| f.outcome == Outcome::Fail) {
+        let named = f.component.name.as_deref().unwrap_or_default();
+        // Node names hold no space (the manifest allows letters, digits, - _ .).
+        let first = named.split(' ').next().unwrap_or_default();
+        let nodes: Vec<&str> = if f.component.kind != "rack" && members.iter().any(|m| m.name == first) {
+            vec![first]
+        } else if f.component.kind == "rack" {
+            domains.get(named).cloned().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        for node in nodes {
+            let checks = out.entry(node.to_string()).or_default();
+            if !checks.contains(&f.check) {
+                checks.push(f.check.clone());
+            }
+        }
+    }
+    out
 }
 
 /// The spec a member was judged against: its platform by name, else the one
@@ -177,7 +227,7 @@ fn majority<'v>(values: &[(&str, &'v str)]) -> Option<(&'v str, usize)> {
     }
 }
 
-fn node_component(name: &str) -> Component {
+pub(super) fn node_component(name: &str) -> Component {
     Component { kind: "node".into(), name: Some(name.to_string()), ..Default::default() }
 }
 

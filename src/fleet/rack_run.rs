@@ -6,12 +6,13 @@ use std::sync::Mutex;
 
 use super::fanout::{run_step, FanoutOptions, Phase, Plan};
 use super::outcome::{NodeOutcome, NodeStatus, RackOutcome, Step};
-use super::rack_checks::{nodes_from_outcomes, rack_findings, RackMember};
+use super::rack_checks::{gated, nodes_from_outcomes, rack_findings_scoped, RackMember};
 use super::record::{already_passed, apply, record_outcome, run_kind, RecordResult};
 use super::transport::Connector;
 use crate::checks::spec_load::LoadedSpec;
 use crate::checks::{Component, Finding, Outcome, Severity};
 use crate::exit;
+use crate::handoff::list_checks;
 use crate::inventory::{now, Inventory, InventoryError, RackRunRecord};
 use crate::model::Node;
 use crate::rack::RackNode;
@@ -31,6 +32,9 @@ pub struct RackStep<'a> {
     pub opts: &'a FanoutOptions,
     /// Run nodes whose step already passed as well.
     pub force: bool,
+    /// `nodes` is every node of the manifest: a multi-node NVLink domain's
+    /// completeness is judged only then.
+    pub whole_rack: bool,
 }
 
 /// Runs `step` and, with an inventory, records it: each node's outcome as it
@@ -81,18 +85,28 @@ pub fn run_rack_step(
     }
     let inventory = recording.map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()));
 
-    let mut findings = if matches!(kind, Step::Inspect | Step::Validate) {
+    let (mut findings, gate) = if matches!(kind, Step::Inspect | Step::Validate) {
         let mut collected = nodes_from_outcomes(&outcomes, step.rack_platform);
         if let Some(inv) = inventory.as_deref() {
             collected.extend(skipped_members(inv, step.rack, &outcomes, kind, step.rack_platform));
         }
         let members: Vec<RackMember<'_>> = collected
             .iter()
-            .map(|(name, platform, node)| RackMember { name, platform: platform.as_deref(), node })
+            .map(|(name, platform, node)| RackMember {
+                name,
+                platform: platform.as_deref(),
+                node,
+                tray: step.nodes.iter().find(|n| &n.name == name).and_then(|n| n.tray),
+            })
             .collect();
-        rack_findings(&members, step.specs)
+        let findings = rack_findings_scoped(&members, step.specs, step.whole_rack);
+        let gate = gated(&findings, &members, step.specs)
+            .into_iter()
+            .map(|(node, checks)| (node, format!("rack {} failed: {}", kind.as_str(), list_checks(&checks))))
+            .collect();
+        (findings, gate)
     } else {
-        Vec::new()
+        (Vec::new(), BTreeMap::new())
     };
     findings.extend(outcomes.iter().filter_map(machine_finding));
     let mut outcome = RackOutcome::new(step.rack, kind, outcomes, findings);
@@ -109,9 +123,21 @@ pub fn run_rack_step(
             exit_code: outcome.exit_code,
             node_status: &node_status,
             actor: &actor,
+            gate: &gate,
         };
         match inv.record_rack_run(&record) {
-            Ok(id) => outcome.rack_run_id = Some(id.0),
+            Ok(id) => {
+                outcome.rack_run_id = Some(id.0);
+                // Each node's recorded state as the rack run left it.
+                for o in &mut outcome.nodes {
+                    if let (Some(recorded), Ok(state)) =
+                        (o.recorded.as_mut(), inv.state(&super::record::place(step.rack, &o.node)))
+                    {
+                        recorded.state = Some(state.name().to_string());
+                        recorded.state_reason = state.reason().map(str::to_string);
+                    }
+                }
+            }
             Err(e) => {
                 tracing::warn!(rack = step.rack, error = %e, "rack run not recorded");
                 outcome.record_error = Some(e.to_string());

@@ -59,6 +59,13 @@ pub(crate) fn known_hosts_name(address: &str, port: u16) -> String {
     }
 }
 
+/// Checks `key` against the known_hosts entries OpenSSH would use for `address:port`: those
+/// named `address` for port 22, `[address]:port` for any other. (libssh2's own port check also
+/// accepts a plain `address` entry for another port, which OpenSSH never does.)
+pub(crate) fn check_known_host(kh: &ssh2::KnownHosts, address: &str, port: u16, key: &[u8]) -> CheckResult {
+    kh.check(&known_hosts_name(address, port), key)
+}
+
 impl SshConnector {
     /// TCP connect and SSH key exchange, within the connect timeout.
     pub(crate) fn handshake(&self, node: &RackNode) -> Result<Handshaken, TransportError> {
@@ -137,7 +144,7 @@ fn check_host_key(hs: &Handshaken, node: &RackNode, known_hosts: &Path) -> Resul
         |source| TransportError::KnownHosts { node: node.name.clone(), known_hosts: known_hosts.to_path_buf(), source };
     let mut kh = hs.session.known_hosts().map_err(kh_err)?;
     kh.read_file(known_hosts, KnownHostFileKind::OpenSSH).map_err(kh_err)?;
-    match kh.check_port(&node.address, node.ssh_port, &key) {
+    match check_known_host(&kh, &node.address, node.ssh_port, &key) {
         CheckResult::Match => Ok(()),
         CheckResult::NotFound => Err(unknown()),
         CheckResult::Mismatch => {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use ssh2::{CheckResult, KnownHostFileKind, Session};
 
 use super::pool::map_bounded;
-use super::ssh::{known_hosts_name, SshConnector};
+use super::ssh::{check_known_host, known_hosts_name, SshConnector};
 use crate::rack::{Credentials, RackNode};
 
 #[derive(Debug, Clone)]
@@ -94,7 +94,7 @@ pub fn trust_nodes(
             Err(reason) => TrustResult::Failed { reason },
             Ok((key, kind, fingerprint)) => {
                 let name = known_hosts_name(&node.address, node.ssh_port);
-                match kh.check_port(&node.address, node.ssh_port, &key) {
+                match check_known_host(&kh, &node.address, node.ssh_port, &key) {
                     CheckResult::Match => TrustResult::AlreadyTrusted { fingerprint },
                     CheckResult::Mismatch if !opts.replace => TrustResult::Changed { fingerprint },
                     found => {
@@ -109,7 +109,10 @@ pub fn trust_nodes(
                         match kh.add(&name, &key, &node.name, kind.into()) {
                             Err(e) => TrustResult::Failed { reason: format!("{}: record host key: {e}", node.name) },
                             Ok(())
-                                if !matches!(kh.check_port(&node.address, node.ssh_port, &key), CheckResult::Match) =>
+                                if !matches!(
+                                    check_known_host(&kh, &node.address, node.ssh_port, &key),
+                                    CheckResult::Match
+                                ) =>
                             {
                                 TrustResult::Failed {
                                     reason: format!(

@@ -16,8 +16,10 @@ pub use decide::{decide, list_checks, Decision, Health};
 pub use error::{KubeError, SlurmError};
 pub use hostname::short_hostname;
 pub use kube_api::{KubeApi, KubeNodes};
-pub use outcome::{exit_code, render_text, Action, ActionResult, Disposition, HandoffOutcome, NodeHandoff};
+pub use outcome::{
+    exit_code, render_text, Action, ActionResult, BrokenTray, Disposition, DomainHandoff, HandoffOutcome, NodeHandoff,
+};
 pub use record::ACTOR;
-pub use run::{hand_off_rack, Cluster};
+pub use run::{hand_off_domains, hand_off_rack, Cluster, Domain};
 pub use scontrol::{parse_show_node, Scontrol};
 pub use slurm::{drain_reason, Resumed, SlurmControl, SlurmNode, KILN_REASON_PREFIX};

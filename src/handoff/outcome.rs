@@ -88,7 +88,30 @@ pub struct HandoffOutcome {
     pub cluster: String,
     pub dry_run: bool,
     pub nodes: Vec<NodeHandoff>,
+    /// Each all-or-nothing NVLink domain among the nodes (a spec's
+    /// `[nvlink_domain]` with `all_or_nothing`), and what hand-off made of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<DomainHandoff>,
     pub exit_code: i32,
+}
+
+/// One all-or-nothing NVLink domain at hand-off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainHandoff {
+    /// The platform spec the domain's trays are.
+    pub platform: String,
+    /// Every tray of the domain in the manifest.
+    pub nodes: Vec<String>,
+    /// The trays not healthy, each with why (its decision's reason).
+    pub broken: Vec<BrokenTray>,
+    /// `--partial`: the healthy trays were handed off without the broken ones.
+    pub partial: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokenTray {
+    pub node: String,
+    pub reason: String,
 }
 
 impl HandoffOutcome {
@@ -101,6 +124,7 @@ impl HandoffOutcome {
             cluster: cluster.to_string(),
             dry_run,
             nodes,
+            domains: Vec::new(),
             exit_code,
         }
     }
@@ -147,6 +171,21 @@ pub fn render_text(outcome: &HandoffOutcome) -> String {
         for r in &n.recorded {
             out.push_str(&format!("    recorded: {r}\n"));
         }
+    }
+    for d in outcome.domains.iter().filter(|d| !d.broken.is_empty()) {
+        let broken: Vec<String> = d.broken.iter().map(|b| format!("{} ({})", b.node, b.reason)).collect();
+        let done = if d.partial {
+            "--partial: the healthy trays were handed off without them"
+        } else {
+            "every tray of the domain is held; fix them, or hand off the healthy trays with --partial"
+        };
+        out.push_str(&format!(
+            "NVLink domain {} ({} trays): {} not healthy: {}; {done}\n",
+            d.platform,
+            d.nodes.len(),
+            d.broken.len(),
+            broken.join(", ")
+        ));
     }
     out
 }

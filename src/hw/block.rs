@@ -24,6 +24,12 @@ pub fn read_block_devices(probe: &mut Probe) -> Vec<BlockDevice> {
     disks
 }
 
+/// `/dev/<name>` of every physical disk, for the booted agent to look for its boot token on.
+pub fn disk_paths(tree: &dyn super::root::SysTree) -> Vec<std::path::PathBuf> {
+    let mut probe = Probe::new(tree);
+    read_block_devices(&mut probe).into_iter().map(|d| Path::new("/dev").join(d.name)).collect()
+}
+
 fn read_block_device(probe: &mut Probe, name: &str) -> BlockDevice {
     let dir = Path::new(BLOCK).join(name);
     let at = Some(name);

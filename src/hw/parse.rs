@@ -14,17 +14,17 @@ use crate::model::PciAddress;
 pub enum ParseError {
     #[error("empty value")]
     Empty,
-    #[error("not a hex number: {0:?}")]
+    #[error("not a hex number: {}", crate::truncate::quote(.0))]
     NotHex(String),
-    #[error("not an integer: {0:?}")]
+    #[error("not an integer: {}", crate::truncate::quote(.0))]
     NotInteger(String),
-    #[error("not a link speed: {0:?}")]
+    #[error("not a link speed: {}", crate::truncate::quote(.0))]
     NotLinkSpeed(String),
-    #[error("not a \"NAME COUNT\" line: {0:?}")]
+    #[error("not a \"NAME COUNT\" line: {}", crate::truncate::quote(.0))]
     NotCounterLine(String),
-    #[error("not a cpu list: {0:?}")]
+    #[error("not a cpu list: {}", crate::truncate::quote(.0))]
     NotCpuList(String),
-    #[error("unexpected value: {0:?}")]
+    #[error("unexpected value: {}", crate::truncate::quote(.0))]
     Unexpected(String),
     #[error("no {field} line")]
     MissingField { field: String },
@@ -143,6 +143,9 @@ pub fn aer_counters(text: &str) -> Result<BTreeMap<String, u64>, ParseError> {
     Ok(counters)
 }
 
+/// The most CPUs a cpu list may name, counting repeats (Linux numbers at most 8192).
+const MAX_CPUS: usize = 1 << 20;
+
 /// Parses a kernel cpu list (`0-55,112-167`, `3`, or empty) into cpu numbers,
 /// sorted and without duplicates.
 pub fn cpulist(text: &str) -> Result<Vec<u32>, ParseError> {
@@ -159,12 +162,14 @@ pub fn cpulist(text: &str) -> Result<Vec<u32>, ParseError> {
                 let lo = uint32(lo).map_err(|_| bad())?;
                 let hi = uint32(hi).map_err(|_| bad())?;
                 // A reversed or absurdly long range is garbage, not a request
-                // to allocate billions of entries.
-                if lo > hi || hi - lo > 1 << 20 {
+                // to allocate billions of entries; so are many ranges that add
+                // up to more CPUs than any kernel numbers.
+                if lo > hi || (hi - lo) as usize + 1 + cpus.len() > MAX_CPUS {
                     return Err(bad());
                 }
                 cpus.extend(lo..=hi);
             }
+            None if cpus.len() >= MAX_CPUS => return Err(bad()),
             None => cpus.push(uint32(part).map_err(|_| bad())?),
         }
     }
@@ -207,6 +212,26 @@ mod tests {
         assert_eq!(hex_u16("nvidia"), Err(ParseError::NotHex("nvidia".into())));
         assert_eq!(hex_u16(""), Err(ParseError::Empty));
         assert_eq!(hex_u32("0x+12"), Err(ParseError::NotHex("0x+12".into())));
+    }
+
+    #[test]
+    fn a_cpu_list_of_many_long_ranges_is_refused_not_allocated() {
+        // Seen through the sysfs_value fuzz target, whose runs were slow on long ranges: each
+        // range was capped, their sum was not, so 4 MiB of `0-1048575,` asked for 400,000
+        // ranges of a million CPUs (1.6 TB).
+        let many = "0-1048575,".repeat(64);
+        assert_eq!(cpulist(&many), Err(ParseError::NotCpuList(many.trim().to_string())));
+        assert_eq!(cpulist("0-1048575").map(|c| c.len()), Ok(MAX_CPUS));
+        assert!(cpulist(&"7,".repeat(MAX_CPUS + 1)).is_err());
+        assert_eq!(cpulist("0-3,8-11,3"), Ok(vec![0, 1, 2, 3, 8, 9, 10, 11]));
+    }
+
+    #[test]
+    fn a_huge_bad_value_is_quoted_short() {
+        let big = "x".repeat(100_000);
+        let shown = hex_u16(&big).expect_err("not hex").to_string();
+        assert_eq!(shown, format!("not a hex number: \"{}\"... (100000 bytes)", "x".repeat(80)));
+        assert_eq!(hex_u16("nvidia").expect_err("not hex").to_string(), "not a hex number: \"nvidia\"");
     }
 
     #[test]

@@ -42,8 +42,30 @@ impl FsTree {
         FsTree { root: root.into() }
     }
 
-    fn full(&self, rel: &Path) -> PathBuf {
-        self.root.join(strip_root(rel))
+    fn is_live(&self) -> bool {
+        self.root == Path::new("/")
+    }
+
+    /// The path on disk of `rel`, its symlinks resolved inside the root: a
+    /// capture is outside data, and a link in it to `/etc/shadow` or
+    /// `../../..` must read the capture's own file (or nothing), never the
+    /// host's. On the live machine the root is `/` and the kernel's
+    /// resolution is the same.
+    fn inside(&self, rel: &Path) -> io::Result<PathBuf> {
+        if self.is_live() {
+            return Ok(self.root.join(strip_root(rel)));
+        }
+        Ok(self.root.join(self.resolve(rel)?))
+    }
+
+    /// Like `inside`, but the last component is left as it is (for reading
+    /// a link itself).
+    fn inside_but_last(&self, rel: &Path) -> io::Result<PathBuf> {
+        let rel = strip_root(rel);
+        match (rel.parent(), rel.file_name()) {
+            (Some(parent), Some(name)) if !self.is_live() => Ok(self.inside(parent)?.join(name)),
+            _ => self.inside(&rel),
+        }
     }
 }
 
@@ -54,16 +76,16 @@ fn strip_root(rel: &Path) -> PathBuf {
 
 impl SysTree for FsTree {
     fn read(&self, rel: &Path) -> io::Result<String> {
-        crate::input::read_to_string(&self.full(rel), crate::input::Input::SysFile)
+        crate::input::read_to_string(&self.inside(rel)?, crate::input::Input::SysFile)
     }
 
     fn read_bytes(&self, rel: &Path) -> io::Result<Vec<u8>> {
-        crate::input::read(&self.full(rel), crate::input::Input::SysFile)
+        crate::input::read(&self.inside(rel)?, crate::input::Input::SysFile)
     }
 
     fn list(&self, rel: &Path) -> io::Result<Vec<String>> {
         let mut names = Vec::new();
-        for entry in std::fs::read_dir(self.full(rel))? {
+        for entry in std::fs::read_dir(self.inside(rel)?)? {
             names.push(entry?.file_name().to_string_lossy().into_owned());
         }
         names.sort();
@@ -71,7 +93,7 @@ impl SysTree for FsTree {
     }
 
     fn read_link(&self, rel: &Path) -> io::Result<PathBuf> {
-        std::fs::read_link(self.full(rel))
+        std::fs::read_link(self.inside_but_last(rel)?)
     }
 
     fn resolve(&self, rel: &Path) -> io::Result<PathBuf> {
@@ -112,7 +134,7 @@ impl SysTree for FsTree {
     }
 
     fn exists(&self, rel: &Path) -> bool {
-        self.full(rel).exists()
+        self.inside(rel).is_ok_and(|p| p.exists())
     }
 
     fn root(&self) -> &Path {
@@ -146,5 +168,36 @@ mod tests {
             PathBuf::from("sys/devices/pci0000:00/0000:00:01.0")
         );
         assert!(tree.resolve(Path::new("sys/missing")).is_err());
+    }
+
+    #[test]
+    fn reads_never_leave_the_root_through_a_link() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = dir.path().join("host");
+        std::fs::create_dir_all(outside.join("dir")).expect("mkdir");
+        std::fs::write(outside.join("secret"), "host secret\n").expect("write");
+        std::fs::write(outside.join("dir/inner"), "host file\n").expect("write");
+        let root = dir.path().join("capture");
+        std::fs::create_dir_all(root.join("sys/class")).expect("mkdir");
+        std::fs::create_dir_all(root.join("etc")).expect("mkdir");
+        std::fs::write(root.join("etc/hostname"), "captured\n").expect("write");
+        let link = |target: &Path, name: &str| std::os::unix::fs::symlink(target, root.join(name)).expect("symlink");
+        link(&outside.join("secret"), "sys/class/absolute");
+        link(Path::new("../../../host/secret"), "sys/class/dotdot");
+        link(&outside.join("dir"), "sys/class/dirlink");
+        link(Path::new("/etc/hostname"), "sys/class/hostname");
+        let tree = FsTree::at(&root);
+        for name in ["absolute", "dotdot"] {
+            let rel = Path::new("sys/class").join(name);
+            let got = tree.read(&rel);
+            assert!(got.is_err(), "{name}: read {got:?} from outside the root");
+            assert!(!tree.exists(&rel), "{name}");
+        }
+        assert!(tree.read(Path::new("sys/class/dirlink/inner")).is_err());
+        assert!(tree.list(Path::new("sys/class/dirlink")).is_err());
+        assert!(tree.read(Path::new("/sys/class/../../../host/secret")).is_err());
+        // An absolute link is the capture's own path, as on the machine it came from.
+        assert_eq!(tree.read(Path::new("sys/class/hostname")).expect("inside"), "captured\n");
+        assert_eq!(tree.read_link(Path::new("sys/class/absolute")).expect("the link itself"), outside.join("secret"));
     }
 }

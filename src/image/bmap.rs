@@ -248,7 +248,8 @@ impl BlockMap {
     }
 }
 
-fn feed_zeros(h: &mut Sha256, zeros: &[u8], mut n: u64) {
+/// Feed `n` zero bytes to `h`, `zeros.len()` at a time.
+pub(crate) fn feed_zeros(h: &mut Sha256, zeros: &[u8], mut n: u64) {
     while n > 0 {
         let k = (n as usize).min(zeros.len());
         h.update(&zeros[..k]);

@@ -174,7 +174,12 @@ pub fn build(loaded: &LoadedRecipe, out_dir: &Path, node: Option<&str>) -> Resul
         platforms: r.platforms.clone(),
         kernel_cmdline: r.kernel_cmdline.clone(),
         nvidia: r.nvidia.clone(),
-        base: BaseRecord { source: source_name, sha256: r.base.sha256, format: r.base.format },
+        // The manifest travels with the artifact: a base URL's user and password stay out of it.
+        base: BaseRecord {
+            source: crate::redact::userinfo(&source_name).into_owned(),
+            sha256: r.base.sha256,
+            format: r.base.format,
+        },
         image: FileRecord {
             file: image_name,
             size: map.image_size,

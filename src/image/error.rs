@@ -59,6 +59,11 @@ pub enum WriteError {
          (corrupt image or wrong block map)"
     )]
     ChecksumMismatch { name: String, start: u64, end: u64, expected: Digest, actual: Digest },
+    #[error(
+        "image {name}: what was written has sha256 {actual} as a whole, but {reference} says {expected} \
+         (a block map that leaves out data, or the wrong digest)"
+    )]
+    ImageDigestMismatch { name: String, reference: &'static str, expected: Digest, actual: Digest },
     #[error("zero bytes {start}..{end} of target {}", path.display())]
     Zero {
         path: PathBuf,
@@ -109,6 +114,7 @@ impl WriteError {
                 | WriteError::Truncated { .. }
                 | WriteError::ReadSource { .. }
                 | WriteError::ChecksumMismatch { .. }
+                | WriteError::ImageDigestMismatch { .. }
         )
     }
 }

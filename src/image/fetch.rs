@@ -71,14 +71,16 @@ pub fn get(url: &str) -> Result<Box<dyn Read + Send>, FetchError> {
     let tls = if https {
         Some(
             crate::bmc::client_config(&crate::bmc::TlsPolicy::SystemRoots)
-                .map_err(|source| FetchError::Tls { url: url.to_string(), source })?,
+                .map_err(|source| FetchError::Tls { url: crate::redact::userinfo(url).into_owned(), source })?,
         )
     } else {
         None
     };
     let agent = crate::bmc::agent(config, tls);
-    let response =
-        agent.get(url).call().map_err(|source| FetchError::Get { url: url.to_string(), source: Box::new(source) })?;
+    let response = agent.get(url).call().map_err(|source| FetchError::Get {
+        url: crate::redact::userinfo(url).into_owned(),
+        source: Box::new(source),
+    })?;
     Ok(Box::new(response.into_body().into_reader()))
 }
 
@@ -90,8 +92,11 @@ pub fn download(recipe: &str, url: &str, dest: &Path, want: &Digest) -> Result<(
         tracing::debug!(file = %dest.display(), "base image already downloaded");
         return Ok(());
     }
-    let fetch_err =
-        |source| BuildError::Fetch { recipe: recipe.to_string(), url: url.to_string(), source: Box::new(source) };
+    let fetch_err = |source| BuildError::Fetch {
+        recipe: recipe.to_string(),
+        url: crate::redact::userinfo(url).into_owned(),
+        source: Box::new(source),
+    };
     let mut body = get(url).map_err(fetch_err)?;
     let partial = PathBuf::from(format!("{}.partial", dest.display()));
     let write_err = |source| BuildError::WriteFile { path: partial.clone(), source };
@@ -99,9 +104,12 @@ pub fn download(recipe: &str, url: &str, dest: &Path, want: &Digest) -> Result<(
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = body
-            .read(&mut buf)
-            .map_err(|e| fetch_err(FetchError::Get { url: url.to_string(), source: Box::new(ureq::Error::Io(e)) }))?;
+        let n = body.read(&mut buf).map_err(|e| {
+            fetch_err(FetchError::Get {
+                url: crate::redact::userinfo(url).into_owned(),
+                source: Box::new(ureq::Error::Io(e)),
+            })
+        })?;
         if n == 0 {
             break;
         }

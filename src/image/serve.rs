@@ -65,12 +65,72 @@ impl Default for Limits {
 const MAX_HEADER: usize = 8192;
 /// The largest POST body accepted; larger ones are answered 413.
 pub const MAX_POST_BODY: usize = 64 * 1024;
+/// The header an agent proves itself with, and the controller its answers (`deploy::auth`).
+pub const AUTH_HEADER: &str = "Kiln-Agent-Auth";
 
-/// Answers POST requests under `/agent/`: the status and a JSON body.
-/// Called on the connection's own thread; it may block (the deploy controller
-/// holds a result's answer until the node's next boot is set).
+/// A POST under `/agent/` as the routes see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Posted<'a> {
+    pub path: &'a str,
+    pub body: &'a [u8],
+    pub peer: SocketAddr,
+    /// The `Kiln-Agent-Auth` header, when sent.
+    pub auth: Option<&'a str>,
+}
+
+/// The answer to a POST: status, JSON body, and the `Kiln-Agent-Auth` header to send back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub auth: Option<String>,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: String) -> Reply {
+        Reply { status, body, auth: None }
+    }
+}
+
+/// Bytes served with byte ranges like a file: a file with some bytes replaced, a generated script.
+pub trait Content: Send {
+    fn len(&self) -> u64;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn content_type(&self) -> &'static str;
+    /// Write bytes `start..end` to `out`.
+    fn copy_range(&mut self, start: u64, end: u64, out: &mut dyn Write) -> io::Result<()>;
+}
+
+impl Content for Vec<u8> {
+    fn len(&self) -> u64 {
+        self.as_slice().len() as u64
+    }
+    fn content_type(&self) -> &'static str {
+        "text/plain"
+    }
+    fn copy_range(&mut self, start: u64, end: u64, out: &mut dyn Write) -> io::Result<()> {
+        out.write_all(&self[start as usize..end as usize])
+    }
+}
+
+/// What a GET under `/boot/` is answered with.
+pub enum Generated {
+    /// Refused or unknown: status and a JSON error.
+    Refused(u16, String),
+    Content(Box<dyn Content>),
+}
+
+/// Answers POST requests under `/agent/` and GET/HEAD requests under `/boot/` (content made for
+/// the asker). Called on the connection's own thread; it may block (the deploy controller holds a
+/// result's answer until the node's next boot is set).
 pub trait PostRoutes: Send + Sync {
-    fn post(&self, path: &str, body: &[u8], peer: SocketAddr) -> (u16, String);
+    fn post(&self, posted: &Posted<'_>) -> Reply;
+    /// `None`: not a route of these (the file mounts are tried).
+    fn get(&self, _path: &str, _peer: SocketAddr) -> Option<Generated> {
+        None
+    }
 }
 
 /// What a server serves: file trees under URL prefixes (the first that has
@@ -103,7 +163,13 @@ pub struct Server {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// The connections being answered, which stopping waits for (at most `DRAIN`).
+    slots: Arc<Mutex<Slots>>,
 }
+
+/// How long stopping waits for the answers being written: a deploy controller that has just
+/// recorded a node's report must not exit before the node hears it was taken.
+const DRAIN: Duration = Duration::from_secs(5);
 
 impl Server {
     /// Serve `root` on `listen` (port 0 picks a free port) in the background.
@@ -134,9 +200,11 @@ impl Server {
         let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: listen, source })?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
-        let thread = std::thread::spawn(move || accept_loop(listener, routes, limits, stop2));
+        let slots = Arc::new(Mutex::new(Slots::default()));
+        let slots2 = slots.clone();
+        let thread = std::thread::spawn(move || accept_loop(listener, routes, limits, stop2, slots2));
         tracing::info!(%addr, "serving boot artifacts");
-        Ok(Server { addr, stop, thread: Some(thread) })
+        Ok(Server { addr, stop, thread: Some(thread), slots })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -160,6 +228,11 @@ impl Server {
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        // No new connection is taken now; let those being answered finish, for a while.
+        let until = Instant::now() + DRAIN;
+        while self.slots.lock().unwrap_or_else(|p| p.into_inner()).total > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
@@ -218,8 +291,7 @@ impl Drop for Slot {
     }
 }
 
-fn accept_loop(listener: TcpListener, routes: Routes, limits: Limits, stop: Arc<AtomicBool>) {
-    let slots = Arc::new(Mutex::new(Slots::default()));
+fn accept_loop(listener: TcpListener, routes: Routes, limits: Limits, stop: Arc<AtomicBool>, slots: Arc<Mutex<Slots>>) {
     let routes = Arc::new(routes);
     for conn in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
@@ -296,6 +368,7 @@ struct Request {
     range: Option<String>,
     content_length: Option<u64>,
     chunked: bool,
+    auth: Option<String>,
 }
 
 /// Reads the request line and headers (at most `MAX_HEADER` bytes in all)
@@ -316,7 +389,7 @@ fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Request>> {
     if !version.starts_with("HTTP/1.") {
         return Ok(None);
     }
-    let (mut range, mut content_length, mut chunked) = (None, None, false);
+    let (mut range, mut content_length, mut chunked, mut auth) = (None, None, false, None);
     loop {
         let Some(h) = next_line(reader)? else { return Ok(None) };
         let h = h.trim_end();
@@ -334,11 +407,13 @@ fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Request>> {
                 }
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 chunked = true;
+            } else if name.eq_ignore_ascii_case(AUTH_HEADER) {
+                auth = Some(value.to_string());
             }
         }
     }
     let path = target.split(['?', '#']).next().unwrap_or("").to_string();
-    Ok(Some(Request { method: method.to_string(), path, range, content_length, chunked }))
+    Ok(Some(Request { method: method.to_string(), path, range, content_length, chunked, auth }))
 }
 
 fn handle(stream: &mut TcpStream, routes: &Routes, limits: &Limits, accepted: Instant) -> io::Result<()> {
@@ -366,6 +441,14 @@ fn handle(stream: &mut TcpStream, routes: &Routes, limits: &Limits, accepted: In
         _ => return respond_status(stream, 405, "Method Not Allowed", false),
     };
     drop(reader);
+    if req.path.starts_with("/boot/") {
+        let peer = stream.peer_addr()?;
+        match routes.post.as_ref().and_then(|r| r.get(&req.path, peer)) {
+            Some(Generated::Content(content)) => return send(stream, &req, head, content, limits),
+            Some(Generated::Refused(code, json)) => return respond_json(stream, code, &json),
+            None => {}
+        }
+    }
     let found = routes.mounts.iter().find_map(|(prefix, root)| {
         let rest = req.path.strip_prefix(prefix.trim_end_matches('/'))?;
         rest.starts_with('/').then(|| resolve(root, rest)).flatten()
@@ -374,8 +457,52 @@ fn handle(stream: &mut TcpStream, routes: &Routes, limits: &Limits, accepted: In
         tracing::debug!(path = %req.path, "not found");
         return respond_status(stream, 404, "Not Found", head);
     };
-    let mut file = File::open(&path)?;
+    let file = File::open(&path)?;
     let len = file.metadata()?.len();
+    send(stream, &req, head, Box::new(FileContent { file, len, content_type: content_type(&path) }), limits)
+}
+
+/// A regular file, served as it is.
+struct FileContent {
+    file: File,
+    len: u64,
+    content_type: &'static str,
+}
+
+impl Content for FileContent {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn content_type(&self) -> &'static str {
+        self.content_type
+    }
+    fn copy_range(&mut self, start: u64, end: u64, out: &mut dyn Write) -> io::Result<()> {
+        use std::io::Seek;
+        self.file.seek(io::SeekFrom::Start(start))?;
+        let mut buf = vec![0u8; 256 << 10];
+        let mut left = end - start;
+        while left > 0 {
+            let want = (left as usize).min(buf.len());
+            let n = self.file.read(&mut buf[..want])?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being served"));
+            }
+            out.write_all(&buf[..n])?;
+            left -= n as u64;
+        }
+        Ok(())
+    }
+}
+
+/// Answer a GET or HEAD with `content`, honouring a single byte range.
+fn send(
+    stream: &mut TcpStream,
+    req: &Request,
+    head: bool,
+    mut content: Box<dyn Content>,
+    limits: &Limits,
+) -> io::Result<()> {
+    let len = content.len();
     let (status, start, end) = match req.range.as_deref().map(|r| parse_range(r, len)) {
         None => (200, 0, len),
         Some(Some((s, e))) => (206, s, e),
@@ -389,7 +516,7 @@ fn handle(stream: &mut TcpStream, routes: &Routes, limits: &Limits, accepted: In
     let mut header = format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n",
         if status == 200 { "OK" } else { "Partial Content" },
-        content_type(&path),
+        content.content_type(),
         end - start
     );
     if status == 206 {
@@ -401,60 +528,67 @@ fn handle(stream: &mut TcpStream, routes: &Routes, limits: &Limits, accepted: In
     if head || end == start {
         return Ok(());
     }
-    use std::io::Seek;
-    file.seek(io::SeekFrom::Start(start))?;
-    send_body(stream, &mut file, end - start, limits)?;
+    let mut paced = Paced::new(stream, limits, end - start);
+    content.copy_range(start, end, &mut paced)?;
     stream.flush()
 }
 
-/// Sends `len` bytes of `file`, dropping a client that takes longer than
-/// `response_window` for each `min_bytes_per_window` (or for the rest, when
-/// less is left): a write may wait only for what is left of its window.
-fn send_body(stream: &TcpStream, file: &mut File, len: u64, limits: &Limits) -> io::Result<()> {
-    let mut buf = vec![0u8; 256 << 10];
-    let mut left = len;
-    let mut window_start = Instant::now();
-    let mut window_sent = 0u64;
-    let slow = || {
+/// The client's side of a response body: drops a client that takes longer than
+/// `response_window` for each `min_bytes_per_window` (or for the rest, when less is left): a
+/// write may wait only for what is left of its window.
+struct Paced<'a> {
+    stream: &'a TcpStream,
+    limits: &'a Limits,
+    /// The bytes asked for, for the error.
+    len: u64,
+    window_start: Instant,
+    window_sent: u64,
+}
+
+impl<'a> Paced<'a> {
+    fn new(stream: &'a TcpStream, limits: &'a Limits, len: u64) -> Paced<'a> {
+        Paced { stream, limits, len, window_start: Instant::now(), window_sent: 0 }
+    }
+
+    fn slow(&self) -> io::Error {
         io::Error::new(
             io::ErrorKind::TimedOut,
             format!(
-                "response slower than {} bytes per {:?} ({len} bytes asked for)",
-                limits.min_bytes_per_window, limits.response_window
+                "response slower than {} bytes per {:?} ({} bytes asked for)",
+                self.limits.min_bytes_per_window, self.limits.response_window, self.len
             ),
         )
-    };
-    while left > 0 {
-        let want = (left as usize).min(buf.len());
-        let n = file.read(&mut buf[..want])?;
-        if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being served"));
-        }
-        let mut off = 0;
-        while off < n {
-            let now = Instant::now();
-            if window_sent >= limits.min_bytes_per_window {
-                (window_start, window_sent) = (now, 0);
-            }
-            let until = (window_start + limits.response_window).saturating_duration_since(now);
-            if until.is_zero() {
-                return Err(slow());
-            }
-            stream.set_write_timeout(Some(until))?;
-            match (&mut &*stream).write(&buf[off..n]) {
-                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "client closed the connection")),
-                Ok(k) => {
-                    off += k;
-                    window_sent += k as u64;
-                }
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return Err(slow()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        left -= n as u64;
     }
-    Ok(())
+}
+
+impl Write for Paced<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let now = Instant::now();
+        if self.window_sent >= self.limits.min_bytes_per_window {
+            (self.window_start, self.window_sent) = (now, 0);
+        }
+        let until = (self.window_start + self.limits.response_window).saturating_duration_since(now);
+        if until.is_zero() {
+            return Err(self.slow());
+        }
+        self.stream.set_write_timeout(Some(until))?;
+        match (&mut &*self.stream).write(buf) {
+            Ok(0) => Err(io::Error::new(io::ErrorKind::WriteZero, "client closed the connection")),
+            Ok(k) => {
+                self.window_sent += k as u64;
+                Ok(k)
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Err(self.slow()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (&mut &*self.stream).flush()
+    }
 }
 
 /// A POST under `/agent/`: the body (with a Content-Length, at most
@@ -487,9 +621,9 @@ fn handle_post(stream: &TcpStream, mut reader: BufReader<Timed<'_>>, req: &Reque
         return respond_json(stream, 400, &error_json("body ended before its Content-Length"));
     }
     let peer = stream.peer_addr()?;
-    let (status, json) = post.post(&req.path, &body, peer);
-    tracing::debug!(path = %req.path, status, %peer, "agent request");
-    respond_json(stream, status, &json)
+    let reply = post.post(&Posted { path: &req.path, body: &body, peer, auth: req.auth.as_deref() });
+    tracing::debug!(path = %req.path, status = reply.status, %peer, "agent request");
+    respond(stream, reply.status, &reply.body, reply.auth.as_deref())
 }
 
 /// `{"error": message}`.
@@ -497,10 +631,15 @@ pub fn error_json(message: &str) -> String {
     serde_json::json!({ "error": message }).to_string()
 }
 
-fn respond_json(mut stream: &TcpStream, code: u16, body: &str) -> io::Result<()> {
+fn respond_json(stream: &TcpStream, code: u16, body: &str) -> io::Result<()> {
+    respond(stream, code, body, None)
+}
+
+fn respond(mut stream: &TcpStream, code: u16, body: &str, auth: Option<&str>) -> io::Result<()> {
     let reason = match code {
         200 => "OK",
         400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",
@@ -509,8 +648,9 @@ fn respond_json(mut stream: &TcpStream, code: u16, body: &str) -> io::Result<()>
         413 => "Content Too Large",
         _ => "Status",
     };
+    let auth = auth.map(|a| format!("{}: {a}\r\n", AUTH_HEADER)).unwrap_or_default();
     let msg = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{auth}Connection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(msg.as_bytes())
@@ -637,8 +777,16 @@ mod tests {
     struct Echo;
 
     impl PostRoutes for Echo {
-        fn post(&self, path: &str, body: &[u8], _: SocketAddr) -> (u16, String) {
-            (200, serde_json::json!({"path": path, "len": body.len()}).to_string())
+        fn post(&self, p: &Posted<'_>) -> Reply {
+            let body = serde_json::json!({"path": p.path, "len": p.body.len(), "auth": p.auth}).to_string();
+            Reply { status: 200, body, auth: Some("echoed".into()) }
+        }
+        fn get(&self, path: &str, _: SocketAddr) -> Option<Generated> {
+            match path {
+                "/boot/script" => Some(Generated::Content(Box::new(b"#!ipxe\nshell\n".to_vec()))),
+                "/boot/secret" => Some(Generated::Refused(403, error_json("not for you"))),
+                _ => None,
+            }
         }
     }
 
@@ -656,6 +804,41 @@ mod tests {
         (status, body)
     }
 
+    /// Answers after a pause, saying when it was asked and when it is done.
+    struct Slow {
+        asked: std::sync::mpsc::Sender<()>,
+        done: Arc<AtomicBool>,
+    }
+
+    impl PostRoutes for Slow {
+        fn post(&self, _: &Posted<'_>) -> Reply {
+            let _ = self.asked.send(());
+            std::thread::sleep(Duration::from_millis(400));
+            self.done.store(true, Ordering::SeqCst);
+            Reply::json(200, "{}".into())
+        }
+    }
+
+    #[test]
+    fn stopping_lets_an_answer_being_made_reach_its_client() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (asked, heard) = std::sync::mpsc::channel();
+        let done = Arc::new(AtomicBool::new(false));
+        let slow = Slow { asked, done: done.clone() };
+        let routes = Routes { mounts: vec![("/files/".into(), dir.path().to_path_buf())], post: Some(Arc::new(slow)) };
+        let server = Server::start_routes(routes, "127.0.0.1:0".parse().expect("addr")).expect("starts");
+        let addr = server.addr();
+        let client =
+            std::thread::spawn(move || exchange(addr, b"POST /agent/booted HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"));
+        heard.recv_timeout(Duration::from_secs(10)).expect("the request arrived");
+        // A controller stops its server once the node's report is recorded, then exits: the
+        // answer must be out by then.
+        server.stop();
+        assert!(done.load(Ordering::SeqCst), "stop returned while an answer was still being made");
+        let (status, _) = client.join().expect("client");
+        assert_eq!(status, "HTTP/1.1 200 OK");
+    }
+
     #[test]
     fn post_routes_take_bounded_bodies_beside_the_files() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -668,7 +851,19 @@ mod tests {
         let (status, _) = exchange(addr, b"GET /a.json HTTP/1.1\r\n\r\n");
         assert_eq!(status, "HTTP/1.1 404 Not Found", "only under the prefix");
         let (status, body) = exchange(addr, b"POST /agent/hello HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
-        assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", r#"{"len":5,"path":"/agent/hello"}"#));
+        assert_eq!(
+            (status.as_str(), body.as_str()),
+            ("HTTP/1.1 200 OK", r#"{"auth":null,"len":5,"path":"/agent/hello"}"#)
+        );
+        let (_, body) =
+            exchange(addr, b"POST /agent/hello HTTP/1.1\r\nkiln-agent-auth: node=n1\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(body, r#"{"auth":"node=n1","len":0,"path":"/agent/hello"}"#);
+        let (status, body) = exchange(addr, b"GET /boot/script HTTP/1.1\r\nRange: bytes=0-5\r\n\r\n");
+        assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 206 Partial Content", "#!ipxe"));
+        let (status, _) = exchange(addr, b"GET /boot/secret HTTP/1.1\r\n\r\n");
+        assert_eq!(status, "HTTP/1.1 403 Forbidden");
+        let (status, _) = exchange(addr, b"GET /boot/other HTTP/1.1\r\n\r\n");
+        assert_eq!(status, "HTTP/1.1 404 Not Found");
         let (status, _) = exchange(addr, b"POST /agent/hello HTTP/1.1\r\n\r\n");
         assert_eq!(status, "HTTP/1.1 411 Length Required");
         let big = format!("POST /agent/hello HTTP/1.1\r\nContent-Length: {}\r\n\r\n", MAX_POST_BODY + 1);

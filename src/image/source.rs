@@ -73,8 +73,11 @@ pub struct StreamSource<R> {
 }
 
 impl<R: Read + Send> StreamSource<R> {
+    /// `name` (a path or URL) names the image in reports and errors, with any user and password
+    /// of a URL hidden.
     pub fn new(reader: R, name: impl Into<String>) -> Self {
-        StreamSource { reader, name: name.into(), pos: 0, scratch: Vec::new() }
+        let name = crate::redact::userinfo(&name.into()).into_owned();
+        StreamSource { reader, name, pos: 0, scratch: Vec::new() }
     }
 }
 

@@ -10,7 +10,10 @@
 //! 3. stream every mapped piece outside those regions, hashing each range
 //!    while it is read (no second pass over the source); keep the pieces
 //!    inside those regions in memory; flush;
-//! 4. read the target back and compare each range's SHA-256;
+//! 4. recompute the whole image's SHA-256 from what was written (the mapped
+//!    ranges in order, the zeros between them) and compare it with the block
+//!    map's and the artifact manifest's; read the target back and compare
+//!    each range's SHA-256;
 //! 5. write the kept pieces (the partition tables) last, flush, read back;
 //! 6. any failure after step 1 zeroes the partition-table regions again,
 //!    unless `preserve_on_error`.
@@ -19,11 +22,11 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{mpsc, Mutex};
 use std::time::Instant;
 
 use super::aligned::AlignedBuf;
-use super::bmap::BlockMap;
+use super::bmap::{feed_zeros, BlockMap};
 use super::digest::Digest;
 use super::error::{TargetState, WriteError, WriteFailure};
 use super::pipeline;
@@ -34,6 +37,7 @@ use super::target::{Target, TargetKind, ZeroMethod};
 use super::verify;
 use super::wipe;
 use serde::Serialize;
+use sha2::{Digest as _, Sha256};
 
 /// Bytes moved per read and per write: the longest range a block map holds.
 pub const CHUNK: usize = super::bmap::MAX_RANGE as usize;
@@ -45,11 +49,14 @@ pub struct WriteOptions {
     /// Leave the target as it is on failure instead of wiping it.
     pub preserve_on_error: bool,
     pub chunk: usize,
+    /// The whole image's SHA-256 as the artifact manifest (or the controller, from it) records
+    /// it: the digest recomputed from what was written must be this one too.
+    pub image_sha256: Option<Digest>,
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { direct: true, preserve_on_error: false, chunk: CHUNK }
+        WriteOptions { direct: true, preserve_on_error: false, chunk: CHUNK, image_sha256: None }
     }
 }
 
@@ -66,9 +73,11 @@ pub struct WriteReport {
     pub zeroed_bytes: u64,
     pub zero_method: ZeroMethod,
     pub direct_io: bool,
-    /// SHA-256 of the whole image now on the target: known when the block
-    /// map carried it; every mapped range was read back and matched, and
-    /// every other byte was zeroed, so the target holds exactly that image.
+    /// SHA-256 of the whole image now on the target, recomputed from the
+    /// mapped ranges as written and the zeros between them (and equal to the
+    /// block map's and the manifest's where they give one); every mapped
+    /// range was read back and matched, and every other byte was zeroed, so
+    /// the target holds exactly that image.
     pub image_sha256: Option<Digest>,
     pub ranges_verified: usize,
     pub seconds: f64,
@@ -158,7 +167,15 @@ fn run(
     // ext4: a whole pass afterwards is faster).
     let inline = target.is_direct() && target.kind == TargetKind::BlockDevice;
     progress.phase(if inline { "write+verify" } else { "write" }, map.mapped_bytes);
-    let (digests, deferred, written) = write_bulk(target, source, map, &tables, opts.chunk, inline, progress)?;
+    let (digests, deferred, written, whole) = write_bulk(target, source, map, &tables, opts.chunk, inline, progress)?;
+    // The image's identity is proved, not copied from the block map: a map that leaves out data
+    // (its ranges and `mapped_bytes` agreeing) or carries the wrong digest fails here, before the
+    // partition tables are written.
+    for (reference, expected) in [("its block map", map.image_sha256), ("the artifact manifest", opts.image_sha256)] {
+        if let Some(expected) = expected.filter(|e| *e != whole) {
+            return Err(WriteError::ImageDigestMismatch { name, reference, expected, actual: whole });
+        }
+    }
     flush(target)?;
     let write_seconds = started.elapsed().as_secs_f64();
 
@@ -199,7 +216,7 @@ fn run(
         zeroed_bytes,
         zero_method,
         direct_io: target.is_direct(),
-        image_sha256: map.image_sha256,
+        image_sha256: Some(whole),
         ranges_verified: verified,
         seconds: started.elapsed().as_secs_f64(),
         write_seconds,
@@ -241,8 +258,9 @@ fn prepare(
 
 /// Stream the mapped ranges through the pipeline: read here, hash on the
 /// pool (a range whose digest differs from the map is never written), write
-/// on one thread. Answers each range's digest, the deferred pieces and the
-/// bytes written.
+/// on one thread; meanwhile one more thread hashes the whole image in order
+/// (each range as read, the zeros between them). Answers each range's digest,
+/// the deferred pieces, the bytes written and the whole image's digest.
 fn write_bulk(
     target: &Target,
     source: &mut dyn ImageSource,
@@ -251,6 +269,40 @@ fn write_bulk(
     chunk: usize,
     verify_inline: bool,
     progress: &mut dyn Progress,
+) -> Result<(Vec<Digest>, Deferred, u64, Digest), WriteError> {
+    // Copies of the ranges, in order, to the whole-image hasher; a few in flight at most.
+    let (whole_tx, whole_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(4);
+    let image_size = map.image_size;
+    std::thread::scope(|s| {
+        let hasher = s.spawn(move || {
+            let mut whole = Sha256::new();
+            let zeros = vec![0u8; 1 << 20];
+            let mut pos = 0u64;
+            for (start, bytes) in whole_rx {
+                feed_zeros(&mut whole, &zeros, start.saturating_sub(pos));
+                whole.update(&bytes);
+                pos = start + bytes.len() as u64;
+            }
+            feed_zeros(&mut whole, &zeros, image_size.saturating_sub(pos));
+            Digest::from_hasher(whole)
+        });
+        let bulk = stream_ranges(target, source, map, tables, chunk, verify_inline, progress, whole_tx);
+        // The sender went with `stream_ranges`: the hasher has seen every range and ends.
+        let whole = hasher.join().map_err(|_| WriteError::WriterLost)?;
+        bulk.map(|(digests, deferred, written)| (digests, deferred, written, whole))
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stream_ranges(
+    target: &Target,
+    source: &mut dyn ImageSource,
+    map: &BlockMap,
+    tables: &[Range<u64>],
+    chunk: usize,
+    verify_inline: bool,
+    progress: &mut dyn Progress,
+    whole: mpsc::SyncSender<(u64, Vec<u8>)>,
 ) -> Result<(Vec<Digest>, Deferred, u64), WriteError> {
     let name = source.name();
     let written = AtomicU64::new(0);
@@ -266,6 +318,8 @@ fn write_bulk(
                 WriteError::ReadSource { name: name.clone(), offset: r.start, source: e }
             }
         })?;
+        // The hasher only ends when this sender is dropped, so it is there to receive.
+        let _ = whole.send((r.start, buf[..n].to_vec()));
         progress.update(written.load(Ordering::Relaxed));
         Ok(n)
     };

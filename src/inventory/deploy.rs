@@ -98,7 +98,15 @@ fn append_step(conn: &Connection, node: i64, at: &str, s: &DeployStep<'_>) -> ru
         "INSERT INTO deploy_steps (deploy_id, node_id, at, step, outcome, detail, image_sha256)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![s.deploy.0, node, at, s.step, s.outcome.as_str(), s.detail, s.image_sha256])?;
+    .execute(params![
+        s.deploy.0,
+        node,
+        at,
+        s.step,
+        s.outcome.as_str(),
+        crate::redact::userinfo(s.detail),
+        s.image_sha256
+    ])?;
     Ok(())
 }
 

@@ -68,39 +68,9 @@ impl Inventory {
         let finished = format_timestamp(r.finished_at);
 
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
-        let existing = match r.rack {
-            Some(_) => super::machine::node_in_rack(&tx, r.node, r.rack).map_err(failed)?,
-            None => super::machine::node_named(&tx, r.node).map_err(|e| e.into_inventory(failed))?,
-        };
-        let node_id = match existing {
-            Some(id) => {
-                tx.execute(
-                    "UPDATE nodes SET last_seen = max(last_seen, ?2), rack = coalesce(?3, rack) WHERE id = ?1",
-                    params![id, finished, r.rack],
-                )
-                .map_err(failed)?;
-                id
-            }
-            None => {
-                tx.execute(
-                    "INSERT INTO nodes (name, first_seen, last_seen, rack, state) VALUES (?1, ?2, ?3, ?4, 'enrolled')",
-                    params![r.node, started, finished, r.rack],
-                )
-                .map_err(failed)?;
-                let id = tx.last_insert_rowid();
-                let event = EventRow {
-                    node_id: id,
-                    at: &started,
-                    from: None,
-                    to: &LifecycleState::Enrolled,
-                    actor: r.actor,
-                    cause: "first recorded by a BMC firmware reading",
-                    run_id: None,
-                };
-                append_event(&tx, &event).map_err(failed)?;
-                id
-            }
-        };
+        let seen = NodeSeen { name: r.node, started: &started, finished: &finished, rack: r.rack, actor: r.actor };
+        let node_id = find_or_enroll(&tx, &seen, "first recorded by a BMC firmware reading")
+            .map_err(|e| e.into_inventory(failed))?;
         tx.execute(
             "INSERT INTO runs (node_id, kind, started_at, finished_at, kiln_version, platform, verdict, exit_code,
                                node_json, actor)
@@ -143,4 +113,53 @@ impl Inventory {
     pub fn latest_bmc_firmware(&self, node: super::NodeId) -> Result<Option<super::RunRow>, InventoryError> {
         Ok(self.runs(node)?.into_iter().find(|r| r.kind == BMC_FIRMWARE_RUN))
     }
+}
+
+/// A node seen by a reading that did not inspect it: its manifest name, the
+/// reading's times, its rack and who asked.
+pub(super) struct NodeSeen<'a> {
+    pub name: &'a str,
+    pub started: &'a str,
+    pub finished: &'a str,
+    pub rack: Option<&'a str>,
+    pub actor: &'a str,
+}
+
+/// The node's id, its `last_seen` and rack brought up to date; a node not yet
+/// known is enrolled, with `cause` as the reason of its first lifecycle event. A reading in a
+/// rack names the rack's place (`node_in_rack`); one without a rack names the node as a person
+/// would (`node_named`: its name, `RACK/NAME` or its machine), and a name two nodes answer to is
+/// an error listing them.
+pub(super) fn find_or_enroll(
+    tx: &rusqlite::Transaction<'_>,
+    seen: &NodeSeen<'_>,
+    cause: &str,
+) -> Result<i64, super::machine::NameError> {
+    let existing = match seen.rack {
+        Some(_) => super::machine::node_in_rack(tx, seen.name, seen.rack)?,
+        None => super::machine::node_named(tx, seen.name)?,
+    };
+    if let Some(id) = existing {
+        tx.execute(
+            "UPDATE nodes SET last_seen = max(last_seen, ?2), rack = coalesce(?3, rack) WHERE id = ?1",
+            params![id, seen.finished, seen.rack],
+        )?;
+        return Ok(id);
+    }
+    tx.execute(
+        "INSERT INTO nodes (name, first_seen, last_seen, rack, state) VALUES (?1, ?2, ?3, ?4, 'enrolled')",
+        params![seen.name, seen.started, seen.finished, seen.rack],
+    )?;
+    let id = tx.last_insert_rowid();
+    let event = EventRow {
+        node_id: id,
+        at: seen.started,
+        from: None,
+        to: &LifecycleState::Enrolled,
+        actor: seen.actor,
+        cause,
+        run_id: None,
+    };
+    append_event(tx, &event)?;
+    Ok(id)
 }

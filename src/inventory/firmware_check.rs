@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 
 use super::diff::{diff_components, Change};
 use super::finding_rows::insert_finding;
+use super::firmware::{find_or_enroll, NodeSeen};
 use super::lifecycle::{append_event, read_state, set_state, EventRow};
 use super::timestamp::format_timestamp;
 use super::{ComponentRecord, Inventory, InventoryError, RunId};
@@ -72,39 +73,9 @@ impl Inventory {
         let finished = format_timestamp(r.finished_at);
 
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
-        let existing = match r.rack {
-            Some(_) => super::machine::node_in_rack(&tx, r.node, r.rack).map_err(failed)?,
-            None => super::machine::node_named(&tx, r.node).map_err(|e| e.into_inventory(failed))?,
-        };
-        let node_id = match existing {
-            Some(id) => {
-                tx.execute(
-                    "UPDATE nodes SET last_seen = max(last_seen, ?2), rack = coalesce(?3, rack) WHERE id = ?1",
-                    params![id, finished, r.rack],
-                )
-                .map_err(failed)?;
-                id
-            }
-            None => {
-                tx.execute(
-                    "INSERT INTO nodes (name, first_seen, last_seen, rack, state) VALUES (?1, ?2, ?3, ?4, 'enrolled')",
-                    params![r.node, started, finished, r.rack],
-                )
-                .map_err(failed)?;
-                let id = tx.last_insert_rowid();
-                let event = EventRow {
-                    node_id: id,
-                    at: &started,
-                    from: None,
-                    to: &LifecycleState::Enrolled,
-                    actor: r.actor,
-                    cause: "first recorded by a firmware check",
-                    run_id: None,
-                };
-                append_event(&tx, &event).map_err(failed)?;
-                id
-            }
-        };
+        let seen = NodeSeen { name: r.node, started: &started, finished: &finished, rack: r.rack, actor: r.actor };
+        let node_id =
+            find_or_enroll(&tx, &seen, "first recorded by a firmware check").map_err(|e| e.into_inventory(failed))?;
         let previous: Option<i64> = tx
             .prepare_cached(
                 "SELECT id FROM runs WHERE node_id = ?1 AND kind = ?2 ORDER BY started_at DESC, id DESC LIMIT 1",

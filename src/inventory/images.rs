@@ -65,14 +65,15 @@ impl Inventory {
                     format_timestamp(now()),
                     node_id,
                     w.target,
-                    w.image,
+                    // An image URL may carry a user and password: never kept.
+                    crate::redact::userinfo(w.image),
                     w.image_sha256,
                     to_i64(w.image_size),
                     to_i64(w.bytes_written),
                     to_i64(w.duration_ms),
                     if w.ok { "ok" } else { "failed" },
                     w.target_state,
-                    w.error,
+                    w.error.map(crate::redact::userinfo),
                 ],
             )
             .map_err(failed)?;

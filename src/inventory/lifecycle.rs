@@ -8,6 +8,7 @@ use crate::lifecycle::{check_release, check_transition, IllegalTransition, Lifec
 use super::record::{NodeId, RunId};
 use super::timestamp::{format_timestamp, now};
 use super::{Inventory, InventoryError};
+use crate::redact;
 
 /// One entry of a node's lifecycle history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,7 +35,10 @@ pub(crate) struct EventRow<'a> {
     pub run_id: Option<i64>,
 }
 
+/// Appends an event. Nothing appended can be taken back, so the user and password of any URL in
+/// its cause or reasons are hidden here, whoever wrote them.
 pub(crate) fn append_event(conn: &Connection, e: &EventRow<'_>) -> rusqlite::Result<()> {
+    let hide = |t: Option<&str>| t.map(|t| redact::userinfo(t).into_owned());
     conn.prepare_cached(
         "INSERT INTO lifecycle_events (node_id, at, from_state, from_reason, to_state, to_reason, actor, cause, run_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -43,11 +47,11 @@ pub(crate) fn append_event(conn: &Connection, e: &EventRow<'_>) -> rusqlite::Res
         e.node_id,
         e.at,
         e.from.map(LifecycleState::name),
-        e.from.and_then(LifecycleState::reason),
+        hide(e.from.and_then(LifecycleState::reason)),
         e.to.name(),
-        e.to.reason(),
+        hide(e.to.reason()),
         e.actor,
-        e.cause,
+        redact::userinfo(e.cause),
         e.run_id,
     ])?;
     Ok(())
@@ -69,7 +73,7 @@ pub(crate) fn set_state(conn: &Connection, node_id: i64, state: &LifecycleState)
     conn.prepare_cached("UPDATE nodes SET state = ?2, state_reason = ?3 WHERE id = ?1")?.execute(params![
         node_id,
         state.name(),
-        state.reason()
+        state.reason().map(redact::userinfo)
     ])?;
     Ok(())
 }

@@ -53,4 +53,21 @@ mod tests {
         let err = inv.note("zz", "t", "c", Some(RunId(1))).expect_err("unknown node");
         assert!(matches!(err, InventoryError::UnknownNode { .. }), "{err:?}");
     }
+
+    #[test]
+    fn a_url_password_never_reaches_the_history_whoever_writes_it() {
+        let (_dir, path) = temp_db();
+        let mut inv = Inventory::open(&path).expect("open");
+        inv.enroll("n1", None, "test").expect("enroll");
+        inv.note("n1", "t", "inserted http://u:hunter2@h/x.iso", None).expect("note");
+        let failed = LifecycleState::Failed { reason: "GET https://u:hunter2@h/x answered 500".into() };
+        inv.transition("n1", &failed, "t", "fetch https://u:hunter2@h/x failed").expect("fail");
+        let history = inv.history("n1").expect("history");
+        assert_eq!(history[1].cause, "inserted http://***@h/x.iso");
+        assert_eq!(history[2].cause, "fetch https://***@h/x failed");
+        assert_eq!(inv.state("n1").expect("state").reason(), Some("GET https://***@h/x answered 500"));
+        drop(inv);
+        let bytes = std::fs::read(&path).expect("db");
+        assert!(!bytes.windows(7).any(|w| w == b"hunter2"), "in the database file");
+    }
 }

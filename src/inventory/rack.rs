@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::checks::{Finding, Verdict};
+use crate::lifecycle::{check_transition, LifecycleState, Move};
 
 use super::finding_rows::{finding_from_row, insert_finding};
+use super::lifecycle::{append_event, read_state, set_state, EventRow};
+use super::machine::node_in_rack;
 use super::query::enum_column;
 use super::timestamp::format_timestamp;
 use super::{Inventory, InventoryError};
@@ -36,6 +39,12 @@ pub struct RackRunRecord<'a> {
     pub node_status: &'a BTreeMap<String, String>,
     /// A person's or a tool's name; never a credential.
     pub actor: &'a str,
+    /// The nodes failing rack findings name (or hold, for a finding about
+    /// their whole NVLink domain), each with its reason (`rack validate
+    /// failed: rack.fabric.cluster`): moved to `failed` in the same
+    /// transaction as the run. A node the inventory does not know, or that is
+    /// quarantined, is left as it is.
+    pub gate: &'a BTreeMap<String, String>,
 }
 
 /// A recorded rack run, without its findings.
@@ -98,7 +107,34 @@ impl Inventory {
                 insert_finding(&mut insert, id, f).map_err(failed)?;
             }
         }
+        let mut moved = Vec::new();
+        for (node, reason) in run.gate {
+            let Some(node_id) = node_in_rack(&tx, node, Some(run.rack)).map_err(failed)? else { continue };
+            let from = read_state(&tx, node_id).map_err(failed)?;
+            let to = LifecycleState::Failed { reason: reason.clone() };
+            // Quarantine is a person's hold: a rack finding does not override it.
+            if check_transition(&from, &to) != Ok(Move::Changed) {
+                continue;
+            }
+            set_state(&tx, node_id, &to).map_err(failed)?;
+            let at = format_timestamp(run.finished_at);
+            let cause = format!("rack {} run {id} failed", run.kind);
+            let event = EventRow {
+                node_id,
+                at: &at,
+                from: Some(&from),
+                to: &to,
+                actor: run.actor,
+                cause: &cause,
+                run_id: None,
+            };
+            append_event(&tx, &event).map_err(failed)?;
+            moved.push((node.as_str(), from, to));
+        }
         tx.commit().map_err(failed)?;
+        for (node, from, to) in moved {
+            tracing::info!(node, %from, %to, actor = run.actor, "lifecycle state changed by a rack finding");
+        }
         tracing::debug!(rack = run.rack, run = id, kind = run.kind, "recorded rack run");
         Ok(RackRunId(id))
     }

@@ -14,6 +14,9 @@ pub const NODE_KIND: &str = "kiln.node";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
+    /// Refused on reading when newer than `NODE_SCHEMA_VERSION`: a node
+    /// written by a newer kiln may mean something this one would misjudge.
+    #[serde(deserialize_with = "known_schema_version")]
     pub schema_version: u32,
     /// From `proc/sys/kernel/hostname` under the root.
     pub hostname: String,
@@ -33,6 +36,20 @@ pub struct Node {
     /// Everything inspection could not read; the rest of the node is still valid.
     #[serde(default)]
     pub problems: Vec<ReadProblem>,
+}
+
+/// Every reader of node JSON (`validate --node`, the rack controller, the
+/// inventory's stored nodes) deserializes a `Node`, so the refusal is here.
+fn known_schema_version<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let version = u32::deserialize(d)?;
+    if version == 0 || version > NODE_SCHEMA_VERSION {
+        return Err(serde::de::Error::custom(format!(
+            "node schema_version {version} is not one kiln {} reads (it reads schema_version {NODE_SCHEMA_VERSION}); \
+             read it with the kiln that wrote it or a newer one",
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    Ok(version)
 }
 
 impl Node {
@@ -69,5 +86,24 @@ impl<'a> NodeDocument<'a> {
     /// For `#[serde(serialize_with)]` on an optional node that is printed as a document.
     pub fn serialize_option<S: serde::Serializer>(node: &Option<Node>, s: S) -> Result<S::Ok, S::Error> {
         node.as_ref().map(NodeDocument::new).serialize(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_of_a_newer_schema_is_refused_naming_both_versions() {
+        let node = crate::checks::testnode::hgx_b200();
+        let mut doc = serde_json::to_value(NodeDocument::new(&node)).expect("serialize");
+        assert_eq!(serde_json::from_value::<Node>(doc.clone()).expect("current version"), node);
+        for version in [999, 0] {
+            doc["schema_version"] = serde_json::json!(version);
+            let err = serde_json::from_value::<Node>(doc.clone()).expect_err("refused").to_string();
+            assert!(err.contains(&format!("node schema_version {version} ")), "{err}");
+            assert!(err.contains(&format!("kiln {}", env!("CARGO_PKG_VERSION"))), "{err}");
+            assert!(err.contains(&format!("schema_version {NODE_SCHEMA_VERSION})")), "{err}");
+        }
     }
 }

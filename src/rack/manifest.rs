@@ -8,6 +8,7 @@ use toml::Spanned;
 
 use super::credentials::{BmcTls, Credentials};
 use super::location::{field_at, line_of};
+use crate::redact;
 use crate::secret::PasswordSource;
 
 /// A parsed, checked rack manifest. Relative paths in it are already resolved
@@ -47,7 +48,12 @@ pub struct RackNode {
     pub ipmi: Option<String>,
     pub macs: Vec<String>,
     pub slot: Option<String>,
+    /// The compute tray's index in the rack, as NVML's platform info reports
+    /// it (`nvidia-smi -q`, Tray Index); the rack check compares the two.
     pub tray: Option<u32>,
+    /// Line of `tray` in the manifest (0 when not known), for errors.
+    #[serde(skip)]
+    pub tray_line: usize,
     /// Node-side `--root` for the node commands (a snapshot tree, used by the lab).
     pub kiln_root: Option<String>,
 }
@@ -66,6 +72,7 @@ impl RackNode {
             macs: Vec::new(),
             slot: None,
             tray: None,
+            tray_line: 0,
             kiln_root: None,
         }
     }
@@ -142,11 +149,11 @@ struct RawNode {
     ssh_port: u16,
     bmc: Option<Spanned<String>>,
     bmc_system: Option<String>,
-    ipmi: Option<String>,
+    ipmi: Option<Spanned<String>>,
     #[serde(default)]
     macs: Vec<Spanned<String>>,
     slot: Option<Spanned<String>>,
-    tray: Option<u32>,
+    tray: Option<Spanned<u32>>,
     kiln_root: Option<String>,
 }
 
@@ -301,12 +308,29 @@ impl RackManifest {
                     "must not be empty".into(),
                 ));
             }
+            // A user or password in an address would be printed, logged and recorded with it.
+            let with_user = [("address", Some(&n.address)), ("bmc", n.bmc.as_ref()), ("ipmi", n.ipmi.as_ref())];
+            for (field, value) in with_user {
+                let Some(value) = value else { continue };
+                if redact::has_userinfo(value.get_ref()) || (field != "bmc" && value.get_ref().contains('@')) {
+                    return Err(invalid(
+                        Some(value.span()),
+                        &format!("nodes[{i}].{field}"),
+                        format!(
+                            "{:?} carries a user or password (`user:pass@`), which would be printed, logged and \
+                             recorded with it: {}",
+                            redact_at(value.get_ref()),
+                            where_credentials_go(field)
+                        ),
+                    ));
+                }
+            }
             if let Some(bmc) = &n.bmc {
                 if !(bmc.get_ref().starts_with("https://") || bmc.get_ref().starts_with("http://")) {
                     return Err(invalid(
                         Some(bmc.span()),
                         &format!("nodes[{i}].bmc"),
-                        format!("{:?} is not a BMC base URL (https://host[:port])", bmc.get_ref()),
+                        format!("{:?} is not a BMC base URL (https://host[:port])", redact_at(bmc.get_ref())),
                     ));
                 }
             }
@@ -319,7 +343,7 @@ impl RackManifest {
                     ));
                 }
             }
-            if let (Some(slot), Some(_)) = (&n.slot, n.tray) {
+            if let (Some(slot), Some(_)) = (&n.slot, &n.tray) {
                 return Err(invalid(
                     Some(slot.span()),
                     &format!("nodes[{i}].slot"),
@@ -332,10 +356,11 @@ impl RackManifest {
                 ssh_port: n.ssh_port,
                 bmc: n.bmc.map(Spanned::into_inner),
                 bmc_system: n.bmc_system,
-                ipmi: n.ipmi,
+                ipmi: n.ipmi.map(Spanned::into_inner),
                 macs: n.macs.into_iter().map(|m| m.into_inner().to_ascii_lowercase()).collect(),
                 slot: n.slot.map(Spanned::into_inner),
-                tray: n.tray,
+                tray_line: n.tray.as_ref().map_or(0, |t| line_of(text, t.span().start)),
+                tray: n.tray.map(Spanned::into_inner),
                 kiln_root: n.kiln_root,
             });
         }
@@ -348,6 +373,26 @@ impl RackManifest {
             ));
         }
         Ok(RackManifest { path: path.to_path_buf(), rack, credentials, nodes })
+    }
+
+    /// Every node's `tray` is one of the `trays` compute trays (1 to `trays`)
+    /// of the rack's NVLink domain; the first that is not is bad input.
+    pub fn check_trays(&self, trays: u32) -> Result<(), ManifestError> {
+        for (i, n) in self.nodes.iter().enumerate() {
+            if let Some(tray) = n.tray.filter(|t| *t < 1 || *t > trays) {
+                return Err(ManifestError::Invalid {
+                    path: self.path.clone(),
+                    line: n.tray_line,
+                    field: format!("nodes[{i}].tray"),
+                    message: format!(
+                        "tray {tray} of node {:?} is outside the rack's {trays} compute trays (1-{trays}, from the \
+                         platform spec's [nvlink_domain])",
+                        n.name
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     pub fn node(&self, name: &str) -> Option<&RackNode> {
@@ -367,6 +412,29 @@ impl RackManifest {
             }
         }
         Ok(self.nodes.iter().filter(|n| names.is_empty() || names.contains(&n.name)).collect())
+    }
+}
+
+/// A value shown in an error with whatever precedes its last `@` hidden (URL or not).
+fn redact_at(value: &str) -> String {
+    match (redact::has_userinfo(value), value.rfind('@')) {
+        (true, _) => redact::userinfo(value).into_owned(),
+        (false, Some(at)) => format!("{}{}", redact::REDACTED, &value[at..]),
+        (false, None) => value.to_string(),
+    }
+}
+
+/// Where the credentials of a node's `field` come from instead.
+fn where_credentials_go(field: &str) -> &'static str {
+    match field {
+        "address" => {
+            "give the SSH user as credentials.ssh_user; SSH authenticates with a key (credentials.ssh_key or the agent)"
+        }
+        _ => {
+            "give the user as credentials.bmc_user and name where the password comes from with \
+             credentials.bmc_password_env (an environment variable) or credentials.bmc_password_file (a file outside \
+             the repository)"
+        }
     }
 }
 

@@ -21,7 +21,12 @@ pub const OUTLIER_MIN_NODES: usize = 3;
 pub fn rack_consistency(models: &[(String, Option<String>, Node)], rack_platform: Option<&str>) -> Vec<Finding> {
     let members: Vec<RackMember<'_>> = models
         .iter()
-        .map(|(name, platform, node)| RackMember { name, platform: platform.as_deref().or(rack_platform), node })
+        .map(|(name, platform, node)| RackMember {
+            name,
+            platform: platform.as_deref().or(rack_platform),
+            node,
+            tray: None,
+        })
         .collect();
     let specs = crate::checks::spec_load::load_builtin().unwrap_or_default();
     rack_findings(&members, &specs)

@@ -118,7 +118,14 @@ pub fn render_table(report: &ValidateReport, color: bool) -> String {
         Selection::Detected => "detected",
         Selection::Fallback => "no platform matched; fallback",
     };
-    let _ = writeln!(s, "node {}  platform {} ({sel}: {})", report.node, report.platform, report.platform_origin);
+    // Every value is escaped for the terminal here, not the whole text: the outcome words are
+    // coloured with escape sequences of kiln's own.
+    let safe = |t: String| crate::terminal::text(&t).into_owned();
+    let _ = writeln!(
+        s,
+        "{}",
+        safe(format!("node {}  platform {} ({sel}: {})", report.node, report.platform, report.platform_origin))
+    );
     let verdict = report.verdict.as_str().to_uppercase();
     let verdict_outcome = match report.verdict {
         Verdict::Pass => Outcome::Pass,
@@ -143,14 +150,13 @@ pub fn render_table(report: &ValidateReport, color: bool) -> String {
     let indent = " ".repeat(9 + check_w + 2);
     for f in rows {
         let word = format!("{:<7}", f.outcome.as_str());
-        let _ = writeln!(
-            s,
-            "{}  {}  {}  {}",
-            paint(&word, f.outcome, color),
+        let rest = format!(
+            "{}  {}  {}",
             super::columns::pad(&f.check, check_w),
             super::columns::pad(&f.component.label(), comp_w),
             f.message
         );
+        let _ = writeln!(s, "{}  {}", paint(&word, f.outcome, color), safe(rest));
         if matches!(f.outcome, Outcome::Fail | Outcome::Error) {
             let mut place = Vec::new();
             if let Some(serial) = &f.component.serial {
@@ -160,10 +166,10 @@ pub fn render_table(report: &ValidateReport, color: bool) -> String {
                 place.push(format!("slot {slot}"));
             }
             if !place.is_empty() {
-                let _ = writeln!(s, "{indent}{}", place.join(", "));
+                let _ = writeln!(s, "{indent}{}", safe(place.join(", ")));
             }
             if let Some(action) = &f.action {
-                let _ = writeln!(s, "{indent}-> {action}");
+                let _ = writeln!(s, "{indent}-> {}", safe(action.clone()));
             }
         }
     }

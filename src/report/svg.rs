@@ -19,6 +19,7 @@ pub fn esc(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            c if c != '\n' && crate::terminal::is_unsafe(c) => out.push_str(&crate::terminal::html_reference(c)),
             _ => out.push(ch),
         }
     }

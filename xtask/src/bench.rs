@@ -24,12 +24,12 @@ pub fn run(args: &[String]) -> Result<u8> {
     };
     let root = sh::root();
     let install = !args.iter().any(|a| a == "--no-install");
-    // `--only=node|image|fleet|firmware|site` runs one section; by default all five.
+    // `--only=node|image|fleet|firmware|rack|site` runs one section; by default all six.
     let only = args.iter().find_map(|a| a.strip_prefix("--only=")).map(str::to_string);
     let wants = |name: &str| only.as_deref().is_none_or(|o| o == name);
     if let Some(o) = &only {
-        if !["node", "image", "fleet", "firmware", "site"].contains(&o.as_str()) {
-            bail!("--only takes node, image, fleet, firmware or site, not {o:?}");
+        if !["node", "image", "fleet", "firmware", "rack", "site"].contains(&o.as_str()) {
+            bail!("--only takes node, image, fleet, firmware, rack or site, not {o:?}");
         }
     }
     if wants("site") {
@@ -53,6 +53,17 @@ pub fn run(args: &[String]) -> Result<u8> {
     // (no root needed), and over the lab's BMCs (root: network namespaces).
     if wants("firmware") {
         firmware(&kiln, flag_value(args, "--firmware-nodes").unwrap_or(8))?;
+    }
+    // An NVLink-domain rack of compute trays validated as one machine, against pdsh.
+    if wants("rack") {
+        if sh::is_root() {
+            let report = xtask::bench_rack::run(&root, &kiln, flag_value(args, "--rack-trays").unwrap_or(18), 3)?;
+            let body = report.markdown();
+            println!("{body}");
+            write_section(&root.join("docs/benchmarks.md"), "rack", &format!("{body}\n"))?;
+        } else {
+            eprintln!("xtask: SKIPPED: rack validate benchmark needs root (network namespaces)");
+        }
     }
     Ok(0)
 }

@@ -6,6 +6,7 @@ mod bench;
 mod bench_image;
 mod bench_site;
 mod bringup;
+mod fuzz;
 mod sh;
 mod test;
 mod test_runner;
@@ -43,6 +44,9 @@ commands:
                      out: target/kiln-dist): stripped, packed, manifest.json
   bench-fleet [NODES]
                      only the rack fan-out benchmark (kiln vs pdsh)
+  fuzz [TARGET] [--seconds N] [--list]
+                     run the fuzz targets of tests/fuzz one at a time, N
+                     seconds each (default 120); needs cargo-fuzz
 ";
 
 /// `vm build`: what `tests/image_qemu.rs` boots, for looking at or booting by hand.
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         "tidy" => xtask::tidy::cli(&sh::root()),
         "bench-fleet" => bench::fleet_only(rest),
         "vm" => vm(rest),
+        "fuzz" => fuzz::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(0)

@@ -54,6 +54,9 @@ pub fn check(ctx: &Ctx<'_>, spec: &Platform) -> Vec<Finding> {
     if rules.same_clique {
         out.extend(clique(ctx, &reported, gpus.len()));
     }
+    if rules.health {
+        out.extend(super::fabric_health::check(ctx, &reported));
+    }
     out
 }
 

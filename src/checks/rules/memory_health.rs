@@ -12,8 +12,10 @@ use crate::model::Gpu;
 enum Reading {
     /// The value, and whether it is within the rule.
     Value { ok: bool, actual: String },
-    /// NVML does not report it for this GPU (not supported, or ECC off).
+    /// NVML does not report it for this GPU (not supported, or missing from a dump).
     NotReported,
+    /// Reported as not counted (ECC off): why, for a `skipped` finding.
+    NotCounted(String),
 }
 
 struct Rule {
@@ -78,7 +80,12 @@ fn health_rules(rules: &GpuHealthRules) -> Vec<Rule> {
                 Some(e) if e.enabled => {
                     Reading::Value { ok: e.volatile_uncorrected <= ecc_max, actual: e.volatile_uncorrected.to_string() }
                 }
-                _ => Reading::NotReported,
+                Some(_) => Reading::NotCounted(format!(
+                    "ECC is disabled on GPU {}: its uncorrectable errors are not counted (enable it with \
+                     `nvidia-smi -i {} -e 1` and reboot)",
+                    g.index, g.index
+                )),
+                None => Reading::NotReported,
             }),
             message: |g, a| format!("GPU {} has {a} volatile uncorrectable ECC errors", g.index),
             action: |g| {
@@ -152,18 +159,23 @@ fn health_rules(rules: &GpuHealthRules) -> Vec<Rule> {
     v
 }
 
+/// One rule over every GPU. A GPU whose value is missing never counts as a pass: with a read
+/// problem it is an error; without one, when other GPUs of the node report the value, it is an
+/// error too (a dump or a driver that lost it); only a value no GPU reports is skipped.
 fn judge(ctx: &Ctx<'_>, gpus: &[Gpu], rule: &Rule) -> Vec<Finding> {
+    let readings: Vec<(&Gpu, Reading)> = gpus.iter().map(|g| (g, (rule.read)(g))).collect();
+    let reported = readings.iter().filter(|(_, r)| matches!(r, Reading::Value { .. })).count();
     let mut out = Vec::new();
     let mut ok = 0;
-    let mut not_reported = 0;
-    for gpu in gpus {
-        match (rule.read)(gpu) {
+    for (gpu, reading) in readings {
+        match reading {
             Reading::Value { ok: true, .. } => ok += 1,
             Reading::Value { ok: false, actual } => out.push(
                 fail(rule.check, ctx.gpu_component(gpu), (rule.message)(gpu, &actual), (rule.action)(gpu))
                     .expected(&rule.expected)
                     .actual(actual),
             ),
+            Reading::NotCounted(why) => out.push(skipped(rule.check, ctx.gpu_component(gpu), why)),
             Reading::NotReported => match ctx.gpu_problem(gpu, rule.nvml) {
                 Some(p) => out.push(error(
                     rule.check,
@@ -171,23 +183,37 @@ fn judge(ctx: &Ctx<'_>, gpus: &[Gpu], rule: &Rule) -> Vec<Finding> {
                     format!("could not read {} of GPU {}: {}", rule.subject, gpu.index, p.message),
                     REREAD,
                 )),
-                None => not_reported += 1,
+                None if reported > 0 => out.push(error(
+                    rule.check,
+                    ctx.gpu_component(gpu),
+                    format!(
+                        "NVML reported no {} for GPU {}, though it does for {reported} other GPUs of the node",
+                        rule.subject, gpu.index
+                    ),
+                    REREAD,
+                )),
+                None => {}
             },
         }
     }
-    if out.iter().any(|f| f.outcome != Outcome::Pass) {
+    if out.iter().any(|f| matches!(f.outcome, Outcome::Fail | Outcome::Error)) {
         return out;
     }
     let total = gpus.len();
-    if ok == 0 {
+    if ok == 0 && out.is_empty() {
         return vec![skipped(
             rule.check,
             gpu_node(),
             format!("NVML does not report {} on any of {total} GPUs", rule.subject),
         )];
     }
-    let note = if not_reported > 0 { format!(" ({not_reported} not reported by NVML)") } else { String::new() };
-    vec![pass(rule.check, gpu_node(), format!("{ok}/{total} GPUs {}{note}", rule.healthy)).expected(&rule.expected)]
+    if ok > 0 {
+        out.insert(
+            0,
+            pass(rule.check, gpu_node(), format!("{ok}/{total} GPUs {}", rule.healthy)).expected(&rule.expected),
+        );
+    }
+    out
 }
 
 #[cfg(test)]
@@ -251,6 +277,32 @@ mod tests {
         let f = validate(&node, &spec("hgx-b200"));
         let r = of(&f, "gpu.remap_pending");
         assert_eq!((r.len(), r[0].outcome, r[0].component.gpu_index), (1, Outcome::Error, Some(1)));
+    }
+
+    #[test]
+    fn memory_health_missing_from_one_gpu_is_never_a_pass() {
+        let mut node = testnode::hgx_b200();
+        gpu_mut(&mut node, 4).ecc = None;
+        gpu_mut(&mut node, 5).remapped_rows = None;
+        gpu_mut(&mut node, 6).ecc.as_mut().expect("ecc").enabled = false;
+        let f = validate(&node, &spec("hgx-b200"));
+        let outcomes = |check: &str| -> Vec<(Outcome, Option<u32>)> {
+            of(&f, check).iter().map(|x| (x.outcome, x.component.gpu_index)).collect()
+        };
+        assert_eq!(outcomes("gpu.ecc_uncorrected"), [(Outcome::Error, Some(4)), (Outcome::Skipped, Some(6))]);
+        let ecc = of(&f, "gpu.ecc_uncorrected");
+        assert!(ecc[0].message.contains("NVML reported no volatile ECC counts for GPU 4"), "{}", ecc[0].message);
+        assert!(ecc[1].message.contains("ECC is disabled on GPU 6"), "{}", ecc[1].message);
+        for check in ["gpu.remap_pending", "gpu.remap_failure"] {
+            assert_eq!(outcomes(check), [(Outcome::Error, Some(5))], "{check}");
+        }
+        // ECC off alone: the GPUs that count pass, the one that does not is skipped with why.
+        let mut node = testnode::hgx_b200();
+        gpu_mut(&mut node, 6).ecc.as_mut().expect("ecc").enabled = false;
+        let f = validate(&node, &spec("hgx-b200"));
+        let got: Vec<_> = of(&f, "gpu.ecc_uncorrected").iter().map(|x| (x.outcome, x.message.clone())).collect();
+        assert_eq!(got[0], (Outcome::Pass, "7/8 GPUs without volatile uncorrectable ECC errors".to_string()));
+        assert_eq!(got[1].0, Outcome::Skipped);
     }
 
     #[test]

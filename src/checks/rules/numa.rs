@@ -1,7 +1,7 @@
 //! NUMA placement: each device of a group on the node the spec lists for its
 //! position in PCI address order.
 
-use super::common::{fail, pass, ratio, skipped, Ctx};
+use super::common::{error, fail, pass, ratio, skipped, Ctx, REREAD};
 use crate::checks::finding::{Component, Finding};
 use crate::checks::platform::Platform;
 
@@ -33,6 +33,17 @@ pub fn check(ctx: &Ctx<'_>, spec: &Platform) -> Vec<Finding> {
         let mut fails = Vec::new();
         for (device, want) in members.iter().zip(expected) {
             let comp = ctx.device_component(device, group.role.as_str(), group.label.as_deref());
+            // A node kiln could not read is not a placement to blame on the BIOS.
+            if let Some(problem) = device.numa_node.is_none().then(|| ctx.device_problem(device, "numa_node")).flatten()
+            {
+                fails.push(error(
+                    CHECK,
+                    comp,
+                    format!("could not read the NUMA node of the {noun} at {}: {}", device.address, problem.message),
+                    REREAD,
+                ));
+                continue;
+            }
             let actual = device.numa_node.map(|n| n.to_string()).unwrap_or_else(|| "none (-1)".to_string());
             if device.numa_node != Some(*want) {
                 fails.push(
@@ -71,6 +82,7 @@ pub fn check(ctx: &Ctx<'_>, spec: &Platform) -> Vec<Finding> {
 mod tests {
     use crate::checks::testnode::{self, hgx_gpu_address, of, pci_mut, spec};
     use crate::checks::{validate, Outcome};
+    use crate::model::ReadProblem;
 
     #[test]
     fn healthy_placement_passes() {
@@ -93,6 +105,24 @@ mod tests {
             got,
             [(Outcome::Fail, Some(1), Some("none (-1)".to_string())), (Outcome::Fail, Some(5), Some("0".to_string()))]
         );
+    }
+
+    #[test]
+    fn an_unreadable_numa_node_is_an_error_not_a_bios_setting() {
+        let mut node = testnode::hgx_b200();
+        let gpu = hgx_gpu_address(2);
+        pci_mut(&mut node, &gpu).numa_node = None;
+        node.problems.push(
+            ReadProblem::new("sysfs", format!("sys/bus/pci/devices/{gpu}/numa_node"), "not an integer: \"x\"")
+                .on(gpu.clone()),
+        );
+        let f = validate(&node, &spec("hgx-b200"));
+        let n = of(&f, "numa.placement");
+        assert_eq!(n.len(), 1, "no pass beside the error: {n:?}");
+        assert_eq!((n[0].outcome, n[0].component.gpu_index), (Outcome::Error, Some(2)));
+        assert!(n[0].message.contains("could not read the NUMA node") && n[0].message.contains("not an integer"));
+        let action = n[0].action.as_deref().unwrap_or_default();
+        assert!(!action.contains("BIOS") && action.contains("re-run kiln as root"), "{action}");
     }
 
     #[test]

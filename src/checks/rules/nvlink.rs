@@ -96,25 +96,50 @@ fn active(ctx: &Ctx<'_>, rules: &NvLinkRules, judged: &[(&Gpu, &[NvLink])], tota
     out
 }
 
+/// `GPU 2 (serial 1652…, tray 4 slot 7 module 3)`: the GPU as a technician finds it.
+pub fn gpu_where(ctx: &Ctx<'_>, gpu: &Gpu) -> String {
+    let c = ctx.gpu_component(gpu);
+    let mut parts = Vec::new();
+    if let Some(serial) = &c.serial {
+        parts.push(format!("serial {serial}"));
+    }
+    match c.slot {
+        Some(slot) => parts.push(slot),
+        None => parts.push(gpu.address_label()),
+    }
+    format!("GPU {} ({})", gpu.index, parts.join(", "))
+}
+
 fn speed(ctx: &Ctx<'_>, min: u64, judged: &[(&Gpu, &[NvLink])]) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut unknown = 0;
-    for (gpu, links) in judged {
-        let slow: Vec<String> = links
+    let mut links = 0;
+    for (gpu, gpu_links) in judged {
+        let slow: Vec<(u32, u64)> = gpu_links
             .iter()
             .filter(|l| l.active)
-            .filter_map(|l| l.speed_mbps.filter(|s| *s < min).map(|s| format!("link {} {s} MB/s", l.link)))
+            .filter_map(|l| l.speed_mbps.filter(|s| *s < min).map(|s| (l.link, s)))
             .collect();
-        unknown += links.iter().filter(|l| l.active && l.speed_mbps.is_none()).count();
+        unknown += gpu_links.iter().filter(|l| l.active && l.speed_mbps.is_none()).count();
+        links += gpu_links.iter().filter(|l| l.active && l.speed_mbps.is_some()).count();
         if !slow.is_empty() {
+            let named: Vec<String> = slow.iter().map(|(l, s)| format!("link {l} at {s} MB/s")).collect();
+            let numbers: Vec<String> = slow.iter().map(|(l, _)| l.to_string()).collect();
             out.push(
                 fail(
                     SPEED,
                     ctx.gpu_component(gpu),
-                    format!("GPU {}: NVLinks below {min} MB/s: {}", gpu.index, slow.join(", ")),
-                    format!("reset GPU {} and re-check; if the links stay slow, reseat or RMA", gpu.index),
+                    format!("{}: NVLink below {min} MB/s: {}", gpu_where(ctx, gpu), named.join(", ")),
+                    format!(
+                        "a slow NVLink is a cable, connector or switch-tray fault: check `nvidia-smi nvlink -s -i {}` \
+                         for link {}, reseat the cable cartridge of that link, reset the GPU and re-run; if it stays \
+                         slow, check the switch tray at the far end",
+                        gpu.index,
+                        numbers.join(", ")
+                    ),
                 )
-                .expected(format!(">= {min} MB/s")),
+                .expected(format!(">= {min} MB/s"))
+                .actual(named.join(", ")),
             );
         }
     }
@@ -122,7 +147,7 @@ fn speed(ctx: &Ctx<'_>, min: u64, judged: &[(&Gpu, &[NvLink])]) -> Vec<Finding> 
         if unknown > 0 {
             out.push(skipped(SPEED, nvlink_node(), format!("NVML did not report the speed of {unknown} active links")));
         } else if !judged.is_empty() {
-            out.push(pass(SPEED, nvlink_node(), format!("every active NVLink at >= {min} MB/s")));
+            out.push(pass(SPEED, nvlink_node(), format!("all {links} active NVLinks at >= {min} MB/s")));
         }
     }
     out
@@ -138,24 +163,36 @@ fn errors(ctx: &Ctx<'_>, budget: &NvLinkErrorBudget, judged: &[(&Gpu, &[NvLink])
     ];
     let mut out = Vec::new();
     let mut judged_any = false;
+    // (GPU, counter) pairs where an active link did not report a budgeted counter: never a pass.
+    let mut unreported: Vec<String> = Vec::new();
     for (gpu, links) in judged {
         for (name, max, read) in &counters {
             let Some(max) = max else { continue };
-            let values: Vec<u64> = links.iter().filter_map(read).collect();
+            if links.iter().any(|l| l.active && read(l).is_none()) {
+                unreported.push(format!("GPU {} {name}", gpu.index));
+            }
+            let values: Vec<(u32, u64)> = links.iter().filter_map(|l| read(l).map(|v| (l.link, v))).collect();
             if values.is_empty() {
                 continue;
             }
             judged_any = true;
-            let sum: u64 = values.iter().sum();
+            let sum: u64 = values.iter().map(|(_, v)| v).sum();
             if sum > *max {
+                let counted: Vec<String> =
+                    values.iter().filter(|(_, v)| *v > 0).map(|(l, v)| format!("link {l} {v}")).collect();
                 out.push(
                     warn(
                         ERRORS,
                         ctx.gpu_component(gpu),
-                        format!("GPU {}: {sum} NVLink {name} errors over its links (budget {max})", gpu.index),
                         format!(
-                            "check `nvidia-smi nvlink -e` on GPU {}; reset the GPU and re-run the NVLink burn-in; if \
-                             errors grow, reseat or RMA",
+                            "{}: {sum} NVLink {name} errors over its links (budget {max}): {}",
+                            gpu_where(ctx, gpu),
+                            counted.join(", ")
+                        ),
+                        format!(
+                            "growing {name} counters are a cable, connector or switch-tray problem: check \
+                             `nvidia-smi nvlink -e -i {}`, reseat the cable cartridge of the links named, reset the \
+                             GPU and re-run the NVLink burn-in; if errors grow, service the switch tray at the far end",
                             gpu.index
                         ),
                     )
@@ -166,7 +203,16 @@ fn errors(ctx: &Ctx<'_>, budget: &NvLinkErrorBudget, judged: &[(&Gpu, &[NvLink])
         }
     }
     if out.is_empty() {
-        if judged_any {
+        if !unreported.is_empty() {
+            out.push(skipped(
+                ERRORS,
+                nvlink_node(),
+                format!(
+                    "NVML did not report every budgeted error counter of the active links: {}",
+                    unreported.join(", ")
+                ),
+            ));
+        } else if judged_any {
             out.push(pass(ERRORS, nvlink_node(), "NVLink error counters within budget on every GPU"));
         } else {
             out.push(skipped(ERRORS, nvlink_node(), "NVML reported no NVLink error counters"));
@@ -244,6 +290,46 @@ mod tests {
         assert_eq!(e[0].actual.as_deref(), Some("3"));
         let sp = of(&f, "nvlink.speed");
         assert_eq!((sp.len(), sp[0].outcome), (1, Outcome::Fail));
-        assert!(sp[0].message.contains("link 5 25000 MB/s"), "{}", sp[0].message);
+        assert!(sp[0].message.contains("link 5 at 25000 MB/s"), "{}", sp[0].message);
+        assert!(sp[0].message.contains("GPU 2 (serial "), "{}", sp[0].message);
+        assert!(e[0].message.contains("link 0 3"), "{}", e[0].message);
+    }
+
+    #[test]
+    fn the_gb200_spec_fails_a_quarter_speed_link_and_thousands_of_crc_errors_naming_link_and_tray() {
+        let mut node = testnode::gb200_tray();
+        let s = spec("gb200-nvl72-tray");
+        let f = validate(&node, &s);
+        assert_eq!(of(&f, "nvlink.speed")[0].outcome, Outcome::Pass);
+        assert_eq!(of(&f, "nvlink.errors")[0].outcome, Outcome::Pass);
+        let links = gpu_mut(&mut node, 1).nvlinks.as_mut().expect("links");
+        links[9].speed_mbps = Some(13281);
+        links[4].errors.crc_flit = Some(4200);
+        let f = validate(&node, &s);
+        let sp = of(&f, "nvlink.speed");
+        assert_eq!((sp.len(), sp[0].outcome, sp[0].component.gpu_index), (1, Outcome::Fail, Some(1)));
+        assert!(sp[0].message.contains("link 9 at 13281 MB/s"), "{}", sp[0].message);
+        assert!(sp[0].message.contains("tray 4 slot 7"), "{}", sp[0].message);
+        assert!(sp[0].component.serial.as_deref().is_some_and(|x| sp[0].message.contains(x)));
+        assert_eq!(sp[0].expected.as_deref(), Some(">= 53125 MB/s"));
+        let e = of(&f, "nvlink.errors");
+        assert_eq!((e.len(), e[0].component.gpu_index), (1, Some(1)));
+        assert!(e[0].message.contains("4200 NVLink CRC flit errors") && e[0].message.contains("link 4 4200"));
+    }
+
+    #[test]
+    fn an_error_counter_missing_on_one_gpu_is_not_a_pass() {
+        let mut node = testnode::hgx_b200();
+        for i in 0..8 {
+            for l in gpu_mut(&mut node, i).nvlinks.as_mut().expect("links") {
+                l.errors.replay = Some(0);
+            }
+        }
+        gpu_mut(&mut node, 3).nvlinks.as_mut().expect("links")[7].errors.replay = None;
+        let mut s = spec("hgx-b200");
+        s.nvlink.as_mut().expect("nvlink section").errors.replay_max = Some(0);
+        let e = of(&validate(&node, &s), "nvlink.errors").into_iter().cloned().collect::<Vec<_>>();
+        assert_eq!((e.len(), e[0].outcome), (1, Outcome::Skipped));
+        assert!(e[0].message.ends_with("GPU 3 replay"), "{}", e[0].message);
     }
 }

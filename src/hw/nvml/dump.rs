@@ -18,14 +18,8 @@ pub enum DumpError {
         #[source]
         source: io::Error,
     },
-    #[error("malformed nvml dump {}:{line}:{column}", path.display())]
-    Parse {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        #[source]
-        source: serde_json::Error,
-    },
+    #[error("malformed nvml dump {}:{}", path.display(), source)]
+    Parse { path: PathBuf, source: crate::json_error::JsonError },
     #[error("could not encode nvml dump")]
     Encode(#[source] serde_json::Error),
     #[error("could not write nvml dump {}", path.display())]
@@ -47,17 +41,11 @@ impl DumpError {
     pub fn reason(&self) -> String {
         let cause = match self {
             DumpError::Read { source, .. } | DumpError::Write { source, .. } => source.to_string(),
-            // serde_json appends " at line L column C"; the path already says where.
-            DumpError::Parse { source, .. } | DumpError::Encode(source) => without_position(&source.to_string()),
+            // The message already says where and why.
+            DumpError::Parse { .. } => return self.to_string(),
+            DumpError::Encode(source) => crate::json_error::without_position(&source.to_string()),
         };
         format!("{self}: {cause}")
-    }
-}
-
-fn without_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(at) => message[..at].to_string(),
-        None => message.to_string(),
     }
 }
 
@@ -71,12 +59,7 @@ pub fn read_dump(root: &Path) -> Result<GpuInventory, DumpError> {
     let path = dump_path(root);
     let text = crate::input::read_to_string(&path, crate::input::Input::NvmlDump)
         .map_err(|source| DumpError::Read { path: path.clone(), source })?;
-    serde_json::from_str(&text).map_err(|source| DumpError::Parse {
-        line: source.line(),
-        column: source.column(),
-        path,
-        source,
-    })
+    crate::json_error::from_str(&text).map_err(|source| DumpError::Parse { path, source })
 }
 
 /// Writes the dump under `root` (creating `kiln/`), pretty-printed so a

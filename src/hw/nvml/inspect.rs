@@ -6,6 +6,7 @@ use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::Device;
 use tracing::debug;
 
+use super::c2c::read_c2c;
 use super::nvlink::read_nvlinks;
 use super::raw;
 use super::reads::{describe, Reads};
@@ -72,6 +73,7 @@ fn read_gpu(session: &NvmlSession, index: u32) -> Gpu {
         remapped_rows: reads.take("nvmlDeviceGetRemappedRows", raw::remapped_rows(&device)),
         fabric: reads.take("nvmlDeviceGetGpuFabricInfoV", raw::fabric_info(&device)),
         platform: reads.take("nvmlDeviceGetPlatformInfo", raw::platform_info(&device)),
+        c2c: read_c2c(&device, &mut reads),
         // The enforced limit is the one the GPU runs under (the lowest of the
         // management limit and any other active cap), in milliwatts.
         power_limit_watts: reads
@@ -101,6 +103,7 @@ fn empty_gpu(index: u32, problems: Vec<ReadProblem>) -> Gpu {
         remapped_rows: None,
         fabric: None,
         platform: None,
+        c2c: None,
         power_limit_watts: None,
         problems,
     }

@@ -2,6 +2,7 @@
 //! replays, the session inspection and burn-in telemetry share, and the
 //! telemetry a capture replays.
 
+mod c2c;
 mod dump;
 mod format;
 mod inspect;

@@ -25,8 +25,8 @@ pub enum RecordingError {
         #[source]
         source: std::io::Error,
     },
-    #[error("malformed recorded telemetry {}:{line}:{column}: {message}", path.display())]
-    Parse { path: PathBuf, line: usize, column: usize, message: String },
+    #[error("malformed recorded telemetry {}:{}", path.display(), source)]
+    Parse { path: PathBuf, source: crate::json_error::JsonError },
 }
 
 /// `kiln/telemetry.json`.
@@ -71,14 +71,7 @@ pub fn read_recording(root: &Path) -> Result<Option<TelemetryRecording>, Recordi
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(RecordingError::Read { path, source }),
     };
-    serde_json::from_str(&text).map(Some).map_err(|e| {
-        let message = e.to_string();
-        let message = match message.rfind(" at line ") {
-            Some(at) => message[..at].to_string(),
-            None => message,
-        };
-        RecordingError::Parse { line: e.line(), column: e.column(), path, message }
-    })
+    crate::json_error::from_str(&text).map(Some).map_err(|source| RecordingError::Parse { path, source })
 }
 
 /// The counters an NVML dump holds for one GPU, as the live reader would read them.
@@ -196,6 +189,7 @@ mod tests {
             remapped_rows: Some(RemappedRows { correctable: 0, uncorrectable: 0, pending: true, failure: false }),
             fabric: None,
             platform: None,
+            c2c: None,
             power_limit_watts: None,
             problems: vec![],
         }
@@ -250,5 +244,15 @@ mod tests {
         let shown = e.to_string();
         assert!(shown.contains("kiln/telemetry.json:2:"), "{shown}");
         assert!(shown.contains("unknown field `colour`"), "{shown}");
+        std::fs::write(
+            dir.path().join(TELEMETRY_PATH),
+            "{\"gpus\": [{\"index\": 0, \"xids\": [{\"at_unix_ms\": 1, \"xid\": \"79\"}]}]}",
+        )
+        .expect("write");
+        let shown = read_recording(dir.path()).expect_err("type error").to_string();
+        assert!(
+            shown.contains("kiln/telemetry.json:1:") && shown.contains("field `gpus[0].xids[0].xid`: invalid type"),
+            "{shown}"
+        );
     }
 }

@@ -220,6 +220,7 @@ mod tests {
                 peer_type: 2,
                 module_id: 4,
             }),
+            c2c: None,
             power_limit_watts: Some(1000.0),
             problems: vec![ReadProblem::new("nvml", "nvmlDeviceGetSerial", "device fell off the bus").on("gpu0")],
         };
@@ -279,6 +280,9 @@ mod tests {
         let reason = reason.expect("not inspected");
         assert!(reason.contains("malformed nvml dump"), "{reason}");
         assert!(reason.contains("invalid type"), "{reason}");
+        // The field and where it is, not 0:0.
+        let at = format!("{}:1:74: field `gpus[0].index`: ", dir.path().join("kiln/nvml.json").display());
+        assert!(reason.contains(&at), "{reason}");
     }
 
     #[test]

@@ -30,6 +30,7 @@ fn a_rack_run_keeps_its_findings_and_node_statuses() {
         exit_code: 1,
         node_status: &status,
         actor: "kiln rack validate",
+        gate: &BTreeMap::new(),
     };
     let first = inv.record_rack_run(&run).expect("record");
     let second =

@@ -36,6 +36,18 @@ fn round_trip_of_a_run() {
 }
 
 #[test]
+fn a_stored_node_of_a_newer_schema_is_refused_naming_its_run() {
+    let (_dir, path) = temp_db();
+    let mut inv = Inventory::open(&path).expect("open");
+    let id = record(&mut inv, RunKind::Validate, &hgx_b200_node("gpu-a01"), &validate_findings(true), 0);
+    raw(&path)
+        .execute("UPDATE runs SET node_json = json_set(node_json, '$.schema_version', 999) WHERE id = ?1", [id.0])
+        .expect("edit");
+    let err = crate::error::chain(&inv.run_node(id).expect_err("newer schema"));
+    assert!(err.contains(&format!("run {}", id.0)) && err.contains("node schema_version 999"), "{err}");
+}
+
+#[test]
 fn latest_queries_pick_the_newest_runs() {
     let (_dir, path) = temp_db();
     let mut inv = Inventory::open(&path).expect("open");

@@ -38,6 +38,12 @@ fn resolve(repo: &Path, built: &Path, entry: &Path) -> anyhow::Result<Assigned> 
     Ok(Assigned { path, label })
 }
 
+/// Whether kiln's builder makes machine N of the tree `entry` names (`NAME@N`): the HGX trees
+/// and their fault variants, not a GB200 tray, which carries its rack position in its name.
+fn numbered(entry: &Path) -> bool {
+    !entry.to_string_lossy().starts_with("gb200-nvl72-tray") && !entry.to_string_lossy().contains('@')
+}
+
 /// The bare names among `entries` that are no recorded tree: those kiln's builder writes.
 fn hand_built<'a>(repo: &Path, entries: impl Iterator<Item = &'a Path>) -> Vec<String> {
     let mut names: Vec<String> = entries
@@ -50,28 +56,45 @@ fn hand_built<'a>(repo: &Path, entries: impl Iterator<Item = &'a Path>) -> Vec<S
 }
 
 /// Trees for every node: the configured list (last entry repeating), else `hgx-b200` with the
-/// faulty variants on node03 and node05, written fresh by kiln's builder; when kiln cannot be
+/// faulty variants on node03 and node05, each node machine N of its kind (`hgx-b200@N`: serials
+/// of its own), written fresh by kiln's builder; when kiln cannot be
 /// built and run here, a generated tree per node.
 pub fn assign(cfg: &LabConfig) -> anyhow::Result<Vec<Assigned>> {
     let built = cfg.repo.join(crate::fixtures::DEFAULT_DIR);
     let mut out = Vec::with_capacity(cfg.nodes);
     if !cfg.fixtures.is_empty() {
         let names = hand_built(&cfg.repo, cfg.fixtures.iter().map(PathBuf::as_path));
-        if !names.is_empty() {
-            let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            crate::fixtures::write(&cfg.repo, &built, &names)?;
+        // A hand-built tree named for several nodes is written once per node as machine N of
+        // its kind (`NAME@N`): a rack of one machine's copies would fail its serial checks.
+        let entries: Vec<PathBuf> = (0..cfg.nodes)
+            .map(|i| {
+                let entry = &cfg.fixtures[i.min(cfg.fixtures.len() - 1)];
+                match names.iter().any(|n| Path::new(n) == entry) && numbered(entry) {
+                    true => PathBuf::from(format!("{}@{}", entry.display(), i + 1)),
+                    false => entry.clone(),
+                }
+            })
+            .collect();
+        let written = hand_built(&cfg.repo, entries.iter().map(PathBuf::as_path));
+        if !written.is_empty() {
+            let written: Vec<&str> = written.iter().map(String::as_str).collect();
+            crate::fixtures::write(&cfg.repo, &built, &written)?;
         }
-        for i in 0..cfg.nodes {
-            let entry = &cfg.fixtures[i.min(cfg.fixtures.len() - 1)];
+        for entry in &entries {
             out.push(resolve(&cfg.repo, &built, entry)?);
         }
         return Ok(out);
     }
-    let names: Vec<&str> = std::iter::once(HEALTHY).chain(FAULTY.iter().map(|(_, n)| *n)).collect();
-    match crate::fixtures::write(&cfg.repo, &built, &names) {
+    let names: Vec<String> = (0..cfg.nodes)
+        .map(|i| {
+            let name = FAULTY.iter().find(|(at, _)| *at == i).map(|(_, name)| *name).unwrap_or(HEALTHY);
+            format!("{name}@{}", i + 1)
+        })
+        .collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    match crate::fixtures::write(&cfg.repo, &built, &refs) {
         Ok(()) => {
-            for i in 0..cfg.nodes {
-                let name = FAULTY.iter().find(|(at, _)| *at == i).map(|(_, name)| *name).unwrap_or(HEALTHY);
+            for name in &names {
                 out.push(resolve(&cfg.repo, &built, Path::new(name))?);
             }
             return Ok(out);

@@ -196,7 +196,10 @@ ip link set eth0 up
 udhcpc -i eth0 -s /{OWN_DIR}/udhcpc.script -n -q -t 30 -T 1 >/dev/null 2>&1 || halt_here "no DHCP lease on eth0"
 say "network up: $(ip -4 -o addr show dev eth0 | awk '{{print $4}}') mac $(cat /sys/class/net/eth0/address)"
 for word in $(cat /proc/cmdline); do
-    case "$word" in kiln.*) say "cmdline $word" ;; esac
+    case "$word" in
+        kiln.key=*) say "cmdline kiln.key=(not shown)" ;;
+        kiln.*) say "cmdline $word" ;;
+    esac
 done
 grep -q 'kiln.controller=' /proc/cmdline || halt_here "no kiln.controller= on the kernel command line"
 export KILN_LOG=info
