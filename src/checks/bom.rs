@@ -102,16 +102,69 @@ fn more(issues: &[SpecIssue]) -> String {
 
 const KINDS: &[&str] = &["gpu", "dimm", "nic", "dpu", "nvme", "disk", "nvswitch"];
 
+/// The rack a BOM is read for: its id and its manifest's node names.
+struct Scope<'a> {
+    rack: &'a str,
+    known: &'a [&'a str],
+}
+
+impl Scope<'_> {
+    /// Why a node name of the BOM is not one of the rack's, if it is not.
+    fn unknown(&self, name: &str) -> Option<String> {
+        let place = match name.split_once('/') {
+            Some((rack, _)) if rack != self.rack => return None,
+            Some((_, place)) => place,
+            None => name,
+        };
+        (!self.known.contains(&place)).then(|| {
+            format!("node {name:?} is not in rack {}'s manifest (it has {})", self.rack, self.known.join(", "))
+        })
+    }
+}
+
 impl Bom {
     /// Reads a BOM: TOML, or CSV when the file name ends in `.csv`.
     pub fn load(path: &Path) -> Result<Bom, BomError> {
+        Self::read(path, None)
+    }
+
+    /// Reads the BOM a rack manifest points to, as rack `rack` with the manifest's node names
+    /// `known` sees it: a node named `RACK/NAME` belongs to that rack (a site-wide BOM names its
+    /// nodes so, and the other racks' entries are left out), a plain name is one of this rack's
+    /// nodes. A name of this rack that the manifest lacks is an issue at its line and field,
+    /// beside every other issue of the file. The entries kept carry the manifest names.
+    pub fn load_for_rack(path: &Path, rack: &str, known: &[&str]) -> Result<Bom, BomError> {
+        let mut bom = Self::read(path, Some(&Scope { rack, known }))?;
+        bom.node.retain_mut(|n| match n.name.take() {
+            Some(name) => match name.split_once('/') {
+                Some((r, place)) if r == rack => {
+                    n.name = Some(place.to_string());
+                    true
+                }
+                Some(_) => false,
+                None => {
+                    n.name = Some(name);
+                    true
+                }
+            },
+            None => true,
+        });
+        Ok(bom)
+    }
+
+    fn read(path: &Path, scope: Option<&Scope<'_>>) -> Result<Bom, BomError> {
         let text = crate::input::read_to_string(path, crate::input::Input::Bom)
             .map_err(|source| BomError::Read { file: path.to_path_buf(), source })?;
         if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
-            parse_csv(&text, path)
+            parse_csv(&text, path, scope)
         } else {
-            parse_toml(&text, path)
+            parse_toml(&text, path, scope)
         }
+    }
+
+    /// Whether the BOM has an entry named `name`.
+    pub fn names(&self, name: &str) -> bool {
+        self.node.iter().any(|n| n.name.as_deref() == Some(name))
     }
 
     /// The node entry for a node of this name or system serial.
@@ -426,7 +479,7 @@ fn part_finding(want: &ExpectedPart, parts: &[ComponentRecord]) -> Finding {
     }
 }
 
-fn parse_toml(text: &str, file: &Path) -> Result<Bom, BomError> {
+fn parse_toml(text: &str, file: &Path, scope: Option<&Scope<'_>>) -> Result<Bom, BomError> {
     let bom: Bom = from_str_located(text).map_err(|Located { line, column, field, message }| BomError::Parse {
         file: file.to_path_buf(),
         line,
@@ -434,7 +487,7 @@ fn parse_toml(text: &str, file: &Path) -> Result<Bom, BomError> {
         field,
         message,
     })?;
-    let issues: Vec<SpecIssue> = locate_issues(text, check(&bom))
+    let issues: Vec<SpecIssue> = locate_issues(text, check(&bom, scope))
         .into_iter()
         .map(|l| SpecIssue { line: l.line, column: l.column, field: l.field, message: l.message })
         .collect();
@@ -447,17 +500,31 @@ fn parse_toml(text: &str, file: &Path) -> Result<Bom, BomError> {
 
 /// What a BOM that parses may still get wrong: a node listed twice, a node named by nothing,
 /// two parts at one place, one serial twice, an empty serial, an unknown kind.
-fn check(bom: &Bom) -> Vec<(FieldPath, String)> {
-    let mut issues = Vec::new();
+fn check(bom: &Bom, scope: Option<&Scope<'_>>) -> Vec<(FieldPath, String)> {
+    let mut issues = check_nodes(&bom.node);
     let root = FieldPath::root();
-    let mut names: HashMap<String, usize> = HashMap::new();
-    let mut serials: HashMap<String, String> = HashMap::new();
+    for (i, n) in bom.node.iter().enumerate() {
+        if let Some(why) = scope.zip(n.name.as_deref()).and_then(|(s, name)| s.unknown(name)) {
+            issues.push((root.key("node").index(i).key("name"), why));
+        }
+    }
     for (i, p) in bom.platform.iter().enumerate() {
         if bom.platform[..i].iter().any(|q| q.name == p.name) {
             issues.push((root.key("platform").index(i).key("name"), format!("platform {:?} is listed twice", p.name)));
         }
     }
-    for (i, n) in bom.node.iter().enumerate() {
+    issues
+}
+
+/// What a list of node entries may get wrong, each issue at `node[i]...`: a node listed twice or
+/// named by nothing, two parts at one place, one serial twice, an empty serial or place, an
+/// unknown kind. (A rack manifest's own entries are checked so too, under its `nodes[i].bom`.)
+pub(crate) fn check_nodes(nodes: &[BomNode]) -> Vec<(FieldPath, String)> {
+    let mut issues = Vec::new();
+    let root = FieldPath::root();
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut serials: HashMap<String, String> = HashMap::new();
+    for (i, n) in nodes.iter().enumerate() {
         let at = root.key("node").index(i);
         let keys: Vec<String> = n.name.iter().chain(n.system_serial.iter()).cloned().collect();
         if keys.is_empty() {
@@ -495,7 +562,7 @@ fn check(bom: &Bom) -> Vec<(FieldPath, String)> {
 /// The CSV form: a header naming at least `node`, `kind`, `place` and `serial` (in any order;
 /// other columns are ignored), then one part per line. Nodes are named or system-serialed as in
 /// TOML; a `kind` of `system` gives the node's system serial.
-fn parse_csv(text: &str, file: &Path) -> Result<Bom, BomError> {
+fn parse_csv(text: &str, file: &Path, scope: Option<&Scope<'_>>) -> Result<Bom, BomError> {
     let issue = |line: usize, field: &str, message: String| SpecIssue { line, column: 1, field: field.into(), message };
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'));
     let Some((_, header)) = lines.next() else {
@@ -523,6 +590,11 @@ fn parse_csv(text: &str, file: &Path) -> Result<Bom, BomError> {
         if node.is_empty() {
             issues.push(issue(line_no, "node", "an empty node".into()));
             continue;
+        }
+        if let Some(why) = scope.and_then(|s| s.unknown(&node)) {
+            if !bom.names(&node) {
+                issues.push(issue(line_no, "node", why));
+            }
         }
         if serial.is_empty() {
             issues.push(issue(line_no, "serial", "an empty serial".into()));
@@ -607,7 +679,7 @@ mod tests {
         let text = "[[node]]\nname = \"a\"\nparts = [\n  { kind = \"gpu\", place = \"gpu0\", serial = \"S1\" },\n  \
                     { kind = \"gpu\", place = \"gpu0\", serial = \"S2\" },\n  { kind = \"dimm\", place = \"A1\", serial = \"\" },\n]\n\n\
                     [[node]]\nname = \"a\"\n";
-        let got = issues(parse_toml(text, Path::new("bom.toml")).expect_err("invalid"));
+        let got = issues(parse_toml(text, Path::new("bom.toml"), None).expect_err("invalid"));
         assert!(got.iter().any(|i| i.contains("two gpu parts at gpu0")), "{got:?}");
         assert!(got.iter().any(|i| i.contains("field `node[0].parts[2].serial`: an empty serial")), "{got:?}");
         assert!(got.iter().any(|i| i.starts_with("10:") && i.contains("node \"a\" is listed twice")), "{got:?}");
@@ -665,7 +737,7 @@ mod tests {
     #[test]
     fn a_malformed_serial_list_is_a_parse_error_with_its_field() {
         let text = "[[node]]\nname = \"a\"\nparts = [ { kind = \"gpu\", place = \"gpu0\", serial = 42 } ]\n";
-        let err = parse_toml(text, Path::new("bom.toml")).expect_err("a number is no serial");
+        let err = parse_toml(text, Path::new("bom.toml"), None).expect_err("a number is no serial");
         let s = err.to_string();
         assert!(s.starts_with("bom.toml:3:") && s.contains("serial"), "{s}");
     }
@@ -674,15 +746,15 @@ mod tests {
     fn csv_rows_become_nodes_and_bad_rows_name_their_line() {
         let ok =
             "node,kind,place,serial\ntray03,system,,1654225000123\ntray03,gpu,gpu2,S2\ntray03,dimm,CPU0_DIMM_A1,D1\n";
-        let bom = parse_csv(ok, Path::new("bom.csv")).expect("parses");
+        let bom = parse_csv(ok, Path::new("bom.csv"), None).expect("parses");
         assert_eq!(bom.node.len(), 1);
         assert_eq!(bom.node[0].system_serial.as_deref(), Some("1654225000123"));
         assert_eq!(bom.node[0].parts.len(), 2);
         let bad = "serial,node,kind,place\nS1,tray03,gpu,gpu0\nS1,tray04,gpu,gpu0\nS3,tray03,fan,1\n";
-        let got = issues(parse_csv(bad, Path::new("bom.csv")).expect_err("invalid"));
+        let got = issues(parse_csv(bad, Path::new("bom.csv"), None).expect_err("invalid"));
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(got[0].starts_with("3:1: field `serial`: serial S1 is listed twice (line 2)"), "{got:?}");
         assert!(got[1].starts_with("4:1: field `kind`: unknown kind \"fan\""), "{got:?}");
-        assert!(parse_csv("node,serial\nx,y\n", Path::new("b.csv")).is_err(), "columns missing");
+        assert!(parse_csv("node,serial\nx,y\n", Path::new("b.csv"), None).is_err(), "columns missing");
     }
 }

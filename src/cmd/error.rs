@@ -309,7 +309,11 @@ impl CmdError {
                     out.push_str(&format!("kiln: error: {}:{issue}\n", file.display()));
                 }
             }
-            CmdError::Bom(crate::checks::bom::BomError::Invalid { file, issues }) => {
+            CmdError::Bom(crate::checks::bom::BomError::Invalid { file, issues })
+            | CmdError::Manifest(crate::rack::ManifestError::Bom(crate::checks::bom::BomError::Invalid {
+                file,
+                issues,
+            })) => {
                 for issue in issues.iter().skip(1) {
                     out.push_str(&format!("kiln: error: {}:{issue}\n", file.display()));
                 }

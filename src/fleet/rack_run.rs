@@ -65,8 +65,14 @@ pub fn run_rack_step(
     let skip = |name: &str| skips.get(name).cloned();
     let recording = inventory.filter(|_| run_kind(kind).is_some()).map(Mutex::new);
     let results: Mutex<HashMap<String, RecordResult>> = Mutex::new(HashMap::new());
+    // Outcomes the rack's bill of materials changed, which replace the fan-out's.
+    let judged: Mutex<HashMap<String, NodeOutcome>> = Mutex::new(HashMap::new());
     let on_phase = |name: &str, phase: Phase<'_>| {
-        if let (Phase::Done(o), Some(inv)) = (phase, recording.as_ref()) {
+        let Phase::Done(o) = phase else { return progress(name, phase) };
+        let by_bom = step.nodes.iter().find(|n| n.name == name).and_then(|n| n.bom.as_deref());
+        let by_bom = by_bom.and_then(|b| super::bom::judged(o, b));
+        let o = by_bom.as_ref().unwrap_or(o);
+        if let Some(inv) = recording.as_ref() {
             // A poisoned lock means another worker panicked mid-write; SQLite
             // rolled that transaction back, so the connection is still sound.
             let mut guard = inv.lock().unwrap_or_else(|p| p.into_inner());
@@ -74,11 +80,18 @@ pub fn run_rack_step(
             drop(guard);
             results.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), result);
         }
-        progress(name, phase);
+        progress(name, Phase::Done(o));
+        if let Some(j) = by_bom {
+            judged.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), j);
+        }
     };
     let mut outcomes = run_step(step.nodes, step.plan, step.opts, connector, Some(&skip), &on_phase);
+    let mut judged = judged.into_inner().unwrap_or_else(|p| p.into_inner());
     let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
     for o in &mut outcomes {
+        if let Some(j) = judged.remove(&o.node) {
+            *o = j;
+        }
         if let Some(r) = results.remove(&o.node) {
             apply(o, r);
         }

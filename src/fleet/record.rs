@@ -166,7 +166,7 @@ pub fn record_outcome(inv: &mut Inventory, rack: &str, o: &NodeOutcome) -> Recor
             rack: Some(rack),
             findings: &parsed.findings,
             verdict: parsed.verdict,
-            exit_code: o.remote_exit.unwrap_or(crate::exit::INTERNAL),
+            exit_code: run_exit(o.remote_exit, parsed.verdict),
             started_at: o.started,
             finished_at: o.finished,
             actor: &actor,
@@ -203,6 +203,18 @@ pub fn record_outcome(inv: &mut Inventory, rack: &str, o: &NodeOutcome) -> Recor
     }) {
         Ok(r) => RecordResult::Recorded(r),
         Err(e) => RecordResult::Database(chain(&e)),
+    }
+}
+
+/// The exit code a recorded run keeps: the node command's, or, when the controller's own
+/// judgement (the rack's bill of materials) turned a passed report into a failed or errored
+/// one, the code that verdict gives, as `kiln validate --bom` on the node would have exited.
+fn run_exit(remote: Option<i32>, verdict: Option<Verdict>) -> i32 {
+    match (remote, verdict) {
+        (Some(crate::exit::OK), Some(Verdict::Fail)) => crate::exit::CHECK_FAILED,
+        (Some(crate::exit::OK), Some(Verdict::Error)) => crate::exit::CHECK_ERROR,
+        (Some(code), _) => code,
+        (None, _) => crate::exit::INTERNAL,
     }
 }
 
