@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A kind of input, with the most kiln reads of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,6 +195,20 @@ pub fn read_all_to_string(reader: impl Read, kind: Input) -> io::Result<String> 
         return Err(io::Error::new(io::ErrorKind::InvalidData, at));
     }
     String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// The `*.toml` files directly in `dir`, sorted by name: a directory of specs or recipes loads
+/// in the same order everywhere.
+pub fn toml_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// A regular file's bytes, at most `kind`'s cap.

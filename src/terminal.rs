@@ -9,6 +9,8 @@
 //! `\u{9b}`; printable text, including non-ASCII letters, is left alone.
 
 use std::borrow::Cow;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Whether `c` must not reach a terminal raw.
 pub fn is_unsafe(c: char) -> bool {
@@ -54,21 +56,74 @@ pub fn text(s: &str) -> Cow<'_, str> {
     escape_where(s, |c| c == '\n')
 }
 
-/// Writes `s` to stdout as [`text`]; for commands that print a rendered text.
+/// Writes `s` to stdout as [`text`]; for commands that print a rendered text. A write that
+/// fails is dropped: the command goes on, records what it judged and exits with its own code.
 pub fn print(s: &str) {
-    print!("{}", text(s));
+    let _ = stdout().write_all(text(s).as_bytes());
 }
 
-/// `println!` for text output: the formatted line as [`text`].
+/// `println!` for text output: the formatted line as [`text`], written as [`print`] writes.
 pub fn println(args: std::fmt::Arguments<'_>) {
-    println!("{}", text(&args.to_string()));
+    let _ = writeln!(stdout(), "{}", text(&args.to_string()));
+}
+
+/// Writes `value` to stdout as pretty JSON and a line end (JSON keeps the real values: its own
+/// escaping is enough).
+pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    let doc = serde_json::to_string_pretty(value)?;
+    writeln!(stdout(), "{doc}")?;
+    Ok(())
+}
+
+/// Set at the first write to a reader that has gone; what follows is dropped.
+static READER_GONE: AtomicBool = AtomicBool::new(false);
+
+/// Standard output for what a command prints. A reader that stops early (`kiln inspect --json |
+/// head`) is not an error: from the first broken pipe on, what is written is dropped, so the
+/// command does not panic (as `println!` does) or stop half-way (as `?` on the write would), but
+/// records what it judged and exits with its own code. Every other write error is returned.
+pub struct Stdout(std::io::StdoutLock<'static>);
+
+/// The process's standard output as a [`Stdout`].
+pub fn stdout() -> Stdout {
+    Stdout(std::io::stdout().lock())
+}
+
+impl Stdout {
+    fn gone<R>(&self, result: std::io::Result<R>, instead: R) -> std::io::Result<R> {
+        match result {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                READER_GONE.store(true, Ordering::Relaxed);
+                Ok(instead)
+            }
+            other => other,
+        }
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if READER_GONE.load(Ordering::Relaxed) {
+            return Ok(buf.len());
+        }
+        let result = self.0.write(buf);
+        self.gone(result, buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if READER_GONE.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let result = self.0.flush();
+        self.gone(result, ())
+    }
 }
 
 /// A writer for text output: what is written reaches `W` as [`text`]. Not for JSON, whose
 /// escaping of the real value is its own.
 pub struct Text<W: std::io::Write>(pub W);
 
-impl<W: std::io::Write> std::io::Write for Text<W> {
+impl<W: Write> Write for Text<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         // `write!` hands over whole `str` pieces, so a character is never split across calls.
         self.0.write_all(text(&String::from_utf8_lossy(buf)).as_bytes())?;

@@ -159,3 +159,45 @@ fn internal_10_says_what_kiln_could_not_do() {
     let out = kiln(dir.path(), &["capture", "/proc/kiln-capture", "--root", s(&fixture("hgx-b200"))]);
     fails_once(&out, exit::INTERNAL, &["capture failed", "cannot create /proc/kiln-capture"]);
 }
+
+/// `kiln` with its stdout a pipe whose reader has already gone (`kiln ... | head` after `head`
+/// stopped reading).
+fn kiln_to_a_closed_pipe(dir: &Path, args: &[&str]) -> Output {
+    let (read, write) = nix::unistd::pipe().expect("pipe");
+    drop(read);
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("KILN_LOG")
+        .env("KILN_DB", dir.join("kiln.db"))
+        .stdout(std::process::Stdio::from(write))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("kiln runs")
+}
+
+#[test]
+fn a_reader_that_stops_early_is_no_error_and_the_verdict_is_still_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = fixture("hgx-b200");
+    let broken = fixture("hgx-b200-gpu-x8");
+    for args in [
+        vec!["inspect", "--json", "--root", s(&root)],
+        vec!["inspect", "--root", s(&root)],
+        vec!["validate", "--json", "--root", s(&root)],
+        vec!["spec", "list"],
+    ] {
+        let out = kiln_to_a_closed_pipe(dir.path(), &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(exit::OK), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked") && error_lines(&out).is_empty(), "{args:?}: {stderr}");
+    }
+    // A failing validate keeps its exit code and records its run although nobody read the result.
+    let out = kiln_to_a_closed_pipe(dir.path(), &["validate", "--json", "--root", s(&broken), "--db", "kiln.db"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(exit::CHECK_FAILED), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let report = kiln(dir.path(), &["report", "--db", "kiln.db", "--format", "json"]);
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(text.contains("pcie.link_width") || text.contains("x8"), "the run was not recorded: {text}");
+}

@@ -6,63 +6,14 @@
 mod bmc_support;
 mod fixture_support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use bmc_support::rack_cli::{json_of, kiln, manifest, node, s, text};
 use bmc_support::server::RecordedServer;
 use bmc_support::sushy::{self, Sushy};
 use serde_json::{json, Value};
 
 const PW: &str = "fw-rack-secret-77";
-
-fn kiln(dir: &Path, args: &[&str], password: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .current_dir(dir)
-        .env("KILN_DB", dir.join("kiln.db"))
-        .env("RACK_PW", password)
-        .env_remove("KILN_LOG")
-        .env_remove("KILN_CHECKS")
-        .output()
-        .expect("kiln runs")
-}
-
-fn text(out: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-/// A manifest whose nodes are `(name, slot, bmc URL or none)`.
-fn manifest(dir: &Path, platform: Option<&str>, nodes: &[(&str, &str, Option<&str>)]) -> PathBuf {
-    let mut text = String::from("[rack]\nid = \"lab-fw\"\n");
-    if let Some(p) = platform {
-        text.push_str(&format!("platform = \"{p}\"\n"));
-    }
-    text.push_str("\n[credentials]\nbmc_user = \"admin\"\nbmc_password_env = \"RACK_PW\"\n");
-    for (i, (name, slot, bmc)) in nodes.iter().enumerate() {
-        text.push_str(&format!(
-            "\n[[nodes]]\nname = \"{name}\"\naddress = \"10.77.0.{}\"\nslot = \"{slot}\"\n",
-            11 + i
-        ));
-        if let Some(bmc) = bmc {
-            text.push_str(&format!("bmc = \"{bmc}\"\n"));
-        }
-    }
-    let path = dir.join("rack.toml");
-    std::fs::write(&path, text).expect("write manifest");
-    path
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("no JSON ({e}): {:?}", text(out)))
-}
-
-fn node<'a>(doc: &'a Value, name: &str) -> &'a Value {
-    doc["nodes"].as_array().expect("nodes").iter().find(|n| n["node"] == name).expect("the node is listed")
-}
 
 const FW_BMC: &str = "/redfish/v1/UpdateService/FirmwareInventory/FW_BMC_0";
 

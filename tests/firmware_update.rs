@@ -6,8 +6,9 @@
 mod bmc_support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use bmc_support::rack_cli::{json_of, kiln, manifest, node, s, text};
 use bmc_support::server::{RecordedServer, TaskScript, UpdateBehaviour};
 use bmc_support::sushy::{self, Sushy};
 use kiln::inventory::Inventory;
@@ -17,46 +18,6 @@ use sha2::{Digest, Sha256};
 
 const PW: &str = "fw-update-secret-31";
 const FW_BMC: &str = "/redfish/v1/UpdateService/FirmwareInventory/FW_BMC_0";
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-fn kiln(dir: &Path, args: &[&str], password: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .current_dir(dir)
-        .env("KILN_DB", dir.join("kiln.db"))
-        .env("RACK_PW", password)
-        .env_remove("KILN_LOG")
-        .env_remove("KILN_CHECKS")
-        .output()
-        .expect("kiln runs")
-}
-
-fn text(out: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("no JSON ({e}): {:?}", text(out)))
-}
-
-fn node<'a>(doc: &'a Value, name: &str) -> &'a Value {
-    doc["nodes"].as_array().expect("nodes").iter().find(|n| n["node"] == name).expect("the node is listed")
-}
-
-fn manifest(dir: &Path, nodes: &[(&str, &str)]) -> PathBuf {
-    let mut text = String::from(
-        "[rack]\nid = \"lab-fw\"\n\n[credentials]\nbmc_user = \"admin\"\nbmc_password_env = \"RACK_PW\"\n",
-    );
-    for (i, (name, bmc)) in nodes.iter().enumerate() {
-        text.push_str(&format!("\n[[nodes]]\nname = \"{name}\"\naddress = \"10.77.0.{}\"\nbmc = \"{bmc}\"\n", 11 + i));
-    }
-    let path = dir.join("rack.toml");
-    std::fs::write(&path, text).expect("write manifest");
-    path
-}
 
 /// A package of `len` bytes in `dir` and its SHA-256.
 fn package(dir: &Path, name: &str, len: usize) -> String {
@@ -111,7 +72,7 @@ task_timeout_s = 30
 "#
         ),
     );
-    let rack = manifest(d, &[("lab-01", &emulator.url)]);
+    let rack = manifest(d, None, &[("lab-01", "", Some(&emulator.url))]);
     let system = emulator.system_path();
     assert_eq!(emulator.get(&system)["BiosVersion"], "1.0.0");
     let update = |extra: &[&str]| {
@@ -251,7 +212,7 @@ fn a_failed_task_fails_that_node_the_rest_go_on_and_a_rerun_resumes() {
         script: TaskScript::Completes { polls: 3 },
         sets: vec![(FW_BMC.into(), "GH200-24.05-2".into())],
     });
-    let rack = manifest(d, &[("gh-bad", &bad.url()), ("gh-good", &good.url())]);
+    let rack = manifest(d, None, &[("gh-bad", "", Some(&bad.url())), ("gh-good", "", Some(&good.url()))]);
     let args = [
         "rack",
         "firmware",
@@ -319,7 +280,7 @@ fn a_package_whose_checksum_differs_is_refused_before_any_bmc_is_sent_anything()
     package(d, "nvfw_GH200_bmc.fwpkg", 1000);
     let checks = push_recipe(d, &"ab".repeat(32));
     let server = stale_gh200();
-    let rack = manifest(d, &[("gh-01", &server.url())]);
+    let rack = manifest(d, None, &[("gh-01", "", Some(&server.url()))]);
     let out = kiln(
         d,
         &[
@@ -364,7 +325,7 @@ fn a_package_for_one_node_of_the_rack_at_a_time_is_never_on_two_bmcs_at_once() {
     for s in &servers {
         s.on_update(UpdateBehaviour { script: TaskScript::Never, sets: Vec::new() });
     }
-    let rack = manifest(d, &[("gh-a", &servers[0].url()), ("gh-b", &servers[1].url())]);
+    let rack = manifest(d, None, &[("gh-a", "", Some(&servers[0].url())), ("gh-b", "", Some(&servers[1].url()))]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
         .args(["rack", "firmware", "update", "--rack", s(&rack), "--recipe", "site-gh200", "--checks-dir", s(&checks)])
         .args(["--packages", s(d), "--task-poll", "100ms", "--parallel", "2", "--json"])

@@ -32,17 +32,6 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Takes the lab down even when an assertion fails halfway.
-struct Teardown(PathBuf);
-
-impl Drop for Teardown {
-    fn drop(&mut self) {
-        if let Err(e) = lab::down(&self.0) {
-            eprintln!("lab down failed: {e:#}");
-        }
-    }
-}
-
 /// Inspect `fixture` as node `name`, judge it against hgx-b200 as `kiln
 /// validate` does, and record the run; a passing node then gets a passing
 /// burn-in run. (`kiln burnin` is not in this branch: its run is recorded
@@ -136,7 +125,7 @@ fn handoff_and_healthcheck_against_slurmctld() {
         .iter()
         .map(|name| fixture_support::written(&cfg.dir, name))
         .collect();
-    let _teardown = Teardown(cfg.dir.clone());
+    let _teardown = lab::Teardown(cfg.dir.clone());
     let lab = lab::up(&cfg).expect("lab up");
     let specs: Vec<SlurmNodeSpec> = lab
         .state

@@ -28,17 +28,6 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Takes the lab down even when an assertion fails halfway.
-struct Teardown(PathBuf);
-
-impl Drop for Teardown {
-    fn drop(&mut self) {
-        if let Err(e) = lab::down(&self.0) {
-            eprintln!("lab down failed: {e:#}");
-        }
-    }
-}
-
 fn kiln(db: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kiln"))
         .args(args)
@@ -72,7 +61,7 @@ fn firmware_check_and_locate_over_the_lab() {
             _ => fixture_support::written(&cfg.dir, &format!("hgx-b200@{}", i + 1)),
         })
         .collect();
-    let _teardown = Teardown(cfg.dir.clone());
+    let _teardown = lab::Teardown(cfg.dir.clone());
     let lab = lab::up(&cfg).expect("lab up");
     let manifest = lab.manifest().to_path_buf();
     let m = manifest.to_str().expect("utf-8 path");

@@ -70,17 +70,6 @@ fn status_of(outcome: &Value, name: &str) -> String {
     node(outcome, name)["status"].as_str().unwrap_or_default().to_string()
 }
 
-/// Takes the lab down even when an assertion fails halfway.
-struct Teardown(PathBuf);
-
-impl Drop for Teardown {
-    fn drop(&mut self) {
-        if let Err(e) = lab::down(&self.0) {
-            eprintln!("lab down failed: {e:#}");
-        }
-    }
-}
-
 #[test]
 fn rack_against_the_lab() {
     if let Some(why) = skip_reason() {
@@ -103,7 +92,7 @@ fn rack_against_the_lab() {
             _ => fixture_support::written(&cfg.dir, &format!("{name}@{}", i + 1)),
         })
         .collect();
-    let _teardown = Teardown(cfg.dir.clone());
+    let _teardown = lab::Teardown(cfg.dir.clone());
     let _ = std::fs::remove_file(cfg.dir.join("kiln.db"));
     let mut lab = lab::up(&cfg).expect("lab up");
     let manifest = lab.manifest().to_path_buf();

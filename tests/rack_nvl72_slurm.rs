@@ -24,16 +24,6 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-struct Teardown(PathBuf);
-
-impl Drop for Teardown {
-    fn drop(&mut self) {
-        if let Err(e) = lab::down(&self.0) {
-            eprintln!("lab down failed: {e:#}");
-        }
-    }
-}
-
 /// Tray `i` of one rack; tray 3 registered in another NVLink domain, tray 7's GPU 1 reporting
 /// degraded fabric bandwidth.
 fn tray(i: u32, healthy: bool) -> FixtureTree {
@@ -119,7 +109,7 @@ fn an_nvl72_rack_is_judged_as_one_machine_and_handed_to_slurm_whole() {
             path
         })
         .collect();
-    let _teardown = Teardown(cfg.dir.clone());
+    let _teardown = lab::Teardown(cfg.dir.clone());
     let lab = lab::up(&cfg).expect("lab up");
     let specs: Vec<SlurmNodeSpec> = lab
         .state

@@ -53,16 +53,7 @@ pub fn load_file(path: &Path) -> Result<LoadedSpec, SpecError> {
 /// the wrong platform.
 pub fn load_dir(checks_dir: &Path) -> Result<Vec<LoadedSpec>, SpecError> {
     let dir = checks_dir.join("platforms");
-    let entries = std::fs::read_dir(&dir).map_err(|source| SpecError::ReadDir { dir: dir.clone(), source })?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|source| SpecError::ReadDir { dir: dir.clone(), source })?;
-        let path = entry.path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            files.push(path);
-        }
-    }
-    files.sort();
+    let files = crate::input::toml_files(&dir).map_err(|source| SpecError::ReadDir { dir: dir.clone(), source })?;
     if files.is_empty() {
         return Err(SpecError::EmptyDir { dir: checks_dir.to_path_buf() });
     }
@@ -312,17 +303,16 @@ reason = "source"
         );
         let nv = parse(&base).expect("valid").nvlink.expect("nvlink");
         assert_eq!((nv.min_speed_mbps, nv.errors.crc_flit_max), (Some(53125), Some(100)));
-        // The 1-based line of the first line of `base` that starts with `key`.
-        let line_of = |key: &str| base.lines().position(|l| l.starts_with(key)).map_or(0, |i| i + 1);
-        let (speed, budget) = (line_of("min_speed_mbps"), line_of("crc_flit_max"));
+        let line_of = |key: &str| base.lines().position(|l| l.starts_with(key)).expect("line") + 1;
+        let (speed_line, budget_line) = (line_of("min_speed_mbps"), line_of("crc_flit_max"));
         let err = parse(&base.replace("= 53125", "= 0")).expect_err("speed 0");
-        assert!(err.to_string().contains(&format!("specs/t.toml:{speed}:")), "{err}");
+        assert!(err.to_string().contains(&format!("specs/t.toml:{speed_line}")), "{err}");
         let (line, field, _) = located(err);
-        assert_eq!((line, field.as_str()), (speed, "nvlink.min_speed_mbps"));
+        assert_eq!((line, field.as_str()), (speed_line, "nvlink.min_speed_mbps"));
         let err = parse(&base.replace("= 100", "= -5")).expect_err("negative budget");
-        assert!(err.to_string().contains(&format!("specs/t.toml:{budget}:")), "{err}");
+        assert!(err.to_string().contains(&format!("specs/t.toml:{budget_line}")), "{err}");
         let (line, field, _) = located(err);
-        assert_eq!((line, field.as_str()), (budget, "nvlink.errors.crc_flit_max"));
+        assert_eq!((line, field.as_str()), (budget_line, "nvlink.errors.crc_flit_max"));
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub fn run(args: &AgentArgs) -> CmdResult {
         AgentMode::Booted => run_booted(&opts),
     };
     let result = result.map_err(CmdError::Agent);
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::terminal::stdout();
     let print = |out: &mut dyn Write, answer: AgentAnswer<'_>| -> std::io::Result<()> {
         let doc = AgentDocument { schema_version: AGENT_SCHEMA_VERSION, kind: "kiln.agent", answer };
         writeln!(out, "{}", serde_json::to_string(&doc).map_err(std::io::Error::other)?)

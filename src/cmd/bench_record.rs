@@ -16,14 +16,14 @@ pub fn run(args: &BenchRecordArgs) -> CmdResult {
     }
     let mut inv = Inventory::open(&args.db)?;
     let stats = record_inventories(&mut inv, &node, &findings, args.count, args.count)?;
-    println!(
+    crate::terminal::println(format_args!(
         "recorded {} runs ({} components, {} findings) in {:.3} s: {:.0} runs/s",
         stats.runs,
         stats.components,
         stats.findings,
         stats.elapsed.as_secs_f64(),
         stats.runs_per_second()
-    );
+    ));
     Ok(Outcome::ok())
 }
 

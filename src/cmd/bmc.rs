@@ -81,7 +81,7 @@ fn finish(
     let outcome = match result {
         Ok(output) => {
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&output.doc)?);
+                crate::terminal::json(&output.doc)?;
             } else {
                 for line in &output.lines {
                     crate::terminal::println(format_args!("{line}"));

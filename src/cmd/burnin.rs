@@ -43,7 +43,7 @@ pub fn burnin(args: BurninArgs, notices: &dyn Notices) -> CmdResult {
     let input = Inspected { node: &node, gpus: gpus.telemetry(), thresholds: &thresholds };
     let report = run::run(&opts, &ctx, &input, &progress)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::terminal::json(&report)?;
     } else {
         crate::terminal::print(&render::text(&report));
     }

@@ -11,7 +11,7 @@ pub fn run(args: &CaptureArgs) -> CmdResult {
         CaptureError::NotEmpty { .. } => CmdError::CaptureInto(e),
         e => CmdError::Capture(e),
     })?;
-    println!(
+    crate::terminal::println(format_args!(
         "captured {} into {}: {} files, {} symlinks, {} directories, {} unreadable, {} problems",
         summary.node.hostname,
         args.dir.display(),
@@ -20,6 +20,6 @@ pub fn run(args: &CaptureArgs) -> CmdResult {
         summary.directories,
         summary.unreadable,
         summary.node.problems.len()
-    );
+    ));
     Ok(Outcome::ok())
 }

@@ -45,7 +45,7 @@ fn check(args: &RackFirmwareArgs) -> CmdResult {
 
 pub(crate) fn print(report: &RackFirmware, json: bool) -> CmdResult<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(report).context("serialize the firmware check")?);
+        crate::terminal::json(report).context("serialize the firmware check")?;
     } else {
         crate::terminal::print(&render_table(report));
     }

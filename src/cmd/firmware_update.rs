@@ -441,7 +441,7 @@ fn finish(rack: &str, recipe: &Recipe, dry_run: bool, nodes: Vec<NodeUpdate>, js
         nodes,
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&doc).context("serialize the firmware update")?);
+        crate::terminal::json(&doc).context("serialize the firmware update")?;
     } else {
         crate::terminal::print(&render(&doc));
     }

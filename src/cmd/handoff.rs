@@ -37,7 +37,7 @@ pub fn run(args: &HandoffArgs) -> CmdResult {
     let outcome =
         hand_off_domains(&mut inventory, &manifest.rack.id, &names, &cluster, args.dry_run, &domains, args.partial)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcome).context("serialize the hand-off outcome")?);
+        crate::terminal::json(&outcome).context("serialize the hand-off outcome")?;
     } else {
         crate::terminal::print(&render_text(&outcome));
     }

@@ -38,7 +38,7 @@ pub fn run(args: &HealthcheckArgs) -> CmdResult {
         v
     };
     let elapsed = started.elapsed().as_secs_f64();
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::terminal::stdout();
     if args.json {
         writeln!(out, "{}", render_json(&report)?).context("write the report")?;
     } else {

@@ -45,8 +45,7 @@ pub fn run(command: &ImageCommand, notices: &dyn Notices) -> CmdResult {
 fn build_cmd(recipe_path: &Path, out: &Path, node: Option<&str>, json_out: bool) -> CmdResult {
     let loaded = recipe::load(recipe_path)?;
     let a = build(&loaded, out, node)?;
-    let stdout = std::io::stdout();
-    let mut o = stdout.lock();
+    let mut o = crate::terminal::stdout();
     if json_out {
         let doc = ImageBuildDocument {
             schema_version: IMAGE_SCHEMA_VERSION,
@@ -264,8 +263,7 @@ fn write_cmd(args: &ImageWriteArgs, notices: &dyn Notices) -> CmdResult {
         Err(f) if f.error.is_bad_image() => exit::BAD_INPUT,
         Err(_) => exit::TARGET_FAILED,
     };
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = crate::terminal::stdout();
     match &result {
         Ok(r) => {
             for n in &r.notes {
@@ -359,6 +357,6 @@ fn wipe_cmd(target: &Path) -> CmdResult {
     }
     let t = Target::open(target, false).map_err(CmdError::TargetOpen)?;
     wipe::wipe(&t, t.size).map_err(|source| CmdError::Wipe { target: target.to_path_buf(), source })?;
-    println!("wiped the first and last MiB of {}", target.display());
+    crate::terminal::println(format_args!("wiped the first and last MiB of {}", target.display()));
     Ok(Outcome::ok())
 }

@@ -15,7 +15,7 @@ use crate::image::Manifest;
 fn emit(text: &str, out: Option<&PathBuf>) -> anyhow::Result<()> {
     match out {
         Some(p) => std::fs::write(p, text).with_context(|| format!("write {}", p.display())),
-        None => std::io::stdout().lock().write_all(text.as_bytes()).context("write to stdout"),
+        None => crate::terminal::stdout().write_all(text.as_bytes()).context("write to stdout"),
     }
 }
 
@@ -60,7 +60,7 @@ pub fn dnsmasq(args: &DnsmasqArgs) -> CmdResult {
 pub fn serve(dir: &Path, listen: SocketAddr) -> CmdResult {
     let server = Server::start(dir, listen)?;
     // The first line says where, for scripts that asked for port 0.
-    println!("serving {} on http://{}", dir.display(), server.addr());
+    crate::terminal::println(format_args!("serving {} on http://{}", dir.display(), server.addr()));
     let _ = std::io::stdout().flush();
     server.wait();
     Ok(Outcome::ok())

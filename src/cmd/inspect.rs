@@ -11,7 +11,7 @@ pub fn run(args: &InspectArgs) -> CmdResult {
     let started = now();
     let node = node::inspect(args.source.root.as_deref())?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&NodeDocument::new(&node))?);
+        crate::terminal::json(&NodeDocument::new(&node))?;
     } else {
         crate::terminal::print(&render_node(&node));
     }

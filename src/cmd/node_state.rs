@@ -61,7 +61,7 @@ fn history(args: &NodeHistoryArgs) -> CmdResult {
             events: &events,
             machine_events: &machines,
         };
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        crate::terminal::json(&doc)?;
     } else {
         let mut text = render_history(&args.node, &state, &events);
         // The first machine seen is in the JSON; the text shows the place's machines once
@@ -106,7 +106,9 @@ fn release(args: &NodeReleaseArgs) -> CmdResult {
     };
     let from = inventory.release(&args.node, &actor, &cause).map_err(|e| fail(&what, e))?;
     crate::terminal::println(format_args!("{}: {from} -> {}", args.node, LifecycleState::Enrolled));
-    println!("next: validate and burn in the node again; the next hand-off then puts it in service");
+    crate::terminal::println(format_args!(
+        "next: validate and burn in the node again; the next hand-off then puts it in service"
+    ));
     Ok(Outcome::ok())
 }
 

@@ -92,7 +92,7 @@ pub fn step(args: &RackRunArgs, step: Step, notices: &dyn Notices) -> CmdResult 
     progress.finish();
     let outcome = result?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcome).context("serialize the rack outcome")?);
+        crate::terminal::json(&outcome).context("serialize the rack outcome")?;
     } else {
         crate::terminal::print(&summary_table(&outcome.nodes));
         for f in outcome.rack_findings.iter().filter(|f| f.outcome != crate::checks::Outcome::Pass) {
@@ -103,10 +103,10 @@ pub fn step(args: &RackRunArgs, step: Step, notices: &dyn Notices) -> CmdResult 
         }
         let checked = outcome.rack_findings.iter().filter(|f| f.outcome == crate::checks::Outcome::Pass).count();
         if checked > 0 {
-            println!("rack checks: {checked} passed");
+            crate::terminal::println(format_args!("rack checks: {checked} passed"));
         }
         if let Some(id) = outcome.rack_run_id {
-            println!("recorded in {} (rack run {id})", db.display());
+            crate::terminal::println(format_args!("recorded in {} (rack run {id})", db.display()));
         }
     }
     let ended = Outcome::exit(outcome.exit_code);
@@ -159,7 +159,7 @@ fn trust(args: &RackTrustArgs) -> CmdResult {
         };
         crate::terminal::println(format_args!("{:<12} {line}", o.node));
     }
-    println!("known hosts: {}", manifest.credentials.known_hosts.display());
+    crate::terminal::println(format_args!("known hosts: {}", manifest.credentials.known_hosts.display()));
     Ok(Outcome::exit(code))
 }
 

@@ -43,7 +43,7 @@ pub fn run(args: &RackImageArgs, notices: &dyn Notices) -> CmdResult {
         notices.notice(Notice::Status(&format!("controller at {url} (files under /files/, agents at /agent/)")))
     };
     let outcome = run_deploy(&manifest, &artifact, &opts, inventory, &started)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::terminal::stdout();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&outcome).context("serialize the deploy outcome")?)?;
     } else {

@@ -66,13 +66,10 @@ pub fn run(args: &ReportArgs) -> CmdResult {
         write_atomically(out, &text)?;
         return Ok(Outcome::ok());
     }
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
-        Ok(()) => Ok(Outcome::ok()),
-        // A reader that stops early (`kiln report | head`) is not an error.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Outcome::ok()),
-        Err(e) => Err(anyhow::Error::new(e).context("write the report to stdout").into()),
-    }
+    let mut stdout = crate::terminal::stdout();
+    // A reader that stops early (`kiln report | head`) is not an error (`terminal::stdout`).
+    stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).context("write the report to stdout")?;
+    Ok(Outcome::ok())
 }
 
 /// Write beside the target and rename over it, so a reader (node_exporter's

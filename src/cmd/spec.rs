@@ -14,8 +14,7 @@ use crate::model::Node;
 use crate::report::columns::{pad, width};
 
 pub fn run(command: &SpecCommand) -> CmdResult {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = crate::terminal::stdout();
     match command {
         SpecCommand::List { checks_dir } => list(checks_dir.as_deref(), &mut out),
         SpecCommand::Check { file } => check(file, &mut out),

@@ -93,7 +93,7 @@ pub fn run(args: &ValidateArgs) -> CmdResult {
     if args.with_node {
         report.inspected = Some(node.clone());
     }
-    print_report(&report, args.json, &mut stdout.lock(), color)?;
+    print_report(&report, args.json, &mut crate::terminal::stdout(), color)?;
     let code = exit_code(report.verdict);
     if let Some(db) = &args.db.db {
         let run = RunRecord {

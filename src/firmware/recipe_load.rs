@@ -48,15 +48,7 @@ pub fn load_file(path: &Path) -> Result<LoadedRecipe, RecipeError> {
 /// malformed file: a half-loaded set could judge a node against the wrong recipe.
 pub fn load_dir(checks_dir: &Path) -> Result<Vec<LoadedRecipe>, RecipeError> {
     let dir = checks_dir.join("firmware");
-    let entries = std::fs::read_dir(&dir).map_err(|source| RecipeError::ReadDir { dir: dir.clone(), source })?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let path = entry.map_err(|source| RecipeError::ReadDir { dir: dir.clone(), source })?.path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            files.push(path);
-        }
-    }
-    files.sort();
+    let files = crate::input::toml_files(&dir).map_err(|source| RecipeError::ReadDir { dir: dir.clone(), source })?;
     if files.is_empty() {
         return Err(RecipeError::EmptyDir { dir: checks_dir.to_path_buf() });
     }

@@ -140,17 +140,13 @@ impl NodeTransport for LocalTransport {
         &self.node
     }
 
-    fn run(&mut self, argv: &[String], timeout: Duration) -> Result<CommandOutput, TransportError> {
-        self.exec(argv, timeout, None)
-    }
-
-    fn run_answering(
+    fn exec(
         &mut self,
         argv: &[String],
         timeout: Duration,
-        answer: &mut Answerer<'_>,
+        answer: Option<&mut Answerer<'_>>,
     ) -> Result<CommandOutput, TransportError> {
-        self.exec(argv, timeout, Some(answer))
+        LocalTransport::exec(self, argv, timeout, answer)
     }
 }
 

@@ -37,24 +37,35 @@ impl CommandOutput {
 /// over SSH ([`crate::fleet::SshTransport`]) or on this machine
 /// ([`crate::fleet::LocalTransport`]).
 pub trait NodeTransport {
-    /// Runs `argv` (the program and its arguments, no shell) and waits for it,
-    /// at most `timeout`; a command still running then is killed.
-    fn run(&mut self, argv: &[String], timeout: Duration) -> Result<CommandOutput, TransportError>;
+    /// Runs `argv` (the program and its arguments, no shell) and waits for it, at most
+    /// `timeout`; a command still running then is killed. With `answer`, it is shown the
+    /// command's stderr so far each time more arrives, and the first [`Answer`] it returns is
+    /// written to the command's stdin, which is then closed; a command never answered gets its
+    /// stdin closed only when it ends, so it must not wait on it unasked.
+    fn exec(
+        &mut self,
+        argv: &[String],
+        timeout: Duration,
+        answer: Option<&mut Answerer<'_>>,
+    ) -> Result<CommandOutput, TransportError>;
 
-    /// Runs `argv` like `run`, and answers it once: `answer` is shown the
-    /// command's stderr so far each time more arrives, and the first
-    /// [`Answer`] it returns is written to the command's stdin, which is then
-    /// closed. A command never answered gets its stdin closed only when it
-    /// ends, so it must not wait on it unasked.
+    /// The node's name, for error messages.
+    fn node(&self) -> &str;
+
+    /// Runs `argv` and waits for it, at most `timeout` (`exec` without an answer).
+    fn run(&mut self, argv: &[String], timeout: Duration) -> Result<CommandOutput, TransportError> {
+        self.exec(argv, timeout, None)
+    }
+
+    /// Runs `argv` like `run`, and answers it once (`exec` with `answer`).
     fn run_answering(
         &mut self,
         argv: &[String],
         timeout: Duration,
         answer: &mut Answerer<'_>,
-    ) -> Result<CommandOutput, TransportError>;
-
-    /// The node's name, for error messages.
-    fn node(&self) -> &str;
+    ) -> Result<CommandOutput, TransportError> {
+        self.exec(argv, timeout, Some(answer))
+    }
 }
 
 /// Shown a command's stderr so far; returns what to write to its stdin, once.

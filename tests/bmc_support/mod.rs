@@ -5,6 +5,7 @@
 #[path = "../http_support/mod.rs"]
 pub mod http;
 pub mod ipmisim;
+pub mod rack_cli;
 pub mod server;
 pub mod sushy;
 

@@ -289,16 +289,9 @@ fn measure(
     let (kiln_cold_s, _, _) = timed(rack(false))?;
     let kiln_cold_wire_bytes = wire_mean(&before, &wire_counters(lab));
     let addresses: Vec<&str> = lab.state.nodes.iter().map(|n| n.address.as_str()).collect();
-    let ssh_args = format!(
-        "-i {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes -l%u %h",
-        lab.client_key().display(),
-        lab.known_hosts().display()
-    );
     let pdsh = || {
-        let mut c = Command::new("pdsh");
-        c.args(["-R", "ssh", "-l", "root", "-f"]).arg(nodes.to_string()).arg("-w").arg(addresses.join(","));
-        c.args(["/var/lib/kiln/bin/kiln", "inspect", "--json", "--root", "/srv/kiln/fixture"]);
-        c.env("PDSH_SSH_ARGS", &ssh_args).stdin(Stdio::null()).stderr(Stdio::piped());
+        let mut c = lab.pdsh(nodes, &["inspect", "--json", "--root", "/srv/kiln/fixture"]);
+        c.stdin(Stdio::null()).stderr(Stdio::piped());
         c
     };
     let (mut warm, mut pd) = (Vec::new(), Vec::new());

@@ -108,19 +108,7 @@ fn measure(lab: &lab::Lab, kiln: &Path, trays: usize, rounds: usize) -> anyhow::
     };
     // The first run pushes the binary; it is not what is compared.
     measured(rack(), &rss)?;
-    let addresses: Vec<&str> = lab.state.nodes.iter().map(|n| n.address.as_str()).collect();
-    let ssh_args = format!(
-        "-i {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes -l%u %h",
-        lab.client_key().display(),
-        lab.known_hosts().display()
-    );
-    let pdsh = || {
-        let mut c = Command::new("pdsh");
-        c.args(["-R", "ssh", "-l", "root", "-f"]).arg(trays.to_string()).arg("-w").arg(addresses.join(","));
-        c.args(["/var/lib/kiln/bin/kiln", "validate", "--json", "--root", "/srv/kiln/fixture"]);
-        c.env("PDSH_SSH_ARGS", &ssh_args);
-        c
-    };
+    let pdsh = || lab.pdsh(trays, &["validate", "--json", "--root", "/srv/kiln/fixture"]);
     let (mut k, mut krss, mut p, mut prss) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut answered, mut failures) = (0, 0);
     for _ in 0..rounds {

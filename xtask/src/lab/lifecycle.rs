@@ -252,6 +252,23 @@ impl Lab {
         self.state.dir.join("client_key")
     }
 
+    /// `pdsh` running the node binary the rack commands push (`/var/lib/kiln/bin/kiln`) with
+    /// `args` on every node, `fanout` at a time, over the lab's key and known hosts: what a site
+    /// would otherwise run, for the benchmarks.
+    pub fn pdsh(&self, fanout: usize, args: &[&str]) -> std::process::Command {
+        let addresses: Vec<&str> = self.state.nodes.iter().map(|n| n.address.as_str()).collect();
+        let ssh_args = format!(
+            "-i {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes -l%u %h",
+            self.client_key().display(),
+            self.known_hosts().display()
+        );
+        let mut c = std::process::Command::new("pdsh");
+        c.args(["-R", "ssh", "-l", "root", "-f"]).arg(fanout.to_string()).arg("-w").arg(addresses.join(","));
+        c.arg("/var/lib/kiln/bin/kiln").args(args);
+        c.env("PDSH_SSH_ARGS", ssh_args);
+        c
+    }
+
     /// Kills a node's sshd and every session under it: its connections drop
     /// mid-command and new ones are refused.
     pub fn kill_sshd(&self, node: &str) -> anyhow::Result<()> {
@@ -307,5 +324,24 @@ impl Lab {
     /// Pulls (`false`) or plugs (`true`) a node's network cable.
     pub fn set_link(&self, node: &str, up: bool) -> anyhow::Result<()> {
         net::set_link(&self.state.node(node)?.veth, up)
+    }
+}
+
+/// Takes the lab in a directory down when dropped, even when a test's assertion fails halfway.
+/// After a test that passed, the directory goes too (each node holds a copy of the pushed kiln:
+/// 18 trays of a debug build are over 3 GB); after a failure it stays, to be looked at.
+pub struct Teardown(pub PathBuf);
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        match down(&self.0) {
+            Err(e) => eprintln!("lab down failed: {e:#}"),
+            Ok(()) if !std::thread::panicking() => {
+                if let Err(e) = std::fs::remove_dir_all(&self.0) {
+                    eprintln!("could not remove the lab directory {}: {e}", self.0.display());
+                }
+            }
+            Ok(()) => eprintln!("the failed test's lab is kept in {}", self.0.display()),
+        }
     }
 }

@@ -17,5 +17,5 @@ pub use bmc::BMC_USER;
 pub use cli::cli;
 pub use config::{repo_root, LabConfig};
 pub use deps::{install_packages, is_root, REDFISH_UTILITIES};
-pub use lifecycle::{down, status, up, Lab, NodeHealth};
+pub use lifecycle::{down, status, up, Lab, NodeHealth, Teardown};
 pub use state::{LabNode, LabState};
