@@ -266,3 +266,49 @@ fn the_manifests_own_entries_are_checked_at_their_line_and_field() {
     let text = RackManifest::load(&path).expect_err("unknown field").to_string();
     assert!(text.contains("r1.toml:") && text.contains("gpus"), "{text}");
 }
+
+#[test]
+fn a_gpu_recorded_in_another_place_fails_the_rack_validate_naming_both() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("kiln.db");
+    // A node validated alone, outside any rack, holds GPU 5 with serial X.
+    let (lone, built) = tray(dir.path(), "bench-07", 61, |_| {});
+    let serial = built["gpus"]["gpus"][5]["serial"].as_str().expect("serial").to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["validate", "--root", s(&lone), "--db", s(&db), "--json"])
+        .env_remove("KILN_DB")
+        .output()
+        .expect("run kiln validate");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // tray01 of rack r-uniq, another machine, reports serial X on its GPU 2; tray02 is clean.
+    let copied = serial.clone();
+    let (root1, _) = tray(dir.path(), "tray01", 62, move |t| {
+        t.gpu_mut(2).expect("GPU 2").serial = Some(copied);
+    });
+    let (root2, _) = tray(dir.path(), "tray02", 63, |_| {});
+    let manifest = format!(
+        "[rack]\nid = \"r-uniq\"\nplatform = \"hgx-b200\"\n\n[[nodes]]\nname = \"tray01\"\naddress = \"127.0.0.1\"\n\
+         kiln_root = \"{}\"\n\n[[nodes]]\nname = \"tray02\"\naddress = \"127.0.0.1\"\nkiln_root = \"{}\"\n",
+        s(&root1),
+        s(&root2)
+    );
+    let path = dir.path().join("r-uniq.toml");
+    std::fs::write(&path, manifest).expect("write the manifest");
+    let manifest = RackManifest::load(&path).expect("manifest");
+    let mut inv = Inventory::open(&db).expect("open inventory");
+    let outcome = run(dir.path(), &mut inv, &manifest);
+
+    let unique: Vec<&kiln::checks::Finding> =
+        outcome.rack_findings.iter().filter(|f| f.check == "inventory.serial_unique").collect();
+    assert_eq!(unique.len(), 1, "{:#?}", outcome.rack_findings);
+    let f = unique[0];
+    assert_eq!(f.outcome, Outcome::Fail);
+    assert!(f.message.starts_with("tray01 gpu2 "), "{}", f.message);
+    assert!(f.message.contains(&format!("serial {serial} is also recorded in bench-07 as gpu5")), "{}", f.message);
+    assert_eq!(outcome.exit_code, kiln::exit::CHECK_FAILED);
+    // The rack gate holds the tray the finding names, and only it.
+    let state = |name: &str| inv.state(&format!("r-uniq/{name}")).expect("state");
+    assert_eq!(state("tray01").name(), "failed");
+    assert!(state("tray01").reason().is_some_and(|r| r.contains("inventory.serial_unique")), "{:?}", state("tray01"));
+    assert_eq!(state("tray02").name(), "validated");
+}

@@ -113,39 +113,13 @@ pub fn run(args: &ValidateArgs) -> CmdResult {
 /// Fleet-wide uniqueness: a part whose serial another node's newest run in the inventory also
 /// holds fails `inventory.serial_unique`, naming both places. A database not made yet has none.
 fn serial_findings(db: &Path, node: &Node) -> CmdResult<Vec<crate::checks::Finding>> {
-    use crate::checks::{Finding, Outcome, Severity};
     let inventory = match crate::inventory::Inventory::open_read_only(db) {
         Ok(inv) => inv,
         Err(crate::inventory::InventoryError::Missing { .. }) => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
     let conflicts = inventory.serials_elsewhere(node)?;
-    Ok(conflicts
-        .into_iter()
-        .map(|c| {
-            let there = match &c.other_rack {
-                Some(r) => format!("{} in rack {r}", c.other_node),
-                None => c.other_node.clone(),
-            };
-            Finding::new(
-                "inventory.serial_unique",
-                Outcome::Fail,
-                Severity::Critical,
-                c.part.finding_component(),
-                format!(
-                    "{}: serial {} is also recorded in {there} as {} (run {}, {})",
-                    c.label, c.serial, c.other_label, c.other_run.0, c.other_seen_at
-                ),
-            )
-            .expected("a serial in one place")
-            .actual(format!("{} and {there} {}", c.label, c.other_label))
-            .action(format!(
-                "read the labels of both parts: a part moved from {there} needs {} inspected again; \
-                 two parts with one serial are a cloned or misprogrammed serial to report to the vendor",
-                c.other_node
-            ))
-        })
-        .collect())
+    Ok(conflicts.iter().map(|c| c.finding(None)).collect())
 }
 
 fn print_report(report: &ValidateReport, json: bool, out: &mut dyn Write, color: bool) -> CmdResult<()> {

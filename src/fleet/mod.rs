@@ -15,6 +15,7 @@ pub mod rack_checks;
 mod rack_domain;
 mod rack_run;
 mod record;
+mod serials;
 mod ssh;
 mod table;
 mod transport;

@@ -112,7 +112,10 @@ pub fn run_rack_step(
                 tray: step.nodes.iter().find(|n| &n.name == name).and_then(|n| n.tray),
             })
             .collect();
-        let findings = rack_findings_scoped(&members, step.specs, step.whole_rack);
+        let mut findings = rack_findings_scoped(&members, step.specs, step.whole_rack);
+        if let (Step::Validate, Some(inv)) = (kind, inventory.as_deref()) {
+            findings.extend(site_serials(inv, step.rack, &outcomes));
+        }
         let gate = gated(&findings, &members, step.specs)
             .into_iter()
             .map(|(node, checks)| (node, format!("rack {} failed: {}", kind.as_str(), list_checks(&checks))))
@@ -161,6 +164,21 @@ pub fn run_rack_step(
         }
     }
     Ok(outcome)
+}
+
+/// The site-wide serial findings of the nodes just recorded, or one error finding saying why
+/// they could not be judged.
+fn site_serials(inv: &Inventory, rack: &str, outcomes: &[NodeOutcome]) -> Vec<Finding> {
+    super::serials::site_serials(inv, rack, outcomes).unwrap_or_else(|e| {
+        let why = crate::error::chain(&e);
+        vec![Finding::new(
+            crate::inventory::SERIAL_UNIQUE,
+            Outcome::Error,
+            Severity::Warning,
+            Component { kind: "rack".into(), name: Some(rack.to_string()), ..Component::default() },
+            format!("serials could not be compared across the inventory: {why}"),
+        )]
+    })
 }
 
 /// A place of the rack that holds a different machine than the inventory recorded there: a

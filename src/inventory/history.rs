@@ -50,6 +50,47 @@ pub struct SerialConflict {
     pub other_seen_at: String,
 }
 
+/// The check a part recorded in two places at once fails.
+pub const SERIAL_UNIQUE: &str = "inventory.serial_unique";
+
+impl SerialConflict {
+    /// The `inventory.serial_unique` finding, naming both places. `here` is the name of the
+    /// node the part is in, for findings judged beside other nodes' (a rack's): it leads the
+    /// component's name (`tray03 gpu5`), which names the node to the rack gate.
+    pub fn finding(&self, here: Option<&str>) -> crate::checks::Finding {
+        use crate::checks::{Finding, Outcome, Severity};
+        let there = match &self.other_rack {
+            Some(r) => format!("{} in rack {r}", self.other_node),
+            None => self.other_node.clone(),
+        };
+        let label = match here {
+            Some(node) => format!("{node} {}", self.label),
+            None => self.label.clone(),
+        };
+        let mut component = self.part.finding_component();
+        if let Some(node) = here {
+            component.name = Some(format!("{node} {}", component.name.as_deref().unwrap_or(&self.kind)));
+        }
+        Finding::new(
+            SERIAL_UNIQUE,
+            Outcome::Fail,
+            Severity::Critical,
+            component,
+            format!(
+                "{label}: serial {} is also recorded in {there} as {} (run {}, {})",
+                self.serial, self.other_label, self.other_run.0, self.other_seen_at
+            ),
+        )
+        .expected("a serial in one place")
+        .actual(format!("{label} and {there} {}", self.other_label))
+        .action(format!(
+            "read the labels of both parts: a part moved from {there} needs {} inspected again; \
+             two parts with one serial are a cloned or misprogrammed serial to report to the vendor",
+            self.other_node
+        ))
+    }
+}
+
 /// A node as `export` gives it: the node, its newest node run, and that run's parts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportedNode {
@@ -146,6 +187,16 @@ impl Inventory {
     /// or, without one, the identity-less nodes of its hostname. System, board and chassis
     /// serials are the machine's own and are not compared.
     pub fn serials_elsewhere(&self, node: &crate::model::Node) -> Result<Vec<SerialConflict>, InventoryError> {
+        self.serials_elsewhere_than(node, None)
+    }
+
+    /// `serials_elsewhere` for a node recorded in place `place` (a rack's node): that place is
+    /// left out as well, whatever machine it holds.
+    pub fn serials_elsewhere_than(
+        &self,
+        node: &crate::model::Node,
+        place: Option<NodeId>,
+    ) -> Result<Vec<SerialConflict>, InventoryError> {
         let key = crate::model::MachineIdentity::of(node).key();
         let sql = format!(
             "SELECT n.name, n.rack, r.id, r.finished_at, {COMPONENT_COLUMNS}
@@ -153,6 +204,7 @@ impl Inventory {
              WHERE c.serial = ?1
                AND r.id = (SELECT k.id FROM runs k WHERE k.node_id = n.id AND k.kind <> 'bmc_firmware'
                            ORDER BY k.started_at DESC, k.id DESC LIMIT 1)
+               AND n.id IS NOT ?4
                AND NOT (CASE WHEN ?2 IS NOT NULL THEN n.machine IS ?2
                              ELSE n.machine IS NULL AND n.name = ?3 END)
              ORDER BY n.name, n.id, c.id"
@@ -167,7 +219,7 @@ impl Inventory {
             let others = self.query_rows(
                 || format!("other places of serial {serial}"),
                 &sql,
-                params![serial, key, node.hostname],
+                params![serial, key, node.hostname, place.map(|p| p.0)],
                 |row| Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?, row.get(3)?, component_row(row, 4)?)),
             )?;
             for (other_node, other_rack, run, at, there) in others {

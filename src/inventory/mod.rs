@@ -34,7 +34,7 @@ pub use diff::{diff_components, Change, ComponentChange};
 pub use error::InventoryError;
 pub use firmware::{FirmwareReading, BMC_FIRMWARE_RUN};
 pub use firmware_check::{FirmwareCheckRecord, FIRMWARE_CHECK_RUN};
-pub use history::{ExportedNode, PartStay, SerialConflict};
+pub use history::{ExportedNode, PartStay, SerialConflict, SERIAL_UNIQUE};
 pub use images::{ImageWrite, ImageWriteRow};
 pub use lifecycle::LifecycleEvent;
 pub use machine::MachineEvent;
