@@ -71,10 +71,11 @@ impl Inventory {
         let seen = NodeSeen { name: r.node, started: &started, finished: &finished, rack: r.rack, actor: r.actor };
         let node_id = find_or_enroll(&tx, &seen, "first recorded by a BMC firmware reading")
             .map_err(|e| e.into_inventory(failed))?;
+        let model = super::models::store_model(&tx, &node_json).map_err(failed)?;
         tx.execute(
             "INSERT INTO runs (node_id, kind, started_at, finished_at, kiln_version, platform, verdict, exit_code,
-                               node_json, actor)
-             VALUES (?1, ?2, ?3, ?4, ?5, NULL, NULL, ?6, ?7, ?8)",
+                               node_json, model_id, actor)
+             VALUES (?1, ?2, ?3, ?4, ?5, NULL, NULL, ?6, '', ?7, ?8)",
             params![
                 node_id,
                 BMC_FIRMWARE_RUN,
@@ -82,7 +83,7 @@ impl Inventory {
                 finished,
                 env!("CARGO_PKG_VERSION"),
                 r.exit_code,
-                node_json,
+                model,
                 r.actor
             ],
         )

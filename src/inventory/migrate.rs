@@ -43,6 +43,12 @@ pub static MIGRATIONS: &[Migration] = &[
         then: Some(fill_machine_identity),
         overlay: Some(include_str!("migrations/0006_machine_identity.overlay.sql")),
     },
+    Migration {
+        version: 7,
+        sql: include_str!("migrations/0007_node_models.sql"),
+        then: Some(super::models::move_models),
+        overlay: Some(include_str!("migrations/0007_node_models.overlay.sql")),
+    },
 ];
 
 /// Migration 6: each node's identity columns from its newest node run's model. Two nodes of

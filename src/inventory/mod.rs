@@ -16,6 +16,7 @@ mod images;
 mod lifecycle;
 mod machine;
 pub mod migrate;
+mod models;
 mod note;
 mod query;
 mod rack;

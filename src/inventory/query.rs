@@ -343,7 +343,10 @@ impl Inventory {
     pub fn run_node(&self, run: RunId) -> Result<Node, InventoryError> {
         let mut texts = self.query_rows(
             || format!("node of run {}", run.0),
-            "SELECT node_json FROM runs WHERE id = ?1",
+            &format!(
+                "SELECT {} FROM runs r LEFT JOIN node_models m ON m.id = r.model_id WHERE r.id = ?1",
+                super::models::RUN_MODEL
+            ),
             [run.0],
             |row| row.get::<_, String>(0),
         )?;

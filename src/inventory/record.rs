@@ -191,10 +191,11 @@ fn write_run(
     let finished = format_timestamp(run.finished_at);
     let Place { node_id, created, machine_moves } = place_of_run(tx, run, identity, &started, &finished)?;
 
+    let model = super::models::store_model(tx, node_json)?;
     tx.prepare_cached(
         "INSERT INTO runs (node_id, kind, started_at, finished_at, kiln_version, platform, verdict, exit_code,
-                           node_json, actor)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                           node_json, model_id, actor)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '', ?9, ?10)",
     )?
     .execute(params![
         node_id,
@@ -205,7 +206,7 @@ fn write_run(
         run.platform,
         run.verdict.map(Verdict::as_str),
         run.exit_code,
-        node_json,
+        model,
         run.actor,
     ])?;
     let run_id = tx.last_insert_rowid();

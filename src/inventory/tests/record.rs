@@ -41,7 +41,11 @@ fn a_stored_node_of_a_newer_schema_is_refused_naming_its_run() {
     let mut inv = Inventory::open(&path).expect("open");
     let id = record(&mut inv, RunKind::Validate, &hgx_b200_node("gpu-a01"), &validate_findings(true), 0);
     raw(&path)
-        .execute("UPDATE runs SET node_json = json_set(node_json, '$.schema_version', 999) WHERE id = ?1", [id.0])
+        .execute(
+            "UPDATE node_models SET node_json = json_set(node_json, '$.schema_version', 999)
+             WHERE id = (SELECT model_id FROM runs WHERE id = ?1)",
+            [id.0],
+        )
         .expect("edit");
     let err = crate::error::chain(&inv.run_node(id).expect_err("newer schema"));
     assert!(err.contains(&format!("run {}", id.0)) && err.contains("node schema_version 999"), "{err}");
@@ -264,4 +268,24 @@ fn one_name_in_two_racks_is_two_places() {
     let rows = inv.nodes().expect("nodes");
     assert_eq!(rows.len(), 2, "{rows:#?}");
     assert_eq!(inv.node("r8/tray03").expect("query").map(|n| n.serial), Some(b.dmi.product_serial.clone()));
+}
+
+#[test]
+fn a_model_seen_again_is_stored_once_and_every_run_reads_its_own() {
+    let (_dir, path) = temp_db();
+    let mut inv = Inventory::open(&path).expect("open");
+    let node = hgx_b200_node("gpu-a01");
+    let first = record(&mut inv, RunKind::Validate, &node, &validate_findings(false), 0);
+    let again = record(&mut inv, RunKind::Validate, &node, &validate_findings(false), 10);
+    let mut changed = node.clone();
+    changed.kernel = Some("6.8.0-61-generic".into());
+    let third = record(&mut inv, RunKind::Validate, &changed, &validate_findings(false), 20);
+    let conn = raw(&path);
+    assert_eq!((count(&conn, "runs"), count(&conn, "node_models")), (3, 2), "the same model twice is one row");
+    let inline: i64 =
+        conn.query_row("SELECT count(*) FROM runs WHERE node_json <> ''", [], |r| r.get(0)).expect("count");
+    assert_eq!(inline, 0, "no run keeps a copy of its own");
+    assert_eq!(inv.run_node(first).expect("node"), node);
+    assert_eq!(inv.run_node(again).expect("node"), node);
+    assert_eq!(inv.run_node(third).expect("node"), changed);
 }
