@@ -27,6 +27,9 @@ pub enum Command {
     /// A node's lifecycle in the inventory: history, quarantine, release.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Ask the inventory: where a part has been, what changed between runs, the whole site.
+    #[command(subcommand)]
+    Inventory(InventoryCommand),
     /// Burn in this node: GPU stress and bandwidth with telemetry, host stress.
     Burnin(BurninArgs),
     /// Platform specs: list, check, derive from a golden capture.
@@ -60,6 +63,12 @@ pub struct BenchRecordArgs {
     pub count: usize,
     #[arg(long, value_name = "PATH")]
     pub db: PathBuf,
+    /// Record a synthetic site instead: this many racks of 18 trays (each its own machine),
+    /// checked daily for --days days; prints the figures as JSON.
+    #[arg(long, value_name = "N")]
+    pub site_racks: Option<usize>,
+    #[arg(long, default_value_t = 1)]
+    pub days: usize,
 }
 
 /// Where a node command reads the machine from.
@@ -120,6 +129,10 @@ pub struct ValidateArgs {
     /// With --json: include the inspected node (`inspected`), for `kiln rack`.
     #[arg(long, requires = "json")]
     pub with_node: bool,
+    /// Also judge the node against this bill of materials (TOML, or CSV by its name; docs/bom.md):
+    /// expected serials by place, counts and sizes.
+    #[arg(long, value_name = "FILE")]
+    pub bom: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -137,7 +150,7 @@ pub enum ReportFormat {
 pub struct ReportArgs {
     #[command(flatten)]
     pub db: DbArgs,
-    /// Only this node (hostname).
+    /// Only this node: its name (manifest name or hostname), serial or system UUID.
     #[arg(long, value_name = "NAME")]
     pub node: Option<String>,
     /// Output format (JSON and CSV described in docs/json-schema.md).
@@ -152,6 +165,63 @@ pub struct ReportArgs {
     /// Write the report to FILE instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// The inventory as it stood then: each node's newest run, parts, findings and state as
+    /// of TIME (RFC 3339, `2025-03-01 08:00` UTC, a date for the end of that day, or @UNIX).
+    #[arg(long, value_name = "TIME", conflicts_with = "rack")]
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InventoryCommand {
+    /// Every node and place a part (GPU, NIC, disk, DIMM, ...) has been recorded in, by serial,
+    /// oldest first, with time ranges.
+    Where(InventoryWhereArgs),
+    /// What changed in a node's parts between two of its runs.
+    Diff(InventoryDiffArgs),
+    /// Every rack, node, place, part, serial and firmware as last recorded.
+    Export(InventoryExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryWhereArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The part's serial (a GPU's, a disk's, a NIC's MAC or GUID as recorded).
+    pub serial: String,
+    /// Print JSON (kind `kiln.part-history`, docs/json-schema.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryDiffArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The node: its name, serial or system UUID.
+    #[arg(long, value_name = "NAME")]
+    pub node: String,
+    /// The older run's id (`kiln node history`, `kiln report`).
+    pub run_a: i64,
+    /// The newer run's id.
+    pub run_b: i64,
+    /// Print JSON (kind `kiln.inventory-diff`, docs/json-schema.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryExportArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// JSON (kind `kiln.inventory-export`) or CSV, one row per part (docs/json-schema.md).
+    #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+    pub format: ExportFormat,
 }
 
 #[derive(Debug, Subcommand)]

@@ -25,6 +25,9 @@ const KINDS: &[&str] = &[
     "kiln.report",
     "kiln.rack_report",
     "kiln.node-history",
+    "kiln.part-history",
+    "kiln.inventory-diff",
+    "kiln.inventory-export",
     "kiln.rack",
     "kiln.site",
     "kiln.handoff",
@@ -177,6 +180,10 @@ fn every_json_output_carries_schema_version_and_a_documented_kind() {
     });
     printed.push(document(dir, &["report", "--format", "json", "--db", db], 0));
     printed.push(document(dir, &["node", "history", "hgx-b200-01", "--json", "--db", db], 0));
+    let gpu = printed[1].doc["inspected"]["gpus"]["gpus"][0]["serial"].as_str().expect("a GPU serial").to_string();
+    printed.push(document(dir, &["inventory", "where", &gpu, "--json", "--db", db], 0));
+    printed.push(document(dir, &["inventory", "diff", "--node", "hgx-b200-01", "1", "1", "--json", "--db", db], 0));
+    printed.push(document(dir, &["inventory", "export", "--format", "json", "--db", db], 0));
 
     // The rack side, against peers that are not there: a closed SSH port, an scontrol that
     // fails, a deployment whose node never says hello.

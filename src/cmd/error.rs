@@ -112,6 +112,9 @@ pub enum CmdError {
     #[error("{count} firmware item(s) could not be read")]
     FirmwareUnreadable { count: usize },
 
+    /// A bill of materials is malformed (exit 4). Every issue is printed.
+    #[error(transparent)]
+    Bom(#[from] crate::checks::bom::BomError),
     /// A firmware recipe is malformed, or `--recipe` names none (exit 4).
     #[error(transparent)]
     FirmwareRecipe(#[from] crate::firmware::RecipeError),
@@ -196,6 +199,10 @@ pub enum CmdError {
     #[error(transparent)]
     NodeBinary(BinaryError),
 
+    /// A time (`--at`) in none of the accepted forms (exit 2).
+    #[error("--at {given:?}: not a time kiln reads; use {accepted}")]
+    BadTime { given: String, accepted: &'static str },
+
     /// Anything else: kiln's own I/O (stdout, its output files), a bug (exit 10).
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -232,9 +239,11 @@ impl CmdError {
     /// The process exit code this error stands for (`docs/exit-codes.md`).
     pub fn exit_code(&self) -> i32 {
         match self {
-            CmdError::Usage(_) | CmdError::RackNodes(_) | CmdError::BurninOptions(_) | CmdError::CaptureInto(_) => {
-                exit::USAGE
-            }
+            CmdError::Usage(_)
+            | CmdError::RackNodes(_)
+            | CmdError::BurninOptions(_)
+            | CmdError::CaptureInto(_)
+            | CmdError::BadTime { .. } => exit::USAGE,
             CmdError::BadInput(_)
             | CmdError::Source(_)
             | CmdError::NodeFile(_)
@@ -243,6 +252,7 @@ impl CmdError {
             | CmdError::Manifest(_)
             | CmdError::BmcTarget(_)
             | CmdError::Recipe(_)
+            | CmdError::Bom(_)
             | CmdError::FirmwareRecipe(_)
             | CmdError::FirmwarePackage(_)
             | CmdError::ImageManifest(_)
@@ -304,6 +314,15 @@ impl CmdError {
                     out.push_str(&format!("kiln: error: {}:{issue}\n", file.display()));
                 }
             }
+            CmdError::Bom(crate::checks::bom::BomError::Invalid { file, issues })
+            | CmdError::Manifest(crate::rack::ManifestError::Bom(crate::checks::bom::BomError::Invalid {
+                file,
+                issues,
+            })) => {
+                for issue in issues.iter().skip(1) {
+                    out.push_str(&format!("kiln: error: {}:{issue}\n", file.display()));
+                }
+            }
             CmdError::Recipe(RecipeError::Invalid { file, issues }) => {
                 for i in issues.iter().skip(1) {
                     out.push_str(&format!(
@@ -335,7 +354,11 @@ impl CmdError {
 /// is the database.
 fn inventory_code(e: &InventoryError) -> i32 {
     match e {
-        InventoryError::UnknownNode { .. } => exit::USAGE,
+        InventoryError::UnknownNode { .. }
+        | InventoryError::AmbiguousNode { .. }
+        | InventoryError::UnknownSerial { .. }
+        | InventoryError::UnknownRun { .. }
+        | InventoryError::NotYetRecorded { .. } => exit::USAGE,
         InventoryError::IllegalTransition { .. } => exit::CHECK_FAILED,
         _ => exit::DATABASE,
     }

@@ -15,6 +15,7 @@ pub mod healthcheck;
 pub mod image;
 pub mod image_boot;
 pub mod inspect;
+pub mod inventory;
 pub mod node;
 pub mod node_state;
 pub mod outcome;

@@ -325,7 +325,7 @@ fn skipped_result(json: Option<&serde_json::Value>) -> Option<String> {
 }
 
 /// "check component: message (+N more)" for the first finding with `outcome`.
-fn findings_reason(json: Option<&serde_json::Value>, outcome: &str) -> Option<String> {
+pub(super) fn findings_reason(json: Option<&serde_json::Value>, outcome: &str) -> Option<String> {
     let findings = json?.get("findings")?.as_array()?;
     let matching: Vec<&serde_json::Value> =
         findings.iter().filter(|f| f.get("outcome").and_then(|o| o.as_str()) == Some(outcome)).collect();

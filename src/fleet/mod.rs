@@ -1,6 +1,7 @@
 //! The controller side of a rack: SSH to the nodes, run the node commands on all of them at once,
 //! collect their JSON, and judge what only shows across nodes.
 
+mod bom;
 mod dist;
 pub mod elf;
 mod fanout;
@@ -15,6 +16,7 @@ pub mod rack_checks;
 mod rack_domain;
 mod rack_run;
 mod record;
+mod serials;
 mod site_run;
 mod slurm_burnin;
 pub mod slurm_jobs;

@@ -4,6 +4,7 @@
 pub mod block;
 pub mod capture;
 pub mod cpu;
+pub mod dimm;
 pub mod fixture;
 pub mod gpu;
 pub mod host;

@@ -5,6 +5,7 @@
 
 mod gpu;
 mod host;
+mod identity;
 mod imex;
 mod node;
 mod pci;
@@ -14,6 +15,7 @@ mod telemetry;
 
 pub use gpu::*;
 pub use host::*;
+pub use identity::*;
 pub use imex::{Imex, ImexDaemon, ImexPeer};
 pub use node::*;
 pub use pci::*;

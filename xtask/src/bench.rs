@@ -17,19 +17,20 @@ pub fn run(args: &[String]) -> Result<u8> {
         sh::apt_install(&["pciutils"])?;
     }
     // `--kiln FILE` measures that binary (say which in the figures) instead of a release build.
-    let kiln = match args.iter().position(|a| a == "--kiln").and_then(|i| args.get(i + 1)) {
+    let given = args.iter().position(|a| a == "--kiln").and_then(|i| args.get(i + 1));
+    let kiln = match given {
         Some(path) => std::path::PathBuf::from(path),
         None => sh::build_kiln(true)?,
     };
     let root = sh::root();
     let install = !args.iter().any(|a| a == "--no-install");
-    // `--only=node|image|fleet|firmware|rack|site-scale` runs one section; by default the first
-    // five (site-scale brings up a lab of 198 nodes: asked for by name only).
+    // `--only=node|image|fleet|firmware|rack|inventory|site-scale` runs one section; by default
+    // the first six (site-scale brings up a lab of 198 nodes: asked for by name only).
     let only = args.iter().find_map(|a| a.strip_prefix("--only=")).map(str::to_string);
     let wants = |name: &str| only.as_deref().is_none_or(|o| o == name);
     if let Some(o) = &only {
-        if !["node", "image", "fleet", "firmware", "rack", "site-scale"].contains(&o.as_str()) {
-            bail!("--only takes node, image, fleet, firmware, rack or site-scale, not {o:?}");
+        if !["node", "image", "fleet", "firmware", "rack", "inventory", "site-scale"].contains(&o.as_str()) {
+            bail!("--only takes node, image, fleet, firmware, rack, inventory or site-scale, not {o:?}");
         }
     }
     // Many racks at once at the lab's largest size, against pdsh.
@@ -52,6 +53,9 @@ pub fn run(args: &[String]) -> Result<u8> {
         println!("{body}");
         write_section(&root.join("docs/benchmarks.md"), "site", &format!("{body}\n"))?;
         return Ok(0);
+    }
+    if wants("inventory") {
+        crate::bench_inventory::run(&kiln, &root, given.map(String::as_str))?;
     }
     if wants("node") {
         node(&kiln, &root)?;
@@ -214,11 +218,11 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn cores() -> usize {
+pub fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-fn host_line() -> String {
+pub fn host_line() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
