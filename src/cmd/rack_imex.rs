@@ -74,7 +74,8 @@ pub fn run(args: &RackImexArgs) -> CmdResult {
             d.members.iter().map(|(_, ip)| ip.as_str()).collect::<Vec<_>>().join(" "),
             &d.sha256[..16.min(d.sha256.len())]
         );
-        if let Err(e) = inventory.note(&w.node, ACTOR, &note, None) {
+        // The rack's place, as the rack commands name their nodes (`RACK/NAME`).
+        if let Err(e) = inventory.note(&format!("{}/{}", manifest.rack.id, w.node), ACTOR, &note, None) {
             not_recorded.push(format!("{}: {}", w.node, crate::error::chain(&e)));
         }
     }

@@ -56,8 +56,9 @@ fn fabric_identity(node: &Node) -> Result<(String, u32), String> {
 }
 
 /// Whether the gate passed `node`: the reason it did not, or its recorded model.
-fn gate_passed(inv: &Inventory, node: &str) -> Result<Result<Node, String>, InventoryError> {
-    let Some(row) = inv.node(node)? else {
+fn gate_passed(inv: &Inventory, c: &Candidate) -> Result<Result<Node, String>, InventoryError> {
+    // The rack's place (`RACK/NAME`): manifest names repeat across racks.
+    let Some(row) = inv.node(&format!("{}/{}", c.rack, c.node))? else {
         return Ok(Err("not in the inventory: run kiln rack validate".into()));
     };
     match &row.state {
@@ -84,7 +85,7 @@ pub fn verified_domains(inv: &Inventory, candidates: &[Candidate]) -> Result<Top
     let mut by_key: BTreeMap<(String, u32), Vec<&Candidate>> = BTreeMap::new();
     let mut left_out = Vec::new();
     for c in candidates {
-        let placed = match gate_passed(inv, &c.node)? {
+        let placed = match gate_passed(inv, c)? {
             Ok(node) => fabric_identity(&node),
             Err(why) => Err(why),
         };
@@ -114,8 +115,28 @@ pub fn verified_domains(inv: &Inventory, candidates: &[Candidate]) -> Result<Top
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::Finding;
     use crate::hw::fixture::sample::gb200_tray_node;
-    use crate::inventory::tests::support::{record, temp_db, validate_findings};
+    use crate::inventory::tests::support::{at, temp_db, validate_findings};
+    use crate::inventory::{RunLifecycle, RunRecord};
+
+    /// A run of tray `node` recorded in its place of rack r07, as `kiln rack validate` records it.
+    fn record(inv: &mut Inventory, kind: RunKind, node: &Node, findings: &[Finding], minute: i64) {
+        let verdict = Verdict::of(findings);
+        let run = RunRecord {
+            name: Some(&node.hostname),
+            platform: Some("gb200-nvl72-tray"),
+            rack: Some("r07"),
+            findings,
+            verdict: Some(verdict),
+            exit_code: i32::from(verdict == Verdict::Fail),
+            started_at: at(minute),
+            finished_at: at(minute + 1),
+            lifecycle: RunLifecycle::FromOutcome,
+            ..RunRecord::new(kind, node, "tech-ana")
+        };
+        inv.record_run(&run).expect("record a run");
+    }
 
     fn tray(name: &str, uuid: Option<&str>) -> Node {
         let mut node = gb200_tray_node();

@@ -42,7 +42,7 @@ pub struct SlurmJobEnd<'a> {
     pub reason: Option<&'a str>,
 }
 
-const COLUMNS: &str = "j.id, n.hostname, j.rack, j.job_id, j.job_name, j.submitted_at, j.state, j.exit_code, \
+const COLUMNS: &str = "j.id, n.name, j.rack, j.job_id, j.job_name, j.submitted_at, j.state, j.exit_code, \
                        j.finished_at, j.run_id, j.reason";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SlurmJobRow> {
@@ -74,12 +74,10 @@ impl Inventory {
         actor: &str,
         note: &str,
     ) -> Result<SlurmJobRow, InventoryError> {
-        self.enroll(node, Some(rack), actor)?;
+        // The rack's place `node` (the manifest name in `rack`), enrolled when new.
+        let id = self.enroll(node, Some(rack), actor)?.0;
         let failed = |source| InventoryError::Transition { hostname: node.to_string(), source };
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
-        let id = node_id(&tx, node)
-            .map_err(failed)?
-            .ok_or_else(|| InventoryError::UnknownNode { hostname: node.to_string() })?;
         let at = format_timestamp(now());
         tx.execute(
             "INSERT INTO slurm_jobs (node_id, rack, job_id, job_name, submitted_at, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -121,11 +119,15 @@ impl Inventory {
     /// Every job recorded for `node`, oldest first.
     pub fn slurm_jobs(&self, node: &str) -> Result<Vec<SlurmJobRow>, InventoryError> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM slurm_jobs j JOIN nodes n ON n.id = j.node_id WHERE n.hostname = ?1 ORDER BY j.id"
+            "SELECT {COLUMNS} FROM slurm_jobs j JOIN nodes n ON n.id = j.node_id WHERE n.id = ?1 ORDER BY j.id"
         );
         let query = |source| InventoryError::Query { what: format!("Slurm jobs of node {node}"), source };
+        // A node's name, `RACK/NAME` or its machine, as every `--node` is looked up.
+        let Some(id) = node_id(&self.conn, node).map_err(|e| e.into_inventory(query))? else {
+            return Ok(Vec::new());
+        };
         let mut stmt = self.conn.prepare(&sql).map_err(query)?;
-        let rows = stmt.query_map([node], row).map_err(query)?;
+        let rows = stmt.query_map([id], row).map_err(query)?;
         rows.collect::<Result<_, _>>().map_err(query)
     }
 
