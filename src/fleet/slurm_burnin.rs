@@ -226,7 +226,8 @@ pub fn run_slurm_burnin(
         if tracked.iter().any(|t| t.row.node == node.name) {
             continue;
         }
-        let passed = if b.force { None } else { already_passed(inv, &node.name, Step::Burnin)? };
+        let passed =
+            if b.force { None } else { already_passed(inv, &super::record::place(b.rack, &node.name), Step::Burnin)? };
         match passed {
             Some(reason) => {
                 let mut o = blank(&node.name, NodeStatus::Skipped, now(), Instant::now());
@@ -552,7 +553,9 @@ fn record_rack(inv: &mut Inventory, rack: &str, started: OffsetDateTime, nodes: 
         Ok(id) => {
             outcome.rack_run_id = Some(id.0);
             for o in &mut outcome.nodes {
-                if let (Some(recorded), Ok(state)) = (o.recorded.as_mut(), inv.state(&o.node)) {
+                if let (Some(recorded), Ok(state)) =
+                    (o.recorded.as_mut(), inv.state(&super::record::place(rack, &o.node)))
+                {
                     recorded.state = Some(state.name().to_string());
                     recorded.state_reason = state.reason().map(str::to_string);
                 }
