@@ -29,8 +29,9 @@ fn manifest(dir: &Path, id: &str, nodes: &[&str]) -> PathBuf {
     path
 }
 
-/// Tray `i` validated with `verdict`, its GPUs registered in `uuid`'s domain.
-fn record(inv: &mut Inventory, name: &str, i: u32, uuid: &str, pass: bool) {
+/// Tray `i` (a machine of its own) validated in place `name` of rack `rack` with `verdict`, as
+/// `kiln rack validate` records it, its GPUs registered in `uuid`'s domain.
+fn record(inv: &mut Inventory, rack: &str, name: &str, i: u32, uuid: &str, pass: bool) {
     let mut tree = gb200_tray(&Gb200Tray::in_rack(i));
     for g in 0..4 {
         if let Some(f) = tree.gpu_mut(g).and_then(|g| g.fabric.as_mut()) {
@@ -54,7 +55,8 @@ fn record(inv: &mut Inventory, name: &str, i: u32, uuid: &str, pass: bool) {
     let run = RunRecord {
         verdict: Some(if pass { Verdict::Pass } else { Verdict::Fail }),
         findings: &findings,
-        rack: Some("r07"),
+        rack: Some(rack),
+        name: Some(name),
         ..RunRecord::new(RunKind::Validate, &node, "test")
     };
     inv.record_run(&run).expect("record validate");
@@ -70,9 +72,9 @@ fn the_verified_domains_print_in_every_form_and_left_out_trays_say_why() {
     let db = dir.path().join("kiln.db");
     let mut inv = Inventory::open(&db).expect("open");
     for (i, name) in ["node01", "node02", "node03", "node10"].iter().enumerate() {
-        record(&mut inv, name, i as u32 + 1, UUID, *name != "node03");
+        record(&mut inv, "r07", name, i as u32 + 1, UUID, *name != "node03");
     }
-    record(&mut inv, "b01", 1, OTHER, true);
+    record(&mut inv, "r08", "b01", 11, OTHER, true);
     drop(inv);
     let r07 = manifest(dir.path(), "r07", &["node01", "node02", "node03", "node10"]);
     let r08 = manifest(dir.path(), "r08", &["b01", "b02"]);
@@ -118,11 +120,14 @@ fn the_verified_domains_print_in_every_form_and_left_out_trays_say_why() {
     assert_eq!(doc["exit_code"], 1);
 
     // Every tray placed: exit 0. The YAML form.
-    let ok = manifest(dir.path(), "r07ok", &["node01", "node02"]);
+    // (rack r07's manifest listing only its passing trays: a rack's places are its own.)
+    let ok_dir = dir.path().join("ok");
+    std::fs::create_dir_all(&ok_dir).expect("mkdir");
+    let ok = manifest(&ok_dir, "r07", &["node01", "node02"]);
     let out = kiln(&["rack", "topology", "--rack", s(&ok), "--format", "slurm-yaml", "--db", d]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout)
-        .contains("      - block: r07ok-7c1e2f3a-32766\n        nodes: \"node[01-02]\""));
+        .contains("      - block: r07-7c1e2f3a-32766\n        nodes: \"node[01-02]\""));
 
     // No verified domain: nothing written, exit 1.
     let none = manifest(dir.path(), "none", &["node03"]);
