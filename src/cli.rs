@@ -27,6 +27,9 @@ pub enum Command {
     /// A node's lifecycle in the inventory: history, quarantine, release.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Ask the inventory: where a part has been, what changed between runs, the whole site.
+    #[command(subcommand)]
+    Inventory(InventoryCommand),
     /// Burn in this node: GPU stress and bandwidth with telemetry, host stress.
     Burnin(BurninArgs),
     /// Platform specs: list, check, derive from a golden capture.
@@ -88,6 +91,12 @@ pub struct BenchRecordArgs {
     pub count: usize,
     #[arg(long, value_name = "PATH")]
     pub db: PathBuf,
+    /// Record a synthetic site instead: this many racks of 18 trays (each its own machine),
+    /// checked daily for --days days; prints the figures as JSON.
+    #[arg(long, value_name = "N")]
+    pub site_racks: Option<usize>,
+    #[arg(long, default_value_t = 1)]
+    pub days: usize,
 }
 
 /// Where a node command reads the machine from.
@@ -148,6 +157,10 @@ pub struct ValidateArgs {
     /// With --json: include the inspected node (`inspected`), for `kiln rack`.
     #[arg(long, requires = "json")]
     pub with_node: bool,
+    /// Also judge the node against this bill of materials (TOML, or CSV by its name; docs/bom.md):
+    /// expected serials by place, counts and sizes.
+    #[arg(long, value_name = "FILE")]
+    pub bom: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -165,7 +178,7 @@ pub enum ReportFormat {
 pub struct ReportArgs {
     #[command(flatten)]
     pub db: DbArgs,
-    /// Only this node (hostname).
+    /// Only this node: its name (manifest name or hostname), serial or system UUID.
     #[arg(long, value_name = "NAME")]
     pub node: Option<String>,
     /// Output format (JSON and CSV described in docs/json-schema.md).
@@ -180,6 +193,63 @@ pub struct ReportArgs {
     /// Write the report to FILE instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// The inventory as it stood then: each node's newest run, parts, findings and state as
+    /// of TIME (RFC 3339, `2025-03-01 08:00` UTC, a date for the end of that day, or @UNIX).
+    #[arg(long, value_name = "TIME", conflicts_with = "rack")]
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InventoryCommand {
+    /// Every node and place a part (GPU, NIC, disk, DIMM, ...) has been recorded in, by serial,
+    /// oldest first, with time ranges.
+    Where(InventoryWhereArgs),
+    /// What changed in a node's parts between two of its runs.
+    Diff(InventoryDiffArgs),
+    /// Every rack, node, place, part, serial and firmware as last recorded.
+    Export(InventoryExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryWhereArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The part's serial (a GPU's, a disk's, a NIC's MAC or GUID as recorded).
+    pub serial: String,
+    /// Print JSON (kind `kiln.part-history`, docs/json-schema.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryDiffArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The node: its name, serial or system UUID.
+    #[arg(long, value_name = "NAME")]
+    pub node: String,
+    /// The older run's id (`kiln node history`, `kiln report`).
+    pub run_a: i64,
+    /// The newer run's id.
+    pub run_b: i64,
+    /// Print JSON (kind `kiln.inventory-diff`, docs/json-schema.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryExportArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// JSON (kind `kiln.inventory-export`) or CSV, one row per part (docs/json-schema.md).
+    #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+    pub format: ExportFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -398,8 +468,8 @@ pub enum RackCommand {
     Inspect(RackRunArgs),
     /// Validate every node against its platform spec, then check the rack.
     Validate(RackRunArgs),
-    /// Burn in every node.
-    Burnin(RackRunArgs),
+    /// Burn in every node: over SSH, or as one Slurm job per node (--via slurm).
+    Burnin(RackBurninArgs),
     /// Show which nodes answer and whether their kiln is current.
     Status(RackRunArgs),
     /// Record the nodes' SSH host keys (first contact; shows fingerprints).
@@ -412,6 +482,57 @@ pub enum RackCommand {
     /// Firmware of every node against its recipe: check, update.
     #[command(subcommand)]
     Firmware(RackFirmwareCommand),
+    /// The scheduler topology of the verified NVLink domains (Slurm blocks,
+    /// tree, topology.yaml, Kubernetes clique labels), from the inventory.
+    Topology(RackTopologyArgs),
+    /// Write each verified NVLink domain's IMEX peer list (nodes_config.cfg)
+    /// on its gate-passed trays over SSH, and record it.
+    Imex(RackImexArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RackImexArgs {
+    /// The rack manifest (inventory/racks/NAME.toml).
+    #[arg(long, value_name = "FILE", env = "KILN_RACK")]
+    pub rack: PathBuf,
+    /// Print each domain's list and the trays it goes to; write and record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where the IMEX daemon reads its peers on the nodes.
+    #[arg(long, value_name = "PATH", default_value = crate::fleet::imex::NODES_CONFIG)]
+    pub config_path: String,
+    /// Write on at most N nodes at once.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub parallel: usize,
+    /// Seconds to wait for a node to accept the connection.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = seconds_arg)]
+    pub connect_timeout: u64,
+    /// Seconds the write may take on a node.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = seconds_arg)]
+    pub timeout: u64,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Print the outcome as JSON (kind kiln.rack-imex).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RackTopologyArgs {
+    /// Rack manifests whose nodes to place (repeat for several racks).
+    #[arg(long, value_name = "FILE", required = true, num_args = 1..)]
+    pub rack: Vec<PathBuf>,
+    /// The form to write.
+    #[arg(long, value_enum)]
+    pub format: crate::handoff::TopologyFormat,
+    /// Write the file here (atomically) instead of printing it.
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Print the domains, the nodes left out and the text as JSON (kind kiln.rack-topology).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -652,6 +773,15 @@ pub struct HandoffArgs {
     /// The `scontrol` program (Slurm).
     #[arg(long, value_name = "PATH", default_value = "scontrol")]
     pub scontrol: PathBuf,
+    /// Slurm: write the topology of the nodes handed off (their verified
+    /// NVLink domains) to PATH, atomically, then `scontrol reconfigure`.
+    /// The whole rack only (not with --nodes): the file replaces the old one.
+    #[arg(long, value_name = "PATH", conflicts_with = "nodes")]
+    pub topology: Option<PathBuf>,
+    /// The form of --topology (default: topology.yaml for a .yaml file, else
+    /// the block form on Slurm 23.11 and later, the tree form before).
+    #[arg(long, value_enum, requires = "topology")]
+    pub topology_format: Option<crate::handoff::TopologyFormat>,
     /// Kubernetes API server URL, https://host:6443.
     #[arg(long, value_name = "URL", required_if_eq("to", "kubernetes"))]
     pub kube_api: Option<String>,
@@ -688,14 +818,64 @@ pub struct HealthcheckArgs {
     pub json: bool,
 }
 
+/// `kiln rack burnin`: the rack step's arguments, and how each node's burn-in runs.
+#[derive(Debug, Clone, Args)]
+pub struct RackBurninArgs {
+    #[command(flatten)]
+    pub run: RackRunArgs,
+    #[command(flatten)]
+    pub slurm: SlurmBurninArgs,
+}
+
+/// How a rack's burn-in reaches its nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BurninVia {
+    /// One SSH session per node, held for the whole burn-in.
+    Ssh,
+    /// One exclusive Slurm job per node (sbatch), followed with squeue/sacct.
+    Slurm,
+}
+
+/// `kiln rack burnin --via slurm` (docs/fleet.md, "Burn-in through Slurm").
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Burn-in through Slurm")]
+pub struct SlurmBurninArgs {
+    /// How each node's burn-in runs.
+    #[arg(long, value_enum, default_value_t = BurninVia::Ssh, value_name = "HOW")]
+    pub via: BurninVia,
+    /// Slurm partition of the jobs (sbatch --partition); default: the cluster's.
+    #[arg(long, value_name = "P")]
+    pub partition: Option<String>,
+    /// Slurm account of the jobs (sbatch --account).
+    #[arg(long, value_name = "A")]
+    pub account: Option<String>,
+    /// Job time limit (sbatch --time: MIN, MIN:SEC, H:M:S, D-H:M); default:
+    /// --timeout rounded up to minutes.
+    #[arg(long, value_name = "TIME")]
+    pub time: Option<String>,
+    /// Seconds between looks at the jobs (squeue).
+    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = seconds_arg)]
+    pub poll: u64,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct RackRunArgs {
-    /// The rack manifest (inventory/racks/NAME.toml).
-    #[arg(long, value_name = "FILE", env = "KILN_RACK")]
-    pub rack: PathBuf,
-    /// Run on at most N nodes at once.
+    /// The rack manifest (inventory/racks/NAME.toml; default: $KILN_RACK);
+    /// give it again for more racks, run at once (docs/fleet.md, "Many racks").
+    #[arg(long, value_name = "FILE")]
+    pub rack: Vec<PathBuf>,
+    /// A site manifest listing the racks to run at once (docs/fleet.md,
+    /// "Many racks"); instead of --rack.
+    #[arg(long, value_name = "FILE", conflicts_with = "rack")]
+    pub site: Option<PathBuf>,
+    /// Run on at most N nodes at once (with several racks: SSH sessions
+    /// across all of them).
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub parallel: usize,
+    /// With several racks: at most N nodes of one rack at once (default:
+    /// --parallel; a site manifest's per_rack wins for its rack).
+    #[arg(long, value_name = "N")]
+    pub per_rack: Option<usize>,
     /// Run the step again on nodes where it already passed.
     #[arg(long)]
     pub force: bool,

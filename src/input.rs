@@ -30,6 +30,8 @@ pub enum Input {
     RackManifest,
     /// An image recipe (`images/*.toml`).
     Recipe,
+    /// A bill of materials (TOML or CSV).
+    Bom,
     /// An artifact manifest (`NAME.manifest.json`), or an image's own record.
     ArtifactManifest,
     /// The node-binary manifest of a `cargo xtask dist` directory (`manifest.json`).
@@ -61,6 +63,7 @@ impl Input {
             Input::Spec => 4 * MIB,
             Input::RackManifest => 16 * MIB,
             Input::Recipe => MIB,
+            Input::Bom => 64 * MIB,
             Input::ArtifactManifest => MIB,
             Input::DistManifest => MIB,
             Input::BlockMap => 64 * MIB,
@@ -82,6 +85,7 @@ impl Input {
             Input::Spec => "platform spec",
             Input::RackManifest => "rack manifest",
             Input::Recipe => "image recipe",
+            Input::Bom => "bill of materials",
             Input::ArtifactManifest => "artifact manifest",
             Input::DistManifest => "node-binary manifest",
             Input::BlockMap => "block map",

@@ -17,6 +17,7 @@ fn main() {
         Command::Capture(args) => kiln::cmd::capture::run(&args),
         Command::Report(args) => kiln::cmd::report::run(&args),
         Command::Node(command) => kiln::cmd::node_state::run(&command),
+        Command::Inventory(command) => kiln::cmd::inventory::run(&command),
         Command::Validate(args) => kiln::cmd::validate::run(&args),
         Command::Spec(command) => kiln::cmd::spec::run(&command),
         Command::BenchRecord(args) => kiln::cmd::bench_record::run(&args),

@@ -48,6 +48,12 @@ fn fixture_captures_replay_identically() {
         let summary = capture(tree.as_ref(), gpus.as_ref(), &dir.path().join("c")).expect("capture");
         assert_eq!(summary.node, original, "{name}: capturing does not change what is inspected");
         assert_eq!(replay(&dir.path().join("c")), original, "{name}: the capture replays identically");
+        if name.starts_with("hgx-b200") {
+            // The SMBIOS memory device tables are binary: copied byte for byte, read back whole.
+            assert_eq!(original.memory.dimms.len(), 32, "{name}: every DIMM slot");
+            let raw = "sys/firmware/dmi/entries/17-0/raw";
+            assert_eq!(std::fs::read(dir.path().join("c").join(raw)).ok(), std::fs::read(root.join(raw)).ok());
+        }
         // Symlinks stay symlinks, with their relative targets.
         let link = dir.path().join("c/sys/bus/pci/devices").join(original.pci[0].address.to_string());
         let target = std::fs::read_link(&link).expect("bus entry is a symlink");
@@ -76,6 +82,12 @@ impl SysTree for Unreadable {
         match self.failing.iter().find(|(p, _)| p == rel) {
             Some((_, errno)) => Err(io::Error::from_raw_os_error(*errno)),
             None => self.inner.read(rel),
+        }
+    }
+    fn read_bytes(&self, rel: &Path) -> io::Result<Vec<u8>> {
+        match self.failing.iter().find(|(p, _)| p == rel) {
+            Some((_, errno)) => Err(io::Error::from_raw_os_error(*errno)),
+            None => self.inner.read_bytes(rel),
         }
     }
     fn list(&self, rel: &Path) -> io::Result<Vec<String>> {

@@ -49,9 +49,13 @@ fn record_node(inv: &mut Inventory, name: &str, fixture: &Path) -> Verdict {
         json: true,
         node: None,
         with_node: false,
+        bom: None,
     };
     let report = kiln::cmd::validate::judge(&node, &args).expect("judge");
+    // The node is the manifest's place: every lab node runs the same fixture tree, so they are
+    // one machine by DMI and only their places tell them apart.
     let run = RunRecord {
+        name: Some(name),
         platform: Some("hgx-b200"),
         rack: Some("lab"),
         findings: &report.findings,
@@ -62,6 +66,7 @@ fn record_node(inv: &mut Inventory, name: &str, fixture: &Path) -> Verdict {
     inv.record_run(&run).expect("record validate");
     if report.verdict == Verdict::Pass {
         let burn = RunRecord {
+            name: Some(name),
             verdict: Some(Verdict::Pass),
             rack: Some("lab"),
             ..RunRecord::new(RunKind::Burnin, &node, "test")

@@ -25,11 +25,17 @@ const KINDS: &[&str] = &[
     "kiln.report",
     "kiln.rack_report",
     "kiln.node-history",
+    "kiln.part-history",
+    "kiln.inventory-diff",
+    "kiln.inventory-export",
     "kiln.rack",
+    "kiln.site",
     "kiln.handoff",
     "kiln.rack-image",
     "kiln.rack-firmware",
     "kiln.rack-firmware-update",
+    "kiln.rack-topology",
+    "kiln.rack-imex",
     "kiln.agent",
     "kiln.image-build",
     "kiln.image-write",
@@ -177,6 +183,10 @@ fn every_json_output_carries_schema_version_and_a_documented_kind() {
     });
     printed.push(document(dir, &["report", "--format", "json", "--db", db], 0));
     printed.push(document(dir, &["node", "history", "hgx-b200-01", "--json", "--db", db], 0));
+    let gpu = printed[1].doc["inspected"]["gpus"]["gpus"][0]["serial"].as_str().expect("a GPU serial").to_string();
+    printed.push(document(dir, &["inventory", "where", &gpu, "--json", "--db", db], 0));
+    printed.push(document(dir, &["inventory", "diff", "--node", "hgx-b200-01", "1", "1", "--json", "--db", db], 0));
+    printed.push(document(dir, &["inventory", "export", "--format", "json", "--db", db], 0));
 
     // The rack side, against peers that are not there: a closed SSH port, an scontrol that
     // fails, a deployment whose node never says hello.
@@ -190,12 +200,30 @@ fn every_json_output_carries_schema_version_and_a_documented_kind() {
     .expect("write rack manifest");
     let rack = s(&rack);
     printed.push(document(dir, &["rack", "status", "--json", "--rack", rack, "--connect-timeout", "1"], 6));
+    let rack2 = dir.join("rack2.toml");
+    std::fs::write(
+        &rack2,
+        "[rack]\nid = \"json-docs-2\"\n\n[credentials]\nknown_hosts = \"known_hosts\"\n\n\
+         [[nodes]]\nname = \"n2\"\naddress = \"127.0.0.2\"\nssh_port = 1\n",
+    )
+    .expect("write rack manifest");
+    let site =
+        document(dir, &["rack", "status", "--json", "--rack", rack, "--rack", s(&rack2), "--connect-timeout", "1"], 6);
+    let racks = site.doc["racks"].clone();
+    printed.push(site);
+    printed.push(Printed { what: "kiln rack status --rack A --rack B: racks[1]".into(), doc: racks[1].clone() });
     printed.push(document(
         dir,
         &["rack", "handoff", "--to", "slurm", "--dry-run", "--json", "--rack", rack, "--db", db, "--scontrol", "false"],
         6,
     ));
     printed.push(document(dir, &["report", "--rack", rack, "--format", "json", "--db", db], 0));
+    printed.push(document(
+        dir,
+        &["rack", "topology", "--rack", rack, "--format", "slurm-block", "--json", "--db", db],
+        1,
+    ));
+    printed.push(document(dir, &["rack", "imex", "--rack", rack, "--dry-run", "--json", "--db", db], 1));
     // An agent with its deployment key (as its boot path gives it) whose controller is gone.
     let cmdline = dir.join("cmdline");
     std::fs::write(&cmdline, format!("kiln.node=n1 kiln.deploy=d1 kiln.key={}\n", "ab".repeat(32))).expect("cmdline");

@@ -1,5 +1,7 @@
 //! `kiln report` end to end: the binary against database files in temporary directories.
 
+mod fixture_support;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -79,4 +81,45 @@ fn an_unknown_node_is_a_usage_error() {
     let out = kiln(&["report", "--node", "gpu-zz9"], Some(&db), dir.path());
     assert_eq!(out.status.code(), Some(exit::USAGE));
     assert!(String::from_utf8_lossy(&out.stderr).contains("find node gpu-zz9: not in the inventory"));
+}
+
+#[test]
+fn a_gpu_is_named_the_same_in_findings_components_and_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("kiln.db");
+    let root = fixture_support::shared("hgx-b200-gpu-x8");
+    let out = kiln(
+        &["validate", "--root", root.to_str().expect("utf-8"), "--db", db.to_str().expect("utf-8")],
+        None,
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(exit::CHECK_FAILED), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // NVML index as nvidia-smi counts, the chassis slot, the address: one name, everywhere.
+    let name = "gpu3 slot 4 0000:61:00.0";
+    let table = kiln(&["report", "--db", db.to_str().expect("utf-8")], None, dir.path());
+    let text = String::from_utf8_lossy(&table.stdout);
+    let component_row = text.lines().find(|l| l.trim_start().starts_with(name) && l.contains("NVIDIA"));
+    assert!(component_row.is_some(), "the component table names it {name}:\n{text}");
+    let finding_row = text.lines().find(|l| l.contains("pcie.width") && l.contains(name));
+    assert!(finding_row.is_some(), "the finding names it {name}:\n{text}");
+
+    let json = kiln(&["report", "--db", db.to_str().expect("utf-8"), "--format", "json"], None, dir.path());
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).expect("report JSON");
+    let node = &doc["nodes"][0];
+    let labels: Vec<&str> =
+        node["components"].as_array().expect("components").iter().filter_map(|c| c["label"].as_str()).collect();
+    assert!(labels.contains(&name), "{labels:?}");
+    let finding = node["findings"]["not_passing"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["check"] == "pcie.width")
+        .expect("the x8 finding");
+    assert_eq!(finding["component"]["label"], name);
+
+    let csv = kiln(&["report", "--db", db.to_str().expect("utf-8"), "--format", "csv"], None, dir.path());
+    let csv = String::from_utf8_lossy(&csv.stdout);
+    assert!(csv.lines().any(|l| l.starts_with("component,") && l.contains(&format!(",{name},"))), "{csv}");
+    assert!(csv.lines().any(|l| l.starts_with("finding,") && l.contains(&format!(",{name},"))), "{csv}");
 }

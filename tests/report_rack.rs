@@ -271,3 +271,29 @@ fn html_is_one_self_contained_file() {
         .expect("run");
     assert_eq!(bare.status.code(), Some(kiln::exit::USAGE));
 }
+
+#[test]
+fn a_racks_report_shows_its_own_node_when_another_rack_has_one_of_that_name() {
+    let s = build();
+    // Rack sjc1-a08 has an a07-n03 too: another machine, passing, recorded after this rack's.
+    let mut other = kiln::hw::fixture::sample::hgx_b200_node("a07-n03");
+    other.dmi.product_serial = Some("1654225999001".into());
+    other.dmi.product_uuid = Some("6e1f0c2a-3b4d-4e5f-8a9b-000000999001".into());
+    other.dmi.board_serial = Some("1654225999001B".into());
+    {
+        let mut inv = Inventory::open(&s.db).expect("open");
+        let run = kiln::inventory::RunRecord {
+            name: Some("a07-n03"),
+            rack: Some("sjc1-a08"),
+            platform: Some("hgx-b200"),
+            verdict: Some(kiln::checks::Verdict::Pass),
+            ..kiln::inventory::RunRecord::new(kiln::lifecycle::RunKind::Validate, &other, "kiln rack validate")
+        };
+        inv.record_run(&run).expect("record");
+    }
+    let report = library_report(&s);
+    let n03 = report.nodes.iter().find(|n| n.name == "a07-n03").expect("n03 in the report");
+    let record = n03.record.as_ref().expect("n03 is recorded");
+    assert_eq!(record.rack.as_deref(), Some("sjc1-a07"), "this rack's a07-n03, not sjc1-a08's");
+    assert_eq!(record.state.name(), "failed", "{:?}", record.state);
+}

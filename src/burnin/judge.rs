@@ -559,6 +559,7 @@ mod tests {
             uuid: None,
             name: Some("NVIDIA H100 80GB HBM3".into()),
             numa_node: Some(0),
+            slot: None,
         }
     }
 

@@ -30,6 +30,9 @@ pub struct GpuIdentity {
     /// NUMA node the GPU hangs off, when the kernel knows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub numa_node: Option<u32>,
+    /// Where it sits, as validate names it: the PCI slot, or NVML's NVL72 tray position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
 }
 
 impl GpuIdentity {
@@ -39,7 +42,7 @@ impl GpuIdentity {
             address: Some(self.pci_address.to_string()),
             gpu_index: Some(self.index),
             serial: self.serial.clone(),
-            slot: None,
+            slot: self.slot.clone(),
             name: self.name.clone(),
         }
     }

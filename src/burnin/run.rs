@@ -262,6 +262,7 @@ impl GpuSide<'_> {
                 uuid: gpu.uuid.clone(),
                 name: gpu.name.clone(),
                 numa_node,
+                slot: Ctx::new(self.plan.node).gpu_component(gpu).slot,
             };
             chosen.push(Chosen { identity, gpu });
         }

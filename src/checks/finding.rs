@@ -46,6 +46,7 @@ impl Severity {
 
 /// The part a finding is about, in the words a technician uses to find it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "LabelledComponent")]
 pub struct Component {
     /// `gpu`, `nic`, `nvme`, `pci`, `nvlink`, `cpu`, `memory`, `node`.
     pub kind: String,
@@ -62,23 +63,73 @@ pub struct Component {
     pub name: Option<String>,
 }
 
+/// A component as JSON shows it: its place label (`Component::label`) first; reading one
+/// back ignores the label and computes it again.
+#[derive(Serialize)]
+struct LabelledComponent {
+    label: String,
+    kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gpu_index: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    serial: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slot: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+}
+
+impl From<Component> for LabelledComponent {
+    fn from(c: Component) -> Self {
+        LabelledComponent {
+            label: c.label(),
+            kind: c.kind,
+            address: c.address,
+            gpu_index: c.gpu_index,
+            serial: c.serial,
+            slot: c.slot,
+            name: c.name,
+        }
+    }
+}
+
 impl Component {
     pub fn node() -> Self {
         Component { kind: "node".into(), ..Default::default() }
     }
 
-    /// Short label for tables: `gpu0 0000:1b:00.0`, `nic 0000:1c:00.0`.
+    /// The part's place, named as everywhere in kiln (`place_label`): `gpu3 slot 4 0000:61:00.0`,
+    /// `nic 0000:1c:00.0`, `node`.
     pub fn label(&self) -> String {
-        let mut s = match self.gpu_index {
-            Some(i) => format!("gpu{i}"),
-            None => self.kind.clone(),
-        };
-        if let Some(a) = &self.address {
-            s.push(' ');
-            s.push_str(a);
-        }
-        s
+        place_label(&self.kind, self.gpu_index, self.slot.as_deref(), self.address.as_deref())
     }
+}
+
+/// How kiln names a part's place, the same in findings, the component table, changes, reports
+/// and JSON (`label`): a GPU by its NVML index as `nvidia-smi -i` counts (`gpu3`, from 0), then
+/// the physical place when one is known (the PCI slot as the chassis labels it, `slot 4`, or
+/// NVML's `tray 4 slot 7 module 2` on an NVL72 tray), then the PCI address: `gpu3 slot 4
+/// 0000:61:00.0`. Any other part is its kind, then the same place and address: `nic slot 4
+/// 0000:18:00.0`, `dimm slot CPU0_DIMM_A1`, `bios`.
+pub fn place_label(kind: &str, gpu_index: Option<u32>, slot: Option<&str>, address: Option<&str>) -> String {
+    let mut s = match gpu_index {
+        Some(i) => format!("gpu{i}"),
+        None => kind.to_string(),
+    };
+    if let Some(slot) = slot.map(str::trim).filter(|s| !s.is_empty()) {
+        if slot.starts_with("tray ") || slot.starts_with("slot ") {
+            s.push_str(&format!(" {slot}"));
+        } else {
+            s.push_str(&format!(" slot {slot}"));
+        }
+    }
+    if let Some(a) = address {
+        s.push(' ');
+        s.push_str(a);
+    }
+    s
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,5 +213,21 @@ impl Verdict {
             Verdict::Fail => "fail",
             Verdict::Error => "error",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_place_is_named_by_index_then_physical_place_then_address() {
+        assert_eq!(place_label("gpu", Some(3), Some("4"), Some("0000:61:00.0")), "gpu3 slot 4 0000:61:00.0");
+        assert_eq!(
+            place_label("gpu", Some(1), Some("tray 4 slot 7 module 2"), Some("0008:01:00.0")),
+            "gpu1 tray 4 slot 7 module 2 0008:01:00.0"
+        );
+        assert_eq!(place_label("nic", None, None, Some("0000:18:00.0")), "nic 0000:18:00.0");
+        assert_eq!(place_label("bios", None, Some(" "), None), "bios");
     }
 }

@@ -1,5 +1,6 @@
 //! Platform specs and the rules that judge a `Node` against them.
 
+pub mod bom;
 pub mod builtin;
 pub mod burnin_spec;
 pub mod derive;
@@ -17,7 +18,7 @@ pub mod testnode;
 pub mod validate;
 pub mod version;
 
-pub use finding::{Component, Finding, Outcome, Severity, Verdict};
+pub use finding::{place_label, Component, Finding, Outcome, Severity, Verdict};
 pub use platform::Platform;
 pub use spec_error::SpecError;
 pub use validate::validate;

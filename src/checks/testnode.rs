@@ -109,12 +109,13 @@ fn base(hostname: &str, arch: &str, pci: Vec<PciDevice>, gpus: GpuInventory) -> 
                 NumaNode { id: 1, cpulist: "56-111".into(), memory_kib: None },
             ],
         },
-        memory: Memory { total_kib: 2 << 30 },
+        memory: Memory { total_kib: 2 << 30, dimms: Vec::new() },
         disks: Vec::new(),
         net: Vec::new(),
         pci,
         gpus,
         problems: Vec::new(),
+        imex: None,
     }
 }
 

@@ -20,6 +20,7 @@ pub fn validate(node: &Node, spec: &Platform) -> Vec<Finding> {
     out.extend(rules::fabric::check(&ctx, spec));
     out.extend(rules::memory_health::check(&ctx, spec));
     out.extend(rules::firmware::check(&ctx, spec));
+    out.extend(rules::imex::check(&ctx, spec));
     out.extend(rules::problems::check(&ctx, spec));
     out
 }

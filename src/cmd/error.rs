@@ -112,6 +112,9 @@ pub enum CmdError {
     #[error("{count} firmware item(s) could not be read")]
     FirmwareUnreadable { count: usize },
 
+    /// A bill of materials is malformed (exit 4). Every issue is printed.
+    #[error(transparent)]
+    Bom(#[from] crate::checks::bom::BomError),
     /// A firmware recipe is malformed, or `--recipe` names none (exit 4).
     #[error(transparent)]
     FirmwareRecipe(#[from] crate::firmware::RecipeError),
@@ -177,6 +180,10 @@ pub enum CmdError {
     /// The rack run was done, but could not be recorded (exit 5).
     #[error("the rack run could not be recorded in {}: {reason}", db.display())]
     RackNotRecorded { db: PathBuf, reason: String },
+    /// `kiln rack burnin --via slurm` could not start or follow its jobs: Slurm unreachable
+    /// (exit 6), nodes Slurm does not know (exit 4), the inventory (exit 5).
+    #[error(transparent)]
+    SlurmBurnin(#[from] crate::fleet::SlurmBurninError),
     /// `kiln healthcheck --drain` has no node name to drain.
     #[error("cannot drain: the hostname could not be read (pass --node-name)")]
     DrainNoName,
@@ -191,6 +198,10 @@ pub enum CmdError {
     /// running kiln could not be found (exit 10).
     #[error(transparent)]
     NodeBinary(BinaryError),
+
+    /// A time (`--at`) in none of the accepted forms (exit 2).
+    #[error("--at {given:?}: not a time kiln reads; use {accepted}")]
+    BadTime { given: String, accepted: &'static str },
 
     /// Anything else: kiln's own I/O (stdout, its output files), a bug (exit 10).
     #[error(transparent)]
@@ -228,9 +239,11 @@ impl CmdError {
     /// The process exit code this error stands for (`docs/exit-codes.md`).
     pub fn exit_code(&self) -> i32 {
         match self {
-            CmdError::Usage(_) | CmdError::RackNodes(_) | CmdError::BurninOptions(_) | CmdError::CaptureInto(_) => {
-                exit::USAGE
-            }
+            CmdError::Usage(_)
+            | CmdError::RackNodes(_)
+            | CmdError::BurninOptions(_)
+            | CmdError::CaptureInto(_)
+            | CmdError::BadTime { .. } => exit::USAGE,
             CmdError::BadInput(_)
             | CmdError::Source(_)
             | CmdError::NodeFile(_)
@@ -239,6 +252,7 @@ impl CmdError {
             | CmdError::Manifest(_)
             | CmdError::BmcTarget(_)
             | CmdError::Recipe(_)
+            | CmdError::Bom(_)
             | CmdError::FirmwareRecipe(_)
             | CmdError::FirmwarePackage(_)
             | CmdError::ImageManifest(_)
@@ -271,6 +285,7 @@ impl CmdError {
             CmdError::NodeBinary(BinaryError::CurrentExe(_)) => exit::INTERNAL,
             CmdError::NodeBinary(_) => exit::BAD_INPUT,
             CmdError::Capture(_) | CmdError::Trust(_) | CmdError::Internal(_) => exit::INTERNAL,
+            CmdError::SlurmBurnin(e) => e.exit_code(),
             CmdError::Both(first, _) => first.exit_code(),
         }
     }
@@ -295,6 +310,15 @@ impl CmdError {
         let mut out = format!("kiln: error: {}\n", chain(self));
         match self {
             CmdError::Spec(SpecError::Invalid { file, issues }) => {
+                for issue in issues.iter().skip(1) {
+                    out.push_str(&format!("kiln: error: {}:{issue}\n", file.display()));
+                }
+            }
+            CmdError::Bom(crate::checks::bom::BomError::Invalid { file, issues })
+            | CmdError::Manifest(crate::rack::ManifestError::Bom(crate::checks::bom::BomError::Invalid {
+                file,
+                issues,
+            })) => {
                 for issue in issues.iter().skip(1) {
                     out.push_str(&format!("kiln: error: {}:{issue}\n", file.display()));
                 }
@@ -330,7 +354,11 @@ impl CmdError {
 /// is the database.
 fn inventory_code(e: &InventoryError) -> i32 {
     match e {
-        InventoryError::UnknownNode { .. } => exit::USAGE,
+        InventoryError::UnknownNode { .. }
+        | InventoryError::AmbiguousNode { .. }
+        | InventoryError::UnknownSerial { .. }
+        | InventoryError::UnknownRun { .. }
+        | InventoryError::NotYetRecorded { .. } => exit::USAGE,
         InventoryError::IllegalTransition { .. } => exit::CHECK_FAILED,
         _ => exit::DATABASE,
     }

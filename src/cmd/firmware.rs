@@ -70,7 +70,9 @@ pub(crate) fn inputs<'a>(
 ) -> Result<Vec<NodeInput<'a>>, InventoryError> {
     let mut out = Vec::with_capacity(nodes.len());
     for n in nodes {
-        let (inspected, platform) = recorded_inspection(inventory, &n.name)?;
+        // The rack's place (`RACK/NAME`): manifest names repeat across racks.
+        let place = format!("{}/{}", manifest.rack.id, n.name);
+        let (inspected, platform) = recorded_inspection(inventory, &place)?;
         let platform = platform.or_else(|| manifest.rack.platform.clone());
         let recipe = match recipe {
             Some(name) => named(recipes, name).map_err(|e| e.to_string()),

@@ -118,7 +118,10 @@ pub fn run(args: &RackFirmwareUpdateArgs, notices: &dyn Notices) -> CmdResult {
     let quarantined: BTreeSet<String> = match &inventory {
         Some(inv) => nodes
             .iter()
-            .filter(|n| matches!(inv.state(&n.name), Ok(LifecycleState::Quarantined { .. })))
+            .filter(|n| {
+                let place = format!("{}/{}", manifest.rack.id, n.name);
+                matches!(inv.state(&place), Ok(LifecycleState::Quarantined { .. }))
+            })
             .map(|n| n.name.clone())
             .collect(),
         None => BTreeSet::new(),

@@ -34,8 +34,28 @@ pub fn run(args: &HandoffArgs) -> CmdResult {
             Cluster::Kubernetes(&kube)
         }
     };
-    let outcome =
+    if args.topology.is_some() && args.to != HandoffTarget::Slurm {
+        return Err(CmdError::Usage("--topology installs a Slurm topology file: it needs --to slurm".into()).into());
+    }
+    if args.topology_format == Some(crate::handoff::TopologyFormat::K8sLabels) {
+        return Err(CmdError::Usage("--topology-format k8s-labels is not a Slurm topology file".into()).into());
+    }
+    let mut outcome =
         hand_off_domains(&mut inventory, &manifest.rack.id, &names, &cluster, args.dry_run, &domains, args.partial)?;
+    if let Some(path) = &args.topology {
+        let scontrol = Scontrol::new(&args.scontrol);
+        outcome.topology = Some(super::rack_topology::install_for_handoff(
+            &inventory,
+            &manifest.rack.id,
+            &outcome,
+            path,
+            args.topology_format,
+            &scontrol,
+        )?);
+        if outcome.topology.as_ref().is_some_and(|t| t.result == crate::handoff::InstallResult::Failed) {
+            outcome.exit_code = crate::exit::PEER;
+        }
+    }
     if args.json {
         crate::terminal::json(&outcome).context("serialize the hand-off outcome")?;
     } else {

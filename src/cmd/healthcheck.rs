@@ -24,6 +24,7 @@ pub fn run(args: &HealthcheckArgs) -> CmdResult {
         json: args.json,
         node: None,
         with_node: false,
+        bom: None,
     };
     let report = validate::judge(&node, &vargs)?;
     let code = validate::exit_code(report.verdict);

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::cli::{NodeCommand, NodeHistoryArgs, NodeQuarantineArgs, NodeReleaseArgs};
 use crate::cmd::{CmdError, CmdResult, Outcome};
-use crate::inventory::{db_path, Inventory, InventoryError, LifecycleEvent};
+use crate::inventory::{db_path, Inventory, InventoryError, LifecycleEvent, MachineEvent};
 use crate::lifecycle::{LifecycleState, Move};
 
 /// `schema_version` of the `kiln.node-history` document; bumped on any
@@ -25,6 +25,8 @@ pub struct NodeHistory<'a> {
     pub node: &'a str,
     pub state: &'a LifecycleState,
     pub events: &'a [LifecycleEvent],
+    /// Which machine stood in the node's place, oldest first (docs/inventory.md).
+    pub machine_events: &'a [MachineEvent],
 }
 
 /// Runs one `kiln node` command. Exit codes: 0 done (or nothing to do),
@@ -46,6 +48,10 @@ fn history(args: &NodeHistoryArgs) -> CmdResult {
         .state(&args.node)
         .and_then(|s| Ok((s, inventory.history(&args.node)?)))
         .map_err(|e| fail(&what, e))?;
+    let machines = match inventory.node(&args.node).map_err(|e| fail(&what, e))? {
+        Some(row) => inventory.machine_events(row.id).map_err(|e| fail(&what, e))?,
+        None => Vec::new(),
+    };
     if args.json {
         let doc = NodeHistory {
             schema_version: NODE_HISTORY_SCHEMA_VERSION,
@@ -53,10 +59,21 @@ fn history(args: &NodeHistoryArgs) -> CmdResult {
             node: &args.node,
             state: &state,
             events: &events,
+            machine_events: &machines,
         };
         crate::terminal::json(&doc)?;
     } else {
-        crate::terminal::print(&render_history(&args.node, &state, &events));
+        let mut text = render_history(&args.node, &state, &events);
+        // The first machine seen is in the JSON; the text shows the place's machines once
+        // another has stood there.
+        if machines.iter().any(|m| m.previous.is_some() || m.other_node.is_some()) {
+            text.push_str("machines in this place:\n");
+            for m in &machines {
+                let run = m.run_id.map(|r| format!(" [run {}]", r.0)).unwrap_or_default();
+                text.push_str(&format!("{}  {}{run}\n", m.at, m.message));
+            }
+        }
+        crate::terminal::print(&text);
     }
     Ok(Outcome::ok())
 }

@@ -21,12 +21,14 @@ pub fn run(cmd: RackCommand, notices: &dyn Notices) -> CmdResult {
     match cmd {
         RackCommand::Inspect(a) => step(&a, Step::Inspect, notices),
         RackCommand::Validate(a) => step(&a, Step::Validate, notices),
-        RackCommand::Burnin(a) => step(&a, Step::Burnin, notices),
+        RackCommand::Burnin(a) => crate::cmd::rack_burnin_slurm::burnin(&a, notices),
         RackCommand::Status(a) => step(&a, Step::Status, notices),
         RackCommand::Trust(a) => trust(&a),
         RackCommand::Handoff(a) => crate::cmd::handoff::run(&a),
         RackCommand::Image(a) => crate::cmd::rack_image::run(&a, notices),
         RackCommand::Firmware(c) => crate::cmd::firmware::run(c, notices),
+        RackCommand::Topology(a) => crate::cmd::rack_topology::run(&a),
+        RackCommand::Imex(a) => crate::cmd::rack_imex::run(&a),
     }
 }
 
@@ -43,7 +45,12 @@ pub fn load(path: &std::path::Path, nodes: &[String]) -> CmdResult<RackManifest>
 /// `inventory/kiln.db`; `status` records nothing) and prints the outcome.
 /// Progress goes to `notices` (a terminal only).
 pub fn step(args: &RackRunArgs, step: Step, notices: &dyn Notices) -> CmdResult {
-    let manifest = load(&args.rack, &args.nodes)?;
+    let racks = rack_files(args)?;
+    let rack = match racks.as_slice() {
+        [one] if args.site.is_none() => one,
+        _ => return crate::cmd::rack_site::step(args, &racks, step, notices),
+    };
+    let manifest = load(rack, &args.nodes)?;
     // `load` checked every name.
     let nodes = manifest.select(&args.nodes).map_err(CmdError::RackNodes)?;
     // The specs the rack checks read, checked before any node is touched.
@@ -68,7 +75,7 @@ pub fn step(args: &RackRunArgs, step: Step, notices: &dyn Notices) -> CmdResult 
     }
     .map_err(CmdError::NodeBinary)?;
     let opts = FanoutOptions {
-        parallel: args.parallel.max(1),
+        parallel: args.parallel.min(args.per_rack.unwrap_or(usize::MAX)).max(1),
         command_timeout: Duration::from_secs(args.timeout.max(1)),
         binary,
     };
@@ -133,10 +140,25 @@ pub fn step(args: &RackRunArgs, step: Step, notices: &dyn Notices) -> CmdResult 
     })
 }
 
+/// The rack manifests a step runs over: every `--rack`, else `$KILN_RACK`, else none when
+/// `--site` names them; without any of the three, a usage error.
+pub(crate) fn rack_files(args: &RackRunArgs) -> CmdResult<Vec<std::path::PathBuf>> {
+    if !args.rack.is_empty() || args.site.is_some() {
+        return Ok(args.rack.clone());
+    }
+    match std::env::var_os("KILN_RACK").filter(|v| !v.is_empty()) {
+        Some(v) => Ok(vec![v.into()]),
+        None => Err(CmdError::Usage(
+            "give the rack manifest with --rack FILE (or KILN_RACK), or racks with --site FILE".into(),
+        )
+        .into()),
+    }
+}
+
 /// The node command's extra arguments: `--checks-dir` goes to the node
 /// commands that judge (validate, burnin) unless the arguments after `--`
 /// already name one.
-fn node_args(args: &RackRunArgs, step: Step) -> Vec<String> {
+pub(crate) fn node_args(args: &RackRunArgs, step: Step) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(dir) = &args.checks_dir {
         let judges = matches!(step, Step::Validate | Step::Burnin);
@@ -183,7 +205,7 @@ fn trust(args: &RackTrustArgs) -> CmdResult {
 /// What the rack step's progress says: a line per node as it finishes, and one status line
 /// (done so far, running now) rewritten as nodes progress. `notices` shows both on a terminal
 /// only; in a pipe nothing is said.
-struct TerminalProgress<'a> {
+pub(crate) struct TerminalProgress<'a> {
     notices: &'a dyn Notices,
     total: usize,
     step: Step,
@@ -191,11 +213,11 @@ struct TerminalProgress<'a> {
 }
 
 impl<'a> TerminalProgress<'a> {
-    fn new(total: usize, step: Step, notices: &'a dyn Notices) -> Self {
+    pub(crate) fn new(total: usize, step: Step, notices: &'a dyn Notices) -> Self {
         TerminalProgress { notices, total, step, state: Mutex::new((0, BTreeSet::new())) }
     }
 
-    fn event(&self, node: &str, phase: Phase<'_>) {
+    pub(crate) fn event(&self, node: &str, phase: Phase<'_>) {
         if !self.notices.shows_progress() {
             return;
         }
@@ -227,7 +249,7 @@ impl<'a> TerminalProgress<'a> {
         ));
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         self.notices.clear_status();
     }
 }

@@ -8,10 +8,10 @@ use anyhow::Context;
 
 use crate::cli::{ReportArgs, ReportFormat};
 use crate::cmd::{CmdError, CmdResult, Outcome};
-use crate::inventory::{db_path, Inventory};
+use crate::inventory::{db_path, parse_time, Inventory, TIME_FORMS};
 use crate::rack::RackManifest;
 use crate::report::{
-    build_rack_report, build_report, load_burnin_view, render_csv, render_html, render_json, render_parts_csv,
+    build_rack_report, build_report_as_of, load_burnin_view, render_csv, render_html, render_json, render_parts_csv,
     render_prometheus, render_rack_csv, render_rack_table, render_table,
 };
 
@@ -49,7 +49,13 @@ pub fn run(args: &ReportArgs) -> CmdResult {
         }
     } else {
         // A node the inventory does not know is a usage error (`CmdError::Inventory`).
-        let report = build_report(&inventory, args.node.as_deref(), now)?;
+        let as_of = match &args.at {
+            Some(given) => Some(
+                parse_time(given).ok_or_else(|| CmdError::BadTime { given: given.clone(), accepted: TIME_FORMS })?,
+            ),
+            None => None,
+        };
+        let report = build_report_as_of(&inventory, args.node.as_deref(), now, as_of)?;
         match args.format {
             ReportFormat::Json => render_json(&report)?,
             ReportFormat::Csv => render_csv(&report),

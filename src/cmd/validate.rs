@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use crate::checks::bom::Bom;
 use crate::checks::detect::Selection;
 use crate::checks::select::{self, SpecChoice};
 use crate::checks::spec_load::LoadedSpec;
@@ -34,13 +35,21 @@ pub fn select_spec(node: &Node, args: &ValidateArgs) -> Result<(LoadedSpec, Sele
 }
 
 /// Judges a node and returns the report, for callers that record it (the
-/// inventory, the rack path) as well as print it.
-pub fn judge(node: &Node, args: &ValidateArgs) -> Result<ValidateReport, SelectError> {
+/// inventory, the rack path) as well as print it. With `--bom`, the bill of
+/// materials' findings follow the spec's.
+pub fn judge(node: &Node, args: &ValidateArgs) -> CmdResult<ValidateReport> {
+    let bom = match &args.bom {
+        Some(path) => Some(Bom::load(path)?),
+        None => None,
+    };
     let (spec, selection, also) = select_spec(node, args)?;
     if !also.is_empty() {
         tracing::warn!(chosen = %spec.platform.name, also = %also.join(", "), "several platform specs match this node");
     }
-    let findings = validate(node, &spec.platform);
+    let mut findings = validate(node, &spec.platform);
+    if let Some(bom) = &bom {
+        findings.extend(bom.judge(node, &node.hostname, &spec.platform.name));
+    }
     Ok(ValidateReport::new(
         &node.hostname,
         &spec.platform.name,
@@ -78,6 +87,9 @@ pub fn run(args: &ValidateArgs) -> CmdResult {
     let stdout = std::io::stdout();
     let color = !args.json && stdout.is_terminal();
     let mut report = judge(&node, args)?;
+    if let Some(db) = &args.db.db {
+        report = report.with_findings(serial_findings(db, &node)?);
+    }
     if args.with_node {
         report.inspected = Some(node.clone());
     }
@@ -96,6 +108,18 @@ pub fn run(args: &ValidateArgs) -> CmdResult {
         node::record(db, &run)?;
     }
     Ok(Outcome::exit(code))
+}
+
+/// Fleet-wide uniqueness: a part whose serial another node's newest run in the inventory also
+/// holds fails `inventory.serial_unique`, naming both places. A database not made yet has none.
+fn serial_findings(db: &Path, node: &Node) -> CmdResult<Vec<crate::checks::Finding>> {
+    let inventory = match crate::inventory::Inventory::open_read_only(db) {
+        Ok(inv) => inv,
+        Err(crate::inventory::InventoryError::Missing { .. }) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let conflicts = inventory.serials_elsewhere(node)?;
+    Ok(conflicts.iter().map(|c| c.finding(None)).collect())
 }
 
 fn print_report(report: &ValidateReport, json: bool, out: &mut dyn Write, color: bool) -> CmdResult<()> {
@@ -140,6 +164,7 @@ mod tests {
             json: true,
             node: None,
             with_node: false,
+            bom: None,
         }
     }
 

@@ -243,7 +243,7 @@ fn status_outcome(
 }
 
 /// Turns a node command's exit code and JSON into the node's status.
-fn judge(mut o: NodeOutcome, out: &CommandOutput) -> NodeOutcome {
+pub(crate) fn judge(mut o: NodeOutcome, out: &CommandOutput) -> NodeOutcome {
     let json: Option<serde_json::Value> = serde_json::from_slice(&out.stdout).ok();
     o.verdict = json.as_ref().and_then(|j| j.get("verdict")).and_then(|v| v.as_str()).map(str::to_string);
     let tail = out.stderr_tail();
@@ -280,6 +280,7 @@ fn judge(mut o: NodeOutcome, out: &CommandOutput) -> NodeOutcome {
         exit::SKIPPED => {
             o.status = NodeStatus::Skipped;
             let said = json.as_ref().and_then(|j| j.get("reason")).and_then(|r| r.as_str()).map(str::to_string);
+            let said = said.or_else(|| skipped_result(json.as_ref()));
             o.reason = Some(said.or(tail).unwrap_or_else(|| "the node command had nothing to do".into()));
         }
         other => {
@@ -310,8 +311,21 @@ fn exit_meaning(code: i32) -> &'static str {
     }
 }
 
+/// "test skipped: reason (+N more)" for the first skipped result of a burn-in report (a GPU
+/// test without a driver, or on a replayed capture).
+fn skipped_result(json: Option<&serde_json::Value>) -> Option<String> {
+    let results = json?.get("results")?.as_array()?;
+    let skipped: Vec<&serde_json::Value> =
+        results.iter().filter(|r| r.get("status").and_then(|s| s.as_str()) == Some("skipped")).collect();
+    let first = skipped.first()?;
+    let test = first.get("test").and_then(|t| t.as_str()).unwrap_or("?");
+    let reason = first.get("reason").and_then(|r| r.as_str()).unwrap_or("no reason given");
+    let more = if skipped.len() > 1 { format!(" (+{} more)", skipped.len() - 1) } else { String::new() };
+    Some(format!("{test} skipped: {reason}{more}"))
+}
+
 /// "check component: message (+N more)" for the first finding with `outcome`.
-fn findings_reason(json: Option<&serde_json::Value>, outcome: &str) -> Option<String> {
+pub(super) fn findings_reason(json: Option<&serde_json::Value>, outcome: &str) -> Option<String> {
     let findings = json?.get("findings")?.as_array()?;
     let matching: Vec<&serde_json::Value> =
         findings.iter().filter(|f| f.get("outcome").and_then(|o| o.as_str()) == Some(outcome)).collect();
@@ -380,6 +394,24 @@ esac
         assert!(out[2].reason.as_deref().unwrap_or("").contains("exited 10 (internal error): thread main panicked"));
         assert_eq!(out[3].failure, Some(FailureKind::Timeout));
         assert_eq!(crate::fleet::exit_code(&out, &[]), exit::CHECK_FAILED);
+    }
+
+    #[test]
+    fn a_burnin_that_skipped_its_tests_says_which_and_why() {
+        let node = node("a", None);
+        let blank = Clock::start().outcome(&node, Step::Burnin, NodeStatus::Error);
+        let json = br#"{"verdict":"pass","incomplete":true,"results":[
+            {"test":"host","status":"pass"},
+            {"test":"gemm","status":"skipped","reason":"no NVIDIA driver"},
+            {"test":"memtest","status":"skipped","reason":"no NVIDIA driver"}]}"#;
+        let out = CommandOutput { stdout: json.to_vec(), stderr: Vec::new(), exit: RemoteExit::Code(exit::SKIPPED) };
+        let o = judge(blank.clone(), &out);
+        assert_eq!(o.status, NodeStatus::Skipped);
+        assert_eq!(o.reason.as_deref(), Some("gemm skipped: no NVIDIA driver (+1 more)"));
+        // A document's own reason wins; without either, stderr's last line.
+        let said = br#"{"reason":"nothing to burn in"}"#;
+        let out = CommandOutput { stdout: said.to_vec(), stderr: b"x\n".to_vec(), exit: RemoteExit::Code(7) };
+        assert_eq!(judge(blank, &out).reason.as_deref(), Some("nothing to burn in"));
     }
 
     #[test]

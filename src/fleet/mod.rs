@@ -1,11 +1,13 @@
 //! The controller side of a rack: SSH to the nodes, run the node commands on all of them at once,
 //! collect their JSON, and judge what only shows across nodes.
 
+mod bom;
 mod collective;
 mod dist;
 pub mod elf;
 mod fanout;
 mod fingerprint;
+pub mod imex;
 mod local;
 mod node_binary;
 mod outcome;
@@ -15,6 +17,10 @@ pub mod rack_checks;
 mod rack_domain;
 mod rack_run;
 mod record;
+mod serials;
+mod site_run;
+mod slurm_burnin;
+pub mod slurm_jobs;
 mod ssh;
 mod table;
 mod transport;
@@ -30,9 +36,19 @@ pub use node_binary::{
 };
 pub use outcome::{exit_code, BinaryState, FailureKind, NodeOutcome, NodeStatus, RackOutcome, Recorded, Step};
 pub(crate) use pool::map_bounded;
+pub use pool::{SessionPermit, Sessions};
 pub use rack_run::{run_rack_step, RackStep};
 pub use record::{already_passed, record_outcome, run_kind, RecordResult};
+pub use site_run::{
+    racks_at_once, run_site_step, worst_exit, OpenInventory, SiteOutcome, SiteRackStep, SiteStep, SITE_SCHEMA_VERSION,
+};
+pub use slurm_burnin::{
+    job_name, run_slurm_burnin, JobReport, SlurmBurnin, SlurmBurninError, SlurmBurninOutcome, SlurmEvent,
+};
+pub use slurm_jobs::{SlurmCli, SlurmJobError, SlurmJobs};
 pub use ssh::{SshConnector, SshTransport};
-pub use table::summary_table;
-pub use transport::{shell_quote, CommandOutput, Connector, NodeTransport, RemoteExit, TransportError};
+pub use table::{site_table, summary_table};
+pub use transport::{
+    shell_quote, Answer, Answerer, CommandOutput, Connector, NodeTransport, RemoteExit, TransportError,
+};
 pub use trust::{trust_nodes, TrustError, TrustOptions, TrustOutcome, TrustResult};

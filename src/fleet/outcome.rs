@@ -72,6 +72,9 @@ pub enum FailureKind {
     Transfer,
     /// kiln on the node exited with a code that is not a verdict, or printed no JSON.
     Remote,
+    /// The node's Slurm job ended without running kiln to its end (cancelled,
+    /// over its time limit, node failure), or left no result.
+    SlurmJob,
 }
 
 impl FailureKind {
@@ -86,6 +89,7 @@ impl FailureKind {
             FailureKind::Disconnected => "disconnected",
             FailureKind::Transfer => "transfer",
             FailureKind::Remote => "remote",
+            FailureKind::SlurmJob => "slurm_job",
         }
     }
 }
@@ -173,9 +177,23 @@ pub struct Recorded {
     /// name (the inventory keys rack nodes by manifest name).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reported_hostname: Option<String>,
+    /// A different machine than the one recorded in this place before answered: what the
+    /// inventory recorded as the machine event (`node07 in rack r1 now holds machine serial X,
+    /// was serial Y`). The rack step makes it a finding (`inventory.machine`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine_change: Option<MachineChange>,
     /// Why the outcome could not be written to the database.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// A place that holds a different machine than before.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MachineChange {
+    /// The machine key before and now (`serial:...`, `uuid:...`).
+    pub was: String,
+    pub now: String,
+    pub message: String,
 }
 
 /// Version of the rack outcome JSON (`kiln rack ... --json`).

@@ -86,6 +86,8 @@ pub fn rack_findings_scoped(members: &[RackMember<'_>], specs: &[LoadedSpec], wh
         findings.extend(super::rack_domain::completeness(platform, domain, trays, whole_rack));
         findings.extend(super::rack_domain::placement(domain, trays));
         findings.extend(fabric_domain(trays));
+        let imex: Vec<(&str, &Node)> = trays.iter().map(|m| (m.name, m.node)).collect();
+        findings.extend(crate::checks::rules::imex::same_config(&imex));
     }
     findings
 }

@@ -10,6 +10,7 @@ use super::rack_checks::{gated, nodes_from_outcomes, rack_findings_scoped, RackM
 use super::record::{already_passed, apply, record_outcome, run_kind, RecordResult};
 use super::transport::Connector;
 use crate::checks::spec_load::LoadedSpec;
+use crate::checks::{Component, Finding, Outcome, Severity};
 use crate::exit;
 use crate::handoff::list_checks;
 use crate::inventory::{now, Inventory, InventoryError, RackRunRecord};
@@ -56,7 +57,7 @@ pub fn run_rack_step(
     let mut skips: HashMap<String, String> = HashMap::new();
     if let (Some(inv), false) = (inventory.as_deref(), step.force) {
         for n in step.nodes {
-            if let Some(reason) = already_passed(inv, &n.name, kind)? {
+            if let Some(reason) = already_passed(inv, &super::record::place(step.rack, &n.name), kind)? {
                 skips.insert(n.name.clone(), reason);
             }
         }
@@ -64,8 +65,14 @@ pub fn run_rack_step(
     let skip = |name: &str| skips.get(name).cloned();
     let recording = inventory.filter(|_| run_kind(kind).is_some()).map(Mutex::new);
     let results: Mutex<HashMap<String, RecordResult>> = Mutex::new(HashMap::new());
+    // Outcomes the rack's bill of materials changed, which replace the fan-out's.
+    let judged: Mutex<HashMap<String, NodeOutcome>> = Mutex::new(HashMap::new());
     let on_phase = |name: &str, phase: Phase<'_>| {
-        if let (Phase::Done(o), Some(inv)) = (phase, recording.as_ref()) {
+        let Phase::Done(o) = phase else { return progress(name, phase) };
+        let by_bom = step.nodes.iter().find(|n| n.name == name).and_then(|n| n.bom.as_deref());
+        let by_bom = by_bom.and_then(|b| super::bom::judged(o, b));
+        let o = by_bom.as_ref().unwrap_or(o);
+        if let Some(inv) = recording.as_ref() {
             // A poisoned lock means another worker panicked mid-write; SQLite
             // rolled that transaction back, so the connection is still sound.
             let mut guard = inv.lock().unwrap_or_else(|p| p.into_inner());
@@ -73,21 +80,28 @@ pub fn run_rack_step(
             drop(guard);
             results.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), result);
         }
-        progress(name, phase);
+        progress(name, Phase::Done(o));
+        if let Some(j) = by_bom {
+            judged.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), j);
+        }
     };
     let mut outcomes = run_step(step.nodes, step.plan, step.opts, connector, Some(&skip), &on_phase);
+    let mut judged = judged.into_inner().unwrap_or_else(|p| p.into_inner());
     let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
     for o in &mut outcomes {
+        if let Some(j) = judged.remove(&o.node) {
+            *o = j;
+        }
         if let Some(r) = results.remove(&o.node) {
             apply(o, r);
         }
     }
     let inventory = recording.map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()));
 
-    let (findings, gate) = if matches!(kind, Step::Inspect | Step::Validate) {
+    let (mut findings, gate) = if matches!(kind, Step::Inspect | Step::Validate) {
         let mut collected = nodes_from_outcomes(&outcomes, step.rack_platform);
         if let Some(inv) = inventory.as_deref() {
-            collected.extend(skipped_members(inv, &outcomes, kind, step.rack_platform));
+            collected.extend(skipped_members(inv, step.rack, &outcomes, kind, step.rack_platform));
         }
         let members: Vec<RackMember<'_>> = collected
             .iter()
@@ -98,7 +112,10 @@ pub fn run_rack_step(
                 tray: step.nodes.iter().find(|n| &n.name == name).and_then(|n| n.tray),
             })
             .collect();
-        let findings = rack_findings_scoped(&members, step.specs, step.whole_rack);
+        let mut findings = rack_findings_scoped(&members, step.specs, step.whole_rack);
+        if let (Step::Validate, Some(inv)) = (kind, inventory.as_deref()) {
+            findings.extend(site_serials(inv, step.rack, &outcomes));
+        }
         let gate = gated(&findings, &members, step.specs)
             .into_iter()
             .map(|(node, checks)| (node, format!("rack {} failed: {}", kind.as_str(), list_checks(&checks))))
@@ -107,6 +124,7 @@ pub fn run_rack_step(
     } else {
         (Vec::new(), BTreeMap::new())
     };
+    findings.extend(outcomes.iter().filter_map(machine_finding));
     let mut outcome = RackOutcome::new(step.rack, kind, outcomes, findings);
     if let Some(inv) = inventory {
         let node_status: BTreeMap<String, String> =
@@ -128,7 +146,9 @@ pub fn run_rack_step(
                 outcome.rack_run_id = Some(id.0);
                 // Each node's recorded state as the rack run left it.
                 for o in &mut outcome.nodes {
-                    if let (Some(recorded), Ok(state)) = (o.recorded.as_mut(), inv.state(&o.node)) {
+                    if let (Some(recorded), Ok(state)) =
+                        (o.recorded.as_mut(), inv.state(&super::record::place(step.rack, &o.node)))
+                    {
                         recorded.state = Some(state.name().to_string());
                         recorded.state_reason = state.reason().map(str::to_string);
                     }
@@ -146,10 +166,44 @@ pub fn run_rack_step(
     Ok(outcome)
 }
 
+/// The site-wide serial findings of the nodes just recorded, or one error finding saying why
+/// they could not be judged.
+fn site_serials(inv: &Inventory, rack: &str, outcomes: &[NodeOutcome]) -> Vec<Finding> {
+    super::serials::site_serials(inv, rack, outcomes).unwrap_or_else(|e| {
+        let why = crate::error::chain(&e);
+        vec![Finding::new(
+            crate::inventory::SERIAL_UNIQUE,
+            Outcome::Error,
+            Severity::Warning,
+            Component { kind: "rack".into(), name: Some(rack.to_string()), ..Component::default() },
+            format!("serials could not be compared across the inventory: {why}"),
+        )]
+    })
+}
+
+/// A place of the rack that holds a different machine than the inventory recorded there: a
+/// finding until someone has looked (it shows in the run that saw the change, and in the
+/// place's machine history).
+fn machine_finding(o: &NodeOutcome) -> Option<Finding> {
+    let change = o.recorded.as_ref()?.machine_change.as_ref()?;
+    let component = Component { kind: "node".into(), name: Some(o.node.clone()), ..Component::default() };
+    Some(
+        Finding::new("inventory.machine", Outcome::Fail, Severity::Warning, component, change.message.clone())
+            .expected(&change.was)
+            .actual(&change.now)
+            .action(format!(
+                "confirm the machine in {} is meant to be there (a planned replacement or move); if not, \
+                 put the recorded machine back",
+                o.node
+            )),
+    )
+}
+
 /// The recorded models of nodes skipped because their step already passed,
 /// so that rack checks on a rerun still compare the whole rack.
 fn skipped_members(
     inv: &Inventory,
+    rack: &str,
     outcomes: &[NodeOutcome],
     kind: Step,
     rack_platform: Option<&str>,
@@ -159,7 +213,7 @@ fn skipped_members(
         .iter()
         .filter(|o| o.status == NodeStatus::Skipped && o.remote_exit.is_none())
         .filter_map(|o| {
-            let row = inv.node(&o.node).ok()??;
+            let row = inv.node(&super::record::place(rack, &o.node)).ok()??;
             let run = inv.latest_run_of_kind(row.id, run_kind).ok()??;
             let node = inv.run_node(run.id).ok()?;
             Some((o.node.clone(), run.platform.or_else(|| rack_platform.map(str::to_string)), node))

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::outcome::{NodeOutcome, NodeStatus, Recorded, Step};
+use super::outcome::{MachineChange, NodeOutcome, NodeStatus, Recorded, Step};
 use crate::burnin::report::BurninReport;
 use crate::checks::{Finding, Verdict};
 use crate::error::chain;
@@ -50,6 +50,11 @@ pub fn already_passed(inv: &Inventory, node: &str, step: Step) -> Result<Option<
     } else {
         Ok(None)
     }
+}
+
+/// How the inventory names a rack's place: `RACK/NAME` (manifest names repeat across racks).
+pub fn place(rack: &str, name: &str) -> String {
+    format!("{rack}/{name}")
 }
 
 /// What a node command's JSON gives the inventory.
@@ -145,22 +150,23 @@ pub fn record_outcome(inv: &mut Inventory, rack: &str, o: &NodeOutcome) -> Recor
     let ran = o.failure.is_none() && o.report.is_some();
     let result = if ran {
         let Some(report) = o.report.as_ref() else { return RecordResult::Recorded(Recorded::default()) };
-        let mut parsed = match parse(inv, &o.node, o.step, report) {
+        let parsed = match parse(inv, &place(rack, &o.node), o.step, report) {
             Ok(p) => p,
             Err(why) => return RecordResult::Unreadable(format!("kiln on the node answered, but {why}")),
         };
-        let reported = std::mem::replace(&mut parsed.node.hostname, o.node.clone());
+        let reported = parsed.node.hostname.clone();
         // A burn-in that could not run a requested test did not burn the node
         // in: it is kept, but moves nothing (as `kiln burnin --db` does).
         let incomplete = parsed.burnin.as_ref().is_some_and(|b| b.incomplete);
         let run = RunRecord {
             kind,
             node: &parsed.node,
+            name: Some(&o.node),
             platform: parsed.platform.as_deref(),
             rack: Some(rack),
             findings: &parsed.findings,
             verdict: parsed.verdict,
-            exit_code: o.remote_exit.unwrap_or(crate::exit::INTERNAL),
+            exit_code: run_exit(o.remote_exit, parsed.verdict),
             started_at: o.started,
             finished_at: o.finished,
             actor: &actor,
@@ -170,10 +176,17 @@ pub fn record_outcome(inv: &mut Inventory, rack: &str, o: &NodeOutcome) -> Recor
             Some(b) => inv.record_burnin_run(&run, b),
             None => inv.record_run(&run),
         };
-        written.map(|id| Recorded {
-            run_id: Some(id.0),
-            reported_hostname: (reported != o.node && !reported.is_empty()).then_some(reported),
-            ..Recorded::default()
+        written.and_then(|id| {
+            let machine_change = inv
+                .machine_events_of_run(id)?
+                .into_iter()
+                .find_map(|e| e.previous.map(|was| MachineChange { was, now: e.machine, message: e.message }));
+            Ok(Recorded {
+                run_id: Some(id.0),
+                reported_hostname: (reported != o.node && !reported.is_empty()).then_some(reported),
+                machine_change,
+                ..Recorded::default()
+            })
         })
     } else if o.status == NodeStatus::PeerError || (o.status == NodeStatus::Error && !operator_error(o)) {
         fail_node(inv, rack, o, &actor)
@@ -183,13 +196,25 @@ pub fn record_outcome(inv: &mut Inventory, rack: &str, o: &NodeOutcome) -> Recor
         Ok(Recorded::default())
     };
     match result.and_then(|mut r| {
-        let state = inv.state(&o.node)?;
+        let state = inv.state(&place(rack, &o.node))?;
         r.state = Some(state.name().to_string());
         r.state_reason = state.reason().map(str::to_string);
         Ok(r)
     }) {
         Ok(r) => RecordResult::Recorded(r),
         Err(e) => RecordResult::Database(chain(&e)),
+    }
+}
+
+/// The exit code a recorded run keeps: the node command's, or, when the controller's own
+/// judgement (the rack's bill of materials) turned a passed report into a failed or errored
+/// one, the code that verdict gives, as `kiln validate --bom` on the node would have exited.
+fn run_exit(remote: Option<i32>, verdict: Option<Verdict>) -> i32 {
+    match (remote, verdict) {
+        (Some(crate::exit::OK), Some(Verdict::Fail)) => crate::exit::CHECK_FAILED,
+        (Some(crate::exit::OK), Some(Verdict::Error)) => crate::exit::CHECK_ERROR,
+        (Some(code), _) => code,
+        (None, _) => crate::exit::INTERNAL,
     }
 }
 
@@ -206,7 +231,7 @@ fn fail_node(inv: &mut Inventory, rack: &str, o: &NodeOutcome, actor: &str) -> R
     let reason =
         format!("{} could not run ({what}): {}", o.step.as_str(), o.reason.as_deref().unwrap_or("no reason given"));
     let cause = format!("{actor} at {}", format_timestamp(o.finished));
-    match inv.transition(&o.node, &LifecycleState::Failed { reason }, actor, &cause) {
+    match inv.transition(&place(rack, &o.node), &LifecycleState::Failed { reason }, actor, &cause) {
         Ok(_) => Ok(Recorded::default()),
         // A quarantined node stays held: a person's hold outranks a run.
         Err(InventoryError::IllegalTransition { .. }) => Ok(Recorded::default()),

@@ -11,6 +11,9 @@ mod record;
 mod run;
 mod scontrol;
 pub mod slurm;
+mod topology;
+mod topology_domains;
+mod topology_install;
 
 pub use decide::{decide, list_checks, Decision, Health};
 pub use error::{KubeError, SlurmError};
@@ -23,3 +26,8 @@ pub use record::ACTOR;
 pub use run::{hand_off_domains, hand_off_rack, Cluster, Domain};
 pub use scontrol::{parse_show_node, Scontrol};
 pub use slurm::{drain_reason, Resumed, SlurmControl, SlurmNode, KILN_REASON_PREFIX};
+pub use topology::{hostlist, LeftOut, Topology, TopologyFormat, VerifiedDomain, CLIQUE_LABEL};
+pub use topology_domains::{verified_domains, Candidate};
+pub use topology_install::{
+    install as install_topology, write_atomically, InstallResult, SlurmConfig, TopologyInstall,
+};

@@ -92,6 +92,9 @@ pub struct HandoffOutcome {
     /// `[nvlink_domain]` with `all_or_nothing`), and what hand-off made of it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub domains: Vec<DomainHandoff>,
+    /// `--topology PATH`: the topology of the nodes handed off, installed for Slurm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<super::TopologyInstall>,
     pub exit_code: i32,
 }
 
@@ -125,6 +128,7 @@ impl HandoffOutcome {
             dry_run,
             nodes,
             domains: Vec::new(),
+            topology: None,
             exit_code,
         }
     }
@@ -186,6 +190,9 @@ pub fn render_text(outcome: &HandoffOutcome) -> String {
             d.broken.len(),
             broken.join(", ")
         ));
+    }
+    if let Some(t) = &outcome.topology {
+        out.push_str(&super::topology_install::render_text(t));
     }
     out
 }

@@ -24,7 +24,7 @@ impl Scontrol {
     }
 
     /// Runs scontrol with `args`; returns (exit code, stdout, stderr).
-    fn run(&self, args: &[&str]) -> Result<(i32, String, String), SlurmError> {
+    pub(super) fn run(&self, args: &[&str]) -> Result<(i32, String, String), SlurmError> {
         let command = format!("{} {}", self.program.display(), args.join(" "));
         let out = Command::new(&self.program)
             .args(args)

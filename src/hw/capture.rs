@@ -73,7 +73,8 @@ enum Access {
 
 enum ReadOutcome {
     Text(String),
-    /// Not UTF-8: the bytes are copied from the source so the replay fails the same way.
+    /// Not UTF-8, or read as bytes (an SMBIOS table): the bytes are copied from the source, so
+    /// the replay reads (or fails to read as text) the same.
     NotText,
     Absent,
     Failed(RecordedError),
@@ -104,6 +105,17 @@ impl SysTree for Recorder<'_> {
             Ok(text) => ReadOutcome::Text(text.clone()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => ReadOutcome::Absent,
             Err(e) if e.kind() == io::ErrorKind::InvalidData => ReadOutcome::NotText,
+            Err(e) => ReadOutcome::Failed(RecordedError::new(Operation::Read, rel, e)),
+        };
+        self.push(Access::Read { rel: rel.to_path_buf(), outcome });
+        result
+    }
+
+    fn read_bytes(&self, rel: &Path) -> io::Result<Vec<u8>> {
+        let result = self.inner.read_bytes(rel);
+        let outcome = match &result {
+            Ok(_) => ReadOutcome::NotText,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => ReadOutcome::Absent,
             Err(e) => ReadOutcome::Failed(RecordedError::new(Operation::Read, rel, e)),
         };
         self.push(Access::Read { rel: rel.to_path_buf(), outcome });
@@ -199,6 +211,9 @@ pub fn capture(tree: &dyn SysTree, gpus: &dyn GpuSource, dest: &Path) -> Result<
     let nvml = serde_json::to_string_pretty(&node.gpus).map_err(CaptureError::Serialize)?;
     writer.own_file(NVML_DUMP_PATH, format!("{nvml}\n").as_bytes())?;
     writer.own_file(ARCH_PATH, format!("{}\n", node.cpus.architecture).as_bytes())?;
+    if let Some((path, text)) = super::imex::recording(node.imex.as_ref()) {
+        writer.own_file(path, text.as_bytes())?;
+    }
     let list = serde_json::to_string_pretty(&unreadable).map_err(CaptureError::Serialize)?;
     writer.own_file(UNREADABLE_PATH, format!("{list}\n").as_bytes())?;
 

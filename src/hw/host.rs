@@ -66,7 +66,8 @@ pub fn read_memory(probe: &mut Probe) -> Memory {
             0
         }
     };
-    Memory { total_kib }
+    let dimms = super::dimm::read_dimms(probe);
+    Memory { total_kib, dimms }
 }
 
 /// The CPU architecture. Live (root `/`): the inspecting binary's, since kiln

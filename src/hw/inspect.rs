@@ -28,8 +28,22 @@ pub fn inspect(tree: &dyn SysTree, gpus: &dyn GpuSource) -> Node {
     let net = read_net_ports(&mut probe);
     let pci = read_pci_devices(&mut probe);
     let gpus = gpus.inspect();
+    let imex = Some(super::imex::read_imex(tree));
     let mut problems = probe.into_problems();
     problems.sort_by(|a, b| (&a.component, &a.path, &a.message).cmp(&(&b.component, &b.path, &b.message)));
     debug!(root = %tree.root().display(), pci = pci.len(), problems = problems.len(), "inspected node");
-    Node { schema_version: NODE_SCHEMA_VERSION, hostname, kernel, dmi, cpus, memory, disks, net, pci, gpus, problems }
+    Node {
+        schema_version: NODE_SCHEMA_VERSION,
+        hostname,
+        kernel,
+        dmi,
+        cpus,
+        memory,
+        disks,
+        net,
+        pci,
+        gpus,
+        problems,
+        imex,
+    }
 }

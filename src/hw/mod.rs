@@ -4,9 +4,11 @@
 pub mod block;
 pub mod capture;
 pub mod cpu;
+pub mod dimm;
 pub mod fixture;
 pub mod gpu;
 pub mod host;
+pub mod imex;
 pub mod inspect;
 pub mod net;
 pub mod nvml;

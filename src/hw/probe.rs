@@ -73,6 +73,24 @@ impl<'a> Probe<'a> {
         }
     }
 
+    /// Reads a file's bytes; absent, or an error `expected` accepts, is `None` without a
+    /// problem, any other failure `None` with one.
+    pub fn bytes_tolerating(
+        &mut self,
+        rel: &Path,
+        component: Option<&str>,
+        expected: impl Fn(&io::Error) -> bool,
+    ) -> Option<Vec<u8>> {
+        match self.tree.read_bytes(rel) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound || expected(&e) => None,
+            Err(e) => {
+                self.problem(rel, component, format!("cannot read: {e}"));
+                None
+            }
+        }
+    }
+
     /// Reads a file as a trimmed string; an empty value is `None`.
     pub fn string(&mut self, rel: &Path, component: Option<&str>) -> Option<String> {
         nonempty(self.raw(rel, component))

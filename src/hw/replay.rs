@@ -125,6 +125,13 @@ impl SysTree for ReplayTree {
         }
     }
 
+    fn read_bytes(&self, rel: &Path) -> io::Result<Vec<u8>> {
+        match self.injected(Operation::Read, rel) {
+            Some(e) => Err(e),
+            None => self.inner.read_bytes(rel),
+        }
+    }
+
     fn list(&self, rel: &Path) -> io::Result<Vec<String>> {
         match self.injected(Operation::List, rel) {
             Some(e) => Err(e),

@@ -11,6 +11,8 @@ use std::path::{Component, Path, PathBuf};
 pub trait SysTree: Send + Sync {
     /// Reads a whole file as text.
     fn read(&self, rel: &Path) -> io::Result<String>;
+    /// Reads a whole file as bytes (SMBIOS tables under `sys/firmware/dmi/entries`).
+    fn read_bytes(&self, rel: &Path) -> io::Result<Vec<u8>>;
     /// Lists the names in a directory, sorted.
     fn list(&self, rel: &Path) -> io::Result<Vec<String>>;
     /// Reads a symlink's target as stored (relative targets stay relative).
@@ -75,6 +77,10 @@ fn strip_root(rel: &Path) -> PathBuf {
 impl SysTree for FsTree {
     fn read(&self, rel: &Path) -> io::Result<String> {
         crate::input::read_to_string(&self.inside(rel)?, crate::input::Input::SysFile)
+    }
+
+    fn read_bytes(&self, rel: &Path) -> io::Result<Vec<u8>> {
+        crate::input::read(&self.inside(rel)?, crate::input::Input::SysFile)
     }
 
     fn list(&self, rel: &Path) -> io::Result<Vec<String>> {

@@ -197,6 +197,7 @@ mod tests {
             uuid: Some("GPU-1234".into()),
             name: Some("NVIDIA H100 80GB HBM3".into()),
             numa_node: Some(0),
+            slot: None,
         }
     }
 

@@ -117,13 +117,22 @@ impl Inventory {
     /// The node's newest burn-in run with its results, figures and samples;
     /// `None` when the node has no burn-in recorded.
     pub fn latest_burnin(&self, node: NodeId) -> Result<Option<BurninRecord>, InventoryError> {
+        self.latest_burnin_as_of(node, None)
+    }
+
+    /// `latest_burnin` among the runs started at or before `as_of` (a timestamp as stored).
+    pub fn latest_burnin_as_of(
+        &self,
+        node: NodeId,
+        as_of: Option<&str>,
+    ) -> Result<Option<BurninRecord>, InventoryError> {
         let mut runs = self.query_rows(
             || format!("latest burn-in of node {}", node.0),
             "SELECT b.run_id, b.started_at, b.started_at, b.verdict, b.incomplete, b.gpu_access, b.gpu_reason, b.tests
              FROM runs r JOIN burnin_runs b ON b.run_id = r.id
-             WHERE r.node_id = ?1 AND r.kind = 'burnin'
+             WHERE r.node_id = ?1 AND r.kind = 'burnin' AND (?2 IS NULL OR r.started_at <= ?2)
              ORDER BY r.started_at DESC, r.id DESC LIMIT 1",
-            [node.0],
+            rusqlite::params![node.0, as_of],
             |row| {
                 let tests: String = row.get(7)?;
                 Ok(BurninRecord {

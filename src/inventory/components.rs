@@ -14,6 +14,7 @@ use crate::model::{Node, PciAddress, PciDevice};
 /// `serial` holds the MAC (Ethernet) or port GUID (InfiniBand) of its first
 /// port, which identifies the card when the board serial cannot be read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "LabelledComponent")]
 pub struct ComponentRecord {
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -31,6 +32,43 @@ pub struct ComponentRecord {
     /// What the fields above do not hold (GPU UUID and index, disk size, ports).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub extra: Map<String, Value>,
+}
+
+/// A component as JSON shows it: its place label (`ComponentRecord::label`) first.
+#[derive(Serialize)]
+struct LabelledComponent {
+    label: String,
+    kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slot: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vendor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    serial: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    firmware: Option<String>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    extra: Map<String, Value>,
+}
+
+impl From<ComponentRecord> for LabelledComponent {
+    fn from(c: ComponentRecord) -> Self {
+        LabelledComponent {
+            label: c.label(),
+            kind: c.kind,
+            slot: c.slot,
+            address: c.address,
+            vendor: c.vendor,
+            model: c.model,
+            serial: c.serial,
+            firmware: c.firmware,
+            extra: c.extra,
+        }
+    }
 }
 
 impl ComponentRecord {
@@ -53,11 +91,37 @@ impl ComponentRecord {
         self.slot.as_deref().or(self.address.as_deref())
     }
 
-    /// `gpu 0000:1b:00.0`, or just `bios` for a part with no place.
+    /// The part's place as kiln names it everywhere (`checks::place_label`): `gpu3 slot 4
+    /// 0000:1b:00.0` (NVML index, physical slot or NVL72 tray position, address), `nic
+    /// 0000:1c:00.0`, `bios`.
     pub fn label(&self) -> String {
-        match self.place() {
-            Some(place) => format!("{} {place}", self.kind),
-            None => self.kind.clone(),
+        // A firmware item is named by its Redfish Id (`firmware FW_BMC_0`), not a physical place.
+        if self.kind == "firmware" {
+            return match self.place() {
+                Some(place) => format!("firmware {place}"),
+                None => "firmware".to_string(),
+            };
+        }
+        let index = self.extra.get("index").and_then(Value::as_u64).and_then(|i| u32::try_from(i).ok());
+        let index = index.filter(|_| self.kind == "gpu");
+        let tray = || {
+            let n = |k: &str| self.extra.get(k).and_then(Value::as_u64);
+            Some(format!("tray {} slot {} module {}", n("tray_index")?, n("slot_number")?, n("module_id")?))
+        };
+        let slot = self.slot.clone().or_else(|| if self.kind == "gpu" { tray() } else { None });
+        crate::checks::place_label(&self.kind, index, slot.as_deref(), self.address.as_deref())
+    }
+
+    /// The part as a finding names it: the same label (`checks::place_label`).
+    pub fn finding_component(&self) -> crate::checks::Component {
+        let index = self.extra.get("index").and_then(Value::as_u64).and_then(|i| u32::try_from(i).ok());
+        crate::checks::Component {
+            kind: self.kind.clone(),
+            address: self.address.clone(),
+            gpu_index: index.filter(|_| self.kind == "gpu"),
+            serial: self.serial.clone(),
+            slot: self.slot.clone(),
+            name: self.model.clone(),
         }
     }
 
@@ -120,6 +184,20 @@ pub fn components_of(node: &Node) -> Vec<ComponentRecord> {
     out.push(cpu_component(node));
     if node.memory.total_kib > 0 {
         out.push(ComponentRecord::new("memory").extra("total_kib", node.memory.total_kib));
+    }
+    // Populated DIMM slots, placed by the board's slot name.
+    for d in node.memory.dimms.iter().filter(|d| d.populated()) {
+        let mut c = ComponentRecord::new("dimm");
+        c.slot = Some(d.locator.clone());
+        c.vendor = d.manufacturer.clone();
+        c.model = d.part_number.clone();
+        c.serial = d.serial.clone();
+        out.push(
+            c.extra("size_bytes", d.size_bytes)
+                .extra("type", d.memory_type.clone())
+                .extra("speed_mts", d.speed_mts)
+                .extra("bank", d.bank_locator.clone()),
+        );
     }
     let mut covered: BTreeSet<PciAddress> = BTreeSet::new();
     for gpu in node.gpus.gpus() {

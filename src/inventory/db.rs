@@ -114,6 +114,25 @@ impl Inventory {
             .map_err(|source| InventoryError::ReadVersion { path: self.path.clone(), source })
     }
 
+    /// Every table of the database file (not a reader's overlay) with its number of rows, by
+    /// name: what a migration must keep.
+    pub fn row_counts(&self) -> Result<Vec<(String, i64)>, InventoryError> {
+        let what = || format!("tables of {}", self.path.display());
+        let failed = |source| InventoryError::Query { what: what(), source };
+        let tables: Vec<String> = self
+            .conn
+            .prepare("SELECT name FROM main.sqlite_master WHERE type = 'table' ORDER BY name")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(failed)?;
+        let mut out = Vec::new();
+        for t in tables {
+            let sql = format!("SELECT count(*) FROM main.\"{}\"", t.replace('"', "\"\""));
+            let n: i64 = self.conn.query_row(&sql, [], |r| r.get(0)).map_err(failed)?;
+            out.push((t, n));
+        }
+        Ok(out)
+    }
+
     /// `PRAGMA integrity_check`: `["ok"]` for a sound database, else SQLite's complaints.
     pub fn integrity_check(&self) -> Result<Vec<String>, InventoryError> {
         let what = || format!("integrity of {}", self.path.display());

@@ -152,7 +152,7 @@ impl Inventory {
         let failed = |source| InventoryError::Transition { hostname: s.hostname.to_string(), source };
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
         let id = node_id(&tx, s.hostname)
-            .map_err(failed)?
+            .map_err(|e| e.into_inventory(failed))?
             .ok_or_else(|| InventoryError::UnknownNode { hostname: s.hostname.to_string() })?;
         let from = read_state(&tx, id).map_err(failed)?;
         let wanted = to_state_for(s, &from);
@@ -183,7 +183,7 @@ impl Inventory {
     /// Every deploy step of a node, oldest first.
     pub fn deploy_steps(&self, hostname: &str) -> Result<Vec<DeployStepRow>, InventoryError> {
         let query = |source| InventoryError::Query { what: format!("deploy steps of node {hostname}"), source };
-        let Some(id) = node_id(&self.conn, hostname).map_err(query)? else {
+        let Some(id) = node_id(&self.conn, hostname).map_err(|e| e.into_inventory(query))? else {
             return Ok(Vec::new());
         };
         let mut stmt = self
@@ -212,7 +212,7 @@ impl Inventory {
     /// SHA-256: no deployment has touched it since.
     pub fn booted_on_image(&self, hostname: &str, image_sha256: &str) -> Result<bool, InventoryError> {
         let query = |source| InventoryError::Query { what: format!("deploy steps of node {hostname}"), source };
-        let Some(id) = node_id(&self.conn, hostname).map_err(query)? else {
+        let Some(id) = node_id(&self.conn, hostname).map_err(|e| e.into_inventory(query))? else {
             return Ok(false);
         };
         let last: Option<(String, String, String)> = self

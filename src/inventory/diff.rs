@@ -15,6 +15,10 @@ pub struct ComponentChange {
     /// node has one of (bios, board).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub place: Option<String>,
+    /// The part's place as kiln names it everywhere (`ComponentRecord::label`): from the
+    /// newer snapshot, or the older one for a part removed.
+    #[serde(default)]
+    pub label: String,
     #[serde(flatten)]
     pub change: Change,
 }
@@ -46,11 +50,15 @@ pub enum Change {
 }
 
 impl fmt::Display for ComponentChange {
-    /// `gpu 0000:1b:00.0: serial 1650924060123 -> 1650924060999 (part swapped)`
+    /// `gpu0 slot 1 0000:1b:00.0: serial 1650924060123 -> 1650924060999 (part swapped)`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.kind)?;
-        if let Some(place) = &self.place {
-            write!(f, " {place}")?;
+        if self.label.is_empty() {
+            f.write_str(&self.kind)?;
+            if let Some(place) = &self.place {
+                write!(f, " {place}")?;
+            }
+        } else {
+            f.write_str(&self.label)?;
         }
         let describe = |model: &Option<String>, serial: &Option<String>| -> String {
             let mut parts = Vec::new();
@@ -106,10 +114,15 @@ pub fn diff_components(before: &[ComponentRecord], after: &[ComponentRecord]) ->
     let old: HashMap<Key, &ComponentRecord> = keyed(before).into_iter().collect();
     let new = keyed(after);
     let mut changes = Vec::new();
-    let change = |key: &Key, change: Change| ComponentChange { kind: key.0.clone(), place: key.1.clone(), change };
+    let change = |key: &Key, part: &ComponentRecord, change: Change| ComponentChange {
+        kind: key.0.clone(),
+        place: key.1.clone(),
+        label: part.label(),
+        change,
+    };
     for (key, now) in &new {
         let Some(was) = old.get(key) else {
-            changes.push(change(key, Change::Added { model: now.model.clone(), serial: now.serial.clone() }));
+            changes.push(change(key, now, Change::Added { model: now.model.clone(), serial: now.serial.clone() }));
             continue;
         };
         let fields: [Field<'_>; 3] = [
@@ -120,7 +133,7 @@ pub fn diff_components(before: &[ComponentRecord], after: &[ComponentRecord]) ->
         for (from, to, make) in fields {
             if let (Some(from), Some(to)) = (from, to) {
                 if from != to {
-                    changes.push(change(key, make(from.clone(), to.clone())));
+                    changes.push(change(key, now, make(from.clone(), to.clone())));
                 }
             }
         }
@@ -128,7 +141,7 @@ pub fn diff_components(before: &[ComponentRecord], after: &[ComponentRecord]) ->
     let new_keys: std::collections::HashSet<&Key> = new.iter().map(|(k, _)| k).collect();
     for (key, was) in keyed(before) {
         if !new_keys.contains(&key) {
-            changes.push(change(&key, Change::Removed { model: was.model.clone(), serial: was.serial.clone() }));
+            changes.push(change(&key, was, Change::Removed { model: was.model.clone(), serial: was.serial.clone() }));
         }
     }
     changes

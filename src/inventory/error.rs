@@ -82,8 +82,17 @@ pub enum InventoryError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("record {kind} run: the node has no hostname")]
-    NoHostname { kind: RunKind },
+    #[error(
+        "record {kind} run: nothing identifies the node: it reported no hostname and no DMI system UUID, \
+         system or board serial"
+    )]
+    NoIdentity { kind: RunKind },
+    #[error(
+        "find node {name}: {} nodes answer to that name ({}); name one by its serial, or as RACK/NAME",
+        matches.len(),
+        matches.join(", ")
+    )]
+    AmbiguousNode { name: String, matches: Vec<String> },
     #[error("record {kind} run of node {hostname}")]
     RecordRun {
         hostname: String,
@@ -91,6 +100,12 @@ pub enum InventoryError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("find part {serial}: no part with that serial was ever recorded")]
+    UnknownSerial { serial: String },
+    #[error("node {hostname} as of {at}: it was first recorded later, at {first_seen}")]
+    NotYetRecorded { hostname: String, at: String, first_seen: String },
+    #[error("run {run}: {why}")]
+    UnknownRun { run: i64, why: String },
     #[error("find node {hostname}: not in the inventory")]
     UnknownNode { hostname: String },
     #[error("move node {hostname} to {to}")]

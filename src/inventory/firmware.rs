@@ -6,7 +6,7 @@
 //! and the queries that compare a node's runs (`latest_run`, `previous_run`)
 //! skip it, so that a BMC reading never shows as "every part removed".
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, TransactionBehavior};
 use time::OffsetDateTime;
 
 use crate::model::{Cpus, Dmi, GpuInventory, Memory, Node, NODE_SCHEMA_VERSION};
@@ -49,6 +49,7 @@ pub(super) fn placeholder_node(hostname: &str) -> Node {
         pci: Vec::new(),
         gpus: GpuInventory::NotInspected { reason: "a BMC firmware reading: the node itself was not inspected".into() },
         problems: Vec::new(),
+        imex: None,
     }
 }
 
@@ -69,11 +70,13 @@ impl Inventory {
 
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
         let seen = NodeSeen { name: r.node, started: &started, finished: &finished, rack: r.rack, actor: r.actor };
-        let node_id = find_or_enroll(&tx, &seen, "first recorded by a BMC firmware reading").map_err(failed)?;
+        let node_id = find_or_enroll(&tx, &seen, "first recorded by a BMC firmware reading")
+            .map_err(|e| e.into_inventory(failed))?;
+        let model = super::models::store_model(&tx, &node_json).map_err(failed)?;
         tx.execute(
             "INSERT INTO runs (node_id, kind, started_at, finished_at, kiln_version, platform, verdict, exit_code,
-                               node_json, actor)
-             VALUES (?1, ?2, ?3, ?4, ?5, NULL, NULL, ?6, ?7, ?8)",
+                               node_json, model_id, actor)
+             VALUES (?1, ?2, ?3, ?4, ?5, NULL, NULL, ?6, '', ?7, ?8)",
             params![
                 node_id,
                 BMC_FIRMWARE_RUN,
@@ -81,7 +84,7 @@ impl Inventory {
                 finished,
                 env!("CARGO_PKG_VERSION"),
                 r.exit_code,
-                node_json,
+                model,
                 r.actor
             ],
         )
@@ -125,15 +128,19 @@ pub(super) struct NodeSeen<'a> {
 }
 
 /// The node's id, its `last_seen` and rack brought up to date; a node not yet
-/// known is enrolled, with `cause` as the reason of its first lifecycle event.
+/// known is enrolled, with `cause` as the reason of its first lifecycle event. A reading in a
+/// rack names the rack's place (`node_in_rack`); one without a rack names the node as a person
+/// would (`node_named`: its name, `RACK/NAME` or its machine), and a name two nodes answer to is
+/// an error listing them.
 pub(super) fn find_or_enroll(
     tx: &rusqlite::Transaction<'_>,
     seen: &NodeSeen<'_>,
     cause: &str,
-) -> rusqlite::Result<i64> {
-    let existing: Option<i64> = tx
-        .prepare_cached("SELECT id FROM nodes WHERE hostname = ?1")
-        .and_then(|mut s| s.query_row([seen.name], |row| row.get(0)).optional())?;
+) -> Result<i64, super::machine::NameError> {
+    let existing = match seen.rack {
+        Some(_) => super::machine::node_in_rack(tx, seen.name, seen.rack)?,
+        None => super::machine::node_named(tx, seen.name)?,
+    };
     if let Some(id) = existing {
         tx.execute(
             "UPDATE nodes SET last_seen = max(last_seen, ?2), rack = coalesce(?3, rack) WHERE id = ?1",
@@ -142,7 +149,7 @@ pub(super) fn find_or_enroll(
         return Ok(id);
     }
     tx.execute(
-        "INSERT INTO nodes (hostname, first_seen, last_seen, rack, state) VALUES (?1, ?2, ?3, ?4, 'enrolled')",
+        "INSERT INTO nodes (name, first_seen, last_seen, rack, state) VALUES (?1, ?2, ?3, ?4, 'enrolled')",
         params![seen.name, seen.started, seen.finished, seen.rack],
     )?;
     let id = tx.last_insert_rowid();

@@ -74,7 +74,8 @@ impl Inventory {
 
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
         let seen = NodeSeen { name: r.node, started: &started, finished: &finished, rack: r.rack, actor: r.actor };
-        let node_id = find_or_enroll(&tx, &seen, "first recorded by a firmware check").map_err(failed)?;
+        let node_id =
+            find_or_enroll(&tx, &seen, "first recorded by a firmware check").map_err(|e| e.into_inventory(failed))?;
         let previous: Option<i64> = tx
             .prepare_cached(
                 "SELECT id FROM runs WHERE node_id = ?1 AND kind = ?2 ORDER BY started_at DESC, id DESC LIMIT 1",
@@ -85,10 +86,11 @@ impl Inventory {
             Some(run) => self_components(&tx, run).map_err(failed)?,
             None => Vec::new(),
         };
+        let model = super::models::store_model(&tx, &node_json).map_err(failed)?;
         tx.execute(
             "INSERT INTO runs (node_id, kind, started_at, finished_at, kiln_version, platform, verdict, exit_code,
-                               node_json, actor)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                               node_json, model_id, actor)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '', ?9, ?10)",
             params![
                 node_id,
                 FIRMWARE_CHECK_RUN,
@@ -98,7 +100,7 @@ impl Inventory {
                 r.platform,
                 r.verdict.as_str(),
                 r.exit_code,
-                node_json,
+                model,
                 r.actor
             ],
         )

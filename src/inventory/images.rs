@@ -1,6 +1,6 @@
 //! Image writes: one row per `kiln image write --db`, whatever its outcome.
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 use serde::Serialize;
 
 use super::timestamp::{format_timestamp, now};
@@ -50,10 +50,8 @@ impl Inventory {
         let failed = |source| InventoryError::Query { what: format!("record image write to {}", w.target), source };
         let node_id: Option<i64> = match w.hostname {
             Some(h) => Some(
-                self.conn
-                    .query_row("SELECT id FROM nodes WHERE hostname = ?1", [h], |r| r.get(0))
-                    .optional()
-                    .map_err(failed)?
+                super::machine::node_named(&self.conn, h)
+                    .map_err(|e| e.into_inventory(failed))?
                     .ok_or_else(|| InventoryError::UnknownNode { hostname: h.to_string() })?,
             ),
             None => None,
@@ -88,7 +86,7 @@ impl Inventory {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT w.id, w.at, n.hostname, w.target, w.image, w.image_sha256, w.image_size, w.bytes_written,
+                "SELECT w.id, w.at, n.name, w.target, w.image, w.image_sha256, w.image_size, w.bytes_written,
                         w.duration_ms, w.outcome, w.target_state, w.error
                  FROM images_written w LEFT JOIN nodes n ON n.id = w.node_id
                  ORDER BY w.at DESC, w.id DESC",

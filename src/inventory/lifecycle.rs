@@ -1,6 +1,6 @@
 //! Lifecycle persistence: a node's state and its append-only event log.
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 use crate::lifecycle::{check_release, check_transition, IllegalTransition, LifecycleState, Move};
@@ -78,9 +78,7 @@ pub(crate) fn set_state(conn: &Connection, node_id: i64, state: &LifecycleState)
     Ok(())
 }
 
-pub(crate) fn node_id(conn: &Connection, hostname: &str) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached("SELECT id FROM nodes WHERE hostname = ?1")?.query_row([hostname], |row| row.get(0)).optional()
-}
+pub(crate) use super::machine::node_named as node_id;
 
 /// Why a lifecycle write stopped.
 enum Abort {
@@ -94,6 +92,15 @@ impl From<rusqlite::Error> for Abort {
     }
 }
 
+impl From<super::machine::NameError> for Abort {
+    fn from(e: super::machine::NameError) -> Self {
+        match e {
+            super::machine::NameError::Sql(e) => Abort::Sql(e),
+            super::machine::NameError::Ambiguous(e) => Abort::Inventory(e),
+        }
+    }
+}
+
 impl Inventory {
     /// Make a node known to the inventory before any run (from a rack
     /// manifest, say): it starts enrolled. A node already known keeps its
@@ -102,7 +109,11 @@ impl Inventory {
         let failed = |source| InventoryError::Transition { hostname: hostname.to_string(), source };
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
         let at = format_timestamp(now());
-        let id = match node_id(&tx, hostname).map_err(failed)? {
+        let found = match rack {
+            Some(_) => super::machine::node_in_rack(&tx, hostname, rack).map_err(failed)?,
+            None => node_id(&tx, hostname).map_err(|e| e.into_inventory(failed))?,
+        };
+        let id = match found {
             Some(id) => {
                 tx.execute("UPDATE nodes SET rack = coalesce(?2, rack) WHERE id = ?1", params![id, rack])
                     .map_err(failed)?;
@@ -110,7 +121,7 @@ impl Inventory {
             }
             None => {
                 tx.execute(
-                    "INSERT INTO nodes (hostname, first_seen, last_seen, rack, state) VALUES (?1, ?2, ?2, ?3, 'enrolled')",
+                    "INSERT INTO nodes (name, first_seen, last_seen, rack, state) VALUES (?1, ?2, ?2, ?3, 'enrolled')",
                     params![hostname, at, rack],
                 )
                 .map_err(failed)?;
@@ -204,7 +215,7 @@ impl Inventory {
     pub fn state(&self, hostname: &str) -> Result<LifecycleState, InventoryError> {
         let query = |source| InventoryError::Query { what: format!("lifecycle state of node {hostname}"), source };
         let id = node_id(&self.conn, hostname)
-            .map_err(query)?
+            .map_err(|e| e.into_inventory(query))?
             .ok_or_else(|| InventoryError::UnknownNode { hostname: hostname.to_string() })?;
         read_state(&self.conn, id).map_err(query)
     }
@@ -213,7 +224,7 @@ impl Inventory {
     pub fn history(&self, hostname: &str) -> Result<Vec<LifecycleEvent>, InventoryError> {
         let query = |source| InventoryError::Query { what: format!("lifecycle history of node {hostname}"), source };
         let id = node_id(&self.conn, hostname)
-            .map_err(query)?
+            .map_err(|e| e.into_inventory(query))?
             .ok_or_else(|| InventoryError::UnknownNode { hostname: hostname.to_string() })?;
         let mut stmt = self
             .conn

@@ -20,7 +20,7 @@ impl Inventory {
         let failed = |source| InventoryError::Transition { hostname: hostname.to_string(), source };
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
         let id = node_id(&tx, hostname)
-            .map_err(failed)?
+            .map_err(|e| e.into_inventory(failed))?
             .ok_or_else(|| InventoryError::UnknownNode { hostname: hostname.to_string() })?;
         let state = read_state(&tx, id).map_err(failed)?;
         let at = format_timestamp(now());

@@ -18,14 +18,39 @@ use super::{ComponentRecord, Inventory, InventoryError};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeRow {
     pub id: NodeId,
-    pub hostname: String,
+    /// What the node is called: its rack manifest name, else its hostname, else its serial.
+    /// Two nodes may share one (two machines that answer to the same hostname).
+    pub name: String,
+    /// The hostname the node last reported.
+    pub hostname: Option<String>,
+    /// The machine in the node's place (`model::MachineIdentity::key`), when known.
+    pub machine: Option<String>,
+    pub system_uuid: Option<String>,
+    pub board_serial: Option<String>,
+    /// NVML chassis serial and tray index (NVL72 trays).
+    pub chassis_serial: Option<String>,
+    pub tray_index: Option<u32>,
     pub first_seen: String,
     pub last_seen: String,
     pub rack: Option<String>,
     pub platform: Option<String>,
-    /// DMI product serial.
+    /// DMI system serial.
     pub serial: Option<String>,
     pub state: LifecycleState,
+}
+
+impl NodeRow {
+    /// The machine in the node's place as a technician reads it, when known.
+    pub fn machine_label(&self) -> Option<String> {
+        crate::model::MachineIdentity {
+            system_uuid: self.system_uuid.clone(),
+            system_serial: self.serial.clone(),
+            board_serial: self.board_serial.clone(),
+            chassis_serial: self.chassis_serial.clone(),
+            tray_index: self.tray_index,
+        }
+        .describe()
+    }
 }
 
 /// One recorded run, without its node JSON.
@@ -56,7 +81,8 @@ pub struct RunChanges {
 /// Where a serial number was seen: which node, which run, which part.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SerialSighting {
-    pub hostname: String,
+    /// The node's name.
+    pub node: String,
     pub run_id: RunId,
     pub finished_at: String,
     pub component: ComponentRecord,
@@ -78,15 +104,24 @@ fn json_object_column(row: &Row<'_>, column: usize) -> rusqlite::Result<serde_js
     }
 }
 
-const NODE_COLUMNS: &str = "n.id, n.hostname, n.first_seen, n.last_seen, n.rack, n.platform, n.serial, n.state, \
-                            n.state_reason";
+const NODE_COLUMNS: &str = "n.id, n.name, n.first_seen, n.last_seen, n.rack, n.platform, n.serial, n.state, \
+                            n.state_reason, n.hostname, n.machine, n.system_uuid, n.board_serial, \
+                            n.chassis_serial, n.tray_index";
+/// How many columns `NODE_COLUMNS` has.
+const NODE_WIDTH: usize = 15;
 
 fn node_row(row: &Row<'_>) -> rusqlite::Result<NodeRow> {
     let state = LifecycleState::from_parts(&row.get::<_, String>(7)?, row.get(8)?)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(7, Type::Text, Box::new(e)))?;
     Ok(NodeRow {
         id: NodeId(row.get(0)?),
-        hostname: row.get(1)?,
+        name: row.get(1)?,
+        hostname: row.get(9)?,
+        machine: row.get(10)?,
+        system_uuid: row.get(11)?,
+        board_serial: row.get(12)?,
+        chassis_serial: row.get(13)?,
+        tray_index: row.get(14)?,
         first_seen: row.get(2)?,
         last_seen: row.get(3)?,
         rack: row.get(4)?,
@@ -119,9 +154,10 @@ fn run_row(row: &Row<'_>, at: usize) -> rusqlite::Result<RunRow> {
     })
 }
 
-const COMPONENT_COLUMNS: &str = "c.kind, c.slot, c.address, c.vendor, c.model, c.serial, c.firmware, c.extra";
+pub(super) const COMPONENT_COLUMNS: &str =
+    "c.kind, c.slot, c.address, c.vendor, c.model, c.serial, c.firmware, c.extra";
 
-fn component_row(row: &Row<'_>, at: usize) -> rusqlite::Result<ComponentRecord> {
+pub(super) fn component_row(row: &Row<'_>, at: usize) -> rusqlite::Result<ComponentRecord> {
     Ok(ComponentRecord {
         kind: row.get(at)?,
         slot: row.get(at + 1)?,
@@ -156,18 +192,28 @@ impl Inventory {
         rows.collect::<Result<Vec<T>, _>>().map_err(failed)
     }
 
-    /// Every node, by hostname.
+    /// Every node, by name (then by id: two machines may share a name).
     pub fn nodes(&self) -> Result<Vec<NodeRow>, InventoryError> {
-        let sql = format!("SELECT {NODE_COLUMNS} FROM nodes n ORDER BY n.hostname");
+        let sql = format!("SELECT {NODE_COLUMNS} FROM nodes n ORDER BY n.name, n.id");
         self.query_rows(|| "nodes".to_string(), &sql, [], node_row)
     }
 
-    /// One node by hostname, `None` when the inventory has never seen it.
-    pub fn node(&self, hostname: &str) -> Result<Option<NodeRow>, InventoryError> {
-        let sql = format!("SELECT {NODE_COLUMNS} FROM nodes n WHERE n.hostname = ?1");
-        let failed = |source| InventoryError::Query { what: format!("node {hostname}"), source };
+    /// One node by name, else by its machine (a system or board serial, a system UUID);
+    /// `None` when the inventory has never seen it, an error when two nodes answer to the name.
+    pub fn node(&self, name: &str) -> Result<Option<NodeRow>, InventoryError> {
+        let failed = |source| InventoryError::Query { what: format!("node {name}"), source };
+        let Some(id) = super::machine::node_named(&self.conn, name).map_err(|e| e.into_inventory(failed))? else {
+            return Ok(None);
+        };
+        self.node_by_id(NodeId(id))
+    }
+
+    /// One node by its row id.
+    pub fn node_by_id(&self, id: NodeId) -> Result<Option<NodeRow>, InventoryError> {
+        let sql = format!("SELECT {NODE_COLUMNS} FROM nodes n WHERE n.id = ?1");
+        let failed = |source| InventoryError::Query { what: format!("node {}", id.0), source };
         let mut stmt = self.conn.prepare_cached(&sql).map_err(failed)?;
-        stmt.query_row([hostname], node_row).optional().map_err(failed)
+        stmt.query_row([id.0], node_row).optional().map_err(failed)
     }
 
     /// A node's runs, newest first.
@@ -179,21 +225,39 @@ impl Inventory {
     /// A node's newest run of the node itself (inspect, validate, burn-in;
     /// not a BMC firmware reading).
     pub fn latest_run(&self, node: NodeId) -> Result<Option<RunRow>, InventoryError> {
-        let sql =
-            format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.node_id = ?1 AND {NODE_RUN} {NEWEST_FIRST} LIMIT 1");
-        let mut rows =
-            self.query_rows(|| format!("latest run of node {}", node.0), &sql, [node.0], |row| run_row(row, 0))?;
+        self.latest_run_as_of(node, None)
+    }
+
+    /// `latest_run` among the runs started at or before `as_of` (a timestamp as stored).
+    pub fn latest_run_as_of(&self, node: NodeId, as_of: Option<&str>) -> Result<Option<RunRow>, InventoryError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs r WHERE r.node_id = ?1 AND {NODE_RUN} AND (?2 IS NULL OR r.started_at <= ?2)
+             {NEWEST_FIRST} LIMIT 1"
+        );
+        let mut rows = self.query_rows(
+            || format!("latest run of node {}", node.0),
+            &sql,
+            rusqlite::params![node.0, as_of],
+            |row| run_row(row, 0),
+        )?;
+        Ok(rows.pop())
+    }
+
+    /// One run by id, `None` when there is none.
+    pub fn run(&self, run: RunId) -> Result<Option<RunRow>, InventoryError> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.id = ?1");
+        let mut rows = self.query_rows(|| format!("run {}", run.0), &sql, [run.0], |row| run_row(row, 0))?;
         Ok(rows.pop())
     }
 
     /// Every node with its newest node run (`None` for a node enrolled but
-    /// never run), by hostname, in one query.
+    /// never run), by name, in one query.
     pub fn latest_runs(&self) -> Result<Vec<(NodeRow, Option<RunRow>)>, InventoryError> {
         let sql = format!(
             "SELECT {NODE_COLUMNS}, {RUN_COLUMNS} FROM nodes n
              LEFT JOIN runs r ON r.id = (SELECT r.id FROM runs r WHERE r.node_id = n.id AND {NODE_RUN}
                                          {NEWEST_FIRST} LIMIT 1)
-             ORDER BY n.hostname"
+             ORDER BY n.name, n.id"
         );
         self.query_rows(
             || "latest run of every node".to_string(),
@@ -201,8 +265,8 @@ impl Inventory {
             [],
             |row| {
                 let node = node_row(row)?;
-                let run = match row.get::<_, Option<i64>>(9)? {
-                    Some(_) => Some(run_row(row, 9)?),
+                let run = match row.get::<_, Option<i64>>(NODE_WIDTH)? {
+                    Some(_) => Some(run_row(row, NODE_WIDTH)?),
                     None => None,
                 };
                 Ok((node, run))
@@ -227,14 +291,25 @@ impl Inventory {
     /// newest first: the latest validate and the latest burn-in, so a later
     /// burn-in does not hide an earlier validate's failures.
     pub fn latest_judged_runs(&self, node: NodeId) -> Result<Vec<RunRow>, InventoryError> {
+        self.latest_judged_runs_as_of(node, None)
+    }
+
+    /// `latest_judged_runs` among the runs started at or before `as_of`.
+    pub fn latest_judged_runs_as_of(&self, node: NodeId, as_of: Option<&str>) -> Result<Vec<RunRow>, InventoryError> {
         let sql = format!(
             "SELECT {RUN_COLUMNS} FROM runs r
              WHERE r.node_id = ?1 AND r.verdict IS NOT NULL
                AND r.id = (SELECT k.id FROM runs k WHERE k.node_id = r.node_id AND k.kind = r.kind
-                           AND k.verdict IS NOT NULL ORDER BY k.started_at DESC, k.id DESC LIMIT 1)
+                           AND k.verdict IS NOT NULL AND (?2 IS NULL OR k.started_at <= ?2)
+                           ORDER BY k.started_at DESC, k.id DESC LIMIT 1)
              {NEWEST_FIRST}"
         );
-        self.query_rows(|| format!("latest judged runs of node {}", node.0), &sql, [node.0], |row| run_row(row, 0))
+        self.query_rows(
+            || format!("latest judged runs of node {}", node.0),
+            &sql,
+            rusqlite::params![node.0, as_of],
+            |row| run_row(row, 0),
+        )
     }
 
     /// The node run of the same node recorded just before `run`.
@@ -268,7 +343,10 @@ impl Inventory {
     pub fn run_node(&self, run: RunId) -> Result<Node, InventoryError> {
         let mut texts = self.query_rows(
             || format!("node of run {}", run.0),
-            "SELECT node_json FROM runs WHERE id = ?1",
+            &format!(
+                "SELECT {} FROM runs r LEFT JOIN node_models m ON m.id = r.model_id WHERE r.id = ?1",
+                super::models::RUN_MODEL
+            ),
             [run.0],
             |row| row.get::<_, String>(0),
         )?;
@@ -283,6 +361,12 @@ impl Inventory {
     /// before; `None` when it has fewer than two runs.
     pub fn changes_since_previous_run(&self, node: NodeId) -> Result<Option<RunChanges>, InventoryError> {
         let Some(latest) = self.latest_run(node)? else { return Ok(None) };
+        self.changes_before(&latest)
+    }
+
+    /// What changed in a node's parts between `run` and the node run before it.
+    pub fn changes_before(&self, latest: &RunRow) -> Result<Option<RunChanges>, InventoryError> {
+        let latest = latest.clone();
         let Some(previous) = self.previous_run(&latest)? else { return Ok(None) };
         let before = self.run_components(previous.id)?;
         let after = self.run_components(latest.id)?;
@@ -293,7 +377,7 @@ impl Inventory {
     /// disk has been, and where it is now.
     pub fn find_serial(&self, serial: &str) -> Result<Vec<SerialSighting>, InventoryError> {
         let sql = format!(
-            "SELECT n.hostname, r.id, r.finished_at, {COMPONENT_COLUMNS}
+            "SELECT n.name, r.id, r.finished_at, {COMPONENT_COLUMNS}
              FROM components c JOIN runs r ON r.id = c.run_id JOIN nodes n ON n.id = c.node_id
              WHERE c.serial = ?1 {NEWEST_FIRST}"
         );
@@ -303,7 +387,7 @@ impl Inventory {
             [serial],
             |row| {
                 Ok(SerialSighting {
-                    hostname: row.get(0)?,
+                    node: row.get(0)?,
                     run_id: RunId(row.get(1)?),
                     finished_at: row.get(2)?,
                     component: component_row(row, 3)?,

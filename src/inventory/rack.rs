@@ -10,7 +10,8 @@ use crate::checks::{Finding, Verdict};
 use crate::lifecycle::{check_transition, LifecycleState, Move};
 
 use super::finding_rows::{finding_from_row, insert_finding};
-use super::lifecycle::{append_event, node_id, read_state, set_state, EventRow};
+use super::lifecycle::{append_event, read_state, set_state, EventRow};
+use super::machine::node_in_rack;
 use super::query::enum_column;
 use super::timestamp::format_timestamp;
 use super::{Inventory, InventoryError};
@@ -108,7 +109,7 @@ impl Inventory {
         }
         let mut moved = Vec::new();
         for (node, reason) in run.gate {
-            let Some(node_id) = node_id(&tx, node).map_err(failed)? else { continue };
+            let Some(node_id) = node_in_rack(&tx, node, Some(run.rack)).map_err(failed)? else { continue };
             let from = read_state(&tx, node_id).map_err(failed)?;
             let to = LifecycleState::Failed { reason: reason.clone() };
             // Quarantine is a person's hold: a rack finding does not override it.

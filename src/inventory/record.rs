@@ -1,16 +1,17 @@
 //! `record_run`: a node's run (node, components, findings, lifecycle) written in one transaction.
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::checks::{Finding, Verdict};
 use crate::lifecycle::{check_transition, state_after_run, LifecycleState, Move, RunKind};
-use crate::model::Node;
+use crate::model::{MachineIdentity, Node};
 
 use super::components::{components_of, ComponentRecord};
 use super::finding_rows::insert_finding;
 use super::lifecycle::{append_event, read_state, set_state, EventRow};
+use super::machine::{place_of_run, Place};
 use super::timestamp::{format_timestamp, now};
 use super::{Inventory, InventoryError};
 
@@ -40,6 +41,11 @@ pub enum RunLifecycle {
 pub struct RunRecord<'a> {
     pub kind: RunKind,
     pub node: &'a Node,
+    /// The node's place by name, when the caller knows one (a rack manifest's node name): the
+    /// run is recorded in that place whichever machine answered, and a different machine there
+    /// than before is a machine event. `None`: the machine is the key (`model::MachineIdentity`),
+    /// its hostname data.
+    pub name: Option<&'a str>,
     /// The platform spec the node was judged against, when one was.
     pub platform: Option<&'a str>,
     /// The rack the node stands in, when the caller knows it.
@@ -63,6 +69,7 @@ impl<'a> RunRecord<'a> {
         RunRecord {
             kind,
             node,
+            name: None,
             platform: None,
             rack: None,
             findings: &[],
@@ -125,10 +132,14 @@ impl Inventory {
         also: &mut AlsoWrite<'_>,
         observe: &mut dyn FnMut(RecordStage),
     ) -> Result<RunId, InventoryError> {
-        let hostname = run.node.hostname.clone();
-        if hostname.trim().is_empty() {
-            return Err(InventoryError::NoHostname { kind: run.kind });
-        }
+        let identity = MachineIdentity::of(run.node);
+        let reported = Some(run.node.hostname.trim()).filter(|h| !h.is_empty());
+        let hostname = match (run.name, reported, identity.describe()) {
+            (Some(name), _, _) => name.to_string(),
+            (None, Some(h), _) => h.to_string(),
+            (None, None, Some(machine)) => machine,
+            (None, None, None) => return Err(InventoryError::NoIdentity { kind: run.kind }),
+        };
         let node_json = serde_json::to_string(run.node).map_err(|source| InventoryError::Encode {
             hostname: hostname.clone(),
             what: "node",
@@ -145,7 +156,7 @@ impl Inventory {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|source| InventoryError::RecordRun { hostname: hostname.clone(), kind: run.kind, source })?;
-        let result = write_run(&tx, run, &node_json, &components, &extras, also, observe)
+        let result = write_run(&tx, run, &identity, &node_json, &components, &extras, also, observe)
             .and_then(|written| tx.commit().map(|()| written).map_err(Abort::Sql));
         match result {
             Ok((id, change)) => {
@@ -165,9 +176,11 @@ impl Inventory {
 
 /// The statements of one run, inside the caller's transaction. Returns the
 /// run's id and the lifecycle change it made, if any.
+#[allow(clippy::too_many_arguments)]
 fn write_run(
     tx: &Transaction<'_>,
     run: &RunRecord<'_>,
+    identity: &MachineIdentity,
     node_json: &str,
     components: &[ComponentRecord],
     extras: &[Option<String>],
@@ -176,37 +189,13 @@ fn write_run(
 ) -> Result<(RunId, Option<(LifecycleState, LifecycleState)>), Abort> {
     let started = format_timestamp(run.started_at);
     let finished = format_timestamp(run.finished_at);
-    let node = run.node;
-    let serial = node.dmi.product_serial.as_deref();
+    let Place { node_id, created, machine_moves } = place_of_run(tx, run, identity, &started, &finished)?;
 
-    let existing: Option<i64> = tx
-        .prepare_cached("SELECT id FROM nodes WHERE hostname = ?1")?
-        .query_row([&node.hostname], |row| row.get(0))
-        .optional()?;
-    let (node_id, created) = match existing {
-        Some(id) => {
-            tx.prepare_cached(
-                "UPDATE nodes SET first_seen = min(first_seen, ?2), last_seen = max(last_seen, ?3),
-                     rack = coalesce(?4, rack), platform = coalesce(?5, platform), serial = coalesce(?6, serial)
-                 WHERE id = ?1",
-            )?
-            .execute(params![id, started, finished, run.rack, run.platform, serial])?;
-            (id, false)
-        }
-        None => {
-            tx.prepare_cached(
-                "INSERT INTO nodes (hostname, first_seen, last_seen, rack, platform, serial, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'enrolled')",
-            )?
-            .execute(params![node.hostname, started, finished, run.rack, run.platform, serial])?;
-            (tx.last_insert_rowid(), true)
-        }
-    };
-
+    let model = super::models::store_model(tx, node_json)?;
     tx.prepare_cached(
         "INSERT INTO runs (node_id, kind, started_at, finished_at, kiln_version, platform, verdict, exit_code,
-                           node_json, actor)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                           node_json, model_id, actor)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '', ?9, ?10)",
     )?
     .execute(params![
         node_id,
@@ -217,10 +206,11 @@ fn write_run(
         run.platform,
         run.verdict.map(Verdict::as_str),
         run.exit_code,
-        node_json,
+        model,
         run.actor,
     ])?;
     let run_id = tx.last_insert_rowid();
+    machine_moves.write(tx, run_id, &finished)?;
     observe(RecordStage::Run);
 
     {

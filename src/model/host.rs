@@ -59,6 +59,41 @@ pub struct NumaNode {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Memory {
     pub total_kib: u64,
+    /// Every memory device slot SMBIOS lists (type 17), populated or not, in table order;
+    /// empty when the table was not read (no root, a VM without one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dimms: Vec<Dimm>,
+}
+
+/// One SMBIOS memory device (type 17): a DIMM slot and what is in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dimm {
+    /// The slot as the board labels it (`CPU0_DIMM_A1`, `DIMM_P0_A0`).
+    pub locator: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank_locator: Option<String>,
+    /// 0 for an empty slot; `None` when SMBIOS says the size is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    /// `DDR5`, `LPDDR5`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_type: Option<String>,
+    /// Rated speed in MT/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed_mts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manufacturer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_number: Option<String>,
+}
+
+impl Dimm {
+    /// Whether a module sits in the slot (SMBIOS size not 0).
+    pub fn populated(&self) -> bool {
+        self.size_bytes != Some(0)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,6 +5,8 @@
 
 mod gpu;
 mod host;
+mod identity;
+mod imex;
 mod node;
 mod pci;
 mod pci_address;
@@ -13,6 +15,8 @@ mod telemetry;
 
 pub use gpu::*;
 pub use host::*;
+pub use identity::*;
+pub use imex::{Imex, ImexDaemon, ImexPeer};
 pub use node::*;
 pub use pci::*;
 pub use pci_address::{empty_when_none, PciAddress, PciAddressError};

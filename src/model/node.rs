@@ -36,6 +36,9 @@ pub struct Node {
     /// Everything inspection could not read; the rest of the node is still valid.
     #[serde(default)]
     pub problems: Vec<ReadProblem>,
+    /// The IMEX service; absent in a node recorded by a kiln that did not read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imex: Option<super::Imex>,
 }
 
 /// Every reader of node JSON (`validate --node`, the rack controller, the

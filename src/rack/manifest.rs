@@ -2,12 +2,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::credentials::{BmcTls, Credentials};
 use super::location::{field_at, line_of};
+use crate::checks::bom::{check_nodes, Bom, BomError, BomNode};
 use crate::redact;
 use crate::secret::PasswordSource;
 
@@ -31,6 +33,9 @@ pub struct Rack {
     pub position: Option<u32>,
     /// Platform spec name (`hgx-b200`); when absent each node's is detected.
     pub platform: Option<String>,
+    /// The bill of materials file the manifest points to (`[rack] bom`), resolved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bom: Option<PathBuf>,
 }
 
 /// One node of the rack: how to reach it over SSH and through its BMC.
@@ -54,8 +59,18 @@ pub struct RackNode {
     /// Line of `tray` in the manifest (0 when not known), for errors.
     #[serde(skip)]
     pub tray_line: usize,
+    /// Lines of `name` and `address` in the manifest (0 when not known), for errors.
+    #[serde(skip)]
+    pub name_line: usize,
+    #[serde(skip)]
+    pub address_line: usize,
     /// Node-side `--root` for the node commands (a snapshot tree, used by the lab).
     pub kiln_root: Option<String>,
+    /// What the rack judges the node against beside its platform spec (docs/bom.md): the BOM
+    /// file the manifest points to, with the manifest's own `[nodes.bom]` entries; one for the
+    /// whole rack, shared by its nodes. `None` when the manifest names no BOM.
+    #[serde(skip)]
+    pub bom: Option<Arc<Bom>>,
 }
 
 impl RackNode {
@@ -73,7 +88,10 @@ impl RackNode {
             slot: None,
             tray: None,
             tray_line: 0,
+            name_line: 0,
+            address_line: 0,
             kiln_root: None,
+            bom: None,
         }
     }
 }
@@ -92,6 +110,9 @@ pub enum ManifestError {
     Invalid { path: PathBuf, line: usize, field: String, message: String },
     #[error("{}: no node named {name:?} (the rack has {known})", path.display())]
     UnknownNode { path: PathBuf, name: String, known: String },
+    /// The BOM file the manifest points to cannot be used.
+    #[error(transparent)]
+    Bom(#[from] BomError),
 }
 
 /// `file:line`, or just `file` when the line is not known (0).
@@ -121,6 +142,7 @@ struct RawRack {
     row: Option<String>,
     position: Option<u32>,
     platform: Option<String>,
+    bom: Option<Spanned<String>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -155,6 +177,7 @@ struct RawNode {
     slot: Option<Spanned<String>>,
     tray: Option<Spanned<u32>>,
     kiln_root: Option<String>,
+    bom: Option<Spanned<BomNode>>,
 }
 
 fn default_ssh_port() -> u16 {
@@ -201,12 +224,14 @@ impl RackManifest {
         if raw.rack.id.get_ref().trim().is_empty() {
             return Err(invalid(Some(raw.rack.id.span()), "rack.id", "must not be empty".into()));
         }
+        let bom_file = raw.rack.bom.as_ref().map(|b| resolve(b.get_ref()));
         let rack = Rack {
             id: raw.rack.id.into_inner(),
             site: raw.rack.site,
             row: raw.rack.row,
             position: raw.rack.position,
             platform: raw.rack.platform,
+            bom: bom_file,
         };
 
         let c = raw.credentials;
@@ -285,6 +310,8 @@ impl RackManifest {
         }
         let mut seen: HashMap<String, usize> = HashMap::new();
         let mut nodes = Vec::with_capacity(raw.nodes.len());
+        // The manifest's own BOM entries: (index in `nodes`, entry, its span).
+        let mut entries: Vec<(usize, BomNode, std::ops::Range<usize>)> = Vec::new();
         for (i, n) in raw.nodes.into_iter().enumerate() {
             let name = n.name.get_ref();
             if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)) {
@@ -350,7 +377,24 @@ impl RackManifest {
                     "give slot or tray, not both".into(),
                 ));
             }
+            let name_line = line_of(text, n.name.span().start);
+            let address_line = line_of(text, n.address.span().start);
+            if let Some(entry) = n.bom {
+                let span = entry.span();
+                let mut entry = entry.into_inner();
+                if entry.name.as_ref().is_some_and(|other| other != name) {
+                    return Err(invalid(
+                        Some(span),
+                        &format!("nodes[{i}].bom.name"),
+                        format!("a node's own entry is named by the node ({name:?}): leave `name` out"),
+                    ));
+                }
+                entry.name = Some(name.clone());
+                entries.push((i, entry, span));
+            }
             nodes.push(RackNode {
+                name_line,
+                address_line,
                 name: n.name.into_inner(),
                 address: n.address.into_inner(),
                 ssh_port: n.ssh_port,
@@ -362,7 +406,12 @@ impl RackManifest {
                 tray_line: n.tray.as_ref().map_or(0, |t| line_of(text, t.span().start)),
                 tray: n.tray.map(Spanned::into_inner),
                 kiln_root: n.kiln_root,
+                bom: None,
             });
+        }
+        let bom = rack_bom(text, path, &rack, &nodes, entries)?;
+        for n in &mut nodes {
+            n.bom = bom.clone();
         }
         let has_bmc = nodes.iter().any(|n| n.bmc.is_some() || n.ipmi.is_some());
         if has_bmc && credentials.bmc_password.is_none() {
@@ -413,6 +462,67 @@ impl RackManifest {
         }
         Ok(self.nodes.iter().filter(|n| names.is_empty() || names.contains(&n.name)).collect())
     }
+}
+
+/// The rack's bill of materials: the file `[rack] bom` points to (its entries for this rack,
+/// each naming one of the manifest's nodes) and the manifest's own `[nodes.bom]` entries, which
+/// are checked as a BOM file's are and placed by their line in the manifest. A node with an
+/// entry in both is bad input: one record says what it holds.
+fn rack_bom(
+    text: &str,
+    path: &Path,
+    rack: &Rack,
+    nodes: &[RackNode],
+    entries: Vec<(usize, BomNode, std::ops::Range<usize>)>,
+) -> Result<Option<Arc<Bom>>, ManifestError> {
+    let own: Vec<BomNode> = entries.iter().map(|(_, e, _)| e.clone()).collect();
+    let issues = check_nodes(&own)
+        .into_iter()
+        .map(|(at, message)| {
+            // `node[j]...` of the entries is `nodes[i].bom...` of the manifest.
+            let mut segs = at.0.into_iter();
+            let j = match (segs.next(), segs.next()) {
+                (Some(_), Some(crate::toml_error::PathSeg::Index(j))) => j,
+                _ => 0,
+            };
+            let i = entries.get(j).map_or(0, |(i, _, _)| *i);
+            let mut placed = crate::toml_error::FieldPath::root().key("nodes").index(i).key("bom");
+            placed.0.extend(segs);
+            (placed, message)
+        })
+        .collect();
+    if let Some(first) = crate::toml_error::locate_issues(text, issues).into_iter().next() {
+        return Err(ManifestError::Invalid {
+            path: path.to_path_buf(),
+            line: first.line,
+            field: first.field,
+            message: first.message,
+        });
+    }
+    let mut bom = match &rack.bom {
+        Some(file) => {
+            let known: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+            Bom::load_for_rack(file, &rack.id, &known)?
+        }
+        None if entries.is_empty() => return Ok(None),
+        None => Bom::default(),
+    };
+    for (i, entry, span) in entries {
+        let name = entry.name.clone().unwrap_or_default();
+        if bom.names(&name) {
+            return Err(ManifestError::Invalid {
+                path: path.to_path_buf(),
+                line: line_of(text, span.start),
+                field: format!("nodes[{i}].bom"),
+                message: format!(
+                    "node {name:?} also has an entry in {}: give what it holds in one place",
+                    rack.bom.as_deref().map(|p| p.display().to_string()).unwrap_or_default()
+                ),
+            });
+        }
+        bom.node.push(entry);
+    }
+    Ok(Some(Arc::new(bom)))
 }
 
 /// A value shown in an error with whatever precedes its last `@` hidden (URL or not).

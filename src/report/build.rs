@@ -15,29 +15,64 @@ pub fn build_report(
     hostname: Option<&str>,
     generated_at: OffsetDateTime,
 ) -> Result<Report, InventoryError> {
-    let nodes = match hostname {
-        Some(name) => {
+    build_report_as_of(inventory, hostname, generated_at, None)
+}
+
+/// `build_report` as the inventory stood at `as_of`: each node's newest run started by then,
+/// its parts, the findings of its newest judged runs by then, the changes that run made, its
+/// lifecycle state then. Nodes first recorded later are left out (named one: an error).
+pub fn build_report_as_of(
+    inventory: &Inventory,
+    hostname: Option<&str>,
+    generated_at: OffsetDateTime,
+    as_of: Option<OffsetDateTime>,
+) -> Result<Report, InventoryError> {
+    let at = as_of.map(format_timestamp);
+    let at = at.as_deref();
+    let nodes = match (hostname, at) {
+        (Some(name), _) => {
             let node = inventory.node(name)?.ok_or_else(|| InventoryError::UnknownNode { hostname: name.into() })?;
-            let run = inventory.latest_run(node.id)?;
+            if let Some(at) = at.filter(|at| node.first_seen.as_str() > *at) {
+                return Err(InventoryError::NotYetRecorded {
+                    hostname: node.name,
+                    at: at.to_string(),
+                    first_seen: node.first_seen,
+                });
+            }
+            let run = inventory.latest_run_as_of(node.id, at)?;
             vec![(node, run)]
         }
-        None => inventory.latest_runs()?,
+        (None, None) => inventory.latest_runs()?,
+        (None, Some(at)) => {
+            let mut nodes = Vec::new();
+            for node in inventory.nodes()?.into_iter().filter(|n| n.first_seen.as_str() <= at) {
+                let run = inventory.latest_run_as_of(node.id, Some(at))?;
+                nodes.push((node, run));
+            }
+            nodes
+        }
     };
-    let nodes = nodes.into_iter().map(|(node, run)| node_report(inventory, node, run)).collect::<Result<_, _>>()?;
+    let nodes = nodes.into_iter().map(|(node, run)| node_report(inventory, node, run, at)).collect::<Result<_, _>>()?;
     Ok(Report {
         schema_version: REPORT_SCHEMA_VERSION,
         kind: REPORT_KIND.to_string(),
         generated_at: format_timestamp(generated_at),
+        as_of: at.map(str::to_string),
         nodes,
     })
 }
 
-fn node_report(inventory: &Inventory, node: NodeRow, last_run: Option<RunRow>) -> Result<NodeReport, InventoryError> {
+fn node_report(
+    inventory: &Inventory,
+    node: NodeRow,
+    last_run: Option<RunRow>,
+    at: Option<&str>,
+) -> Result<NodeReport, InventoryError> {
     let components = match &last_run {
         Some(run) => inventory.run_components(run.id)?,
         None => Vec::new(),
     };
-    let mut findings = FindingsReport { runs: inventory.latest_judged_runs(node.id)?, ..Default::default() };
+    let mut findings = FindingsReport { runs: inventory.latest_judged_runs_as_of(node.id, at)?, ..Default::default() };
     for run in &findings.runs {
         for finding in inventory.run_findings(run.id)? {
             if finding.outcome == Outcome::Pass {
@@ -47,16 +82,26 @@ fn node_report(inventory: &Inventory, node: NodeRow, last_run: Option<RunRow>) -
             }
         }
     }
-    let changes = inventory.changes_since_previous_run(node.id)?;
-    let burnin = inventory.latest_burnin(node.id)?.map(|r| burnin_section(&r));
+    let changes = match &last_run {
+        Some(run) => inventory.changes_before(run)?,
+        None => None,
+    };
+    let burnin = inventory.latest_burnin_as_of(node.id, at)?.map(|r| burnin_section(&r));
+    let (state, last_seen) = match at {
+        None => (node.state, node.last_seen),
+        Some(at) => (
+            inventory.state_as_of(node.id, at)?.unwrap_or(node.state),
+            last_run.as_ref().map_or(node.first_seen.clone(), |r| r.finished_at.clone()),
+        ),
+    };
     Ok(NodeReport {
-        hostname: node.hostname,
+        hostname: node.name,
         rack: node.rack,
         platform: node.platform,
         serial: node.serial,
-        state: node.state,
+        state,
         first_seen: node.first_seen,
-        last_seen: node.last_seen,
+        last_seen,
         last_run,
         components,
         findings,

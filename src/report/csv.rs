@@ -11,7 +11,7 @@ pub const CSV_COLUMNS: [&str; 22] = [
 /// RFC 4180 quoting: a field with a comma, quote or line break is quoted,
 /// with its quotes doubled. Lines end in `\n` rather than RFC 4180's `\r\n`,
 /// which every CSV reader we know accepts.
-fn field(value: &str) -> String {
+pub(crate) fn field(value: &str) -> String {
     if value.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {
@@ -56,7 +56,7 @@ fn node_rows(node: &NodeReport, out: &mut String) {
         for c in &node.components {
             let mut row = Row::new("component", host);
             row.set("run_id", &run_id).set("run_kind", &run.kind).set("kind", &c.kind);
-            row.opt("place", c.place()).opt("slot", c.slot.as_deref()).opt("address", c.address.as_deref());
+            row.set("place", &c.label()).opt("slot", c.slot.as_deref()).opt("address", c.address.as_deref());
             row.opt("vendor", c.vendor.as_deref()).opt("model", c.model.as_deref());
             row.opt("serial", c.serial.as_deref()).opt("firmware", c.firmware.as_deref());
             out.push_str(&row.line());
@@ -67,7 +67,7 @@ fn node_rows(node: &NodeReport, out: &mut String) {
         let c = &f.component;
         let mut row = Row::new("finding", host);
         row.set("run_id", &s.run_id.0.to_string()).set("run_kind", &s.run_kind).set("kind", &c.kind);
-        row.opt("place", c.slot.as_deref().or(c.address.as_deref()));
+        row.set("place", &c.label());
         row.opt("slot", c.slot.as_deref()).opt("address", c.address.as_deref()).opt("model", c.name.as_deref());
         row.opt("serial", c.serial.as_deref()).set("check", &f.check).set("outcome", f.outcome.as_str());
         row.set("severity", f.severity.as_str()).opt("expected", f.expected.as_deref());
@@ -80,7 +80,7 @@ fn node_rows(node: &NodeReport, out: &mut String) {
             let mut row = Row::new("change", host);
             row.set("run_id", &changes.run.0.to_string()).set("kind", &change.kind);
             row.opt("run_kind", node.last_run.as_ref().map(|r| r.kind.as_str()));
-            row.opt("place", change.place.as_deref());
+            row.set("place", &change.label);
             match &change.change {
                 Change::Added { model, serial } => {
                     row.set("change", "added").opt("model", model.as_deref()).opt("to", serial.as_deref());

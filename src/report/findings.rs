@@ -74,6 +74,14 @@ impl ValidateReport {
             inspected: None,
         }
     }
+
+    /// The report with more findings after its own, its verdict and summary counted again.
+    pub fn with_findings(mut self, more: Vec<Finding>) -> Self {
+        self.findings.extend(more);
+        self.verdict = Verdict::of(&self.findings);
+        self.summary = Summary::of(&self.findings);
+        self
+    }
 }
 
 /// Order in the table: what needs a technician first.

@@ -58,11 +58,15 @@ pub struct FirmwareMatrix {
 impl FirmwareMatrix {
     /// The matrix over `nodes` (name, position) from their newest firmware checks; `None` when
     /// no node has one.
-    pub fn build(inventory: &Inventory, nodes: &[(String, String)]) -> Result<Option<FirmwareMatrix>, InventoryError> {
+    pub fn build(
+        inventory: &Inventory,
+        nodes: &[(String, String, String)],
+    ) -> Result<Option<FirmwareMatrix>, InventoryError> {
         let mut trays = Vec::with_capacity(nodes.len());
         let mut per_tray: Vec<Vec<Finding>> = Vec::with_capacity(nodes.len());
-        for (name, position) in nodes {
-            let run = match inventory.node(name)? {
+        // Each tray: its name, its position, and how the inventory names it (`RACK/NAME`).
+        for (name, position, key) in nodes {
+            let run = match inventory.node(key)? {
                 Some(row) => inventory.latest_firmware_check(row.id)?,
                 None => None,
             };

@@ -97,14 +97,13 @@ fn components(r: &NodeReport, out: &mut String) {
         .filter(|s| s.finding.outcome == Outcome::Fail)
         .filter_map(|s| s.finding.component.address.as_deref())
         .collect();
-    let _ = write!(out, "<details><summary>Components ({})</summary><table><tr><th>kind</th><th>place</th><th>model</th><th>serial</th><th>firmware</th></tr>", r.components.len());
+    let _ = write!(out, "<details><summary>Components ({})</summary><table><tr><th>part</th><th>model</th><th>serial</th><th>firmware</th></tr>", r.components.len());
     for c in &r.components {
         let class = if c.address.as_deref().is_some_and(|a| failing.contains(a)) { " class=\"fail\"" } else { "" };
         let _ = write!(
             out,
-            r#"<tr{class}><td>{}</td><td class="mono">{}</td><td>{}</td><td class="mono">{}</td><td class="mono">{}</td></tr>"#,
-            esc(&c.kind),
-            esc(c.place().unwrap_or("-")),
+            r#"<tr{class}><td class="mono">{}</td><td>{}</td><td class="mono">{}</td><td class="mono">{}</td></tr>"#,
+            esc(&c.label()),
             esc(c.model.as_deref().unwrap_or("-")),
             esc(c.serial.as_deref().unwrap_or("-")),
             esc(c.firmware.as_deref().unwrap_or("-"))

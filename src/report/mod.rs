@@ -16,6 +16,7 @@ mod model;
 pub mod node_summary;
 mod parts;
 mod prometheus;
+pub mod questions;
 mod rack_build;
 mod rack_model;
 mod rack_text;
@@ -25,7 +26,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use build::build_report;
+pub use build::{build_report, build_report_as_of};
 pub use csv::{render_csv, CSV_COLUMNS};
 pub use json::render_json;
 pub use model::{FindingsReport, NodeReport, Report, StoredFinding, REPORT_KIND, REPORT_SCHEMA_VERSION};

@@ -18,6 +18,9 @@ pub struct Report {
     pub schema_version: u32,
     pub kind: String,
     pub generated_at: String,
+    /// The time the report shows the inventory as of (`kiln report --at`); absent for now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<String>,
     pub nodes: Vec<NodeReport>,
 }
 

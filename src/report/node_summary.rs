@@ -60,7 +60,7 @@ fn identity(out: &mut String, node: &Node) {
         let mem = n.memory_kib.map(gib).unwrap_or_else(|| "-".to_string());
         let _ = writeln!(out, "  numa{:<3} cpus {:<24} memory {}", n.id, or_dash(Some(&n.cpulist)), mem);
     }
-    let _ = writeln!(out, "memory   {}", gib(node.memory.total_kib));
+    let _ = writeln!(out, "memory   {}{}", gib(node.memory.total_kib), dimm_summary(&node.memory.dimms));
 }
 
 fn gpus(out: &mut String, node: &Node) {
@@ -243,4 +243,27 @@ fn problems(out: &mut String, node: &Node) {
             let _ = writeln!(out, "  {:<7}gpu{:<11}{}: {}", p.source, g.index, p.path, p.message);
         }
     }
+}
+
+/// `  (32 of 32 DIMM slots: 32 x 64 GiB DDR5-5600)`, or nothing when SMBIOS was not read.
+fn dimm_summary(dimms: &[crate::model::Dimm]) -> String {
+    if dimms.is_empty() {
+        return String::new();
+    }
+    let populated: Vec<&crate::model::Dimm> = dimms.iter().filter(|d| d.populated()).collect();
+    let mut kinds: Vec<(String, usize)> = Vec::new();
+    for d in &populated {
+        let size = d.size_bytes.map_or("? GiB".to_string(), |b| format!("{} GiB", b >> 30));
+        let kind = match (&d.memory_type, d.speed_mts) {
+            (Some(t), Some(s)) => format!("{size} {t}-{s}"),
+            (Some(t), None) => format!("{size} {t}"),
+            _ => size,
+        };
+        match kinds.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => kinds.push((kind, 1)),
+        }
+    }
+    let listed: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} x {k}")).collect();
+    format!("  ({} of {} DIMM slots: {})", populated.len(), dimms.len(), listed.join(", "))
 }

@@ -29,29 +29,40 @@ pub fn build_rack_report(
     burnin: &BurninLoader<'_>,
 ) -> Result<RackReport, InventoryError> {
     let all = build_report(inventory, None, generated_at)?;
-    let mut by_name: std::collections::HashMap<String, NodeReport> =
-        all.nodes.into_iter().map(|n| (n.hostname.clone(), n)).collect();
-    // Name, slot, tray, locate command.
-    type Place = (String, Option<String>, Option<u32>, Option<String>);
+    // A node by its place: its rack and name (manifest names repeat across racks).
+    let mut by_place: std::collections::HashMap<(Option<String>, String), NodeReport> =
+        all.nodes.into_iter().map(|n| ((n.rack.clone(), n.hostname.clone()), n)).collect();
+    // Rack, name, slot, tray, locate command.
+    type Place = (Option<String>, String, Option<String>, Option<u32>, Option<String>);
     let places: Vec<Place> = match manifest {
         Some(m) => m
             .nodes
             .iter()
-            .map(|n| (n.name.clone(), n.slot.clone(), n.tray, n.bmc.as_ref().map(|_| locate_command(m, &n.name))))
+            .map(|n| {
+                let locate = n.bmc.as_ref().map(|_| locate_command(m, &n.name));
+                (Some(m.rack.id.clone()), n.name.clone(), n.slot.clone(), n.tray, locate)
+            })
             .collect(),
         None => {
-            let mut names: Vec<String> = by_name.keys().cloned().collect();
-            names.sort();
-            names.into_iter().map(|n| (n, None, None, None)).collect()
+            let mut keys: Vec<(Option<String>, String)> = by_place.keys().cloned().collect();
+            keys.sort();
+            keys.into_iter().map(|(rack, n)| (rack, n, None, None, None)).collect()
         }
     };
     let mut nodes = Vec::with_capacity(places.len());
     let mut models: Vec<(String, Option<String>, Node)> = Vec::new();
-    for (name, slot, tray, locate) in places {
-        let record = by_name.remove(&name);
-        let (events, view) = match (&record, inventory.node(&name)?) {
+    for (in_rack, name, slot, tray, locate) in places {
+        // A manifest's node recorded before it was placed in a rack is the rack's node.
+        let record = by_place
+            .remove(&(in_rack.clone(), name.clone()))
+            .or_else(|| in_rack.as_ref().and_then(|_| by_place.remove(&(None, name.clone()))));
+        let key = match &in_rack {
+            Some(rack) => format!("{rack}/{name}"),
+            None => name.clone(),
+        };
+        let (events, view) = match (&record, inventory.node(&key)?) {
             (Some(_), Some(row)) => {
-                let history = inventory.history(&name)?;
+                let history = inventory.history(&key)?;
                 let skip = history.len().saturating_sub(EVENTS_SHOWN);
                 (history.into_iter().skip(skip).collect(), burnin(inventory, &row)?)
             }
@@ -66,7 +77,13 @@ pub fn build_rack_report(
     let consistency = rack_consistency(&models, manifest.and_then(|m| m.rack.platform.as_deref()));
     let outliers = outliers(&nodes);
     let parts = nodes.iter().flat_map(parts_of).collect();
-    let trays: Vec<(String, String)> = nodes.iter().map(|n| (n.name.clone(), n.position())).collect();
+    let trays: Vec<(String, String, String)> = nodes
+        .iter()
+        .map(|n| {
+            let key = n.rack.as_ref().map_or_else(|| n.name.clone(), |r| format!("{r}/{}", n.name));
+            (n.name.clone(), n.position(), key)
+        })
+        .collect();
     let firmware = FirmwareMatrix::build(inventory, &trays)?;
     Ok(RackReport {
         schema_version: RACK_REPORT_SCHEMA_VERSION,

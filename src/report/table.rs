@@ -9,7 +9,7 @@ use super::{NodeReport, Report};
 
 /// Lay out rows under headers, columns padded to their widest cell; the last
 /// column is not padded, so lines carry no trailing spaces.
-fn columns(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn columns(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -120,15 +120,14 @@ fn node_block(node: &NodeReport, out: &mut String) {
             .iter()
             .map(|c| {
                 vec![
-                    c.kind.clone(),
-                    or_dash(c.place()),
+                    c.label(),
                     or_dash(c.model.as_deref()),
                     or_dash(c.serial.as_deref()),
                     or_dash(c.firmware.as_deref()),
                 ]
             })
             .collect();
-        indent(&columns(&["KIND", "PLACE", "MODEL", "SERIAL", "FIRMWARE"], &rows), out);
+        indent(&columns(&["PART", "MODEL", "SERIAL", "FIRMWARE"], &rows), out);
     }
 
     let f = &node.findings;
@@ -193,6 +192,9 @@ pub fn render_table(report: &Report) -> String {
         return "No nodes recorded.\n".to_string();
     }
     let mut out = String::new();
+    if let Some(at) = &report.as_of {
+        out.push_str(&format!("As of {at}: each node's newest run started by then.\n\n"));
+    }
     for (i, node) in report.nodes.iter().enumerate() {
         if i > 0 {
             out.push('\n');

@@ -167,11 +167,11 @@ fn wobble(seed: u32) -> f64 {
 /// A burn-in of 10 minutes on 8 GPUs, with a GPU that throttles and a weak
 /// link on `a07-n03`; nothing for nodes that have no burn-in run.
 pub fn burnin(_inv: &Inventory, row: &NodeRow) -> Result<BurninView, kiln::inventory::InventoryError> {
-    if row.hostname == "a07-n05" || row.hostname == "a07-n04" {
+    if row.name == "a07-n05" || row.name == "a07-n04" {
         return Ok(BurninView::default());
     }
-    let bad = row.hostname == "a07-n03";
-    let seed = row.hostname.bytes().map(u32::from).sum::<u32>();
+    let bad = row.name == "a07-n03";
+    let seed = row.name.bytes().map(u32::from).sum::<u32>();
     let gpus: Vec<GpuTelemetry> = (0..8u32)
         .map(|g| GpuTelemetry {
             gpu: g,

@@ -7,6 +7,9 @@
 //! own NodeName. No cgroup plugins, so nothing needs systemd. Every process
 //! is stopped by pid when the cluster is dropped.
 
+// Each test binary that includes this module uses only part of it.
+#![allow(dead_code)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -39,6 +42,19 @@ pub struct SlurmCluster {
     children: Vec<(String, Child)>,
 }
 
+/// What a test changes in the cluster it starts: slurm.conf lines (`Key=Value`) that replace
+/// the line of the same key or are added, and files written beside slurm.conf (a
+/// topology.conf) before the daemons start; and, per node name, the pid of the node's sshd,
+/// whose network, UTS and mount namespaces that node's slurmd then runs in (`nsenter --target
+/// PID --net --uts --mount`), so a job sees what an SSH session sees (without, slurmd joins
+/// the node's network namespace alone).
+#[derive(Debug, Default, Clone)]
+pub struct SlurmExtras {
+    pub conf: Vec<String>,
+    pub files: Vec<(String, String)>,
+    pub sshd_namespaces: Vec<(String, u32)>,
+}
+
 fn uid_of(user: &str) -> (u32, u32) {
     let id = |flag: &str| -> u32 {
         let out = Command::new("id").args([flag, user]).output().expect("run id");
@@ -66,6 +82,18 @@ impl SlurmCluster {
         controller_address: &str,
         port_base: u16,
         nodes: &[SlurmNodeSpec],
+    ) -> SlurmCluster {
+        Self::start_with(dir, controller, controller_address, port_base, nodes, &SlurmExtras::default())
+    }
+
+    /// `start` with `extras` in slurm.conf and beside it.
+    pub fn start_with(
+        dir: &Path,
+        controller: &str,
+        controller_address: &str,
+        port_base: u16,
+        nodes: &[SlurmNodeSpec],
+        extras: &SlurmExtras,
     ) -> SlurmCluster {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir.join("state")).expect("create the slurm dir");
@@ -127,7 +155,17 @@ impl SlurmCluster {
         }
         let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
         conf.push_str(&format!("PartitionName=main Nodes={} Default=YES MaxTime=INFINITE State=UP\n", names.join(",")));
+        for line in &extras.conf {
+            let key = line.split('=').next().unwrap_or_default().to_ascii_lowercase();
+            let mut kept: Vec<&str> =
+                conf.lines().filter(|l| l.split('=').next().unwrap_or_default().to_ascii_lowercase() != key).collect();
+            kept.push(line);
+            conf = kept.join("\n") + "\n";
+        }
         std::fs::write(&cluster.conf, conf).expect("write slurm.conf");
+        for (name, text) in &extras.files {
+            std::fs::write(dir.join(name), text).unwrap_or_else(|e| panic!("write {name}: {e}"));
+        }
 
         let ctld = Command::new("unshare")
             .args(["--uts", "sh", "-c", "hostname \"$1\" && exec slurmctld -D -f \"$2\"", "sh", controller])
@@ -139,8 +177,12 @@ impl SlurmCluster {
         cluster.children.push(("slurmctld".into(), ctld));
         wait_for(Duration::from_secs(20), "slurmctld to answer", || cluster.scontrol(&["ping"]).status.success());
         for n in nodes {
-            let slurmd = Command::new("nsenter")
-                .arg(format!("--net=/run/netns/{}", n.netns))
+            let mut enter = Command::new("nsenter");
+            match extras.sshd_namespaces.iter().find(|(name, _)| *name == n.name) {
+                Some((_, pid)) => enter.args(["--target", &pid.to_string(), "--net", "--uts", "--mount"]),
+                None => enter.arg(format!("--net=/run/netns/{}", n.netns)),
+            };
+            let slurmd = enter
                 .args(["slurmd", "-D", "-N", &n.name, "-f"])
                 .arg(&cluster.conf)
                 .stdout(Stdio::null())

@@ -17,19 +17,45 @@ pub fn run(args: &[String]) -> Result<u8> {
         sh::apt_install(&["pciutils"])?;
     }
     // `--kiln FILE` measures that binary (say which in the figures) instead of a release build.
-    let kiln = match args.iter().position(|a| a == "--kiln").and_then(|i| args.get(i + 1)) {
+    let given = args.iter().position(|a| a == "--kiln").and_then(|i| args.get(i + 1));
+    let kiln = match given {
         Some(path) => std::path::PathBuf::from(path),
         None => sh::build_kiln(true)?,
     };
     let root = sh::root();
     let install = !args.iter().any(|a| a == "--no-install");
-    // `--only=node|image|fleet|firmware|rack` runs one section; by default all five.
+    // `--only=node|image|fleet|firmware|rack|inventory|site-scale` runs one section; by default
+    // the first six (site-scale brings up a lab of 198 nodes: asked for by name only).
     let only = args.iter().find_map(|a| a.strip_prefix("--only=")).map(str::to_string);
     let wants = |name: &str| only.as_deref().is_none_or(|o| o == name);
     if let Some(o) = &only {
-        if !["node", "image", "fleet", "firmware", "rack"].contains(&o.as_str()) {
-            bail!("--only takes node, image, fleet, firmware or rack, not {o:?}");
+        if !["node", "image", "fleet", "firmware", "rack", "inventory", "site-scale"].contains(&o.as_str()) {
+            bail!("--only takes node, image, fleet, firmware, rack, inventory or site-scale, not {o:?}");
         }
+    }
+    // Many racks at once at the lab's largest size, against pdsh.
+    if only.as_deref() == Some("site-scale") {
+        if !sh::is_root() {
+            eprintln!("xtask: SKIPPED: site scale benchmark needs root (network namespaces)");
+            return Ok(0);
+        }
+        let nodes = flag_value(args, "--site-nodes").unwrap_or(198);
+        let parallel = flag_value(args, "--site-parallel").unwrap_or(64);
+        let rounds = flag_value(args, "--site-rounds").unwrap_or(3);
+        let report = xtask::bench_site::run(&root, &kiln, nodes, parallel, rounds)?;
+        let body = format!(
+            "Measured by `cargo xtask bench --only=site-scale` on {} ({} cores), kiln binary `{}`.\n\n{}",
+            host_line(),
+            cores(),
+            kiln.strip_prefix(&root).unwrap_or(&kiln).display(),
+            report.markdown()
+        );
+        println!("{body}");
+        write_section(&root.join("docs/benchmarks.md"), "site", &format!("{body}\n"))?;
+        return Ok(0);
+    }
+    if wants("inventory") {
+        crate::bench_inventory::run(&kiln, &root, given.map(String::as_str))?;
     }
     if wants("node") {
         node(&kiln, &root)?;
@@ -192,11 +218,11 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn cores() -> usize {
+pub fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-fn host_line() -> String {
+pub fn host_line() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_image;
+mod bench_inventory;
 mod bringup;
 mod fuzz;
 mod sh;

@@ -7,6 +7,7 @@ pub mod counts;
 pub mod fabric;
 pub mod fabric_health;
 pub mod firmware;
+pub mod imex;
 pub mod memory_health;
 pub mod numa;
 pub mod nvlink;

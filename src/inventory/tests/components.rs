@@ -22,6 +22,8 @@ fn the_sample_node_has_every_part_once() {
         ("board", 1),
         ("chassis", 1),
         ("cpu", 1),
+        // 32 populated SMBIOS memory devices, one per DIMM slot.
+        ("dimm", 32),
         ("dpu", 2),
         ("gpu", 8),
         ("memory", 1),

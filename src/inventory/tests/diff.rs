@@ -1,7 +1,7 @@
 //! Changes between runs: swapped parts, new firmware, parts added and removed.
 
 use super::support::{record, temp_db};
-use crate::hw::fixture::sample::{gpu_serial, hgx_b200_node};
+use crate::hw::fixture::sample::{gpu_address, gpu_serial, hgx_b200_node};
 use crate::inventory::{diff_components, Change, ComponentChange, ComponentRecord, Inventory};
 use crate::lifecycle::RunKind;
 use crate::model::{GpuInventory, Node};
@@ -34,9 +34,13 @@ fn a_swapped_gpu_and_a_reflashed_vbios_are_reported() {
     assert_eq!(
         lines,
         vec![
-            // GPUs are placed by their physical slot (1-8), drives by their PCI address.
-            format!("gpu 1: serial {} -> 1650924060999 (part swapped)", gpu_serial("gpu-a01", 0)),
-            "gpu 6: firmware 97.00.9C.00.1D -> 97.00.6B.00.02".to_string(),
+            // GPUs by NVML index, physical slot (1-8) and address; drives by their PCI address.
+            format!(
+                "gpu0 slot 1 {}: serial {} -> 1650924060999 (part swapped)",
+                gpu_address(0),
+                gpu_serial("gpu-a01", 0)
+            ),
+            format!("gpu5 slot 6 {}: firmware 97.00.9C.00.1D -> 97.00.6B.00.02", gpu_address(5)),
             format!(
                 "nvme 0000:b5:00.0: removed (SAMSUNG MZWLJ3T8HBLS-00007, serial {})",
                 pulled.serial.expect("serial")
@@ -85,11 +89,13 @@ fn unknown_values_are_not_changes_and_added_parts_are() {
             ComponentChange {
                 kind: "bios".into(),
                 place: None,
+                label: "bios".into(),
                 change: Change::FirmwareChanged { from: "1.0".into(), to: "1.1".into() }
             },
             ComponentChange {
                 kind: "gpu".into(),
                 place: Some("b".into()),
+                label: "gpu b".into(),
                 change: Change::Added { model: Some("m".into()), serial: Some("s2".into()) }
             },
         ]
@@ -111,5 +117,5 @@ fn slot_wins_over_address_as_the_place() {
     let mut b = part("gpu", Some("0000:9d:00.0"), Some("s2"), None);
     b.slot = Some("SXM3".into());
     let lines: Vec<String> = diff_components(&[a], &[b]).iter().map(ToString::to_string).collect();
-    assert_eq!(lines, vec!["gpu SXM3: serial s1 -> s2 (part swapped)"]);
+    assert_eq!(lines, vec!["gpu slot SXM3 0000:9d:00.0: serial s1 -> s2 (part swapped)"]);
 }

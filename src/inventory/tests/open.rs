@@ -91,7 +91,7 @@ fn a_failing_migration_leaves_the_database_as_it_was() {
     // A schema-1 inventory with a table in the way makes migration 2 fail
     // halfway through its SQL.
     let conn = raw(&path);
-    conn.execute_batch(crate::inventory::migrate::MIGRATIONS[0].1).expect("schema 1");
+    conn.execute_batch(crate::inventory::migrate::MIGRATIONS[0].sql).expect("schema 1");
     conn.pragma_update(None, "user_version", 1).expect("version 1");
     conn.execute_batch("CREATE TABLE burnin_figures (something TEXT);").expect("create a conflicting table");
     drop(conn);
@@ -178,7 +178,7 @@ fn a_reader_writes_nothing_and_reads_an_older_schema() {
     let (_dir, path) = temp_db();
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
     let conn = raw(&path);
-    conn.execute_batch(crate::inventory::migrate::MIGRATIONS[0].1).expect("schema 1");
+    conn.execute_batch(crate::inventory::migrate::MIGRATIONS[0].sql).expect("schema 1");
     conn.pragma_update(None, "user_version", 1).expect("version 1");
     drop(conn);
     let before = std::fs::read(&path).expect("read");

@@ -17,7 +17,7 @@ fn round_trip_of_a_run() {
     let nodes = inv.nodes().expect("nodes");
     assert_eq!(nodes.len(), 1);
     let n = &nodes[0];
-    assert_eq!(n.hostname, "gpu-a01");
+    assert_eq!(n.name, "gpu-a01");
     assert_eq!(n.rack.as_deref(), Some("r07"));
     assert_eq!(n.platform.as_deref(), Some("hgx-b200"));
     assert_eq!(n.serial, node.dmi.product_serial);
@@ -41,7 +41,11 @@ fn a_stored_node_of_a_newer_schema_is_refused_naming_its_run() {
     let mut inv = Inventory::open(&path).expect("open");
     let id = record(&mut inv, RunKind::Validate, &hgx_b200_node("gpu-a01"), &validate_findings(true), 0);
     raw(&path)
-        .execute("UPDATE runs SET node_json = json_set(node_json, '$.schema_version', 999) WHERE id = ?1", [id.0])
+        .execute(
+            "UPDATE node_models SET node_json = json_set(node_json, '$.schema_version', 999)
+             WHERE id = (SELECT model_id FROM runs WHERE id = ?1)",
+            [id.0],
+        )
         .expect("edit");
     let err = crate::error::chain(&inv.run_node(id).expect_err("newer schema"));
     assert!(err.contains(&format!("run {}", id.0)) && err.contains("node schema_version 999"), "{err}");
@@ -63,7 +67,7 @@ fn latest_queries_pick_the_newest_runs() {
 
     let latest = inv.latest_runs().expect("latest runs");
     let summary: Vec<(&str, Option<_>)> =
-        latest.iter().map(|(n, r)| (n.hostname.as_str(), r.as_ref().map(|r| r.id))).collect();
+        latest.iter().map(|(n, r)| (n.name.as_str(), r.as_ref().map(|r| r.id))).collect();
     assert_eq!(summary, vec![("gpu-a01", Some(inspect)), ("gpu-a02", Some(b_inspect)), ("gpu-a03", None)]);
 
     let a_id = latest[0].0.id;
@@ -73,7 +77,7 @@ fn latest_queries_pick_the_newest_runs() {
     assert_eq!(all, vec![inspect, burnin, validate, late]);
     let latest_a = inv.latest_run(a_id).expect("latest").expect("a run");
     assert_eq!(inv.previous_run(&latest_a).expect("previous").map(|r| r.id), Some(burnin));
-    assert_eq!(inv.node("gpu-a02").expect("query").map(|n| n.hostname), Some("gpu-a02".to_string()));
+    assert_eq!(inv.node("gpu-a02").expect("query").map(|n| n.name), Some("gpu-a02".to_string()));
     assert_eq!(inv.node("nope").expect("query"), None);
 }
 
@@ -92,7 +96,7 @@ fn serials_are_found_across_nodes() {
     record(&mut inv, RunKind::Inspect, &b, &[], 60);
     let seen = inv.find_serial(&moved).expect("find");
     let places: Vec<(&str, Option<&str>)> =
-        seen.iter().map(|s| (s.hostname.as_str(), s.component.address.as_deref())).collect();
+        seen.iter().map(|s| (s.node.as_str(), s.component.address.as_deref())).collect();
     let gpu5 = crate::hw::fixture::sample::gpu_address(5);
     let gpu3 = crate::hw::fixture::sample::gpu_address(3);
     assert_eq!(places, vec![("gpu-a02", Some(gpu5.as_str())), ("gpu-a01", Some(gpu3.as_str()))]);
@@ -199,10 +203,89 @@ fn extra_writes_share_the_run_transaction() {
 }
 
 #[test]
-fn a_node_without_hostname_is_refused() {
+fn a_node_without_hostname_is_recorded_by_its_machine_and_one_without_either_is_refused() {
     let (_dir, path) = temp_db();
     let mut inv = Inventory::open(&path).expect("open");
-    let node = hgx_b200_node(" ");
-    let err = inv.record_run(&RunRecord::new(RunKind::Inspect, &node, "tech-ana")).expect_err("no hostname");
-    assert_eq!(err.to_string(), "record inspect run: the node has no hostname");
+    let named = hgx_b200_node("gpu-a01");
+    let mut nameless = named.clone();
+    nameless.hostname = " ".into();
+    inv.record_run(&RunRecord::new(RunKind::Inspect, &nameless, "tech-ana")).expect("recordable by serial");
+    let serial = named.dmi.product_serial.clone().expect("the sample has a serial");
+    let row = inv.node(&serial).expect("query").expect("found by its serial");
+    assert_eq!((row.name.as_str(), row.hostname.as_deref()), (format!("serial {serial}").as_str(), None));
+    // The same machine reporting its hostname later is the same node, now named by it.
+    inv.record_run(&RunRecord::new(RunKind::Inspect, &named, "tech-ana")).expect("record");
+    let rows = inv.nodes().expect("nodes");
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!((rows[0].name.as_str(), rows[0].hostname.as_deref()), ("gpu-a01", Some("gpu-a01")));
+
+    let mut nothing = nameless.clone();
+    nothing.dmi = Default::default();
+    let err = inv.record_run(&RunRecord::new(RunKind::Inspect, &nothing, "tech-ana")).expect_err("no identity");
+    assert!(matches!(err, InventoryError::NoIdentity { .. }), "{err:?}");
+    assert!(err.to_string().contains("no hostname and no DMI system UUID, system or board serial"), "{err}");
+}
+
+#[test]
+fn two_machines_with_one_hostname_stay_two_nodes_and_a_machine_without_identity_joins_neither() {
+    let (_dir, path) = temp_db();
+    let mut inv = Inventory::open(&path).expect("open");
+    let first = hgx_b200_node("localhost");
+    let mut second = hgx_b200_node("other");
+    second.hostname = "localhost".into();
+    for node in [&first, &second, &first] {
+        inv.record_run(&RunRecord::new(RunKind::Inspect, node, "tech-ana")).expect("record");
+    }
+    let rows = inv.nodes().expect("nodes");
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert_eq!(inv.runs(rows[0].id).expect("runs").len(), 2, "the first machine's two runs are its own");
+    assert_eq!(inv.runs(rows[1].id).expect("runs").len(), 1);
+    let err = inv.node("localhost").expect_err("two nodes answer to localhost");
+    assert!(matches!(err, InventoryError::AmbiguousNode { .. }), "{err:?}");
+    let serial = second.dmi.product_serial.clone().expect("serial");
+    assert!(err.to_string().contains(&format!("serial {serial}")), "{err}");
+    assert_eq!(inv.node(&serial).expect("by serial").map(|n| n.id), Some(rows[1].id));
+
+    // A VM without DMI under the same hostname is a third node, not either machine.
+    let mut vm = hgx_b200_node("vm");
+    vm.hostname = "localhost".into();
+    vm.dmi = Default::default();
+    inv.record_run(&RunRecord::new(RunKind::Inspect, &vm, "tech-ana")).expect("record");
+    inv.record_run(&RunRecord::new(RunKind::Inspect, &vm, "tech-ana")).expect("record again");
+    assert_eq!(inv.nodes().expect("nodes").len(), 3, "the VM is one node of its own, run twice");
+}
+
+#[test]
+fn one_name_in_two_racks_is_two_places() {
+    let (_dir, path) = temp_db();
+    let mut inv = Inventory::open(&path).expect("open");
+    let a = hgx_b200_node("a");
+    let b = hgx_b200_node("b");
+    for (rack, node) in [("r7", &a), ("r8", &b)] {
+        let run = RunRecord { name: Some("tray03"), rack: Some(rack), ..RunRecord::new(RunKind::Inspect, node, "t") };
+        inv.record_run(&run).expect("record");
+    }
+    let rows = inv.nodes().expect("nodes");
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert_eq!(inv.node("r8/tray03").expect("query").map(|n| n.serial), Some(b.dmi.product_serial.clone()));
+}
+
+#[test]
+fn a_model_seen_again_is_stored_once_and_every_run_reads_its_own() {
+    let (_dir, path) = temp_db();
+    let mut inv = Inventory::open(&path).expect("open");
+    let node = hgx_b200_node("gpu-a01");
+    let first = record(&mut inv, RunKind::Validate, &node, &validate_findings(false), 0);
+    let again = record(&mut inv, RunKind::Validate, &node, &validate_findings(false), 10);
+    let mut changed = node.clone();
+    changed.kernel = Some("6.8.0-61-generic".into());
+    let third = record(&mut inv, RunKind::Validate, &changed, &validate_findings(false), 20);
+    let conn = raw(&path);
+    assert_eq!((count(&conn, "runs"), count(&conn, "node_models")), (3, 2), "the same model twice is one row");
+    let inline: i64 =
+        conn.query_row("SELECT count(*) FROM runs WHERE node_json <> ''", [], |r| r.get(0)).expect("count");
+    assert_eq!(inline, 0, "no run keeps a copy of its own");
+    assert_eq!(inv.run_node(first).expect("node"), node);
+    assert_eq!(inv.run_node(again).expect("node"), node);
+    assert_eq!(inv.run_node(third).expect("node"), changed);
 }

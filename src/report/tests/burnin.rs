@@ -32,6 +32,7 @@ fn gpu(i: u32) -> GpuIdentity {
         uuid: Some(format!("GPU-{i:08}")),
         name: Some("NVIDIA B200".into()),
         numa_node: Some(i / 4),
+        slot: None,
     }
 }
 

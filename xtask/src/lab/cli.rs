@@ -1,4 +1,4 @@
-//! `cargo xtask lab up [--nodes N] [--fixtures A,B] [--no-bmc] [--no-trust] | down | status`.
+//! `cargo xtask lab up [--nodes N] [--fixtures A,B] [--no-bmc] [--no-trust] [--rack-size N] | down | status`.
 
 use std::path::PathBuf;
 
@@ -12,6 +12,7 @@ pub fn cli(args: &[String]) -> anyhow::Result<()> {
     let mut cfg = LabConfig::standard(&repo, 4);
     match args.first().map(String::as_str) {
         Some("up") => {
+            let mut rack_size = None;
             let mut it = args[1..].iter();
             while let Some(a) = it.next() {
                 match a.as_str() {
@@ -22,10 +23,18 @@ pub fn cli(args: &[String]) -> anyhow::Result<()> {
                     }
                     "--no-bmc" => cfg.bmc = false,
                     "--no-trust" => cfg.pretrust = false,
+                    "--rack-size" => {
+                        rack_size =
+                            Some(it.next().context("--rack-size needs a number")?.parse::<usize>().context("--rack-size")?)
+                    }
                     other => bail!("lab up: unknown argument {other}"),
                 }
             }
             let lab = up(&cfg)?;
+            if let Some(size) = rack_size {
+                let site = super::site::write_site(&lab.state, size, false, &repo.join("inventory/sites/lab"))?;
+                println!("site manifest: {}", site.display());
+            }
             for n in &lab.state.nodes {
                 println!(
                     "{}  {}  ssh root@{}  bmc {}  fixture {}",
@@ -67,6 +76,6 @@ pub fn cli(args: &[String]) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        _ => bail!("usage: cargo xtask lab up [--nodes N] [--fixtures A,B,..] [--no-bmc] [--no-trust] | down | status"),
+        _ => bail!("usage: cargo xtask lab up [--nodes N] [--fixtures A,B,..] [--no-bmc] [--no-trust] [--rack-size N] | down | status"),
     }
 }

@@ -10,6 +10,7 @@ mod lifecycle;
 mod manifest;
 mod net;
 mod process;
+mod site;
 mod sshd;
 mod state;
 
@@ -18,4 +19,5 @@ pub use cli::cli;
 pub use config::{repo_root, LabConfig};
 pub use deps::{install_packages, is_root, REDFISH_UTILITIES};
 pub use lifecycle::{down, status, up, Lab, NodeHealth, Teardown};
+pub use site::{preinstall, write_site};
 pub use state::{LabNode, LabState};

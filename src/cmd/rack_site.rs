@@ -1,0 +1,139 @@
+//! `kiln rack inspect|validate|burnin|status --site FILE` or `--rack A --rack B`: the racks run at
+//! once under one bound on SSH sessions and one per rack, one table, one document, one exit code.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::checks::Outcome as FindingOutcome;
+use crate::cli::RackRunArgs;
+use crate::cmd::rack::{node_args, TerminalProgress};
+use crate::cmd::{CmdError, CmdResult, Outcome};
+use crate::fleet::{
+    racks_at_once, run_site_step, site_table, FanoutOptions, Plan, RackOutcome, RackStep, RemoteBinary, SiteRackStep,
+    SiteStep, SshConnector, Step,
+};
+use crate::inventory::{db_path, Inventory};
+use crate::notice::Notices;
+use crate::rack::Site;
+
+/// Runs `step` over every rack of the site (`--site`) or every `--rack`, records each rack as
+/// one rack alone is recorded, and prints one table (or with `--json` one `kiln.site`
+/// document). Everything a rack could refuse is checked for every rack before any node is
+/// touched.
+pub fn step(args: &RackRunArgs, racks: &[std::path::PathBuf], step: Step, notices: &dyn Notices) -> CmdResult {
+    let site = match &args.site {
+        Some(path) => Site::load(path)?,
+        None => Site::from_racks(racks)?,
+    };
+    let selected = site.select(&args.nodes).map_err(CmdError::RackNodes)?;
+    let specs = crate::checks::spec_load::load_set(args.checks_dir.as_deref())?;
+    for rack in &site.racks {
+        let m = &rack.manifest;
+        if let Some(domain) = m
+            .rack
+            .platform
+            .as_deref()
+            .and_then(|p| crate::checks::detect::by_name(&specs, p).ok())
+            .and_then(|s| s.platform.nvlink_domain.as_ref())
+        {
+            m.check_trays(domain.trays)?;
+        }
+    }
+    // The database is opened (created, migrated) before any node is touched; each rack then
+    // records through a connection of its own.
+    let db = db_path(args.db.db.as_deref());
+    let records = step != Step::Status;
+    if records {
+        drop(Inventory::open(&db)?);
+    }
+    let binary = match (&args.node_binary, &args.dist) {
+        (None, Some(dir)) => RemoteBinary::from_dist(dir, &args.remote_path),
+        (file, _) => RemoteBinary::new(file.as_deref(), &args.remote_path),
+    }
+    .map_err(CmdError::NodeBinary)?;
+    let parallel = args.parallel.max(1);
+    let per_rack = args.per_rack.unwrap_or(parallel).clamp(1, parallel);
+    let plan = Plan::for_step(step, &node_args(args, step));
+    let opts: Vec<FanoutOptions> = site
+        .racks
+        .iter()
+        .map(|r| FanoutOptions {
+            parallel: r.per_rack.unwrap_or(per_rack).clamp(1, parallel),
+            command_timeout: Duration::from_secs(r.timeout.unwrap_or(args.timeout).max(1)),
+            binary: binary.clone(),
+        })
+        .collect();
+    let connectors: Vec<SshConnector> = site
+        .racks
+        .iter()
+        .map(|r| SshConnector {
+            credentials: r.manifest.credentials.clone(),
+            connect_timeout: Duration::from_secs(r.connect_timeout.unwrap_or(args.connect_timeout).max(1)),
+        })
+        .collect();
+    let racks: Vec<SiteRackStep<'_>> = site
+        .racks
+        .iter()
+        .zip(&selected)
+        .zip(opts.iter().zip(&connectors))
+        .filter(|((_, nodes), _)| !nodes.is_empty())
+        .map(|((r, nodes), (opts, connector))| SiteRackStep {
+            step: RackStep {
+                rack: &r.manifest.rack.id,
+                rack_platform: r.manifest.rack.platform.as_deref(),
+                specs: &specs,
+                nodes,
+                plan: &plan,
+                opts,
+                force: args.force,
+                whole_rack: args.nodes.is_empty(),
+            },
+            connector,
+        })
+        .collect();
+    let run = SiteStep { site: site.id.as_deref(), step, racks: &racks, parallel };
+    let total = racks.iter().map(|r| r.step.nodes.len()).sum();
+    let progress = TerminalProgress::new(total, step, notices);
+    let open = || Inventory::open(&db);
+    let at_once = racks_at_once(parallel, per_rack, racks.len());
+    let outcome = run_site_step(&run, records.then_some(&open), at_once, &|rack, node, phase| {
+        progress.event(&format!("{rack}/{node}"), phase)
+    });
+    progress.finish();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome).context("serialize the site outcome")?);
+    } else {
+        crate::terminal::print(&site_table(&outcome.racks));
+        for rack in &outcome.racks {
+            print_rack_lines(rack, &db);
+        }
+    }
+    let unrecorded: Vec<String> =
+        outcome.racks.iter().filter_map(|r| r.record_error.as_ref().map(|e| format!("rack {}: {e}", r.rack))).collect();
+    let ended = Outcome::exit(outcome.exit_code);
+    Ok(match unrecorded.is_empty() {
+        true => ended,
+        false => ended.with_error(CmdError::RackNotRecorded { db, reason: unrecorded.join("; ") }),
+    })
+}
+
+/// Under the table, per rack: its rack checks that did not pass, how many passed, where it was
+/// recorded.
+fn print_rack_lines(rack: &RackOutcome, db: &std::path::Path) {
+    for f in rack.rack_findings.iter().filter(|f| f.outcome != FindingOutcome::Pass) {
+        crate::terminal::println(format_args!("rack {} {} {}: {}", rack.rack, f.outcome.as_str(), f.check, f.message));
+        if let Some(a) = &f.action {
+            crate::terminal::println(format_args!("    action: {a}"));
+        }
+    }
+    let checked = rack.rack_findings.iter().filter(|f| f.outcome == FindingOutcome::Pass).count();
+    let mut line = format!("rack {}: exit {}", rack.rack, rack.exit_code);
+    if checked > 0 {
+        line.push_str(&format!(", rack checks: {checked} passed"));
+    }
+    if let Some(id) = rack.rack_run_id {
+        line.push_str(&format!(", recorded in {} (rack run {id})", db.display()));
+    }
+    crate::terminal::println(format_args!("{line}"));
+}

@@ -1,0 +1,193 @@
+//! Many racks at once: each rack's step (`run_rack_step`: its nodes, recording, rack checks and
+//! gate) run concurrently with the others under one bound on SSH sessions across the site and one
+//! per rack; one document and one exit code for the whole run.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::fanout::Phase;
+use super::outcome::{RackOutcome, Step};
+use super::pool::{map_bounded, SessionPermit, Sessions};
+use super::rack_run::{run_rack_step, RackStep};
+use super::transport::{Answerer, CommandOutput, Connector, NodeTransport, TransportError};
+use crate::exit;
+use crate::inventory::{Inventory, InventoryError};
+use crate::rack::RackNode;
+
+/// Version of the site outcome JSON (`kiln rack ... --site | --rack A --rack B --json`).
+pub const SITE_SCHEMA_VERSION: u32 = 1;
+
+/// One rack of a site run: its step (with `opts.parallel` the rack's own bound) and how its
+/// nodes are reached (its manifest's credentials).
+pub struct SiteRackStep<'a> {
+    pub step: RackStep<'a>,
+    pub connector: &'a dyn Connector,
+}
+
+/// Where the site run's inventory comes from: a connection of its own for each rack (SQLite
+/// serializes their writes), opened in that rack's thread.
+pub type OpenInventory<'a> = dyn Fn() -> Result<Inventory, InventoryError> + Sync + 'a;
+
+/// A step over many racks.
+pub struct SiteStep<'a> {
+    /// `[site] id`, when the racks came from a site manifest that gives one.
+    pub site: Option<&'a str>,
+    pub step: Step,
+    pub racks: &'a [SiteRackStep<'a>],
+    /// At most this many SSH sessions at once, across every rack.
+    pub parallel: usize,
+}
+
+/// The whole run, as `--json` prints it: every rack's outcome, in the order given.
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteOutcome {
+    pub schema_version: u32,
+    pub kind: &'static str,
+    pub site: Option<String>,
+    pub step: Step,
+    /// The worst rack's exit code (`worst_exit`).
+    pub exit_code: i32,
+    /// The site-wide bound on SSH sessions the run had.
+    pub parallel: usize,
+    /// The most sessions that were open at once.
+    pub peak_sessions: usize,
+    pub racks: Vec<RackOutcome>,
+}
+
+/// How many racks run at once: enough for their own bounds to fill the site's, and one more so
+/// that a rack waiting on its last nodes leaves no session idle. More would only hold more
+/// racks' node reports in memory at once (each rack's until its rack checks have run).
+pub fn racks_at_once(parallel: usize, per_rack: usize, racks: usize) -> usize {
+    (parallel.max(1).div_ceil(per_rack.max(1)) + 1).min(racks.max(1))
+}
+
+/// Runs every rack's step, `racks_at_once` racks at a time, every node under one site-wide
+/// bound of `parallel` sessions (counted from connecting to the end of the node's command).
+/// Each rack is recorded as `run_rack_step` records it, with a connection of its own
+/// (`open_inventory`; `None` records nothing). A rack whose inventory cannot be opened or read
+/// runs no node and is `DATABASE` with why as its `record_error`; the others go on. Once a
+/// rack is recorded and judged, its nodes' reports are dropped (kept only for `status`, which
+/// records nothing): what a site run holds grows with the racks in flight, not the site.
+///
+/// `progress` is told `(rack id, node, phase)` from the worker threads.
+pub fn run_site_step(
+    site: &SiteStep<'_>,
+    open_inventory: Option<&OpenInventory<'_>>,
+    at_once: usize,
+    progress: &(dyn Fn(&str, &str, Phase<'_>) + Sync),
+) -> SiteOutcome {
+    let sessions = Arc::new(Sessions::new(site.parallel));
+    let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let racks = map_bounded(site.racks, at_once, |r| {
+        let rack = r.step.rack;
+        let bounded = Bounded { inner: r.connector, sessions: Arc::clone(&sessions), peak: Arc::clone(&peak) };
+        let mut inventory = match open_inventory.map(|open| open()) {
+            Some(Ok(inv)) => Some(inv),
+            Some(Err(e)) => return unrun(rack, site.step, format!("inventory: {e}")),
+            None => None,
+        };
+        let on_phase = |node: &str, phase: Phase<'_>| progress(rack, node, phase);
+        match run_rack_step(&r.step, &bounded, inventory.as_mut(), &on_phase) {
+            Ok(mut outcome) => {
+                if site.step != Step::Status {
+                    for n in &mut outcome.nodes {
+                        n.report = None;
+                    }
+                }
+                outcome
+            }
+            Err(e) => unrun(rack, site.step, format!("inventory: {e}")),
+        }
+    });
+    SiteOutcome {
+        schema_version: SITE_SCHEMA_VERSION,
+        kind: "kiln.site",
+        site: site.site.map(str::to_string),
+        step: site.step,
+        exit_code: worst_exit(racks.iter().map(|r| r.exit_code)),
+        parallel: sessions.limit(),
+        peak_sessions: peak.load(std::sync::atomic::Ordering::Relaxed),
+        racks,
+    }
+}
+
+/// A rack that ran no node because its inventory could not be used.
+fn unrun(rack: &str, step: Step, why: String) -> RackOutcome {
+    tracing::warn!(rack, error = %why, "rack not run");
+    let mut o = RackOutcome::new(rack, step, Vec::new(), Vec::new());
+    o.exit_code = exit::DATABASE;
+    o.record_error = Some(why);
+    o
+}
+
+/// The worst of several racks' exit codes, in the rack order of severity (docs/exit-codes.md,
+/// docs/fleet.md): 1, then 6, 5, 3, 7, 0. A code no rack step gives ranks above them all, so that
+/// nothing is ever hidden; no rack at all is 0.
+pub fn worst_exit(codes: impl IntoIterator<Item = i32>) -> i32 {
+    const ORDER: [i32; 6] =
+        [exit::CHECK_FAILED, exit::PEER, exit::DATABASE, exit::CHECK_ERROR, exit::SKIPPED, exit::OK];
+    let rank = |c: i32| ORDER.iter().position(|&o| o == c).map_or(0, |p| p + 1);
+    codes.into_iter().min_by_key(|&c| rank(c)).unwrap_or(exit::OK)
+}
+
+/// A connector whose transports each hold one of the site's sessions while they live.
+struct Bounded<'a> {
+    inner: &'a dyn Connector,
+    sessions: Arc<Sessions>,
+    peak: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Connector for Bounded<'_> {
+    fn connect(&self, node: &RackNode) -> Result<Box<dyn NodeTransport>, TransportError> {
+        let permit = self.sessions.acquire();
+        self.peak.fetch_max(self.sessions.held(), std::sync::atomic::Ordering::Relaxed);
+        let inner = self.inner.connect(node)?;
+        Ok(Box::new(Held { inner, _permit: permit }))
+    }
+}
+
+/// A transport and the session place it holds until it is dropped.
+struct Held {
+    inner: Box<dyn NodeTransport>,
+    _permit: SessionPermit,
+}
+
+impl NodeTransport for Held {
+    fn exec(
+        &mut self,
+        argv: &[String],
+        timeout: std::time::Duration,
+        answer: Option<&mut Answerer<'_>>,
+    ) -> Result<CommandOutput, TransportError> {
+        self.inner.exec(argv, timeout, answer)
+    }
+
+    fn node(&self) -> &str {
+        self.inner.node()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worst_rack_decides_in_the_documented_order() {
+        assert_eq!(worst_exit([]), exit::OK);
+        assert_eq!(worst_exit([exit::OK, exit::SKIPPED]), exit::SKIPPED);
+        assert_eq!(worst_exit([exit::SKIPPED, exit::CHECK_ERROR, exit::OK]), exit::CHECK_ERROR);
+        assert_eq!(worst_exit([exit::CHECK_ERROR, exit::DATABASE]), exit::DATABASE);
+        assert_eq!(worst_exit([exit::DATABASE, exit::PEER, exit::OK]), exit::PEER);
+        assert_eq!(worst_exit([exit::PEER, exit::CHECK_FAILED, exit::SKIPPED]), exit::CHECK_FAILED);
+        assert_eq!(worst_exit([exit::CHECK_FAILED, exit::INTERNAL]), exit::INTERNAL);
+    }
+
+    #[test]
+    fn racks_at_once_fill_the_site_bound_with_one_to_spare() {
+        assert_eq!(racks_at_once(64, 18, 250), 5);
+        assert_eq!(racks_at_once(16, 16, 3), 2);
+        assert_eq!(racks_at_once(200, 18, 2), 2);
+        assert_eq!(racks_at_once(0, 0, 0), 1);
+    }
+}
