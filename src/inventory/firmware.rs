@@ -59,12 +59,7 @@ impl Inventory {
         let failed = |source| InventoryError::RecordFirmware { hostname: r.node.to_string(), source };
         let encode = |what, source| InventoryError::Encode { hostname: r.node.to_string(), what, source };
         let node_json = serde_json::to_string(&placeholder_node(r.node)).map_err(|e| encode("node", e))?;
-        let extras = r
-            .components
-            .iter()
-            .map(|c| if c.extra.is_empty() { Ok(None) } else { serde_json::to_string(&c.extra).map(Some) })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| encode("components", e))?;
+        let extras = component_extras(r.components).map_err(|e| encode("components", e))?;
         let started = format_timestamp(r.started_at);
         let finished = format_timestamp(r.finished_at);
 
@@ -90,22 +85,7 @@ impl Inventory {
         )
         .map_err(failed)?;
         let run_id = tx.last_insert_rowid();
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO components (run_id, node_id, kind, slot, address, vendor, model, serial, firmware,
-                                             extra)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )
-                .map_err(failed)?;
-            for (c, extra) in r.components.iter().zip(&extras) {
-                insert
-                    .execute(params![
-                        run_id, node_id, c.kind, c.slot, c.address, c.vendor, c.model, c.serial, c.firmware, extra
-                    ])
-                    .map_err(failed)?;
-            }
-        }
+        insert_components(&tx, run_id, node_id, r.components, &extras).map_err(failed)?;
         tx.commit().map_err(failed)?;
         tracing::debug!(node = r.node, run = run_id, items = r.components.len(), "recorded BMC firmware");
         Ok(RunId(run_id))
@@ -164,4 +144,32 @@ pub(super) fn find_or_enroll(
     };
     append_event(tx, &event)?;
     Ok(id)
+}
+
+/// Each component's `extra` as its JSON, or `None` when it has none.
+pub(super) fn component_extras(components: &[ComponentRecord]) -> serde_json::Result<Vec<Option<String>>> {
+    components
+        .iter()
+        .map(|c| if c.extra.is_empty() { Ok(None) } else { serde_json::to_string(&c.extra).map(Some) })
+        .collect()
+}
+
+/// `components` (with `extras` from [`component_extras`]) as rows of run `run_id` of node `node_id`.
+pub(super) fn insert_components(
+    tx: &rusqlite::Connection,
+    run_id: i64,
+    node_id: i64,
+    components: &[ComponentRecord],
+    extras: &[Option<String>],
+) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO components (run_id, node_id, kind, slot, address, vendor, model, serial, firmware, extra)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for (c, extra) in components.iter().zip(extras) {
+        insert.execute(params![
+            run_id, node_id, c.kind, c.slot, c.address, c.vendor, c.model, c.serial, c.firmware, extra
+        ])?;
+    }
+    Ok(())
 }

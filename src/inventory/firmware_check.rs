@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use super::diff::{diff_components, Change};
 use super::finding_rows::insert_finding;
-use super::firmware::{find_or_enroll, NodeSeen};
+use super::firmware::{component_extras, find_or_enroll, insert_components, NodeSeen};
 use super::lifecycle::{append_event, read_state, set_state, EventRow};
 use super::timestamp::format_timestamp;
 use super::{ComponentRecord, Inventory, InventoryError, RunId};
@@ -63,12 +63,7 @@ impl Inventory {
             }
         };
         let node_json = serde_json::to_string(node).map_err(|e| encode("node", e))?;
-        let extras = r
-            .components
-            .iter()
-            .map(|c| if c.extra.is_empty() { Ok(None) } else { serde_json::to_string(&c.extra).map(Some) })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| encode("components", e))?;
+        let extras = component_extras(r.components).map_err(|e| encode("components", e))?;
         let started = format_timestamp(r.started_at);
         let finished = format_timestamp(r.finished_at);
 
@@ -106,22 +101,7 @@ impl Inventory {
         )
         .map_err(failed)?;
         let run_id = tx.last_insert_rowid();
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO components (run_id, node_id, kind, slot, address, vendor, model, serial, firmware,
-                                             extra)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )
-                .map_err(failed)?;
-            for (c, extra) in r.components.iter().zip(&extras) {
-                insert
-                    .execute(params![
-                        run_id, node_id, c.kind, c.slot, c.address, c.vendor, c.model, c.serial, c.firmware, extra
-                    ])
-                    .map_err(failed)?;
-            }
-        }
+        insert_components(&tx, run_id, node_id, r.components, &extras).map_err(failed)?;
         {
             let mut insert = tx
                 .prepare_cached(
