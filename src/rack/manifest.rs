@@ -184,6 +184,18 @@ fn default_ssh_port() -> u16 {
     22
 }
 
+/// A TOML syntax or type error in manifest text read from `path`, at its line and field.
+pub(crate) fn syntax_error(text: &str, path: &Path, e: &toml::de::Error) -> ManifestError {
+    let offset = e.span().map(|s| s.start).unwrap_or(0);
+    let message = e.message().trim().to_string();
+    ManifestError::Syntax {
+        path: path.to_path_buf(),
+        line: if e.span().is_some() { line_of(text, offset) } else { 0 },
+        field: field_at(text, offset, &message),
+        message,
+    }
+}
+
 impl RackManifest {
     /// Reads and checks the manifest at `path`.
     pub fn load(path: &Path) -> Result<RackManifest, ManifestError> {
@@ -195,16 +207,7 @@ impl RackManifest {
     /// Parses manifest text as if read from `path` (relative paths in it
     /// resolve against `path`'s directory).
     pub fn parse(text: &str, path: &Path) -> Result<RackManifest, ManifestError> {
-        let raw: RawManifest = toml::from_str(text).map_err(|e| {
-            let offset = e.span().map(|s| s.start).unwrap_or(0);
-            let message = e.message().trim().to_string();
-            ManifestError::Syntax {
-                path: path.to_path_buf(),
-                line: if e.span().is_some() { line_of(text, offset) } else { 0 },
-                field: field_at(text, offset, &message),
-                message,
-            }
-        })?;
+        let raw: RawManifest = toml::from_str(text).map_err(|e| syntax_error(text, path, &e))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let invalid = |span: Option<std::ops::Range<usize>>, field: &str, message: String| ManifestError::Invalid {
             path: path.to_path_buf(),

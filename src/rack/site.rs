@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::location::{field_at, line_of};
-use super::manifest::{ManifestError, RackManifest, RackNode};
+use super::location::line_of;
+use super::manifest::{syntax_error, ManifestError, RackManifest, RackNode};
 
 /// The racks of one run, each manifest loaded and checked, no node in two of them.
 #[derive(Debug, Clone)]
@@ -73,16 +73,7 @@ impl Site {
 
     /// Parses site manifest text as if read from `path`, and loads the racks it lists.
     pub fn parse(text: &str, path: &Path) -> Result<Site, ManifestError> {
-        let raw: RawSite = toml::from_str(text).map_err(|e| {
-            let offset = e.span().map(|s| s.start).unwrap_or(0);
-            let message = e.message().trim().to_string();
-            ManifestError::Syntax {
-                path: path.to_path_buf(),
-                line: if e.span().is_some() { line_of(text, offset) } else { 0 },
-                field: field_at(text, offset, &message),
-                message,
-            }
-        })?;
+        let raw: RawSite = toml::from_str(text).map_err(|e| syntax_error(text, path, &e))?;
         let invalid = |span: Option<std::ops::Range<usize>>, field: String, message: String| ManifestError::Invalid {
             path: path.to_path_buf(),
             line: span.map(|s| line_of(text, s.start)).unwrap_or(0),
