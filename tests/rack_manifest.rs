@@ -38,6 +38,7 @@ name = "node02"
 address = "10.77.0.12"
 ssh_port = 2222
 tray = 3
+imex_address = "192.168.77.12"
 "#;
 
 fn parse(text: &str) -> Result<RackManifest, ManifestError> {
@@ -67,6 +68,8 @@ fn good_manifest_resolves_relative_paths_and_defaults() {
     assert_eq!(m.nodes[0].ssh_port, 22);
     assert_eq!(m.nodes[1].ssh_port, 2222);
     assert_eq!(m.nodes[1].tray, Some(3));
+    assert_eq!(m.nodes[0].imex_address, None);
+    assert_eq!(m.nodes[1].imex_address.as_deref(), Some("192.168.77.12"));
     assert_eq!(m.select(&["node02".into()]).expect("select").len(), 1);
     let err = m.select(&["node09".into()]).expect_err("unknown node");
     assert!(err.to_string().contains("no node named \"node09\""), "{err}");
@@ -137,6 +140,10 @@ fn semantic_errors_name_line_and_field() {
     assert!(msg.contains("field `nodes[0].macs`"), "{msg}");
     let msg = refused(&GOOD.replace("https://10.77.0.111:8000", "10.77.0.111:8000"));
     assert!(msg.contains("field `nodes[0].bmc`"), "{msg}");
+    let msg = refused(&GOOD.replace("192.168.77.12", "tray3.ib.lab"));
+    let line = GOOD.lines().position(|l| l.starts_with("imex_address")).expect("line") + 1;
+    assert!(msg.starts_with(&format!("/racks/lab.toml:{line}: field `nodes[1].imex_address`")), "{msg}");
+    assert!(msg.contains("not an IP address"), "{msg}");
     let msg = refused(&GOOD.replace("slot = \"U12\"", "slot = \"U12\"\ntray = 1"));
     assert!(msg.contains("slot or tray"), "{msg}");
     let msg = refused(&GOOD.replace("sha256:ab:cd", "sha256:ab"));

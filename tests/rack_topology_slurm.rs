@@ -137,6 +137,16 @@ fn a_verified_domain_is_loaded_by_slurmctld_and_handoff_installs_the_topology_of
     let written = std::fs::read_to_string(&conf).expect("read topology.conf");
     assert!(written.lines().any(|l| l == format!("SwitchName={block} Nodes=node[01-03]")), "{written}");
     assert_eq!(topology(&cluster), [(block.to_string(), "node[01-03]".to_string())]);
+    // Each tray put in the file has it in its history; the tray kept out has not.
+    let said = |node: &str| {
+        let h = run(&cluster, &["node", "history", node, "--db", &d]);
+        assert!(h.status.success(), "{}", String::from_utf8_lossy(&h.stderr));
+        String::from_utf8_lossy(&h.stdout).into_owned()
+    };
+    let installed = format!("topology installed: in {block}");
+    assert!(said("node02").contains(&installed), "{}", said("node02"));
+    assert!(said("node02").contains("as slurm-tree"), "{}", said("node02"));
+    assert!(!said("node04").contains("topology installed"), "{}", said("node04"));
 
     // 4. Again: the file already holds it; nothing written, no reconfigure. A dry run writes nothing.
     let (_, out) = kiln(
@@ -144,6 +154,7 @@ fn a_verified_domain_is_loaded_by_slurmctld_and_handoff_installs_the_topology_of
         &["rack", "handoff", "--to", "slurm", "--partial", "--json", "--rack", &m, "--db", &d, "--topology", &t],
     );
     assert_eq!(out["topology"]["result"], "already_done", "{out:#}");
+    assert_eq!(said("node02").matches("topology installed").count(), 1, "nothing written, nothing noted again");
     let elsewhere = cfg.dir.join("dry-topology.conf");
     let e = elsewhere.to_string_lossy().into_owned();
     let (_, out) = kiln(

@@ -55,6 +55,9 @@ pub fn run(args: &HandoffArgs) -> CmdResult {
         if outcome.topology.as_ref().is_some_and(|t| t.result == crate::handoff::InstallResult::Failed) {
             outcome.exit_code = crate::exit::PEER;
         }
+        if let Some(t) = outcome.topology.as_mut() {
+            note_topology(&mut inventory, t);
+        }
     }
     if args.json {
         crate::terminal::json(&outcome).context("serialize the hand-off outcome")?;
@@ -62,6 +65,30 @@ pub fn run(args: &HandoffArgs) -> CmdResult {
         crate::terminal::print(&render_text(&outcome));
     }
     Ok(Outcome::exit(outcome.exit_code))
+}
+
+/// A topology file written: each node in it gets an event in its history naming the block (or
+/// switch) it was put in, the file and the form, so "since when did Slurm see this tray as part
+/// of that domain" is answerable later. A note that cannot be written is a warning of the
+/// install, never a lost hand-off.
+fn note_topology(inventory: &mut Inventory, t: &mut crate::handoff::TopologyInstall) {
+    if t.result != crate::handoff::InstallResult::Installed {
+        return;
+    }
+    for d in &t.domains {
+        let cause = format!(
+            "topology installed: in {} (clique {}) of {} as {}",
+            d.name,
+            d.clique,
+            t.path.display(),
+            t.format.as_str()
+        );
+        for node in &d.nodes {
+            if let Err(e) = inventory.note(node, crate::handoff::ACTOR, &cause, None) {
+                t.warnings.push(format!("{node}: the topology event was not recorded: {}", crate::error::chain(&e)));
+            }
+        }
+    }
 }
 
 /// The manifest's all-or-nothing NVLink domains: its nodes grouped by

@@ -58,14 +58,16 @@ pub fn plan(topology: &Topology, rack: &str, nodes: &[RackNode]) -> (Vec<ImexDom
         let mut members = Vec::new();
         for name in &d.nodes {
             let Some(node) = nodes.iter().find(|n| &n.name == name) else { continue };
-            match node.address.parse::<std::net::IpAddr>() {
+            // The IMEX network's address where the manifest gives one, else the SSH address.
+            let address = node.imex_address.as_deref().unwrap_or(&node.address);
+            match address.parse::<std::net::IpAddr>() {
                 Ok(ip) => members.push((name.clone(), ip.to_string())),
                 Err(_) => left_out.push(LeftOut {
                     node: name.clone(),
                     rack: rack.to_string(),
                     reason: format!(
-                        "its manifest address {:?} is not an IP address, and IMEX's nodes_config.cfg lists peers by IP",
-                        node.address
+                        "its manifest address {address:?} is not an IP address, and IMEX's nodes_config.cfg lists \
+                         peers by IP (give `imex_address` in the manifest)"
                     ),
                 }),
             }
@@ -177,6 +179,13 @@ mod tests {
         assert_eq!(domains[0].clique, "7c1e2f3a-4b5c-4d6e-8f70-81a2b3c4d5e6.5");
         assert_eq!(left.len(), 1);
         assert!(left[0].node == "n3" && left[0].reason.contains("not an IP address"), "{left:?}");
+        // The IMEX network's address wins over the SSH one, also for a node reached by name.
+        let mut nodes = nodes;
+        nodes[0].imex_address = Some("192.168.7.12".into());
+        nodes[2].imex_address = Some("192.168.7.13".into());
+        let (domains, left) = plan(&topology(), "r1", &nodes);
+        assert_eq!(domains[0].config, "10.0.0.11\n192.168.7.12\n192.168.7.13\n");
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]

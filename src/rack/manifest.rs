@@ -66,6 +66,9 @@ pub struct RackNode {
     pub address_line: usize,
     /// Node-side `--root` for the node commands (a snapshot tree, used by the lab).
     pub kiln_root: Option<String>,
+    /// The IP the node's IMEX daemon is reached at by its NVLink-domain peers, when that is not
+    /// `address` (IMEX on the compute network, SSH on the management one). Checked to be an IP.
+    pub imex_address: Option<String>,
     /// What the rack judges the node against beside its platform spec (docs/bom.md): the BOM
     /// file the manifest points to, with the manifest's own `[nodes.bom]` entries; one for the
     /// whole rack, shared by its nodes. `None` when the manifest names no BOM.
@@ -91,6 +94,7 @@ impl RackNode {
             name_line: 0,
             address_line: 0,
             kiln_root: None,
+            imex_address: None,
             bom: None,
         }
     }
@@ -177,6 +181,7 @@ struct RawNode {
     slot: Option<Spanned<String>>,
     tray: Option<Spanned<u32>>,
     kiln_root: Option<String>,
+    imex_address: Option<Spanned<String>>,
     bom: Option<Spanned<BomNode>>,
 }
 
@@ -380,6 +385,15 @@ impl RackManifest {
                     "give slot or tray, not both".into(),
                 ));
             }
+            if let Some(ip) = &n.imex_address {
+                if ip.get_ref().parse::<std::net::IpAddr>().is_err() {
+                    return Err(invalid(
+                        Some(ip.span()),
+                        &format!("nodes[{i}].imex_address"),
+                        format!("{:?} is not an IP address: IMEX's nodes_config.cfg lists peers by IP", ip.get_ref()),
+                    ));
+                }
+            }
             let name_line = line_of(text, n.name.span().start);
             let address_line = line_of(text, n.address.span().start);
             if let Some(entry) = n.bom {
@@ -409,6 +423,7 @@ impl RackManifest {
                 tray_line: n.tray.as_ref().map_or(0, |t| line_of(text, t.span().start)),
                 tray: n.tray.map(Spanned::into_inner),
                 kiln_root: n.kiln_root,
+                imex_address: n.imex_address.map(Spanned::into_inner),
                 bom: None,
             });
         }
