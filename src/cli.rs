@@ -936,9 +936,13 @@ pub enum CollectiveMode {
 
 #[derive(Debug, Clone, Args)]
 pub struct RackTrustArgs {
-    /// The rack manifest (inventory/racks/NAME.toml).
-    #[arg(long, value_name = "FILE", env = "KILN_RACK")]
-    pub rack: PathBuf,
+    /// The rack manifest (inventory/racks/NAME.toml; default: $KILN_RACK);
+    /// give it again for more racks.
+    #[arg(long, value_name = "FILE")]
+    pub rack: Vec<PathBuf>,
+    /// A site manifest listing the racks whose nodes to trust; instead of --rack.
+    #[arg(long, value_name = "FILE", conflicts_with = "rack")]
+    pub site: Option<PathBuf>,
     /// Only these nodes (comma-separated names from the manifest).
     #[arg(long = "node", visible_alias = "nodes", value_name = "A,B", value_delimiter = ',')]
     pub nodes: Vec<String>,

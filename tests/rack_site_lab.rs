@@ -77,6 +77,7 @@ fn two_racks_of_lab_nodes_validate_at_once_each_recorded_and_judged_on_its_own()
     // The kiln under test on every node, hard-linked: nothing to push, nothing copied.
     lab::preinstall(&lab.state, Path::new(env!("CARGO_BIN_EXE_kiln"))).expect("preinstall");
     let site = lab::write_site(&lab.state, 3, false, &cfg.dir.join("site")).expect("site manifest");
+    trust_the_site_rack_by_rack(&site);
     let db = cfg.dir.join("kiln.db");
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
@@ -116,4 +117,47 @@ fn two_racks_of_lab_nodes_validate_at_once_each_recorded_and_judged_on_its_own()
     assert_eq!(code, 6, "{doc:#}");
     assert_eq!(doc["racks"].as_array().map(Vec::len), Some(1), "{doc:#}");
     lab.set_link("node02", true).expect("plug");
+}
+
+/// `kiln rack trust --site`: every rack's nodes, each rack's keys into its own known-hosts file
+/// (here fresh ones, beside copies of the lab's rack manifests), named `RACK/NODE`; a second run
+/// finds them all trusted.
+fn trust_the_site_rack_by_rack(site: &Path) {
+    let dir = site.parent().expect("site dir");
+    let fresh = dir.join("trust");
+    std::fs::create_dir_all(&fresh).expect("mkdir");
+    let mut racks = String::from("[site]\nid = \"lab-trust\"\n");
+    for r in ["r01", "r02"] {
+        let text = std::fs::read_to_string(dir.join(format!("{r}.toml"))).expect("rack manifest");
+        let text: String = text
+            .lines()
+            .map(|l| if l.starts_with("known_hosts") { format!("known_hosts = \"{r}.known_hosts\"") } else { l.into() })
+            .map(|l| l.replace("ssh_key = \"", "ssh_key = \"../"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(fresh.join(format!("{r}.toml")), text).expect("write");
+        racks.push_str(&format!("\n[[racks]]\nmanifest = \"{r}.toml\"\n"));
+    }
+    let site = fresh.join("site.toml");
+    std::fs::write(&site, racks).expect("write site");
+    let trust = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(["rack", "trust", "--site"])
+            .arg(&site)
+            .env_remove("KILN_RACK")
+            .output()
+            .expect("rack trust");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, text) = trust();
+    assert_eq!(code, Some(0), "{text}");
+    for n in ["kq-r01/node01", "kq-r01/node03", "kq-r02/node04", "kq-r02/node05"] {
+        assert!(text.lines().any(|l| l.starts_with(n) && l.contains("recorded")), "{n}: {text}");
+    }
+    let keys = |r: &str| std::fs::read_to_string(fresh.join(format!("{r}.known_hosts"))).unwrap_or_default();
+    assert_eq!(keys("r01").lines().filter(|l| !l.trim().is_empty()).count(), 3, "{}", keys("r01"));
+    assert_eq!(keys("r02").lines().filter(|l| !l.trim().is_empty()).count(), 2, "{}", keys("r02"));
+    let (code, text) = trust();
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(text.lines().filter(|l| l.contains("already trusted")).count(), 5, "{text}");
 }

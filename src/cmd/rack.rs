@@ -15,7 +15,7 @@ use crate::fleet::{
 };
 use crate::inventory::{db_path, Inventory};
 use crate::notice::Notices;
-use crate::rack::RackManifest;
+use crate::rack::{RackManifest, Site};
 
 pub fn run(cmd: RackCommand, notices: &dyn Notices) -> CmdResult {
     match cmd {
@@ -172,33 +172,50 @@ pub(crate) fn node_args(args: &RackRunArgs, step: Step) -> Vec<String> {
 }
 
 fn trust(args: &RackTrustArgs) -> CmdResult {
-    let manifest = load(&args.rack, &args.nodes)?;
-    // `load` checked every name.
-    let nodes = manifest.select(&args.nodes).map_err(CmdError::RackNodes)?;
+    let site = match (&args.site, args.rack.as_slice()) {
+        (Some(path), _) => Site::load(path)?,
+        (None, []) => match std::env::var_os("KILN_RACK").filter(|v| !v.is_empty()) {
+            Some(v) => Site::from_racks(&[v.into()])?,
+            None => {
+                return Err(CmdError::Usage(
+                    "give the rack manifest with --rack FILE (or KILN_RACK), or racks with --site FILE".into(),
+                )
+                .into())
+            }
+        },
+        (None, racks) => Site::from_racks(racks)?,
+    };
+    let selected = site.select(&args.nodes).map_err(CmdError::RackNodes)?;
     let opts = TrustOptions {
         connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
         replace: args.replace,
         parallel: 16,
     };
-    let outcomes = trust_nodes(&manifest.credentials, &nodes, &opts)?;
+    let several = site.racks.len() > 1;
     let mut code = exit::OK;
-    for o in &outcomes {
-        let line = match &o.result {
-            TrustResult::Recorded { fingerprint } => format!("recorded        {fingerprint}"),
-            TrustResult::AlreadyTrusted { fingerprint } => format!("already trusted {fingerprint}"),
-            TrustResult::Replaced { fingerprint } => format!("REPLACED        {fingerprint}"),
-            TrustResult::Changed { fingerprint } => {
-                code = code.max(exit::CHECK_FAILED);
-                format!("KEY CHANGED     {fingerprint} (not recorded; check on the console, then --replace)")
-            }
-            TrustResult::Failed { reason } => {
-                code = exit::PEER;
-                format!("failed          {reason}")
-            }
-        };
-        crate::terminal::println(format_args!("{:<12} {line}", o.node));
+    // Rack by rack: each has its own credentials and known-hosts file.
+    for (rack, nodes) in site.racks.iter().zip(&selected).filter(|(_, n)| !n.is_empty()) {
+        let manifest = &rack.manifest;
+        let outcomes = trust_nodes(&manifest.credentials, nodes, &opts)?;
+        for o in &outcomes {
+            let line = match &o.result {
+                TrustResult::Recorded { fingerprint } => format!("recorded        {fingerprint}"),
+                TrustResult::AlreadyTrusted { fingerprint } => format!("already trusted {fingerprint}"),
+                TrustResult::Replaced { fingerprint } => format!("REPLACED        {fingerprint}"),
+                TrustResult::Changed { fingerprint } => {
+                    code = code.max(exit::CHECK_FAILED);
+                    format!("KEY CHANGED     {fingerprint} (not recorded; check on the console, then --replace)")
+                }
+                TrustResult::Failed { reason } => {
+                    code = exit::PEER;
+                    format!("failed          {reason}")
+                }
+            };
+            let name = if several { format!("{}/{}", manifest.rack.id, o.node) } else { o.node.clone() };
+            crate::terminal::println(format_args!("{name:<12} {line}"));
+        }
+        crate::terminal::println(format_args!("known hosts: {}", manifest.credentials.known_hosts.display()));
     }
-    crate::terminal::println(format_args!("known hosts: {}", manifest.credentials.known_hosts.display()));
     Ok(Outcome::exit(code))
 }
 
