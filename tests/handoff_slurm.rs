@@ -127,12 +127,7 @@ fn handoff_and_healthcheck_against_slurmctld() {
         .collect();
     let _teardown = lab::Teardown(cfg.dir.clone());
     let lab = lab::up(&cfg).expect("lab up");
-    let specs: Vec<SlurmNodeSpec> = lab
-        .state
-        .nodes
-        .iter()
-        .map(|n| SlurmNodeSpec { name: n.name.clone(), address: n.address.clone(), netns: n.netns.clone() })
-        .collect();
+    let specs = SlurmNodeSpec::of_lab(&lab.state);
     let cluster = SlurmCluster::start(&cfg.dir.join("slurm"), "khctl", &cfg.host_address(), 16917, &specs);
     eprintln!("lab and slurm up in {:.1} s", started.elapsed().as_secs_f64());
 

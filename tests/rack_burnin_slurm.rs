@@ -186,12 +186,7 @@ fn burnin_as_slurm_jobs_is_recorded_with_job_ids_survives_a_controller_restart_a
         .collect();
     let _teardown = lab::Teardown(cfg.dir.clone());
     let lab = lab::up(&cfg).expect("lab up");
-    let specs: Vec<SlurmNodeSpec> = lab
-        .state
-        .nodes
-        .iter()
-        .map(|n| SlurmNodeSpec { name: n.name.clone(), address: n.address.clone(), netns: n.netns.clone() })
-        .collect();
+    let specs = SlurmNodeSpec::of_lab(&lab.state);
     let pids: Vec<(String, u32)> = lab.state.nodes.iter().map(|n| (n.name.clone(), n.sshd_pid)).collect();
     // KillWait: a job over its time limit gets SIGKILL 2 s after SIGTERM.
     let extras = SlurmExtras {

@@ -6,23 +6,17 @@
 //! slurm-wlm and munge; otherwise prints SKIPPED (and fails under KILN_REQUIRE_PEERS=1).
 
 mod slurm_support;
+mod topology_lab;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kiln::checks::Verdict;
 use kiln::hw::fixture::{gb200_tray, FixtureTree, Gb200Tray};
-use kiln::inventory::{Inventory, RunRecord};
-use kiln::lifecycle::{LifecycleState, RunKind};
+use kiln::inventory::Inventory;
+use kiln::lifecycle::LifecycleState;
 use serde_json::Value;
 use slurm_support::{SlurmCluster, SlurmNodeSpec};
-use xtask::lab::{self, LabConfig};
 
 const TRAYS: u32 = 18;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Tray `i` of one rack; tray 3 registered in another NVLink domain, tray 7's GPU 1 reporting
 /// degraded fabric bandwidth.
@@ -57,72 +51,21 @@ fn node_out<'a>(outcome: &'a Value, name: &str) -> &'a Value {
     outcome["nodes"].as_array().and_then(|a| a.iter().find(|n| n["node"] == name)).expect("node in outcome")
 }
 
-/// A passing burn-in recorded for every validated node (no GPU here to run one), as the
-/// pipeline's `kiln rack burnin` would.
-fn burn_in(db: &Path) {
-    let mut inv = Inventory::open(db).expect("open inventory");
-    for i in 1..=TRAYS {
-        let name = format!("node{i:02}");
-        if inv.state(&name).ok() != Some(LifecycleState::Validated) {
-            continue;
-        }
-        let row = inv.node(&name).expect("query").expect("node");
-        let run = inv.latest_run_of_kind(row.id, RunKind::Validate).expect("query").expect("validate run");
-        let mut node = inv.run_node(run.id).expect("recorded model");
-        node.hostname = name.clone();
-        let burn = RunRecord {
-            verdict: Some(Verdict::Pass),
-            rack: Some("kn-lab"),
-            ..RunRecord::new(RunKind::Burnin, &node, "test")
-        };
-        inv.record_run(&burn).expect("record burn-in");
-    }
-}
-
 #[test]
 fn an_nvl72_rack_is_judged_as_one_machine_and_handed_to_slurm_whole() {
-    if let Some(why) = (!lab::is_root())
-        .then(|| "not root: the lab and slurmd need network namespaces".to_string())
-        .or_else(|| slurm_support::missing_program().map(|p| format!("{p} missing (apt-get install slurm-wlm munge)")))
-    {
-        if std::env::var("KILN_REQUIRE_PEERS").is_ok_and(|v| v == "1") {
-            panic!("KILN_REQUIRE_PEERS=1 but {why}");
-        }
+    let missing = slurm_support::missing_program().map(|p| format!("{p} missing (apt-get install slurm-wlm munge)"));
+    if let Some(why) = topology_lab::skip_reason(missing) {
         println!("SKIPPED: {why}");
         return;
     }
-    let mut cfg = LabConfig::standard(&repo(), TRAYS as usize);
-    cfg.dir = repo().join("target/lab-nvl72");
-    cfg.manifest = cfg.dir.join("rack.toml");
-    cfg.prefix = "kn".into();
-    cfg.subnet = 5;
-    cfg.bmc = false;
+    let mut cfg = topology_lab::config("lab-nvl72", "kn", 5, TRAYS);
     cfg.bmc_port_base = 8700;
-    let fixtures = cfg.dir.join("fixtures");
-    cfg.fixtures = (1..=TRAYS)
-        .map(|i| {
-            let path = fixtures.join(format!("gb200-nvl72-tray-{i:02}"));
-            if path.exists() {
-                std::fs::remove_dir_all(&path).expect("remove the old tree");
-            }
-            tray(i, false).write(&path).expect("write the tray");
-            path
-        })
-        .collect();
-    let _teardown = lab::Teardown(cfg.dir.clone());
-    let lab = lab::up(&cfg).expect("lab up");
-    let specs: Vec<SlurmNodeSpec> = lab
-        .state
-        .nodes
-        .iter()
-        .map(|n| SlurmNodeSpec { name: n.name.clone(), address: n.address.clone(), netns: n.netns.clone() })
-        .collect();
+    let _teardown = topology_lab::Teardown(cfg.dir.clone());
+    let lab = topology_lab::up(&mut cfg, TRAYS, |i| tray(i, false));
+    let specs = SlurmNodeSpec::of_lab(&lab.state);
     let cluster = SlurmCluster::start(&cfg.dir.join("slurm"), "knctl", &cfg.host_address(), 16957, &specs);
     let m = lab.manifest().to_string_lossy().into_owned();
-    let db = cfg.dir.join("kiln.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
+    let db = topology_lab::fresh_db(&cfg.dir);
     let d = db.to_string_lossy().into_owned();
 
     // 1. Validate: node07 fails on its own GPU; node03 passes alone but the rack check fails it.
@@ -134,7 +77,7 @@ fn an_nvl72_rack_is_judged_as_one_machine_and_handed_to_slurm_whole() {
     assert!(reason(&inv, "node07").contains("fabric.health.degraded_bandwidth"), "{}", reason(&inv, "node07"));
     assert_eq!(inv.state("node01").expect("state"), LifecycleState::Validated);
     drop(inv);
-    burn_in(&db);
+    topology_lab::burn_in(&db, TRAYS, "kn-lab");
 
     // 2. Hand-off: the domain is broken, so no tray goes into service; the broken ones are named.
     let (code, out) = kiln(&cluster, &["rack", "handoff", "--to", "slurm", "--json", "--rack", &m, "--db", &d]);
@@ -171,7 +114,7 @@ fn an_nvl72_rack_is_judged_as_one_machine_and_handed_to_slurm_whole() {
     let inv = Inventory::open_existing(&db).expect("open");
     assert_eq!(inv.state("node03").expect("state"), LifecycleState::Validated, "{out:#}");
     drop(inv);
-    burn_in(&db);
+    topology_lab::burn_in(&db, TRAYS, "kn-lab");
     let (_, out) =
         kiln(&cluster, &["rack", "handoff", "--to", "slurm", "--json", "--partial", "--rack", &m, "--db", &d]);
     assert_eq!(node_out(&out, "node03")["disposition"], "handed_off", "{out:#}");

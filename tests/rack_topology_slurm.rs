@@ -10,12 +10,8 @@
 mod slurm_support;
 mod topology_lab;
 
-use std::path::Path;
 use std::process::Command;
 
-use kiln::checks::Verdict;
-use kiln::inventory::{Inventory, RunRecord};
-use kiln::lifecycle::{LifecycleState, RunKind};
 use serde_json::Value;
 use slurm_support::{SlurmCluster, SlurmExtras, SlurmNodeSpec};
 use topology_lab::Teardown;
@@ -34,27 +30,6 @@ fn kiln(cluster: &SlurmCluster, args: &[&str]) -> (i32, Value) {
     let json = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{args:?}: JSON: {e}: {text}\n{}", String::from_utf8_lossy(&out.stderr)));
     (out.status.code().unwrap_or(-1), json)
-}
-
-/// A passing burn-in recorded for every validated tray (no GPU here to run one).
-fn burn_in(db: &Path) {
-    let mut inv = Inventory::open(db).expect("open inventory");
-    for i in 1..=TRAYS {
-        let name = format!("node{i:02}");
-        if inv.state(&name).ok() != Some(LifecycleState::Validated) {
-            continue;
-        }
-        let row = inv.node(&name).expect("query").expect("node");
-        let run = inv.latest_run_of_kind(row.id, RunKind::Validate).expect("query").expect("validate run");
-        let mut node = inv.run_node(run.id).expect("recorded model");
-        node.hostname = name.clone();
-        let burn = RunRecord {
-            verdict: Some(Verdict::Pass),
-            rack: Some("kp-lab"),
-            ..RunRecord::new(RunKind::Burnin, &node, "test")
-        };
-        inv.record_run(&burn).expect("record burn-in");
-    }
 }
 
 /// `scontrol show topology`'s switches: (name, nodes as Slurm lists them).
@@ -93,7 +68,7 @@ fn a_verified_domain_is_loaded_by_slurmctld_and_handoff_installs_the_topology_of
         .output()
         .expect("rack validate");
     assert_eq!(validate.status.code(), Some(0), "{}", String::from_utf8_lossy(&validate.stdout));
-    burn_in(&db);
+    topology_lab::burn_in(&db, TRAYS, "kp-lab");
 
     // 2. The tree form from the inventory, loaded by slurmctld when it starts.
     let tree = Command::new(env!("CARGO_BIN_EXE_kiln"))
@@ -102,12 +77,7 @@ fn a_verified_domain_is_loaded_by_slurmctld_and_handoff_installs_the_topology_of
         .expect("rack topology");
     assert_eq!(tree.status.code(), Some(0), "{}", String::from_utf8_lossy(&tree.stderr));
     let tree = String::from_utf8(tree.stdout).expect("utf-8");
-    let specs: Vec<SlurmNodeSpec> = lab
-        .state
-        .nodes
-        .iter()
-        .map(|n| SlurmNodeSpec { name: n.name.clone(), address: n.address.clone(), netns: n.netns.clone() })
-        .collect();
+    let specs = SlurmNodeSpec::of_lab(&lab.state);
     let extras = SlurmExtras {
         conf: vec!["TopologyPlugin=topology/tree".into()],
         files: vec![("topology.conf".into(), tree.clone())],

@@ -37,6 +37,17 @@ pub struct SlurmNodeSpec {
     pub netns: String,
 }
 
+impl SlurmNodeSpec {
+    /// Every node of a lab, in its order: one slurmd each, in the node's namespace.
+    pub fn of_lab(state: &xtask::lab::LabState) -> Vec<SlurmNodeSpec> {
+        state
+            .nodes
+            .iter()
+            .map(|n| SlurmNodeSpec { name: n.name.clone(), address: n.address.clone(), netns: n.netns.clone() })
+            .collect()
+    }
+}
+
 pub struct SlurmCluster {
     pub conf: PathBuf,
     children: Vec<(String, Child)>,
