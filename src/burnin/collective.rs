@@ -8,7 +8,7 @@ use std::io::{BufRead, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::checks::burnin_spec::CollectiveLimits;
+use crate::checks::burnin_spec::{Chosen, CollectiveLimits, SizedLimit};
 use crate::checks::{Component, Finding, Outcome, Severity};
 use crate::exit;
 
@@ -440,9 +440,59 @@ pub fn domain_figures(reports: &[&RankReport]) -> Vec<DomainFigure> {
         .collect()
 }
 
+/// A bus bandwidth against the limit of `op` for a communicator of `gpus` GPUs
+/// (`CollectiveLimits::limit`): pass, fail naming the figure it was judged against, or
+/// `skipped` with why (no limit in the spec, or none for so few GPUs). `said` is what was
+/// measured, in words; `action` what a technician does on a fail.
+pub fn against_limit(
+    check: &str,
+    component: Component,
+    said: &str,
+    busbw: f64,
+    limits: Option<&CollectiveLimits>,
+    (op, gpus): (Op, u32),
+    action: &str,
+) -> Finding {
+    let chosen = limits.map(|l| l.limit(op, gpus)).unwrap_or(Chosen::NoLimit);
+    let skipped = |why: String| Finding::new(check, Outcome::Skipped, Severity::Info, component.clone(), why);
+    let f = match chosen {
+        Chosen::Limit(SizedLimit { min: Some(min), reason, .. }) if busbw >= *min => Finding::new(
+            check,
+            Outcome::Pass,
+            Severity::Info,
+            component.clone(),
+            format!("{said}, judged against {} ({reason})", chosen_figure(&chosen)),
+        )
+        .expected(format!(">= {min} GB/s")),
+        Chosen::Limit(SizedLimit { min: Some(min), reason, .. }) => Finding::new(
+            check,
+            Outcome::Fail,
+            Severity::Critical,
+            component.clone(),
+            format!("{said}, under {min} GB/s, judged against {} ({reason})", chosen_figure(&chosen)),
+        )
+        .expected(format!(">= {min} GB/s"))
+        .action(action),
+        Chosen::Limit(l) => skipped(format!("{said}; {} has no min", l.figure())),
+        Chosen::TooFew { smallest } => {
+            skipped(format!("{said}; no threshold for {gpus} GPUs (the spec's smallest is {smallest})"))
+        }
+        Chosen::NoLimit => skipped(format!("{said}; no threshold in the spec")),
+    };
+    f.actual(format!("{busbw:.1} GB/s"))
+}
+
+fn chosen_figure(c: &Chosen<'_>) -> String {
+    match c {
+        Chosen::Limit(l) => l.figure(),
+        _ => String::new(),
+    }
+}
+
 /// The findings of a collective over `members` (name, report): the bus bandwidth of each op at
-/// its largest size against the spec's limit (no limit: `skipped`, the figure reported), and a
-/// member whose own bus bandwidth there is under `outlier_fraction` of the members' median.
+/// its largest size against the spec's limit for the communicator's GPUs (no limit: `skipped`,
+/// the figure reported), and a member whose own bus bandwidth there is under
+/// `outlier_fraction` of the members' median.
 pub fn judge(members: &[(&str, &RankReport)], limits: Option<&CollectiveLimits>) -> Vec<Finding> {
     let reports: Vec<&RankReport> = members.iter().map(|(_, r)| *r).collect();
     let figures = domain_figures(&reports);
@@ -451,7 +501,6 @@ pub fn judge(members: &[(&str, &RankReport)], limits: Option<&CollectiveLimits>)
     for op in Op::ALL {
         let Some(largest) = figures.iter().filter(|f| f.op == op).max_by_key(|f| f.bytes) else { continue };
         let check = format!("burnin.collective.{}", op.as_str());
-        let limit = limits.and_then(|l| l.limit(op));
         let said = format!(
             "{} of {} over {} GPUs ({} ranks): {:.1} GB/s bus bandwidth",
             op.as_str(),
@@ -460,29 +509,15 @@ pub fn judge(members: &[(&str, &RankReport)], limits: Option<&CollectiveLimits>)
             largest.ranks,
             largest.busbw_gbps
         );
-        let f = match limit.and_then(|l| l.min.map(|m| (m, l))) {
-            Some((min, l)) if largest.busbw_gbps >= min => {
-                Finding::new(&check, Outcome::Pass, Severity::Info, domain.clone(), format!("{said} ({})", l.reason))
-                    .expected(format!(">= {min} GB/s"))
-            }
-            Some((min, l)) => Finding::new(
-                &check,
-                Outcome::Fail,
-                Severity::Critical,
-                domain.clone(),
-                format!("{said}, under {min} GB/s ({})", l.reason),
-            )
-            .expected(format!(">= {min} GB/s"))
-            .action("check the NVLink switch trays and cables of the domain (`kiln rack validate`), then rerun"),
-            None => Finding::new(
-                &check,
-                Outcome::Skipped,
-                Severity::Info,
-                domain.clone(),
-                format!("{said}; no threshold in the spec"),
-            ),
-        };
-        out.push(f.actual(format!("{:.1} GB/s", largest.busbw_gbps)));
+        out.push(against_limit(
+            &check,
+            domain.clone(),
+            &said,
+            largest.busbw_gbps,
+            limits,
+            (op, largest.gpus),
+            "check the NVLink switch trays and cables of the domain (`kiln rack validate`), then rerun",
+        ));
         // A member far below its siblings at the same size.
         let own: Vec<(&str, f64)> = members
             .iter()
@@ -602,18 +637,7 @@ mod tests {
 
     #[test]
     fn the_largest_size_is_judged_against_the_spec_and_a_slow_tray_is_named() {
-        let limits = CollectiveLimits {
-            sizes_mib: vec![1, 8192],
-            iterations: 5,
-            warmup: 1,
-            outlier_fraction: 0.9,
-            all_reduce: Some(crate::checks::burnin_spec::Limit {
-                expected: Some(840.0),
-                min: Some(630.0),
-                reason: "published".into(),
-            }),
-            all_gather: None,
-        };
+        let limits = limits_by_size(&[(None, 630.0)]);
         let (a, b) = (report(0, 1.0), report(1, 1.0));
         let f = judge(&[("node01", &a), ("node02", &b)], Some(&limits));
         assert_eq!(f.len(), 1, "{f:?}");
@@ -630,6 +654,81 @@ mod tests {
         let f = judge(&[("node01", &a)], None);
         assert_eq!(f[0].outcome, Outcome::Skipped);
         assert!(f[0].message.contains("no threshold"), "{}", f[0].message);
+    }
+
+    /// Limits as the GB200 tray spec writes them: `(gpus, min)` per all-reduce entry.
+    fn limits_by_size(entries: &[(Option<u32>, f64)]) -> CollectiveLimits {
+        CollectiveLimits {
+            sizes_mib: vec![1, 8192],
+            iterations: 5,
+            warmup: 1,
+            outlier_fraction: 0.9,
+            all_reduce: entries
+                .iter()
+                .map(|(gpus, min)| SizedLimit {
+                    gpus: *gpus,
+                    expected: Some(min / 0.75),
+                    min: Some(*min),
+                    reason: format!("published figure for {gpus:?} GPUs"),
+                })
+                .collect(),
+            all_gather: Vec::new(),
+        }
+    }
+
+    /// A domain of `ranks` ranks of `gpus` GPUs each, every rank at `busbw` GB/s at 8 GiB.
+    fn domain(ranks: u32, gpus: u32, busbw: f64) -> Vec<RankReport> {
+        (0..ranks)
+            .map(|rank| {
+                let mut r = report(rank, 1.0);
+                (r.ranks, r.gpus, r.world) = (ranks, gpus, ranks * gpus);
+                let factor = Op::AllReduce.bus_factor(ranks * gpus);
+                for s in &mut r.results {
+                    s.busbw_gbps = busbw;
+                    s.algbw_gbps = busbw / factor;
+                    s.time_us = s.bytes as f64 / (s.algbw_gbps * 1e9) * 1e6;
+                }
+                r
+            })
+            .collect()
+    }
+
+    fn judged(reports: &[RankReport], limits: &CollectiveLimits) -> Vec<Finding> {
+        let names: Vec<String> = (0..reports.len()).map(|i| format!("tray{i:02}")).collect();
+        let members: Vec<(&str, &RankReport)> = names.iter().map(String::as_str).zip(reports).collect();
+        judge(&members, Some(limits))
+    }
+
+    #[test]
+    fn each_communicator_size_is_judged_against_the_figure_for_its_gpus() {
+        let gb200 = limits_by_size(&[(Some(4), 510.0), (Some(8), 608.0), (Some(72), 630.0)]);
+        // A partial domain, 9 trays of 4: the 8-GPU figure, not the 72-GPU one. 620 GB/s would
+        // fail against 630.
+        let f = judged(&domain(9, 4, 620.0), &gb200);
+        let d = f.iter().find(|f| f.check == "burnin.collective.all_reduce").expect("domain finding");
+        assert_eq!(d.outcome, Outcome::Pass, "{d:?}");
+        assert!(
+            d.message.contains("over 36 GPUs") && d.message.contains("judged against the 8-GPU figure"),
+            "{}",
+            d.message
+        );
+        // The whole domain: the 72-GPU figure, and 620 is under its 630.
+        let f = judged(&domain(18, 4, 620.0), &gb200);
+        assert_eq!(f[0].outcome, Outcome::Fail, "{:?}", f[0]);
+        assert!(f[0].message.contains("judged against the 72-GPU figure"), "{}", f[0].message);
+        // One tray of 4: the 4-GPU figure.
+        let f = judged(&domain(1, 4, 520.0), &gb200);
+        assert_eq!(f[0].outcome, Outcome::Pass, "{:?}", f[0]);
+        assert!(f[0].message.contains("the 4-GPU figure"), "{}", f[0].message);
+        // Two GPUs: smaller than any entry, so no threshold, never a pass.
+        let f = judged(&domain(1, 2, 520.0), &gb200);
+        assert_eq!(f[0].outcome, Outcome::Skipped, "{:?}", f[0]);
+        assert!(f[0].message.contains("no threshold for 2 GPUs (the spec's smallest is 4)"), "{}", f[0].message);
+        // An entry without `gpus` is the fallback below the sized ones.
+        let with_any = limits_by_size(&[(None, 100.0), (Some(72), 630.0)]);
+        let f = judged(&domain(1, 2, 150.0), &with_any);
+        assert_eq!(f[0].outcome, Outcome::Pass, "{:?}", f[0]);
+        assert!(f[0].message.contains("the figure for any GPU count"), "{}", f[0].message);
     }
 
     #[test]
