@@ -8,12 +8,17 @@ use std::io::{BufRead, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
+use super::options::TestKind;
+use super::report::{CollectiveSize, Figure, TestResult};
 use crate::checks::burnin_spec::{Chosen, CollectiveLimits, SizedLimit};
 use crate::checks::{Component, Finding, Outcome, Severity};
 use crate::exit;
 
 /// The prefix of every protocol line a rank writes on stderr.
 pub const MARKER: &str = "kiln-rank:";
+
+/// The sizes, MiB, a collective runs when neither its flags nor a spec give any.
+pub const DEFAULT_SIZES_MIB: [u64; 2] = [64, 1024];
 
 /// Why a collective did not run where libnccl is missing.
 pub const NO_NCCL: &str = "no NCCL (libnccl.so.2 could not be loaded)";
@@ -435,6 +440,30 @@ fn measure_sizes(
         }
     }
     (out, None)
+}
+
+/// One op and size of the node's collective (`kiln burnin`, test `collective`) as a burn-in
+/// result: bus and algorithm bandwidth, the output words read back, the wrong ones counted as
+/// data errors, and which op, size and communicator it was.
+pub fn node_result(m: &SizeResult, gpus: u32, started_unix_ms: i64) -> TestResult {
+    let mut r = TestResult::ran(TestKind::Collective, None);
+    r.started_unix_ms = started_unix_ms;
+    r.seconds = m.time_us * f64::from(m.iterations) / 1e6;
+    r.figures.push(Figure::new("busbw", m.busbw_gbps, "GB/s"));
+    r.figures.push(Figure::new("algbw", m.algbw_gbps, "GB/s"));
+    r.figures.push(Figure::new("checked_words", m.checked_words as f64, "words"));
+    r.data_error_count = m.wrong_words;
+    r.notes.push(format!(
+        "{} of {} over {gpus} GPUs, {} timed iterations of {:.1} us; {} of {} output words checked were wrong",
+        m.op.as_str(),
+        human(m.bytes),
+        m.iterations,
+        m.time_us,
+        m.wrong_words,
+        m.checked_words
+    ));
+    r.collective = Some(CollectiveSize { op: m.op, bytes: m.bytes, gpus, iterations: m.iterations });
+    r
 }
 
 /// `4 GiB`, `64 MiB`, `512 KiB`.

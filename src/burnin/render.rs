@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use super::collective::human;
 use super::report::{BurninReport, GpuAccess, TestStatus};
 use crate::checks::{Outcome, Verdict};
 
@@ -57,9 +58,10 @@ pub fn text(r: &BurninReport) -> String {
                     let _ = writeln!(s, "{:<10} {:<4} ran ({:.0}s)", res.test.as_str(), gpu, res.seconds);
                 }
                 for f in &res.figures {
-                    let name = match f.peer_gpu {
-                        Some(p) => format!("{} ->{p}", f.name),
-                        None => f.name.clone(),
+                    let name = match (f.peer_gpu, res.collective) {
+                        (Some(p), _) => format!("{} ->{p}", f.name),
+                        (None, Some(c)) => format!("{} {} {}", c.op.as_str(), human(c.bytes), f.name),
+                        (None, None) => f.name.clone(),
                     };
                     let num = |v: Option<f64>| v.map(|v| format!("{v}")).unwrap_or_else(|| "-".into());
                     let _ = writeln!(

@@ -89,7 +89,9 @@ pub fn run(
     let started_at = rfc3339_now();
     let t0 = Instant::now();
     let catalog = XidCatalog::builtin()?;
-    let plan = Plan { opts, ctx, node: input.node, progress };
+    let collective = input.thresholds.burnin.collective.as_ref();
+    let opts = &planned(opts, collective.is_some());
+    let plan = Plan { opts, ctx, node: input.node, progress, collective };
     let gpu_tests: Vec<TestKind> = opts.tests.iter().copied().filter(|t| t.needs_gpu()).collect();
     let mut out = Collected::default();
 
@@ -141,6 +143,17 @@ pub fn run(
         verdict,
         incomplete,
     })
+}
+
+/// The tests the run does: `all` (or a list without `collective` by name) asks for the
+/// collective only where the platform spec has `[burnin.collective]`; named, it runs anyway,
+/// with default sizes and its figures unjudged.
+fn planned(opts: &BurninOptions, spec_has_collective: bool) -> BurninOptions {
+    let mut planned = opts.clone();
+    if !spec_has_collective && !opts.collective_named {
+        planned.tests.retain(|t| *t != TestKind::Collective);
+    }
+    planned
 }
 
 /// Every GPU test skipped or in error for one reason; the host stress still runs.
@@ -212,8 +225,8 @@ impl GpuSide<'_> {
                 for g in &usable {
                     self.each_test(&g.identity, out, |t, id| TestResult::skipped(t, Some(id), REPLAY_NO_KERNELS, true));
                 }
-                if self.gpu_tests.contains(&TestKind::P2p) {
-                    out.results.push(TestResult::skipped(TestKind::P2p, None, REPLAY_NO_KERNELS, true));
+                for t in [TestKind::P2p, TestKind::Collective].into_iter().filter(|t| self.gpu_tests.contains(t)) {
+                    out.results.push(TestResult::skipped(t, None, REPLAY_NO_KERNELS, true));
                 }
                 self.watched(&selected, out, || phases::host_alone(self.plan).into_iter().collect());
                 GpuAccess::Replayed { driver_version, gpus: identities }
@@ -289,9 +302,9 @@ impl GpuSide<'_> {
         usable
     }
 
-    /// One result per requested GPU test but p2p (which is per pair).
+    /// One result per requested GPU test but p2p (per pair) and the collective (per node).
     fn each_test(&self, id: &GpuIdentity, out: &mut Collected, result: impl Fn(TestKind, GpuIdentity) -> TestResult) {
-        for &t in self.gpu_tests.iter().filter(|t| **t != TestKind::P2p) {
+        for &t in self.gpu_tests.iter().filter(|t| !matches!(t, TestKind::P2p | TestKind::Collective)) {
             out.results.push(result(t, id.clone()));
         }
     }

@@ -104,6 +104,7 @@ fn parse(args: &BurninArgs) -> Result<BurninOptions, options::OptionsError> {
             Some(s) => Some(InjectFault::parse(s).ok_or_else(|| options::OptionsError::Fault(s.clone()))?),
             None => None,
         },
+        collective_named: options::names(&args.tests, options::TestKind::Collective),
     })
 }
 
