@@ -113,3 +113,49 @@ fn fmt_value(v: f64) -> String {
         format!("{v:.2}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::burnin::collective::{node_result, Op, SizeResult};
+    use crate::burnin::options::{GemmDtype, TestKind};
+    use crate::burnin::report::{REPORT_KIND, REPORT_VERSION};
+
+    #[test]
+    fn a_collective_figure_says_its_op_and_size() {
+        let measured = SizeResult {
+            op: Op::AllGather,
+            bytes: 4 << 30,
+            iterations: 20,
+            time_us: 9800.0,
+            algbw_gbps: 438.3,
+            busbw_gbps: 383.5,
+            checked_words: 1 << 20,
+            wrong_words: 0,
+        };
+        let report = BurninReport {
+            kind: REPORT_KIND.into(),
+            version: REPORT_VERSION,
+            kiln_version: "0.1.0".into(),
+            hostname: None,
+            started_at: String::new(),
+            finished_at: String::new(),
+            duration_s: 1.0,
+            tests_requested: vec![TestKind::Collective],
+            gemm_dtype: GemmDtype::Bf16,
+            platform: "hgx-b200".into(),
+            platform_source: "named".into(),
+            gpu_access: GpuAccess::NotRequested,
+            inject_fault: None,
+            results: vec![node_result(&measured, 8, 0)],
+            telemetry: Vec::new(),
+            findings: Vec::new(),
+            verdict: Verdict::Pass,
+            incomplete: false,
+        };
+        let text = text(&report);
+        let line = text.lines().find(|l| l.contains("busbw")).expect("a busbw line");
+        assert!(line.starts_with("collective") && line.contains("all_gather 4 GiB busbw"), "{text}");
+        assert!(line.contains("384 GB/s"), "{line}");
+    }
+}
