@@ -156,6 +156,20 @@ fn planned(opts: &BurninOptions, spec_has_collective: bool) -> BurninOptions {
     planned
 }
 
+/// The collective skipped when only `workers` of the `selected` GPUs can run kernels (the
+/// fabric gate blocked some, or CUDA could not open them: their own results say why). Over
+/// fewer GPUs it would be judged as a smaller node, so it does not run at all.
+fn collective_left_out(opts: &BurninOptions, selected: usize, workers: usize) -> Option<TestResult> {
+    (opts.wants(TestKind::Collective) && selected >= 2 && workers < selected).then(|| {
+        TestResult::skipped(
+            TestKind::Collective,
+            None,
+            format!("{} of the {selected} selected GPUs cannot run kernels (see their results)", selected - workers),
+            true,
+        )
+    })
+}
+
 /// Every GPU test skipped or in error for one reason; the host stress still runs.
 fn no_gpu(plan: &Plan<'_>, why: &NoGpu, gpu_tests: &[TestKind], out: &mut Collected) -> GpuAccess {
     let reason = match why {
@@ -234,7 +248,14 @@ impl GpuSide<'_> {
             Kernels::Cuda => {
                 let libraries = cuda::libraries();
                 let workers = self.open_workers(&usable, &libraries, out);
-                self.watched(&selected, out, || phases::run_phases(self.plan, &workers));
+                // The collective is the node's, over every selected GPU: not run over fewer.
+                let mut opts = self.plan.opts.clone();
+                if let Some(skipped) = collective_left_out(&opts, selected.len(), workers.len()) {
+                    opts.tests.retain(|t| *t != TestKind::Collective);
+                    out.results.push(skipped);
+                }
+                let plan = Plan { opts: &opts, ..*self.plan };
+                self.watched(&selected, out, || phases::run_phases(&plan, &workers));
                 GpuAccess::Available { driver_version, cuda_driver_version, gpus: identities, libraries }
             }
         };
@@ -476,4 +497,49 @@ pub fn fmt_duration(d: Duration) -> String {
 /// Which dtype a GEMM figure was measured in (for display).
 pub fn dtype_label(d: GemmDtype) -> &'static str {
     d.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::burnin::options::{parse_tests, GemmEngine, GpuSelection};
+
+    fn opts(tests: &str) -> BurninOptions {
+        BurninOptions {
+            duration: Duration::from_secs(1),
+            tests: parse_tests(tests).expect("tests"),
+            gpus: GpuSelection::All,
+            gemm_dtype: GemmDtype::Bf16,
+            gemm_engine: GemmEngine::Auto,
+            gemm_size: None,
+            sample_period: Duration::from_secs(1),
+            inject_fault: None,
+            collective_named: tests.contains("collective"),
+        }
+    }
+
+    #[test]
+    fn all_asks_for_the_collective_only_where_the_spec_has_one() {
+        let has = |o: &BurninOptions| o.wants(TestKind::Collective);
+        assert!(has(&planned(&opts("all"), true)));
+        assert!(!has(&planned(&opts("all"), false)));
+        assert!(has(&planned(&opts("gemm,collective"), false)), "named, it runs without a spec section");
+    }
+
+    #[test]
+    fn the_collective_runs_over_every_selected_gpu_or_not_at_all() {
+        let o = opts("collective");
+        assert!(collective_left_out(&o, 8, 8).is_none());
+        let skipped = collective_left_out(&o, 8, 7).expect("one GPU blocked");
+        assert_eq!(
+            skipped.status,
+            TestStatus::Skipped {
+                reason: "1 of the 8 selected GPUs cannot run kernels (see their results)".into(),
+                applicable: true
+            }
+        );
+        // One GPU is the phase's own "needs 2 or more GPUs"; not asked, nothing.
+        assert!(collective_left_out(&o, 1, 0).is_none());
+        assert!(collective_left_out(&opts("gemm"), 8, 7).is_none());
+    }
 }
