@@ -156,13 +156,18 @@ pub fn quoted_element(text: &str, path: &FieldPath, message: &str) -> Option<(Fi
     })
 }
 
-/// Byte span of the value at `path`, or of the nearest ancestor present.
+/// Byte span of the value at `path`, or of the nearest ancestor present. Element 0 of a
+/// table is the table itself: a list of one may be written as a table
+/// (`[burnin.collective.all_reduce]` for `[[burnin.collective.all_reduce]]`).
 pub fn span_of(text: &str, path: &FieldPath) -> Option<Range<usize>> {
     let doc = DeTable::parse(text).ok()?;
     let mut span = None;
     let mut current: Option<&DeValue<'_>> = None;
     let root = doc.get_ref();
     for seg in &path.0 {
+        if let (PathSeg::Index(0), Some(DeValue::Table(_))) = (seg, current) {
+            continue;
+        }
         let next = match (seg, current) {
             (PathSeg::Key(k), None) => root.get(k.as_str()),
             (PathSeg::Key(k), Some(DeValue::Table(t))) => t.get(k.as_str()),

@@ -60,6 +60,66 @@ fn json_report_is_versioned_and_says_why_gpu_tests_did_not_run() {
 }
 
 #[test]
+fn the_collective_without_a_driver_is_skipped_with_why_and_exits_7() {
+    if gpu_present() {
+        eprintln!("SKIPPED: GPU present");
+        return;
+    }
+    let out = kiln("collective").args(["burnin", "--tests", "collective", "--json"]).output().expect("run kiln");
+    assert_eq!(out.status.code(), Some(7), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(v["tests_requested"], serde_json::json!(["collective"]));
+    let results = v["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0]["test"], "collective");
+    assert_eq!(results[0]["status"], "skipped");
+    assert_eq!(results[0]["reason"], "no NVIDIA driver");
+    assert_eq!(results[0]["applicable"], true);
+    assert_eq!(v["incomplete"], true);
+    let finding = v["findings"].as_array().and_then(|f| f.iter().find(|f| f["check"] == "burnin.collective"));
+    assert!(finding.is_some_and(|f| f["outcome"] == "skipped"), "{}", v["findings"]);
+}
+
+#[test]
+fn all_includes_the_collective_only_where_the_platform_spec_has_one() {
+    if gpu_present() {
+        eprintln!("SKIPPED: GPU present");
+        return;
+    }
+    let tests_of = |platform: &str| {
+        let out = kiln("collective-all")
+            .args([
+                "burnin",
+                "--tests",
+                "all",
+                "--duration",
+                "1s",
+                "--host-memory",
+                "2",
+                "--json",
+                "--platform",
+                platform,
+            ])
+            .output()
+            .expect("run kiln");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+        let requested: Vec<String> = v["tests_requested"]
+            .as_array()
+            .expect("tests_requested")
+            .iter()
+            .filter_map(|t| t.as_str().map(String::from))
+            .collect();
+        let ran_for_it = v["results"].as_array().expect("results").iter().any(|r| r["test"] == "collective");
+        (requested, ran_for_it)
+    };
+    // The GB200 tray spec has [burnin.collective]; H100 SXM's has none.
+    let (requested, result) = tests_of("gb200-nvl72-tray");
+    assert!(requested.iter().any(|t| t == "collective") && result, "{requested:?}");
+    let (requested, result) = tests_of("h100-sxm");
+    assert!(!requested.iter().any(|t| t == "collective") && !result, "{requested:?}");
+}
+
+#[test]
 fn host_burn_in_runs_end_to_end_with_stress_ng() {
     if gpu_present() {
         eprintln!("SKIPPED: GPU present");

@@ -104,3 +104,33 @@ fn an_injected_memtest_corruption_is_caught_with_its_address() {
     assert!(e["device_address"].as_str().is_some_and(|a| a.starts_with("0x")), "{e}");
     assert!(figure(r, "coverage") >= 90.0, "{r}");
 }
+
+#[test]
+fn the_collective_runs_over_every_gpu_verified_or_says_why_not() {
+    if !gpu_present() {
+        eprintln!("SKIPPED: no GPU");
+        return;
+    }
+    let (code, v) = burnin(&["--tests", "collective"]);
+    let rs = results(&v, "collective");
+    assert!(!rs.is_empty(), "no collective result: {v}");
+    let gpus = v["gpu_access"]["gpus"].as_array().map(Vec::len).unwrap_or(0);
+    if gpus < 2 {
+        assert_eq!(rs[0]["reason"], "needs 2 or more GPUs", "{v}");
+        assert_eq!(rs[0]["applicable"], false);
+        return;
+    }
+    if rs[0]["status"] == "skipped" {
+        // No libnccl here: never a pass.
+        assert!(rs[0]["reason"].as_str().is_some_and(|r| r.starts_with("no NCCL")), "{v}");
+        assert_eq!(code, Some(7));
+        return;
+    }
+    for r in &rs {
+        assert_eq!(r["status"], "ran", "{r}");
+        assert_eq!(r["data_error_count"], 0, "{r}");
+        assert!(figure(r, "busbw") > 0.0 && figure(r, "checked_words") > 0.0, "{r}");
+        assert_eq!(r["collective"]["gpus"].as_u64(), Some(gpus as u64), "{r}");
+    }
+    assert!(matches!(code, Some(0) | Some(1)), "exit {code:?}: {v}");
+}

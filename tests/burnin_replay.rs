@@ -149,6 +149,20 @@ fn the_healthy_tray_passes_the_gate_and_its_inspection_is_recorded() {
 }
 
 #[test]
+fn a_replayed_tray_reports_the_collective_as_not_run_once_for_the_node() {
+    let root = healthy_tray();
+    let out = kiln(&["burnin", "--json", "--tests", "collective", "--root", root.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+    let b = json(&out);
+    let results = b["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1, "one result for the node, none per GPU: {results:?}");
+    assert_eq!(results[0]["test"], "collective");
+    assert_eq!(results[0]["status"], "skipped");
+    assert!(results[0]["reason"].as_str().is_some_and(|r| r.starts_with("replayed from a capture")), "{b}");
+    assert_eq!(b["incomplete"], true);
+}
+
+#[test]
 fn recorded_telemetry_replays_xids_and_throttling_that_validate_cannot_see() {
     let dir = tempfile::tempdir().expect("tempdir");
     // GPU 0 hit a hardware power-brake slowdown; GPU 1 reported Xid 79 (fallen off the bus).

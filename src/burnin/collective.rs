@@ -8,12 +8,20 @@ use std::io::{BufRead, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::checks::burnin_spec::CollectiveLimits;
+use super::options::TestKind;
+use super::report::{CollectiveSize, Figure, TestResult};
+use crate::checks::burnin_spec::{Chosen, CollectiveLimits, SizedLimit};
 use crate::checks::{Component, Finding, Outcome, Severity};
 use crate::exit;
 
 /// The prefix of every protocol line a rank writes on stderr.
 pub const MARKER: &str = "kiln-rank:";
+
+/// The sizes, MiB, a collective runs when neither its flags nor a spec give any.
+pub const DEFAULT_SIZES_MIB: [u64; 2] = [64, 1024];
+
+/// Why a collective did not run where libnccl is missing.
+pub const NO_NCCL: &str = "no NCCL (libnccl.so.2 could not be loaded)";
 
 /// The document kind of a rank's JSON.
 pub const RANK_KIND: &str = "kiln.collective-rank";
@@ -127,6 +135,12 @@ pub struct RankReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nccl_version: Option<String>,
     pub results: Vec<SizeResult>,
+    /// The same ops over this rank's own GPUs alone (one communicator of its `gpus`), at the
+    /// largest size, measured before it joined the domain: in the domain's collective every
+    /// rank waits for the slowest, so only these say which tray is slow. Empty for a rank of
+    /// one GPU, a rank of a one-rank run, and reports of kiln before it had them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local: Vec<SizeResult>,
 }
 
 impl RankReport {
@@ -143,6 +157,7 @@ impl RankReport {
             reason: None,
             nccl_version: None,
             results: Vec::new(),
+            local: Vec::new(),
         }
     }
 
@@ -289,7 +304,7 @@ pub fn run_rank(opts: &RankOptions, input: &mut dyn Read) -> RankReport {
     }
     let report = RankReport::new(opts);
     if !super::nccl::present() {
-        return report.ended(Outcome::Skipped, "no NCCL (libnccl.so.2 could not be loaded)");
+        return report.ended(Outcome::Skipped, NO_NCCL);
     }
     if !super::cuda::libraries().driver {
         return report.ended(Outcome::Skipped, "no NVIDIA driver");
@@ -305,6 +320,20 @@ pub fn run_rank(opts: &RankOptions, input: &mut dyn Read) -> RankReport {
     report.nccl_version = super::nccl::version().ok();
     report.gpus = count;
     report.world = count * opts.ranks.max(1);
+    let gpus = match open_gpus(count) {
+        Ok(g) => g,
+        Err(e) => return report.ended(Outcome::Error, e),
+    };
+    // This tray's own figure first, while no peer waits for it.
+    if opts.ranks > 1 && gpus.len() >= 2 {
+        let largest: Vec<u64> = opts.sizes.iter().max().copied().into_iter().collect();
+        let sweep = Sweep { ops: &opts.ops, sizes: &largest, warmup: opts.warmup, iterations: opts.iterations };
+        let (local, failed) = measure_local(&gpus, &sweep);
+        report.local = local;
+        if let Some(e) = failed {
+            return report.ended(Outcome::Error, format!("over this node's own GPUs: {e}"));
+        }
+    }
     let id = if opts.ranks <= 1 {
         None
     } else if opts.rank == 0 {
@@ -331,40 +360,74 @@ pub fn run_rank(opts: &RankOptions, input: &mut dyn Read) -> RankReport {
             None => return report.ended(Outcome::Error, "no id from the controller (input closed)"),
         }
     };
-    measure_all(report, opts, count, id.as_ref())
+    let sweep = Sweep { ops: &opts.ops, sizes: &opts.sizes, warmup: opts.warmup, iterations: opts.iterations };
+    let (results, failed) = match id {
+        Some(id) => {
+            let first_rank = (opts.rank * count) as usize;
+            match super::nccl::Comms::join(&gpus, first_rank, report.world as usize, &id) {
+                Ok(comms) => measure_sizes(&comms, first_rank, report.world, &sweep),
+                Err(e) => (Vec::new(), Some(e)),
+            }
+        }
+        None => measure_local(&gpus, &sweep),
+    };
+    report.results = results;
+    if let Some(e) = failed {
+        return report.ended(Outcome::Error, e);
+    }
+    let wrong: u64 = report.results.iter().chain(&report.local).map(|r| r.wrong_words).sum();
+    if wrong > 0 {
+        report.ended(Outcome::Fail, format!("{wrong} output words read back wrong"))
+    } else {
+        report.verdict = Outcome::Pass;
+        report
+    }
 }
 
-fn measure_all(
-    mut report: RankReport,
-    opts: &RankOptions,
-    count: u32,
-    id: Option<&super::nccl::UniqueId>,
-) -> RankReport {
-    let mut gpus = Vec::new();
-    for ordinal in 0..count as i32 {
-        match super::cuda::Gpu::open(ordinal) {
-            Ok(g) => gpus.push(g),
-            Err(e) => return report.ended(Outcome::Error, format!("opening GPU {ordinal}: {e}")),
-        }
+fn open_gpus(count: u32) -> Result<Vec<std::sync::Arc<super::cuda::Gpu>>, String> {
+    (0..count as i32)
+        .map(|ordinal| super::cuda::Gpu::open(ordinal).map_err(|e| format!("opening GPU {ordinal}: {e}")))
+        .collect()
+}
+
+/// What to measure: each op at each size, `warmup` untimed then `iterations` timed runs.
+pub struct Sweep<'a> {
+    pub ops: &'a [Op],
+    pub sizes: &'a [u64],
+    pub warmup: u32,
+    pub iterations: u32,
+}
+
+/// The sweep over `gpus` alone, one communicator of this process (`ncclCommInitAll`): the
+/// one-node collective of `kiln burnin` and `kiln nccl-rank --ranks 1`, and a rank's own
+/// figure. What was measured, and the first NCCL or CUDA failure, which ends the sweep.
+pub fn measure_local(
+    gpus: &[std::sync::Arc<super::cuda::Gpu>],
+    sweep: &Sweep<'_>,
+) -> (Vec<SizeResult>, Option<String>) {
+    match super::nccl::Comms::all(gpus) {
+        Ok(comms) => measure_sizes(&comms, 0, gpus.len() as u32, sweep),
+        Err(e) => (Vec::new(), Some(e)),
     }
-    let first_rank = (opts.rank * count) as usize;
-    let comms = match id {
-        Some(id) => super::nccl::Comms::join(&gpus, first_rank, report.world as usize, id),
-        None => super::nccl::Comms::all(&gpus),
-    };
-    let comms = match comms {
-        Ok(c) => c,
-        Err(e) => return report.ended(Outcome::Error, e),
-    };
-    for op in &opts.ops {
-        for &bytes in &opts.sizes {
-            match super::nccl::measure(&comms, first_rank, *op, bytes, opts.warmup, opts.iterations) {
+}
+
+/// The sweep over `comms` (ranks `first_rank..` of `world`).
+fn measure_sizes(
+    comms: &super::nccl::Comms,
+    first_rank: usize,
+    world: u32,
+    sweep: &Sweep<'_>,
+) -> (Vec<SizeResult>, Option<String>) {
+    let mut out = Vec::new();
+    for &op in sweep.ops {
+        for &bytes in sweep.sizes {
+            match super::nccl::measure(comms, first_rank, op, bytes, sweep.warmup, sweep.iterations) {
                 Ok(m) => {
-                    let (algbw, busbw) = op.bandwidths(bytes, m.seconds, report.world);
-                    report.results.push(SizeResult {
-                        op: *op,
+                    let (algbw, busbw) = op.bandwidths(bytes, m.seconds, world);
+                    out.push(SizeResult {
+                        op,
                         bytes,
-                        iterations: opts.iterations.max(1),
+                        iterations: sweep.iterations.max(1),
                         time_us: m.seconds * 1e6,
                         algbw_gbps: algbw,
                         busbw_gbps: busbw,
@@ -372,17 +435,35 @@ fn measure_all(
                         wrong_words: m.wrong_words,
                     });
                 }
-                Err(e) => return report.ended(Outcome::Error, format!("{} of {}: {e}", op.as_str(), human(bytes))),
+                Err(e) => return (out, Some(format!("{} of {}: {e}", op.as_str(), human(bytes)))),
             }
         }
     }
-    let wrong: u64 = report.results.iter().map(|r| r.wrong_words).sum();
-    if wrong > 0 {
-        report.ended(Outcome::Fail, format!("{wrong} output words read back wrong"))
-    } else {
-        report.verdict = Outcome::Pass;
-        report
-    }
+    (out, None)
+}
+
+/// One op and size of the node's collective (`kiln burnin`, test `collective`) as a burn-in
+/// result: bus and algorithm bandwidth, the output words read back, the wrong ones counted as
+/// data errors, and which op, size and communicator it was.
+pub fn node_result(m: &SizeResult, gpus: u32, started_unix_ms: i64) -> TestResult {
+    let mut r = TestResult::ran(TestKind::Collective, None);
+    r.started_unix_ms = started_unix_ms;
+    r.seconds = m.time_us * f64::from(m.iterations) / 1e6;
+    r.figures.push(Figure::new("busbw", m.busbw_gbps, "GB/s"));
+    r.figures.push(Figure::new("algbw", m.algbw_gbps, "GB/s"));
+    r.figures.push(Figure::new("checked_words", m.checked_words as f64, "words"));
+    r.data_error_count = m.wrong_words;
+    r.notes.push(format!(
+        "{} of {} over {gpus} GPUs, {} timed iterations of {:.1} us; {} of {} output words checked were wrong",
+        m.op.as_str(),
+        human(m.bytes),
+        m.iterations,
+        m.time_us,
+        m.wrong_words,
+        m.checked_words
+    ));
+    r.collective = Some(CollectiveSize { op: m.op, bytes: m.bytes, gpus, iterations: m.iterations });
+    r
 }
 
 /// `4 GiB`, `64 MiB`, `512 KiB`.
@@ -440,9 +521,59 @@ pub fn domain_figures(reports: &[&RankReport]) -> Vec<DomainFigure> {
         .collect()
 }
 
+/// A bus bandwidth against the limit of `op` for a communicator of `gpus` GPUs
+/// (`CollectiveLimits::limit`): pass, fail naming the figure it was judged against, or
+/// `skipped` with why (no limit in the spec, or none for so few GPUs). `said` is what was
+/// measured, in words; `action` what a technician does on a fail.
+pub fn against_limit(
+    check: &str,
+    component: Component,
+    said: &str,
+    busbw: f64,
+    limits: Option<&CollectiveLimits>,
+    (op, gpus): (Op, u32),
+    action: &str,
+) -> Finding {
+    let chosen = limits.map(|l| l.limit(op, gpus)).unwrap_or(Chosen::NoLimit);
+    let skipped = |why: String| Finding::new(check, Outcome::Skipped, Severity::Info, component.clone(), why);
+    let f = match chosen {
+        Chosen::Limit(SizedLimit { min: Some(min), reason, .. }) if busbw >= *min => Finding::new(
+            check,
+            Outcome::Pass,
+            Severity::Info,
+            component.clone(),
+            format!("{said}, judged against {} ({reason})", chosen_figure(&chosen)),
+        )
+        .expected(format!(">= {min} GB/s")),
+        Chosen::Limit(SizedLimit { min: Some(min), reason, .. }) => Finding::new(
+            check,
+            Outcome::Fail,
+            Severity::Critical,
+            component.clone(),
+            format!("{said}, under {min} GB/s, judged against {} ({reason})", chosen_figure(&chosen)),
+        )
+        .expected(format!(">= {min} GB/s"))
+        .action(action),
+        Chosen::Limit(l) => skipped(format!("{said}; {} has no min", l.figure())),
+        Chosen::TooFew { smallest } => {
+            skipped(format!("{said}; no threshold for {gpus} GPUs (the spec's smallest is {smallest})"))
+        }
+        Chosen::NoLimit => skipped(format!("{said}; no threshold in the spec")),
+    };
+    f.actual(format!("{busbw:.1} GB/s"))
+}
+
+fn chosen_figure(c: &Chosen<'_>) -> String {
+    match c {
+        Chosen::Limit(l) => l.figure(),
+        _ => String::new(),
+    }
+}
+
 /// The findings of a collective over `members` (name, report): the bus bandwidth of each op at
-/// its largest size against the spec's limit (no limit: `skipped`, the figure reported), and a
-/// member whose own bus bandwidth there is under `outlier_fraction` of the members' median.
+/// its largest size against the spec's limit for the communicator's GPUs (no limit: `skipped`,
+/// the figure reported), and a member whose own bus bandwidth there is under
+/// `outlier_fraction` of the members' median.
 pub fn judge(members: &[(&str, &RankReport)], limits: Option<&CollectiveLimits>) -> Vec<Finding> {
     let reports: Vec<&RankReport> = members.iter().map(|(_, r)| *r).collect();
     let figures = domain_figures(&reports);
@@ -451,7 +582,6 @@ pub fn judge(members: &[(&str, &RankReport)], limits: Option<&CollectiveLimits>)
     for op in Op::ALL {
         let Some(largest) = figures.iter().filter(|f| f.op == op).max_by_key(|f| f.bytes) else { continue };
         let check = format!("burnin.collective.{}", op.as_str());
-        let limit = limits.and_then(|l| l.limit(op));
         let said = format!(
             "{} of {} over {} GPUs ({} ranks): {:.1} GB/s bus bandwidth",
             op.as_str(),
@@ -460,60 +590,78 @@ pub fn judge(members: &[(&str, &RankReport)], limits: Option<&CollectiveLimits>)
             largest.ranks,
             largest.busbw_gbps
         );
-        let f = match limit.and_then(|l| l.min.map(|m| (m, l))) {
-            Some((min, l)) if largest.busbw_gbps >= min => {
-                Finding::new(&check, Outcome::Pass, Severity::Info, domain.clone(), format!("{said} ({})", l.reason))
-                    .expected(format!(">= {min} GB/s"))
-            }
-            Some((min, l)) => Finding::new(
-                &check,
-                Outcome::Fail,
-                Severity::Critical,
-                domain.clone(),
-                format!("{said}, under {min} GB/s ({})", l.reason),
+        out.push(against_limit(
+            &check,
+            domain.clone(),
+            &said,
+            largest.busbw_gbps,
+            limits,
+            (op, largest.gpus),
+            "check the NVLink switch trays and cables of the domain (`kiln rack validate`), then rerun",
+        ));
+        out.extend(trays(members, limits, op));
+    }
+    out
+}
+
+/// Each member's own figure (`RankReport::local`, its GPUs alone) for `op`: judged against
+/// the spec's limit for that many GPUs (`burnin.collective.<op>.tray`), and against the
+/// members' median (`.outlier`). Members without one (a tray of one GPU, an older kiln) are
+/// left out of both.
+fn trays(members: &[(&str, &RankReport)], limits: Option<&CollectiveLimits>, op: Op) -> Vec<Finding> {
+    let Some(bytes) = members.iter().flat_map(|(_, r)| &r.local).filter(|s| s.op == op).map(|s| s.bytes).max() else {
+        return Vec::new();
+    };
+    let own: Vec<(&str, u32, f64)> = members
+        .iter()
+        .filter_map(|(n, r)| {
+            r.local.iter().find(|s| s.op == op && s.bytes == bytes).map(|s| (*n, r.gpus, s.busbw_gbps))
+        })
+        .collect();
+    let check = format!("burnin.collective.{}", op.as_str());
+    let node = |name: &str| Component { kind: "node".into(), name: Some(name.to_string()), ..Default::default() };
+    let mut out: Vec<Finding> = own
+        .iter()
+        .map(|(name, gpus, busbw)| {
+            let said = format!(
+                "{name}'s {gpus} GPUs alone: {} of {} at {busbw:.1} GB/s bus bandwidth",
+                op.as_str(),
+                human(bytes)
+            );
+            against_limit(
+                &format!("{check}.tray"),
+                node(name),
+                &said,
+                *busbw,
+                limits,
+                (op, *gpus),
+                &format!("inspect {name}'s GPUs and NVLink ports (`kiln validate`), then rerun"),
             )
-            .expected(format!(">= {min} GB/s"))
-            .action("check the NVLink switch trays and cables of the domain (`kiln rack validate`), then rerun"),
-            None => Finding::new(
-                &check,
-                Outcome::Skipped,
-                Severity::Info,
-                domain.clone(),
-                format!("{said}; no threshold in the spec"),
-            ),
-        };
-        out.push(f.actual(format!("{:.1} GB/s", largest.busbw_gbps)));
-        // A member far below its siblings at the same size.
-        let own: Vec<(&str, f64)> = members
-            .iter()
-            .filter_map(|(n, r)| {
-                r.results.iter().find(|s| s.op == op && s.bytes == largest.bytes).map(|s| (*n, s.busbw_gbps))
-            })
-            .collect();
-        let fraction = limits.map(|l| l.outlier_fraction).unwrap_or(0.9);
-        if own.len() >= 2 {
-            let mut sorted: Vec<f64> = own.iter().map(|(_, b)| *b).collect();
-            sorted.sort_by(f64::total_cmp);
-            let median = sorted[sorted.len() / 2];
-            for (name, busbw) in &own {
-                if *busbw < median * fraction {
-                    out.push(
-                        Finding::new(
-                            &format!("{check}.outlier"),
-                            Outcome::Fail,
-                            Severity::Warning,
-                            Component { kind: "node".into(), name: Some((*name).to_string()), ..Default::default() },
-                            format!(
-                                "{name}: {busbw:.1} GB/s at {}, under {fraction} of the median {median:.1} GB/s",
-                                human(largest.bytes)
-                            ),
-                        )
-                        .expected(format!(">= {:.1} GB/s", median * fraction))
-                        .actual(format!("{busbw:.1} GB/s"))
-                        .action(format!("inspect {name}'s GPUs and NVLink ports (`kiln validate`), then rerun")),
-                    );
-                }
-            }
+        })
+        .collect();
+    // A member far below its siblings, each measured alone.
+    let fraction = limits.map(|l| l.outlier_fraction).unwrap_or(0.9);
+    if own.len() >= 2 {
+        let mut sorted: Vec<f64> = own.iter().map(|(_, _, b)| *b).collect();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[sorted.len() / 2];
+        for (name, _, busbw) in own.iter().filter(|(_, _, b)| *b < median * fraction) {
+            out.push(
+                Finding::new(
+                    &format!("{check}.outlier"),
+                    Outcome::Fail,
+                    Severity::Warning,
+                    node(name),
+                    format!(
+                        "{name}: {busbw:.1} GB/s at {} over its own GPUs, under {fraction} of the trays' median \
+                         {median:.1} GB/s",
+                        human(bytes)
+                    ),
+                )
+                .expected(format!(">= {:.1} GB/s", median * fraction))
+                .actual(format!("{busbw:.1} GB/s"))
+                .action(format!("inspect {name}'s GPUs and NVLink ports (`kiln validate`), then rerun")),
+            );
         }
     }
     out
@@ -567,12 +715,14 @@ mod tests {
         assert_eq!(Reply::parse(""), None);
     }
 
-    fn report(rank: u32, busbw_scale: f64) -> RankReport {
-        let results = [1u64 << 20, 8 << 30]
+    /// All-reduce at 1 MiB and 8 GiB over `gpus` GPUs, at 420 GB/s algorithm bandwidth times
+    /// `scale`.
+    fn sizes(gpus: u32, scale: f64, sizes: &[u64]) -> Vec<SizeResult> {
+        sizes
             .iter()
             .map(|&bytes| {
-                let seconds = bytes as f64 / 420e9 / busbw_scale;
-                let (algbw, busbw) = Op::AllReduce.bandwidths(bytes, seconds, 8);
+                let seconds = bytes as f64 / 420e9 / scale;
+                let (algbw, busbw) = Op::AllReduce.bandwidths(bytes, seconds, gpus);
                 SizeResult {
                     op: Op::AllReduce,
                     bytes,
@@ -584,7 +734,12 @@ mod tests {
                     wrong_words: 0,
                 }
             })
-            .collect();
+            .collect()
+    }
+
+    /// Rank `rank` of two 4-GPU trays: its part of the domain's collective at `scale`, and
+    /// its own GPUs alone at `local` (none: a rank that measured none).
+    fn report_with(rank: u32, scale: f64, local: Option<f64>) -> RankReport {
         RankReport {
             schema_version: 1,
             kind: RANK_KIND.into(),
@@ -596,40 +751,146 @@ mod tests {
             verdict: Outcome::Pass,
             reason: None,
             nccl_version: Some("2.27.3".into()),
-            results,
+            results: sizes(8, scale, &[1 << 20, 8 << 30]),
+            local: local.map(|l| sizes(4, l, &[8 << 30])).unwrap_or_default(),
         }
     }
 
+    fn report(rank: u32, scale: f64) -> RankReport {
+        report_with(rank, scale, None)
+    }
+
+    fn named<'a>(f: &'a [Finding], check: &str, outcome: Outcome) -> Vec<&'a str> {
+        f.iter()
+            .filter(|f| f.check == check && f.outcome == outcome)
+            .filter_map(|f| f.component.name.as_deref())
+            .collect()
+    }
+
     #[test]
-    fn the_largest_size_is_judged_against_the_spec_and_a_slow_tray_is_named() {
-        let limits = CollectiveLimits {
-            sizes_mib: vec![1, 8192],
-            iterations: 5,
-            warmup: 1,
-            outlier_fraction: 0.9,
-            all_reduce: Some(crate::checks::burnin_spec::Limit {
-                expected: Some(840.0),
-                min: Some(630.0),
-                reason: "published".into(),
-            }),
-            all_gather: None,
-        };
+    fn the_largest_size_is_judged_against_the_spec() {
+        let limits = limits_by_size(&[(None, 630.0)]);
         let (a, b) = (report(0, 1.0), report(1, 1.0));
         let f = judge(&[("node01", &a), ("node02", &b)], Some(&limits));
-        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f.len(), 1, "no local figures, no tray findings: {f:?}");
         assert_eq!(f[0].outcome, Outcome::Pass, "{f:?}");
         assert!(f[0].message.contains("8 GiB over 8 GPUs"), "{}", f[0].message);
-        // One tray at half speed drags the domain's mean under the limit and is named.
-        let (a, b, c) = (report(0, 1.0), report(1, 0.5), report(2, 1.0));
-        let f = judge(&[("node01", &a), ("node02", &b), ("node03", &c)], Some(&limits));
+        // A slow domain fails its figure.
+        let (a, b) = (report(0, 0.5), report(1, 0.5));
+        let f = judge(&[("node01", &a), ("node02", &b)], Some(&limits));
         assert_eq!(f[0].outcome, Outcome::Fail, "{f:?}");
-        let outliers: Vec<&str> =
-            f.iter().filter(|f| f.check.ends_with(".outlier")).filter_map(|f| f.component.name.as_deref()).collect();
-        assert_eq!(outliers, ["node02"]);
         // Without a limit the figure is reported and the check skipped, never passed.
         let f = judge(&[("node01", &a)], None);
         assert_eq!(f[0].outcome, Outcome::Skipped);
         assert!(f[0].message.contains("no threshold"), "{}", f[0].message);
+    }
+
+    #[test]
+    fn the_slow_tray_is_named_from_its_own_gpus_not_from_its_timing_in_the_domain() {
+        // 4-GPU trays alone reach 630 GB/s bus bandwidth at scale 1; the tray entry's min is 510.
+        let limits = limits_by_size(&[(Some(4), 510.0), (Some(8), 608.0)]);
+        // node01's part of the domain collective timed slow (every rank waits for the slowest,
+        // so that says nothing), while node02's own GPUs are at half speed.
+        let (a, b, c) =
+            (report_with(0, 0.6, Some(1.0)), report_with(1, 1.0, Some(0.5)), report_with(2, 1.0, Some(1.0)));
+        let f = judge(&[("node01", &a), ("node02", &b), ("node03", &c)], Some(&limits));
+        assert_eq!(named(&f, "burnin.collective.all_reduce.outlier", Outcome::Fail), ["node02"], "{f:#?}");
+        assert_eq!(named(&f, "burnin.collective.all_reduce.tray", Outcome::Fail), ["node02"], "{f:#?}");
+        assert_eq!(named(&f, "burnin.collective.all_reduce.tray", Outcome::Pass), ["node01", "node03"]);
+        let tray = f.iter().find(|f| f.check.ends_with(".tray") && f.outcome == Outcome::Fail).expect("tray");
+        assert!(
+            tray.message.contains("node02's 4 GPUs alone") && tray.message.contains("judged against the 4-GPU figure"),
+            "{}",
+            tray.message
+        );
+        // The domain is judged on its own figure, against the 8-GPU entry.
+        let d = f.iter().find(|f| f.check == "burnin.collective.all_reduce").expect("domain");
+        assert!(d.message.contains("the 8-GPU figure"), "{}", d.message);
+        // Equal trays: none is an outlier, however the domain timing differed per rank.
+        let (a, b) = (report_with(0, 0.5, Some(1.0)), report_with(1, 1.0, Some(1.0)));
+        let f = judge(&[("node01", &a), ("node02", &b)], Some(&limits));
+        assert!(named(&f, "burnin.collective.all_reduce.outlier", Outcome::Fail).is_empty(), "{f:#?}");
+        // A rank report of an older kiln, without `local`, still reads, and judges no tray.
+        let mut old = serde_json::to_value(report(0, 1.0)).expect("json");
+        assert!(old.get("local").is_none(), "an empty local is not written");
+        old.as_object_mut().map(|o| o.remove("local"));
+        let old: RankReport = serde_json::from_value(old).expect("a report without local");
+        assert!(old.local.is_empty());
+    }
+
+    /// Limits as the GB200 tray spec writes them: `(gpus, min)` per all-reduce entry.
+    fn limits_by_size(entries: &[(Option<u32>, f64)]) -> CollectiveLimits {
+        CollectiveLimits {
+            sizes_mib: vec![1, 8192],
+            iterations: 5,
+            warmup: 1,
+            outlier_fraction: 0.9,
+            all_reduce: entries
+                .iter()
+                .map(|(gpus, min)| SizedLimit {
+                    gpus: *gpus,
+                    expected: Some(min / 0.75),
+                    min: Some(*min),
+                    reason: format!("published figure for {gpus:?} GPUs"),
+                })
+                .collect(),
+            all_gather: Vec::new(),
+        }
+    }
+
+    /// A domain of `ranks` ranks of `gpus` GPUs each, every rank at `busbw` GB/s at 8 GiB.
+    fn domain(ranks: u32, gpus: u32, busbw: f64) -> Vec<RankReport> {
+        (0..ranks)
+            .map(|rank| {
+                let mut r = report(rank, 1.0);
+                (r.ranks, r.gpus, r.world) = (ranks, gpus, ranks * gpus);
+                let factor = Op::AllReduce.bus_factor(ranks * gpus);
+                for s in &mut r.results {
+                    s.busbw_gbps = busbw;
+                    s.algbw_gbps = busbw / factor;
+                    s.time_us = s.bytes as f64 / (s.algbw_gbps * 1e9) * 1e6;
+                }
+                r
+            })
+            .collect()
+    }
+
+    fn judged(reports: &[RankReport], limits: &CollectiveLimits) -> Vec<Finding> {
+        let names: Vec<String> = (0..reports.len()).map(|i| format!("tray{i:02}")).collect();
+        let members: Vec<(&str, &RankReport)> = names.iter().map(String::as_str).zip(reports).collect();
+        judge(&members, Some(limits))
+    }
+
+    #[test]
+    fn each_communicator_size_is_judged_against_the_figure_for_its_gpus() {
+        let gb200 = limits_by_size(&[(Some(4), 510.0), (Some(8), 608.0), (Some(72), 630.0)]);
+        // A partial domain, 9 trays of 4: the 8-GPU figure, not the 72-GPU one. 620 GB/s would
+        // fail against 630.
+        let f = judged(&domain(9, 4, 620.0), &gb200);
+        let d = f.iter().find(|f| f.check == "burnin.collective.all_reduce").expect("domain finding");
+        assert_eq!(d.outcome, Outcome::Pass, "{d:?}");
+        assert!(
+            d.message.contains("over 36 GPUs") && d.message.contains("judged against the 8-GPU figure"),
+            "{}",
+            d.message
+        );
+        // The whole domain: the 72-GPU figure, and 620 is under its 630.
+        let f = judged(&domain(18, 4, 620.0), &gb200);
+        assert_eq!(f[0].outcome, Outcome::Fail, "{:?}", f[0]);
+        assert!(f[0].message.contains("judged against the 72-GPU figure"), "{}", f[0].message);
+        // One tray of 4: the 4-GPU figure.
+        let f = judged(&domain(1, 4, 520.0), &gb200);
+        assert_eq!(f[0].outcome, Outcome::Pass, "{:?}", f[0]);
+        assert!(f[0].message.contains("the 4-GPU figure"), "{}", f[0].message);
+        // Two GPUs: smaller than any entry, so no threshold, never a pass.
+        let f = judged(&domain(1, 2, 520.0), &gb200);
+        assert_eq!(f[0].outcome, Outcome::Skipped, "{:?}", f[0]);
+        assert!(f[0].message.contains("no threshold for 2 GPUs (the spec's smallest is 4)"), "{}", f[0].message);
+        // An entry without `gpus` is the fallback below the sized ones.
+        let with_any = limits_by_size(&[(None, 100.0), (Some(72), 630.0)]);
+        let f = judged(&domain(1, 2, 150.0), &with_any);
+        assert_eq!(f[0].outcome, Outcome::Pass, "{:?}", f[0]);
+        assert!(f[0].message.contains("the figure for any GPU count"), "{}", f[0].message);
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //!
 //! Pure functions over plain data: everything here is tested without a GPU.
 
+use super::collective::Op;
 use super::options::{GemmDtype, TestKind};
 use super::report::{Figure, GpuTelemetry, TestResult, TestStatus, Watch};
 use super::thresholds::{gemm_limit, Thresholds};
 use super::xid::XidCatalog;
-use crate::checks::burnin_spec::{Limit, TelemetryLimits};
+use crate::checks::burnin_spec::{Chosen, Limit, TelemetryLimits};
 use crate::checks::rules::common;
 use crate::checks::{Component, Finding, Outcome, Severity};
 
@@ -39,6 +40,62 @@ pub fn annotate(results: &mut [TestResult], t: &Thresholds, dtype: GemmDtype) {
             }
         }
     }
+    // The collective's bus bandwidth at each op's largest size, against the limit for its GPUs.
+    for i in judged_collective(results) {
+        let r = &mut results[i];
+        let Some(c) = r.collective else { continue };
+        let Some(Chosen::Limit(l)) = t.burnin.collective.as_ref().map(|s| s.limit(c.op, c.gpus)) else { continue };
+        if let Some(f) = r.figures.iter_mut().find(|f| f.name == "busbw") {
+            f.min = l.min;
+            f.expected = l.expected;
+            f.threshold_reason = Some(format!("{}: {}", l.figure(), l.reason));
+        }
+    }
+}
+
+/// The collective results that are judged: per op, the largest size that ran (as the rack's
+/// collective judges its largest; smaller sizes are reported).
+fn judged_collective(results: &[TestResult]) -> Vec<usize> {
+    Op::ALL
+        .into_iter()
+        .filter_map(|op| {
+            results
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.test == TestKind::Collective && r.status == TestStatus::Ran)
+                .filter_map(|(i, r)| r.collective.filter(|c| c.op == op).map(|c| (i, c.bytes)))
+                .max_by_key(|(_, bytes)| *bytes)
+                .map(|(i, _)| i)
+        })
+        .collect()
+}
+
+/// The node's collective at each op's largest size against the spec's limit for its GPUs
+/// (`burnin.collective.all_reduce`, as the rack's collective names the domain's).
+fn collective_rates(results: &[TestResult], t: &Thresholds) -> Vec<Finding> {
+    judged_collective(results)
+        .into_iter()
+        .filter_map(|i| {
+            let r = &results[i];
+            let c = r.collective?;
+            let busbw = r.figure("busbw")?.value;
+            let said = format!(
+                "{} of {} over this node's {} GPUs: {busbw:.1} GB/s bus bandwidth",
+                c.op.as_str(),
+                crate::burnin::collective::human(c.bytes),
+                c.gpus
+            );
+            Some(crate::burnin::collective::against_limit(
+                &format!("burnin.collective.{}", c.op.as_str()),
+                Component::node(),
+                &said,
+                busbw,
+                t.burnin.collective.as_ref(),
+                (c.op, c.gpus),
+                rate_action(TestKind::Collective),
+            ))
+        })
+        .collect()
 }
 
 fn limit_for<'t>(t: &'t Thresholds, test: TestKind, figure: &str, dtype: GemmDtype) -> Option<&'t Limit> {
@@ -131,6 +188,7 @@ pub fn judge_results(results: &[TestResult], t: &Thresholds, dtype: GemmDtype) -
         }
     }
     out.extend(outliers(results, t));
+    out.extend(collective_rates(results, t));
     out
 }
 
@@ -171,6 +229,7 @@ fn data_finding(r: &TestResult) -> Finding {
         TestKind::Host => "the host failed stress-ng verification: run a full memory test (memtest86+) and check DIMMs and CPU; replace the failing part",
         TestKind::HostLink => "data was corrupted crossing the host link: check the PCIe/C2C link (kiln validate) and re-run; RMA if it repeats",
         TestKind::P2p => "data was corrupted crossing NVLink: check the NVLink fabric, reset the GPUs and re-run; RMA if it repeats",
+        TestKind::Collective => "the NCCL collective returned wrong data: check the NVLink fabric (kiln validate), reset the GPUs and re-run; run p2p to find the pair if it repeats",
         _ => ACTION_DATA,
     };
     Finding::new(
@@ -222,6 +281,7 @@ fn rate_action(test: TestKind) -> &'static str {
         TestKind::Hbm => "reset the GPU and re-run; a GPU whose memory bandwidth stays low needs RMA",
         TestKind::HostLink => "check the PCIe link speed and width (kiln validate), the riser or cable seating and BIOS PCIe settings; re-run",
         TestKind::P2p => "check NVLink state (nvidia-smi nvlink -s), the NVSwitches and the fabric manager; re-run; RMA the baseboard or GPU if it repeats",
+        TestKind::Collective => "check NVLink state (nvidia-smi nvlink -s), the NVSwitches and the fabric manager; run p2p to find a slow pair; re-run",
         _ => ACTION_RERUN,
     }
 }
@@ -647,6 +707,92 @@ mod tests {
         assert!(f.iter().any(|x| x.outcome == Outcome::Skipped && x.message.contains("no NVIDIA driver")));
         assert!(f.iter().any(|x| x.outcome == Outcome::Error && x.action.is_some()));
         assert_eq!(Verdict::of(&f), Verdict::Error);
+    }
+
+    /// The node's collective over `gpus` GPUs: all-reduce at 64 MiB (slow, as small sizes are)
+    /// and 8 GiB at `busbw`, all-gather at 8 GiB; `wrong` output words in the largest
+    /// all-reduce.
+    fn collective(gpus: u32, busbw: f64, wrong: u64) -> Vec<TestResult> {
+        let size = |op, bytes: u64, busbw: f64, wrong| crate::burnin::collective::SizeResult {
+            op,
+            bytes,
+            iterations: 20,
+            time_us: 1000.0,
+            algbw_gbps: busbw / op.bus_factor(gpus),
+            busbw_gbps: busbw,
+            checked_words: 3 << 20,
+            wrong_words: wrong,
+        };
+        [
+            size(Op::AllReduce, 64 << 20, 90.0, 0),
+            size(Op::AllReduce, 8 << 30, busbw, wrong),
+            size(Op::AllGather, 8 << 30, 500.0, 0),
+        ]
+        .iter()
+        .map(|m| crate::burnin::collective::node_result(m, gpus, 1))
+        .collect()
+    }
+
+    fn checks<'a>(f: &'a [Finding], check: &str) -> Vec<&'a Finding> {
+        f.iter().filter(|x| x.check == check).collect()
+    }
+
+    #[test]
+    fn the_nodes_collective_is_judged_at_its_largest_size_against_the_figure_for_its_gpus() {
+        // One GB200 tray: 4 GPUs, judged against the spec's 4-GPU entry (min 510).
+        let gb200 = thresholds("gb200-nvl72-tray");
+        let mut results = collective(4, 600.0, 0);
+        annotate(&mut results, &gb200, GemmDtype::Bf16);
+        let f = judge_results(&results, &gb200, GemmDtype::Bf16);
+        let ar = checks(&f, "burnin.collective.all_reduce");
+        assert_eq!(ar.len(), 1, "the 64 MiB size is reported, not judged: {f:#?}");
+        assert_eq!(ar[0].outcome, Outcome::Pass);
+        assert!(
+            ar[0].message.contains("8 GiB over this node's 4 GPUs")
+                && ar[0].message.contains("judged against the 4-GPU figure"),
+            "{}",
+            ar[0].message
+        );
+        let busbw_min = |r: &TestResult| r.figure("busbw").and_then(|f| f.min);
+        assert_eq!((busbw_min(&results[0]), busbw_min(&results[1])), (None, Some(510.0)));
+        assert!(results[1]
+            .figure("busbw")
+            .and_then(|f| f.threshold_reason.as_deref())
+            .is_some_and(|r| r.starts_with("the 4-GPU figure")));
+        // No all-gather figure is published: skipped, never passed.
+        assert_eq!(checks(&f, "burnin.collective.all_gather")[0].outcome, Outcome::Skipped);
+        assert_eq!(Verdict::of(&f), Verdict::Pass);
+        // Under the 4-GPU min it fails, with an action.
+        let f = judge_results(&collective(4, 400.0, 0), &gb200, GemmDtype::Bf16);
+        let ar = checks(&f, "burnin.collective.all_reduce");
+        assert_eq!(ar[0].outcome, Outcome::Fail);
+        assert!(ar[0].action.as_deref().is_some_and(|a| a.contains("nvlink")), "{:?}", ar[0]);
+        // Two GPUs: no entry is that small.
+        let f = judge_results(&collective(2, 600.0, 0), &gb200, GemmDtype::Bf16);
+        let ar = checks(&f, "burnin.collective.all_reduce");
+        assert_eq!(ar[0].outcome, Outcome::Skipped);
+        assert!(ar[0].message.contains("no threshold for 2 GPUs (the spec's smallest is 4)"), "{}", ar[0].message);
+        // HGX B200, 8 GPUs: no published figure, so no threshold.
+        let f = judge_results(&collective(8, 700.0, 0), &thresholds("hgx-b200"), GemmDtype::Bf16);
+        assert!(checks(&f, "burnin.collective.all_reduce")[0].message.contains("no threshold in the spec"));
+    }
+
+    #[test]
+    fn wrong_words_in_the_collective_fail_with_their_count() {
+        let gb200 = thresholds("gb200-nvl72-tray");
+        let f = judge_results(&collective(4, 600.0, 3), &gb200, GemmDtype::Bf16);
+        let wrong: Vec<&Finding> =
+            checks(&f, "burnin.collective.data").into_iter().filter(|x| x.outcome == Outcome::Fail).collect();
+        assert_eq!(wrong.len(), 1, "{f:#?}");
+        assert!(wrong[0].message.contains("3 wrong value(s) in collective"), "{}", wrong[0].message);
+        assert_eq!(wrong[0].actual.as_deref(), Some("3"));
+        assert_eq!(Verdict::of(&f), Verdict::Fail);
+        // A collective that could not run is skipped with why.
+        let skipped = TestResult::skipped(TestKind::Collective, None, crate::burnin::collective::NO_NCCL, true);
+        let f = judge_results(&[skipped], &gb200, GemmDtype::Bf16);
+        assert_eq!(f[0].check, "burnin.collective");
+        assert_eq!(f[0].outcome, Outcome::Skipped);
+        assert!(f[0].message.contains("did not run: no NCCL"), "{}", f[0].message);
     }
 
     #[test]

@@ -14,12 +14,21 @@ pub enum TestKind {
     Hbm,
     HostLink,
     P2p,
+    /// NCCL all-reduce and all-gather over the node's GPUs in one process.
+    Collective,
     Host,
 }
 
 impl TestKind {
-    pub const ALL: [TestKind; 6] =
-        [TestKind::Gemm, TestKind::Memtest, TestKind::Hbm, TestKind::HostLink, TestKind::P2p, TestKind::Host];
+    pub const ALL: [TestKind; 7] = [
+        TestKind::Gemm,
+        TestKind::Memtest,
+        TestKind::Hbm,
+        TestKind::HostLink,
+        TestKind::P2p,
+        TestKind::Collective,
+        TestKind::Host,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -28,6 +37,7 @@ impl TestKind {
             TestKind::Hbm => "hbm",
             TestKind::HostLink => "host-link",
             TestKind::P2p => "p2p",
+            TestKind::Collective => "collective",
             TestKind::Host => "host",
         }
     }
@@ -145,7 +155,7 @@ pub enum OptionsError {
     Duration(String),
     #[error("duration {0:?} is longer than kiln burns in (at most 168h)")]
     DurationTooLong(String),
-    #[error("unknown test {0:?}: expected gemm, memtest, hbm, host-link, p2p, host or all")]
+    #[error("unknown test {0:?}: expected gemm, memtest, hbm, host-link, p2p, collective, host or all")]
     Test(String),
     #[error("bad GPU list {0:?}: expected NVML indices like 0,1,3 or all")]
     Gpus(String),
@@ -180,6 +190,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, OptionsError> {
         return Err(OptionsError::DurationTooLong(s.to_string()));
     }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Whether `s` (a `--tests` list) names `t` itself, not only through `all`.
+pub fn names(s: &str, t: TestKind) -> bool {
+    s.split(',').map(str::trim).any(|p| p == t.as_str())
 }
 
 /// Parses `gemm,hbm` or `all` into a sorted, de-duplicated list.
@@ -229,6 +244,10 @@ pub struct BurninOptions {
     /// Telemetry sampling period.
     pub sample_period: Duration,
     pub inject_fault: Option<InjectFault>,
+    /// `--tests` named the collective itself: it runs (with default sizes, its figures
+    /// unjudged) even where the platform spec has no `[burnin.collective]`. Through `all` it
+    /// runs only where the spec has one.
+    pub collective_named: bool,
 }
 
 impl BurninOptions {
@@ -259,7 +278,9 @@ mod tests {
 
     #[test]
     fn test_lists_expand_all_and_reject_unknown_names() {
-        assert_eq!(parse_tests("all").expect("all").len(), 6);
+        assert_eq!(parse_tests("all").expect("all").len(), 7);
+        assert!(parse_tests("all").expect("all").contains(&TestKind::Collective));
+        assert!(names("gemm, collective", TestKind::Collective) && !names("all", TestKind::Collective));
         assert_eq!(parse_tests("hbm, gemm,hbm").expect("list"), vec![TestKind::Gemm, TestKind::Hbm]);
         assert_eq!(parse_tests("host-link").expect("one"), vec![TestKind::HostLink]);
         assert_eq!(parse_tests("gemm,nope"), Err(OptionsError::Test("nope".into())));

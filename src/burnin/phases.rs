@@ -4,7 +4,8 @@
 //! 2. host-link with every GPU at once;
 //! 3. the stress phase, one pinned worker per GPU in parallel (hbm, gemm,
 //!    memtest), with the host stress (stress-ng) running beside it;
-//! 4. p2p over every ordered GPU pair, one pair at a time.
+//! 4. p2p over every ordered GPU pair, one pair at a time;
+//! 5. the collective: NCCL all-reduce and all-gather over every GPU at once.
 //!
 //! Nothing here returns early on a hardware problem: every GPU and test gets
 //! a result, and a panic inside one worker becomes that test's error.
@@ -18,7 +19,8 @@ use super::options::{BurninOptions, InjectFault, TestKind};
 use super::placement::pin;
 use super::report::{now_unix_ms, GpuIdentity, TestResult, TestStatus};
 use super::run::{fmt_duration, RunContext};
-use super::{gemm, hbm, host, host_link, memtest, p2p};
+use super::{collective, gemm, hbm, host, host_link, memtest, nccl, p2p};
+use crate::checks::burnin_spec::CollectiveLimits;
 use crate::model::Node;
 
 /// A GPU opened for CUDA work, with who it is.
@@ -34,6 +36,8 @@ pub struct Plan<'a> {
     pub ctx: &'a RunContext,
     pub node: &'a Node,
     pub progress: &'a (dyn Fn(&str) + Sync),
+    /// The spec's `[burnin.collective]`: sizes and iterations of the collective.
+    pub collective: Option<&'a CollectiveLimits>,
 }
 
 /// Runs every requested phase on `workers`.
@@ -45,6 +49,9 @@ pub fn run_phases(plan: &Plan<'_>, workers: &[Worker]) -> Vec<TestResult> {
     out.extend(stress_phase(plan, workers));
     if plan.opts.wants(TestKind::P2p) {
         out.extend(p2p_phase(plan, workers));
+    }
+    if plan.opts.wants(TestKind::Collective) {
+        out.extend(collective_phase(plan, workers));
     }
     out
 }
@@ -205,6 +212,46 @@ fn p2p_phase(plan: &Plan<'_>, workers: &[Worker]) -> Vec<TestResult> {
     }
 }
 
+/// Phase 5: the collective over every GPU at once, one result per op and size; NCCL is
+/// loaded at run time, and without it the test is skipped (and the run incomplete).
+fn collective_phase(plan: &Plan<'_>, workers: &[Worker]) -> Vec<TestResult> {
+    if let Some(skipped) = collective_cannot_run(workers.len(), nccl::present) {
+        return vec![skipped];
+    }
+    let sizes: Vec<u64> = match plan.collective {
+        Some(c) => c.sizes(),
+        None => collective::DEFAULT_SIZES_MIB.iter().map(|m| m << 20).collect(),
+    };
+    let (warmup, iterations) = plan.collective.map(|c| (c.warmup, c.iterations)).unwrap_or((5, 20));
+    let sweep = collective::Sweep { ops: &collective::Op::ALL, sizes: &sizes, warmup, iterations };
+    (plan.progress)(&format!("collective: NCCL all-reduce and all-gather over {} GPUs", workers.len()));
+    let gpus: Vec<Arc<Gpu>> = workers.iter().map(|w| w.gpu.clone()).collect();
+    let started_unix_ms = now_unix_ms();
+    let (measured, failed) = match catch_unwind(AssertUnwindSafe(|| collective::measure_local(&gpus, &sweep))) {
+        Ok(m) => m,
+        Err(_) => (Vec::new(), Some("kiln bug: panic in the collective".to_string())),
+    };
+    let mut out: Vec<TestResult> =
+        measured.iter().map(|m| collective::node_result(m, gpus.len() as u32, started_unix_ms)).collect();
+    if let Some(e) = failed {
+        out.push(TestResult::error(TestKind::Collective, None, format!("NCCL over {} GPUs: {e}", gpus.len())));
+    }
+    out
+}
+
+/// Why the collective does not run over `gpus` GPUs: one GPU has no peer (not applicable);
+/// without libnccl it cannot (applicable: the run is incomplete, never a pass). `nccl_present`
+/// is asked only when there are GPUs to run it on.
+fn collective_cannot_run(gpus: usize, nccl_present: impl FnOnce() -> bool) -> Option<TestResult> {
+    if gpus < 2 {
+        Some(TestResult::skipped(TestKind::Collective, None, "needs 2 or more GPUs", false))
+    } else if !nccl_present() {
+        Some(TestResult::skipped(TestKind::Collective, None, collective::NO_NCCL, true))
+    } else {
+        None
+    }
+}
+
 /// Runs `f`, turning a panic into an error result (a kiln bug, reported,
 /// never a crash of the whole run).
 fn guarded(test: TestKind, id: Option<&GpuIdentity>, f: impl FnOnce() -> TestResult) -> TestResult {
@@ -228,5 +275,24 @@ fn absorb(r: &mut TestResult, m: host_link::LinkMeasurement) {
     r.data_errors.extend(m.data_errors);
     if let Some(e) = m.error {
         r.status = TestStatus::Error { message: e };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_collective_needs_two_gpus_and_nccl_and_says_which_is_missing() {
+        let one = collective_cannot_run(1, || panic!("NCCL is not asked about for one GPU")).expect("skipped");
+        assert_eq!(one.status, TestStatus::Skipped { reason: "needs 2 or more GPUs".into(), applicable: false });
+        let no_nccl = collective_cannot_run(8, || false).expect("skipped");
+        assert_eq!(
+            no_nccl.status,
+            TestStatus::Skipped { reason: "no NCCL (libnccl.so.2 could not be loaded)".into(), applicable: true },
+            "applicable: the run is incomplete and exits 7, never 0"
+        );
+        assert_eq!(no_nccl.test, TestKind::Collective);
+        assert!(collective_cannot_run(2, || true).is_none());
     }
 }

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use super::collective::human;
 use super::report::{BurninReport, GpuAccess, TestStatus};
 use crate::checks::{Outcome, Verdict};
 
@@ -57,9 +58,10 @@ pub fn text(r: &BurninReport) -> String {
                     let _ = writeln!(s, "{:<10} {:<4} ran ({:.0}s)", res.test.as_str(), gpu, res.seconds);
                 }
                 for f in &res.figures {
-                    let name = match f.peer_gpu {
-                        Some(p) => format!("{} ->{p}", f.name),
-                        None => f.name.clone(),
+                    let name = match (f.peer_gpu, res.collective) {
+                        (Some(p), _) => format!("{} ->{p}", f.name),
+                        (None, Some(c)) => format!("{} {} {}", c.op.as_str(), human(c.bytes), f.name),
+                        (None, None) => f.name.clone(),
                     };
                     let num = |v: Option<f64>| v.map(|v| format!("{v}")).unwrap_or_else(|| "-".into());
                     let _ = writeln!(
@@ -109,5 +111,51 @@ fn fmt_value(v: f64) -> String {
         format!("{v:.1}")
     } else {
         format!("{v:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::burnin::collective::{node_result, Op, SizeResult};
+    use crate::burnin::options::{GemmDtype, TestKind};
+    use crate::burnin::report::{REPORT_KIND, REPORT_VERSION};
+
+    #[test]
+    fn a_collective_figure_says_its_op_and_size() {
+        let measured = SizeResult {
+            op: Op::AllGather,
+            bytes: 4 << 30,
+            iterations: 20,
+            time_us: 9800.0,
+            algbw_gbps: 438.3,
+            busbw_gbps: 383.5,
+            checked_words: 1 << 20,
+            wrong_words: 0,
+        };
+        let report = BurninReport {
+            kind: REPORT_KIND.into(),
+            version: REPORT_VERSION,
+            kiln_version: "0.1.0".into(),
+            hostname: None,
+            started_at: String::new(),
+            finished_at: String::new(),
+            duration_s: 1.0,
+            tests_requested: vec![TestKind::Collective],
+            gemm_dtype: GemmDtype::Bf16,
+            platform: "hgx-b200".into(),
+            platform_source: "named".into(),
+            gpu_access: GpuAccess::NotRequested,
+            inject_fault: None,
+            results: vec![node_result(&measured, 8, 0)],
+            telemetry: Vec::new(),
+            findings: Vec::new(),
+            verdict: Verdict::Pass,
+            incomplete: false,
+        };
+        let text = text(&report);
+        let line = text.lines().find(|l| l.contains("busbw")).expect("a busbw line");
+        assert!(line.starts_with("collective") && line.contains("all_gather 4 GiB busbw"), "{text}");
+        assert!(line.contains("384 GB/s"), "{line}");
     }
 }

@@ -192,6 +192,20 @@ pub struct TestResult {
     /// Free-form facts worth keeping: GEMM engine and shape, bytes covered.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The collective test: which op, message size and communicator this result measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collective: Option<CollectiveSize>,
+}
+
+/// One op at one size of the node's collective (`TestKind::Collective`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectiveSize {
+    pub op: super::collective::Op,
+    /// The all-reduce buffer, or the all-gather's whole output (nccl-tests' size).
+    pub bytes: u64,
+    /// GPUs in the communicator.
+    pub gpus: u32,
+    pub iterations: u32,
 }
 
 impl TestResult {
@@ -206,6 +220,7 @@ impl TestResult {
             data_error_count: 0,
             data_errors: Vec::new(),
             notes: Vec::new(),
+            collective: None,
         }
     }
 

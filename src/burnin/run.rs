@@ -89,7 +89,9 @@ pub fn run(
     let started_at = rfc3339_now();
     let t0 = Instant::now();
     let catalog = XidCatalog::builtin()?;
-    let plan = Plan { opts, ctx, node: input.node, progress };
+    let collective = input.thresholds.burnin.collective.as_ref();
+    let opts = &planned(opts, collective.is_some());
+    let plan = Plan { opts, ctx, node: input.node, progress, collective };
     let gpu_tests: Vec<TestKind> = opts.tests.iter().copied().filter(|t| t.needs_gpu()).collect();
     let mut out = Collected::default();
 
@@ -140,6 +142,31 @@ pub fn run(
         findings: out.findings,
         verdict,
         incomplete,
+    })
+}
+
+/// The tests the run does: `all` (or a list without `collective` by name) asks for the
+/// collective only where the platform spec has `[burnin.collective]`; named, it runs anyway,
+/// with default sizes and its figures unjudged.
+fn planned(opts: &BurninOptions, spec_has_collective: bool) -> BurninOptions {
+    let mut planned = opts.clone();
+    if !spec_has_collective && !opts.collective_named {
+        planned.tests.retain(|t| *t != TestKind::Collective);
+    }
+    planned
+}
+
+/// The collective skipped when only `workers` of the `selected` GPUs can run kernels (the
+/// fabric gate blocked some, or CUDA could not open them: their own results say why). Over
+/// fewer GPUs it would be judged as a smaller node, so it does not run at all.
+fn collective_left_out(opts: &BurninOptions, selected: usize, workers: usize) -> Option<TestResult> {
+    (opts.wants(TestKind::Collective) && selected >= 2 && workers < selected).then(|| {
+        TestResult::skipped(
+            TestKind::Collective,
+            None,
+            format!("{} of the {selected} selected GPUs cannot run kernels (see their results)", selected - workers),
+            true,
+        )
     })
 }
 
@@ -212,8 +239,8 @@ impl GpuSide<'_> {
                 for g in &usable {
                     self.each_test(&g.identity, out, |t, id| TestResult::skipped(t, Some(id), REPLAY_NO_KERNELS, true));
                 }
-                if self.gpu_tests.contains(&TestKind::P2p) {
-                    out.results.push(TestResult::skipped(TestKind::P2p, None, REPLAY_NO_KERNELS, true));
+                for t in [TestKind::P2p, TestKind::Collective].into_iter().filter(|t| self.gpu_tests.contains(t)) {
+                    out.results.push(TestResult::skipped(t, None, REPLAY_NO_KERNELS, true));
                 }
                 self.watched(&selected, out, || phases::host_alone(self.plan).into_iter().collect());
                 GpuAccess::Replayed { driver_version, gpus: identities }
@@ -221,7 +248,14 @@ impl GpuSide<'_> {
             Kernels::Cuda => {
                 let libraries = cuda::libraries();
                 let workers = self.open_workers(&usable, &libraries, out);
-                self.watched(&selected, out, || phases::run_phases(self.plan, &workers));
+                // The collective is the node's, over every selected GPU: not run over fewer.
+                let mut opts = self.plan.opts.clone();
+                if let Some(skipped) = collective_left_out(&opts, selected.len(), workers.len()) {
+                    opts.tests.retain(|t| *t != TestKind::Collective);
+                    out.results.push(skipped);
+                }
+                let plan = Plan { opts: &opts, ..*self.plan };
+                self.watched(&selected, out, || phases::run_phases(&plan, &workers));
                 GpuAccess::Available { driver_version, cuda_driver_version, gpus: identities, libraries }
             }
         };
@@ -289,9 +323,9 @@ impl GpuSide<'_> {
         usable
     }
 
-    /// One result per requested GPU test but p2p (which is per pair).
+    /// One result per requested GPU test but p2p (per pair) and the collective (per node).
     fn each_test(&self, id: &GpuIdentity, out: &mut Collected, result: impl Fn(TestKind, GpuIdentity) -> TestResult) {
-        for &t in self.gpu_tests.iter().filter(|t| **t != TestKind::P2p) {
+        for &t in self.gpu_tests.iter().filter(|t| !matches!(t, TestKind::P2p | TestKind::Collective)) {
             out.results.push(result(t, id.clone()));
         }
     }
@@ -463,4 +497,49 @@ pub fn fmt_duration(d: Duration) -> String {
 /// Which dtype a GEMM figure was measured in (for display).
 pub fn dtype_label(d: GemmDtype) -> &'static str {
     d.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::burnin::options::{parse_tests, GemmEngine, GpuSelection};
+
+    fn opts(tests: &str) -> BurninOptions {
+        BurninOptions {
+            duration: Duration::from_secs(1),
+            tests: parse_tests(tests).expect("tests"),
+            gpus: GpuSelection::All,
+            gemm_dtype: GemmDtype::Bf16,
+            gemm_engine: GemmEngine::Auto,
+            gemm_size: None,
+            sample_period: Duration::from_secs(1),
+            inject_fault: None,
+            collective_named: tests.contains("collective"),
+        }
+    }
+
+    #[test]
+    fn all_asks_for_the_collective_only_where_the_spec_has_one() {
+        let has = |o: &BurninOptions| o.wants(TestKind::Collective);
+        assert!(has(&planned(&opts("all"), true)));
+        assert!(!has(&planned(&opts("all"), false)));
+        assert!(has(&planned(&opts("gemm,collective"), false)), "named, it runs without a spec section");
+    }
+
+    #[test]
+    fn the_collective_runs_over_every_selected_gpu_or_not_at_all() {
+        let o = opts("collective");
+        assert!(collective_left_out(&o, 8, 8).is_none());
+        let skipped = collective_left_out(&o, 8, 7).expect("one GPU blocked");
+        assert_eq!(
+            skipped.status,
+            TestStatus::Skipped {
+                reason: "1 of the 8 selected GPUs cannot run kernels (see their results)".into(),
+                applicable: true
+            }
+        );
+        // One GPU is the phase's own "needs 2 or more GPUs"; not asked, nothing.
+        assert!(collective_left_out(&o, 1, 0).is_none());
+        assert!(collective_left_out(&opts("gemm"), 8, 7).is_none());
+    }
 }

@@ -116,6 +116,79 @@ pub struct TelemetryLimits {
     pub reason: String,
 }
 
+/// One bus-bandwidth limit of a collective, for a communicator of `gpus` GPUs (absent: any
+/// size). Written `[[burnin.collective.all_reduce]]`, one entry per size, or as one table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizedLimit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    pub reason: String,
+}
+
+impl SizedLimit {
+    /// How findings name the figure: `the 72-GPU figure`, or `the figure for any GPU count`.
+    pub fn figure(&self) -> String {
+        match self.gpus {
+            Some(n) => format!("the {n}-GPU figure"),
+            None => "the figure for any GPU count".into(),
+        }
+    }
+}
+
+/// Which of an op's limits judges a communicator of some number of GPUs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Chosen<'a> {
+    Limit(&'a SizedLimit),
+    /// Every limit is for more GPUs than the communicator has; the smallest of them.
+    TooFew {
+        smallest: u32,
+    },
+    /// The spec has no limit for the op.
+    NoLimit,
+}
+
+/// The entry with the largest `gpus` not above `gpus`; an entry without `gpus` when none is.
+pub fn choose(entries: &[SizedLimit], gpus: u32) -> Chosen<'_> {
+    let sized = entries.iter().filter(|e| e.gpus.is_some_and(|g| g <= gpus)).max_by_key(|e| e.gpus);
+    if let Some(e) = sized.or_else(|| entries.iter().find(|e| e.gpus.is_none())) {
+        return Chosen::Limit(e);
+    }
+    match entries.iter().filter_map(|e| e.gpus).min() {
+        Some(smallest) => Chosen::TooFew { smallest },
+        None => Chosen::NoLimit,
+    }
+}
+
+/// An op's limits as written: one table (`[burnin.collective.all_reduce]`, the form specs had
+/// first) or an array of tables, one per communicator size. Each form is read by serde's own
+/// code for it, so a mistake in an entry is reported as serde reports it, with its field.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SizedLimit>, D::Error> {
+    use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+
+    struct OneOrMany;
+    impl<'de> serde::de::Visitor<'de> for OneOrMany {
+        type Value = Vec<SizedLimit>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a table (one limit) or an array of tables (one limit per GPU count)")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            SizedLimit::deserialize(MapAccessDeserializer::new(map)).map(|l| vec![l])
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            Vec::<SizedLimit>::deserialize(SeqAccessDeserializer::new(seq))
+        }
+    }
+    d.deserialize_any(OneOrMany)
+}
+
 /// The collective burn-in (`[burnin.collective]`): NCCL all-reduce and all-gather across every
 /// GPU of an NVLink domain, or of one node; the message sizes and what the largest must reach.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,19 +201,25 @@ pub struct CollectiveLimits {
     pub warmup: u32,
     /// A tray whose own bus bandwidth is under this fraction of the trays' median is an outlier.
     pub outlier_fraction: f64,
-    /// Bus bandwidth, GB/s, at the largest size.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub all_reduce: Option<Limit>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub all_gather: Option<Limit>,
+    /// Bus bandwidth, GB/s, at the largest size, by the GPUs in the communicator.
+    #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
+    pub all_reduce: Vec<SizedLimit>,
+    #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
+    pub all_gather: Vec<SizedLimit>,
 }
 
 impl CollectiveLimits {
-    pub fn limit(&self, op: crate::burnin::collective::Op) -> Option<&Limit> {
+    /// Every limit of `op`, as written.
+    pub fn limits(&self, op: crate::burnin::collective::Op) -> &[SizedLimit] {
         match op {
-            crate::burnin::collective::Op::AllReduce => self.all_reduce.as_ref(),
-            crate::burnin::collective::Op::AllGather => self.all_gather.as_ref(),
+            crate::burnin::collective::Op::AllReduce => &self.all_reduce,
+            crate::burnin::collective::Op::AllGather => &self.all_gather,
         }
+    }
+
+    /// The limit of `op` that judges a communicator of `gpus` GPUs (`choose`).
+    pub fn limit(&self, op: crate::burnin::collective::Op, gpus: u32) -> Chosen<'_> {
+        choose(self.limits(op), gpus)
     }
 
     /// The sizes in bytes.
@@ -170,7 +249,7 @@ pub struct BurninSpec {
 
 impl BurninSpec {
     /// Every rate limit, by its field path under `[burnin]`.
-    fn limits(&self) -> [(&'static [&'static str], Option<&Limit>); 12] {
+    fn limits(&self) -> [(&'static [&'static str], Option<&Limit>); 10] {
         [
             (&["gemm", "bf16"], self.gemm.bf16.as_ref()),
             (&["gemm", "fp32"], self.gemm.fp32.as_ref()),
@@ -182,8 +261,6 @@ impl BurninSpec {
             (&["host_link", "h2d_together"], self.host_link.h2d_together.as_ref()),
             (&["host_link", "d2h_together"], self.host_link.d2h_together.as_ref()),
             (&["p2p", "pair"], self.p2p.pair.as_ref()),
-            (&["collective", "all_reduce"], self.collective.as_ref().and_then(|c| c.all_reduce.as_ref())),
-            (&["collective", "all_gather"], self.collective.as_ref().and_then(|c| c.all_gather.as_ref())),
         ]
     }
 }
@@ -201,21 +278,7 @@ pub fn check(spec: &BurninSpec, path: &FieldPath, out: &mut Vec<(FieldPath, Stri
     for (keys, limit) in spec.limits() {
         let Some(l) = limit else { continue };
         let at = keys.iter().fold(path.clone(), |p, k| p.key(k));
-        for (key, value) in [("expected", l.expected), ("min", l.min)] {
-            if let Some(v) = value {
-                if !v.is_finite() || v <= 0.0 {
-                    out.push((at.key(key), format!("{v} is not a positive number")));
-                }
-            }
-        }
-        if let (Some(e), Some(m)) = (l.expected, l.min) {
-            if m > e {
-                out.push((at.key("min"), format!("min {m} is above expected {e}")));
-            }
-        }
-        if l.reason.trim().is_empty() {
-            out.push((at.key("reason"), "every limit needs a reason".into()));
-        }
+        check_limit(l.expected, l.min, &l.reason, &at, out);
     }
     if let Some(w) = spec.power.target_w {
         if !w.is_finite() || w <= 0.0 {
@@ -236,6 +299,19 @@ pub fn check(spec: &BurninSpec, path: &FieldPath, out: &mut Vec<(FieldPath, Stri
         if !fraction(c.outlier_fraction) {
             out.push((at.key("outlier_fraction"), "must be between 0 and 1".into()));
         }
+        for (op, entries) in [("all_reduce", &c.all_reduce), ("all_gather", &c.all_gather)] {
+            for (i, l) in entries.iter().enumerate() {
+                let at = at.key(op).index(i);
+                if l.gpus == Some(0) {
+                    out.push((at.key("gpus"), "must be 1 or more".into()));
+                }
+                if entries[..i].iter().any(|e| e.gpus == l.gpus) {
+                    let which = l.gpus.map(|g| format!("gpus = {g}")).unwrap_or_else(|| "no gpus".into());
+                    out.push((at.key("gpus"), format!("a second entry with {which}: one limit per GPU count")));
+                }
+                check_limit(l.expected, l.min, &l.reason, &at, out);
+            }
+        }
     }
     let t = &spec.telemetry;
     if !t.pcie_replays_per_minute.is_finite() || t.pcie_replays_per_minute < 0.0 {
@@ -243,5 +319,30 @@ pub fn check(spec: &BurninSpec, path: &FieldPath, out: &mut Vec<(FieldPath, Stri
     }
     if t.reason.trim().is_empty() {
         out.push((path.key("telemetry").key("reason"), "the budgets need a reason".into()));
+    }
+}
+
+/// The checks every limit gets: positive numbers, `min` not above `expected`, a reason.
+fn check_limit(
+    expected: Option<f64>,
+    min: Option<f64>,
+    reason: &str,
+    at: &FieldPath,
+    out: &mut Vec<(FieldPath, String)>,
+) {
+    for (key, value) in [("expected", expected), ("min", min)] {
+        if let Some(v) = value {
+            if !v.is_finite() || v <= 0.0 {
+                out.push((at.key(key), format!("{v} is not a positive number")));
+            }
+        }
+    }
+    if let (Some(e), Some(m)) = (expected, min) {
+        if m > e {
+            out.push((at.key("min"), format!("min {m} is above expected {e}")));
+        }
+    }
+    if reason.trim().is_empty() {
+        out.push((at.key("reason"), "every limit needs a reason".into()));
     }
 }

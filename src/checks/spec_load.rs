@@ -281,6 +281,75 @@ reason = "source"
         assert_eq!((line, field.as_str()), (17, "burnin.gemm.bf16.reason"));
     }
 
+    const COLLECTIVE: &str = r#"
+[burnin.collective]
+sizes_mib = [64, 8192]
+iterations = 20
+warmup = 5
+outlier_fraction = 0.9
+
+[[burnin.collective.all_reduce]]
+gpus = 4
+expected = 680.0
+min = 510.0
+reason = "one tray"
+
+[[burnin.collective.all_reduce]]
+gpus = 72
+expected = 840.0
+min = 630.0
+reason = "one rack"
+"#;
+
+    #[test]
+    fn collective_limits_are_a_list_by_gpu_count_or_the_single_table_they_were() {
+        use crate::burnin::collective::Op;
+        use crate::checks::burnin_spec::Chosen;
+        let p = parse(&format!("{GOOD}{BURNIN}{COLLECTIVE}")).expect("valid");
+        let c = p.burnin.and_then(|b| b.collective).expect("[burnin.collective]");
+        assert_eq!(c.all_reduce.iter().map(|l| l.gpus).collect::<Vec<_>>(), [Some(4), Some(72)]);
+        assert!(matches!(c.limit(Op::AllReduce, 36), Chosen::Limit(l) if l.gpus == Some(4)));
+        assert_eq!(c.limit(Op::AllGather, 72), Chosen::NoLimit);
+        // The form specs had first: one table, for any GPU count.
+        let old = format!(
+            "{GOOD}{BURNIN}\n[burnin.collective]\nsizes_mib = [64]\niterations = 20\nwarmup = 5\n\
+             outlier_fraction = 0.9\n\n[burnin.collective.all_reduce]\nexpected = 840.0\nmin = 630.0\n\
+             reason = \"one rack\"\n"
+        );
+        let c = parse(&old).expect("the single table still loads").burnin.and_then(|b| b.collective).expect("c");
+        assert_eq!(c.all_reduce.len(), 1);
+        assert!(matches!(c.limit(Op::AllReduce, 2), Chosen::Limit(l) if l.gpus.is_none() && l.min == Some(630.0)));
+        // ... and its problems are placed on its own lines.
+        let inverted = old.replace("min = 630.0", "min = 900.0");
+        let (line, field, message) = located(parse(&inverted).expect_err("inverted"));
+        let min_line = inverted.lines().position(|l| l == "min = 900.0").expect("min line") + 1;
+        assert_eq!((line, field.as_str()), (min_line, "burnin.collective.all_reduce[0].min"));
+        assert!(message.contains("above expected"), "{message}");
+    }
+
+    #[test]
+    fn a_malformed_collective_limit_names_its_entry_and_field() {
+        let text = format!("{GOOD}{BURNIN}{COLLECTIVE}");
+        let line_of = |text: &str, needle: &str| text.lines().position(|l| l.starts_with(needle)).expect(needle) + 1;
+        // A typo in the second entry: serde's own message, on the key's line.
+        let typo = text.replacen("gpus = 72", "gpu = 72", 1);
+        let (line, field, message) = located(parse(&typo).expect_err("unknown field"));
+        assert_eq!((line, field.as_str()), (line_of(&typo, "gpu = 72"), "burnin.collective.all_reduce[1].gpu"));
+        assert!(message.contains("unknown field `gpu`"), "{message}");
+        // A value of the wrong type.
+        let (_, field, message) = located(parse(&text.replace("gpus = 4", "gpus = \"four\"")).expect_err("type"));
+        assert_eq!(field, "burnin.collective.all_reduce[0].gpus");
+        assert!(message.contains("invalid type"), "{message}");
+        // gpus 0, and two entries for one size.
+        let (line, field, message) = located(parse(&text.replace("gpus = 4", "gpus = 0")).expect_err("zero"));
+        assert_eq!((line, field.as_str()), (line_of(&text, "gpus = 4"), "burnin.collective.all_reduce[0].gpus"));
+        assert!(message.contains("1 or more"), "{message}");
+        let twice = text.replace("gpus = 72", "gpus = 4");
+        let (line, field, message) = located(parse(&twice).expect_err("duplicate"));
+        assert_eq!((line, field.as_str()), (line_of(&text, "gpus = 72"), "burnin.collective.all_reduce[1].gpus"));
+        assert!(message.contains("a second entry with gpus = 4"), "{message}");
+    }
+
     #[test]
     fn an_nvlink_domain_must_split_evenly_into_trays_of_the_nodes_gpus() {
         // GOOD expects 2 GPUs a node: 36 trays of 2 is a 72-GPU domain.

@@ -17,7 +17,7 @@ use crate::notice::Notices;
 
 /// Runs `kiln burnin`; its exit code:
 /// any fail => CHECK_FAILED; else any error => CHECK_ERROR; else a requested
-/// test that could not run (no driver, no GPU, no stress-ng) => SKIPPED;
+/// test that could not run (no driver, no GPU, no stress-ng, no NCCL) => SKIPPED;
 /// else OK. A run that did not run never exits 0. Progress lines go to
 /// `notices` (shown on a terminal only), never with `--json`.
 pub fn burnin(args: BurninArgs, notices: &dyn Notices) -> CmdResult {
@@ -104,6 +104,7 @@ fn parse(args: &BurninArgs) -> Result<BurninOptions, options::OptionsError> {
             Some(s) => Some(InjectFault::parse(s).ok_or_else(|| options::OptionsError::Fault(s.clone()))?),
             None => None,
         },
+        collective_named: options::names(&args.tests, options::TestKind::Collective),
     })
 }
 

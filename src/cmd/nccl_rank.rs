@@ -7,8 +7,7 @@ use crate::burnin::collective::{human, run_rank, Op, RankOptions};
 use crate::cli::NcclRankArgs;
 use crate::cmd::{CmdError, CmdResult, Outcome};
 
-/// The sizes used when neither `--sizes-mib` nor a spec gives any.
-pub const DEFAULT_SIZES_MIB: [u64; 2] = [64, 1024];
+pub use crate::burnin::collective::DEFAULT_SIZES_MIB;
 
 pub fn run(args: &NcclRankArgs) -> CmdResult {
     let opts = options(args)?;

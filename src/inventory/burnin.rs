@@ -292,6 +292,40 @@ mod tests {
     }
 
     #[test]
+    fn the_nodes_collective_lands_like_the_other_tests_with_its_op_and_size() {
+        let measured = crate::burnin::collective::SizeResult {
+            op: crate::burnin::collective::Op::AllReduce,
+            bytes: 4 << 30,
+            iterations: 20,
+            time_us: 9800.0,
+            algbw_gbps: 438.3,
+            busbw_gbps: 767.0,
+            checked_words: 3 << 20,
+            wrong_words: 2,
+        };
+        let mut r = report();
+        r.results = vec![crate::burnin::collective::node_result(&measured, 8, 1_000)];
+        r.results[0].figures[0].min = Some(600.0);
+        let mut c = db();
+        let tx = c.transaction().expect("tx");
+        record_burnin(&tx, 7, &r).expect("record");
+        tx.commit().expect("commit");
+        let (test, wrong, notes): (String, i64, String) = c
+            .query_row("SELECT test, data_error_count, notes FROM burnin_results WHERE run_id = 7", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .expect("result row");
+        assert_eq!((test.as_str(), wrong), ("collective", 2));
+        assert!(notes.contains("all_reduce of 4 GiB over 8 GPUs"), "{notes}");
+        let (value, min): (f64, f64) = c
+            .query_row("SELECT value, min_value FROM burnin_figures WHERE name = 'busbw'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("busbw figure");
+        assert_eq!((value, min), (767.0, 600.0));
+    }
+
+    #[test]
     fn a_report_for_a_missing_run_is_refused_and_nothing_lands() {
         let mut c = db();
         let tx = c.transaction().expect("tx");

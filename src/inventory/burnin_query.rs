@@ -59,7 +59,7 @@ impl BurninResultStatus {
 /// One test on one GPU (or on the host).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BurninResultRecord {
-    /// `gemm`, `memtest`, `hbm`, `host-link`, `p2p`, `host`.
+    /// `gemm`, `memtest`, `hbm`, `host-link`, `p2p`, `collective`, `host`.
     pub test: String,
     pub gpu_index: Option<u32>,
     pub gpu_serial: Option<String>,
