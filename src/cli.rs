@@ -967,7 +967,8 @@ pub struct BurninArgs {
     /// GPUs by NVML index (0,1,3) or all.
     #[arg(long, default_value = "all", value_name = "LIST")]
     pub gpus: String,
-    /// Tests: gemm, memtest, hbm, host-link, p2p, collective, host, or all.
+    /// Tests: gemm, memtest, hbm, host-link, p2p, collective, host, or all;
+    /// -NAME leaves one out (all,-collective).
     #[arg(long, default_value = "all", value_name = "LIST")]
     pub tests: String,
     /// Element type of the GEMM stress.

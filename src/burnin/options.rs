@@ -197,16 +197,22 @@ pub fn names(s: &str, t: TestKind) -> bool {
     s.split(',').map(str::trim).any(|p| p == t.as_str())
 }
 
-/// Parses `gemm,hbm` or `all` into a sorted, de-duplicated list.
+/// Parses `gemm,hbm` or `all` into a sorted, de-duplicated list; `-NAME` leaves a test out
+/// (`all,-collective`: every test but the collective), whatever its place in the list.
 pub fn parse_tests(s: &str) -> Result<Vec<TestKind>, OptionsError> {
     let mut out = Vec::new();
+    let mut without = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let test = |name: &str| TestKind::parse(name).ok_or_else(|| OptionsError::Test(name.to_string()));
         if part == "all" {
             out.extend(TestKind::ALL);
+        } else if let Some(name) = part.strip_prefix('-') {
+            without.push(test(name.trim())?);
         } else {
-            out.push(TestKind::parse(part).ok_or_else(|| OptionsError::Test(part.to_string()))?);
+            out.push(test(part)?);
         }
     }
+    out.retain(|t| !without.contains(t));
     out.sort();
     out.dedup();
     if out.is_empty() {
@@ -285,6 +291,13 @@ mod tests {
         assert_eq!(parse_tests("host-link").expect("one"), vec![TestKind::HostLink]);
         assert_eq!(parse_tests("gemm,nope"), Err(OptionsError::Test("nope".into())));
         assert_eq!(parse_tests(" , "), Err(OptionsError::NoTests));
+        // A test left out, wherever it stands; leaving out all of them is no test.
+        let but = parse_tests("all,-collective").expect("all but one");
+        assert_eq!(but.len(), 6);
+        assert!(!but.contains(&TestKind::Collective));
+        assert_eq!(parse_tests("-hbm,gemm,hbm").expect("list"), vec![TestKind::Gemm]);
+        assert_eq!(parse_tests("gemm,-nope"), Err(OptionsError::Test("nope".into())));
+        assert_eq!(parse_tests("gemm,-gemm"), Err(OptionsError::NoTests));
     }
 
     #[test]
