@@ -23,6 +23,7 @@ fn run(dir: &Path, hooks: &[(&str, &str)], deadline: Duration) -> (kiln::fleet::
         push_timeout: Duration::from_secs(60),
         deadline,
         limits: None,
+        telemetry: None,
         hooks: &hooks,
     };
     let t0 = Instant::now();

@@ -8,6 +8,7 @@ use std::io::{BufRead, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
+use super::report::GpuTelemetry;
 use crate::checks::burnin_spec::CollectiveLimits;
 use crate::checks::{Component, Finding, Outcome, Severity};
 use crate::exit;
@@ -127,6 +128,13 @@ pub struct RankReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nccl_version: Option<String>,
     pub results: Vec<SizeResult>,
+    /// Each GPU's telemetry while the rank ran, in the burn-in report's shape (counters before
+    /// and after, samples, Xid events); empty when none was sampled (`telemetry_note` says why).
+    #[serde(default)]
+    pub telemetry: Vec<GpuTelemetry>,
+    /// Why the rank sampled no telemetry: no driver, NVML failed, no GPU inspected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry_note: Option<String>,
 }
 
 impl RankReport {
@@ -143,7 +151,14 @@ impl RankReport {
             reason: None,
             nccl_version: None,
             results: Vec::new(),
+            telemetry: Vec::new(),
+            telemetry_note: None,
         }
+    }
+
+    /// The report of a rank that did not run the collective, for `reason` (skipped).
+    pub fn not_run(opts: &RankOptions, reason: impl Into<String>) -> RankReport {
+        RankReport::new(opts).ended(Outcome::Skipped, reason)
     }
 
     fn ended(mut self, verdict: Outcome, reason: impl Into<String>) -> RankReport {
@@ -597,6 +612,8 @@ mod tests {
             reason: None,
             nccl_version: Some("2.27.3".into()),
             results,
+            telemetry: Vec::new(),
+            telemetry_note: None,
         }
     }
 

@@ -108,6 +108,7 @@ pub fn after_step(
         push_timeout: Duration::from_secs(a.args.timeout.max(1)),
         deadline: Duration::from_secs(a.args.rank_deadline.max(1)),
         limits,
+        telemetry: spec.platform.burnin.as_ref().map(|b| &b.telemetry),
         hooks: a.hooks,
     };
     let started = now();
