@@ -11,8 +11,8 @@ use crate::checks::Outcome as FindingOutcome;
 use crate::cli::{CollectiveMode, RackRunArgs};
 use crate::cmd::{CmdError, CmdResult};
 use crate::exit;
-use crate::fleet::{run_collective, CollectiveRun, Connector, RackOutcome, RemoteBinary, Step};
-use crate::inventory::{now, Inventory, RackRunRecord};
+use crate::fleet::{run_collective, CollectiveOutcome, CollectiveRun, Connector, RackOutcome, RemoteBinary, Step};
+use crate::inventory::{now, CollectiveTrayRecord, Inventory, RackRunId, RackRunRecord};
 use crate::rack::{RackManifest, RackNode};
 
 /// The hooks of `--rank-hook NODE=die|hang`, each node one of `nodes`; anything else is a usage
@@ -127,19 +127,73 @@ pub fn after_step(
             actor: "kiln rack burnin",
             gate: &gate,
         };
-        match inv.record_rack_run(&record) {
-            Ok(id) => c.rack_run_id = Some(id.0),
-            Err(e) => {
-                tracing::warn!(rack = %a.manifest.rack.id, error = %e, "collective not recorded");
-                c.record_error = Some(e.to_string());
-                if matches!(c.exit_code, exit::OK | exit::CHECK_ERROR | exit::SKIPPED) {
-                    c.exit_code = exit::DATABASE;
-                }
+        let recorded = inv.record_rack_run(&record).map_err(|e| crate::error::chain(&e)).and_then(|id| {
+            c.rack_run_id = Some(id.0);
+            record_trays(inv, &a.manifest.rack.id, id, &spec.platform.name, started, &mut c)
+        });
+        if let Err(why) = recorded {
+            tracing::warn!(rack = %a.manifest.rack.id, error = %why, "collective not recorded");
+            c.record_error = Some(why);
+            if matches!(c.exit_code, exit::OK | exit::CHECK_ERROR | exit::SKIPPED) {
+                c.exit_code = exit::DATABASE;
             }
         }
     }
     outcome.exit_code = if outcome.nodes.is_empty() { c.exit_code } else { worse(outcome.exit_code, c.exit_code) };
     outcome.collective = Some(c);
+}
+
+/// Records each tray's rank under the collective's rack run (a run of kind `collective` per
+/// tray, with its findings, results and telemetry), each in its own transaction: a tray that
+/// cannot be recorded loses nothing recorded before it, and the others are still tried. The
+/// trays not recorded, with why.
+fn record_trays(
+    inv: &mut Inventory,
+    rack: &str,
+    rack_run: RackRunId,
+    platform: &str,
+    started: time::OffsetDateTime,
+    c: &mut CollectiveOutcome,
+) -> Result<(), String> {
+    let mut failed = Vec::new();
+    let mut run_ids = Vec::new();
+    for t in &c.trays {
+        let findings = c.tray_findings(&t.node);
+        let verdict = t.verdict(&findings);
+        let findings: Vec<_> = findings.into_iter().cloned().collect();
+        let record = CollectiveTrayRecord {
+            rack,
+            rack_run,
+            node: &t.node,
+            rank: t.rank,
+            status: t.status.as_str(),
+            reason: t.reason.as_deref(),
+            killed: t.killed,
+            duration_ms: t.duration_ms,
+            report: t.report.as_ref(),
+            findings: &findings,
+            verdict,
+            exit_code: t.exit_code(verdict),
+            platform: Some(platform),
+            started_at: started,
+            finished_at: started + Duration::from_millis(t.duration_ms),
+            actor: "kiln rack burnin",
+        };
+        match inv.record_collective_tray(&record) {
+            Ok(id) => run_ids.push(Some(id.0)),
+            Err(e) => {
+                failed.push(format!("{}: {}", t.node, crate::error::chain(&e)));
+                run_ids.push(None);
+            }
+        }
+    }
+    for (t, id) in c.trays.iter_mut().zip(run_ids) {
+        t.run_id = id;
+    }
+    match failed.is_empty() {
+        true => Ok(()),
+        false => Err(format!("trays not recorded: {}", failed.join("; "))),
+    }
 }
 
 /// The exit code that says more of two: a failure, then an unreachable peer, the database, a

@@ -17,7 +17,7 @@ use crate::burnin::collective::{domain_figures, judge, DomainFigure, RankReport,
 use crate::burnin::judge::judge_telemetry_with;
 use crate::burnin::xid::XidCatalog;
 use crate::checks::burnin_spec::{CollectiveLimits, TelemetryLimits};
-use crate::checks::{Component, Finding, Outcome, Severity};
+use crate::checks::{Component, Finding, Outcome, Severity, Verdict};
 use crate::exit;
 use crate::rack::RackNode;
 
@@ -54,6 +54,9 @@ pub struct RankOutcome {
     pub killed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<RankReport>,
+    /// The tray's run of kind `collective` in the inventory, once recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<i64>,
 }
 
 /// The whole collective: per tray, the domain's figures, the findings and the exit code.
@@ -98,6 +101,32 @@ impl CollectiveOutcome {
 }
 
 impl RankOutcome {
+    /// The tray's own verdict, from `findings` (those about it, `tray_findings`): `None` for a
+    /// rank that was skipped or that kiln stopped because another failed, unless one of its
+    /// findings failed or erred (its GPUs' telemetry), as a run that judged nothing of the tray.
+    pub fn verdict(&self, findings: &[&Finding]) -> Option<Verdict> {
+        let own: Vec<Finding> = findings
+            .iter()
+            .filter(|f| !(f.check == "burnin.collective.rank" && self.killed_by_others()))
+            .map(|f| (*f).clone())
+            .collect();
+        let verdict = Verdict::of(&own);
+        let judged_nothing = self.status == NodeStatus::Skipped || self.killed_by_others();
+        (!judged_nothing || verdict != Verdict::Pass).then_some(verdict)
+    }
+
+    /// The exit code `kiln rack burnin` would give for this tray alone: its verdict first, then
+    /// how its rank ended (docs/exit-codes.md).
+    pub fn exit_code(&self, verdict: Option<Verdict>) -> i32 {
+        match (verdict, self.status) {
+            (Some(Verdict::Fail), _) | (_, NodeStatus::Fail) => exit::CHECK_FAILED,
+            (_, NodeStatus::PeerError) => exit::PEER,
+            (Some(Verdict::Error), _) | (_, NodeStatus::Error) => exit::CHECK_ERROR,
+            (_, NodeStatus::Skipped) => exit::SKIPPED,
+            (_, NodeStatus::Pass) => exit::OK,
+        }
+    }
+
     fn killed_by_others(&self) -> bool {
         self.killed
             && self.status == NodeStatus::Error
@@ -188,6 +217,7 @@ pub fn run_collective(run: &CollectiveRun<'_>, connector: &dyn Connector, rank_a
                     duration_ms: 0,
                     killed: false,
                     report: None,
+                    run_id: None,
                 })
             })
             .collect()
@@ -349,6 +379,7 @@ fn run_one(
         duration_ms: t0.elapsed().as_millis() as u64,
         killed,
         report,
+        run_id: None,
     };
     rv.lock().running.insert(i);
     let ready_by = t0 + run.push_timeout + Duration::from_secs(30);
@@ -688,6 +719,7 @@ report "$reply"
                     telemetry: vec![t],
                     telemetry_note: None,
                 }),
+                run_id: None,
             }
         };
         let trays = vec![tray(0, gpu("node01", None, 0)), tray(1, gpu("node02", Some(79), 500))];
