@@ -18,7 +18,13 @@ use crate::rack::{RackManifest, RackNode};
 /// The hooks of `--rank-hook NODE=die|hang`, each node one of `nodes`; anything else is a usage
 /// error before any node is touched.
 pub fn hooks(args: &RackRunArgs, nodes: &[&RackNode]) -> CmdResult<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
+    Ok(hooks_per_rack(args, &[nodes])?.pop().unwrap_or_default())
+}
+
+/// `hooks` over many racks (`--site`): each rack's hooks, for the nodes of that name in it; a
+/// node in no rack is a usage error before any node is touched.
+pub fn hooks_per_rack(args: &RackRunArgs, racks: &[&[&RackNode]]) -> CmdResult<Vec<BTreeMap<String, String>>> {
+    let mut out = vec![BTreeMap::new(); racks.len()];
     for h in &args.rank_hook {
         let (node, hook) = h
             .split_once('=')
@@ -26,10 +32,16 @@ pub fn hooks(args: &RackRunArgs, nodes: &[&RackNode]) -> CmdResult<BTreeMap<Stri
         if !matches!(hook, "die" | "hang") {
             return Err(CmdError::Usage(format!("--rank-hook {h}: the hook is die or hang")).into());
         }
-        if !nodes.iter().any(|n| n.name == node) {
+        let mut found = false;
+        for (hooks, nodes) in out.iter_mut().zip(racks) {
+            if nodes.iter().any(|n| n.name == node) {
+                hooks.insert(node.to_string(), hook.to_string());
+                found = true;
+            }
+        }
+        if !found {
             return Err(CmdError::Usage(format!("--rank-hook {h}: {node} is not a node of this run")).into());
         }
-        out.insert(node.to_string(), hook.to_string());
     }
     Ok(out)
 }

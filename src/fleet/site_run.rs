@@ -23,7 +23,19 @@ pub const SITE_SCHEMA_VERSION: u32 = 1;
 pub struct SiteRackStep<'a> {
     pub step: RackStep<'a>,
     pub connector: &'a dyn Connector,
+    /// Leave out the nodes' own step (`kiln rack burnin --collective only`): the rack's outcome
+    /// starts empty and `after` does the rack's work.
+    pub skip_nodes: bool,
+    /// What runs after the rack's step, in the rack's own thread, with its inventory: the
+    /// collective across its trays (`cmd::rack_collective::after_step`, as one rack alone
+    /// runs it). It reaches the nodes through the rack's connector, outside the site's bound
+    /// on sessions: every rank of a collective must run at once.
+    pub after: Option<&'a AfterRack<'a>>,
 }
+
+/// Work after a rack's step, given how its nodes are reached, its inventory and its outcome to
+/// fold the work into.
+pub type AfterRack<'a> = dyn Fn(&dyn Connector, Option<&mut Inventory>, &mut RackOutcome) + Sync + 'a;
 
 /// Where the site run's inventory comes from: a connection of its own for each rack (SQLite
 /// serializes their writes), opened in that rack's thread.
@@ -88,8 +100,17 @@ pub fn run_site_step(
             None => None,
         };
         let on_phase = |node: &str, phase: Phase<'_>| progress(rack, node, phase);
-        match run_rack_step(&r.step, &bounded, inventory.as_mut(), &on_phase) {
+        let stepped = match r.skip_nodes {
+            true => Ok(RackOutcome::new(rack, site.step, Vec::new(), Vec::new())),
+            false => run_rack_step(&r.step, &bounded, inventory.as_mut(), &on_phase),
+        };
+        match stepped {
             Ok(mut outcome) => {
+                // Before the nodes' reports are dropped: the collective reads the platform
+                // they name when the manifest names none.
+                if let Some(after) = r.after {
+                    after(r.connector, inventory.as_mut(), &mut outcome);
+                }
                 if site.step != Step::Status {
                     for n in &mut outcome.nodes {
                         n.report = None;
