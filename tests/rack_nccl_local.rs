@@ -88,3 +88,33 @@ fn a_hung_rank_is_named_at_its_deadline() {
     assert!((4.0..15.0).contains(&took), "{took:.1} s");
     wait_none_left(dir.path());
 }
+
+/// `kiln nccl-rank --root` on a GB200 tray capture with telemetry recorded for GPU 1: the rank
+/// runs no collective on GPUs that are not here (skipped, exit 7), and its report carries the
+/// capture's telemetry for every GPU of the tray, named as burn-in names them.
+#[test]
+fn a_rank_replaying_a_capture_reports_its_recorded_telemetry_per_gpu() {
+    use kiln::hw::fixture::{gb200_tray, Gb200Tray};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut tree = gb200_tray(&Gb200Tray::default());
+    tree.file(
+        kiln::hw::telemetry::TELEMETRY_PATH,
+        r#"{"gpus": [{"index": 1, "samples": [{"at_unix_ms": 1000, "power_w": 810.5}, {"at_unix_ms": 2000, "power_w": 990.0}],
+             "xids": [{"at_unix_ms": 1500, "xid": 79}]}]}"#,
+    );
+    let root = dir.path().join("tray");
+    tree.write(&root).expect("write the tray");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["nccl-rank", "--json", "--sample-ms", "50", "--root"])
+        .arg(&root)
+        .output()
+        .expect("run kiln nccl-rank");
+    assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: kiln::burnin::collective::RankReport = serde_json::from_slice(&out.stdout).expect("a rank report");
+    assert!(report.reason.as_deref().unwrap_or("").starts_with("replayed from a capture"), "{report:?}");
+    assert_eq!(report.telemetry.len(), 4, "the tray's four GPUs: {report:?}");
+    let g1 = report.telemetry.iter().find(|t| t.gpu.index == 1).expect("GPU 1");
+    assert_eq!(g1.samples.iter().filter_map(|s| s.power_w).collect::<Vec<_>>(), [810.5, 990.0]);
+    assert_eq!(g1.xids.iter().map(|x| x.xid).collect::<Vec<_>>(), [79]);
+    assert!(report.telemetry.iter().all(|t| t.gpu.serial.is_some()), "each GPU named by its serial");
+}
