@@ -101,7 +101,6 @@ fn note_outside(report: &mut RankReport, outside: &[crate::checks::Finding]) {
 mod tests {
     use super::*;
     use crate::hw::fixture::{gb200_tray, Gb200Tray};
-    use crate::hw::gpu::GpuSource;
 
     fn options() -> RankOptions {
         RankOptions {
