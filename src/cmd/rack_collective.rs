@@ -258,6 +258,57 @@ pub fn print(outcome: &RackOutcome, db: &std::path::Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fleet::{NodeStatus, RankOutcome};
+
+    /// The second of two trays that claim rank 0 is refused by the database: the tray before
+    /// it and the one after stay recorded, and the refusal names the tray.
+    #[test]
+    fn a_tray_that_cannot_be_recorded_loses_nothing_recorded_and_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut inv = Inventory::open(&dir.path().join("kiln.db")).expect("open");
+        let status = BTreeMap::new();
+        let rack_run = inv
+            .record_rack_run(&RackRunRecord {
+                rack: "r1",
+                kind: "collective",
+                started_at: now(),
+                finished_at: now(),
+                findings: &[],
+                exit_code: exit::SKIPPED,
+                node_status: &status,
+                actor: "kiln rack burnin",
+                gate: &BTreeMap::new(),
+            })
+            .expect("rack run");
+        let tray = |node: &str, rank: u32| RankOutcome {
+            node: node.into(),
+            rank,
+            status: NodeStatus::Skipped,
+            reason: Some("no NCCL".into()),
+            duration_ms: 10,
+            killed: false,
+            report: None,
+            run_id: None,
+        };
+        let mut c = CollectiveOutcome {
+            ranks: 2,
+            exit_code: exit::SKIPPED,
+            deadline_s: 60,
+            trays: vec![tray("node01", 0), tray("node02", 0), tray("node03", 1)],
+            figures: Vec::new(),
+            findings: Vec::new(),
+            rack_run_id: Some(rack_run.0),
+            record_error: None,
+        };
+        let err = record_trays(&mut inv, "r1", rack_run, "gb200-nvl72-tray", now(), &mut c).expect_err("refused");
+        assert!(err.starts_with("trays not recorded: node02: "), "{err}");
+        let ids: Vec<bool> = c.trays.iter().map(|t| t.run_id.is_some()).collect();
+        assert_eq!(ids, [true, false, true]);
+        let recorded: Vec<String> =
+            inv.collective_trays(rack_run).expect("trays").into_iter().map(|t| t.node).collect();
+        assert_eq!(recorded, ["node01", "node03"]);
+        assert_eq!(inv.rack_runs("r1").expect("runs").len(), 1, "the rack run stays");
+    }
 
     #[test]
     fn the_worse_exit_code_wins() {
