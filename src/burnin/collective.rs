@@ -132,7 +132,8 @@ pub struct RankReport {
     /// and after, samples, Xid events); empty when none was sampled (`telemetry_note` says why).
     #[serde(default)]
     pub telemetry: Vec<GpuTelemetry>,
-    /// Why the rank sampled no telemetry: no driver, NVML failed, no GPU inspected.
+    /// What `telemetry` leaves out: why the rank sampled nothing (no driver, NVML failed, no GPU
+    /// inspected), or an Xid heard from a GPU it could not name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry_note: Option<String>,
 }

@@ -87,14 +87,14 @@ fn no_gpu_note(node: Option<&Node>) -> String {
     }
 }
 
-/// An Xid from a GPU the rank did not watch is kept with the report, in its note: the
-/// controller sees it beside the GPUs' own.
+/// An Xid from a GPU the rank did not watch (one NVML gave no PCI address for) is kept with the
+/// report, in its note, so that it is read beside the GPUs' own.
 fn note_outside(report: &mut RankReport, outside: &[crate::checks::Finding]) {
-    if outside.is_empty() {
-        return;
+    let said: Vec<&str> =
+        report.telemetry_note.iter().map(String::as_str).chain(outside.iter().map(|f| f.message.as_str())).collect();
+    if !said.is_empty() {
+        report.telemetry_note = Some(said.join("; "));
     }
-    let said: Vec<&str> = outside.iter().map(|f| f.message.as_str()).collect();
-    report.telemetry_note = Some(said.join("; "));
 }
 
 #[cfg(test)]

@@ -296,13 +296,13 @@ impl CollectiveOutcome {
     }
 }
 
-/// Whether `f` is about tray `node`: a node finding of that name, or a part of it
-/// (`node03 NVIDIA GB200`).
+/// Whether `f` is about tray `node`: a node finding of that name, or one of its GPUs
+/// (`node03 NVIDIA GB200`, as `telemetry_findings` names them).
 fn names_tray(f: &Finding, node: &str) -> bool {
     match f.component.name.as_deref() {
         Some(name) if f.component.kind == "node" => name == node,
-        Some(name) => name.strip_prefix(node).is_some_and(|rest| rest.starts_with(' ')),
-        None => false,
+        Some(name) if f.component.kind == "gpu" => name.strip_prefix(node).is_some_and(|rest| rest.starts_with(' ')),
+        _ => false,
     }
 }
 
