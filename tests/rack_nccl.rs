@@ -161,6 +161,17 @@ fn the_collective_runs_over_every_tray_and_a_dead_or_hung_rank_is_named_and_clea
     assert_eq!(inv.state("node02").expect("state"), LifecycleState::Inspected, "a skip fails no tray");
     let node02 = inv.node("node02").expect("query").expect("node02");
     assert_eq!(inv.latest_run(node02.id).expect("latest").map(|r| r.kind), Some("inspect".to_string()));
+    // The tray's history lists its rank.
+    let history = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["node", "history", "node02", "--json", "--db"])
+        .arg(&db)
+        .output()
+        .expect("run kiln node history");
+    let history: Value = serde_json::from_slice(&history.stdout).expect("the history document");
+    let ranks = history["collectives"].as_array().expect("collectives");
+    assert_eq!(ranks.len(), 1, "{history:#}");
+    assert_eq!((ranks[0]["rank"].as_u64(), ranks[0]["status"].as_str()), (Some(1), Some("skipped")), "{history:#}");
+    assert_eq!(ranks[0]["rack_run_id"].as_i64(), Some(run.id.0), "{history:#}");
     drop(inv);
     no_rank_left(&lab);
 

@@ -155,6 +155,17 @@ impl Inventory {
         rows.pop().map(|row| self.with_results(row)).transpose()
     }
 
+    /// Every collective rank of the node, oldest first, without results or samples (for its
+    /// history; `collective_trays` or `latest_collective_as_of` give those).
+    pub fn collective_runs(&self, node: NodeId) -> Result<Vec<CollectiveTrayRow>, InventoryError> {
+        self.query_rows(
+            || format!("collectives of node {}", node.0),
+            &format!("{TRAY_SELECT} WHERE r.node_id = ?1 ORDER BY r.started_at, r.id"),
+            [node.0],
+            tray_row,
+        )
+    }
+
     fn with_results(&self, mut row: CollectiveTrayRow) -> Result<CollectiveTrayRow, InventoryError> {
         row.results = self.burnin_results_of(row.run_id)?;
         row.samples = self.burnin_samples_of(row.run_id)?;
