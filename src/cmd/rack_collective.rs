@@ -225,8 +225,8 @@ fn worse(a: i32, b: i32) -> i32 {
 pub fn print(outcome: &RackOutcome, db: &std::path::Path) {
     let Some(c) = &outcome.collective else { return };
     crate::terminal::println(format_args!(
-        "collective over {} trays (rank deadline {} s): exit {}",
-        c.ranks, c.deadline_s, c.exit_code
+        "collective over {} trays of rack {} (rank deadline {} s): exit {}",
+        c.ranks, outcome.rack, c.deadline_s, c.exit_code
     ));
     for t in &c.trays {
         crate::terminal::println(format_args!(
@@ -247,7 +247,18 @@ pub fn print(outcome: &RackOutcome, db: &std::path::Path) {
             f.gpus
         ));
     }
-    for f in c.findings.iter().filter(|f| f.outcome != FindingOutcome::Pass && f.check != "burnin.collective.rank") {
+    let sampled = c.trays.iter().filter(|t| t.report.as_ref().is_some_and(|r| !r.telemetry.is_empty())).count();
+    if sampled > 0 {
+        crate::terminal::println(format_args!("  telemetry sampled on {sampled} of {} trays", c.trays.len()));
+    }
+    // A telemetry check that could not judge (no clocks-event reasons, ECC off) is in the JSON
+    // and the inventory; the text keeps to what failed or could not be read.
+    let shown = |f: &&crate::checks::Finding| {
+        f.outcome != FindingOutcome::Pass
+            && f.check != "burnin.collective.rank"
+            && !(f.outcome == FindingOutcome::Skipped && f.check.starts_with("burnin.telemetry."))
+    };
+    for f in c.findings.iter().filter(shown) {
         crate::terminal::println(format_args!("  {} {}: {}", f.outcome.as_str(), f.check, f.message));
     }
     if let Some(id) = c.rack_run_id {
