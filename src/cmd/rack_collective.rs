@@ -276,7 +276,7 @@ mod tests {
     #[test]
     fn a_tray_that_cannot_be_recorded_loses_nothing_recorded_and_is_named() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut inv = Inventory::open(&dir.path().join("kiln.db")).expect("open");
+        let mut inv = Inventory::open(dir.path().join("kiln.db")).expect("open");
         let status = BTreeMap::new();
         let rack_run = inv
             .record_rack_run(&RackRunRecord {
