@@ -80,7 +80,8 @@ pub fn racks_at_once(parallel: usize, per_rack: usize, racks: usize) -> usize {
 /// (`open_inventory`; `None` records nothing). A rack whose inventory cannot be opened or read
 /// runs no node and is `DATABASE` with why as its `record_error`; the others go on. Once a
 /// rack is recorded and judged, its nodes' reports are dropped (kept only for `status`, which
-/// records nothing): what a site run holds grows with the racks in flight, not the site.
+/// records nothing), and so are the telemetry samples of each recorded tray of its collective:
+/// what a site run holds grows with the racks in flight, not the site.
 ///
 /// `progress` is told `(rack id, node, phase)` from the worker threads.
 pub fn run_site_step(
@@ -114,6 +115,14 @@ pub fn run_site_step(
                 if site.step != Step::Status {
                     for n in &mut outcome.nodes {
                         n.report = None;
+                    }
+                    // Each tray's telemetry samples are the bulk of a collective (one per GPU
+                    // per sample period): once in the inventory, the site does not hold them.
+                    let trays = outcome.collective.iter_mut().flat_map(|c| c.trays.iter_mut());
+                    for t in trays.filter(|t| t.run_id.is_some()) {
+                        for g in t.report.iter_mut().flat_map(|r| r.telemetry.iter_mut()) {
+                            g.samples = Vec::new();
+                        }
                     }
                 }
                 outcome
