@@ -202,6 +202,104 @@ impl NodeTransport for Held {
 mod tests {
     use super::*;
 
+    /// A rack whose nodes' step is left out (`--collective only`) runs only its `after`, in
+    /// its thread, and keeps its collective in the site outcome; the samples of a tray once
+    /// recorded are not held, those of a tray not recorded are.
+    #[test]
+    fn a_racks_after_work_runs_once_and_a_recorded_trays_samples_are_let_go() {
+        use crate::burnin::collective::{RankReport, RANK_KIND};
+        use crate::burnin::report::{GpuIdentity, GpuTelemetry, HealthCounters, Sample, Watch};
+        use crate::fleet::{CollectiveOutcome, FanoutOptions, LocalConnector, NodeStatus, Plan, RankOutcome};
+        let telemetry = vec![GpuTelemetry {
+            gpu: GpuIdentity {
+                index: 0,
+                pci_address: crate::model::PciAddress::new(8, 1, 0, 0).expect("address"),
+                serial: None,
+                uuid: None,
+                name: None,
+                numa_node: None,
+                slot: None,
+            },
+            before: HealthCounters::default(),
+            after: HealthCounters::default(),
+            samples: vec![Sample { at_unix_ms: 1, ..Default::default() }; 3],
+            xids: Vec::new(),
+            xid_watch: Watch::Watched,
+            power_limit_w: None,
+            problems: Vec::new(),
+        }];
+        let tray = |node: &str, rank: u32, run_id: Option<i64>| RankOutcome {
+            node: node.into(),
+            rank,
+            status: NodeStatus::Skipped,
+            reason: None,
+            duration_ms: 1,
+            killed: false,
+            report: Some(RankReport {
+                schema_version: 1,
+                kind: RANK_KIND.into(),
+                hostname: node.into(),
+                rank,
+                ranks: 2,
+                gpus: 1,
+                world: 2,
+                verdict: crate::checks::Outcome::Skipped,
+                reason: None,
+                nccl_version: None,
+                results: Vec::new(),
+                telemetry: telemetry.clone(),
+                telemetry_note: None,
+            }),
+            run_id,
+        };
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let after = |_: &dyn Connector, _: Option<&mut Inventory>, o: &mut RackOutcome| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            o.exit_code = exit::SKIPPED;
+            o.collective = Some(CollectiveOutcome {
+                ranks: 2,
+                exit_code: exit::SKIPPED,
+                deadline_s: 1,
+                trays: vec![tray("t1", 0, Some(7)), tray("t2", 1, None)],
+                figures: Vec::new(),
+                findings: Vec::new(),
+                rack_run_id: None,
+                record_error: None,
+            });
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let binary = crate::fleet::RemoteBinary::unchecked(dir.path(), std::env::consts::ARCH, "/nowhere/kiln");
+        let opts = FanoutOptions { parallel: 1, command_timeout: std::time::Duration::from_secs(1), binary };
+        let nodes = [RackNode::new("t1", "127.0.0.1"), RackNode::new("t2", "127.0.0.1")];
+        let refs: Vec<&RackNode> = nodes.iter().collect();
+        let plan = Plan::for_step(Step::Burnin, &[]);
+        let racks = [SiteRackStep {
+            step: RackStep {
+                rack: "r1",
+                rack_platform: None,
+                specs: &[],
+                nodes: &refs,
+                plan: &plan,
+                opts: &opts,
+                force: false,
+                whole_rack: true,
+            },
+            connector: &LocalConnector,
+            skip_nodes: true,
+            after: Some(&after),
+        }];
+        let site = SiteStep { site: None, step: Step::Burnin, racks: &racks, parallel: 1 };
+        let out = run_site_step(&site, None, 1, &|_, _, _| {});
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(out.exit_code, exit::SKIPPED);
+        assert!(out.racks[0].nodes.is_empty(), "no node step ran");
+        let trays = &out.racks[0].collective.as_ref().expect("the rack's collective").trays;
+        let samples =
+            |t: &RankOutcome| t.report.as_ref().map_or(0, |r| r.telemetry.iter().map(|g| g.samples.len()).sum());
+        assert_eq!((samples(&trays[0]), samples(&trays[1])), (0, 3));
+        assert_eq!(trays[0].report.as_ref().map(|r| r.telemetry.len()), Some(1), "its counters stay");
+    }
+
     #[test]
     fn the_worst_rack_decides_in_the_documented_order() {
         assert_eq!(worst_exit([]), exit::OK);
