@@ -452,6 +452,22 @@ fn run_one(
                         None
                     };
                     let result = t.run_answering(&script, run.deadline, &mut answer);
+                    // What a rank said as it ended reaches the controller with its output, not
+                    // through `answer`: rank 0's id there still counts, or the others would be
+                    // told that it never gave one.
+                    if let (Ok(out), 0) = (&result, i) {
+                        let said = Said::all_in(&out.stderr).into_iter().find_map(|s| match s {
+                            Said::Id(hex) => Some(hex),
+                            _ => None,
+                        });
+                        if let Some(hex) = said {
+                            let mut s = rv.lock();
+                            if s.id.is_none() {
+                                s.id = Some(hex);
+                                rv.changed.notify_all();
+                            }
+                        }
+                    }
                     judge_rank(connector, node, i, result, run.deadline, rv, &done)
                 }
             }
