@@ -78,6 +78,13 @@ pub struct NcclRankArgs {
     /// Test aid: die or hang instead of working (docs/burnin.md).
     #[arg(long, value_enum, hide = true)]
     pub rank_hook: Option<crate::burnin::collective::RankHook>,
+    /// Telemetry sample period of each GPU while the rank runs, milliseconds (as `kiln burnin`).
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub sample_ms: u64,
+    /// A capture to replay: its GPUs' recorded telemetry, and no collective (the GPUs are not
+    /// here).
+    #[command(flatten)]
+    pub source: SourceArgs,
     #[arg(long)]
     pub json: bool,
 }

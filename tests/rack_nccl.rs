@@ -126,6 +126,10 @@ fn the_collective_runs_over_every_tray_and_a_dead_or_hung_rank_is_named_and_clea
         assert!(t["reason"].as_str().unwrap_or("").contains("no NCCL"), "{out:#}");
         // Each report comes from the tray's own namespace.
         assert_eq!(t["report"]["hostname"], format!("node{i:02}"), "{out:#}");
+        // No driver on the tray: nothing sampled, and the report says why.
+        assert_eq!(t["report"]["telemetry"], serde_json::json!([]), "{out:#}");
+        assert_eq!(t["report"]["telemetry_note"], "not sampled: no NVIDIA driver", "{out:#}");
+        assert!(t["run_id"].as_i64().is_some(), "the tray's rank is recorded: {out:#}");
     }
     assert!(out["collective"]["figures"].as_array().is_some_and(|f| f.is_empty()), "no figure without NCCL");
     let inv = Inventory::open_existing(&db).expect("open");
@@ -140,7 +144,34 @@ fn the_collective_runs_over_every_tray_and_a_dead_or_hung_rank_is_named_and_clea
         .collect();
     assert_eq!(per_tray, ["node01", "node02", "node03", "node04"]);
     assert!(findings.iter().all(|f| f.outcome == kiln::checks::Outcome::Skipped), "{findings:#?}");
+    // One record per rank, each a run of its tray: the skip with why, no figure, no sample.
+    let trays = inv.collective_trays(run.id).expect("trays");
+    let names: Vec<(&str, u32)> = trays.iter().map(|t| (t.node.as_str(), t.rank)).collect();
+    assert_eq!(names, [("node01", 0), ("node02", 1), ("node03", 2), ("node04", 3)]);
+    for t in &trays {
+        assert_eq!((t.status.as_str(), t.verdict, t.exit_code), ("skipped", None, 7), "{t:#?}");
+        assert_eq!(t.hostname.as_deref(), Some(t.node.as_str()));
+        assert_eq!(t.telemetry_note.as_deref(), Some("not sampled: no NVIDIA driver"));
+        assert_eq!(t.results.len(), 1, "{t:#?}");
+        assert_eq!(t.results[0].test, "collective");
+        assert!(t.results[0].reason.as_deref().unwrap_or("").contains("no NCCL"), "{t:#?}");
+        assert!(t.samples.is_empty());
+        assert_eq!(Some(t.run_id.0), tray(&out, &t.node)["run_id"].as_i64());
+    }
     assert_eq!(inv.state("node02").expect("state"), LifecycleState::Inspected, "a skip fails no tray");
+    let node02 = inv.node("node02").expect("query").expect("node02");
+    assert_eq!(inv.latest_run(node02.id).expect("latest").map(|r| r.kind), Some("inspect".to_string()));
+    // The tray's history lists its rank.
+    let history = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["node", "history", "node02", "--json", "--db"])
+        .arg(&db)
+        .output()
+        .expect("run kiln node history");
+    let history: Value = serde_json::from_slice(&history.stdout).expect("the history document");
+    let ranks = history["collectives"].as_array().expect("collectives");
+    assert_eq!(ranks.len(), 1, "{history:#}");
+    assert_eq!((ranks[0]["rank"].as_u64(), ranks[0]["status"].as_str()), (Some(1), Some("skipped")), "{history:#}");
+    assert_eq!(ranks[0]["rack_run_id"].as_i64(), Some(run.id.0), "{history:#}");
     drop(inv);
     no_rank_left(&lab);
 
@@ -160,6 +191,11 @@ fn the_collective_runs_over_every_tray_and_a_dead_or_hung_rank_is_named_and_clea
     assert_eq!(state.name(), "failed", "{state:?}");
     assert!(state.reason().unwrap_or("").contains("burnin.collective.rank"), "{state:?}");
     assert_eq!(inv.state("node02").expect("state"), LifecycleState::Inspected, "the others are not failed");
+    let run = inv.rack_runs(run_rack(&out)).expect("runs").into_iter().find(|r| r.kind == "collective").expect("run");
+    let hung = inv.collective_trays(run.id).expect("trays").into_iter().find(|t| t.node == "node03").expect("node03");
+    assert_eq!((hung.status.as_str(), hung.killed, hung.verdict), ("error", true, Some(kiln::checks::Verdict::Error)));
+    assert!(hung.reason.as_deref().unwrap_or("").starts_with("hung: rank 2 on node03"), "{hung:#?}");
+    assert_eq!(hung.results[0].status, kiln::inventory::BurninResultStatus::Error, "{hung:#?}");
     drop(inv);
 
     // 3. node02's rank dies while node04's hangs: node02 is named, and node04 is killed at once,
@@ -206,4 +242,58 @@ fn the_collective_runs_over_every_tray_and_a_dead_or_hung_rank_is_named_and_clea
         (out.status.code().unwrap_or(-1), (), ())
     };
     assert_eq!(code, 2);
+
+    // 4. The same trays as a site of two racks of two: each rack runs a collective of its own
+    //    (its own rank 0), at once, each in the site document and recorded per tray.
+    drop(inv);
+    let site = lab::write_site(&lab.state, 2, true, &cfg.dir.join("site")).expect("site manifest");
+    for (r, rack) in ["r01.toml", "r02.toml"].iter().enumerate() {
+        let path = cfg.dir.join("site").join(rack);
+        let text = std::fs::read_to_string(&path).expect("read the rack");
+        let position = format!("position = {}\n", r + 1);
+        let with = format!("{position}platform = \"gb200-nvl72-tray\"\n");
+        std::fs::write(&path, text.replacen(&position, &with, 1)).expect("write the rack");
+    }
+    let t0 = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["rack", "burnin", "--json", "--connect-timeout", "5", "--timeout", "120", "--site"])
+        .arg(&site)
+        .args(["--collective", "only", "--rank-deadline", "60", "--db"])
+        .arg(&db)
+        .env_remove("KILN_RACK")
+        .output()
+        .expect("run kiln rack burnin --site");
+    println!(
+        "kiln rack burnin --site ({:.1} s):\n{}",
+        t0.elapsed().as_secs_f64(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("the site document");
+    assert_eq!(out.status.code(), Some(7), "{doc:#}");
+    assert_eq!(doc["kind"], "kiln.site");
+    let inv = Inventory::open_existing(&db).expect("open");
+    for (rack, nodes) in [("kc-r01", ["node01", "node02"]), ("kc-r02", ["node03", "node04"])] {
+        let r = doc["racks"].as_array().and_then(|a| a.iter().find(|r| r["rack"] == rack)).expect("rack");
+        let c = &r["collective"];
+        assert_eq!(c["ranks"], 2, "{doc:#}");
+        let trays: Vec<(&str, u64)> = c["trays"]
+            .as_array()
+            .expect("trays")
+            .iter()
+            .map(|t| (t["node"].as_str().unwrap_or(""), t["rank"].as_u64().unwrap_or(9)))
+            .collect();
+        assert_eq!(trays, [(nodes[0], 0), (nodes[1], 1)], "each rack its own rank 0: {doc:#}");
+        assert!(c["trays"].as_array().expect("trays").iter().all(|t| t["status"] == "skipped"), "{doc:#}");
+        let runs = inv.rack_runs(rack).expect("rack runs");
+        let run = runs.iter().find(|x| x.kind == "collective").expect("a collective rack run per rack");
+        assert_eq!(Some(run.id.0), c["rack_run_id"].as_i64(), "{doc:#}");
+        let recorded: Vec<String> = inv.collective_trays(run.id).expect("trays").into_iter().map(|t| t.node).collect();
+        assert_eq!(recorded, nodes, "{rack}");
+    }
+    no_rank_left(&lab);
+}
+
+/// The rack id of a `kiln.rack` document.
+fn run_rack(out: &Value) -> &str {
+    out["rack"].as_str().unwrap_or("")
 }

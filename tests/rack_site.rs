@@ -145,6 +145,8 @@ fn racks_overlap_under_both_bounds_and_each_is_recorded_and_gated_on_its_own() {
                 whole_rack: true,
             },
             connector: &connector,
+            skip_nodes: false,
+            after: None,
         })
         .collect();
     let db = d.join("kiln.db");

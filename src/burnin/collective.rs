@@ -9,7 +9,7 @@ use std::io::{BufRead, Read, Write};
 use serde::{Deserialize, Serialize};
 
 use super::options::TestKind;
-use super::report::{CollectiveSize, Figure, TestResult};
+use super::report::{CollectiveSize, Figure, GpuTelemetry, TestResult};
 use crate::checks::burnin_spec::{Chosen, CollectiveLimits, SizedLimit};
 use crate::checks::{Component, Finding, Outcome, Severity};
 use crate::exit;
@@ -141,6 +141,14 @@ pub struct RankReport {
     /// one GPU, a rank of a one-rank run, and reports of kiln before it had them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub local: Vec<SizeResult>,
+    /// Each GPU's telemetry while the rank ran, in the burn-in report's shape (counters before
+    /// and after, samples, Xid events); empty when none was sampled (`telemetry_note` says why).
+    #[serde(default)]
+    pub telemetry: Vec<GpuTelemetry>,
+    /// What `telemetry` leaves out: why the rank sampled nothing (no driver, NVML failed, no GPU
+    /// inspected), or an Xid heard from a GPU it could not name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry_note: Option<String>,
 }
 
 impl RankReport {
@@ -158,7 +166,14 @@ impl RankReport {
             nccl_version: None,
             results: Vec::new(),
             local: Vec::new(),
+            telemetry: Vec::new(),
+            telemetry_note: None,
         }
+    }
+
+    /// The report of a rank that did not run the collective, for `reason` (skipped).
+    pub fn not_run(opts: &RankOptions, reason: impl Into<String>) -> RankReport {
+        RankReport::new(opts).ended(Outcome::Skipped, reason)
     }
 
     fn ended(mut self, verdict: Outcome, reason: impl Into<String>) -> RankReport {
@@ -753,6 +768,8 @@ mod tests {
             nccl_version: Some("2.27.3".into()),
             results: sizes(8, scale, &[1 << 20, 8 << 30]),
             local: local.map(|l| sizes(4, l, &[8 << 30])).unwrap_or_default(),
+            telemetry: Vec::new(),
+            telemetry_note: None,
         }
     }
 

@@ -391,6 +391,17 @@ fn outliers(results: &[TestResult], t: &Thresholds) -> Vec<Finding> {
 /// Findings from telemetry, per GPU: one small check each. `minutes` is the
 /// run's length.
 pub fn judge_telemetry(tel: &[GpuTelemetry], t: &Thresholds, xids: &XidCatalog, minutes: f64) -> Vec<Finding> {
+    judge_telemetry_with(tel, &t.burnin.telemetry, xids, minutes)
+}
+
+/// `judge_telemetry` against the telemetry limits alone: what a caller without a whole
+/// burn-in's thresholds judges (the collective's controller, each tray's rank).
+pub fn judge_telemetry_with(
+    tel: &[GpuTelemetry],
+    limits: &TelemetryLimits,
+    xids: &XidCatalog,
+    minutes: f64,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     for g in tel {
         let on = OnGpu { component: g.gpu.component(), who: g.gpu.describe() };
@@ -398,8 +409,8 @@ pub fn judge_telemetry(tel: &[GpuTelemetry], t: &Thresholds, xids: &XidCatalog, 
         out.push(ecc(g, &on));
         out.push(row_remap(g, &on));
         out.push(xid(g, &on, xids));
-        out.extend(nvlink_errors(g, &on, &t.burnin.telemetry));
-        out.extend(pcie_replay(g, &on, &t.burnin.telemetry, minutes));
+        out.extend(nvlink_errors(g, &on, limits));
+        out.extend(pcie_replay(g, &on, limits, minutes));
         out.extend(read_problems(g, &on));
     }
     out

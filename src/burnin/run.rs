@@ -7,25 +7,23 @@
 //! decides which GPUs may be used; a GPU it fails gets no kernel and the run
 //! fails with validate's check id.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::cuda::{self, Gpu};
 use super::options::{BurninOptions, GemmDtype, GpuSelection, TestKind};
 use super::phases::{self, Plan, Worker};
 use super::report::{
-    BurninReport, CudaLibraries, Figure, GpuAccess, GpuIdentity, GpuTelemetry, TestResult, TestStatus, Watch,
-    REPORT_KIND, REPORT_VERSION,
+    BurninReport, CudaLibraries, Figure, GpuAccess, GpuIdentity, GpuTelemetry, TestResult, TestStatus, REPORT_KIND,
+    REPORT_VERSION,
 };
 use super::thresholds::Thresholds;
 use super::xid::{XidCatalog, XidCatalogError};
-use super::{judge, placement};
+use super::{judge, sampling};
 use crate::checks::rules::common::Ctx;
 use crate::checks::rules::fabric;
 use crate::checks::{Component, Finding, Outcome, Severity, Verdict};
 use crate::hw::gpu::NO_DRIVER;
-use crate::hw::telemetry::{Telemetry, TelemetryAccess, When};
+use crate::hw::telemetry::{Telemetry, TelemetryAccess};
 use crate::model::{Gpu as ModelGpu, GpuInventory, Node};
 
 /// The oldest CUDA driver API kiln's CUDA layer is built against (13.0,
@@ -268,7 +266,7 @@ impl GpuSide<'_> {
     fn choose<'g>(&self, gpus: &'g [ModelGpu], out: &mut Collected) -> Vec<Chosen<'g>> {
         let mut chosen = Vec::new();
         for gpu in gpus.iter().filter(|g| self.plan.opts.gpus.includes(g.index)) {
-            let Some(address) = gpu.pci_address else {
+            let Some(identity) = sampling::identity(self.plan.node, gpu) else {
                 let why: Vec<String> = gpu.problems.iter().map(|p| format!("{}: {}", p.path, p.message)).collect();
                 out.findings.push(
                     Finding::new(
@@ -281,22 +279,6 @@ impl GpuSide<'_> {
                     .action("check the driver (nvidia-smi -q) and the kernel log (dmesg)"),
                 );
                 continue;
-            };
-            let numa_node = match placement::placement(self.plan.node, &address) {
-                Ok(p) => p.map(|p| p.node),
-                Err(e) => {
-                    tracing::warn!(gpu = gpu.index, "NUMA node unknown: {e}");
-                    None
-                }
-            };
-            let identity = GpuIdentity {
-                index: gpu.index,
-                pci_address: address,
-                serial: gpu.serial.clone().filter(|s| !s.trim().is_empty()),
-                uuid: gpu.uuid.clone(),
-                name: gpu.name.clone(),
-                numa_node,
-                slot: Ctx::new(self.plan.node).gpu_component(gpu).slot,
             };
             chosen.push(Chosen { identity, gpu });
         }
@@ -367,70 +349,15 @@ impl GpuSide<'_> {
     /// Runs `phases` with telemetry over every selected GPU: counters before
     /// and after, samples and the Xid watch for the whole time.
     fn watched(&self, selected: &[Chosen<'_>], out: &mut Collected, phases: impl FnOnce() -> Vec<TestResult>) {
-        let t = self.telemetry;
-        let period = self.plan.opts.sample_period;
-        let befores: Vec<_> = selected.iter().map(|g| t.counters(g.identity.index, When::Before)).collect();
-        let targets: Vec<(u32, Option<String>)> =
-            selected.iter().map(|g| (g.identity.index, g.identity.uuid.clone())).collect();
-        let stop = AtomicBool::new(false);
-        let mut results = Vec::new();
-        let (samples, (xid_events, xid_watch)) = std::thread::scope(|s| {
-            let stop = &stop;
-            let samplers: Vec<_> =
-                selected.iter().map(|g| s.spawn(move || t.sample_until(g.identity.index, period, stop))).collect();
-            let targets = &targets;
-            let xid = s.spawn(move || t.watch_xids(targets, stop));
-            results = phases();
-            stop.store(true, Ordering::Relaxed);
-            let samples: Vec<_> = samplers
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| (Vec::new(), vec!["telemetry sampler panicked (kiln bug)".into()]))
-                })
-                .collect();
-            let xids = xid
-                .join()
-                .unwrap_or_else(|_| (Vec::new(), Watch::Failed { reason: "Xid watcher panicked (kiln bug)".into() }));
-            (samples, xids)
-        });
+        let gpus: Vec<sampling::Watched> = selected
+            .iter()
+            .map(|g| sampling::Watched { identity: g.identity.clone(), power_limit_w: g.gpu.power_limit_watts })
+            .collect();
+        let (results, telemetry, outside) =
+            sampling::around(self.telemetry, &gpus, self.plan.opts.sample_period, phases);
         out.results.extend(results);
-        let mut xids_by_gpu: BTreeMap<u32, Vec<_>> = BTreeMap::new();
-        for (i, e) in xid_events {
-            xids_by_gpu.entry(i).or_default().push(e);
-        }
-        for ((g, (before, mut problems)), (samples, sample_problems)) in selected.iter().zip(befores).zip(samples) {
-            let (after, after_problems) = t.counters(g.identity.index, When::After);
-            for p in after_problems.into_iter().chain(sample_problems) {
-                if !problems.contains(&p) {
-                    problems.push(p);
-                }
-            }
-            out.telemetry.push(GpuTelemetry {
-                gpu: g.identity.clone(),
-                before,
-                after,
-                samples,
-                xids: xids_by_gpu.remove(&g.identity.index).unwrap_or_default(),
-                xid_watch: xid_watch.clone(),
-                power_limit_w: g.gpu.power_limit_watts,
-                problems,
-            });
-        }
-        // An Xid from a device outside the burn-in still matters.
-        for (i, events) in xids_by_gpu {
-            for e in events {
-                out.findings.push(
-                    Finding::new(
-                        "burnin.telemetry.xid",
-                        Outcome::Fail,
-                        Severity::Critical,
-                        Component::node(),
-                        format!("Xid {} on a GPU outside the burn-in (NVML index {i})", e.xid),
-                    )
-                    .action("look up the Xid in checks/xid.toml and follow its action"),
-                );
-            }
-        }
+        out.telemetry.extend(telemetry);
+        out.findings.extend(outside);
     }
 }
 

@@ -50,6 +50,12 @@ fn diff(args: &InventoryDiffArgs) -> CmdResult<String> {
                 why: "a BMC firmware reading, not a run that read the node's parts".into(),
             });
         }
+        if run.kind == crate::inventory::COLLECTIVE_RUN {
+            return Err(InventoryError::UnknownRun {
+                run: id,
+                why: "a rank of a rack collective, not a run that read the node's parts".into(),
+            });
+        }
         Ok(run)
     };
     let a = run_of_node(args.run_a)?;

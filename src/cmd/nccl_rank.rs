@@ -3,15 +3,27 @@
 
 use anyhow::Context;
 
-use crate::burnin::collective::{human, run_rank, Op, RankOptions};
+use std::time::Duration;
+
+use crate::burnin::collective::{human, Op, RankOptions};
+use crate::burnin::rank_telemetry::run_rank_sampled;
 use crate::cli::NcclRankArgs;
 use crate::cmd::{CmdError, CmdResult, Outcome};
+use crate::hw::telemetry::TelemetryAccess;
 
 pub use crate::burnin::collective::DEFAULT_SIZES_MIB;
 
 pub fn run(args: &NcclRankArgs) -> CmdResult {
     let opts = options(args)?;
-    let report = run_rank(&opts, &mut std::io::stdin().lock());
+    // The tray's GPUs are read (and their telemetry sampled) only through `hw`, as `kiln
+    // burnin` reads them; the inspection names each GPU in the telemetry.
+    let (tree, gpus) = crate::hw::open(args.source.root.as_deref())?;
+    let telemetry = gpus.telemetry();
+    // Without a driver there is no GPU to name: the rank does not inspect the node for nothing.
+    let node = matches!(telemetry, TelemetryAccess::Live(_) | TelemetryAccess::Replay(_))
+        .then(|| crate::hw::inspect(tree.as_ref(), gpus.as_ref()));
+    let period = Duration::from_millis(args.sample_ms.max(10));
+    let report = run_rank_sampled(&opts, &mut std::io::stdin().lock(), node.as_ref(), telemetry, period);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).context("serialize the rank report")?);
     } else {

@@ -27,6 +27,39 @@ pub struct NodeHistory<'a> {
     pub events: &'a [LifecycleEvent],
     /// Which machine stood in the node's place, oldest first (docs/inventory.md).
     pub machine_events: &'a [MachineEvent],
+    /// Its ranks in rack collectives, oldest first (docs/burnin.md, "Collective").
+    pub collectives: &'a [CollectiveEntry],
+}
+
+/// One rank of the node in a rack collective, as its history lists it.
+#[derive(Debug, Serialize)]
+pub struct CollectiveEntry {
+    pub started_at: String,
+    pub rack: Option<String>,
+    pub rack_run_id: i64,
+    pub run_id: i64,
+    pub rank: u32,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The tray's own verdict; absent for a rank skipped or stopped because another failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<crate::checks::Verdict>,
+}
+
+impl CollectiveEntry {
+    fn of(t: &crate::inventory::CollectiveTrayRow) -> CollectiveEntry {
+        CollectiveEntry {
+            started_at: t.started_at.clone(),
+            rack: t.rack.clone(),
+            rack_run_id: t.rack_run_id.0,
+            run_id: t.run_id.0,
+            rank: t.rank,
+            status: t.status.clone(),
+            reason: t.reason.clone(),
+            verdict: t.verdict,
+        }
+    }
 }
 
 /// Runs one `kiln node` command. Exit codes: 0 done (or nothing to do),
@@ -48,9 +81,12 @@ fn history(args: &NodeHistoryArgs) -> CmdResult {
         .state(&args.node)
         .and_then(|s| Ok((s, inventory.history(&args.node)?)))
         .map_err(|e| fail(&what, e))?;
-    let machines = match inventory.node(&args.node).map_err(|e| fail(&what, e))? {
-        Some(row) => inventory.machine_events(row.id).map_err(|e| fail(&what, e))?,
-        None => Vec::new(),
+    let (machines, collectives) = match inventory.node(&args.node).map_err(|e| fail(&what, e))? {
+        Some(row) => (
+            inventory.machine_events(row.id).map_err(|e| fail(&what, e))?,
+            inventory.collective_runs(row.id).map_err(|e| fail(&what, e))?.iter().map(CollectiveEntry::of).collect(),
+        ),
+        None => (Vec::new(), Vec::new()),
     };
     if args.json {
         let doc = NodeHistory {
@@ -60,6 +96,7 @@ fn history(args: &NodeHistoryArgs) -> CmdResult {
             state: &state,
             events: &events,
             machine_events: &machines,
+            collectives: &collectives,
         };
         crate::terminal::json(&doc)?;
     } else {
@@ -71,6 +108,17 @@ fn history(args: &NodeHistoryArgs) -> CmdResult {
             for m in &machines {
                 let run = m.run_id.map(|r| format!(" [run {}]", r.0)).unwrap_or_default();
                 text.push_str(&format!("{}  {}{run}\n", m.at, m.message));
+            }
+        }
+        if !collectives.is_empty() {
+            text.push_str("collectives:\n");
+            for c in &collectives {
+                let rack = c.rack.as_deref().map(|r| format!("rack {r} ")).unwrap_or_default();
+                let why = c.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+                text.push_str(&format!(
+                    "{}  {rack}rank {}: {}{why} [rack run {}, run {}]\n",
+                    c.started_at, c.rank, c.status, c.rack_run_id, c.run_id
+                ));
             }
         }
         crate::terminal::print(&text);

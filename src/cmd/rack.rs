@@ -134,9 +134,12 @@ pub fn step(args: &RackRunArgs, step: Step, notices: &dyn Notices) -> CmdResult 
         crate::cmd::rack_collective::print(&outcome, &db);
     }
     let ended = Outcome::exit(outcome.exit_code);
-    Ok(match outcome.record_error {
-        Some(reason) => ended.with_error(CmdError::RackNotRecorded { db, reason }),
-        None => ended,
+    let collective =
+        outcome.collective.as_ref().and_then(|c| c.record_error.clone()).map(|e| format!("collective: {e}"));
+    let unrecorded: Vec<String> = outcome.record_error.into_iter().chain(collective).collect();
+    Ok(match unrecorded.is_empty() {
+        true => ended,
+        false => ended.with_error(CmdError::RackNotRecorded { db, reason: unrecorded.join("; ") }),
     })
 }
 

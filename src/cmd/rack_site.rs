@@ -8,14 +8,15 @@ use anyhow::Context;
 use crate::checks::Outcome as FindingOutcome;
 use crate::cli::RackRunArgs;
 use crate::cmd::rack::{node_args, TerminalProgress};
+use crate::cmd::rack_collective;
 use crate::cmd::{CmdError, CmdResult, Outcome};
 use crate::fleet::{
-    racks_at_once, run_site_step, site_table, FanoutOptions, Plan, RackOutcome, RackStep, RemoteBinary, SiteRackStep,
-    SiteStep, SshConnector, Step,
+    racks_at_once, run_site_step, site_table, AfterRack, Connector, FanoutOptions, Plan, RackOutcome, RackStep,
+    RemoteBinary, SiteRackStep, SiteStep, SshConnector, Step,
 };
 use crate::inventory::{db_path, Inventory};
 use crate::notice::Notices;
-use crate::rack::Site;
+use crate::rack::{RackNode, Site};
 
 /// Runs `step` over every rack of the site (`--site`) or every `--rack`, records each rack as
 /// one rack alone is recorded, and prints one table (or with `--json` one `kiln.site`
@@ -54,6 +55,36 @@ pub fn step(args: &RackRunArgs, racks: &[std::path::PathBuf], step: Step, notice
     .map_err(CmdError::NodeBinary)?;
     let parallel = args.parallel.max(1);
     let per_rack = args.per_rack.unwrap_or(parallel).clamp(1, parallel);
+    // The collective of each rack whose NVLink domain spans trays (`burnin`), checked for every
+    // rack before any node is touched, then run by each rack after its own step, as one rack
+    // alone runs it (`rack_collective::after_step`).
+    let rack_nodes: Vec<&[&RackNode]> = selected.iter().map(Vec::as_slice).collect();
+    let hooks = rack_collective::hooks_per_rack(args, &rack_nodes)?;
+    let only: Vec<bool> =
+        site.racks.iter().map(|r| rack_collective::only(args, step, &r.manifest, &specs)).collect::<CmdResult<_>>()?;
+    let afters: Vec<rack_collective::After<'_>> = site
+        .racks
+        .iter()
+        .zip(&selected)
+        .zip(&hooks)
+        .map(|((r, nodes), hooks)| rack_collective::After {
+            args,
+            step,
+            manifest: &r.manifest,
+            nodes,
+            specs: &specs,
+            binary: &binary,
+            hooks,
+        })
+        .collect();
+    let after_fns: Vec<Box<AfterRack<'_>>> = afters
+        .iter()
+        .map(|a| {
+            Box::new(move |connector: &dyn Connector, inventory: Option<&mut Inventory>, outcome: &mut RackOutcome| {
+                rack_collective::after_step(a, connector, inventory, outcome)
+            }) as Box<AfterRack<'_>>
+        })
+        .collect();
     let plan = Plan::for_step(step, &node_args(args, step));
     let opts: Vec<FanoutOptions> = site
         .racks
@@ -77,8 +108,9 @@ pub fn step(args: &RackRunArgs, racks: &[std::path::PathBuf], step: Step, notice
         .iter()
         .zip(&selected)
         .zip(opts.iter().zip(&connectors))
-        .filter(|((_, nodes), _)| !nodes.is_empty())
-        .map(|((r, nodes), (opts, connector))| SiteRackStep {
+        .zip(only.iter().zip(&after_fns))
+        .filter(|(((_, nodes), _), _)| !nodes.is_empty())
+        .map(|(((r, nodes), (opts, connector)), (only, after))| SiteRackStep {
             step: RackStep {
                 rack: &r.manifest.rack.id,
                 rack_platform: r.manifest.rack.platform.as_deref(),
@@ -90,6 +122,8 @@ pub fn step(args: &RackRunArgs, racks: &[std::path::PathBuf], step: Step, notice
                 whole_rack: args.nodes.is_empty(),
             },
             connector,
+            skip_nodes: *only,
+            after: Some(after.as_ref()),
         })
         .collect();
     let run = SiteStep { site: site.id.as_deref(), step, racks: &racks, parallel };
@@ -107,10 +141,21 @@ pub fn step(args: &RackRunArgs, racks: &[std::path::PathBuf], step: Step, notice
         crate::terminal::print(&site_table(&outcome.racks));
         for rack in &outcome.racks {
             print_rack_lines(rack, &db);
+            rack_collective::print(rack, &db);
         }
     }
-    let unrecorded: Vec<String> =
-        outcome.racks.iter().filter_map(|r| r.record_error.as_ref().map(|e| format!("rack {}: {e}", r.rack))).collect();
+    let unrecorded: Vec<String> = outcome
+        .racks
+        .iter()
+        .flat_map(|r| {
+            let collective = r.collective.as_ref().and_then(|c| c.record_error.as_ref());
+            [
+                r.record_error.as_ref().map(|e| format!("rack {}: {e}", r.rack)),
+                collective.map(|e| format!("rack {} collective: {e}", r.rack)),
+            ]
+        })
+        .flatten()
+        .collect();
     let ended = Outcome::exit(outcome.exit_code);
     Ok(match unrecorded.is_empty() {
         true => ended,

@@ -14,8 +14,10 @@ use super::outcome::NodeStatus;
 use super::push::{run_current, verified, VERIFY_EXIT};
 use super::transport::{Answer, CommandOutput, Connector, RemoteExit, TransportError};
 use crate::burnin::collective::{domain_figures, judge, DomainFigure, RankReport, Reply, Said};
-use crate::checks::burnin_spec::CollectiveLimits;
-use crate::checks::{Component, Finding, Outcome, Severity};
+use crate::burnin::judge::judge_telemetry_with;
+use crate::burnin::xid::XidCatalog;
+use crate::checks::burnin_spec::{CollectiveLimits, TelemetryLimits};
+use crate::checks::{Component, Finding, Outcome, Severity, Verdict};
 use crate::exit;
 use crate::rack::RackNode;
 
@@ -30,6 +32,10 @@ pub struct CollectiveRun<'a> {
     /// on its tray and the rank is named as hung.
     pub deadline: Duration,
     pub limits: Option<&'a CollectiveLimits>,
+    /// The platform's telemetry budgets (`[burnin.telemetry]`), by which each tray's sampled
+    /// telemetry is judged as a burn-in judges its own; `None`: no NVLink error or PCIe replay
+    /// is allowed.
+    pub telemetry: Option<&'a TelemetryLimits>,
     /// Test aid: a `--rank-hook` per node (`die`, `hang`), passed to that node's rank.
     pub hooks: &'a BTreeMap<String, String>,
 }
@@ -48,6 +54,9 @@ pub struct RankOutcome {
     pub killed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<RankReport>,
+    /// The tray's run of kind `collective` in the inventory, once recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<i64>,
 }
 
 /// The whole collective: per tray, the domain's figures, the findings and the exit code.
@@ -71,15 +80,20 @@ impl CollectiveOutcome {
         self.trays.iter().map(|t| (t.node.clone(), t.status.as_str().to_string())).collect()
     }
 
-    /// The trays a rank failure or an outlier names, with why: moved to `failed` when the run is
-    /// recorded. Ranks kiln stopped because another failed, and skipped ranks, are not.
+    /// The trays a rank failure, an outlier or their own GPUs' telemetry (a fatal Xid, NVLink
+    /// errors past the budget) names, with why: moved to `failed` when the run is recorded.
+    /// Ranks kiln stopped because another failed, and skipped ranks, are not, unless their
+    /// telemetry says so.
     pub fn gate(&self) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         for f in self.findings.iter().filter(|f| f.outcome == Outcome::Fail || f.outcome == Outcome::Error) {
-            if let Some(name) = f.component.name.as_deref().filter(|_| f.component.kind == "node") {
-                if self.trays.iter().any(|t| t.node == name && !t.killed_by_others()) {
-                    out.insert(name.to_string(), format!("rack collective failed: {}", f.check));
+            for t in self.trays.iter().filter(|t| names_tray(f, &t.node)) {
+                // A rank kiln stopped because another failed is not failed for it; what its
+                // own GPUs said still counts.
+                if f.component.kind == "node" && t.killed_by_others() {
+                    continue;
                 }
+                out.entry(t.node.clone()).or_insert_with(|| format!("rack collective failed: {}", f.check));
             }
         }
         out
@@ -87,6 +101,32 @@ impl CollectiveOutcome {
 }
 
 impl RankOutcome {
+    /// The tray's own verdict, from `findings` (those about it, `tray_findings`): `None` for a
+    /// rank that was skipped or that kiln stopped because another failed, unless one of its
+    /// findings failed or erred (its GPUs' telemetry), as a run that judged nothing of the tray.
+    pub fn verdict(&self, findings: &[&Finding]) -> Option<Verdict> {
+        let own: Vec<Finding> = findings
+            .iter()
+            .filter(|f| !(f.check == "burnin.collective.rank" && self.killed_by_others()))
+            .map(|f| (*f).clone())
+            .collect();
+        let verdict = Verdict::of(&own);
+        let judged_nothing = self.status == NodeStatus::Skipped || self.killed_by_others();
+        (!judged_nothing || verdict != Verdict::Pass).then_some(verdict)
+    }
+
+    /// The exit code `kiln rack burnin` would give for this tray alone: its verdict first, then
+    /// how its rank ended (docs/exit-codes.md).
+    pub fn exit_code(&self, verdict: Option<Verdict>) -> i32 {
+        match (verdict, self.status) {
+            (Some(Verdict::Fail), _) | (_, NodeStatus::Fail) => exit::CHECK_FAILED,
+            (_, NodeStatus::PeerError) => exit::PEER,
+            (Some(Verdict::Error), _) | (_, NodeStatus::Error) => exit::CHECK_ERROR,
+            (_, NodeStatus::Skipped) => exit::SKIPPED,
+            (_, NodeStatus::Pass) => exit::OK,
+        }
+    }
+
     fn killed_by_others(&self) -> bool {
         self.killed
             && self.status == NodeStatus::Error
@@ -177,11 +217,13 @@ pub fn run_collective(run: &CollectiveRun<'_>, connector: &dyn Connector, rank_a
                     duration_ms: 0,
                     killed: false,
                     report: None,
+                    run_id: None,
                 })
             })
             .collect()
     });
     let mut findings = rank_findings(&trays);
+    findings.extend(telemetry_findings(&trays, run.telemetry));
     let ran: Vec<(&str, &RankReport)> = trays
         .iter()
         .filter_map(|t| t.report.as_ref().filter(|r| !r.results.is_empty()).map(|r| (t.node.as_str(), r)))
@@ -203,6 +245,64 @@ pub fn run_collective(run: &CollectiveRun<'_>, connector: &dyn Connector, rank_a
         findings,
         rack_run_id: None,
         record_error: None,
+    }
+}
+
+/// Each tray's sampled telemetry judged by the burn-in's telemetry judge (throttling, ECC, row
+/// remaps, Xids, the NVLink error and PCIe replay budgets, queries that failed) over the time
+/// its rank ran. Each finding names its tray first, in its message and its component's name
+/// (`node03 NVIDIA GB200`), as `tray_findings` and the gate find it.
+fn telemetry_findings(trays: &[RankOutcome], limits: Option<&TelemetryLimits>) -> Vec<Finding> {
+    let sampled: Vec<(&RankOutcome, &RankReport)> =
+        trays.iter().filter_map(|t| t.report.as_ref().filter(|r| !r.telemetry.is_empty()).map(|r| (t, r))).collect();
+    if sampled.is_empty() {
+        return Vec::new();
+    }
+    let strict = TelemetryLimits {
+        nvlink_error_budget: 0,
+        pcie_replays_per_minute: 0.0,
+        reason: "the platform spec has no [burnin.telemetry]: no error allowed".into(),
+    };
+    let limits = limits.unwrap_or(&strict);
+    let catalog = match XidCatalog::builtin() {
+        Ok(c) => c,
+        Err(e) => {
+            return vec![Finding::new(
+                "burnin.telemetry.xid",
+                Outcome::Error,
+                Severity::Critical,
+                Component::node(),
+                format!("the trays' telemetry was not judged: {}", crate::error::chain(&e)),
+            )];
+        }
+    };
+    let mut out = Vec::new();
+    for (t, r) in sampled {
+        let minutes = t.duration_ms as f64 / 60_000.0;
+        for mut f in judge_telemetry_with(&r.telemetry, limits, &catalog, minutes) {
+            let what = f.component.name.take().unwrap_or_else(|| f.component.kind.clone());
+            f.component.name = Some(format!("{} {what}", t.node));
+            f.message = format!("{}: {}", t.node, f.message);
+            out.push(f);
+        }
+    }
+    out
+}
+
+impl CollectiveOutcome {
+    /// The findings about one tray: its rank, its outlier verdicts, its GPUs' telemetry.
+    pub fn tray_findings(&self, node: &str) -> Vec<&Finding> {
+        self.findings.iter().filter(|f| names_tray(f, node)).collect()
+    }
+}
+
+/// Whether `f` is about tray `node`: a node finding of that name, or one of its GPUs
+/// (`node03 NVIDIA GB200`, as `telemetry_findings` names them).
+fn names_tray(f: &Finding, node: &str) -> bool {
+    match f.component.name.as_deref() {
+        Some(name) if f.component.kind == "node" => name == node,
+        Some(name) if f.component.kind == "gpu" => name.strip_prefix(node).is_some_and(|rest| rest.starts_with(' ')),
+        _ => false,
     }
 }
 
@@ -244,15 +344,16 @@ fn rank_findings(trays: &[RankOutcome]) -> Vec<Finding> {
         .collect()
 }
 
-/// 1 when a rank or a figure failed, 6 for an unreachable tray, 3 when a rank could not run or
-/// was stopped, 7 when ranks were skipped (no NCCL, no driver), 0 only when every rank passed.
+/// 1 when a rank, a figure or a tray's telemetry failed, 6 for an unreachable tray, 3 when a
+/// rank could not run or was stopped (or a tray's telemetry could not be judged), 7 when ranks
+/// were skipped (no NCCL, no driver), 0 only when every rank passed.
 fn exit_code(trays: &[RankOutcome], findings: &[Finding]) -> i32 {
     let any = |s: NodeStatus| trays.iter().any(|t| t.status == s);
     if any(NodeStatus::Fail) || findings.iter().any(|f| f.outcome == Outcome::Fail) {
         exit::CHECK_FAILED
     } else if any(NodeStatus::PeerError) {
         exit::PEER
-    } else if any(NodeStatus::Error) {
+    } else if any(NodeStatus::Error) || findings.iter().any(|f| f.outcome == Outcome::Error) {
         exit::CHECK_ERROR
     } else if any(NodeStatus::Skipped) || trays.is_empty() {
         exit::SKIPPED
@@ -278,6 +379,7 @@ fn run_one(
         duration_ms: t0.elapsed().as_millis() as u64,
         killed,
         report,
+        run_id: None,
     };
     rv.lock().running.insert(i);
     let ready_by = t0 + run.push_timeout + Duration::from_secs(30);
@@ -350,6 +452,22 @@ fn run_one(
                         None
                     };
                     let result = t.run_answering(&script, run.deadline, &mut answer);
+                    // What a rank said as it ended reaches the controller with its output, not
+                    // through `answer`: rank 0's id there still counts, or the others would be
+                    // told that it never gave one.
+                    if let (Ok(out), 0) = (&result, i) {
+                        let said = Said::all_in(&out.stderr).into_iter().find_map(|s| match s {
+                            Said::Id(hex) => Some(hex),
+                            _ => None,
+                        });
+                        if let Some(hex) = said {
+                            let mut s = rv.lock();
+                            if s.id.is_none() {
+                                s.id = Some(hex);
+                                rv.changed.notify_all();
+                            }
+                        }
+                    }
                     judge_rank(connector, node, i, result, run.deadline, rv, &done)
                 }
             }
@@ -549,6 +667,7 @@ report "$reply"
             push_timeout: Duration::from_secs(10),
             deadline: Duration::from_secs(20),
             limits: None,
+            telemetry: None,
             hooks: &hooks,
         };
         run_collective(&run, &LocalConnector, &[])
@@ -567,6 +686,91 @@ report "$reply"
         assert!(out.trays.iter().all(|t| t.status == NodeStatus::Skipped), "{out:#?}");
         assert_eq!(out.exit_code, exit::SKIPPED);
         assert!(out.figures.is_empty(), "skipped ranks give no figure");
+    }
+
+    /// Two trays skipped (no NCCL) whose GPUs were sampled: node02's GPU reported a fatal Xid
+    /// and NVLink errors past the budget, node01's nothing.
+    #[test]
+    fn each_trays_telemetry_is_judged_and_a_bad_gpu_fails_its_tray_by_name() {
+        use crate::burnin::report::{GpuIdentity, GpuTelemetry, HealthCounters, Watch, XidEvent};
+        let gpu = |node: &str, xid: Option<u64>, errors: u64| GpuTelemetry {
+            gpu: GpuIdentity {
+                index: 1,
+                pci_address: crate::model::PciAddress::new(8, 1, 0, 0).expect("address"),
+                serial: Some(format!("{node}-gpu1")),
+                uuid: None,
+                name: Some("NVIDIA GB200".into()),
+                numa_node: None,
+                slot: None,
+            },
+            before: HealthCounters { nvlink_errors: Some(0), nvlink_links: Some(18), ..Default::default() },
+            after: HealthCounters { nvlink_errors: Some(errors), nvlink_links: Some(18), ..Default::default() },
+            samples: Vec::new(),
+            xids: xid.map(|x| XidEvent { at_unix_ms: 1, xid: x }).into_iter().collect(),
+            xid_watch: Watch::Watched,
+            power_limit_w: None,
+            problems: Vec::new(),
+        };
+        let tray = |i: u32, t: GpuTelemetry| {
+            let node = format!("node0{}", i + 1);
+            RankOutcome {
+                node: node.clone(),
+                rank: i,
+                status: NodeStatus::Skipped,
+                reason: Some("no NCCL".into()),
+                duration_ms: 60_000,
+                killed: false,
+                report: Some(RankReport {
+                    schema_version: 1,
+                    kind: crate::burnin::collective::RANK_KIND.into(),
+                    hostname: node,
+                    rank: i,
+                    ranks: 2,
+                    gpus: 0,
+                    world: 0,
+                    verdict: Outcome::Skipped,
+                    reason: Some("no NCCL".into()),
+                    nccl_version: None,
+                    results: Vec::new(),
+                    telemetry: vec![t],
+                    telemetry_note: None,
+                    local: Vec::new(),
+                }),
+                run_id: None,
+            }
+        };
+        let trays = vec![tray(0, gpu("node01", None, 0)), tray(1, gpu("node02", Some(79), 500))];
+        let limits = TelemetryLimits { nvlink_error_budget: 10, pcie_replays_per_minute: 1.0, reason: "spec".into() };
+        let mut findings = rank_findings(&trays);
+        findings.extend(telemetry_findings(&trays, Some(&limits)));
+        let exit_code = exit_code(&trays, &findings);
+        let out = CollectiveOutcome {
+            ranks: 2,
+            exit_code,
+            deadline_s: 60,
+            trays,
+            figures: Vec::new(),
+            findings,
+            rack_run_id: None,
+            record_error: None,
+        };
+        assert_eq!(out.exit_code, exit::CHECK_FAILED, "{:#?}", out.findings);
+        let bad: Vec<&str> = out
+            .tray_findings("node02")
+            .into_iter()
+            .filter(|f| f.outcome == Outcome::Fail)
+            .map(|f| f.check.as_str())
+            .collect();
+        assert_eq!(bad, ["burnin.telemetry.xid", "burnin.telemetry.nvlink_errors"], "{:#?}", out.findings);
+        let xid = out.tray_findings("node02").into_iter().find(|f| f.check == "burnin.telemetry.xid").expect("xid");
+        assert!(xid.message.starts_with("node02: GPU 1 (serial node02-gpu1)"), "{}", xid.message);
+        assert_eq!(xid.component.name.as_deref(), Some("node02 NVIDIA GB200"));
+        assert!(out.tray_findings("node01").iter().all(|f| f.outcome != Outcome::Fail), "{:#?}", out.findings);
+        // node01 is not node010's prefix: a finding names a tray by its whole name.
+        assert!(out.tray_findings("node0").is_empty());
+        let gate = out.gate();
+        assert_eq!(gate.keys().collect::<Vec<_>>(), ["node02"], "{gate:?}");
+        assert_eq!(gate["node02"], "rack collective failed: burnin.telemetry.xid");
     }
 
     #[test]

@@ -40,7 +40,8 @@ pub use pool::{SessionPermit, Sessions};
 pub use rack_run::{run_rack_step, RackStep};
 pub use record::{already_passed, record_outcome, run_kind, RecordResult};
 pub use site_run::{
-    racks_at_once, run_site_step, worst_exit, OpenInventory, SiteOutcome, SiteRackStep, SiteStep, SITE_SCHEMA_VERSION,
+    racks_at_once, run_site_step, worst_exit, AfterRack, OpenInventory, SiteOutcome, SiteRackStep, SiteStep,
+    SITE_SCHEMA_VERSION,
 };
 pub use slurm_burnin::{
     job_name, run_slurm_burnin, JobReport, SlurmBurnin, SlurmBurninError, SlurmBurninOutcome, SlurmEvent,

@@ -127,43 +127,55 @@ pub fn run_rack_step(
     findings.extend(outcomes.iter().filter_map(machine_finding));
     let mut outcome = RackOutcome::new(step.rack, kind, outcomes, findings);
     if let Some(inv) = inventory {
-        let node_status: BTreeMap<String, String> =
-            outcome.nodes.iter().map(|o| (o.node.clone(), o.status.as_str().to_string())).collect();
-        let actor = format!("kiln rack {}", kind.as_str());
-        let record = RackRunRecord {
-            rack: step.rack,
-            kind: kind.as_str(),
-            started_at: started,
-            finished_at: now(),
-            findings: &outcome.rack_findings,
-            exit_code: outcome.exit_code,
-            node_status: &node_status,
-            actor: &actor,
-            gate: &gate,
-        };
-        match inv.record_rack_run(&record) {
-            Ok(id) => {
-                outcome.rack_run_id = Some(id.0);
-                // Each node's recorded state as the rack run left it.
-                for o in &mut outcome.nodes {
-                    if let (Some(recorded), Ok(state)) =
-                        (o.recorded.as_mut(), inv.state(&super::record::place(step.rack, &o.node)))
-                    {
-                        recorded.state = Some(state.name().to_string());
-                        recorded.state_reason = state.reason().map(str::to_string);
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(rack = step.rack, error = %e, "rack run not recorded");
-                outcome.record_error = Some(e.to_string());
-                if matches!(outcome.exit_code, exit::OK | exit::CHECK_ERROR | exit::SKIPPED) {
-                    outcome.exit_code = exit::DATABASE;
+        record_rack_outcome(inv, &mut outcome, started, &format!("kiln rack {}", kind.as_str()), &gate);
+    }
+    Ok(outcome)
+}
+
+/// Records `outcome` as its rack run (its rack findings, each node's status, the nodes `gate`
+/// moves to `failed`) and then each recorded node's state as the run left it. A rack run the
+/// inventory refuses leaves the outcome `DATABASE` (unless it already says worse) with why.
+pub(super) fn record_rack_outcome(
+    inv: &mut Inventory,
+    outcome: &mut RackOutcome,
+    started: time::OffsetDateTime,
+    actor: &str,
+    gate: &BTreeMap<String, String>,
+) {
+    let node_status: BTreeMap<String, String> =
+        outcome.nodes.iter().map(|o| (o.node.clone(), o.status.as_str().to_string())).collect();
+    let record = RackRunRecord {
+        rack: &outcome.rack,
+        kind: outcome.step.as_str(),
+        started_at: started,
+        finished_at: now(),
+        findings: &outcome.rack_findings,
+        exit_code: outcome.exit_code,
+        node_status: &node_status,
+        actor,
+        gate,
+    };
+    match inv.record_rack_run(&record) {
+        Ok(id) => {
+            outcome.rack_run_id = Some(id.0);
+            // Each node's recorded state as the rack run left it.
+            for o in &mut outcome.nodes {
+                if let (Some(recorded), Ok(state)) =
+                    (o.recorded.as_mut(), inv.state(&super::record::place(&outcome.rack, &o.node)))
+                {
+                    recorded.state = Some(state.name().to_string());
+                    recorded.state_reason = state.reason().map(str::to_string);
                 }
             }
         }
+        Err(e) => {
+            tracing::warn!(rack = %outcome.rack, error = %e, "rack run not recorded");
+            outcome.record_error = Some(e.to_string());
+            if matches!(outcome.exit_code, exit::OK | exit::CHECK_ERROR | exit::SKIPPED) {
+                outcome.exit_code = exit::DATABASE;
+            }
+        }
     }
-    Ok(outcome)
 }
 
 /// The site-wide serial findings of the nodes just recorded, or one error finding saying why

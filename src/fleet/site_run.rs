@@ -23,7 +23,19 @@ pub const SITE_SCHEMA_VERSION: u32 = 1;
 pub struct SiteRackStep<'a> {
     pub step: RackStep<'a>,
     pub connector: &'a dyn Connector,
+    /// Leave out the nodes' own step (`kiln rack burnin --collective only`): the rack's outcome
+    /// starts empty and `after` does the rack's work.
+    pub skip_nodes: bool,
+    /// What runs after the rack's step, in the rack's own thread, with its inventory: the
+    /// collective across its trays (`cmd::rack_collective::after_step`, as one rack alone
+    /// runs it). It reaches the nodes through the rack's connector, outside the site's bound
+    /// on sessions: every rank of a collective must run at once.
+    pub after: Option<&'a AfterRack<'a>>,
 }
+
+/// Work after a rack's step, given how its nodes are reached, its inventory and its outcome to
+/// fold the work into.
+pub type AfterRack<'a> = dyn Fn(&dyn Connector, Option<&mut Inventory>, &mut RackOutcome) + Sync + 'a;
 
 /// Where the site run's inventory comes from: a connection of its own for each rack (SQLite
 /// serializes their writes), opened in that rack's thread.
@@ -68,7 +80,8 @@ pub fn racks_at_once(parallel: usize, per_rack: usize, racks: usize) -> usize {
 /// (`open_inventory`; `None` records nothing). A rack whose inventory cannot be opened or read
 /// runs no node and is `DATABASE` with why as its `record_error`; the others go on. Once a
 /// rack is recorded and judged, its nodes' reports are dropped (kept only for `status`, which
-/// records nothing): what a site run holds grows with the racks in flight, not the site.
+/// records nothing), and so are the telemetry samples of each recorded tray of its collective:
+/// what a site run holds grows with the racks in flight, not the site.
 ///
 /// `progress` is told `(rack id, node, phase)` from the worker threads.
 pub fn run_site_step(
@@ -88,11 +101,28 @@ pub fn run_site_step(
             None => None,
         };
         let on_phase = |node: &str, phase: Phase<'_>| progress(rack, node, phase);
-        match run_rack_step(&r.step, &bounded, inventory.as_mut(), &on_phase) {
+        let stepped = match r.skip_nodes {
+            true => Ok(RackOutcome::new(rack, site.step, Vec::new(), Vec::new())),
+            false => run_rack_step(&r.step, &bounded, inventory.as_mut(), &on_phase),
+        };
+        match stepped {
             Ok(mut outcome) => {
+                // Before the nodes' reports are dropped: the collective reads the platform
+                // they name when the manifest names none.
+                if let Some(after) = r.after {
+                    after(r.connector, inventory.as_mut(), &mut outcome);
+                }
                 if site.step != Step::Status {
                     for n in &mut outcome.nodes {
                         n.report = None;
+                    }
+                    // Each tray's telemetry samples are the bulk of a collective (one per GPU
+                    // per sample period): once in the inventory, the site does not hold them.
+                    let trays = outcome.collective.iter_mut().flat_map(|c| c.trays.iter_mut());
+                    for t in trays.filter(|t| t.run_id.is_some()) {
+                        for g in t.report.iter_mut().flat_map(|r| r.telemetry.iter_mut()) {
+                            g.samples = Vec::new();
+                        }
                     }
                 }
                 outcome
@@ -171,6 +201,105 @@ impl NodeTransport for Held {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A rack whose nodes' step is left out (`--collective only`) runs only its `after`, in
+    /// its thread, and keeps its collective in the site outcome; the samples of a tray once
+    /// recorded are not held, those of a tray not recorded are.
+    #[test]
+    fn a_racks_after_work_runs_once_and_a_recorded_trays_samples_are_let_go() {
+        use crate::burnin::collective::{RankReport, RANK_KIND};
+        use crate::burnin::report::{GpuIdentity, GpuTelemetry, HealthCounters, Sample, Watch};
+        use crate::fleet::{CollectiveOutcome, FanoutOptions, LocalConnector, NodeStatus, Plan, RankOutcome};
+        let telemetry = vec![GpuTelemetry {
+            gpu: GpuIdentity {
+                index: 0,
+                pci_address: crate::model::PciAddress::new(8, 1, 0, 0).expect("address"),
+                serial: None,
+                uuid: None,
+                name: None,
+                numa_node: None,
+                slot: None,
+            },
+            before: HealthCounters::default(),
+            after: HealthCounters::default(),
+            samples: vec![Sample { at_unix_ms: 1, ..Default::default() }; 3],
+            xids: Vec::new(),
+            xid_watch: Watch::Watched,
+            power_limit_w: None,
+            problems: Vec::new(),
+        }];
+        let tray = |node: &str, rank: u32, run_id: Option<i64>| RankOutcome {
+            node: node.into(),
+            rank,
+            status: NodeStatus::Skipped,
+            reason: None,
+            duration_ms: 1,
+            killed: false,
+            report: Some(RankReport {
+                schema_version: 1,
+                kind: RANK_KIND.into(),
+                hostname: node.into(),
+                rank,
+                ranks: 2,
+                gpus: 1,
+                world: 2,
+                verdict: crate::checks::Outcome::Skipped,
+                reason: None,
+                nccl_version: None,
+                results: Vec::new(),
+                telemetry: telemetry.clone(),
+                telemetry_note: None,
+                local: Vec::new(),
+            }),
+            run_id,
+        };
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let after = |_: &dyn Connector, _: Option<&mut Inventory>, o: &mut RackOutcome| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            o.exit_code = exit::SKIPPED;
+            o.collective = Some(CollectiveOutcome {
+                ranks: 2,
+                exit_code: exit::SKIPPED,
+                deadline_s: 1,
+                trays: vec![tray("t1", 0, Some(7)), tray("t2", 1, None)],
+                figures: Vec::new(),
+                findings: Vec::new(),
+                rack_run_id: None,
+                record_error: None,
+            });
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let binary = crate::fleet::RemoteBinary::unchecked(dir.path(), std::env::consts::ARCH, "/nowhere/kiln");
+        let opts = FanoutOptions { parallel: 1, command_timeout: std::time::Duration::from_secs(1), binary };
+        let nodes = [RackNode::new("t1", "127.0.0.1"), RackNode::new("t2", "127.0.0.1")];
+        let refs: Vec<&RackNode> = nodes.iter().collect();
+        let plan = Plan::for_step(Step::Burnin, &[]);
+        let racks = [SiteRackStep {
+            step: RackStep {
+                rack: "r1",
+                rack_platform: None,
+                specs: &[],
+                nodes: &refs,
+                plan: &plan,
+                opts: &opts,
+                force: false,
+                whole_rack: true,
+            },
+            connector: &LocalConnector,
+            skip_nodes: true,
+            after: Some(&after),
+        }];
+        let site = SiteStep { site: None, step: Step::Burnin, racks: &racks, parallel: 1 };
+        let out = run_site_step(&site, None, 1, &|_, _, _| {});
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(out.exit_code, exit::SKIPPED);
+        assert!(out.racks[0].nodes.is_empty(), "no node step ran");
+        let trays = &out.racks[0].collective.as_ref().expect("the rack's collective").trays;
+        let samples =
+            |t: &RankOutcome| t.report.as_ref().map_or(0, |r| r.telemetry.iter().map(|g| g.samples.len()).sum());
+        assert_eq!((samples(&trays[0]), samples(&trays[1])), (0, 3));
+        assert_eq!(trays[0].report.as_ref().map(|r| r.telemetry.len()), Some(1), "its counters stay");
+    }
 
     #[test]
     fn the_worst_rack_decides_in_the_documented_order() {

@@ -25,7 +25,7 @@ use super::slurm_jobs::{
 };
 use super::transport::{shell_quote, CommandOutput, Connector, RemoteExit, TransportError};
 use crate::exit;
-use crate::inventory::{now, Inventory, InventoryError, RackRunRecord, SlurmJobEnd, SlurmJobRow};
+use crate::inventory::{now, Inventory, InventoryError, SlurmJobEnd, SlurmJobRow};
 use crate::rack::RackNode;
 
 /// The guard's exit when the node's binary is not the one meant for it.
@@ -535,39 +535,6 @@ fn collect(
 /// findings), and each node's state as the run left it.
 fn record_rack(inv: &mut Inventory, rack: &str, started: OffsetDateTime, nodes: Vec<NodeOutcome>) -> RackOutcome {
     let mut outcome = RackOutcome::new(rack, Step::Burnin, nodes, Vec::new());
-    let node_status: BTreeMap<String, String> =
-        outcome.nodes.iter().map(|o| (o.node.clone(), o.status.as_str().to_string())).collect();
-    let gate: BTreeMap<String, String> = BTreeMap::new();
-    let record = RackRunRecord {
-        rack,
-        kind: Step::Burnin.as_str(),
-        started_at: started,
-        finished_at: now(),
-        findings: &outcome.rack_findings,
-        exit_code: outcome.exit_code,
-        node_status: &node_status,
-        actor: ACTOR,
-        gate: &gate,
-    };
-    match inv.record_rack_run(&record) {
-        Ok(id) => {
-            outcome.rack_run_id = Some(id.0);
-            for o in &mut outcome.nodes {
-                if let (Some(recorded), Ok(state)) =
-                    (o.recorded.as_mut(), inv.state(&super::record::place(rack, &o.node)))
-                {
-                    recorded.state = Some(state.name().to_string());
-                    recorded.state_reason = state.reason().map(str::to_string);
-                }
-            }
-        }
-        Err(e) => {
-            tracing::warn!(rack, error = %e, "rack run not recorded");
-            outcome.record_error = Some(e.to_string());
-            if matches!(outcome.exit_code, exit::OK | exit::CHECK_ERROR | exit::SKIPPED) {
-                outcome.exit_code = exit::DATABASE;
-            }
-        }
-    }
+    super::rack_run::record_rack_outcome(inv, &mut outcome, started, ACTOR, &BTreeMap::new());
     outcome
 }

@@ -4,7 +4,7 @@ use rusqlite::{params, Connection};
 
 use super::{Inventory, InventoryError, RunId, RunRecord};
 
-use crate::burnin::report::{BurninReport, GpuAccess, HealthCounters, TestStatus, Watch};
+use crate::burnin::report::{BurninReport, GpuAccess, GpuTelemetry, HealthCounters, TestStatus, Watch};
 
 impl Inventory {
     /// Records a burn-in run: the node, its components, the report's
@@ -110,6 +110,12 @@ pub fn record_burnin(tx: &Connection, run_id: i64, report: &BurninReport) -> rus
         }
     }
 
+    record_telemetry(tx, run_id, &report.telemetry)
+}
+
+/// Writes each GPU's telemetry (samples, Xid events, counters before and after) under `run_id`:
+/// a burn-in's, or a tray's rank in a rack collective. Inside the caller's transaction.
+pub fn record_telemetry(tx: &Connection, run_id: i64, telemetry: &[GpuTelemetry]) -> rusqlite::Result<()> {
     let mut sample_stmt = tx.prepare(
         "INSERT INTO burnin_samples (run_id, gpu_index, gpu_serial, at_unix_ms, temperature_c, power_w, sm_clock_mhz,
              mem_clock_mhz, throttle_reasons, ecc_volatile_corrected, ecc_volatile_uncorrected, pcie_replay, nvlink_errors)
@@ -122,7 +128,7 @@ pub fn record_burnin(tx: &Connection, run_id: i64, report: &BurninReport) -> rus
              remap_pending, remap_failure, pcie_replay, nvlink_errors, xid_watch, problems)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
-    for t in &report.telemetry {
+    for t in telemetry {
         for s in &t.samples {
             sample_stmt.execute(params![
                 run_id,

@@ -150,8 +150,15 @@ impl Inventory {
             },
         )?;
         let Some(mut record) = runs.pop() else { return Ok(None) };
-        let run = record.run_id.0;
+        record.results = self.burnin_results_of(record.run_id)?;
+        record.samples = self.burnin_samples_of(record.run_id)?;
+        Ok(Some(record))
+    }
 
+    /// The results recorded under a run (a burn-in's tests, a collective rank's ops and sizes),
+    /// each with its figures, in recorded order.
+    pub(super) fn burnin_results_of(&self, run: RunId) -> Result<Vec<BurninResultRecord>, InventoryError> {
+        let run = run.0;
         let mut results: Vec<(i64, BurninResultRecord)> = self.query_rows(
             || format!("burn-in results of run {run}"),
             "SELECT id, test, gpu_index, gpu_serial, status, reason, applicable, started_unix_ms, seconds,
@@ -202,9 +209,13 @@ impl Inventory {
                 result.figures.push(figure);
             }
         }
-        record.results = results.into_iter().map(|(_, r)| r).collect();
+        Ok(results.into_iter().map(|(_, r)| r).collect())
+    }
 
-        record.samples = self.query_rows(
+    /// The telemetry samples recorded under a run, by GPU, then by time.
+    pub(super) fn burnin_samples_of(&self, run: RunId) -> Result<Vec<BurninSampleRecord>, InventoryError> {
+        let run = run.0;
+        self.query_rows(
             || format!("burn-in telemetry of run {run}"),
             "SELECT gpu_index, at_unix_ms, temperature_c, power_w FROM burnin_samples
              WHERE run_id = ?1 ORDER BY gpu_index, at_unix_ms",
@@ -217,7 +228,6 @@ impl Inventory {
                     power_w: row.get(3)?,
                 })
             },
-        )?;
-        Ok(Some(record))
+        )
     }
 }

@@ -127,6 +127,12 @@ pub enum InventoryError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("record the collective rank of tray {node}")]
+    RecordCollective {
+        node: String,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("record BMC firmware of node {hostname}")]
     RecordFirmware {
         hostname: String,

@@ -34,9 +34,12 @@ pub struct FirmwareReading<'a> {
     pub actor: &'a str,
 }
 
-/// The node JSON stored with a firmware reading: the name only, and GPUs
-/// marked as not inspected, since the node itself was not read.
-pub(super) fn placeholder_node(hostname: &str) -> Node {
+/// Why a BMC firmware reading's node model is a placeholder.
+pub(super) const BMC_READING: &str = "a BMC firmware reading: the node itself was not inspected";
+
+/// The node JSON stored with a run that did not read the node (a firmware reading, a rank of a
+/// collective): the name only, and GPUs marked as not inspected, for `why`.
+pub(super) fn placeholder_node(hostname: &str, why: &str) -> Node {
     Node {
         schema_version: NODE_SCHEMA_VERSION,
         hostname: hostname.to_string(),
@@ -47,7 +50,7 @@ pub(super) fn placeholder_node(hostname: &str) -> Node {
         disks: Vec::new(),
         net: Vec::new(),
         pci: Vec::new(),
-        gpus: GpuInventory::NotInspected { reason: "a BMC firmware reading: the node itself was not inspected".into() },
+        gpus: GpuInventory::NotInspected { reason: why.to_string() },
         problems: Vec::new(),
         imex: None,
     }
@@ -58,7 +61,7 @@ impl Inventory {
     pub fn record_bmc_firmware(&mut self, r: &FirmwareReading<'_>) -> Result<RunId, InventoryError> {
         let failed = |source| InventoryError::RecordFirmware { hostname: r.node.to_string(), source };
         let encode = |what, source| InventoryError::Encode { hostname: r.node.to_string(), what, source };
-        let node_json = serde_json::to_string(&placeholder_node(r.node)).map_err(|e| encode("node", e))?;
+        let node_json = serde_json::to_string(&placeholder_node(r.node, BMC_READING)).map_err(|e| encode("node", e))?;
         let extras = component_extras(r.components).map_err(|e| encode("components", e))?;
         let started = format_timestamp(r.started_at);
         let finished = format_timestamp(r.finished_at);

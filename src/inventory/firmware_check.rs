@@ -58,7 +58,7 @@ impl Inventory {
         let node = match r.inspected {
             Some(n) => n,
             None => {
-                placeholder = super::firmware::placeholder_node(r.node);
+                placeholder = super::firmware::placeholder_node(r.node, super::firmware::BMC_READING);
                 &placeholder
             }
         };

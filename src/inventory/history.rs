@@ -169,7 +169,7 @@ impl Inventory {
             let next: Vec<String> = self.query_rows(
                 || format!("runs of node {} after run {}", stay.node_id.0, stay.last_run.0),
                 "SELECT r.finished_at FROM runs r, runs l
-                 WHERE l.id = ?2 AND r.node_id = ?1 AND r.kind <> 'bmc_firmware'
+                 WHERE l.id = ?2 AND r.node_id = ?1 AND r.kind NOT IN ('bmc_firmware', 'collective')
                    AND (r.started_at > l.started_at OR (r.started_at = l.started_at AND r.id > l.id))
                  ORDER BY r.started_at, r.id LIMIT 1",
                 params![stay.node_id.0, stay.last_run.0],
@@ -202,7 +202,7 @@ impl Inventory {
             "SELECT n.name, n.rack, r.id, r.finished_at, {COMPONENT_COLUMNS}
              FROM components c JOIN nodes n ON n.id = c.node_id JOIN runs r ON r.id = c.run_id
              WHERE c.serial = ?1
-               AND r.id = (SELECT k.id FROM runs k WHERE k.node_id = n.id AND k.kind <> 'bmc_firmware'
+               AND r.id = (SELECT k.id FROM runs k WHERE k.node_id = n.id AND k.kind NOT IN ('bmc_firmware', 'collective')
                            ORDER BY k.started_at DESC, k.id DESC LIMIT 1)
                AND n.id IS NOT ?4
                AND NOT (CASE WHEN ?2 IS NOT NULL THEN n.machine IS ?2

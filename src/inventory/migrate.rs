@@ -50,6 +50,7 @@ pub static MIGRATIONS: &[Migration] = &[
         overlay: Some(include_str!("migrations/0007_node_models.overlay.sql")),
     },
     adds(8, include_str!("migrations/0008_slurm_jobs.sql")),
+    adds(9, include_str!("migrations/0009_collective_trays.sql")),
 ];
 
 /// Migration 6: each node's identity columns from its newest node run's model. Two nodes of

@@ -3,6 +3,7 @@
 mod bench;
 pub mod burnin;
 mod burnin_query;
+mod collective;
 mod components;
 mod db;
 mod deploy;
@@ -29,6 +30,7 @@ pub(crate) mod tests;
 
 pub use bench::{record_inventories, record_site, BenchStats, SiteStats, TRAYS_PER_RACK};
 pub use burnin_query::{BurninFigureRecord, BurninRecord, BurninResultRecord, BurninResultStatus, BurninSampleRecord};
+pub use collective::{CollectiveTrayRecord, CollectiveTrayRow, COLLECTIVE_RUN};
 pub use components::{components_of, ComponentRecord};
 pub use db::{db_path, Inventory, DEFAULT_BUSY_TIMEOUT, DEFAULT_DB_PATH};
 pub use deploy::{deploy_failure_reason, DeployId, DeployStart, DeployStep, DeployStepRow, StepOutcome};

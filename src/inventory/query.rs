@@ -175,8 +175,9 @@ pub(super) fn component_row(row: &Row<'_>, at: usize) -> rusqlite::Result<Compon
 const NEWEST_FIRST: &str = "ORDER BY r.started_at DESC, r.id DESC";
 
 /// Runs that read the node itself: not BMC firmware readings or firmware checks, whose
-/// component lists hold only firmware (see `inventory::firmware`, `inventory::firmware_check`).
-const NODE_RUN: &str = "r.kind NOT IN ('bmc_firmware', 'firmware')";
+/// component lists hold only firmware (see `inventory::firmware`, `inventory::firmware_check`),
+/// nor a tray's rank in a rack collective, which holds none (`inventory::collective`).
+const NODE_RUN: &str = "r.kind NOT IN ('bmc_firmware', 'firmware', 'collective')";
 
 impl Inventory {
     pub(super) fn query_rows<T>(

@@ -6,6 +6,7 @@ use crate::checks::Outcome;
 use crate::inventory::{format_timestamp, Inventory, InventoryError, NodeRow, RunRow};
 
 use super::burnin_section::burnin_section;
+use super::collective_section::collective_section;
 use super::model::{FindingsReport, NodeReport, Report, StoredFinding, REPORT_KIND, REPORT_SCHEMA_VERSION};
 
 /// A report on every node (by hostname), or on the one named. A name the
@@ -87,6 +88,7 @@ fn node_report(
         None => None,
     };
     let burnin = inventory.latest_burnin_as_of(node.id, at)?.map(|r| burnin_section(&r));
+    let collective = inventory.latest_collective_as_of(node.id, at)?.map(|t| collective_section(&t));
     let (state, last_seen) = match at {
         None => (node.state, node.last_seen),
         Some(at) => (
@@ -107,5 +109,6 @@ fn node_report(
         findings,
         changes,
         burnin,
+        collective,
     })
 }

@@ -3,6 +3,7 @@
 mod build;
 pub mod burnin_section;
 pub mod burnin_view;
+pub mod collective_section;
 pub mod columns;
 mod consistency;
 mod csv;

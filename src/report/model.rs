@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::burnin_section::BurninSection;
+use super::collective_section::CollectiveSection;
 use crate::checks::Finding;
 use crate::inventory::{ComponentRecord, RunChanges, RunId, RunRow};
 use crate::lifecycle::LifecycleState;
@@ -46,6 +47,9 @@ pub struct NodeReport {
     /// The node's latest burn-in; absent when it has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burnin: Option<BurninSection>,
+    /// The node's newest rank in a rack collective; absent when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collective: Option<CollectiveSection>,
 }
 
 /// Findings of the newest run of each kind that judged the node.

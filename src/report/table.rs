@@ -168,6 +168,10 @@ fn node_block(node: &NodeReport, out: &mut String) {
         burnin_block(b, out);
     }
 
+    if let Some(c) = &node.collective {
+        super::collective_section::collective_block(c, out);
+    }
+
     if let Some(changes) = &node.changes {
         if changes.changes.is_empty() {
             let _ = writeln!(out, "\n  No changes since run {}.", changes.previous_run.0);

@@ -2,6 +2,7 @@
 
 mod bench;
 mod busy;
+mod collective;
 mod components;
 mod crash;
 mod diff;
