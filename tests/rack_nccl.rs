@@ -291,6 +291,31 @@ fn the_collective_runs_over_every_tray_and_a_dead_or_hung_rank_is_named_and_clea
         assert_eq!(recorded, nodes, "{rack}");
     }
     no_rank_left(&lab);
+    drop(inv);
+
+    // 5. The per-tray burn-in before the collective leaves out the tray's own collective: each
+    //    rank measures its tray's GPUs alone, so the burn-in's would run it twice.
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["rack", "burnin", "--json", "--force", "--connect-timeout", "5", "--timeout", "120", "--rack"])
+        .arg(&manifest)
+        .args(["--rank-deadline", "60", "--db"])
+        .arg(&db)
+        .args(["--", "--duration", "1s"])
+        .env_remove("KILN_RACK")
+        .output()
+        .expect("run kiln rack burnin");
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("rack burnin: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(doc["collective"]["ranks"], TRAYS, "the collective followed: {doc:#}");
+    let nodes = doc["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), TRAYS as usize, "{doc:#}");
+    for n in nodes {
+        let tests: Vec<&str> =
+            n["report"]["tests_requested"].as_array().expect("tests").iter().filter_map(Value::as_str).collect();
+        assert!(tests.contains(&"gemm") && tests.contains(&"p2p"), "{n:#}");
+        assert!(!tests.contains(&"collective"), "{n:#}");
+    }
+    no_rank_left(&lab);
 }
 
 /// The rack id of a `kiln.rack` document.

@@ -83,7 +83,7 @@ pub fn step(args: &RackRunArgs, step: Step, notices: &dyn Notices) -> CmdResult 
         credentials: manifest.credentials.clone(),
         connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
     };
-    let plan = Plan::for_step(step, &node_args(args, step));
+    let plan = Plan::for_step(step, &crate::cmd::rack_collective::node_args_for(args, step, &manifest, &specs));
     let rack_step = RackStep {
         rack: &manifest.rack.id,
         rack_platform: manifest.rack.platform.as_deref(),

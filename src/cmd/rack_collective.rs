@@ -65,6 +65,23 @@ fn multi_tray_spec<'a>(
     spec.platform.nvlink_domain.as_ref().filter(|d| d.trays > 1).map(|_| spec)
 }
 
+/// The node command's extra arguments for this rack (`rack::node_args`), and for a burn-in
+/// that the rack collective follows, `--tests all,-collective`: each rank measures its tray's
+/// GPUs alone before it joins the domain, so the tray's own collective in its burn-in would only
+/// be run twice. Arguments after `--` that name `--tests` are left as they are.
+pub fn node_args_for(args: &RackRunArgs, step: Step, manifest: &RackManifest, specs: &[LoadedSpec]) -> Vec<String> {
+    let mut out = crate::cmd::rack::node_args(args, step);
+    let follows = step == Step::Burnin
+        && args.collective != CollectiveMode::Off
+        && multi_tray_spec(manifest, specs, None).is_some();
+    let named = args.node_args.iter().any(|a| a == "--tests" || a.starts_with("--tests="));
+    if follows && !named {
+        out.push("--tests".into());
+        out.push("all,-collective".into());
+    }
+    out
+}
+
 /// Whether this step leaves out the per-tray burn-in (`--collective only`). Only where the
 /// collective applies: otherwise a usage error, before any node is touched.
 pub fn only(args: &RackRunArgs, step: Step, manifest: &RackManifest, specs: &[LoadedSpec]) -> CmdResult<bool> {

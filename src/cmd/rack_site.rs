@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use crate::checks::Outcome as FindingOutcome;
 use crate::cli::RackRunArgs;
-use crate::cmd::rack::{node_args, TerminalProgress};
+use crate::cmd::rack::TerminalProgress;
 use crate::cmd::rack_collective;
 use crate::cmd::{CmdError, CmdResult, Outcome};
 use crate::fleet::{
@@ -85,7 +85,11 @@ pub fn step(args: &RackRunArgs, racks: &[std::path::PathBuf], step: Step, notice
             }) as Box<AfterRack<'_>>
         })
         .collect();
-    let plan = Plan::for_step(step, &node_args(args, step));
+    let plans: Vec<Plan> = site
+        .racks
+        .iter()
+        .map(|r| Plan::for_step(step, &rack_collective::node_args_for(args, step, &r.manifest, &specs)))
+        .collect();
     let opts: Vec<FanoutOptions> = site
         .racks
         .iter()
@@ -108,15 +112,15 @@ pub fn step(args: &RackRunArgs, racks: &[std::path::PathBuf], step: Step, notice
         .iter()
         .zip(&selected)
         .zip(opts.iter().zip(&connectors))
-        .zip(only.iter().zip(&after_fns))
+        .zip(only.iter().zip(&after_fns).zip(&plans))
         .filter(|(((_, nodes), _), _)| !nodes.is_empty())
-        .map(|(((r, nodes), (opts, connector)), (only, after))| SiteRackStep {
+        .map(|(((r, nodes), (opts, connector)), ((only, after), plan))| SiteRackStep {
             step: RackStep {
                 rack: &r.manifest.rack.id,
                 rack_platform: r.manifest.rack.platform.as_deref(),
                 specs: &specs,
                 nodes,
-                plan: &plan,
+                plan,
                 opts,
                 force: args.force,
                 whole_rack: args.nodes.is_empty(),
