@@ -26,79 +26,8 @@ pub const NO_NCCL: &str = "no NCCL (libnccl.so.2 could not be loaded)";
 /// The document kind of a rank's JSON.
 pub const RANK_KIND: &str = "kiln.collective-rank";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-#[value(rename_all = "snake_case")]
-pub enum Op {
-    AllReduce,
-    AllGather,
-}
-
-impl Op {
-    pub const ALL: [Op; 2] = [Op::AllReduce, Op::AllGather];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Op::AllReduce => "all_reduce",
-            Op::AllGather => "all_gather",
-        }
-    }
-
-    /// nccl-tests' bus-bandwidth factor for `n` ranks: 2(n-1)/n for all-reduce, (n-1)/n for
-    /// all-gather (its doc/PERFORMANCE.md), so figures compare across rank counts.
-    pub fn bus_factor(self, n: u32) -> f64 {
-        let n = f64::from(n.max(1));
-        match self {
-            Op::AllReduce => 2.0 * (n - 1.0) / n,
-            Op::AllGather => (n - 1.0) / n,
-        }
-    }
-
-    /// Algorithm bandwidth (bytes / time) and bus bandwidth, GB/s (10^9 bytes), for `bytes`
-    /// (the all-reduce buffer, or the whole all-gather output, as nccl-tests counts) moved in
-    /// `seconds` across `n` ranks.
-    pub fn bandwidths(self, bytes: u64, seconds: f64, n: u32) -> (f64, f64) {
-        if seconds <= 0.0 || !seconds.is_finite() {
-            return (0.0, 0.0);
-        }
-        let algbw = bytes as f64 / seconds / 1e9;
-        (algbw, algbw * self.bus_factor(n))
-    }
-}
-
-/// The 32-bit word rank `rank` fills its input with: the float `rank + 1`.
-pub fn input_word(_op: Op, rank: usize) -> u32 {
-    (rank as f32 + 1.0).to_bits()
-}
-
-/// The word every output position must hold: the sum over all ranks for an all-reduce (exact in
-/// f32 for any real domain: 72 ranks sum to 2628), rank `chunk`'s input for chunk `chunk` of an
-/// all-gather.
-pub fn expected_word(op: Op, world: usize, chunk: usize) -> u32 {
-    match op {
-        Op::AllReduce => ((world * (world + 1) / 2) as f32).to_bits(),
-        Op::AllGather => input_word(op, chunk),
-    }
-}
-
-/// Which word ranges of an output of `words` words to read back: all of it up to `sample`
-/// words, else the first, middle and last `sample / 3` words, and for an all-gather the first
-/// words of every rank's chunk (`chunk` words each), so each rank's part is seen.
-pub fn check_ranges(op: Op, words: usize, chunk: usize, sample: usize) -> Vec<(usize, usize)> {
-    if words <= sample {
-        return vec![(0, words)];
-    }
-    let part = (sample / 3).max(1);
-    let mut out = vec![(0, part), (words / 2 - part / 2, part), (words - part, part)];
-    if op == Op::AllGather && chunk > 0 {
-        let mut at = 0;
-        while at < words {
-            out.push((at, chunk.min(64)));
-            at += chunk;
-        }
-    }
-    out
-}
+pub use super::nccl::{check_ranges, expected_word, input_word};
+pub use crate::checks::collective_op::Op;
 
 /// One message size of one collective, as this rank measured it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -685,18 +614,6 @@ fn trays(members: &[(&str, &RankReport)], limits: Option<&CollectiveLimits>, op:
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bus_bandwidth_is_computed_as_nccl_tests_does() {
-        // 8 GiB all-reduce over 72 GPUs in 17.4 ms: algbw 493.7 GB/s, busbw x 2*71/72.
-        let (alg, bus) = Op::AllReduce.bandwidths(8 << 30, 0.0174, 72);
-        assert!((alg - 493.7).abs() < 0.1, "{alg}");
-        assert!((bus - alg * 142.0 / 72.0).abs() < 1e-9, "{bus}");
-        let (alg, bus) = Op::AllGather.bandwidths(1 << 30, 0.01, 8);
-        assert!((bus - alg * 7.0 / 8.0).abs() < 1e-9);
-        assert_eq!(Op::AllReduce.bus_factor(1), 0.0);
-        assert_eq!(Op::AllReduce.bandwidths(1 << 20, 0.0, 8), (0.0, 0.0));
-    }
 
     #[test]
     fn the_expected_output_is_the_sum_or_the_ranks_chunk() {

@@ -11,8 +11,42 @@ use std::time::Instant;
 use cudarc::nccl::result as nc;
 use cudarc::nccl::sys as ns;
 
-use super::collective::{expected_word, Op};
 use super::cuda::{DeviceBuffer, Gpu};
+use crate::checks::collective_op::Op;
+
+/// The 32-bit word rank `rank` fills its input with: the float `rank + 1`.
+pub fn input_word(_op: Op, rank: usize) -> u32 {
+    (rank as f32 + 1.0).to_bits()
+}
+
+/// The word every output position must hold: the sum over all ranks for an all-reduce (exact in
+/// f32 for any real domain: 72 ranks sum to 2628), rank `chunk`'s input for chunk `chunk` of an
+/// all-gather.
+pub fn expected_word(op: Op, world: usize, chunk: usize) -> u32 {
+    match op {
+        Op::AllReduce => ((world * (world + 1) / 2) as f32).to_bits(),
+        Op::AllGather => input_word(op, chunk),
+    }
+}
+
+/// Which word ranges of an output of `words` words to read back: all of it up to `sample`
+/// words, else the first, middle and last `sample / 3` words, and for an all-gather the first
+/// words of every rank's chunk (`chunk` words each), so each rank's part is seen.
+pub fn check_ranges(op: Op, words: usize, chunk: usize, sample: usize) -> Vec<(usize, usize)> {
+    if words <= sample {
+        return vec![(0, words)];
+    }
+    let part = (sample / 3).max(1);
+    let mut out = vec![(0, part), (words / 2 - part / 2, part), (words - part, part)];
+    if op == Op::AllGather && chunk > 0 {
+        let mut at = 0;
+        while at < words {
+            out.push((at, chunk.min(64)));
+            at += chunk;
+        }
+    }
+    out
+}
 
 /// Whether libnccl can be loaded. Safe to call anywhere: it only tries to open it.
 pub fn present() -> bool {
@@ -119,7 +153,7 @@ pub struct Measured {
 
 /// Runs `op` over `bytes` (the all-reduce buffer, or the all-gather's whole output) `warmup`
 /// then `iterations` times on every local GPU, and checks the output against what every rank
-/// put in (`collective::expected_word`). `first_rank` is this process's first global rank.
+/// put in (`expected_word`). `first_rank` is this process's first global rank.
 pub fn measure(
     comms: &Comms,
     first_rank: usize,
@@ -141,7 +175,7 @@ pub fn measure(
     for (i, gpu) in comms.gpus.iter().enumerate() {
         let send = gpu.alloc(send_words * 4).map_err(|e| e.to_string())?;
         let recv = gpu.alloc(recv_words * 4).map_err(|e| e.to_string())?;
-        send.fill_u32(0, send_words, super::collective::input_word(op, first_rank + i)).map_err(|e| e.to_string())?;
+        send.fill_u32(0, send_words, input_word(op, first_rank + i)).map_err(|e| e.to_string())?;
         recv.zero().map_err(|e| e.to_string())?;
         bufs.push((send, recv));
     }
@@ -192,7 +226,7 @@ pub fn measure(
     let (mut checked, mut wrong) = (0u64, 0u64);
     let sample = 1usize << 20;
     for (_, recv) in &bufs {
-        for (start, len) in super::collective::check_ranges(op, recv_words, send_words, sample) {
+        for (start, len) in check_ranges(op, recv_words, send_words, sample) {
             let mut host = vec![0u32; len];
             recv.read(start * 4, &mut host).map_err(|e| e.to_string())?;
             for (k, w) in host.iter().enumerate() {

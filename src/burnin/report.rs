@@ -200,7 +200,7 @@ pub struct TestResult {
 /// One op at one size of the node's collective (`TestKind::Collective`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CollectiveSize {
-    pub op: super::collective::Op,
+    pub op: crate::checks::collective_op::Op,
     /// The all-reduce buffer, or the all-gather's whole output (nccl-tests' size).
     pub bytes: u64,
     /// GPUs in the communicator.

@@ -210,15 +210,15 @@ pub struct CollectiveLimits {
 
 impl CollectiveLimits {
     /// Every limit of `op`, as written.
-    pub fn limits(&self, op: crate::burnin::collective::Op) -> &[SizedLimit] {
+    pub fn limits(&self, op: super::collective_op::Op) -> &[SizedLimit] {
         match op {
-            crate::burnin::collective::Op::AllReduce => &self.all_reduce,
-            crate::burnin::collective::Op::AllGather => &self.all_gather,
+            super::collective_op::Op::AllReduce => &self.all_reduce,
+            super::collective_op::Op::AllGather => &self.all_gather,
         }
     }
 
     /// The limit of `op` that judges a communicator of `gpus` GPUs (`choose`).
-    pub fn limit(&self, op: crate::burnin::collective::Op, gpus: u32) -> Chosen<'_> {
+    pub fn limit(&self, op: super::collective_op::Op, gpus: u32) -> Chosen<'_> {
         choose(self.limits(op), gpus)
     }
 

@@ -3,6 +3,7 @@
 pub mod bom;
 pub mod builtin;
 pub mod burnin_spec;
+pub mod collective_op;
 pub mod derive;
 pub mod detect;
 pub mod finding;
