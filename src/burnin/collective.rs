@@ -564,8 +564,13 @@ fn trays(members: &[(&str, &RankReport)], limits: Option<&CollectiveLimits>, op:
         .collect();
     let check = format!("burnin.collective.{}", op.as_str());
     let node = |name: &str| Component { kind: "node".into(), name: Some(name.to_string()), ..Default::default() };
+    // Trays with a limit for their GPU count get a finding each; without one, the figures are
+    // reported and one skipped finding says so for all of them (not one per tray of a rack).
+    let judged =
+        |gpus: u32| matches!(limits.map(|l| l.limit(op, gpus)), Some(Chosen::Limit(SizedLimit { min: Some(_), .. })));
     let mut out: Vec<Finding> = own
         .iter()
+        .filter(|(_, gpus, _)| judged(*gpus))
         .map(|(name, gpus, busbw)| {
             let said = format!(
                 "{name}'s {gpus} GPUs alone: {} of {} at {busbw:.1} GB/s bus bandwidth",
@@ -583,6 +588,20 @@ fn trays(members: &[(&str, &RankReport)], limits: Option<&CollectiveLimits>, op:
             )
         })
         .collect();
+    let unjudged: Vec<&(&str, u32, f64)> = own.iter().filter(|(_, gpus, _)| !judged(*gpus)).collect();
+    if let Some(lowest) = unjudged.iter().min_by(|a, b| a.2.total_cmp(&b.2)) {
+        let gpus = lowest.1;
+        let said = format!(
+            "{} of {} over each tray's own GPUs, {} trays: lowest {:.1} GB/s bus bandwidth ({})",
+            op.as_str(),
+            human(bytes),
+            unjudged.len(),
+            lowest.2,
+            lowest.0
+        );
+        let domain = Component { kind: "nvlink".into(), name: Some("NVLink domain".into()), ..Default::default() };
+        out.push(against_limit(&format!("{check}.tray"), domain, &said, lowest.2, limits, (op, gpus), ""));
+    }
     // A member far below its siblings, each measured alone.
     let fraction = limits.map(|l| l.outlier_fraction).unwrap_or(0.9);
     if own.len() >= 2 {
@@ -740,6 +759,18 @@ mod tests {
         // The domain is judged on its own figure, against the 8-GPU entry.
         let d = f.iter().find(|f| f.check == "burnin.collective.all_reduce").expect("domain");
         assert!(d.message.contains("the 8-GPU figure"), "{}", d.message);
+        // No limit for a tray's 4 GPUs: one skipped finding for all the trays, naming the
+        // lowest, not one per tray; the outlier is still named.
+        let domain_only = limits_by_size(&[(Some(8), 608.0)]);
+        let (a, b, c) =
+            (report_with(0, 1.0, Some(1.0)), report_with(1, 1.0, Some(0.5)), report_with(2, 1.0, Some(1.0)));
+        let f = judge(&[("node01", &a), ("node02", &b), ("node03", &c)], Some(&domain_only));
+        let tray: Vec<&Finding> = f.iter().filter(|f| f.check == "burnin.collective.all_reduce.tray").collect();
+        assert_eq!(tray.len(), 1, "{f:#?}");
+        assert_eq!((tray[0].outcome, tray[0].component.kind.as_str()), (Outcome::Skipped, "nvlink"));
+        assert!(tray[0].message.contains("3 trays") && tray[0].message.contains("(node02)"), "{}", tray[0].message);
+        assert!(tray[0].message.contains("no threshold for 4 GPUs"), "{}", tray[0].message);
+        assert_eq!(named(&f, "burnin.collective.all_reduce.outlier", Outcome::Fail), ["node02"], "{f:#?}");
         // Equal trays: none is an outlier, however the domain timing differed per rank.
         let (a, b) = (report_with(0, 0.5, Some(1.0)), report_with(1, 1.0, Some(1.0)));
         let f = judge(&[("node01", &a), ("node02", &b)], Some(&limits));

@@ -303,8 +303,8 @@ reason = "one rack"
 
     #[test]
     fn collective_limits_are_a_list_by_gpu_count_or_the_single_table_they_were() {
-        use crate::checks::collective_op::Op;
         use crate::checks::burnin_spec::Chosen;
+        use crate::checks::collective_op::Op;
         let p = parse(&format!("{GOOD}{BURNIN}{COLLECTIVE}")).expect("valid");
         let c = p.burnin.and_then(|b| b.collective).expect("[burnin.collective]");
         assert_eq!(c.all_reduce.iter().map(|l| l.gpus).collect::<Vec<_>>(), [Some(4), Some(72)]);
