@@ -51,8 +51,13 @@ pub fn collective_section(t: &CollectiveTrayRow) -> CollectiveSection {
         .filter_map(|r| {
             let op = r.test.strip_prefix(&prefix)?;
             let figure = |name: &str| r.figures.iter().find(|f| f.name == name).map(|f| f.value);
+            // The tray's own GPUs alone (`collective.tray.<op>`), beside the domain's sizes.
+            let op = match op.strip_prefix("tray.") {
+                Some(alone) => format!("{alone} (this tray alone)"),
+                None => op.to_string(),
+            };
             Some(CollectiveRow {
-                op: op.to_string(),
+                op,
                 bytes: figure("bytes"),
                 time_us: figure("time"),
                 algbw_gbps: figure("algbw"),
@@ -130,4 +135,48 @@ pub fn collective_block(c: &CollectiveSection, out: &mut String) {
         (None, _) => "no sample recorded".to_string(),
     };
     let _ = writeln!(out, "    telemetry: {telemetry}");
+}
+
+/// The section in a node's HTML card: how the rank ended, its figures, its telemetry.
+pub fn collective_html(c: &CollectiveSection, out: &mut String) {
+    use super::svg::esc;
+    use std::fmt::Write;
+    let status = match &c.reason {
+        Some(why) => format!("{}: {why}", c.status),
+        None => c.status.clone(),
+    };
+    let _ = write!(
+        out,
+        "<h3>Rack collective</h3><p>rack run {}, rank {}, {}: {}</p>",
+        c.rack_run_id,
+        c.rank,
+        esc(&c.started_at),
+        esc(&status)
+    );
+    if !c.rows.is_empty() {
+        out.push_str("<table><tr><th>op</th><th>size</th><th>bus GB/s</th><th>alg GB/s</th><th>wrong words</th></tr>");
+        let show = |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
+        for r in &c.rows {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&r.op),
+                r.bytes.map_or("-".to_string(), |b| human(b as u64)),
+                show(r.busbw_gbps, 1),
+                show(r.algbw_gbps, 1),
+                show(r.wrong_words, 0)
+            );
+        }
+        out.push_str("</table>");
+    }
+}
+
+/// The tray's own all-reduce bus bandwidth (its GPUs alone, the largest size), the figure a
+/// slow tray shows against its siblings.
+pub fn tray_all_reduce_busbw(c: &CollectiveSection) -> Option<f64> {
+    c.rows
+        .iter()
+        .filter(|r| r.op == "all_reduce (this tray alone)")
+        .max_by(|a, b| a.bytes.unwrap_or(0.0).total_cmp(&b.bytes.unwrap_or(0.0)))
+        .and_then(|r| r.busbw_gbps)
 }

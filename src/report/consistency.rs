@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::collective_section::tray_all_reduce_busbw;
 use super::rack_model::{Outlier, RackNodeReport};
 use crate::checks::Finding;
 use crate::fleet::rack_checks::{rack_findings, RackMember};
@@ -41,6 +42,9 @@ fn median(values: &mut [f64]) -> Option<f64> {
     Some(if values.len() % 2 == 0 { (values[mid - 1] + values[mid]) / 2.0 } else { values[mid] })
 }
 
+/// The outlier figure of a tray's own all-reduce in the rack collective.
+pub const TRAY_ALL_REDUCE: &str = "collective_tray_all_reduce_busbw";
+
 /// A figure's unit, whether higher is better, and each node's worst value.
 type FigureValues<'a> = (&'a str, bool, Vec<(&'a str, f64)>);
 
@@ -54,6 +58,11 @@ pub fn outliers(nodes: &[RackNodeReport]) -> Vec<Outlier> {
         for f in n.burnin.figures.iter().filter(|f| f.value.is_finite()) {
             let e = worst.entry(&f.name).or_insert((&f.unit, f.higher_is_better, f.value));
             e.2 = if f.higher_is_better { e.2.min(f.value) } else { e.2.max(f.value) };
+        }
+        // The tray's own GPUs alone in its newest rack collective: a slow tray's NVLink shows here.
+        let tray = n.record.as_ref().and_then(|r| r.collective.as_ref()).and_then(tray_all_reduce_busbw);
+        if let Some(v) = tray.filter(|v| v.is_finite()) {
+            worst.insert(TRAY_ALL_REDUCE, ("GB/s", true, v));
         }
         for (name, (unit, hib, v)) in worst {
             by_figure.entry(name).or_insert((unit, hib, Vec::new())).2.push((&n.name, v));
@@ -141,6 +150,64 @@ mod tests {
         assert_eq!(found[0].value, 640.0);
         assert_eq!(found[0].median, 786.5);
         assert!(found[0].deviation_pct < -18.0, "{found:?}");
+    }
+
+    /// A node whose newest rack collective measured its own GPUs alone at `busbw`.
+    fn tray(name: &str, busbw: f64) -> RackNodeReport {
+        use crate::report::collective_section::{CollectiveRow, CollectiveSection};
+        let row = |op: &str, bytes: f64, busbw: f64| CollectiveRow {
+            op: op.into(),
+            bytes: Some(bytes),
+            time_us: None,
+            algbw_gbps: None,
+            busbw_gbps: Some(busbw),
+            wrong_words: Some(0.0),
+        };
+        let collective = CollectiveSection {
+            run_id: crate::inventory::RunId(1),
+            rack_run_id: 1,
+            rank: 0,
+            status: "pass".into(),
+            reason: None,
+            verdict: None,
+            started_at: "2026-12-03T06:00:00Z".into(),
+            // The domain's figure is the same for every tray (all wait for the slowest); the
+            // tray's own figure at its largest size is what differs.
+            rows: vec![
+                row("all_reduce", 8589934592.0, 700.0),
+                row("all_reduce (this tray alone)", 67108864.0, 100.0),
+                row("all_reduce (this tray alone)", 8589934592.0, busbw),
+            ],
+            gpus_sampled: 0,
+            samples: 0,
+            peak_power_w: None,
+            peak_temperature_c: None,
+            telemetry_note: None,
+        };
+        let record = crate::report::NodeReport {
+            hostname: name.into(),
+            rack: Some("r1".into()),
+            platform: Some("gb200-nvl72-tray".into()),
+            serial: None,
+            state: crate::lifecycle::LifecycleState::BurnedIn,
+            first_seen: String::new(),
+            last_seen: String::new(),
+            last_run: None,
+            components: Vec::new(),
+            findings: Default::default(),
+            changes: None,
+            burnin: None,
+            collective: Some(collective),
+        };
+        RackNodeReport { record: Some(record), ..node(name, &[790.0], 70.0) }
+    }
+
+    #[test]
+    fn a_tray_slow_alone_in_the_rack_collective_is_an_outlier() {
+        let found = outliers(&[tray("t1", 632.0), tray("t2", 630.0), tray("t3", 420.0), tray("t4", 628.0)]);
+        let names: Vec<(&str, &str)> = found.iter().map(|o| (o.node.as_str(), o.figure.as_str())).collect();
+        assert_eq!(names, [("t3", TRAY_ALL_REDUCE)], "{found:?}");
+        assert_eq!((found[0].value, found[0].unit.as_str()), (420.0, "GB/s"));
     }
 
     #[test]

@@ -217,6 +217,9 @@ pub fn node_section(n: &RackNodeReport, out: &mut String) {
     changes(r, out);
     out.push_str("</div></div><h3>Burn-in</h3>");
     burnin_charts(&n.burnin, r.burnin.as_ref(), out);
+    if let Some(c) = &r.collective {
+        super::collective_section::collective_html(c, out);
+    }
     components(r, out);
     history(n, out);
     out.push_str("</section>");
