@@ -21,7 +21,8 @@ pub const SKIPPED: i32 = 7;
 /// wrong); the target was wiped unless `--preserve-on-error`.
 pub const TARGET_FAILED: i32 = 8;
 /// `kiln burnin` did not start: another burn-in, or what is left of a killed
-/// one, is running on the node (it holds the burn-in lock).
+/// one, is running on the node (it holds the burn-in lock); or another
+/// controller follows those nodes' Slurm burn-in jobs (`kiln rack burnin --via slurm`).
 pub const BUSY: i32 = 9;
 /// Any other failure of kiln itself (I/O on its own files, a bug).
 pub const INTERNAL: i32 = 10;

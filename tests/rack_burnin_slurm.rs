@@ -221,6 +221,7 @@ fn burnin_as_slurm_jobs_is_recorded_with_job_ids_survives_a_controller_restart_a
     // ends a minute or more after it starts, so it starts first and the rest runs meanwhile.
     let over_time = start_a_job_over_its_time_limit(&rig, &cfg.dir);
     unknown_nodes_are_named_and_nothing_is_submitted(&rig, &cfg.dir);
+    a_second_controller_of_a_followed_node_is_refused(&rig);
     a_restarted_controller_follows_the_jobs_it_submitted(&rig);
     a_cancelled_job_fails_its_node_with_the_job_id(&rig);
     a_job_over_its_time_limit_fails_its_node_with_the_job_id(&rig, over_time);
@@ -233,6 +234,20 @@ fn burnin_as_slurm_jobs_is_recorded_with_job_ids_survives_a_controller_restart_a
     drop(cluster);
     drop(_teardown);
     eprintln!("slurm burn-in test took {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// node04's job is followed by the controller started first: a second one that names node04
+/// exits 9 naming it, submits nothing and records nothing (two would record the job twice).
+fn a_second_controller_of_a_followed_node_is_refused(rig: &Rig<'_>) {
+    let before = rig.sbatch_calls("node04");
+    let jobs = || Inventory::open_read_only(&rig.db).expect("open").slurm_jobs("node04").expect("jobs").len();
+    let recorded = jobs();
+    let (code, _, text) = rig.run(&["--nodes", "node03,node04"]);
+    assert_eq!(code, 9, "{text}");
+    assert!(text.contains("following the Slurm burn-in jobs of node04 in rack"), "{text}");
+    assert_eq!(rig.sbatch_calls("node04"), before, "nothing submitted: {text}");
+    assert_eq!(rig.sbatch_calls("node03"), 0, "not even for the node nobody follows: {text}");
+    assert_eq!(jobs(), recorded, "nothing recorded");
 }
 
 fn unknown_nodes_are_named_and_nothing_is_submitted(rig: &Rig<'_>, dir: &Path) {

@@ -67,6 +67,7 @@ pub fn burnin(args: &RackBurninArgs, notices: &dyn Notices) -> CmdResult {
         time: &time,
         poll: Duration::from_secs(s.poll.max(1)),
         patience: PATIENCE,
+        db: Some(&db),
     };
     let progress = |e: SlurmEvent<'_>| match e {
         SlurmEvent::Submitted { node, job } => notices.notice(Notice::Note(&format!("{node}: Slurm job {job}"))),

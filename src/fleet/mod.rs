@@ -7,6 +7,7 @@ mod dist;
 pub mod elf;
 mod fanout;
 mod fingerprint;
+pub mod follow_lock;
 pub mod imex;
 mod local;
 mod node_binary;

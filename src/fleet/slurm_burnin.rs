@@ -8,6 +8,7 @@
 //! directory; once Slurm says the job ended, the controller reads them over SSH, judges them as
 //! the fan-out judges a node command, and records them through `record_outcome`.
 
+use super::follow_lock::{FollowLock, FollowLockError};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,9 @@ pub struct SlurmBurnin<'a> {
     /// How long Slurm may fail to answer while jobs are followed before the
     /// controller gives up (the jobs go on; a rerun follows them).
     pub patience: Duration,
+    /// The inventory's file: the nodes' follow locks live beside it (`follow_lock`), taken once
+    /// Slurm knows every node and held to the end. `None`: no lock (an inventory in memory).
+    pub db: Option<&'a std::path::Path>,
 }
 
 /// What the controller saw, for progress.
@@ -100,6 +104,9 @@ pub enum SlurmBurninError {
     UnknownNodes { nodes: Vec<String> },
     #[error(transparent)]
     Inventory(#[from] InventoryError),
+    /// Another controller follows some of these nodes' jobs.
+    #[error(transparent)]
+    Following(#[from] FollowLockError),
     #[error(
         "submitting {node}'s burn-in failed{}",
         if submitted.is_empty() { String::new() } else {
@@ -129,6 +136,8 @@ impl SlurmBurninError {
         match self {
             SlurmBurninError::UnknownNodes { .. } => exit::BAD_INPUT,
             SlurmBurninError::Inventory(_) => exit::DATABASE,
+            SlurmBurninError::Following(FollowLockError::Busy { .. }) => exit::BUSY,
+            SlurmBurninError::Following(FollowLockError::Io { .. }) => exit::INTERNAL,
             SlurmBurninError::Unreachable(_)
             | SlurmBurninError::Submit { .. }
             | SlurmBurninError::LostContact { .. } => exit::PEER,
@@ -191,6 +200,9 @@ pub fn run_slurm_burnin(
     if !unknown.is_empty() {
         return Err(SlurmBurninError::UnknownNodes { nodes: unknown });
     }
+    // Held to the end: a second controller of these nodes would record every job twice.
+    let names: Vec<&str> = b.nodes.iter().map(|n| n.name.as_str()).collect();
+    let _following = b.db.map(|db| FollowLock::acquire(db, b.rack, &names)).transpose()?;
     let by_name: BTreeMap<&str, &RackNode> = b.nodes.iter().map(|n| (n.name.as_str(), *n)).collect();
     let job_dir = job_dir_for(&b.opts.binary.remote_path);
 
