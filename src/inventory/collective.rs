@@ -16,7 +16,7 @@ use crate::checks::{Finding, Verdict};
 
 use super::burnin::record_telemetry;
 use super::burnin_query::{BurninResultRecord, BurninSampleRecord};
-use super::finding_rows::insert_finding;
+use super::finding_rows::insert_run_findings;
 use super::firmware::{find_or_enroll, placeholder_node, NodeSeen};
 use super::query::enum_column;
 use super::rack::RackRunId;
@@ -210,17 +210,7 @@ fn tray_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CollectiveTrayRow> {
 /// The run's findings, its results (per op and size, else why there are none), its telemetry
 /// and its link to the rack run, inside the caller's transaction.
 fn write_tray(tx: &Connection, run_id: i64, r: &CollectiveTrayRecord<'_>) -> rusqlite::Result<()> {
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO findings (run_id, \"check\", outcome, severity, component_label, component_kind,
-                 component_address, component_gpu_index, component_serial, component_slot, component_name,
-                 expected, actual, message, action)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        )?;
-        for f in r.findings {
-            insert_finding(&mut insert, run_id, f)?;
-        }
-    }
+    insert_run_findings(tx, run_id, r.findings)?;
     let started_ms = (r.started_at.unix_timestamp_nanos() / 1_000_000) as i64;
     let mut result_stmt = tx.prepare_cached(
         "INSERT INTO burnin_results (run_id, test, status, reason, applicable, started_unix_ms, seconds,

@@ -51,3 +51,21 @@ pub(crate) fn finding_from_row(row: &Row<'_>) -> rusqlite::Result<Finding> {
         action: row.get(12)?,
     })
 }
+
+/// Inserts every finding of run `run_id`, inside the caller's transaction.
+pub(crate) fn insert_run_findings(
+    tx: &rusqlite::Connection,
+    run_id: i64,
+    findings: &[Finding],
+) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO findings (run_id, \"check\", outcome, severity, component_label, component_kind,
+             component_address, component_gpu_index, component_serial, component_slot, component_name,
+             expected, actual, message, action)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?;
+    for f in findings {
+        insert_finding(&mut insert, run_id, f)?;
+    }
+    Ok(())
+}

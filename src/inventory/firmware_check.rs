@@ -13,7 +13,7 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use time::OffsetDateTime;
 
 use super::diff::{diff_components, Change};
-use super::finding_rows::insert_finding;
+use super::finding_rows::insert_run_findings;
 use super::firmware::{component_extras, find_or_enroll, insert_components, NodeSeen};
 use super::lifecycle::{append_event, read_state, set_state, EventRow};
 use super::timestamp::format_timestamp;
@@ -102,19 +102,7 @@ impl Inventory {
         .map_err(failed)?;
         let run_id = tx.last_insert_rowid();
         insert_components(&tx, run_id, node_id, r.components, &extras).map_err(failed)?;
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO findings (run_id, \"check\", outcome, severity, component_label, component_kind,
-                         component_address, component_gpu_index, component_serial, component_slot, component_name,
-                         expected, actual, message, action)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-                )
-                .map_err(failed)?;
-            for f in r.findings {
-                insert_finding(&mut insert, run_id, f).map_err(failed)?;
-            }
-        }
+        insert_run_findings(&tx, run_id, r.findings).map_err(failed)?;
         let mut state = read_state(&tx, node_id).map_err(failed)?;
         if previous.is_some() {
             for change in diff_components(&before, r.components) {

@@ -9,7 +9,7 @@ use crate::lifecycle::{check_transition, state_after_run, LifecycleState, Move, 
 use crate::model::{MachineIdentity, Node};
 
 use super::components::{components_of, ComponentRecord};
-use super::finding_rows::insert_finding;
+use super::finding_rows::insert_run_findings;
 use super::lifecycle::{append_event, read_state, set_state, EventRow};
 use super::machine::{place_of_run, Place};
 use super::timestamp::{format_timestamp, now};
@@ -226,17 +226,7 @@ fn write_run(
     }
     observe(RecordStage::Components);
 
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO findings (run_id, \"check\", outcome, severity, component_label, component_kind,
-                 component_address, component_gpu_index, component_serial, component_slot, component_name,
-                 expected, actual, message, action)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        )?;
-        for f in run.findings {
-            insert_finding(&mut insert, run_id, f)?;
-        }
-    }
+    insert_run_findings(tx, run_id, run.findings)?;
     observe(RecordStage::Findings);
     also(tx, RunId(run_id))?;
 
