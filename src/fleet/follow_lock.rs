@@ -116,9 +116,9 @@ mod tests {
     #[test]
     fn a_second_controller_of_the_same_nodes_is_refused_naming_them_and_other_nodes_go_on() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = dir.path().join("kiln.db");
+        let db = dir.path().join("inventory.db");
         let first = FollowLock::acquire(&db, "r07", &["node01", "node04"]).expect("the first controller");
-        assert_eq!(first.path(), dir.path().join("kiln.db.slurm-r07.lock"));
+        assert_eq!(first.path(), dir.path().join("inventory.db.slurm-r07.lock"));
         match FollowLock::acquire(&db, "r07", &["node02", "node04"]) {
             Err(e @ FollowLockError::Busy { .. }) => {
                 let said = e.to_string();
@@ -132,7 +132,7 @@ mod tests {
         drop(first);
         let again = FollowLock::acquire(&db, "r07", &["node04"]).expect("free once the first let go");
         drop((second, other_rack, again));
-        assert_eq!(lock_path(&db, "../x/r 1"), dir.path().join("kiln.db.slurm-.._x_r_1.lock"));
+        assert_eq!(lock_path(&db, "../x/r 1"), dir.path().join("inventory.db.slurm-.._x_r_1.lock"));
         assert_eq!(byte_of("node04"), byte_of("node04"));
         assert_ne!(byte_of("node04"), byte_of("node05"));
     }
