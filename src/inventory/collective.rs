@@ -8,6 +8,7 @@
 //! rank that was skipped or stopped because another failed, unless its telemetry failed), so
 //! hand-off (`latest_judged_runs`) holds a tray whose own collective failed.
 
+use super::record::{insert_run_row, RunRow};
 use rusqlite::{params, Connection, TransactionBehavior};
 use time::OffsetDateTime;
 
@@ -100,25 +101,18 @@ impl Inventory {
         let node_id =
             find_or_enroll(&tx, &seen, "first recorded by a rack collective").map_err(|e| e.into_inventory(failed))?;
         let model = super::models::store_model(&tx, &node_json).map_err(failed)?;
-        tx.execute(
-            "INSERT INTO runs (node_id, kind, started_at, finished_at, kiln_version, platform, verdict, exit_code,
-                               node_json, model_id, actor)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '', ?9, ?10)",
-            params![
-                node_id,
-                COLLECTIVE_RUN,
-                started,
-                finished,
-                env!("CARGO_PKG_VERSION"),
-                r.platform,
-                r.verdict.map(Verdict::as_str),
-                r.exit_code,
-                model,
-                r.actor
-            ],
-        )
-        .map_err(failed)?;
-        let run_id = tx.last_insert_rowid();
+        let row = RunRow {
+            node_id,
+            kind: COLLECTIVE_RUN,
+            started: &started,
+            finished: &finished,
+            platform: r.platform,
+            verdict: r.verdict.map(Verdict::as_str),
+            exit_code: r.exit_code,
+            model_id: model,
+            actor: r.actor,
+        };
+        let run_id = insert_run_row(&tx, &row).map_err(failed)?;
         write_tray(&tx, run_id, r).map_err(failed)?;
         tx.commit().map_err(failed)?;
         tracing::debug!(node = r.node, run = run_id, rack_run = r.rack_run.0, "recorded the tray's collective rank");

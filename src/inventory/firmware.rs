@@ -6,6 +6,7 @@
 //! and the queries that compare a node's runs (`latest_run`, `previous_run`)
 //! skip it, so that a BMC reading never shows as "every part removed".
 
+use super::record::{insert_run_row, RunRow};
 use rusqlite::{params, TransactionBehavior};
 use time::OffsetDateTime;
 
@@ -71,23 +72,18 @@ impl Inventory {
         let node_id = find_or_enroll(&tx, &seen, "first recorded by a BMC firmware reading")
             .map_err(|e| e.into_inventory(failed))?;
         let model = super::models::store_model(&tx, &node_json).map_err(failed)?;
-        tx.execute(
-            "INSERT INTO runs (node_id, kind, started_at, finished_at, kiln_version, platform, verdict, exit_code,
-                               node_json, model_id, actor)
-             VALUES (?1, ?2, ?3, ?4, ?5, NULL, NULL, ?6, '', ?7, ?8)",
-            params![
-                node_id,
-                BMC_FIRMWARE_RUN,
-                started,
-                finished,
-                env!("CARGO_PKG_VERSION"),
-                r.exit_code,
-                model,
-                r.actor
-            ],
-        )
-        .map_err(failed)?;
-        let run_id = tx.last_insert_rowid();
+        let row = RunRow {
+            node_id,
+            kind: BMC_FIRMWARE_RUN,
+            started: &started,
+            finished: &finished,
+            platform: None,
+            verdict: None,
+            exit_code: r.exit_code,
+            model_id: model,
+            actor: r.actor,
+        };
+        let run_id = insert_run_row(&tx, &row).map_err(failed)?;
         insert_components(&tx, run_id, node_id, r.components, &extras).map_err(failed)?;
         tx.commit().map_err(failed)?;
         tracing::debug!(node = r.node, run = run_id, items = r.components.len(), "recorded BMC firmware");

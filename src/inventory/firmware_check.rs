@@ -9,6 +9,7 @@
 //! (`handoff::decide`, through `latest_judged_runs`) keeps a non-compliant node out of service;
 //! like a BMC firmware reading it is kept out of the node-run comparisons (`latest_run`).
 
+use super::record::{insert_run_row, RunRow};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use time::OffsetDateTime;
 
@@ -82,25 +83,18 @@ impl Inventory {
             None => Vec::new(),
         };
         let model = super::models::store_model(&tx, &node_json).map_err(failed)?;
-        tx.execute(
-            "INSERT INTO runs (node_id, kind, started_at, finished_at, kiln_version, platform, verdict, exit_code,
-                               node_json, model_id, actor)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '', ?9, ?10)",
-            params![
-                node_id,
-                FIRMWARE_CHECK_RUN,
-                started,
-                finished,
-                env!("CARGO_PKG_VERSION"),
-                r.platform,
-                r.verdict.as_str(),
-                r.exit_code,
-                model,
-                r.actor
-            ],
-        )
-        .map_err(failed)?;
-        let run_id = tx.last_insert_rowid();
+        let row = RunRow {
+            node_id,
+            kind: FIRMWARE_CHECK_RUN,
+            started: &started,
+            finished: &finished,
+            platform: r.platform,
+            verdict: Some(r.verdict.as_str()),
+            exit_code: r.exit_code,
+            model_id: model,
+            actor: r.actor,
+        };
+        let run_id = insert_run_row(&tx, &row).map_err(failed)?;
         insert_components(&tx, run_id, node_id, r.components, &extras).map_err(failed)?;
         insert_run_findings(&tx, run_id, r.findings).map_err(failed)?;
         let mut state = read_state(&tx, node_id).map_err(failed)?;

@@ -192,24 +192,18 @@ fn write_run(
     let Place { node_id, created, machine_moves } = place_of_run(tx, run, identity, &started, &finished)?;
 
     let model = super::models::store_model(tx, node_json)?;
-    tx.prepare_cached(
-        "INSERT INTO runs (node_id, kind, started_at, finished_at, kiln_version, platform, verdict, exit_code,
-                           node_json, model_id, actor)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '', ?9, ?10)",
-    )?
-    .execute(params![
+    let row = RunRow {
         node_id,
-        run.kind.as_str(),
-        started,
-        finished,
-        env!("CARGO_PKG_VERSION"),
-        run.platform,
-        run.verdict.map(Verdict::as_str),
-        run.exit_code,
-        model,
-        run.actor,
-    ])?;
-    let run_id = tx.last_insert_rowid();
+        kind: run.kind.as_str(),
+        started: &started,
+        finished: &finished,
+        platform: run.platform,
+        verdict: run.verdict.map(Verdict::as_str),
+        exit_code: run.exit_code,
+        model_id: model,
+        actor: run.actor,
+    };
+    let run_id = insert_run_row(tx, &row)?;
     machine_moves.write(tx, run_id, &finished)?;
     observe(RecordStage::Run);
 
@@ -278,4 +272,39 @@ fn write_run(
         }
     }
     Ok((RunId(run_id), change))
+}
+
+/// One row of `runs`, as every kind of run writes it (the node model is stored once, by id).
+pub(super) struct RunRow<'a> {
+    pub node_id: i64,
+    pub kind: &'a str,
+    pub started: &'a str,
+    pub finished: &'a str,
+    pub platform: Option<&'a str>,
+    pub verdict: Option<&'a str>,
+    pub exit_code: i32,
+    pub model_id: i64,
+    pub actor: &'a str,
+}
+
+/// Inserts `row` into `runs` inside the caller's transaction; its id.
+pub(super) fn insert_run_row(tx: &rusqlite::Connection, row: &RunRow<'_>) -> rusqlite::Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO runs (node_id, kind, started_at, finished_at, kiln_version, platform, verdict, exit_code,
+                           node_json, model_id, actor)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '', ?9, ?10)",
+    )?
+    .execute(params![
+        row.node_id,
+        row.kind,
+        row.started,
+        row.finished,
+        env!("CARGO_PKG_VERSION"),
+        row.platform,
+        row.verdict,
+        row.exit_code,
+        row.model_id,
+        row.actor,
+    ])?;
+    Ok(tx.last_insert_rowid())
 }
